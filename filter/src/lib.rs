@@ -1,1 +1,20 @@
-pub mod x {}
+//! certgate: admits HTTP requests by their verified TLS client certificate.
+//!
+//! Pure modules hold the logic; `wasm/` alone talks to the proxy.
+
+pub mod admission;
+pub mod cache;
+pub mod config;
+pub mod dn;
+pub mod glob;
+pub mod headers;
+pub mod identity;
+pub mod metrics;
+pub mod policy;
+pub mod xfcc;
+
+#[cfg(test)]
+mod test_pki;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;

@@ -1,0 +1,311 @@
+//! One request, start to end, over an abstract [`Host`]: strip spoofed
+//! identity headers, find the peer's identity, decide, then reply or set the
+//! identity headers. The wasm glue implements `Host` with proxy-wasm calls;
+//! tests implement it with a map.
+
+use std::rc::Rc;
+
+use crate::cache::IdentityCache;
+use crate::headers::HeaderKind;
+use crate::identity::{IdentitySource, PeerIdentity};
+use crate::policy::{decide, Credential, DenyReason, IdentitySourceSetting, Mode, Outcome, Peer, Policy, RequestFacts};
+use crate::xfcc;
+
+/// A host call failed; the request fails closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("host call {call} failed: {status}")]
+pub struct HostError {
+    pub call: &'static str,
+    pub status: String,
+}
+
+/// What certgate needs from the proxy for one request.
+pub trait Host {
+    /// Every request header, repeated names included, values as bytes.
+    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError>;
+    /// Removes every header with this exact name.
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
+    /// Sets a header, replacing any with the same name.
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
+    /// A property such as `connection.peer_certificate`; `None` if the host has none.
+    fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
+    /// Answers the request locally; it goes no further.
+    fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
+}
+
+/// What happened to a request, for metrics and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The request goes on to the application.
+    pub forwarded: bool,
+    /// The decision (in audit mode, what enforce mode would have done).
+    pub outcome: Outcome,
+    pub rule: Option<String>,
+    pub credential: Credential,
+    pub cn: Option<String>,
+    /// The certificate is within the expiry warning window.
+    pub expiring_soon: bool,
+    /// The certificate was parsed for this request (not found in the cache).
+    pub cache_miss: bool,
+    /// Spoofed identity headers removed.
+    pub stripped: usize,
+    /// Why the identity could not be read, for the log.
+    pub identity_error: Option<String>,
+}
+
+/// Where things are in the property tree (Envoy's attribute names).
+pub mod property {
+    pub const PEER_CERTIFICATE: &[&str] = &["connection", "peer_certificate"];
+    pub const PEER_CERTIFICATE_VALID: &[&str] = &["connection", "peer_certificate_valid"];
+    pub const SHA256_DIGEST: &[&str] = &["connection", "sha256_peer_certificate_digest"];
+    pub const SUBJECT: &[&str] = &["connection", "subject_peer_certificate"];
+    pub const URI_SAN: &[&str] = &["connection", "uri_san_peer_certificate"];
+    pub const DNS_SAN: &[&str] = &["connection", "dns_san_peer_certificate"];
+    pub const MTLS: &[&str] = &["connection", "mtls"];
+}
+
+pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
+
+/// The peer as found, before the policy looks at it.
+enum Found {
+    None,
+    Unverified,
+    Unreadable(String),
+    Identity(Rc<PeerIdentity>),
+}
+
+/// Runs the whole filter for one request's headers.
+pub fn admit(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, now: i64) -> Admission {
+    match admit_inner(host, policy, cache, now) {
+        Ok(a) => a,
+        Err(e) => {
+            // Fail closed, even in audit mode: without the headers we cannot
+            // know what the application would be told.
+            let reason = DenyReason::InternalError;
+            let body = reply_body(reason, None);
+            let _ = host.send_local_response(reason.status(policy.deny_status), &[("content-type", "application/json")], body.as_bytes());
+            Admission {
+                forwarded: false,
+                outcome: Outcome::Deny(reason),
+                rule: None,
+                credential: Credential::None,
+                cn: None,
+                expiring_soon: false,
+                cache_miss: false,
+                stripped: 0,
+                identity_error: Some(e.to_string()),
+            }
+        }
+    }
+}
+
+fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, now: i64) -> Result<Admission, HostError> {
+    let headers = host.request_headers()?;
+
+    // 1. No identity header from the client survives, whatever happens next.
+    let mut stripped: Vec<&str> = headers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| policy.headers.strips(n))
+        .collect();
+    stripped.sort_unstable();
+    stripped.dedup();
+    for name in &stripped {
+        host.remove_request_header(name)?;
+    }
+
+    let text = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    let path = text(":path");
+    let method = text(":method");
+    let mut authority = text(":authority");
+    if authority.is_empty() {
+        authority = text("host");
+    }
+
+    // 2. Who is calling.
+    let mut cache_miss = false;
+    let found = find_peer(host, policy, cache, &headers, &mut cache_miss)?;
+    let (peer, identity_error) = match &found {
+        Found::None => (Peer::None, None),
+        Found::Unverified => (Peer::Unverified, None),
+        Found::Unreadable(e) => (Peer::Unreadable, Some(e.clone())),
+        Found::Identity(id) => (Peer::Verified(id), None),
+    };
+
+    // 3. Decide.
+    let facts = RequestFacts { path: &path, method: &method, host: &authority, peer };
+    let decision = decide(policy, &facts, now);
+    let usable = match (decision.credential, peer) {
+        (Credential::Usable, Peer::Verified(id)) => Some(id),
+        _ => None,
+    };
+    let expiring_soon = usable
+        .and_then(|id| id.not_after)
+        .is_some_and(|t| t.saturating_sub(now) <= policy.expiry_warning_secs);
+    let admission = Admission {
+        forwarded: true,
+        outcome: decision.outcome,
+        rule: decision.rule.map(str::to_owned),
+        credential: decision.credential,
+        cn: usable.and_then(|id| id.cn()).map(str::to_owned),
+        expiring_soon,
+        cache_miss,
+        stripped: stripped.len(),
+        identity_error,
+    };
+
+    // 4. Reply, or tell the application who is calling.
+    if let (Outcome::Deny(reason), Mode::Enforce) = (decision.outcome, policy.mode) {
+        let body = reply_body(reason, decision.rule);
+        host.send_local_response(
+            reason.status(policy.deny_status),
+            &[("content-type", "application/json"), ("cache-control", "no-store")],
+            body.as_bytes(),
+        )?;
+        return Ok(Admission { forwarded: false, ..admission });
+    }
+    let plan = &policy.headers;
+    for (kind, name) in &plan.set {
+        let value = match kind {
+            HeaderKind::Verified => Some(
+                match decision.credential {
+                    Credential::Usable => "SUCCESS",
+                    Credential::None => "NONE",
+                    Credential::Failed(_) => "FAILED",
+                }
+                .to_owned(),
+            ),
+            HeaderKind::Rule => decision.rule.map(str::to_owned),
+            HeaderKind::Audit => match decision.outcome {
+                Outcome::Deny(reason) => Some(format!(
+                    "deny; reason={}; rule={}",
+                    reason.as_str(),
+                    decision.rule.unwrap_or("-")
+                )),
+                Outcome::Allow => None,
+            },
+            kind => usable.and_then(|id| kind.identity_value(id, now)),
+        };
+        if let Some(value) = value {
+            host.set_request_header(name, &value)?;
+        }
+    }
+    Ok(admission)
+}
+
+/// The JSON body of a deny: the reason and the rule, never the certificate.
+pub fn reply_body(reason: DenyReason, rule: Option<&str>) -> String {
+    let body = serde_json::json!({
+        "error": "forbidden",
+        "reason": reason.as_str(),
+        "rule": rule,
+    });
+    body.to_string()
+}
+
+fn flag(host: &mut dyn Host, path: &[&str]) -> Result<Option<bool>, HostError> {
+    Ok(host.property(path)?.map(|v| v.first().copied().unwrap_or(0) != 0))
+}
+
+fn utf8(v: Option<Vec<u8>>) -> Option<String> {
+    v.and_then(|v| String::from_utf8(v).ok()).filter(|s| !s.is_empty())
+}
+
+fn find_peer(
+    host: &mut dyn Host,
+    policy: &Policy,
+    cache: &mut IdentityCache,
+    headers: &[(String, Vec<u8>)],
+    cache_miss: &mut bool,
+) -> Result<Found, HostError> {
+    let from_cache = |cache: &mut IdentityCache, key: &str, miss: &mut bool, parse: &dyn Fn() -> _| {
+        let (parsed, was_miss) = cache.get_or_parse(key, parse);
+        *miss = was_miss;
+        match parsed {
+            Ok(id) => Found::Identity(id),
+            Err(e) => Found::Unreadable(e.to_string()),
+        }
+    };
+    let xfcc_values: Vec<String> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(XFCC_HEADER))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+
+    if policy.identity_source == IdentitySourceSetting::Xfcc {
+        // The operator vouches that a proxy in front sanitises this header.
+        if xfcc_values.is_empty() {
+            return Ok(Found::None);
+        }
+        return Ok(match xfcc::nearest_element(xfcc_values.iter().map(String::as_str)) {
+            Err(e) => Found::Unreadable(format!("x-forwarded-client-cert: {e}")),
+            Ok(el) => match el.cert_pem() {
+                None => Found::Unreadable("x-forwarded-client-cert has no Cert".into()),
+                Some(Err(e)) => Found::Unreadable(format!("x-forwarded-client-cert Cert: {e}")),
+                Some(Ok(pem)) => {
+                    let key = el.get("hash").map(str::to_ascii_lowercase).unwrap_or_else(|| String::from_utf8_lossy(&pem).into_owned());
+                    from_cache(cache, &key, cache_miss, &|| PeerIdentity::from_pem(&pem, IdentitySource::Xfcc))
+                }
+            },
+        });
+    }
+
+    // Everything else starts from this connection's certificate.
+    let Some(digest) = utf8(host.property(property::SHA256_DIGEST)?) else {
+        return Ok(Found::None);
+    };
+    let digest = digest.to_ascii_lowercase();
+    match flag(host, property::PEER_CERTIFICATE_VALID)? {
+        Some(true) => {}
+        // Not verified, or a proxy too old to say: fail closed.
+        Some(false) | None => return Ok(Found::Unverified),
+    }
+    if policy.identity_source != IdentitySourceSetting::Properties {
+        if let Some(hit) = cache.get(&digest) {
+            return Ok(match hit {
+                Ok(id) => Found::Identity(id),
+                Err(e) => Found::Unreadable(e.to_string()),
+            });
+        }
+        if let Some(pem) = host.property(property::PEER_CERTIFICATE)?.filter(|p| !p.is_empty()) {
+            return Ok(from_cache(cache, &digest, cache_miss, &|| PeerIdentity::from_pem(&pem, IdentitySource::PeerCertificate)));
+        }
+        if policy.identity_source == IdentitySourceSetting::PeerCertificate {
+            return Ok(Found::Unreadable("the proxy gives no connection.peer_certificate".into()));
+        }
+        // Auto: the XFCC element this proxy added, if it holds this connection's certificate.
+        if let Some(id) = xfcc_identity_of(&xfcc_values, &digest) {
+            *cache_miss = true;
+            let id = Rc::new(id);
+            cache.insert(digest, Ok(Rc::clone(&id)));
+            return Ok(Found::Identity(id));
+        }
+    }
+    // Last resort: the subject and first SANs Envoy gives.
+    let Some(subject) = utf8(host.property(property::SUBJECT)?) else {
+        return Ok(Found::Unreadable("the proxy gives neither the certificate nor its subject".into()));
+    };
+    let uri = utf8(host.property(property::URI_SAN)?);
+    let dns = utf8(host.property(property::DNS_SAN)?);
+    Ok(match PeerIdentity::from_properties(&subject, uri.as_deref(), dns.as_deref(), &digest) {
+        Ok(id) => Found::Identity(Rc::new(id)),
+        Err(e) => Found::Unreadable(e.to_string()),
+    })
+}
+
+/// The certificate in the nearest XFCC element, if it is the one with `digest`.
+fn xfcc_identity_of(values: &[String], digest: &str) -> Option<PeerIdentity> {
+    if values.is_empty() {
+        return None;
+    }
+    let element = xfcc::nearest_element(values.iter().map(String::as_str)).ok()?;
+    let pem = element.cert_pem()?.ok()?;
+    let id = PeerIdentity::from_pem(&pem, IdentitySource::Xfcc).ok()?;
+    (id.sha256 == digest).then_some(id)
+}

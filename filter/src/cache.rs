@@ -1,0 +1,108 @@
+//! Parsed identities, kept per distinct certificate so a certificate is parsed
+//! once, not on every request. Bounded: past `capacity` the oldest entry goes.
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use crate::identity::{IdentityError, PeerIdentity};
+
+/// A parse result as cached: failures are kept too, so garbage is not re-parsed.
+pub type Parsed = Result<Rc<PeerIdentity>, IdentityError>;
+
+#[derive(Debug)]
+pub struct IdentityCache {
+    capacity: usize,
+    entries: HashMap<String, Parsed>,
+    /// Keys in insertion order, for eviction.
+    order: VecDeque<String>,
+}
+
+impl IdentityCache {
+    pub fn new(capacity: usize) -> IdentityCache {
+        IdentityCache { capacity: capacity.max(1), entries: HashMap::new(), order: VecDeque::new() }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Parsed> {
+        self.entries.get(key).cloned()
+    }
+
+    /// Returns the cached result for `key`, or parses with `parse` and keeps it.
+    /// The flag says whether it was a miss.
+    pub fn get_or_parse(&mut self, key: &str, parse: impl FnOnce() -> Result<PeerIdentity, IdentityError>) -> (Parsed, bool) {
+        if let Some(hit) = self.get(key) {
+            return (hit, false);
+        }
+        let parsed = parse().map(Rc::new);
+        self.insert(key.to_owned(), parsed.clone());
+        (parsed, true)
+    }
+
+    pub fn insert(&mut self, key: String, value: Parsed) {
+        if self.entries.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+        }
+        while self.entries.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.entries.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Changes the bound (a new configuration), evicting as needed.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        while self.entries.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.entries.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail(n: usize) -> Result<PeerIdentity, IdentityError> {
+        Err(IdentityError::TrailingData(n))
+    }
+
+    #[test]
+    #[allow(clippy::panic)]
+    fn a_key_is_parsed_once() {
+        let mut c = IdentityCache::new(4);
+        let (_, miss) = c.get_or_parse("a", || fail(1));
+        assert!(miss);
+        let (v, miss) = c.get_or_parse("a", || panic!("parsed twice"));
+        assert!(!miss);
+        assert_eq!(v, Err(IdentityError::TrailingData(1)));
+    }
+
+    #[test]
+    fn the_oldest_entry_goes_past_capacity() {
+        let mut c = IdentityCache::new(2);
+        for k in ["a", "b", "c"] {
+            let _ = c.get_or_parse(k, || fail(0));
+        }
+        assert_eq!(c.len(), 2);
+        assert!(c.get("a").is_none());
+        assert!(c.get("c").is_some());
+        c.set_capacity(1);
+        assert_eq!(c.len(), 1);
+        assert!(c.get("c").is_some());
+    }
+}

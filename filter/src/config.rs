@@ -1,0 +1,403 @@
+//! The plugin configuration: JSON, as Envoy passes it (a
+//! `google.protobuf.StringValue`), read with serde into [`PolicyFile`] and
+//! compiled into a [`Policy`]. Every error names the JSON path at fault.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Deserialize;
+
+use crate::dn::DnPattern;
+use crate::glob::{Glob, Syntax};
+use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset};
+use crate::identity::canonical_serial_checked;
+use crate::policy::{
+    Access, DefaultAction, IdentitySourceSetting, Mode, PathMatch, Policy, Requirements, Rule,
+};
+
+/// A configuration the filter refuses, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("certgate configuration: at `{path}`: {message}")]
+pub struct ConfigError {
+    /// A JSON path such as `rules[2].issuer[0]`; `.` for the whole document.
+    pub path: String,
+    pub message: String,
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.into(), message: message.into() }
+}
+
+/// The configuration as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub mode: ModeSetting,
+    #[serde(default)]
+    pub identity_source: SourceSetting,
+    #[serde(default)]
+    pub headers: HeadersSetting,
+    #[serde(default = "default_expiry_warning_days")]
+    pub expiry_warning_days: u32,
+    #[serde(default)]
+    pub deny: DenyLists,
+    pub rules: Vec<RuleSetting>,
+    #[serde(default)]
+    pub default: DefaultSetting,
+    #[serde(default)]
+    pub deny_response: DenyResponse,
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
+}
+
+fn default_expiry_warning_days() -> u32 {
+    14
+}
+
+fn default_cache_size() -> usize {
+    1024
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeSetting {
+    #[default]
+    Enforce,
+    Audit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceSetting {
+    #[default]
+    Auto,
+    PeerCertificate,
+    Xfcc,
+    Properties,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultSetting {
+    #[default]
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersSetting {
+    #[serde(default)]
+    pub preset: Preset,
+    /// Header kind → name; adds the header if the preset lacks it.
+    #[serde(default)]
+    pub rename: BTreeMap<HeaderKind, String>,
+    /// Kinds not to set.
+    #[serde(default)]
+    pub omit: Vec<HeaderKind>,
+    /// More names to remove from every request (old header names, say).
+    #[serde(default)]
+    pub strip: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyLists {
+    #[serde(default)]
+    pub serials: Vec<String>,
+    #[serde(default)]
+    pub sha256: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyResponse {
+    #[serde(default = "default_status")]
+    pub status: u16,
+}
+
+impl Default for DenyResponse {
+    fn default() -> Self {
+        DenyResponse { status: default_status() }
+    }
+}
+
+fn default_status() -> u16 {
+    403
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSetting {
+    pub name: String,
+    pub path_prefix: Option<String>,
+    pub path: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub hosts: Option<Vec<String>>,
+    #[serde(default)]
+    pub anonymous: bool,
+    pub issuer: Option<Vec<String>>,
+    pub issuer_cn: Option<Vec<String>>,
+    pub subject: Option<Vec<String>>,
+    pub subject_cn: Option<Vec<String>>,
+    pub san_uri: Option<Vec<String>>,
+    pub san_dns: Option<Vec<String>>,
+    pub san_email: Option<Vec<String>>,
+    pub spiffe: Option<Vec<String>>,
+}
+
+/// Parses and compiles a configuration.
+pub fn parse_policy(json: &[u8]) -> Result<Policy, ConfigError> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Err(err(".", "the configuration is empty: give a JSON object with at least `rules`"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(json);
+    let file: PolicyFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json appends "at line L column C"; keep it, it helps in a file.
+        err(path, inner.to_string())
+    })?;
+    compile(file)
+}
+
+/// Checks a parsed configuration and builds the policy.
+pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
+    if file.rules.is_empty() {
+        return Err(err("rules", "no rules: a policy needs at least one rule"));
+    }
+    let mut names = HashSet::new();
+    let mut rules = Vec::with_capacity(file.rules.len());
+    for (i, r) in file.rules.into_iter().enumerate() {
+        let at = format!("rules[{i}]");
+        if !names.insert(r.name.clone()) {
+            return Err(err(format!("{at}.name"), format!("a second rule named `{}`", r.name)));
+        }
+        rules.push(compile_rule(r, &at)?);
+    }
+    if !(400..=599).contains(&file.deny_response.status) {
+        return Err(err(
+            "deny_response.status",
+            format!("{} is not an error status (400-599)", file.deny_response.status),
+        ));
+    }
+    if file.expiry_warning_days > 3650 {
+        return Err(err("expiry_warning_days", "more than ten years (3650 days)"));
+    }
+    if file.cache_size == 0 || file.cache_size > 1_000_000 {
+        return Err(err("cache_size", "must be between 1 and 1000000 certificates"));
+    }
+    let mut deny_serials = HashSet::new();
+    for (i, s) in file.deny.serials.iter().enumerate() {
+        let serial = canonical_serial_checked(s)
+            .ok_or_else(|| err(format!("deny.serials[{i}]"), format!("`{s}` is not a hexadecimal serial number")))?;
+        deny_serials.insert(serial);
+    }
+    let mut deny_sha256 = HashSet::new();
+    for (i, s) in file.deny.sha256.iter().enumerate() {
+        let hex: String = s.chars().filter(|c| *c != ':' && *c != ' ').collect::<String>().to_ascii_lowercase();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(err(
+                format!("deny.sha256[{i}]"),
+                format!("`{s}` is not a SHA-256 fingerprint (64 hex digits, `:` allowed)"),
+            ));
+        }
+        deny_sha256.insert(hex);
+    }
+    Ok(Policy {
+        mode: match file.mode {
+            ModeSetting::Enforce => Mode::Enforce,
+            ModeSetting::Audit => Mode::Audit,
+        },
+        identity_source: match file.identity_source {
+            SourceSetting::Auto => IdentitySourceSetting::Auto,
+            SourceSetting::PeerCertificate => IdentitySourceSetting::PeerCertificate,
+            SourceSetting::Xfcc => IdentitySourceSetting::Xfcc,
+            SourceSetting::Properties => IdentitySourceSetting::Properties,
+        },
+        rules,
+        default: match file.default {
+            DefaultSetting::Deny => DefaultAction::Deny,
+            DefaultSetting::Allow => DefaultAction::Allow,
+        },
+        deny_status: file.deny_response.status,
+        deny_serials,
+        deny_sha256,
+        expiry_warning_secs: i64::from(file.expiry_warning_days) * 86_400,
+        headers: compile_headers(&file.headers)?,
+        cache_size: file.cache_size,
+    })
+}
+
+/// Names an application cannot be given: pseudo-headers, hop-by-hop and
+/// framing headers, and those the proxy owns.
+const RESERVED_HEADERS: &[&str] = &[
+    "host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+    "content-length", "proxy-connection", "x-forwarded-client-cert", "x-forwarded-for",
+    "x-forwarded-proto", "x-envoy-original-path",
+];
+
+fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
+    let mut set = h.preset.names();
+    for (kind, name) in &h.rename {
+        let at = format!("headers.rename.{}", serde_json::to_string(kind).unwrap_or_default().trim_matches('"'));
+        check_header_name(name, &at)?;
+        set.insert(*kind, name.to_ascii_lowercase());
+    }
+    for kind in &h.omit {
+        set.remove(kind);
+    }
+    let mut seen: BTreeMap<String, HeaderKind> = BTreeMap::new();
+    for (kind, name) in &set {
+        if let Some(other) = seen.insert(fold_name(name), *kind) {
+            return Err(err(
+                "headers",
+                format!("`{name}` is the name of two headers ({other:?} and {kind:?}); give each its own"),
+            ));
+        }
+    }
+    for (i, name) in h.strip.iter().enumerate() {
+        check_header_name(name, &format!("headers.strip[{i}]"))?;
+    }
+    Ok(HeaderPlan::new(set, &h.strip))
+}
+
+fn check_header_name(name: &str, at: &str) -> Result<(), ConfigError> {
+    if !is_token(name) {
+        return Err(err(at, format!("`{name}` is not a valid header name")));
+    }
+    if RESERVED_HEADERS.contains(&fold_name(name).as_str()) {
+        return Err(err(at, format!("`{name}` belongs to the proxy; choose another name")));
+    }
+    Ok(())
+}
+
+fn compile_rule(r: RuleSetting, at: &str) -> Result<Rule, ConfigError> {
+    let name_ok = !r.name.is_empty()
+        && r.name.len() <= 64
+        && r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !name_ok {
+        return Err(err(
+            format!("{at}.name"),
+            format!("`{}` is not a rule name: 1-64 letters, digits, `-`, `_` or `.`", r.name),
+        ));
+    }
+    let path = match (r.path_prefix, r.path) {
+        (Some(_), Some(_)) => {
+            return Err(err(at, "give `path_prefix` or `path`, not both"));
+        }
+        (Some(p), None) => PathMatch::Prefix(check_path(&p, &format!("{at}.path_prefix"))?),
+        (None, Some(p)) => PathMatch::Exact(check_path(&p, &format!("{at}.path"))?),
+        (None, None) => PathMatch::Any,
+    };
+    let methods = match r.methods {
+        None => None,
+        Some(ms) => {
+            non_empty(&ms, &format!("{at}.methods"))?;
+            for (i, m) in ms.iter().enumerate() {
+                if !is_token(m) || m.to_ascii_uppercase() != *m {
+                    return Err(err(format!("{at}.methods[{i}]"), format!("`{m}` is not an uppercase HTTP method")));
+                }
+            }
+            Some(ms)
+        }
+    };
+    let hosts = globs(r.hosts, Syntax::DNS, &format!("{at}.hosts"))?;
+    let req = Requirements {
+        issuer: dn_patterns(r.issuer, &format!("{at}.issuer"))?,
+        issuer_cn: globs(r.issuer_cn, Syntax::NAME, &format!("{at}.issuer_cn"))?,
+        subject: dn_patterns(r.subject, &format!("{at}.subject"))?,
+        subject_cn: globs(r.subject_cn, Syntax::NAME, &format!("{at}.subject_cn"))?,
+        san_uri: globs(r.san_uri, Syntax::URI, &format!("{at}.san_uri"))?,
+        san_dns: globs(r.san_dns, Syntax::DNS, &format!("{at}.san_dns"))?,
+        san_email: globs(r.san_email, Syntax::EMAIL, &format!("{at}.san_email"))?,
+        spiffe: spiffe_patterns(r.spiffe, &format!("{at}.spiffe"))?,
+    };
+    let has_requirements = [
+        req.issuer.is_some(),
+        req.issuer_cn.is_some(),
+        req.subject.is_some(),
+        req.subject_cn.is_some(),
+        req.san_uri.is_some(),
+        req.san_dns.is_some(),
+        req.san_email.is_some(),
+        req.spiffe.is_some(),
+    ]
+    .contains(&true);
+    let access = if r.anonymous {
+        if has_requirements {
+            return Err(err(
+                at,
+                "an anonymous rule admits requests without a certificate, so its allow-lists would never be checked; \
+                 remove them or `anonymous`",
+            ));
+        }
+        Access::Anonymous
+    } else {
+        Access::Certificate(req)
+    };
+    Ok(Rule { name: r.name, path, methods, hosts, access })
+}
+
+fn check_path(p: &str, at: &str) -> Result<String, ConfigError> {
+    match crate::policy::normalize_path(p) {
+        // a prefix keeps its trailing `/`, which normalising keeps too
+        Some(n) if n == p => Ok(n),
+        Some(n) => Err(err(at, format!("`{p}` is not in normal form; write `{n}`"))),
+        None => Err(err(at, format!("`{p}` is not a path: start with `/`, no `.`/`..` segments, query or escapes of `/`"))),
+    }
+}
+
+fn non_empty<T>(list: &[T], at: &str) -> Result<(), ConfigError> {
+    if list.is_empty() {
+        return Err(err(at, "an empty allow-list matches nothing; remove the field to allow any value"));
+    }
+    Ok(())
+}
+
+fn globs(list: Option<Vec<String>>, syntax: Syntax, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
+    let Some(list) = list else { return Ok(None) };
+    non_empty(&list, at)?;
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| Glob::new(p, syntax).map_err(|e| err(format!("{at}[{i}]"), format!("`{p}`: {e}"))))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn dn_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<DnPattern>>, ConfigError> {
+    let Some(list) = list else { return Ok(None) };
+    non_empty(&list, at)?;
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            DnPattern::parse(p).map_err(|e| {
+                err(
+                    format!("{at}[{i}]"),
+                    format!("`{p}` is not a distinguished name such as `CN=Example CA,O=Example`: {e} \
+                             (to match the common name alone, use the `_cn` field)"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn spiffe_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
+    let Some(list) = list else { return Ok(None) };
+    non_empty(&list, at)?;
+    for (i, p) in list.iter().enumerate() {
+        let td = p.strip_prefix("spiffe://").and_then(|rest| rest.split('/').next());
+        let td_ok = td.is_some_and(|td| {
+            !td.is_empty() && td.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
+        });
+        if !td_ok {
+            return Err(err(
+                format!("{at}[{i}]"),
+                format!("`{p}` is not a SPIFFE ID pattern: `spiffe://<trust domain>/<path>`, the trust domain \
+                         written out in lowercase (no `*`), e.g. `spiffe://example.org/ns/*/sa/*`"),
+            ));
+        }
+    }
+    globs(Some(list), Syntax::URI, at)
+}

@@ -1,0 +1,272 @@
+//! The identity headers: which exist, what they are called, what they hold,
+//! and which names a client is never allowed to send.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::PeerIdentity;
+
+/// Every header certgate can set for the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderKind {
+    /// `SUCCESS` (a usable verified certificate), `NONE` (none sent) or `FAILED`.
+    Verified,
+    /// The subject DN, RFC 2253.
+    Subject,
+    Cn,
+    /// The issuer DN, RFC 2253.
+    Issuer,
+    IssuerCn,
+    /// Lowercase hex.
+    Serial,
+    /// Unix seconds.
+    NotBefore,
+    NotAfter,
+    /// Seconds until `notAfter`.
+    ExpiresIn,
+    SanUri,
+    SanDns,
+    SanEmail,
+    SpiffeId,
+    /// SHA-256 of the DER certificate, lowercase hex.
+    Sha256,
+    /// The name of the rule that admitted the request.
+    Rule,
+    /// In audit mode: what enforce mode would have done, e.g. `deny; reason=revoked; rule=admin`.
+    Audit,
+}
+
+impl HeaderKind {
+    pub const ALL: [HeaderKind; 16] = [
+        HeaderKind::Verified,
+        HeaderKind::Subject,
+        HeaderKind::Cn,
+        HeaderKind::Issuer,
+        HeaderKind::IssuerCn,
+        HeaderKind::Serial,
+        HeaderKind::NotBefore,
+        HeaderKind::NotAfter,
+        HeaderKind::ExpiresIn,
+        HeaderKind::SanUri,
+        HeaderKind::SanDns,
+        HeaderKind::SanEmail,
+        HeaderKind::SpiffeId,
+        HeaderKind::Sha256,
+        HeaderKind::Rule,
+        HeaderKind::Audit,
+    ];
+
+    /// The name in the `default` preset.
+    pub fn default_name(self) -> &'static str {
+        match self {
+            HeaderKind::Verified => "x-client-verified",
+            HeaderKind::Subject => "x-client-subject",
+            HeaderKind::Cn => "x-client-cn",
+            HeaderKind::Issuer => "x-client-issuer",
+            HeaderKind::IssuerCn => "x-client-issuer-cn",
+            HeaderKind::Serial => "x-client-serial",
+            HeaderKind::NotBefore => "x-client-not-before",
+            HeaderKind::NotAfter => "x-client-not-after",
+            HeaderKind::ExpiresIn => "x-client-expires-in",
+            HeaderKind::SanUri => "x-client-san-uri",
+            HeaderKind::SanDns => "x-client-san-dns",
+            HeaderKind::SanEmail => "x-client-san-email",
+            HeaderKind::SpiffeId => "x-client-spiffe-id",
+            HeaderKind::Sha256 => "x-client-sha256",
+            HeaderKind::Rule => "x-certgate-rule",
+            HeaderKind::Audit => "x-certgate-audit",
+        }
+    }
+
+    /// The value this header carries for an identity; `None` if it has none.
+    pub fn identity_value(self, id: &PeerIdentity, now: i64) -> Option<String> {
+        match self {
+            HeaderKind::Subject => Some(id.subject.text.clone()),
+            HeaderKind::Cn => id.cn().map(encode_value),
+            HeaderKind::Issuer => id.issuer.as_ref().map(|dn| dn.text.clone()),
+            HeaderKind::IssuerCn => id.issuer_cn().map(encode_value),
+            HeaderKind::Serial => id.serial.clone(),
+            HeaderKind::NotBefore => id.not_before.map(|t| t.to_string()),
+            HeaderKind::NotAfter => id.not_after.map(|t| t.to_string()),
+            HeaderKind::ExpiresIn => id.not_after.map(|t| t.saturating_sub(now).to_string()),
+            HeaderKind::SanUri => encode_list(&id.san_uri),
+            HeaderKind::SanDns => encode_list(&id.san_dns),
+            HeaderKind::SanEmail => encode_list(&id.san_email),
+            HeaderKind::SpiffeId => id.spiffe_id.as_deref().map(encode_value),
+            HeaderKind::Sha256 => (!id.sha256.is_empty()).then(|| id.sha256.clone()),
+            HeaderKind::Verified | HeaderKind::Rule | HeaderKind::Audit => None,
+        }
+    }
+}
+
+/// Named sets of headers users already know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// Every header, `x-client-*` and `x-certgate-*`.
+    #[default]
+    Default,
+    /// The Gunicorn worker's `X-USER` (CN), `X-ISSUER` (issuer DN),
+    /// `X-NOT_BEFORE` and `X-NOT_AFTER` (Unix seconds). Sent with dashes:
+    /// WSGI maps `x-not-before` to the same `HTTP_X_NOT_BEFORE`, and recent
+    /// Gunicorn drops header names with underscores.
+    Gunicorn,
+    /// The nginx set-up's `verified` (`$ssl_client_verify`) and `dn` (`$ssl_client_s_dn`).
+    Nginx,
+    /// No header but the audit one; add what you need with `rename`.
+    None,
+}
+
+impl Preset {
+    /// The headers this preset sets, by kind.
+    pub fn names(self) -> BTreeMap<HeaderKind, String> {
+        let pairs: Vec<(HeaderKind, &str)> = match self {
+            Preset::Default => HeaderKind::ALL.iter().map(|k| (*k, k.default_name())).collect(),
+            Preset::Gunicorn => vec![
+                (HeaderKind::Cn, "x-user"),
+                (HeaderKind::Issuer, "x-issuer"),
+                (HeaderKind::NotBefore, "x-not-before"),
+                (HeaderKind::NotAfter, "x-not-after"),
+                (HeaderKind::Audit, HeaderKind::Audit.default_name()),
+            ],
+            Preset::Nginx => vec![
+                (HeaderKind::Verified, "verified"),
+                (HeaderKind::Subject, "dn"),
+                (HeaderKind::Audit, HeaderKind::Audit.default_name()),
+            ],
+            Preset::None => vec![(HeaderKind::Audit, HeaderKind::Audit.default_name())],
+        };
+        pairs.into_iter().map(|(k, n)| (k, n.to_owned())).collect()
+    }
+}
+
+/// The compiled header set: which headers to set, and which names to strip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderPlan {
+    /// Headers to set, lowercase names.
+    pub set: BTreeMap<HeaderKind, String>,
+    /// Names (folded by [`fold_name`]) removed from every request.
+    strip: Vec<String>,
+}
+
+impl HeaderPlan {
+    pub fn new(set: BTreeMap<HeaderKind, String>, extra_strip: &[String]) -> HeaderPlan {
+        let mut strip: Vec<String> = set
+            .values()
+            .map(String::as_str)
+            .chain(HeaderKind::ALL.iter().map(|k| k.default_name()))
+            .chain(extra_strip.iter().map(String::as_str))
+            .map(fold_name)
+            .collect();
+        strip.sort();
+        strip.dedup();
+        HeaderPlan { set, strip }
+    }
+
+    pub fn name(&self, kind: HeaderKind) -> Option<&str> {
+        self.set.get(&kind).map(String::as_str)
+    }
+
+    /// Whether a header a client sent must be removed: its name equals an
+    /// identity header's in any case and with `_` for `-` (WSGI, CGI and
+    /// several frameworks read `X-USER` and `X_USER` as one).
+    pub fn strips(&self, name: &str) -> bool {
+        self.strip.binary_search(&fold_name(name)).is_ok()
+    }
+}
+
+/// A header name as the application may see it: lowercase, `_` as `-`.
+pub fn fold_name(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace('_', "-")
+}
+
+/// Whether a name is a valid HTTP header name (an RFC 9110 token).
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A single value made safe for a header: `%`, `,`, control and non-ASCII
+/// bytes, and spaces at either end, are percent-encoded; printable ASCII
+/// passes as it is. So `Zoë` is `Zo%C3%AB` and no value can split a list or
+/// a header line.
+pub fn encode_value(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let last = bytes.len().saturating_sub(1);
+    let mut out = String::with_capacity(bytes.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        let edge_space = b == b' ' && (i == 0 || i == last);
+        if b == b'%' || b == b',' || !(0x20..0x7f).contains(&b) || edge_space {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+/// A list as one header: each element encoded, joined by `,`.
+fn encode_list(values: &[String]) -> Option<String> {
+    (!values.is_empty()).then(|| values.iter().map(|v| encode_value(v)).collect::<Vec<_>>().join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_ascii_passes_and_the_rest_is_encoded() {
+        assert_eq!(encode_value("alice"), "alice");
+        assert_eq!(encode_value("Example Client CA"), "Example Client CA");
+        assert_eq!(encode_value("Zoë"), "Zo%C3%AB");
+        assert_eq!(encode_value("a,b%c"), "a%2Cb%25c");
+        assert_eq!(encode_value("x\r\nx-user: admin"), "x%0D%0Ax-user: admin");
+        assert_eq!(encode_value(" pad "), "%20pad%20");
+        assert_eq!(encode_value("nul\0"), "nul%00");
+    }
+
+    #[test]
+    fn lists_join_encoded_elements() {
+        let l = vec!["a.org".to_owned(), "b,c.org".to_owned()];
+        assert_eq!(encode_list(&l).as_deref(), Some("a.org,b%2Cc.org"));
+        assert_eq!(encode_list(&[]), None);
+    }
+
+    #[test]
+    fn stripping_ignores_case_and_underscores() {
+        let plan = HeaderPlan::new(Preset::Gunicorn.names(), &["X-Legacy-User".to_owned()]);
+        for name in ["x-user", "X-USER", "X_USER", "x_uSeR", "x-not-before", "X-NOT_AFTER", "x-legacy_user"] {
+            assert!(plan.strips(name), "{name}");
+        }
+        // the default names are stripped whatever the preset
+        assert!(plan.strips("X-Client-CN"));
+        assert!(plan.strips("x_certgate_rule"));
+        assert!(!plan.strips("x-users"));
+        assert!(!plan.strips("user-agent"));
+    }
+
+    #[test]
+    fn presets_name_the_headers_their_users_know() {
+        let g = Preset::Gunicorn.names();
+        assert_eq!(g.get(&HeaderKind::Cn).map(String::as_str), Some("x-user"));
+        assert_eq!(g.get(&HeaderKind::NotAfter).map(String::as_str), Some("x-not-after"));
+        let n = Preset::Nginx.names();
+        assert_eq!(n.get(&HeaderKind::Subject).map(String::as_str), Some("dn"));
+        assert_eq!(Preset::Default.names().len(), HeaderKind::ALL.len());
+    }
+
+    #[test]
+    fn tokens_are_checked() {
+        assert!(is_token("x-user"));
+        assert!(is_token("X_NOT_BEFORE"));
+        assert!(!is_token(""));
+        assert!(!is_token("x user"));
+        assert!(!is_token(":path"));
+        assert!(!is_token("x\n"));
+    }
+}

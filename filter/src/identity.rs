@@ -1,0 +1,305 @@
+//! The identity a client certificate proves: read once from the certificate
+//! (PEM or DER) with x509-parser, or pieced together from Envoy's connection
+//! properties when no certificate is available.
+
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{parse_x509_certificate, X509Certificate};
+
+use crate::dn::Dn;
+
+/// Where an identity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// The `connection.peer_certificate` property (the PEM Envoy verified).
+    PeerCertificate,
+    /// The `Cert=` of the x-forwarded-client-cert element this proxy added.
+    Xfcc,
+    /// Envoy's subject / first-SAN / digest properties; no issuer, serial or validity.
+    Properties,
+}
+
+/// Everything the policy and the identity headers need to know about a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    pub source: IdentitySource,
+    pub subject: Dn,
+    /// Unknown when the identity comes from properties alone.
+    pub issuer: Option<Dn>,
+    /// Lowercase hex, no separators, no leading zeros.
+    pub serial: Option<String>,
+    /// Unix seconds.
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub san_uri: Vec<String>,
+    pub san_dns: Vec<String>,
+    pub san_email: Vec<String>,
+    /// The certificate's only `spiffe://` URI SAN. A certificate with several
+    /// is not a valid SPIFFE SVID and has none.
+    pub spiffe_id: Option<String>,
+    /// SHA-256 of the DER certificate, lowercase hex.
+    pub sha256: String,
+}
+
+/// Why a certificate could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("no PEM certificate block: {0}")]
+    Pem(String),
+    #[error("the PEM block is a {0}, not a CERTIFICATE")]
+    NotACertificate(String),
+    #[error("not a DER X.509 certificate: {0}")]
+    Der(String),
+    #[error("{0} bytes after the end of the certificate")]
+    TrailingData(usize),
+    #[error("bad extension: {0}")]
+    Extension(String),
+    #[error("the subject is not a distinguished name: {0}")]
+    Subject(String),
+}
+
+impl PeerIdentity {
+    /// Reads the first `CERTIFICATE` block of a PEM text.
+    pub fn from_pem(pem: &[u8], source: IdentitySource) -> Result<PeerIdentity, IdentityError> {
+        let (_, block) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| IdentityError::Pem(e.to_string()))?;
+        if block.label != "CERTIFICATE" {
+            return Err(IdentityError::NotACertificate(block.label));
+        }
+        PeerIdentity::from_der(&block.contents, source)
+    }
+
+    /// Reads one DER certificate; trailing bytes are an error.
+    pub fn from_der(der: &[u8], source: IdentitySource) -> Result<PeerIdentity, IdentityError> {
+        let (rest, cert) = parse_x509_certificate(der).map_err(|e| IdentityError::Der(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(IdentityError::TrailingData(rest.len()));
+        }
+        let mut id = identity_of(&cert, source)?;
+        id.sha256 = hex(&Sha256::digest(der));
+        Ok(id)
+    }
+
+    /// Pieces an identity together from Envoy's properties: an RFC 2253 subject,
+    /// the first URI and DNS SANs, and the certificate digest.
+    pub fn from_properties(
+        subject: &str,
+        uri_san: Option<&str>,
+        dns_san: Option<&str>,
+        sha256: &str,
+    ) -> Result<PeerIdentity, IdentityError> {
+        let subject = Dn::parse(subject).map_err(|e| IdentityError::Subject(e.to_string()))?;
+        let san_uri: Vec<String> = uri_san.filter(|s| !s.is_empty()).map(str::to_owned).into_iter().collect();
+        Ok(PeerIdentity {
+            source: IdentitySource::Properties,
+            subject,
+            issuer: None,
+            serial: None,
+            not_before: None,
+            not_after: None,
+            spiffe_id: spiffe_id_of(&san_uri),
+            san_uri,
+            san_dns: dns_san.filter(|s| !s.is_empty()).map(str::to_owned).into_iter().collect(),
+            san_email: Vec::new(),
+            sha256: sha256.to_ascii_lowercase(),
+        })
+    }
+
+    pub fn cn(&self) -> Option<&str> {
+        self.subject.cn()
+    }
+
+    pub fn issuer_cn(&self) -> Option<&str> {
+        self.issuer.as_ref().and_then(Dn::cn)
+    }
+}
+
+fn identity_of(cert: &X509Certificate<'_>, source: IdentitySource) -> Result<PeerIdentity, IdentityError> {
+    let mut san_uri = Vec::new();
+    let mut san_dns = Vec::new();
+    let mut san_email = Vec::new();
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| IdentityError::Extension(e.to_string()))?;
+    if let Some(san) = san {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::URI(u) => san_uri.push((*u).to_owned()),
+                GeneralName::DNSName(d) => san_dns.push((*d).to_owned()),
+                GeneralName::RFC822Name(e) => san_email.push((*e).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Ok(PeerIdentity {
+        source,
+        subject: Dn::from_x509(cert.subject()),
+        issuer: Some(Dn::from_x509(cert.issuer())),
+        serial: Some(canonical_serial(&hex(cert.raw_serial()))),
+        not_before: Some(cert.validity().not_before.timestamp()),
+        not_after: Some(cert.validity().not_after.timestamp()),
+        spiffe_id: spiffe_id_of(&san_uri),
+        san_uri,
+        san_dns,
+        san_email,
+        sha256: String::new(),
+    })
+}
+
+fn spiffe_id_of(uris: &[String]) -> Option<String> {
+    let mut spiffe = uris.iter().filter(|u| u.starts_with("spiffe://"));
+    match (spiffe.next(), spiffe.next()) {
+        (Some(id), None) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// A serial number as the deny-list and the headers write it: lowercase hex,
+/// no `:` or spaces, no `0x`, no leading zeros. `None` if it is not hex.
+pub fn canonical_serial_checked(text: &str) -> Option<String> {
+    let t = text.trim();
+    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let digits: String = t.chars().filter(|c| *c != ':' && *c != ' ').collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(canonical_serial(&digits))
+}
+
+fn canonical_serial(hex_digits: &str) -> String {
+    let trimmed = hex_digits.trim_start_matches('0').to_ascii_lowercase();
+    if trimmed.is_empty() {
+        "0".to_owned()
+    } else {
+        trimmed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_pki::{fixture, fixture_der};
+
+    #[test]
+    fn alice_has_cn_issuer_serial_validity_and_sans() {
+        let id = PeerIdentity::from_pem(fixture("alice.pem").as_bytes(), IdentitySource::PeerCertificate).unwrap();
+        assert_eq!(id.cn(), Some("alice"));
+        assert_eq!(id.subject.text, "CN=alice,OU=Engineering,O=Example");
+        assert_eq!(id.issuer.as_ref().unwrap().text, "CN=Example Client CA,O=Example");
+        assert_eq!(id.issuer_cn(), Some("Example Client CA"));
+        assert_eq!(id.serial.as_deref(), Some("4c1e7a5e000000000000000000001001"));
+        assert_eq!(id.not_before, Some(1_735_689_600)); // 2025-01-01
+        assert_eq!(id.not_after, Some(3_313_526_400)); // 2075-01-01
+        assert_eq!(id.san_uri, ["spiffe://example.org/ns/default/sa/alice"]);
+        assert_eq!(id.san_email, ["alice@example.org"]);
+        assert!(id.san_dns.is_empty());
+        assert_eq!(id.spiffe_id.as_deref(), Some("spiffe://example.org/ns/default/sa/alice"));
+        assert_eq!(id.sha256, hex(&Sha256::digest(fixture_der("alice.pem"))));
+        assert_eq!(id.sha256.len(), 64);
+    }
+
+    #[test]
+    fn pem_and_der_give_the_same_identity() {
+        let pem = PeerIdentity::from_pem(fixture("bob.pem").as_bytes(), IdentitySource::Xfcc).unwrap();
+        let der = PeerIdentity::from_der(&fixture_der("bob.pem"), IdentitySource::Xfcc).unwrap();
+        assert_eq!(pem, der);
+        assert_eq!(der.san_dns, ["bob.svc.example.org"]);
+    }
+
+    #[test]
+    fn certificate_without_cn_has_sans_but_no_cn() {
+        let id = PeerIdentity::from_pem(fixture("no-cn.pem").as_bytes(), IdentitySource::PeerCertificate).unwrap();
+        assert_eq!(id.cn(), None);
+        assert_eq!(id.subject.text, "OU=Robots,O=Example");
+        assert_eq!(id.san_dns, ["robot.svc.example.org"]);
+    }
+
+    #[test]
+    fn unicode_cn_is_kept_as_text_and_escaped_in_the_dn() {
+        let id = PeerIdentity::from_pem(fixture("unicode.pem").as_bytes(), IdentitySource::PeerCertificate).unwrap();
+        assert_eq!(id.cn(), Some("Zoë Ünïcødé 日本"));
+        assert!(id.subject.text.is_ascii());
+        assert!(id.subject.text.starts_with(r"CN=Zo\C3\AB "));
+    }
+
+    #[test]
+    fn a_cn_with_dn_syntax_stays_one_attribute() {
+        let id = PeerIdentity::from_pem(fixture("comma-cn.pem").as_bytes(), IdentitySource::PeerCertificate).unwrap();
+        assert_eq!(id.cn(), Some("alice,O=Example\"; x=\\"));
+        assert_eq!(id.subject.text, r#"CN=alice\,O=Example\"\; x=\\,O=Evil"#);
+    }
+
+    #[test]
+    fn a_chain_pem_yields_its_first_certificate() {
+        let id = PeerIdentity::from_pem(fixture("alice-chain.pem").as_bytes(), IdentitySource::Xfcc).unwrap();
+        assert_eq!(id.cn(), Some("alice"));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_never_a_panic() {
+        let der = fixture_der("alice.pem");
+        let mut trailing = der.clone();
+        trailing.extend_from_slice(b"\0\0");
+        assert_eq!(
+            PeerIdentity::from_der(&trailing, IdentitySource::Xfcc),
+            Err(IdentityError::TrailingData(2))
+        );
+        for len in [0, 1, 10, der.len() / 2, der.len() - 1] {
+            assert!(PeerIdentity::from_der(&der[..len], IdentitySource::Xfcc).is_err(), "truncated to {len}");
+        }
+        assert!(matches!(PeerIdentity::from_pem(b"", IdentitySource::Xfcc), Err(IdentityError::Pem(_))));
+        assert!(matches!(
+            PeerIdentity::from_pem(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n", IdentitySource::Xfcc),
+            Err(IdentityError::Pem(_))
+        ));
+        let key = fixture("alice.key");
+        assert!(matches!(
+            PeerIdentity::from_pem(key.as_bytes(), IdentitySource::Xfcc),
+            Err(IdentityError::NotACertificate(_))
+        ));
+    }
+
+    #[test]
+    fn identity_from_properties_knows_no_issuer_serial_or_validity() {
+        let id = PeerIdentity::from_properties(
+            "CN=alice,OU=Engineering,O=Example",
+            Some("spiffe://example.org/ns/default/sa/alice"),
+            None,
+            "ABCDEF",
+        )
+        .unwrap();
+        assert_eq!(id.cn(), Some("alice"));
+        assert_eq!(id.issuer, None);
+        assert_eq!(id.serial, None);
+        assert_eq!(id.not_after, None);
+        assert_eq!(id.spiffe_id.as_deref(), Some("spiffe://example.org/ns/default/sa/alice"));
+        assert_eq!(id.sha256, "abcdef");
+        assert!(PeerIdentity::from_properties("not a dn", None, None, "").is_err());
+    }
+
+    #[test]
+    fn several_spiffe_uris_mean_no_spiffe_id() {
+        let two = ["spiffe://a/x".to_owned(), "spiffe://b/y".to_owned()];
+        assert_eq!(spiffe_id_of(&two), None);
+        assert_eq!(spiffe_id_of(&["https://a".to_owned()]), None);
+    }
+
+    #[test]
+    fn serials_are_written_one_way() {
+        assert_eq!(canonical_serial_checked("4C:1E:00:01").as_deref(), Some("4c1e0001"));
+        assert_eq!(canonical_serial_checked("0x00ff").as_deref(), Some("ff"));
+        assert_eq!(canonical_serial_checked("00").as_deref(), Some("0"));
+        assert_eq!(canonical_serial_checked("zz"), None);
+        assert_eq!(canonical_serial_checked(""), None);
+    }
+}
