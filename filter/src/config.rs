@@ -2,7 +2,7 @@
 //! `google.protobuf.StringValue`), read with serde into [`PolicyFile`] and
 //! compiled into a [`Policy`]. Every error names the JSON path at fault.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
@@ -91,7 +91,7 @@ pub struct HeadersSetting {
     pub preset: Preset,
     /// Header kind → name; adds the header if the preset lacks it.
     #[serde(default)]
-    pub rename: BTreeMap<HeaderKind, String>,
+    pub rename: HashMap<HeaderKind, String>,
     /// Kinds not to set.
     #[serde(default)]
     pub omit: Vec<HeaderKind>,
@@ -242,12 +242,11 @@ fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
     for (kind, name) in &h.rename {
         let at = format!("headers.rename.{}", serde_json::to_string(kind).unwrap_or_default().trim_matches('"'));
         check_header_name(name, &at)?;
-        set.insert(*kind, name.to_ascii_lowercase());
+        set.retain(|(k, _)| k != kind);
+        set.push((*kind, name.to_ascii_lowercase()));
     }
-    for kind in &h.omit {
-        set.remove(kind);
-    }
-    let mut seen: BTreeMap<String, HeaderKind> = BTreeMap::new();
+    set.retain(|(k, _)| !h.omit.contains(k));
+    let mut seen: HashMap<String, HeaderKind> = HashMap::new();
     for (kind, name) in &set {
         if let Some(other) = seen.insert(fold_name(name), *kind) {
             return Err(err(

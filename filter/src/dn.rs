@@ -299,7 +299,7 @@ impl DnPattern {
         let rdns = split_rdns(text)?
             .into_iter()
             .map(|rdn| {
-                let mut attrs = rdn
+                let attrs = rdn
                     .into_iter()
                     .map(|(kind, value)| {
                         let glob = Glob::new(&value, Syntax::NAME)
@@ -307,7 +307,6 @@ impl DnPattern {
                         Ok((canonical_kind(&kind), glob))
                     })
                     .collect::<Result<Vec<_>, DnPatternError>>()?;
-                attrs.sort_by(|a, b| a.0.cmp(&b.0));
                 Ok(attrs)
             })
             .collect::<Result<Vec<_>, DnPatternError>>()?;
@@ -322,14 +321,10 @@ impl DnPattern {
             if want.len() != have.len() {
                 return false;
             }
-            let mut have: Vec<(String, &str)> = have
-                .iter()
-                .map(|a| (canonical_kind(&a.kind), a.value.as_str()))
-                .collect();
-            have.sort_by(|a, b| a.0.cmp(&b.0));
-            want.iter()
-                .zip(&have)
-                .all(|((wk, wv), (hk, hv))| wk == hk && wv.matches(hv))
+            // attributes of one RDN are a set: match each in any order
+            want.iter().all(|(wk, wv)| {
+                have.iter().any(|a| canonical_kind(&a.kind) == *wk && wv.matches(&a.value))
+            })
         })
     }
 }

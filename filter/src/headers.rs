@@ -1,7 +1,6 @@
 //! The identity headers: which exist, what they are called, what they hold,
 //! and which names a client is never allowed to send.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -122,7 +121,7 @@ pub enum Preset {
 
 impl Preset {
     /// The headers this preset sets, by kind.
-    pub fn names(self) -> BTreeMap<HeaderKind, String> {
+    pub fn names(self) -> Vec<(HeaderKind, String)> {
         let pairs: Vec<(HeaderKind, &str)> = match self {
             Preset::Default => HeaderKind::ALL.iter().map(|k| (*k, k.default_name())).collect(),
             Preset::Gunicorn => vec![
@@ -146,35 +145,38 @@ impl Preset {
 /// The compiled header set: which headers to set, and which names to strip.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderPlan {
-    /// Headers to set, lowercase names.
-    pub set: BTreeMap<HeaderKind, String>,
+    /// Headers to set, lowercase names, one per kind.
+    pub set: Vec<(HeaderKind, String)>,
     /// Names (folded by [`fold_name`]) removed from every request.
     strip: Vec<String>,
 }
 
 impl HeaderPlan {
-    pub fn new(set: BTreeMap<HeaderKind, String>, extra_strip: &[String]) -> HeaderPlan {
-        let mut strip: Vec<String> = set
-            .values()
-            .map(String::as_str)
+    pub fn new(set: Vec<(HeaderKind, String)>, extra_strip: &[String]) -> HeaderPlan {
+        let mut strip: Vec<String> = Vec::new();
+        let names = set
+            .iter()
+            .map(|(_, n)| n.as_str())
             .chain(HeaderKind::ALL.iter().map(|k| k.default_name()))
-            .chain(extra_strip.iter().map(String::as_str))
-            .map(fold_name)
-            .collect();
-        strip.sort();
-        strip.dedup();
+            .chain(extra_strip.iter().map(String::as_str));
+        for name in names.map(fold_name) {
+            if !strip.contains(&name) {
+                strip.push(name);
+            }
+        }
         HeaderPlan { set, strip }
     }
 
     pub fn name(&self, kind: HeaderKind) -> Option<&str> {
-        self.set.get(&kind).map(String::as_str)
+        self.set.iter().find(|(k, _)| *k == kind).map(|(_, n)| n.as_str())
     }
 
     /// Whether a header a client sent must be removed: its name equals an
     /// identity header's in any case and with `_` for `-` (WSGI, CGI and
     /// several frameworks read `X-USER` and `X_USER` as one).
     pub fn strips(&self, name: &str) -> bool {
-        self.strip.binary_search(&fold_name(name)).is_ok()
+        let folded = fold_name(name);
+        self.strip.iter().any(|s| *s == folded)
     }
 }
 
@@ -252,11 +254,12 @@ mod tests {
 
     #[test]
     fn presets_name_the_headers_their_users_know() {
-        let g = Preset::Gunicorn.names();
-        assert_eq!(g.get(&HeaderKind::Cn).map(String::as_str), Some("x-user"));
-        assert_eq!(g.get(&HeaderKind::NotAfter).map(String::as_str), Some("x-not-after"));
-        let n = Preset::Nginx.names();
-        assert_eq!(n.get(&HeaderKind::Subject).map(String::as_str), Some("dn"));
+        let g = HeaderPlan::new(Preset::Gunicorn.names(), &[]);
+        assert_eq!(g.name(HeaderKind::Cn), Some("x-user"));
+        assert_eq!(g.name(HeaderKind::NotAfter), Some("x-not-after"));
+        assert_eq!(g.name(HeaderKind::Serial), None);
+        let n = HeaderPlan::new(Preset::Nginx.names(), &[]);
+        assert_eq!(n.name(HeaderKind::Subject), Some("dn"));
         assert_eq!(Preset::Default.names().len(), HeaderKind::ALL.len());
     }
 

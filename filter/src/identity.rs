@@ -61,13 +61,15 @@ pub enum IdentityError {
 }
 
 impl PeerIdentity {
-    /// Reads the first `CERTIFICATE` block of a PEM text.
+    /// Reads the first PEM block of a text (a chain yields its leaf); it must
+    /// be a `CERTIFICATE`.
     pub fn from_pem(pem: &[u8], source: IdentitySource) -> Result<PeerIdentity, IdentityError> {
-        let (_, block) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| IdentityError::Pem(e.to_string()))?;
-        if block.label != "CERTIFICATE" {
-            return Err(IdentityError::NotACertificate(block.label));
+        let block = first_pem_block(pem)?;
+        let (label, der) = pem_rfc7468::decode_vec(block).map_err(|e| IdentityError::Pem(e.to_string()))?;
+        if label != "CERTIFICATE" {
+            return Err(IdentityError::NotACertificate(label.to_owned()));
         }
-        PeerIdentity::from_der(&block.contents, source)
+        PeerIdentity::from_der(&der, source)
     }
 
     /// Reads one DER certificate; trailing bytes are an error.
@@ -145,6 +147,17 @@ fn identity_of(cert: &X509Certificate<'_>, source: IdentitySource) -> Result<Pee
         san_email,
         sha256: String::new(),
     })
+}
+
+/// The bytes from the first `-----BEGIN ` to the end of its `-----END ...-----` line.
+fn first_pem_block(text: &[u8]) -> Result<&[u8], IdentityError> {
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let start = find(text, b"-----BEGIN ").ok_or_else(|| IdentityError::Pem("no -----BEGIN line".into()))?;
+    let rest = text.get(start..).unwrap_or_default();
+    let end_line = find(rest, b"-----END ").ok_or_else(|| IdentityError::Pem("no -----END line".into()))?;
+    let after_end = rest.get(end_line + 9..).unwrap_or_default();
+    let close = find(after_end, b"-----").ok_or_else(|| IdentityError::Pem("an unterminated -----END line".into()))?;
+    Ok(rest.get(..end_line + 9 + close + 5).unwrap_or_default())
 }
 
 fn spiffe_id_of(uris: &[String]) -> Option<String> {

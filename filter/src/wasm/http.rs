@@ -1,0 +1,112 @@
+//! One request: proxy-wasm calls behind the [`Host`] trait, then `admit`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType, Status};
+
+use super::root::Shared;
+use crate::admission::{admit, reply_body, Admission, Host, HostError};
+use crate::metrics;
+use crate::policy::{DenyReason, Outcome};
+
+#[derive(Debug)]
+pub struct CertgateRequest {
+    shared: Option<Rc<RefCell<Shared>>>,
+}
+
+impl CertgateRequest {
+    pub fn new(shared: Option<Rc<RefCell<Shared>>>) -> CertgateRequest {
+        CertgateRequest { shared }
+    }
+}
+
+fn host_error(call: &'static str) -> impl Fn(Status) -> HostError {
+    move |status| HostError { call, status: format!("{status:?}") }
+}
+
+/// proxy-wasm as a [`Host`].
+struct ProxyWasm;
+
+impl Host for ProxyWasm {
+    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_err(host_error("get_header_map_pairs"))
+    }
+
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).map_err(host_error("remove_header_map_value"))
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
+            .map_err(host_error("replace_header_map_value"))
+    }
+
+    fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_property(path.to_vec()).map_err(host_error("get_property"))
+    }
+
+    fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+        hostcalls::send_http_response(u32::from(status), headers.to_vec(), Some(body))
+            .map_err(host_error("send_local_response"))
+    }
+}
+
+fn now_unix() -> Option<i64> {
+    let now = hostcalls::get_current_time().ok()?;
+    let secs = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
+}
+
+/// Denies with `internal_error` when the plugin cannot run at all.
+fn fail_closed(why: &str) -> Action {
+    log::error!("certgate: failing closed: {why}");
+    let body = reply_body(DenyReason::InternalError, None);
+    let _ = hostcalls::send_http_response(500, vec![("content-type", "application/json")], Some(body.as_bytes()));
+    Action::Pause
+}
+
+fn log_admission(a: &Admission) {
+    let rule = a.rule.as_deref().unwrap_or("-");
+    let cn = a.cn.as_deref().unwrap_or("-");
+    match a.outcome {
+        Outcome::Allow => log::debug!("certgate: allow rule={rule} cn={cn}"),
+        Outcome::Deny(reason) => log::info!(
+            "certgate: {} reason={} rule={rule} cn={cn}{}",
+            if a.forwarded { "audit-deny" } else { "deny" },
+            reason.as_str(),
+            a.identity_error.as_deref().map(|e| format!(" identity_error=\"{e}\"")).unwrap_or_default()
+        ),
+    }
+    if a.expiring_soon {
+        log::warn!("certgate: certificate of cn={cn} expires soon");
+    }
+}
+
+impl Context for CertgateRequest {}
+
+impl HttpContext for CertgateRequest {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(shared) = &self.shared else {
+            return fail_closed("no configuration accepted");
+        };
+        let Ok(mut shared) = shared.try_borrow_mut() else {
+            return fail_closed("plugin state busy");
+        };
+        let Some(now) = now_unix() else {
+            return fail_closed("no clock");
+        };
+        let policy = Rc::clone(&shared.policy);
+        let admission = admit(&mut ProxyWasm, &policy, &mut shared.cache, now);
+        shared.count(&metrics::increments(&policy, &admission));
+        log_admission(&admission);
+        if admission.forwarded {
+            Action::Continue
+        } else {
+            Action::Pause
+        }
+    }
+}
