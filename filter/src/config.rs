@@ -148,12 +148,17 @@ pub struct RuleSetting {
 
 /// Parses and compiles a configuration.
 pub fn parse_policy(json: &[u8]) -> Result<Policy, ConfigError> {
-    if json.iter().all(u8::is_ascii_whitespace) {
-        return Err(err(".", "the configuration is empty: give a JSON object with at least `rules`"));
+    match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(err(".", "the configuration is empty: give a JSON object with at least `rules`")),
+        Some(b'{') => {}
+        Some(_) => return Err(err(".", "the configuration must be a JSON object (`{...}`) with at least `rules`")),
     }
     let de = &mut serde_json::Deserializer::from_slice(json);
     let file: PolicyFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        // serde_path_to_error writes `?` where it cannot name a position
         let path = e.path().to_string();
+        let path = path.trim_end_matches('?').trim_end_matches('.');
+        let path = if path.is_empty() { "." } else { path }.to_owned();
         let inner = e.into_inner();
         // serde_json appends "at line L column C"; keep it, it helps in a file.
         err(path, inner.to_string())

@@ -1,0 +1,229 @@
+//! The request flow's behaviour that the scenario table does not show:
+//! identity sources, the cache, expiry warnings, metrics, failing closed.
+
+mod common;
+
+use certgate_filter::admission::{admit, property};
+use certgate_filter::cache::IdentityCache;
+use certgate_filter::config::parse_policy;
+use certgate_filter::metrics;
+use certgate_filter::policy::{Credential, DenyReason, Outcome, Policy};
+use common::{client_cert, sha256_hex, FakeProxy};
+
+const NOW: i64 = 1_795_305_600;
+
+fn policy(json: &str) -> Policy {
+    parse_policy(json.as_bytes()).unwrap()
+}
+
+const APP: &str = r#"{"rules":[{"name":"app","issuer":["CN=Example Client CA,O=Example"]}]}"#;
+const ANY_CERT: &str = r#"{"rules":[{"name":"any"}]}"#;
+
+fn get(path: &str) -> FakeProxy {
+    FakeProxy::request("GET", path, "localhost")
+}
+
+fn xfcc_for(name: &str) -> String {
+    let (pem, der) = client_cert(name);
+    let encoded: String = pem
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    format!("By=spiffe://example.org/edge;Hash={};Cert=\"{encoded}\";Subject=\"whatever\";URI=", sha256_hex(&der))
+}
+
+#[test]
+fn a_cached_certificate_is_not_read_again() {
+    let p = policy(APP);
+    let mut cache = IdentityCache::new(8);
+    let mut first = get("/").with_client_cert("alice", true);
+    let a = admit(&mut first, &p, &mut cache, NOW);
+    assert!(a.cache_miss);
+    assert!(first.property_reads.contains(&"connection.peer_certificate".to_owned()));
+    let mut second = get("/").with_client_cert("alice", true);
+    let a = admit(&mut second, &p, &mut cache, NOW);
+    assert!(!a.cache_miss);
+    assert_eq!(a.outcome, Outcome::Allow);
+    assert!(!second.property_reads.contains(&"connection.peer_certificate".to_owned()));
+    assert_eq!(second.header("x-client-cn").as_deref(), Some("alice"));
+}
+
+#[test]
+fn the_cache_stays_within_its_bound() {
+    let p = policy(&APP.replace("\"rules\"", "\"cache_size\":2,\"rules\""));
+    let mut cache = IdentityCache::new(p.cache_size);
+    for name in ["alice", "bob", "ops-anna", "alice"] {
+        let a = admit(&mut get("/").with_client_cert(name, true), &p, &mut cache, NOW);
+        assert_eq!(a.outcome, Outcome::Allow, "{name}");
+        assert!(cache.len() <= 2);
+    }
+}
+
+#[test]
+fn an_unparseable_certificate_is_denied_and_not_parsed_twice() {
+    let p = policy(APP);
+    let mut cache = IdentityCache::new(8);
+    for round in 0..2 {
+        let mut proxy = get("/");
+        proxy.set_property(property::SHA256_DIGEST, "ab".repeat(32));
+        proxy.set_property(property::PEER_CERTIFICATE_VALID, vec![1]);
+        proxy.set_property(property::PEER_CERTIFICATE, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        let a = admit(&mut proxy, &p, &mut cache, NOW);
+        assert_eq!(a.outcome, Outcome::Deny(DenyReason::UnparseableCertificate));
+        assert_eq!(a.cache_miss, round == 0);
+        assert!(a.identity_error.is_some());
+        assert_eq!(proxy.reply.unwrap().status, 403);
+    }
+}
+
+#[test]
+fn a_proxy_that_does_not_say_whether_it_verified_fails_closed() {
+    let p = policy(ANY_CERT);
+    let mut proxy = get("/").with_client_cert("alice", true);
+    proxy.properties.remove("connection.peer_certificate_valid");
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::CertificateNotVerified));
+}
+
+#[test]
+fn auto_reads_xfcc_only_for_this_connections_certificate() {
+    let p = policy(ANY_CERT);
+    // an older proxy: no peer_certificate property, but XFCC set by it
+    let mut proxy = get("/").with_client_cert("alice", true).with_header("x-forwarded-client-cert", &xfcc_for("alice"));
+    proxy.properties.remove("connection.peer_certificate");
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Allow);
+    assert_eq!(proxy.header("x-client-serial").as_deref(), Some("4c1e7a5e000000000000000000001001"));
+
+    // XFCC claiming ops-anna on alice's connection is ignored: the identity
+    // falls back to the connection's own subject property.
+    let spoof = format!("{},{}", xfcc_for("bob"), xfcc_for("ops-anna"));
+    let mut proxy = get("/").with_client_cert("alice", true).with_header("x-forwarded-client-cert", &spoof);
+    proxy.properties.remove("connection.peer_certificate");
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Allow);
+    assert_eq!(proxy.header("x-client-cn").as_deref(), Some("alice"));
+    assert_eq!(proxy.header("x-client-serial"), None, "properties carry no serial");
+}
+
+#[test]
+fn properties_alone_cannot_satisfy_issuer_rules_or_serial_deny_lists() {
+    let source = r#""identity_source":"properties","#;
+    let issuer_rule = policy(&APP.replacen('{', &format!("{{{source}"), 1));
+    let mut proxy = get("/").with_client_cert("alice", true);
+    let a = admit(&mut proxy, &issuer_rule, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::IdentityIncomplete));
+
+    let cn_rule = policy(&format!(r#"{{{source}"rules":[{{"name":"a","subject_cn":["alice"]}}]}}"#));
+    let mut proxy = get("/").with_client_cert("alice", true);
+    let a = admit(&mut proxy, &cn_rule, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Allow);
+    assert_eq!(proxy.header("x-client-subject").as_deref(), Some("CN=alice,OU=Engineering,O=Example"));
+    assert_eq!(proxy.header("x-client-not-after"), None);
+
+    let deny_list = policy(&format!(r#"{{{source}"deny":{{"serials":["01"]}},"rules":[{{"name":"a"}}]}}"#));
+    let a = admit(&mut get("/").with_client_cert("alice", true), &deny_list, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::IdentityIncomplete));
+}
+
+#[test]
+fn xfcc_mode_reads_the_nearest_element() {
+    let p = policy(r#"{"identity_source":"xfcc","rules":[{"name":"a","subject_cn":["ops-*"]}]}"#);
+    let header = format!("{},{}", xfcc_for("alice"), xfcc_for("ops-anna"));
+    let mut proxy = get("/").with_header("x-forwarded-client-cert", &header);
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Allow);
+    assert_eq!(a.cn.as_deref(), Some("ops-anna"));
+
+    let mut none = get("/");
+    let a = admit(&mut none, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::CertificateRequired));
+
+    for bad in ["Hash=1;Cert=\"unterminated", "Hash=1;By=x", "Hash=1;Cert=%zz"] {
+        let mut proxy = get("/").with_header("x-forwarded-client-cert", bad);
+        let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+        assert_eq!(a.outcome, Outcome::Deny(DenyReason::UnparseableCertificate), "{bad}");
+    }
+}
+
+#[test]
+fn a_sha256_deny_list_entry_revokes_at_once() {
+    let (_, der) = client_cert("bob");
+    let fingerprint: Vec<String> = sha256_hex(&der)
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let p = policy(&format!(r#"{{"deny":{{"sha256":["{}"]}},"rules":[{{"name":"a"}}]}}"#, fingerprint.join(":")));
+    let a = admit(&mut get("/").with_client_cert("bob", true), &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::Revoked));
+    assert_eq!(a.credential, Credential::Failed(DenyReason::Revoked));
+    let a = admit(&mut get("/").with_client_cert("alice", true), &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Allow);
+}
+
+#[test]
+fn expiry_soon_is_flagged_and_counted() {
+    let p = policy(ANY_CERT);
+    let not_after = 3_313_526_400;
+    let soon = not_after - 5 * 86_400;
+    let mut proxy = get("/").with_client_cert("alice", true);
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), soon);
+    assert!(a.expiring_soon);
+    assert_eq!(proxy.header("x-client-expires-in").as_deref(), Some("432000"));
+    assert!(metrics::increments(&p, &a).iter().any(|(n, _)| n == metrics::EXPIRING_SOON));
+    let a = admit(&mut get("/").with_client_cert("alice", true), &p, &mut IdentityCache::new(8), NOW);
+    assert!(!a.expiring_soon);
+}
+
+#[test]
+fn metrics_count_by_outcome_reason_and_rule() {
+    let p = policy(APP);
+    let names = metrics::all_counters(&p);
+    let mut proxy = get("/").with_client_cert("carol", true).with_header("x-client-cn", "admin");
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    let inc = metrics::increments(&p, &a);
+    let inc: Vec<&str> = inc.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(inc.contains(&metrics::DENIED));
+    assert!(inc.contains(&"certgate.denied.issuer_not_allowed"));
+    assert!(inc.contains(&"certgate.rule.app.denied"));
+    assert!(inc.contains(&metrics::SPOOFED_HEADERS));
+    assert!(inc.contains(&metrics::CACHE_MISSES));
+    for n in &inc {
+        assert!(names.iter().any(|d| d == n), "{n} is never defined");
+    }
+    let audit = policy(&APP.replacen('{', r#"{"mode":"audit","#, 1));
+    let a = admit(&mut get("/").with_client_cert("carol", true), &audit, &mut IdentityCache::new(8), NOW);
+    let inc = metrics::increments(&audit, &a);
+    assert!(inc.iter().any(|(n, _)| n == metrics::AUDIT_WOULD_DENY));
+    assert!(!inc.iter().any(|(n, _)| n == metrics::DENIED));
+}
+
+#[test]
+fn a_failing_host_call_fails_closed_even_in_audit_mode() {
+    for mode in ["enforce", "audit"] {
+        let p = policy(&ANY_CERT.replacen('{', &format!(r#"{{"mode":"{mode}","#), 1));
+        for call in ["request_headers", "property", "set_request_header", "remove_request_header"] {
+            let mut proxy = get("/").with_client_cert("alice", true).with_header("x-client-cn", "admin");
+            proxy.failing.push(call);
+            let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+            assert!(!a.forwarded, "{mode} {call}");
+            assert_eq!(a.outcome, Outcome::Deny(DenyReason::InternalError));
+            assert_eq!(proxy.reply.as_ref().map(|r| r.status), Some(500), "{mode} {call}");
+        }
+    }
+}
+
+#[test]
+fn duplicate_spoofed_headers_are_all_removed() {
+    let p = policy(ANY_CERT);
+    let mut proxy = get("/")
+        .with_client_cert("alice", true)
+        .with_header("x-client-cn", "a")
+        .with_header("x-client-cn", "b")
+        .with_header("X-CLIENT-CN", "c");
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.stripped, 2, "two distinct spellings");
+    assert_eq!(proxy.header_values("x-client-cn"), ["alice"]);
+}
