@@ -132,20 +132,17 @@ fn decode_string(attr: &AttributeTypeAndValue<'_>) -> Option<String> {
     }
     let bytes = attr.as_slice();
     match attr.attr_value().tag() {
-        Tag::BmpString => {
-            let units: Vec<u16> = bytes
+        Tag::BmpString if bytes.len() % 2 == 0 => {
+            let units: Option<Vec<u16>> = bytes
                 .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .map(|c| <[u8; 2]>::try_from(c).ok().map(u16::from_be_bytes))
                 .collect();
-            (bytes.len() % 2 == 0).then(|| String::from_utf16(&units).ok()).flatten()
+            String::from_utf16(&units?).ok()
         }
-        Tag::UniversalString => {
-            let chars: Option<String> = bytes
-                .chunks_exact(4)
-                .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-                .collect();
-            (bytes.len() % 4 == 0).then_some(chars).flatten()
-        }
+        Tag::UniversalString if bytes.len() % 4 == 0 => bytes
+            .chunks_exact(4)
+            .map(|c| <[u8; 4]>::try_from(c).ok().map(u32::from_be_bytes).and_then(char::from_u32))
+            .collect(),
         // T.61 in practice holds Latin-1.
         Tag::T61String => Some(bytes.iter().map(|&b| char::from(b)).collect()),
         _ => None,
@@ -163,7 +160,7 @@ fn escape_value(value: &str, out: &mut String) {
         if special || edge {
             out.push('\\');
             out.push(char::from(b));
-        } else if b < 0x20 || b >= 0x7f {
+        } else if !(0x20..0x7f).contains(&b) {
             let _ = write!(out, "\\{b:02X}");
         } else {
             out.push(char::from(b));

@@ -176,7 +176,7 @@ impl HeaderPlan {
     /// several frameworks read `X-USER` and `X_USER` as one).
     pub fn strips(&self, name: &str) -> bool {
         let folded = fold_name(name);
-        self.strip.iter().any(|s| *s == folded)
+        self.strip.contains(&folded)
     }
 }
 

@@ -1,4 +1,5 @@
 //! Every configuration mistake is refused with the JSON path at fault.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use certgate_filter::config::parse_policy;
 

@@ -1,5 +1,6 @@
 //! The scenario table (`fixtures/scenarios.json`) through the filter's whole
 //! request flow, with a simulated proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
