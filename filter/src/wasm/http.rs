@@ -10,6 +10,7 @@ use proxy_wasm::types::{Action, MapType, Status};
 
 use super::root::Shared;
 use crate::admission::{admit, reply_body, Admission, Host, HostError};
+use crate::headers::encode_value;
 use crate::metrics;
 use crate::policy::{DenyReason, Outcome};
 
@@ -63,7 +64,7 @@ fn now_unix() -> Option<i64> {
 
 /// Denies with `internal_error` when the plugin cannot run at all.
 fn fail_closed(why: &str) -> Action {
-    log::error!("certgate: failing closed: {why}");
+    log::error!("failing closed: {why}");
     let body = reply_body(DenyReason::InternalError, None);
     let _ = hostcalls::send_http_response(500, vec![("content-type", "application/json")], Some(body.as_bytes()));
     Action::Pause
@@ -71,18 +72,20 @@ fn fail_closed(why: &str) -> Action {
 
 fn log_admission(a: &Admission) {
     let rule = a.rule.as_deref().unwrap_or("-");
-    let cn = a.cn.as_deref().unwrap_or("-");
+    // the CN is the client's text: encoded so it cannot forge log lines
+    let cn = a.cn.as_deref().map_or_else(|| "-".to_owned(), encode_value);
     match a.outcome {
-        Outcome::Allow => log::debug!("certgate: allow rule={rule} cn={cn}"),
+        Outcome::Allow => log::debug!("allow rule={rule} cn={cn}"),
         Outcome::Deny(reason) => log::info!(
-            "certgate: {} reason={} rule={rule} cn={cn}{}",
+            "{} reason={} rule={rule} cn={cn}{}",
             if a.forwarded { "audit-deny" } else { "deny" },
             reason.as_str(),
-            a.identity_error.as_deref().map(|e| format!(" identity_error=\"{e}\"")).unwrap_or_default()
+            a.identity_error.as_deref().map(|e| format!(" identity_error=\"{}\"", encode_value(e))).unwrap_or_default()
         ),
     }
-    if a.expiring_soon {
-        log::warn!("certgate: certificate of cn={cn} expires soon");
+    // once per certificate, when it is first seen; the counter counts requests
+    if a.expiring_soon && a.cache_miss {
+        log::warn!("certificate of cn={cn} expires soon");
     }
 }
 

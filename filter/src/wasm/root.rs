@@ -48,7 +48,7 @@ impl RootContext for CertgateRoot {
             Ok(Some(bytes)) => bytes,
             Ok(None) => Vec::new(),
             Err(status) => {
-                log::error!("certgate: cannot read the plugin configuration: {status:?}");
+                log::error!("cannot read the plugin configuration: {status:?}");
                 return false;
             }
         };
@@ -66,11 +66,11 @@ impl RootContext for CertgateRoot {
                 Ok(id) => {
                     counters.insert(name, id);
                 }
-                Err(status) => log::warn!("certgate: metric {name} not defined: {status:?}"),
+                Err(status) => log::warn!("metric {name} not defined: {status:?}"),
             }
         }
         log::info!(
-            "certgate: policy loaded: {} rules, mode {:?}, identity from {:?}",
+            "policy loaded: {} rules, mode {:?}, identity from {:?}",
             policy.rules.len(),
             policy.mode,
             policy.identity_source
