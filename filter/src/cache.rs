@@ -41,13 +41,13 @@ impl IdentityCache {
         if self.entries.insert(key.clone(), value).is_none() {
             self.order.push_back(key);
         }
+        self.evict_overflow();
+    }
+
+    fn evict_overflow(&mut self) {
         while self.entries.len() > self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.entries.remove(&old);
-                }
-                None => break,
-            }
+            let Some(old) = self.order.pop_front() else { break };
+            self.entries.remove(&old);
         }
     }
 
@@ -62,14 +62,7 @@ impl IdentityCache {
     /// Changes the bound (a new configuration), evicting as needed.
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity.max(1);
-        while self.entries.len() > self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.entries.remove(&old);
-                }
-                None => break,
-            }
-        }
+        self.evict_overflow();
     }
 }
 
