@@ -144,14 +144,3 @@ impl Host for FakeProxy {
         Ok(())
     }
 }
-
-/// Merges `patch` into `base` at the top level.
-pub fn patched(base: &serde_json::Value, patch: Option<&serde_json::Value>) -> serde_json::Value {
-    let mut out = base.clone();
-    if let (Some(obj), Some(serde_json::Value::Object(p))) = (out.as_object_mut(), patch) {
-        for (k, v) in p {
-            obj.insert(k.clone(), v.clone());
-        }
-    }
-    out
-}

@@ -1,0 +1,68 @@
+//! `proxy_get_buffer_bytes`, `proxy_set_buffer_bytes`: the VM and plugin
+//! configuration, and the request and response bodies.
+
+use wasmtime::{Caller, Linker};
+
+use super::memory::{read, return_bytes, Call};
+use super::{code, Status};
+use crate::state::HostState;
+
+const REQUEST_BODY: i32 = 0;
+const RESPONSE_BODY: i32 = 1;
+const VM_CONFIGURATION: i32 = 6;
+const PLUGIN_CONFIGURATION: i32 = 7;
+
+fn buffer(state: &HostState, kind: i32) -> Call<&[u8]> {
+    match kind {
+        VM_CONFIGURATION => Ok(&state.vm_configuration),
+        PLUGIN_CONFIGURATION => Ok(&state.plugin_configuration),
+        REQUEST_BODY | RESPONSE_BODY => {
+            let stream = state.stream.as_ref().ok_or(Status::NotFound)?;
+            Ok(if kind == REQUEST_BODY { &stream.request_body } else { &stream.response_body })
+        }
+        2..=5 | 8 => Err(Status::NotFound),
+        _ => Err(Status::BadArgument),
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_get_buffer_bytes",
+        |mut c: Caller<'_, HostState>, kind: i32, start: i32, max: i32, ret_ptr: i32, ret_size: i32| {
+            let slice = match buffer(c.data(), kind) {
+                Ok(b) => {
+                    let start = (start as u32 as usize).min(b.len());
+                    let end = start.saturating_add(max as u32 as usize).min(b.len());
+                    b.get(start..end).unwrap_or_default().to_vec()
+                }
+                Err(s) => return Ok(s as i32),
+            };
+            return_bytes(&mut c, &slice, ret_ptr, ret_size).map(code)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_buffer_bytes",
+        |mut c: Caller<'_, HostState>, kind: i32, start: i32, size: i32, ptr: i32, len: i32| {
+            let data = match read(&mut c, ptr, len) {
+                Ok(d) => d,
+                Err(s) => return s as i32,
+            };
+            let Some(stream) = c.data_mut().stream.as_mut() else {
+                return Status::NotFound as i32;
+            };
+            let body = match kind {
+                REQUEST_BODY => &mut stream.request_body,
+                RESPONSE_BODY => &mut stream.response_body,
+                _ => return Status::BadArgument as i32,
+            };
+            // replace [start, start+size) with the data, as Envoy does for bodies
+            let start = (start as u32 as usize).min(body.len());
+            let end = start.saturating_add(size as u32 as usize).min(body.len());
+            body.splice(start..end, data);
+            Status::Ok as i32
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Imports the harness does not provide (HTTP and gRPC calls, shared queues,
+//! foreign functions, and anything unknown): they answer `UNIMPLEMENTED`
+//! (WASI: `ENOSYS`) and log a line, so a filter sees an error, not a trap.
+//! An import whose signature cannot carry a status traps when called.
+
+use wasmtime::{Caller, ExternType, Linker, Module, Val, ValType};
+
+use super::Status;
+use crate::state::HostState;
+
+const WASI_ENOSYS: i32 = 52;
+
+/// The calls of ABI 0.2.1 the harness knowingly does not implement.
+pub const UNIMPLEMENTED: &[&str] = &[
+    "proxy_http_call",
+    "proxy_grpc_call",
+    "proxy_grpc_stream",
+    "proxy_grpc_send",
+    "proxy_grpc_cancel",
+    "proxy_grpc_close",
+    "proxy_register_shared_queue",
+    "proxy_resolve_shared_queue",
+    "proxy_dequeue_shared_queue",
+    "proxy_enqueue_shared_queue",
+    "proxy_call_foreign_function",
+];
+
+pub fn add_to_linker(linker: &mut Linker<HostState>, module: &Module) -> wasmtime::Result<()> {
+    let mut probe = wasmtime::Store::new(module.engine(), dummy_state());
+    for import in module.imports() {
+        let (m, name) = (import.module(), import.name());
+        if linker.get_by_import(&mut probe, &import).is_some() {
+            continue;
+        }
+        let ExternType::Func(ty) = import.ty() else { continue };
+        let results: Vec<ValType> = ty.results().collect();
+        if !matches!(results.as_slice(), [ValType::I32]) {
+            continue;
+        }
+        let status = if m == "wasi_snapshot_preview1" { WASI_ENOSYS } else { Status::Unimplemented as i32 };
+        let label = format!("{m}.{name}");
+        linker.func_new(m, name, ty.clone(), move |mut c: Caller<'_, HostState>, _args: &[Val], out: &mut [Val]| {
+            c.data_mut().host_note(format!("unimplemented: {label}"));
+            if let Some(slot) = out.first_mut() {
+                *slot = Val::I32(status);
+            }
+            Ok(())
+        })?;
+    }
+    linker.define_unknown_imports_as_traps(module)?;
+    Ok(())
+}
+
+fn dummy_state() -> HostState {
+    HostState::new(crate::state::Clock::System, Default::default())
+}

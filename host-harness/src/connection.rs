@@ -1,0 +1,114 @@
+//! The properties an Envoy listener gives a stream, per connection: TLS and
+//! client-certificate facts with Envoy's names and encodings (strings as
+//! bytes, booleans as one byte, integers as 8-byte little-endian).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use certgate_filter::dn::Dn;
+use sha2::{Digest, Sha256};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::parse_x509_certificate;
+
+use crate::abi::codec::{encode_bool, encode_int};
+
+/// Why a certificate could not be turned into connection properties.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0}: not a PEM certificate: {1}")]
+    Pem(String, String),
+    #[error("{0}: not an X.509 certificate: {1}")]
+    Der(String, String),
+}
+
+/// One downstream connection's properties.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub properties: HashMap<String, Vec<u8>>,
+}
+
+impl Connection {
+    /// A plaintext connection from `source` to `destination`.
+    pub fn plaintext(source: SocketAddr, destination: SocketAddr) -> Connection {
+        let mut c = Connection::default();
+        c.set("source.address", source.to_string());
+        c.set("source.port", encode_int(i64::from(source.port())));
+        c.set("destination.address", destination.to_string());
+        c.set("destination.port", encode_int(i64::from(destination.port())));
+        c.set("connection.mtls", encode_bool(false));
+        c
+    }
+
+    /// A TLS connection on which the client sent no certificate.
+    pub fn tls(source: SocketAddr, destination: SocketAddr, sni: Option<&str>) -> Connection {
+        let mut c = Connection::plaintext(source, destination);
+        c.set("connection.tls_version", "TLSv1.3");
+        if let Some(sni) = sni {
+            c.set("connection.requested_server_name", sni);
+        }
+        c
+    }
+
+    /// The loopback TLS connection most tests want.
+    pub fn local_tls() -> Connection {
+        let src: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 50_000));
+        let dst: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8443));
+        Connection::tls(src, dst, Some("localhost"))
+    }
+
+    /// Adds a client certificate (the leaf, PEM), as Envoy 1.40 presents it;
+    /// `verified` is whether the listener's validation accepted it.
+    pub fn with_client_cert_pem(mut self, pem: &str, verified: bool) -> Result<Connection, ConnectionError> {
+        let block = leaf_block(pem).ok_or_else(|| ConnectionError::Pem("certificate".into(), "no BEGIN CERTIFICATE".into()))?;
+        let (_, der) = pem_rfc7468::decode_vec(block.as_bytes()).map_err(|e| ConnectionError::Pem("certificate".into(), e.to_string()))?;
+        let (_, cert) = parse_x509_certificate(&der).map_err(|e| ConnectionError::Der("certificate".into(), e.to_string()))?;
+        self.set("connection.mtls", encode_bool(true));
+        self.set("connection.peer_certificate", block.clone());
+        self.set("connection.peer_certificate_valid", encode_bool(verified));
+        self.set("connection.peer_certificate_presented", encode_bool(true));
+        self.set("connection.subject_peer_certificate", Dn::from_x509(cert.subject()).text);
+        let digest: String = Sha256::digest(&der).iter().map(|b| format!("{b:02x}")).collect();
+        self.set("connection.sha256_peer_certificate_digest", digest);
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            // Envoy gives the first SAN of each kind only
+            let names = &san.value.general_names;
+            if let Some(uri) = names.iter().find_map(|g| if let GeneralName::URI(u) = g { Some(*u) } else { None }) {
+                self.set("connection.uri_san_peer_certificate", uri);
+            }
+            if let Some(dns) = names.iter().find_map(|g| if let GeneralName::DNSName(d) = g { Some(*d) } else { None }) {
+                self.set("connection.dns_san_peer_certificate", dns);
+            }
+        }
+        Ok(self)
+    }
+
+    /// [`Connection::with_client_cert_pem`] from a file (its first certificate).
+    pub fn with_client_cert_file(self, path: &Path, verified: bool) -> Result<Connection, ConnectionError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| ConnectionError::Read { path: path.display().to_string(), source })?;
+        self.with_client_cert_pem(&pem, verified).map_err(|e| match e {
+            ConnectionError::Pem(_, m) => ConnectionError::Pem(path.display().to_string(), m),
+            ConnectionError::Der(_, m) => ConnectionError::Der(path.display().to_string(), m),
+            other => other,
+        })
+    }
+
+    pub fn set(&mut self, path: &str, value: impl Into<Vec<u8>>) {
+        self.properties.insert(path.to_owned(), value.into());
+    }
+
+    pub fn without(mut self, path: &str) -> Connection {
+        self.properties.remove(path);
+        self
+    }
+}
+
+/// The first `CERTIFICATE` block of a PEM text, with its BEGIN/END lines.
+fn leaf_block(pem: &str) -> Option<String> {
+    let start = pem.find("-----BEGIN CERTIFICATE-----")?;
+    let rest = pem.get(start..)?;
+    let end = rest.find("-----END CERTIFICATE-----")? + "-----END CERTIFICATE-----".len();
+    Some(format!("{}\n", rest.get(..end)?))
+}

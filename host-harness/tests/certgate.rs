@@ -1,0 +1,139 @@
+//! The real release certgate `.wasm` through the harness: the whole scenario
+//! table, and what only a real VM shows (configuration refused, metrics,
+//! reconfiguration, failing closed).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use certgate_harness::scenarios::{Observed, ScenarioTable};
+use certgate_harness::{Action, Connection, Exchange, HarnessError, Plugin};
+use common::{certgate, client, fixture, repo, request, settings};
+
+fn observe(out: &Exchange) -> Observed {
+    let upstream: Vec<(String, String)> =
+        out.upstream_headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
+    match &out.local_response {
+        Some(r) => Observed::black_box(r.status as u16, Some(String::from_utf8_lossy(&r.body).into_owned()), upstream),
+        None => Observed::black_box(200, None, upstream),
+    }
+}
+
+fn example() -> Plugin {
+    certgate().start(settings(&fixture("policies/example.json"))).unwrap()
+}
+
+#[test]
+fn every_scenario_runs_the_same_on_the_real_wasm() {
+    let table = ScenarioTable::load(&repo().join("fixtures/scenarios.json")).unwrap();
+    let mut failures = Vec::new();
+    for s in &table.scenarios {
+        let mut plugin = certgate().start(settings(&table.policy_for(s).unwrap())).unwrap();
+        let conn = match &s.cert {
+            Some(c) => Connection::local_tls().with_client_cert_file(&table.cert_path(c), s.verified).unwrap(),
+            None => Connection::local_tls(),
+        };
+        let out = plugin.request(&conn, s.request_headers()).unwrap();
+        if out.local_response.is_some() {
+            assert_eq!(out.action, Action::Pause, "{}: a local reply pauses the stream", s.name);
+        }
+        if let Err(why) = s.check(&observe(&out)) {
+            failures.push(format!("{}: {why}", s.name));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), table.scenarios.len(), failures.join("\n"));
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_its_json_path() {
+    for (config, path) in [
+        (r#"{"rules":[]}"#, "`rules`"),
+        (r#"{"rules":[{"name":"a","isuer":["CN=x"]}]}"#, "`rules[0].isuer`"),
+        ("not json", "`.`"),
+        ("", "`.`"),
+    ] {
+        match certgate().start(settings(config)) {
+            Err(HarnessError::ConfigureRefused { logs }) => {
+                assert!(logs.iter().any(|l| l.message.contains(path)), "{config}: {logs:?}");
+            }
+            other => panic!("{config}: {other:?}"),
+        }
+        let msg = certgate().start(settings(config)).unwrap_err().to_string();
+        assert!(msg.contains(path), "{msg}");
+    }
+}
+
+#[test]
+fn metrics_count_each_decision() {
+    let mut p = example();
+    for (who, path) in [("alice", "/app/"), ("alice", "/app/"), ("bob", "/admin/x"), ("carol", "/app/")] {
+        p.request(&client(who, true), request("GET", path)).unwrap();
+    }
+    p.request(&Connection::local_tls(), request("GET", "/healthz").into_iter().chain([("x-client-cn".into(), b"x".to_vec())]).collect())
+        .unwrap();
+    assert_eq!(p.metric("certgate.requests.allowed"), Some(3));
+    assert_eq!(p.metric("certgate.requests.denied"), Some(2));
+    assert_eq!(p.metric("certgate.denied.subject_not_allowed"), Some(1));
+    assert_eq!(p.metric("certgate.denied.issuer_not_allowed"), Some(1));
+    assert_eq!(p.metric("certgate.rule.app.allowed"), Some(2));
+    assert_eq!(p.metric("certgate.rule.health.allowed"), Some(1));
+    assert_eq!(p.metric("certgate.identity_cache.misses"), Some(3), "alice parsed once");
+    assert_eq!(p.metric("certgate.spoofed_headers_removed"), Some(1));
+    assert_eq!(p.metric("certgate.denied.revoked"), Some(0), "defined up front");
+}
+
+#[test]
+fn one_instance_serves_many_requests() {
+    let mut p = example();
+    for i in 0..200 {
+        let who = ["alice", "bob", "ops-anna"][i % 3];
+        let out = p.request(&client(who, true), request("GET", "/app/")).unwrap();
+        assert!(out.forwarded());
+        assert_eq!(out.header("x-client-cn").as_deref(), Some(who));
+    }
+    assert!(p.failure().is_none());
+}
+
+#[test]
+fn a_new_configuration_applies_and_a_bad_one_changes_nothing() {
+    let mut p = example();
+    let alice = client("alice", true);
+    assert!(p.request(&alice, request("GET", "/app/")).unwrap().forwarded());
+    p.reconfigure(r#"{"rules":[{"name":"only-ops","subject_cn":["ops-*"]}]}"#).unwrap();
+    let out = p.request(&alice, request("GET", "/app/")).unwrap();
+    assert_eq!(out.local_response.unwrap().status, 403);
+    let err = p.reconfigure(r#"{"rules":[{"name":"x","subject_cn":[]}]}"#).unwrap_err();
+    assert!(err.to_string().contains("rules[0].subject_cn"), "{err}");
+    // still the second policy
+    assert!(!p.request(&alice, request("GET", "/app/")).unwrap().forwarded());
+    assert!(p.request(&client("ops-anna", true), request("GET", "/app/")).unwrap().forwarded());
+}
+
+#[test]
+fn a_connection_without_peer_certificate_valid_fails_closed() {
+    let mut p = example();
+    let conn = client("alice", true).without("connection.peer_certificate_valid");
+    let out = p.request(&conn, request("GET", "/app/")).unwrap();
+    let reply = out.local_response.unwrap();
+    assert_eq!(reply.status, 403);
+    assert!(String::from_utf8_lossy(&reply.body).contains("certificate_not_verified"));
+}
+
+#[test]
+fn the_filter_logs_denies_with_reason_and_an_encoded_cn() {
+    let mut p = example();
+    p.request(&client("unicode", true), request("GET", "/admin/")).unwrap();
+    let line = p.logs().iter().find(|l| l.message.starts_with("deny")).unwrap();
+    assert!(line.message.contains("reason=subject_not_allowed"), "{}", line.message);
+    assert!(line.message.contains("cn=Zo%C3%AB"), "{}", line.message);
+}
+
+#[test]
+fn audit_headers_and_identity_reach_the_upstream_in_audit_mode() {
+    let config = fixture("policies/example.json").replacen("\"enforce\"", "\"audit\"", 1);
+    let mut p = certgate().start(settings(&config)).unwrap();
+    let out = p.request(&client("bob", true), request("GET", "/admin/x")).unwrap();
+    assert!(out.forwarded());
+    assert_eq!(out.header("x-certgate-audit").as_deref(), Some("deny; reason=subject_not_allowed; rule=admin"));
+    assert_eq!(p.metric("certgate.requests.audit_would_deny"), Some(1));
+    assert_eq!(p.metric("certgate.requests.denied"), Some(0));
+}

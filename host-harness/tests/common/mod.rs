@@ -1,0 +1,58 @@
+//! Shared by the harness tests: the real certgate `.wasm` (built by
+//! `./dev test` before the tests run), compiled once per test process.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use certgate_harness::{Clock, Connection, PluginSettings, WasmModule};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn certgate_wasm_path() -> PathBuf {
+    std::env::var_os("CERTGATE_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/wasm32-wasip1/release/certgate_filter.wasm"))
+}
+
+/// The release filter, compiled once.
+pub fn certgate() -> &'static WasmModule {
+    static MODULE: OnceLock<WasmModule> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        let path = certgate_wasm_path();
+        WasmModule::from_file(&path).unwrap_or_else(|e| panic!("{e}; build it with `./dev test`"))
+    })
+}
+
+/// 2026-11-22, inside every good fixture's validity.
+pub fn fixed_clock() -> Clock {
+    Clock::Fixed(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_305_600))
+}
+
+pub fn settings(config: &str) -> PluginSettings {
+    PluginSettings::new(config).clock(fixed_clock()).name("certgate")
+}
+
+pub fn fixture(rel: &str) -> String {
+    let path = repo().join("fixtures").join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn client(name: &str, verified: bool) -> Connection {
+    Connection::local_tls()
+        .with_client_cert_file(&repo().join(format!("fixtures/pki/{name}.pem")), verified)
+        .unwrap()
+}
+
+pub fn request(method: &str, path: &str) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (":method".into(), method.as_bytes().to_vec()),
+        (":path".into(), path.as_bytes().to_vec()),
+        (":authority".into(), b"localhost:8443".to_vec()),
+        (":scheme".into(), b"https".to_vec()),
+        ("user-agent".into(), b"harness".to_vec()),
+    ]
+}
