@@ -25,8 +25,9 @@ pub trait Host {
     fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError>;
     /// Removes every header with this exact name.
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
-    /// Sets a header, replacing any with the same name.
-    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
+    /// Adds a header. certgate adds only names it stripped first, so there is
+    /// never one to replace (and appending is the cheaper call in Envoy).
+    fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
     /// A property such as `connection.peer_certificate`; `None` if the host has none.
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
     /// Answers the request locally; it goes no further.
@@ -192,7 +193,7 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
             kind => usable.and_then(|id| kind.identity_value(id, now)),
         };
         if let Some(value) = value {
-            host.set_request_header(name, &value)?;
+            host.add_request_header(name, &value)?;
         }
     }
     Ok(admission)

@@ -102,6 +102,14 @@ impl Glob {
     /// Runs in O(len(text) × tokens): a set of reachable positions is carried
     /// through the tokens, so no input can make it backtrack.
     pub fn matches(&self, text: &str) -> bool {
+        // the common case, a pattern without `*`: a plain comparison
+        if let [Token::Literal(lit)] = self.tokens.as_slice() {
+            return if self.syntax.ignore_ascii_case {
+                text.as_bytes().eq_ignore_ascii_case(lit)
+            } else {
+                text.as_bytes() == lit.as_slice()
+            };
+        }
         let lowered;
         let text = if self.syntax.ignore_ascii_case {
             lowered = text.to_ascii_lowercase();

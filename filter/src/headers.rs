@@ -175,8 +175,14 @@ impl HeaderPlan {
     /// identity header's in any case and with `_` for `-` (WSGI, CGI and
     /// several frameworks read `X-USER` and `X_USER` as one).
     pub fn strips(&self, name: &str) -> bool {
-        let folded = fold_name(name);
-        self.strip.contains(&folded)
+        let name = name.trim().as_bytes();
+        self.strip.iter().any(|s| {
+            s.len() == name.len()
+                && s.bytes().zip(name).all(|(a, b)| {
+                    let b = if *b == b'_' { b'-' } else { b.to_ascii_lowercase() };
+                    a == b
+                })
+        })
     }
 }
 

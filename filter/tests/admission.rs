@@ -205,7 +205,7 @@ fn metrics_count_by_outcome_reason_and_rule() {
 fn a_failing_host_call_fails_closed_even_in_audit_mode() {
     for mode in ["enforce", "audit"] {
         let p = policy(&ANY_CERT.replacen('{', &format!(r#"{{"mode":"{mode}","#), 1));
-        for call in ["request_headers", "property", "set_request_header", "remove_request_header"] {
+        for call in ["request_headers", "property", "add_request_header", "remove_request_header"] {
             let mut proxy = get("/").with_client_cert("alice", true).with_header("x-client-cn", "admin");
             proxy.failing.push(call);
             let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use certgate_filter::dn::Dn;
 use sha2::{Digest, Sha256};
@@ -24,10 +25,10 @@ pub enum ConnectionError {
     Der(String, String),
 }
 
-/// One downstream connection's properties.
+/// One downstream connection's properties (shared, not copied, by its streams).
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
-    pub properties: HashMap<String, Vec<u8>>,
+    pub properties: Arc<HashMap<String, Vec<u8>>>,
 }
 
 impl Connection {
@@ -96,11 +97,11 @@ impl Connection {
     }
 
     pub fn set(&mut self, path: &str, value: impl Into<Vec<u8>>) {
-        self.properties.insert(path.to_owned(), value.into());
+        Arc::make_mut(&mut self.properties).insert(path.to_owned(), value.into());
     }
 
     pub fn without(mut self, path: &str) -> Connection {
-        self.properties.remove(path);
+        Arc::make_mut(&mut self.properties).remove(path);
         self
     }
 }

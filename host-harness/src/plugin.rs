@@ -6,7 +6,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use wasmtime::{Config, Engine, Instance, Linker, Module, Store, WasmParams, WasmResults};
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+
+use wasmtime::{Config, Engine, Extern, Func, Instance, Linker, Module, Store, TypedFunc, WasmParams, WasmResults};
 
 use crate::abi::{self, codec::Pairs};
 use crate::connection::Connection;
@@ -107,7 +110,14 @@ impl WasmModule {
             .linker
             .instantiate(&mut store, &self.module)
             .map_err(|e| HarnessError::Instantiate(format!("{e:#}")))?;
-        let mut plugin = Plugin { store, instance, root_id: 1, next_id: 2, failure: None };
+        // found once, not on every host call
+        store.data_mut().memory = instance.get_memory(&mut store, "memory");
+        let allocator = ["proxy_on_memory_allocate", "malloc"]
+            .iter()
+            .find_map(|name| instance.get_export(&mut store, name).and_then(Extern::into_func));
+        store.data_mut().allocator = allocator.and_then(|f| f.typed::<i32, i32>(&store).ok());
+        let mut plugin =
+            Plugin { store, instance, root_id: 1, next_id: 2, failure: None, exports: HashMap::new(), typed: HashMap::new() };
         let init = ["_initialize", "_start"].into_iter().find(|n| plugin.has_export(n));
         if let Some(init) = init {
             plugin.call::<(), ()>(init, ())?;
@@ -179,6 +189,10 @@ pub struct Plugin {
     root_id: u32,
     next_id: u32,
     failure: Option<String>,
+    /// Exports looked up once: `None` for one the module lacks.
+    exports: HashMap<String, Option<Func>>,
+    /// Exports with their checked signature, by name and signature.
+    typed: HashMap<(String, TypeId), Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -188,19 +202,39 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
+    fn export(&mut self, name: &str) -> Option<Func> {
+        if let Some(f) = self.exports.get(name) {
+            return *f;
+        }
+        let f = self.instance.get_func(&mut self.store, name);
+        self.exports.insert(name.to_owned(), f);
+        f
+    }
+
+    fn typed<P: WasmParams + 'static, R: WasmResults + 'static>(&mut self, name: &str) -> Result<TypedFunc<P, R>, HarnessError> {
+        let key = (name.to_owned(), TypeId::of::<(P, R)>());
+        if let Some(f) = self.typed.get(&key).and_then(|b| b.downcast_ref::<TypedFunc<P, R>>()) {
+            return Ok(f.clone());
+        }
+        let func = self
+            .export(name)
+            .ok_or_else(|| HarnessError::Instantiate(format!("no export {name}")))?
+            .typed::<P, R>(&self.store)
+            .map_err(|e| HarnessError::Instantiate(format!("{name}: {e}")))?;
+        self.typed.insert(key, Box::new(func.clone()));
+        Ok(func)
+    }
+
     fn has_export(&mut self, name: &str) -> bool {
-        self.instance.get_func(&mut self.store, name).is_some()
+        self.export(name).is_some()
     }
 
     /// Calls a guest export. A trap poisons the plugin.
-    fn call<P: WasmParams, R: WasmResults>(&mut self, name: &str, params: P) -> Result<R, HarnessError> {
+    fn call<P: WasmParams + 'static, R: WasmResults + 'static>(&mut self, name: &str, params: P) -> Result<R, HarnessError> {
         if let Some(f) = &self.failure {
             return Err(HarnessError::Poisoned(f.clone()));
         }
-        let func = self
-            .instance
-            .get_typed_func::<P, R>(&mut self.store, name)
-            .map_err(|e| HarnessError::Instantiate(format!("{name}: {e}")))?;
+        let func = self.typed::<P, R>(name)?;
         func.call(&mut self.store, params).map_err(|e| {
             let message = format!("{e:#}");
             self.failure = Some(format!("{name}: {message}"));
@@ -277,7 +311,7 @@ impl Plugin {
         self.next_id = self.next_id.wrapping_add(1).max(2);
         self.store.data_mut().stream = Some(StreamState {
             context_id: id,
-            properties: connection.properties.clone(),
+            properties: std::sync::Arc::clone(&connection.properties),
             ..StreamState::default()
         });
         self.call::<(i32, i32), ()>("proxy_on_context_create", (id as i32, self.root_id as i32))?;

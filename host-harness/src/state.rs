@@ -79,8 +79,8 @@ pub struct StreamState {
     pub local_response: Option<LocalResponse>,
     /// `proxy_continue_stream` / `proxy_close_stream` calls, in order.
     pub stream_calls: Vec<String>,
-    /// Properties of this stream's connection and request (Envoy's names).
-    pub properties: HashMap<String, Vec<u8>>,
+    /// Properties of this stream's connection (Envoy's names).
+    pub properties: Arc<HashMap<String, Vec<u8>>>,
 }
 
 /// Where the host's clock reads.
@@ -111,7 +111,6 @@ impl Clock {
 /// Key/value data shared by every plugin of one VM id, with CAS numbers.
 pub type SharedData = Arc<Mutex<HashMap<String, (Vec<u8>, u32)>>>;
 
-#[derive(Debug)]
 pub struct HostState {
     pub vm_configuration: Vec<u8>,
     pub plugin_configuration: Vec<u8>,
@@ -129,6 +128,15 @@ pub struct HostState {
     pub tick_period_ms: u32,
     /// Partial lines written to stdout/stderr, by descriptor.
     pub stdio: HashMap<u32, Vec<u8>>,
+    /// The guest's exported memory and allocator, once instantiated.
+    pub memory: Option<wasmtime::Memory>,
+    pub allocator: Option<wasmtime::TypedFunc<i32, i32>>,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState").field("logs", &self.logs.len()).field("metrics", &self.metrics).finish_non_exhaustive()
+    }
 }
 
 impl HostState {
@@ -147,6 +155,8 @@ impl HostState {
             effective_context: 0,
             tick_period_ms: 0,
             stdio: HashMap::new(),
+            memory: None,
+            allocator: None,
         }
     }
 

@@ -9,7 +9,7 @@ use wasmparser::{Parser, Payload, Validator};
 
 fn wasm_path() -> PathBuf {
     std::env::var_os("CERTGATE_WASM").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/release/certgate_filter.wasm")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/wasm/certgate_filter.wasm")
     })
 }
 

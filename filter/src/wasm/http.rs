@@ -41,9 +41,8 @@ impl Host for ProxyWasm {
         hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).map_err(host_error("remove_header_map_value"))
     }
 
-    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
-        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
-            .map_err(host_error("replace_header_map_value"))
+    fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value).map_err(host_error("add_header_map_value"))
     }
 
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {

@@ -119,9 +119,8 @@ impl Host for FakeProxy {
         Ok(())
     }
 
-    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
-        self.fail("set_request_header")?;
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.fail("add_request_header")?;
         self.headers.push((name.to_owned(), value.as_bytes().to_vec()));
         Ok(())
     }

@@ -12,6 +12,9 @@ use crate::state::HostState;
 pub type Call<T = ()> = Result<T, Status>;
 
 fn memory(caller: &mut Caller<'_, HostState>) -> Call<Memory> {
+    if let Some(m) = caller.data().memory {
+        return Ok(m);
+    }
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
         _ => Err(Status::InvalidMemoryAccess),
@@ -68,13 +71,7 @@ pub fn check(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Call {
 /// Asks the guest for `size` bytes: `proxy_on_memory_allocate`, else `malloc`.
 /// A trap inside the guest's allocator is returned as the outer error.
 pub fn allocate(caller: &mut Caller<'_, HostState>, size: u32) -> wasmtime::Result<Call<i32>> {
-    let func = ["proxy_on_memory_allocate", "malloc"]
-        .iter()
-        .find_map(|name| caller.get_export(name).and_then(Extern::into_func));
-    let Some(func) = func else {
-        return Ok(Err(Status::InternalFailure));
-    };
-    let Ok(typed) = func.typed::<i32, i32>(&caller) else {
+    let Some(typed) = caller.data().allocator.clone() else {
         return Ok(Err(Status::InternalFailure));
     };
     let ptr = typed.call(&mut *caller, size as i32)?;

@@ -15,7 +15,7 @@ pub fn repo() -> PathBuf {
 pub fn certgate_wasm_path() -> PathBuf {
     std::env::var_os("CERTGATE_WASM")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/wasm32-wasip1/release/certgate_filter.wasm"))
+        .unwrap_or_else(|| repo().join("target/wasm32-wasip1/wasm/certgate_filter.wasm"))
 }
 
 /// The release filter, compiled once.

@@ -1,0 +1,120 @@
+//! One request through the real certgate `.wasm` in the harness: prints the
+//! time per request for an allowed request whose certificate is cached, one
+//! whose certificate is parsed anew, and a denied one. Build the `.wasm`
+//! first (`./dev run`). Figures go to BENCHMARKS.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use certgate_harness::{Clock, Connection, Plugin, PluginSettings, WasmModule};
+
+const BATCHES: usize = 15;
+const PER_BATCH: usize = 2_000;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn client(name: &str) -> Connection {
+    Connection::local_tls().with_client_cert_file(&repo().join(format!("fixtures/pki/{name}.pem")), true).unwrap()
+}
+
+fn headers(path: &str) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), path.as_bytes().to_vec()),
+        (":authority".into(), b"localhost:8443".to_vec()),
+        (":scheme".into(), b"https".to_vec()),
+        ("user-agent".into(), b"bench".to_vec()),
+        ("accept".into(), b"*/*".to_vec()),
+    ]
+}
+
+/// Median and fastest batch, in microseconds per request. `one` returns the
+/// time of the part measured, or `None` to time all of it.
+fn measure(name: &str, mut one: impl FnMut(usize) -> Option<Duration>) {
+    for i in 0..PER_BATCH {
+        one(i);
+    }
+    let mut per_request: Vec<f64> = (0..BATCHES)
+        .map(|_| {
+            let t = Instant::now();
+            let mut part = Duration::ZERO;
+            let mut parts = false;
+            for i in 0..PER_BATCH {
+                if let Some(d) = one(i) {
+                    part += d;
+                    parts = true;
+                }
+            }
+            let total = if parts { part } else { t.elapsed() };
+            total.as_secs_f64() * 1e6 / PER_BATCH as f64
+        })
+        .collect();
+    per_request.sort_by(f64::total_cmp);
+    println!(
+        "{name:<58} median {:>7.2} µs   fastest {:>7.2} µs   ({BATCHES} batches of {PER_BATCH})",
+        per_request[BATCHES / 2],
+        per_request[0]
+    );
+}
+
+fn start(module: &WasmModule, config: &str) -> Plugin {
+    let clock = Clock::Fixed(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_305_600));
+    module.start(PluginSettings::new(config).clock(clock)).unwrap()
+}
+
+fn main() {
+    let wasm = repo().join("target/wasm32-wasip1/wasm/certgate_filter.wasm");
+    let t = Instant::now();
+    let module = WasmModule::from_file(&wasm).unwrap_or_else(|e| panic!("{e}; run ./dev run first"));
+    println!("compile the .wasm ({} bytes): {:?}", std::fs::metadata(&wasm).unwrap().len(), t.elapsed());
+    let example = std::fs::read_to_string(repo().join("fixtures/policies/example.json")).unwrap();
+
+    let (alice, bob) = (client("alice"), client("bob"));
+
+    let mut p = start(&module, &example);
+    measure("allowed, cached identity (request: create..delete)", |_| {
+        let out = p.request(&alice, headers("/app/page")).unwrap();
+        assert!(out.forwarded());
+        None
+    });
+
+    let mut p = start(&module, &example);
+    measure("allowed, cached identity (on_request_headers only)", |_| {
+        let mut s = p.stream(&alice).unwrap();
+        let h = headers("/app/page");
+        let t = Instant::now();
+        s.request_headers(h, true).unwrap();
+        Some(t.elapsed())
+    });
+
+    // cache of one certificate, two clients taking turns: every request parses
+    let one = example.replacen("\"rules\"", "\"cache_size\": 1, \"rules\"", 1);
+    let mut p = start(&module, &one);
+    measure("allowed, first-seen certificate (parsed every time)", |i| {
+        let conn = if i % 2 == 0 { &alice } else { &bob };
+        let out = p.request(conn, headers("/app/page")).unwrap();
+        assert!(out.forwarded());
+        None
+    });
+
+    let mut p = start(&module, &example);
+    measure("denied (subject_not_allowed), cached identity", |_| {
+        let out = p.request(&alice, headers("/admin/x")).unwrap();
+        assert!(!out.forwarded());
+        None
+    });
+
+    // the floor: a filter that adds one header (tests/filters/hello)
+    let hello = repo().join("target/test-filters/wasm32-unknown-unknown/release/hello_filter.wasm");
+    if let Ok(hello) = WasmModule::from_file(&hello) {
+        let mut p = hello.start(PluginSettings::new("world")).unwrap();
+        measure("floor: hello-filter, one header added", |_| {
+            let out = p.request(&alice, headers("/app/page")).unwrap();
+            assert!(out.forwarded());
+            None
+        });
+    }
+}
