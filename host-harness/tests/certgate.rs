@@ -137,3 +137,43 @@ fn audit_headers_and_identity_reach_the_upstream_in_audit_mode() {
     assert_eq!(p.metric("certgate.requests.audit_would_deny"), Some(1));
     assert_eq!(p.metric("certgate.requests.denied"), Some(0));
 }
+
+fn reason(out: &Exchange) -> String {
+    let body = &out.local_response.as_ref().expect("a deny").body;
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+    json["reason"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_reasons_the_table_cannot_show() {
+    // a verified certificate the filter cannot read
+    let mut p = example();
+    let mut conn = Connection::local_tls();
+    conn.set("connection.mtls", vec![1]);
+    conn.set("connection.peer_certificate_valid", vec![1]);
+    conn.set("connection.sha256_peer_certificate_digest", "ab".repeat(32));
+    conn.set("connection.peer_certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    assert_eq!(reason(&p.request(&conn, request("GET", "/app/")).unwrap()), "unparseable_certificate");
+
+    // Envoy's properties alone cannot prove an issuer
+    let config = fixture("policies/example.json").replacen("\"auto\"", "\"properties\"", 1);
+    let mut p = certgate().start(settings(&config)).unwrap();
+    let out = p.request(&client("alice", true), request("GET", "/app/")).unwrap();
+    assert_eq!(reason(&out), "identity_incomplete");
+}
+
+#[test]
+fn xfcc_mode_reads_the_header_envoy_set() {
+    let pem = fixture("pki/ops-anna.pem");
+    let encoded: String = pem
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let config = r#"{"identity_source":"xfcc","rules":[{"name":"ops","subject_cn":["ops-*"]}]}"#;
+    let mut p = certgate().start(settings(config)).unwrap();
+    let mut headers = request("GET", "/");
+    headers.push(("x-forwarded-client-cert".into(), format!("Hash=00;Cert=\"{encoded}\"").into_bytes()));
+    let out = p.request(&Connection::local_tls(), headers).unwrap();
+    assert!(out.forwarded(), "{:?}", out.local_response);
+    assert_eq!(out.header("x-client-cn").as_deref(), Some("ops-anna"));
+}
