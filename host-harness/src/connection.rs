@@ -29,6 +29,9 @@ pub enum ConnectionError {
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
     pub properties: Arc<HashMap<String, Vec<u8>>>,
+    /// The `x-forwarded-client-cert` element Envoy's `SANITIZE_SET` would add
+    /// for this connection (`Hash`, `Cert`, `Subject`, `URI`, `DNS`).
+    pub xfcc: Option<String>,
 }
 
 impl Connection {
@@ -62,27 +65,50 @@ impl Connection {
 
     /// Adds a client certificate (the leaf, PEM), as Envoy 1.40 presents it;
     /// `verified` is whether the listener's validation accepted it.
-    pub fn with_client_cert_pem(mut self, pem: &str, verified: bool) -> Result<Connection, ConnectionError> {
+    pub fn with_client_cert_pem(self, pem: &str, verified: bool) -> Result<Connection, ConnectionError> {
         let block = leaf_block(pem).ok_or_else(|| ConnectionError::Pem("certificate".into(), "no BEGIN CERTIFICATE".into()))?;
         let (_, der) = pem_rfc7468::decode_vec(block.as_bytes()).map_err(|e| ConnectionError::Pem("certificate".into(), e.to_string()))?;
-        let (_, cert) = parse_x509_certificate(&der).map_err(|e| ConnectionError::Der("certificate".into(), e.to_string()))?;
-        self.set("connection.mtls", encode_bool(true));
-        self.set("connection.peer_certificate", block.clone());
-        self.set("connection.peer_certificate_valid", encode_bool(verified));
-        self.set("connection.peer_certificate_presented", encode_bool(true));
-        self.set("connection.subject_peer_certificate", Dn::from_x509(cert.subject()).text);
-        let digest: String = Sha256::digest(&der).iter().map(|b| format!("{b:02x}")).collect();
-        self.set("connection.sha256_peer_certificate_digest", digest);
+        self.with_client_cert_der(&der, verified)
+    }
+
+    /// [`Connection::with_client_cert_pem`] from DER (what a TLS stack gives).
+    pub fn with_client_cert_der(mut self, der: &[u8], verified: bool) -> Result<Connection, ConnectionError> {
+        let (_, cert) = parse_x509_certificate(der).map_err(|e| ConnectionError::Der("certificate".into(), e.to_string()))?;
+        let pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
+            .map_err(|e| ConnectionError::Pem("certificate".into(), e.to_string()))?;
+        let subject = Dn::from_x509(cert.subject()).text;
+        let digest: String = Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect();
+        let (mut uris, mut dnss) = (Vec::new(), Vec::new());
         if let Ok(Some(san)) = cert.subject_alternative_name() {
-            // Envoy gives the first SAN of each kind only
-            let names = &san.value.general_names;
-            if let Some(uri) = names.iter().find_map(|g| if let GeneralName::URI(u) = g { Some(*u) } else { None }) {
-                self.set("connection.uri_san_peer_certificate", uri);
-            }
-            if let Some(dns) = names.iter().find_map(|g| if let GeneralName::DNSName(d) = g { Some(*d) } else { None }) {
-                self.set("connection.dns_san_peer_certificate", dns);
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::URI(u) => uris.push((*u).to_owned()),
+                    GeneralName::DNSName(d) => dnss.push((*d).to_owned()),
+                    _ => {}
+                }
             }
         }
+        self.set("connection.mtls", encode_bool(true));
+        self.set("connection.peer_certificate", pem.clone());
+        self.set("connection.peer_certificate_valid", encode_bool(verified));
+        self.set("connection.peer_certificate_presented", encode_bool(true));
+        self.set("connection.subject_peer_certificate", subject.clone());
+        self.set("connection.sha256_peer_certificate_digest", digest.clone());
+        // Envoy gives the first SAN of each kind only
+        if let Some(uri) = uris.first() {
+            self.set("connection.uri_san_peer_certificate", uri.clone());
+        }
+        if let Some(dns) = dnss.first() {
+            self.set("connection.dns_san_peer_certificate", dns.clone());
+        }
+        let mut xfcc = format!("Hash={digest};Cert=\"{}\";Subject=\"{}\"", url_encode(&pem), subject.replace('"', "\\\""));
+        for uri in &uris {
+            xfcc.push_str(&format!(";URI={uri}"));
+        }
+        for dns in &dnss {
+            xfcc.push_str(&format!(";DNS={dns}"));
+        }
+        self.xfcc = Some(xfcc);
         Ok(self)
     }
 
@@ -104,6 +130,13 @@ impl Connection {
         Arc::make_mut(&mut self.properties).remove(path);
         self
     }
+}
+
+/// Percent-encodes all but unreserved characters, as Envoy writes `Cert=`.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 /// The first `CERTIFICATE` block of a PEM text, with its BEGIN/END lines.

@@ -13,6 +13,11 @@
 //! ```
 
 pub mod abi;
+pub mod backend;
+pub mod edge;
+pub mod locate;
+pub mod policy_file;
+pub mod tls;
 pub mod connection;
 pub mod pki;
 pub mod plugin;

@@ -1,9 +1,16 @@
-//! The `certgate` command.
+//! The `certgate` command: thin; the work is in the library.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use anyhow::{anyhow, bail, Context};
+use certgate_harness::edge::{self, EdgeSettings};
+use certgate_harness::locate::{default_wasm, relative_to};
+use certgate_harness::tls::{ClientCertMode, TlsFiles};
+use certgate_harness::{backend, Connection, HarnessError, PluginSettings, WasmModule};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "certgate", version, about = "Admit HTTP requests by their TLS client certificate")]
@@ -14,9 +21,99 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a local mTLS edge: verify clients, run the filter, forward to the upstream.
+    Serve(ServeArgs),
+    /// Run the test backend: answers every request with the headers it received, as JSON.
+    Backend {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run one request through the filter with a certificate and print the decision.
+    /// Exit code 0: allowed, 1: denied, 2: error.
+    Check(CheckArgs),
+    /// Load a policy into the filter and report what it says. Exit code 0: valid, 2: not.
+    Validate {
+        policy: PathBuf,
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+    },
     /// Certificate tooling.
     #[command(subcommand)]
     Pki(PkiCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A TOML file with any of the settings below (flags override it; its paths are relative to it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The application, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    upstream: Option<String>,
+    /// The policy JSON; edits are applied without a restart.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Server certificate chain (PEM).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Trusted client CAs (PEM bundle).
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// CRLs (PEM), repeatable.
+    #[arg(long)]
+    crl: Vec<PathBuf>,
+    #[arg(long, value_enum)]
+    client_cert: Option<ClientCertMode>,
+    #[arg(long)]
+    wasm: Option<PathBuf>,
+    /// Seconds a client has to finish the TLS handshake.
+    #[arg(long)]
+    handshake_timeout: Option<u64>,
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    listen: Option<SocketAddr>,
+    upstream: Option<String>,
+    policy: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    #[serde(default)]
+    crl: Vec<PathBuf>,
+    client_cert: Option<ClientCertMode>,
+    wasm: Option<PathBuf>,
+    handshake_timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[arg(long)]
+    policy: PathBuf,
+    /// The client certificate (PEM); without it, a request with no certificate.
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Treat the certificate as not verified by the proxy.
+    #[arg(long)]
+    unverified: bool,
+    #[arg(long, default_value = "/")]
+    path: String,
+    #[arg(long, default_value = "GET")]
+    method: String,
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Extra request header `name: value`, repeatable.
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    #[arg(long)]
+    wasm: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,13 +126,184 @@ enum PkiCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn wasm_or_default(w: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match w {
+        Some(w) => Ok(w),
+        None => default_wasm().map_err(|e| anyhow!(e)),
+    }
+}
+
+fn need<T>(v: Option<T>, what: &str) -> anyhow::Result<T> {
+    v.ok_or_else(|| anyhow!("missing {what}: give --{} or set it in --config", what.replace('_', "-")))
+}
+
+fn serve_settings(a: ServeArgs) -> anyhow::Result<EdgeSettings> {
+    let (file, base) = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let file: ServeFile = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+            (file, path.parent().map(Path::to_path_buf).unwrap_or_default())
+        }
+        None => (ServeFile::default(), PathBuf::new()),
+    };
+    let rel = |p: Option<PathBuf>| p.map(|p| relative_to(&base, &p));
+    let upstream = need(a.upstream.or(file.upstream), "upstream")?;
+    let upstream: hyper::Uri = upstream.parse().with_context(|| format!("--upstream {upstream}: not a URL"))?;
+    if upstream.scheme_str() != Some("http") || upstream.authority().is_none() {
+        bail!("--upstream {upstream}: give http://host:port");
+    }
+    let crls = if a.crl.is_empty() { file.crl.into_iter().map(|p| relative_to(&base, &p)).collect() } else { a.crl };
+    Ok(EdgeSettings {
+        listen: a.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+        upstream,
+        tls: TlsFiles {
+            cert: need(a.cert.or(rel(file.cert)), "cert")?,
+            key: need(a.key.or(rel(file.key)), "key")?,
+            client_ca: need(a.client_ca.or(rel(file.client_ca)), "client_ca")?,
+            crls,
+            mode: a.client_cert.or(file.client_cert).unwrap_or(ClientCertMode::Required),
+        },
+        wasm: wasm_or_default(a.wasm.or(rel(file.wasm)))?,
+        policy: need(a.policy.or(rel(file.policy)), "policy")?,
+        handshake_timeout: Duration::from_secs(a.handshake_timeout.or(file.handshake_timeout).unwrap_or(10)),
+        reload_every: Duration::from_millis(250),
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
+    let module = WasmModule::from_file(&wasm_or_default(a.wasm)?)?;
+    let policy = std::fs::read_to_string(&a.policy).with_context(|| format!("cannot read {}", a.policy.display()))?;
+    let mut plugin = module.start(PluginSettings::new(policy).name("certgate")).with_context(|| a.policy.display().to_string())?;
+    let mut conn = Connection::local_tls();
+    if let Some(cert) = &a.cert {
+        conn = conn.with_client_cert_file(cert, !a.unverified)?;
+    }
+    let mut headers: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), a.method.into_bytes()),
+        (":path".into(), a.path.into_bytes()),
+        (":authority".into(), a.host.into_bytes()),
+        (":scheme".into(), b"https".to_vec()),
+    ];
+    for h in &a.headers {
+        let (k, v) = h.split_once(':').ok_or_else(|| anyhow!("--header {h}: write `name: value`"))?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()));
+    }
+    if let Some(x) = &conn.xfcc {
+        headers.push(("x-forwarded-client-cert".into(), x.clone().into_bytes()));
+    }
+    let sent = headers.clone();
+    let out = plugin.request(&conn, headers)?;
+    if let Some(reply) = &out.local_response {
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        println!("decision: deny");
+        println!("status: {}", reply.status);
+        println!("reason: {}", body["reason"].as_str().unwrap_or("-"));
+        println!("rule: {}", body["rule"].as_str().unwrap_or("-"));
+        return Ok(ExitCode::from(1));
+    }
+    match out.header("x-certgate-audit") {
+        Some(audit) => println!("decision: allow (audit mode; enforce would: {audit})"),
+        None => println!("decision: allow"),
+    }
+    println!("rule: {}", out.header("x-certgate-rule").unwrap_or_else(|| "-".into()));
+    println!("headers the application gets from certgate:");
+    for (k, v) in &out.upstream_headers {
+        if !sent.iter().any(|(sk, sv)| sk == k && sv == v) && !k.starts_with(':') {
+            println!("  {k}: {}", String::from_utf8_lossy(v));
+        }
+    }
+    for (k, _) in &sent {
+        if !k.starts_with(':') && !out.upstream_headers.iter().any(|(uk, _)| uk == k) {
+            println!("  (removed) {k}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(policy: &Path, wasm: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let module = WasmModule::from_file(&wasm_or_default(wasm)?)?;
+    let json = std::fs::read_to_string(policy).with_context(|| format!("cannot read {}", policy.display()))?;
+    match module.start(PluginSettings::new(json).name("certgate")) {
+        Ok(plugin) => {
+            for line in plugin.logs() {
+                println!("{}", line.message);
+            }
+            println!("{}: valid", policy.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(HarnessError::ConfigureRefused { logs }) => {
+            for line in logs {
+                eprintln!("{}: {}", policy.display(), line.message);
+            }
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = serve_settings(args)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let edge = edge::start(settings).await?;
+                println!("certgate edge on https://{}", edge.addr);
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                edge.shutdown().await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backend { listen } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let b = backend::start(listen).await?;
+                println!("certgate test backend on http://{}", b.addr);
+                shutdown_signal().await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(args) => check(args),
+        Command::Validate { policy, wasm } => validate(&policy, wasm),
         Command::Pki(PkiCommand::Fixtures { out }) => {
             let set = certgate_harness::pki::fixture_set().context("building the test PKI")?;
             set.write_to(&out)?;
             println!("wrote {} files to {}", set.files.len(), out.display());
+            Ok(ExitCode::SUCCESS)
         }
     }
-    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("certgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
