@@ -9,7 +9,8 @@
 //! - `server.pem|key`: `localhost`, `127.0.0.1`, `::1`.
 //! - `<client>.pem|key` and `<client>-chain.pem` (leaf + issuing CA) per client.
 //! - `mallory-ca.pem`: a self-signed CA with the same name as the client CA.
-//! - `client-ca.crl.pem`: revokes `revoked`.
+//! - `client-ca.crl.pem`: revokes `revoked`; `root-ca.crl.pem` and
+//!   `partner-ca.crl.pem` revoke nothing; `crls.pem` holds all three.
 
 use std::fs;
 use std::net::IpAddr;
@@ -424,15 +425,32 @@ pub fn fixture_set() -> Result<FixtureSet, PkiError> {
         );
     }
 
-    let crl = CertificateRevocationListParams {
+    // A CRL for every CA, empty where nothing is revoked: Envoy (and rustls)
+    // want one for each CA of a chain once any is given.
+    let mut all_crls = String::new();
+    for (ca, revoked, name) in [
+        (&client_ca, revoked_serials, "client-ca.crl.pem"),
+        (&root, Vec::new(), "root-ca.crl.pem"),
+        (&partner_ca, Vec::new(), "partner-ca.crl.pem"),
+    ] {
+        let pem = crl_pem(ca, &revoked, name)?;
+        all_crls.push_str(&pem);
+        out.add(name, pem);
+    }
+    out.add("crls.pem", all_crls);
+    Ok(out)
+}
+
+fn crl_pem(ca: &Authority, revoked: &[Vec<u8>], name: &str) -> Result<String, PkiError> {
+    let params = CertificateRevocationListParams {
         this_update: date(2025, Month::January, 2)?,
         next_update: date(2075, Month::January, 1)?,
         crl_number: SerialNumber::from(1u64),
         issuing_distribution_point: None,
-        revoked_certs: revoked_serials
-            .into_iter()
+        revoked_certs: revoked
+            .iter()
             .map(|serial| RevokedCertParams {
-                serial_number: SerialNumber::from_slice(&serial),
+                serial_number: SerialNumber::from_slice(serial),
                 revocation_time: OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 55),
                 reason_code: Some(RevocationReason::KeyCompromise),
                 invalidity_date: None,
@@ -440,13 +458,8 @@ pub fn fixture_set() -> Result<FixtureSet, PkiError> {
             .collect(),
         key_identifier_method: KeyIdMethod::Sha256,
     };
-    let crl_err = |source| PkiError::Certificate {
-        name: "client-ca.crl".into(),
-        source,
-    };
-    let crl = crl.signed_by(&client_ca.issuer).map_err(crl_err)?;
-    out.add("client-ca.crl.pem", crl.pem().map_err(crl_err)?);
-    Ok(out)
+    let err = |source| PkiError::Certificate { name: name.to_owned(), source };
+    params.signed_by(&ca.issuer).map_err(err)?.pem().map_err(err)
 }
 
 fn new_key(name: &str) -> Result<KeyPair, PkiError> {

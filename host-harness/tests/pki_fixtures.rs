@@ -124,6 +124,16 @@ fn check(dir: &Path) {
     assert_eq!(listed, vec![revoked.raw_serial()]);
     assert!(crl.next_update().unwrap() > far_future);
 
+    for (name, issuer) in [("root-ca.crl.pem", &root), ("partner-ca.crl.pem", &partner_ca)] {
+        let text = std::fs::read(dir.join(name)).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&text).unwrap();
+        let (_, crl) = parse_x509_crl(&pem.contents).unwrap();
+        crl.verify_signature(issuer.public_key()).unwrap();
+        assert_eq!(crl.iter_revoked_certificates().count(), 0, "{name}");
+    }
+    let crls = std::fs::read_to_string(dir.join("crls.pem")).unwrap();
+    assert_eq!(crls.matches("BEGIN X509 CRL").count(), 3);
+
     let bundle = std::fs::read_to_string(dir.join("trusted-client-cas.pem")).unwrap();
     assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 3);
     assert!(dir.join("offline/root-ca.key").exists());

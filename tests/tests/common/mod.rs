@@ -1,0 +1,204 @@
+//! Shared by the end-to-end tests: the fixture paths, a real TLS client
+//! (rustls, HTTP/1.1 or HTTP/2, with or without a client certificate), and an
+//! edge + backend on ephemeral loopback ports.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use certgate_harness::edge::{self, EdgeSettings, RunningEdge};
+use certgate_harness::tls::{certificates, private_key, ClientCertMode, TlsFiles};
+use certgate_harness::backend::{self, RunningBackend};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn pki(name: &str) -> PathBuf {
+    repo().join("fixtures/pki").join(name)
+}
+
+pub fn wasm() -> PathBuf {
+    let p = repo().join(certgate_harness::locate::BUILD_PATH);
+    assert!(p.is_file(), "{} missing: build it with `./dev test`", p.display());
+    p
+}
+
+/// An edge in front of a test backend, with the fixture PKI.
+pub struct Stack {
+    pub edge: RunningEdge,
+    pub backend: RunningBackend,
+    pub policy: PathBuf,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let mut b = [0u8; 8];
+        getrandom_fill(&mut b);
+        let name: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let dir = std::env::temp_dir().join(format!("certgate-{tag}-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+fn getrandom_fill(b: &mut [u8]) {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = (t >> (i * 8)) as u8 ^ (std::process::id() as u8).wrapping_mul(i as u8 + 1);
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub async fn stack(policy_json: &str, mode: ClientCertMode) -> Stack {
+    let backend = backend::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let dir = TempDir::new("edge");
+    let policy = dir.0.join("policy.json");
+    std::fs::write(&policy, policy_json).unwrap();
+    let edge = edge::start(settings(&policy, mode, &format!("http://{}", backend.addr))).await.unwrap();
+    Stack { edge, backend, policy, _dir: dir }
+}
+
+pub fn settings(policy: &std::path::Path, mode: ClientCertMode, upstream: &str) -> EdgeSettings {
+    EdgeSettings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        upstream: upstream.parse().unwrap(),
+        tls: TlsFiles {
+            cert: pki("server.pem"),
+            key: pki("server.key"),
+            client_ca: pki("trusted-client-cas.pem"),
+            crls: vec![pki("crls.pem")],
+            mode,
+        },
+        wasm: wasm(),
+        policy: policy.to_path_buf(),
+        handshake_timeout: Duration::from_secs(5),
+        reload_every: Duration::from_millis(100),
+    }
+}
+
+/// A TLS client configuration trusting the fixture root, with a client
+/// certificate (`<name>-chain.pem`, `<name>.key`) or none.
+pub fn client_config(cert: Option<&str>, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certificates(&pki("root-ca.pem")).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let builder = ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots);
+    let mut config = match cert {
+        Some(name) => builder
+            .with_client_auth_cert(certificates(&pki(&format!("{name}-chain.pem"))).unwrap(), private_key(&pki(&format!("{name}.key"))).unwrap())
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// One HTTPS connection to the edge, HTTP/1.1 (keep-alive) or HTTP/2.
+pub enum Conn {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// Connects; an error is a failed TCP connect or TLS handshake.
+pub async fn connect(addr: SocketAddr, cert: Option<&str>, h2: bool) -> Result<Conn, String> {
+    let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tls = TlsConnector::from(client_config(cert, alpn))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let io = TokioIo::new(tls);
+    if h2 {
+        let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(Conn::H2(send))
+    } else {
+        let (send, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(Conn::H1(send))
+    }
+}
+
+/// What came back: status, body, and (for a request the backend answered)
+/// the headers the backend received.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub backend_headers: Option<Vec<(String, String)>>,
+    pub version: String,
+}
+
+impl Reply {
+    pub fn backend_header(&self, name: &str) -> Vec<String> {
+        self.backend_headers
+            .iter()
+            .flatten()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+impl Conn {
+    /// Sends one request. A TLS 1.3 handshake failure on the server side
+    /// shows here, on the first request.
+    pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+        let mut b = Request::builder().method(method).uri(path);
+        let host = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map_or("localhost", |(_, v)| *v);
+        if let Conn::H2(_) = self {
+            b = b.uri(format!("https://{host}{path}"));
+        } else {
+            b = b.header("host", host);
+        }
+        for (k, v) in headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("host")) {
+            b = b.header(*k, *v);
+        }
+        let req = b.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        let resp = match self {
+            Conn::H1(s) => {
+                s.ready().await.map_err(|e| e.to_string())?;
+                s.send_request(req).await
+            }
+            Conn::H2(s) => {
+                s.ready().await.map_err(|e| e.to_string())?;
+                s.send_request(req).await
+            }
+        }
+        .map_err(|e| format!("request: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let backend_headers = json.get("headers").map(|_| certgate_harness::backend::headers_of(&json));
+        let version = json["version"].as_str().unwrap_or_default().to_owned();
+        Ok(Reply { status, body, backend_headers, version })
+    }
+}
+
+/// Connect and send one GET.
+pub async fn get(addr: SocketAddr, cert: Option<&str>, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+    connect(addr, cert, false).await?.send("GET", path, headers).await
+}
