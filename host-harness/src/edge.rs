@@ -301,8 +301,8 @@ async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connect
                         r.headers_mut().append(k, v);
                     }
                 }
-                let reason = json["reason"].as_str().map(str::to_owned);
-                let rule = json["rule"].as_str().map(str::to_owned);
+                let reason = json.get("reason").and_then(serde_json::Value::as_str).map(str::to_owned);
+                let rule = json.get("rule").and_then(serde_json::Value::as_str).map(str::to_owned);
                 (r, rule, reason, None)
             } else if ex.forwarded() {
                 let audit = ex.header("x-certgate-audit");

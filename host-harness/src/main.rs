@@ -212,8 +212,8 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
         println!("decision: deny");
         println!("status: {}", reply.status);
-        println!("reason: {}", body["reason"].as_str().unwrap_or("-"));
-        println!("rule: {}", body["rule"].as_str().unwrap_or("-"));
+        println!("reason: {}", body.get("reason").and_then(serde_json::Value::as_str).unwrap_or("-"));
+        println!("rule: {}", body.get("rule").and_then(serde_json::Value::as_str).unwrap_or("-"));
         return Ok(ExitCode::from(1));
     }
     match out.header("x-certgate-audit") {
