@@ -129,12 +129,9 @@ fn serve_and_backend_as_processes_answer_curl() {
     let (_backend, line) = spawn(b, "backend on");
     let backend_port = port_of(&line);
     let mut s = certgate();
-    s.args(["serve", "--listen", "127.0.0.1:0", "--policy", EXAMPLE, "--client-cert", "optional"])
-        .args(["--upstream", &format!("http://127.0.0.1:{backend_port}")])
-        .arg("--cert").arg(pki("server.pem"))
-        .arg("--key").arg(pki("server.key"))
-        .arg("--client-ca").arg(pki("trusted-client-cas.pem"))
-        .arg("--crl").arg(pki("crls.pem"));
+    // the documented config file, with the ports overridden by flags
+    s.args(["serve", "--config", "fixtures/serve.toml", "--listen", "127.0.0.1:0"])
+        .args(["--upstream", &format!("http://127.0.0.1:{backend_port}")]);
     let (_edge, line) = spawn(s, "edge on");
     let port = port_of(&line);
 
