@@ -3,6 +3,8 @@
 //! edge + backend on ephemeral loopback ports.
 #![allow(dead_code)]
 
+pub mod envoy;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,152 @@
+//! A real Envoy for the tests: the project's own install (`.venv/bin/envoy`,
+//! from `./dev test`) or `$CERTGATE_ENVOY`; a configuration from `envoy/`
+//! with its ports, paths and policy filled in; ephemeral ports read back from
+//! the admin endpoint.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{repo, TempDir};
+
+pub fn envoy_bin() -> PathBuf {
+    let p = std::env::var_os("CERTGATE_ENVOY").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/envoy"));
+    assert!(p.is_file(), "{} missing: `./dev test` installs Envoy (or set CERTGATE_ENVOY)", p.display());
+    p
+}
+
+/// A committed configuration made runnable here: listener and admin on
+/// port 0, the backend's port, absolute paths, and (if given) another policy.
+pub fn config(file: &str, backend: SocketAddr, policy: Option<&str>) -> String {
+    let root = repo();
+    let mut yaml = std::fs::read_to_string(root.join("envoy").join(file)).unwrap();
+    yaml = yaml
+        .replace("port_value: 10443", &format!("port_value: {}", free_port()))
+        .replace("port_value: 9901", "port_value: 0")
+        .replace("port_value: 8080", &format!("port_value: {}", backend.port()))
+        .replace("filename: fixtures/", &format!("filename: {}/fixtures/", root.display()))
+        .replace("filename: target/", &format!("filename: {}/target/", root.display()))
+        .replace("path: envoy/", &format!("path: {}/envoy/", root.display()));
+    if let Some(policy) = policy {
+        let start = yaml.find("value: |").expect("an inline policy");
+        let end = yaml[start..].find("          - name: envoy.filters.http.router").unwrap() + start;
+        yaml.replace_range(start..end, &format!("value: '{}'\n", policy.replace('\'', "''")));
+    }
+    yaml
+}
+
+/// A loopback port free right now (Envoy's admin reports a listener's
+/// configured port, not the one bound for port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Envoy {
+    child: Child,
+    pub admin: SocketAddr,
+    pub listener: SocketAddr,
+    pub log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP GET to the admin endpoint (HTTP/1.1; a chunked body is decoded).
+pub fn admin_get(admin: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return Some(body.to_owned());
+    }
+    let mut rest = body;
+    let mut decoded = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(decoded);
+        }
+        decoded.push_str(after.get(..size)?);
+        rest = after.get(size + 2..)?;
+    }
+}
+
+impl Envoy {
+    /// Starts Envoy and waits until it is ready, or fails with its log.
+    pub fn start(yaml: &str) -> Result<Envoy, String> {
+        let dir = TempDir::new("envoy");
+        let cfg = dir.0.join("envoy.yaml");
+        std::fs::write(&cfg, yaml).unwrap();
+        let admin_file = dir.0.join("admin");
+        let log = dir.0.join("envoy.log");
+        let child = Command::new(envoy_bin())
+            .arg("-c").arg(&cfg)
+            .arg("--admin-address-path").arg(&admin_file)
+            .arg("--log-path").arg(&log)
+            .args(["--disable-hot-restart", "--concurrency", "2", "-l", "warning", "--component-log-level", "wasm:info,config:info"])
+            .current_dir(repo())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run envoy: {e}"))?;
+        let mut envoy = Envoy { child, admin: "0.0.0.0:0".parse().unwrap(), listener: "0.0.0.0:0".parse().unwrap(), log, _dir: dir };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(status)) = envoy.child.try_wait() {
+                return Err(format!("envoy exited ({status}):\n{}", envoy.log_tail()));
+            }
+            if let Ok(a) = std::fs::read_to_string(&admin_file) {
+                if let Ok(addr) = a.trim().parse() {
+                    envoy.admin = addr;
+                    let ready = admin_get(addr, "/ready").is_some_and(|b| b.trim() == "LIVE");
+                    let listeners = admin_get(addr, "/listeners?format=json").unwrap_or_default();
+                    if let (true, Some(port)) = (ready, first_port(&listeners)) {
+                        envoy.listener = SocketAddr::from(([127, 0, 0, 1], port));
+                        return Ok(envoy);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("envoy not ready in 60 s:\n{}", envoy.log_tail()))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last lines of the log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(25)..].join("\n")
+    }
+
+    /// A counter or gauge from the admin stats.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let stats = admin_get(self.admin, &format!("/stats?filter=^{name}$"))?;
+        stats.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
+    }
+}
+
+fn first_port(json: &str) -> Option<u16> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get("listener_statuses")?.get(0)?.get("local_address")?.get("socket_address")?.get("port_value")?.as_u64().map(|p| p as u16)
+}
+
+pub fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}

@@ -1,0 +1,163 @@
+//! certgate in a real Envoy 1.40 (V8): the committed configurations, the
+//! scenario table, the same outcome as `certgate serve` for every scenario,
+//! a refused configuration, and a policy change through ECDS.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use certgate_harness::backend;
+use certgate_harness::scenarios::{Observed, ScenarioTable};
+use certgate_harness::tls::ClientCertMode;
+use common::envoy::{config, write_atomically, Envoy};
+use common::{connect, get, repo, stack, Reply, TempDir};
+
+/// Headers that differ by nature between Envoy and the edge, left out of the
+/// comparison: request ids, Envoy's own timeout hint, the XFCC element (the
+/// same fields, Envoy's URL-encoding of the PEM differs in which characters
+/// it escapes), and framing.
+const DIFFER_BY_NATURE: &[&str] = &["x-request-id", "x-envoy-expected-rq-timeout-ms", "x-forwarded-client-cert", "content-length"];
+
+fn comparable(r: &Reply) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = r
+        .backend_headers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| !DIFFER_BY_NATURE.contains(&k.as_str()))
+        .collect();
+    h.sort();
+    h
+}
+
+fn observed(r: &Reply) -> Observed {
+    Observed::black_box(r.status, r.backend_headers.is_none().then(|| r.body.clone()), r.backend_headers.clone().unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_holds_in_envoy_and_matches_the_edge() {
+    let table = ScenarioTable::load(&repo().join("fixtures/scenarios.json")).unwrap();
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut envoys: HashMap<String, Envoy> = HashMap::new();
+    let mut edges = HashMap::new();
+    let mut failures = Vec::new();
+    for s in &table.scenarios {
+        let policy = table.policy_for(s).unwrap();
+        if !envoys.contains_key(&policy) {
+            let yaml = config("optional-mtls.yaml", backend.addr, Some(&policy));
+            envoys.insert(policy.clone(), Envoy::start(&yaml).unwrap());
+            edges.insert(policy.clone(), stack(&policy, ClientCertMode::Optional).await);
+        }
+        let mut headers: Vec<(&str, &str)> = s.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        headers.push(("host", s.authority.as_str()));
+        let rejected = s.handshake == "rejected" || !s.verified;
+        let mut replies = Vec::new();
+        for addr in [envoys[&policy].listener, edges[&policy].edge.addr] {
+            let r = async { connect(addr, s.cert.as_deref(), false).await?.send(&s.method, &s.path, &headers).await }.await;
+            replies.push(r);
+        }
+        let (envoy, edge) = (replies.remove(0), replies.remove(0));
+        match (envoy, edge, rejected) {
+            (Err(_), Err(_), true) => {}
+            (Ok(r), _, true) => failures.push(format!("{}: Envoy accepted the handshake ({})", s.name, r.status)),
+            (_, Ok(r), true) => failures.push(format!("{}: the edge accepted the handshake ({})", s.name, r.status)),
+            (Err(e), _, false) => failures.push(format!("{}: Envoy: {e}", s.name)),
+            (_, Err(e), false) => failures.push(format!("{}: edge: {e}", s.name)),
+            (Ok(envoy), Ok(edge), false) => {
+                if let Err(why) = s.check(&observed(&envoy)) {
+                    failures.push(format!("{}: Envoy: {why}", s.name));
+                }
+                let (a, b) = (observed(&envoy), observed(&edge));
+                if (a.status, &a.reason, &a.rule) != (b.status, &b.reason, &b.rule) {
+                    failures.push(format!("{}: Envoy {:?} vs edge {:?}", s.name, (a.status, a.reason, a.rule), (b.status, b.reason, b.rule)));
+                }
+                if comparable(&envoy) != comparable(&edge) {
+                    failures.push(format!(
+                        "{}: headers at the backend differ\n  Envoy: {:?}\n  edge:  {:?}",
+                        s.name,
+                        comparable(&envoy),
+                        comparable(&edge)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committed_required_mtls_configuration_works_as_written() {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let envoy = Envoy::start(&config("required-mtls.yaml", backend.addr, None)).unwrap();
+    let alice = get(envoy.listener, Some("alice"), "/app/", &[("x-client-cn", "root")]).await.unwrap();
+    assert_eq!(alice.status, 200, "{}", alice.body);
+    assert_eq!(alice.backend_header("x-client-cn"), ["alice"]);
+    let bob = get(envoy.listener, Some("bob"), "/admin/", &[]).await.unwrap();
+    assert_eq!(bob.status, 403);
+    assert!(bob.body.contains("subject_not_allowed"), "{}", bob.body);
+    for who in [None, Some("mallory"), Some("revoked"), Some("expired")] {
+        assert!(get(envoy.listener, who, "/healthz", &[]).await.is_err(), "{who:?} must fail the handshake");
+    }
+    // the filter's counters are Envoy stats
+    assert_eq!(envoy.stat("wasmcustom.certgate.requests.allowed"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.certgate.denied.subject_not_allowed"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.certgate.spoofed_headers_removed"), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_refuses_a_policy_the_filter_refuses() {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let bad = r#"{"rules":[{"name":"a","issuer":[]}]}"#;
+    let err = match Envoy::start(&config("required-mtls.yaml", backend.addr, Some(bad))) {
+        Err(e) => e,
+        Ok(e) => panic!("Envoy started with a refused policy; log:\n{}", e.log_tail()),
+    };
+    assert!(err.contains("rules[0].issuer"), "the log names the JSON path:\n{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecds_policy_edit_applies_without_a_restart_and_a_bad_one_is_rejected() {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = TempDir::new("ecds");
+    let resource = std::fs::read_to_string(repo().join("envoy/ecds/certgate.yaml"))
+        .unwrap()
+        .replace("filename: target/", &format!("filename: {}/target/", repo().display()));
+    let file = dir.0.join("certgate.yaml");
+    std::fs::write(&file, &resource).unwrap();
+    let yaml = config("ecds.yaml", backend.addr, None)
+        .replace(&format!("{}/envoy/ecds/certgate.yaml", repo().display()), &file.display().to_string())
+        .replace(&format!("{}/envoy/ecds", repo().display()), &dir.0.display().to_string());
+    let envoy = Envoy::start(&yaml).unwrap();
+    let wait_for = |want: u16, who: &'static str| {
+        let addr = envoy.listener;
+        async move {
+            let start = Instant::now();
+            loop {
+                let r = get(addr, Some(who), "/app/", &[]).await.unwrap();
+                if r.status == want || start.elapsed() > Duration::from_secs(20) {
+                    return r.status;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(wait_for(200, "bob").await, 200, "the first policy allows bob:\n{}", envoy.log_tail());
+
+    let ops_only = resource.replace(
+        r#"{ "name": "app", "path_prefix": "/", "issuer": ["CN=Example Client CA,O=Example"] }"#,
+        r#"{ "name": "app", "path_prefix": "/", "subject_cn": ["ops-*"] }"#,
+    );
+    assert_ne!(ops_only, resource);
+    write_atomically(&file, &ops_only);
+    assert_eq!(wait_for(403, "bob").await, 403, "the edit applies:\n{}", envoy.log_tail());
+    assert_eq!(get(envoy.listener, Some("ops-anna"), "/app/", &[]).await.unwrap().status, 200);
+
+    let refused = resource.replace(r#""issuer": ["CN=Example Client CA,O=Example"]"#, r#""issuer": []"#);
+    write_atomically(&file, &refused);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(get(envoy.listener, Some("bob"), "/app/", &[]).await.unwrap().status, 403, "the refused edit changed nothing");
+    assert_eq!(get(envoy.listener, Some("ops-anna"), "/app/", &[]).await.unwrap().status, 200);
+    assert!(envoy.log_text().contains("rules[0]") || envoy.log_text().contains("rules[1]"), "{}", envoy.log_tail());
+}
