@@ -1,6 +1,6 @@
 //! The request flow's behaviour that the scenario table does not show:
 //! identity sources, the cache, expiry warnings, metrics, failing closed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
 

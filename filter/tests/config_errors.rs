@@ -1,5 +1,5 @@
 //! Every configuration mistake is refused with the JSON path at fault.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 use certgate_filter::config::parse_policy;
 

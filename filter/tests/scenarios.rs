@@ -1,7 +1,7 @@
 //! The scenario table (`fixtures/scenarios.json`) through the filter's whole
 //! request flow, natively, with a simulated proxy. The same table runs on the
 //! real `.wasm` in the harness tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! edge process's CPU time per request, against the backend alone in the
 //! same run. Keep-alive HTTP/1.1 over mTLS (alice), loopback, real processes.
 //! Build the `.wasm` first (`./dev run` or `./dev test`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! time per request for an allowed request whose certificate is cached, one
 //! whose certificate is parsed anew, and a denied one. Build the `.wasm`
 //! first (`./dev run`). Figures go to BENCHMARKS.md.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};

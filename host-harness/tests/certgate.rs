@@ -1,7 +1,7 @@
 //! The real release certgate `.wasm` through the harness: the whole scenario
 //! table, and what only a real VM shows (configuration refused, metrics,
 //! reconfiguration, failing closed).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
 

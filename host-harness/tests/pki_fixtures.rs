@@ -1,6 +1,6 @@
 //! The test PKI: the committed files and a fresh regeneration both hold the
 //! certificates the other tests rely on, signed by the right keys.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

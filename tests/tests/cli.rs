@@ -1,7 +1,7 @@
 //! The `certgate` command as a user runs it (`./dev test` builds it first):
 //! `check` and `validate` with their exit codes, and `serve` + `backend` as
 //! processes, called with curl.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
 

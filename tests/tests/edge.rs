@@ -1,6 +1,6 @@
 //! The `certgate serve` edge end to end: real TLS clients with the fixture
 //! certificates, the real `.wasm`, the test backend, on loopback.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
 

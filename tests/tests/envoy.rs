@@ -1,7 +1,7 @@
 //! certgate in a real Envoy 1.40 (V8): the committed configurations, the
 //! scenario table, the same outcome as `certgate serve` for every scenario,
 //! a refused configuration, and a policy change through ECDS.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
 

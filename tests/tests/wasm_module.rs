@@ -1,7 +1,7 @@
 //! The release `.wasm` that Envoy loads: a valid module that speaks
 //! proxy-wasm ABI 0.2.1 and imports nothing a proxy does not provide.
 //! `./dev test` builds it before the tests run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 use std::path::PathBuf;
 
