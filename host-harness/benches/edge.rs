@@ -7,18 +7,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use certgate_harness::tls::{certificates, private_key};
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use certgate_harness::loadgen::{self, LoadResult};
 
 const CONNECTIONS: usize = 8;
 const SECONDS: u64 = 5;
@@ -55,81 +46,14 @@ fn spawn(args: &[&str], ready: &str) -> (Proc, u16) {
     }
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-fn tls_client() -> Arc<ClientConfig> {
-    let pki = repo().join("fixtures/pki");
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certificates(&pki.join("root-ca.pem")).unwrap() {
-        roots.add(c).unwrap();
-    }
-    let mut c = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certificates(&pki.join("alice-chain.pem")).unwrap(), private_key(&pki.join("alice.key")).unwrap())
-        .unwrap();
-    c.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(c)
-}
-
-/// Runs the load; returns per-request latencies in µs.
-async fn load(port: u16, tls: Option<Arc<ClientConfig>>) -> Vec<u64> {
-    let deadline = Instant::now() + Duration::from_secs(SECONDS);
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let tls = tls.clone();
-        tasks.push(tokio::spawn(async move {
-            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-            tcp.set_nodelay(true).unwrap();
-            let mut lat = Vec::new();
-            macro_rules! drive {
-                ($io:expr) => {{
-                    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new($io)).await.unwrap();
-                    tokio::spawn(conn);
-                    while Instant::now() < deadline {
-                        let req = Request::get("/app/page").header("host", "localhost").body(Empty::<Bytes>::new()).unwrap();
-                        let t = Instant::now();
-                        let resp = send.send_request(req).await.unwrap();
-                        assert_eq!(resp.status(), 200);
-                        resp.into_body().collect().await.unwrap();
-                        lat.push(t.elapsed().as_micros() as u64);
-                    }
-                }};
-            }
-            match tls {
-                Some(cfg) => {
-                    let s = TlsConnector::from(cfg).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
-                    drive!(s)
-                }
-                None => drive!(tcp),
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort_unstable();
-    all
-}
-
-fn report(name: &str, lat: &[u64], cpu: Option<f64>) {
-    let n = lat.len();
-    let rps = n as f64 / SECONDS as f64;
-    let cpu = cpu.map(|c| format!("   edge CPU {:>6.1} µs/request", c * 1e6 / n as f64)).unwrap_or_default();
+fn report(name: &str, r: &LoadResult, cpu: Option<Duration>) {
+    let cpu = cpu.map(|c| format!("   edge CPU {:>6.1} µs/request", c.as_secs_f64() * 1e6 / r.requests() as f64)).unwrap_or_default();
     println!(
-        "{name:<22} {rps:>8.0} req/s   p50 {:>6} µs   p99 {:>6} µs{cpu}",
-        lat[n / 2],
-        lat[n * 99 / 100]
+        "{name:<22} {:>8.0} req/s   p50 {:>6} µs   p99 {:>6} µs   errors {}{cpu}",
+        r.per_second(),
+        r.percentile(50),
+        r.percentile(99),
+        r.errors
     );
 }
 
@@ -143,15 +67,18 @@ fn main() {
         "edge on",
     );
     let pid = edge.0.id();
+    let pki = repo().join("fixtures/pki");
+    let tls = loadgen::client_tls(&pki.join("root-ca.pem"), &pki.join("alice-chain.pem"), &pki.join("alice.key")).unwrap();
     println!("{CONNECTIONS} keep-alive connections, {SECONDS} s per run, {ROUNDS} rounds alternating; example policy, alice");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let d = Duration::from_secs(SECONDS);
     for round in 1..=ROUNDS {
         println!("round {round}");
-        let lat = rt.block_on(load(bport, None));
-        report("  backend alone (HTTP)", &lat, None);
-        let before = cpu_seconds(pid);
-        let lat = rt.block_on(load(eport, Some(tls_client())));
-        let cpu = cpu_seconds(pid) - before;
-        report("  through the edge", &lat, Some(cpu));
+        let r = rt.block_on(loadgen::run(([127, 0, 0, 1], bport).into(), None, "/app/page", CONNECTIONS, d, 200));
+        report("  backend alone (HTTP)", &r, None);
+        let before = loadgen::cpu_time(pid).unwrap();
+        let r = rt.block_on(loadgen::run(([127, 0, 0, 1], eport).into(), Some(tls.clone()), "/app/page", CONNECTIONS, d, 200));
+        let cpu = loadgen::cpu_time(pid).unwrap() - before;
+        report("  through the edge", &r, Some(cpu));
     }
 }

@@ -15,6 +15,7 @@
 pub mod abi;
 pub mod backend;
 pub mod edge;
+pub mod loadgen;
 pub mod locate;
 pub mod policy_file;
 pub mod tls;

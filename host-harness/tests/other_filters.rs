@@ -54,3 +54,13 @@ fn its_refusal_carries_its_log_line() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_empty_benchmark_filter_only_continues() {
+    let path = repo().join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm");
+    let module = WasmModule::from_file(&path).unwrap_or_else(|e| panic!("{e}; `./dev test` builds it"));
+    let mut p = module.start(PluginSettings::new("")).unwrap();
+    let out = p.request(&Connection::local_tls(), request("GET", "/x")).unwrap();
+    assert!(out.forwarded());
+    assert_eq!(out.upstream_headers, request("GET", "/x"));
+}

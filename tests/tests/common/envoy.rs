@@ -83,18 +83,38 @@ pub fn admin_get(admin: SocketAddr, path: &str) -> Option<String> {
 }
 
 impl Envoy {
-    /// Starts Envoy and waits until it is ready, or fails with its log.
+    /// Starts Envoy (two workers) and waits until it is ready, or fails with its log.
     pub fn start(yaml: &str) -> Result<Envoy, String> {
+        Envoy::start_with(yaml, 2, None)
+    }
+
+    /// The process id, for its CPU time.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Starts Envoy with `workers` worker threads, pinned to `cpus` (a
+    /// `taskset` list) if given.
+    pub fn start_with(yaml: &str, workers: usize, cpus: Option<&str>) -> Result<Envoy, String> {
         let dir = TempDir::new("envoy");
         let cfg = dir.0.join("envoy.yaml");
         std::fs::write(&cfg, yaml).unwrap();
         let admin_file = dir.0.join("admin");
         let log = dir.0.join("envoy.log");
-        let child = Command::new(envoy_bin())
+        let mut command = match cpus {
+            Some(list) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", list]).arg(envoy_bin());
+                c
+            }
+            None => Command::new(envoy_bin()),
+        };
+        let child = command
             .arg("-c").arg(&cfg)
             .arg("--admin-address-path").arg(&admin_file)
             .arg("--log-path").arg(&log)
-            .args(["--disable-hot-restart", "--concurrency", "2", "-l", "warning", "--component-log-level", "wasm:info,config:info"])
+            .args(["--disable-hot-restart", "--concurrency", &workers.to_string()])
+            .args(["-l", "warning", "--component-log-level", "wasm:info,config:info"])
             .current_dir(repo())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

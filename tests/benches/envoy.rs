@@ -1,0 +1,123 @@
+//! What certgate costs inside Envoy. One run starts the test backend and five
+//! Envoys (one worker each, pinned to core 0 with `taskset` when present):
+//! (a) no filter, (b) Envoy's native RBAC on the same principal, (c) an empty
+//! proxy-wasm filter (the floor any Wasm filter pays), (d) certgate with the
+//! example policy (10 rules, every identity header), (e) the same in audit
+//! mode. It drives each with the same keep-alive mTLS load (alice), variants
+//! alternating A B C D E A B C D E ... so drift falls on all, and prints per
+//! variant Envoy's CPU time per request (from /proc), requests per second,
+//! p50/p99 latency, and the ratios to (a) and (c) with their spread.
+//! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench envoy`
+//! (best as `taskset -c 1 cargo bench ...` so the load stays off Envoy's core).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use certgate_harness::loadgen;
+use common::envoy::{config, Envoy};
+use common::repo;
+
+const CONNECTIONS: usize = 8;
+const SECONDS: u64 = 4;
+const ROUNDS: usize = 6;
+
+/// Replaces the certgate filter block of required-mtls.yaml.
+fn with_filter(yaml: &str, filter: &str) -> String {
+    let start = yaml.find("          - name: certgate").unwrap();
+    let end = yaml.find("          - name: envoy.filters.http.router").unwrap();
+    format!("{}{}{}", &yaml[..start], filter, &yaml[end..])
+}
+
+fn wasm_filter(path: &str, config: &str) -> String {
+    format!(
+        r#"          - name: wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: wasm
+                fail_open: false
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: {path} }} }}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{config}'
+"#
+    )
+}
+
+const RBAC: &str = r#"          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: ALLOW
+                policies:
+                  alice:
+                    permissions: [{ any: true }]
+                    principals: [{ authenticated: { principal_name: { exact: "spiffe://example.org/ns/default/sa/alice" } } }]
+"#;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let backend = rt.block_on(certgate_harness::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
+    let base = config("required-mtls.yaml", backend.addr, None);
+    let root = repo();
+    let example: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("fixtures/policies/example.json")).unwrap()).unwrap();
+    let mut audit = example.clone();
+    audit["mode"] = "audit".into();
+    let certgate = root.join(certgate_harness::locate::BUILD_PATH).display().to_string();
+    let empty = root.join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm").display().to_string();
+    let variants: Vec<(&str, String)> = vec![
+        ("a no filter", with_filter(&base, "")),
+        ("b native RBAC", with_filter(&base, RBAC)),
+        ("c empty wasm", with_filter(&base, &wasm_filter(&empty, ""))),
+        ("d certgate", with_filter(&base, &wasm_filter(&certgate, &example.to_string()))),
+        ("e certgate audit", with_filter(&base, &wasm_filter(&certgate, &audit.to_string()))),
+    ];
+    let taskset = std::process::Command::new("taskset").arg("--version").output().is_ok();
+    let envoys: Vec<Envoy> = variants
+        .iter()
+        .map(|(name, yaml)| Envoy::start_with(yaml, 1, taskset.then_some("0")).unwrap_or_else(|e| panic!("{name}: {e}")))
+        .collect();
+    let pki = root.join("fixtures/pki");
+    let tls = loadgen::client_tls(&pki.join("root-ca.pem"), &pki.join("alice-chain.pem"), &pki.join("alice.key")).unwrap();
+    println!(
+        "{} variants, {ROUNDS} rounds alternating, {SECONDS} s each, {CONNECTIONS} keep-alive mTLS connections; Envoy pinned: {taskset}",
+        variants.len()
+    );
+    // per variant, per round: (cpu µs/request, req/s, p50, p99)
+    let mut results: Vec<Vec<(f64, f64, u64, u64)>> = vec![Vec::new(); variants.len()];
+    for round in 0..ROUNDS {
+        for (i, envoy) in envoys.iter().enumerate() {
+            let pid = envoy.pid();
+            let before = loadgen::cpu_time(pid).unwrap();
+            let r = rt.block_on(loadgen::run(envoy.listener, Some(tls.clone()), "/app/page", CONNECTIONS, Duration::from_secs(SECONDS), 200));
+            let cpu = loadgen::cpu_time(pid).unwrap() - before;
+            assert_eq!(r.errors, 0, "{}: {} errors", variants[i].0, r.errors);
+            let per = cpu.as_secs_f64() * 1e6 / r.requests() as f64;
+            results[i].push((per, r.per_second(), r.percentile(50), r.percentile(99)));
+        }
+        eprintln!("round {} done", round + 1);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratio = |i: usize, j: usize| {
+        let mut r: Vec<f64> = (0..ROUNDS).map(|k| results[i][k].0 / results[j][k].0).collect();
+        r.sort_by(f64::total_cmp);
+        format!("{:.2} ({:.2}–{:.2})", r[ROUNDS / 2], r[0], r[ROUNDS - 1])
+    };
+    println!("{:<18} {:>12} {:>9} {:>7} {:>7}   {:<20} {:<20}", "variant", "CPU µs/req", "req/s", "p50 µs", "p99 µs", "ratio to (a)", "ratio to (c)");
+    for (i, (name, _)) in variants.iter().enumerate() {
+        let cpu = median(results[i].iter().map(|r| r.0).collect());
+        let rps = median(results[i].iter().map(|r| r.1).collect());
+        let p50 = median(results[i].iter().map(|r| r.2 as f64).collect());
+        let p99 = median(results[i].iter().map(|r| r.3 as f64).collect());
+        println!("{name:<18} {cpu:>12.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {:<20} {:<20}", ratio(i, 0), ratio(i, 2));
+    }
+}
