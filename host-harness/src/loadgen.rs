@@ -41,6 +41,8 @@ pub struct LoadResult {
     pub latencies: Vec<u64>,
     /// Requests not answered with `expect_status`, or that failed.
     pub errors: usize,
+    /// What the first error was.
+    pub first_error: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -81,17 +83,22 @@ pub async fn run(
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
+    let mut first_error = None;
     for t in tasks {
         match t.await {
-            Ok((l, e)) => {
+            Ok((l, e, first)) => {
                 latencies.extend(l);
                 errors += e;
+                first_error = first_error.or(first);
             }
-            Err(_) => errors += 1,
+            Err(e) => {
+                errors += 1;
+                first_error = first_error.or(Some(e.to_string()));
+            }
         }
     }
     latencies.sort_unstable();
-    LoadResult { latencies, errors, elapsed: start.elapsed() }
+    LoadResult { latencies, errors, first_error, elapsed: start.elapsed() }
 }
 
 async fn one_connection(
@@ -100,13 +107,20 @@ async fn one_connection(
     path: &str,
     deadline: Instant,
     expect: u16,
-) -> (Vec<u64>, usize) {
-    let Ok(tcp) = TcpStream::connect(addr).await else { return (Vec::new(), 1) };
+) -> (Vec<u64>, usize, Option<String>) {
+    let fail = |why: String| (Vec::new(), 1, Some(why));
+    let tcp = match TcpStream::connect(addr).await {
+        Ok(t) => t,
+        Err(e) => return fail(format!("connect: {e}")),
+    };
     let _ = tcp.set_nodelay(true);
     let sender = match tls {
         Some(cfg) => {
-            let Ok(name) = ServerName::try_from("localhost") else { return (Vec::new(), 1) };
-            let Ok(s) = TlsConnector::from(cfg).connect(name, tcp).await else { return (Vec::new(), 1) };
+            let Ok(name) = ServerName::try_from("localhost") else { return fail("server name".into()) };
+            let s = match TlsConnector::from(cfg).connect(name, tcp).await {
+                Ok(s) => s,
+                Err(e) => return fail(format!("TLS: {e}")),
+            };
             hyper::client::conn::http1::handshake(TokioIo::new(s)).await.map(|(send, conn)| {
                 tokio::spawn(conn);
                 send
@@ -117,25 +131,32 @@ async fn one_connection(
             send
         }),
     };
-    let Ok(mut send) = sender else { return (Vec::new(), 1) };
-    let (mut lat, mut errors) = (Vec::new(), 0);
+    let mut send = match sender {
+        Ok(s) => s,
+        Err(e) => return fail(format!("HTTP handshake: {e}")),
+    };
+    let (mut lat, mut errors, mut first) = (Vec::new(), 0, None);
     while Instant::now() < deadline {
-        let Ok(req) = Request::get(path).header("host", "localhost").body(Empty::<Bytes>::new()) else { return (lat, errors + 1) };
+        let Ok(req) = Request::get(path).header("host", "localhost").body(Empty::<Bytes>::new()) else {
+            return (lat, errors + 1, Some("request".into()));
+        };
         let t = Instant::now();
         match send.send_request(req).await {
             Ok(resp) => {
-                let ok = resp.status().as_u16() == expect;
+                let status = resp.status().as_u16();
                 let body = resp.into_body().collect().await;
-                if ok && body.is_ok() {
+                if status == expect && body.is_ok() {
                     lat.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
                 } else {
                     errors += 1;
+                    let body = body.map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned()).unwrap_or_default();
+                    first = first.or(Some(format!("status {status}: {body}")));
                 }
             }
-            Err(_) => return (lat, errors + 1),
+            Err(e) => return (lat, errors + 1, first.or(Some(format!("request: {e}")))),
         }
     }
-    (lat, errors)
+    (lat, errors, first)
 }
 
 /// A process's user + system CPU time, from `/proc/<pid>/stat`.

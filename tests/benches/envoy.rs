@@ -63,7 +63,9 @@ const RBAC: &str = r#"          - name: envoy.filters.http.rbac
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let backend = rt.block_on(certgate_harness::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
-    let base = config("required-mtls.yaml", backend.addr, None);
+    // each Envoy its own port (Envoy binds with SO_REUSEPORT: a shared port
+    // would spread the load over all of them)
+    let base = || config("required-mtls.yaml", backend.addr, None);
     let root = repo();
     let example: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("fixtures/policies/example.json")).unwrap()).unwrap();
@@ -72,17 +74,20 @@ fn main() {
     let certgate = root.join(certgate_harness::locate::BUILD_PATH).display().to_string();
     let empty = root.join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm").display().to_string();
     let variants: Vec<(&str, String)> = vec![
-        ("a no filter", with_filter(&base, "")),
-        ("b native RBAC", with_filter(&base, RBAC)),
-        ("c empty wasm", with_filter(&base, &wasm_filter(&empty, ""))),
-        ("d certgate", with_filter(&base, &wasm_filter(&certgate, &example.to_string()))),
-        ("e certgate audit", with_filter(&base, &wasm_filter(&certgate, &audit.to_string()))),
+        ("a no filter", with_filter(&base(), "")),
+        ("b native RBAC", with_filter(&base(), RBAC)),
+        ("c empty wasm", with_filter(&base(), &wasm_filter(&empty, ""))),
+        ("d certgate", with_filter(&base(), &wasm_filter(&certgate, &example.to_string()))),
+        ("e certgate audit", with_filter(&base(), &wasm_filter(&certgate, &audit.to_string()))),
     ];
     let taskset = std::process::Command::new("taskset").arg("--version").output().is_ok();
     let envoys: Vec<Envoy> = variants
         .iter()
         .map(|(name, yaml)| Envoy::start_with(yaml, 1, taskset.then_some("0")).unwrap_or_else(|e| panic!("{name}: {e}")))
         .collect();
+    for ((name, _), e) in variants.iter().zip(&envoys) {
+        eprintln!("{name}: {} (pid {})", e.listener, e.pid());
+    }
     let pki = root.join("fixtures/pki");
     let tls = loadgen::client_tls(&pki.join("root-ca.pem"), &pki.join("alice-chain.pem"), &pki.join("alice.key")).unwrap();
     println!(
@@ -97,7 +102,7 @@ fn main() {
             let before = loadgen::cpu_time(pid).unwrap();
             let r = rt.block_on(loadgen::run(envoy.listener, Some(tls.clone()), "/app/page", CONNECTIONS, Duration::from_secs(SECONDS), 200));
             let cpu = loadgen::cpu_time(pid).unwrap() - before;
-            assert_eq!(r.errors, 0, "{}: {} errors", variants[i].0, r.errors);
+            assert_eq!(r.errors, 0, "{}: {} errors, first: {:?}", variants[i].0, r.errors, r.first_error);
             let per = cpu.as_secs_f64() * 1e6 / r.requests() as f64;
             results[i].push((per, r.per_second(), r.percentile(50), r.percentile(99)));
         }

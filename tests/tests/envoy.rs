@@ -100,8 +100,16 @@ async fn the_committed_required_mtls_configuration_works_as_written() {
     for who in [None, Some("mallory"), Some("revoked"), Some("expired")] {
         assert!(get(envoy.listener, who, "/healthz", &[]).await.is_err(), "{who:?} must fail the handshake");
     }
+    // clients that resume TLS sessions (browsers do) are still admitted: the
+    // configuration disables resumption, on which Envoy would report the
+    // certificate as not validated
+    let shared = common::client_config(Some("alice"), &[b"http/1.1"]);
+    for _ in 0..3 {
+        let r = common::connect_with(envoy.listener, shared.clone(), false).await.unwrap().send("GET", "/app/", &[]).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
     // the filter's counters are Envoy stats
-    assert_eq!(envoy.stat("wasmcustom.certgate.requests.allowed"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.certgate.requests.allowed"), Some(4));
     assert_eq!(envoy.stat("wasmcustom.certgate.denied.subject_not_allowed"), Some(1));
     assert_eq!(envoy.stat("wasmcustom.certgate.spoofed_headers_removed"), Some(1));
 }

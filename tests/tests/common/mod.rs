@@ -126,8 +126,14 @@ pub enum Conn {
 /// Connects; an error is a failed TCP connect or TLS handshake.
 pub async fn connect(addr: SocketAddr, cert: Option<&str>, h2: bool) -> Result<Conn, String> {
     let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
+    connect_with(addr, client_config(cert, alpn), h2).await
+}
+
+/// Connects with a given client configuration (sharing one across
+/// connections lets rustls resume TLS sessions, as browsers do).
+pub async fn connect_with(addr: SocketAddr, config: Arc<ClientConfig>, h2: bool) -> Result<Conn, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let tls = TlsConnector::from(client_config(cert, alpn))
+    let tls = TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
