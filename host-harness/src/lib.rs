@@ -1,6 +1,7 @@
 //! certgate-harness: a proxy-wasm ABI 0.2.1 host on wasmtime that runs any
 //! proxy-wasm filter (certgate's first), with a state-based test API in the
-//! spirit of the Go SDK's `proxytest`; and the test PKI generator.
+//! spirit of the Go SDK's `proxytest`; the local mTLS edge (`certgate serve`), the
+//! test backend, the scenario table model, a load generator and the test PKI.
 //!
 //! ```no_run
 //! use certgate_harness::{Connection, PluginSettings, WasmModule};
