@@ -106,6 +106,12 @@ impl WasmModule {
         state.plugin_properties.insert("plugin_root_id".into(), settings.root_id.into_bytes());
         state.plugin_properties.insert("plugin_vm_id".into(), settings.vm_id.into_bytes());
         let mut store = Store::new(&self.engine, state);
+        store.call_hook(|mut ctx, hook| {
+            if matches!(hook, wasmtime::CallHook::CallingHost) {
+                ctx.data_mut().host_calls += 1;
+            }
+            Ok(())
+        });
         let instance = self
             .linker
             .instantiate(&mut store, &self.module)
@@ -273,6 +279,11 @@ impl Plugin {
             self.call::<i32, ()>("proxy_on_tick", self.root_id as i32)?;
         }
         Ok(())
+    }
+
+    /// How many times the guest has called into the host.
+    pub fn host_calls(&self) -> u64 {
+        self.store.data().host_calls
     }
 
     pub fn tick_period_ms(&self) -> u32 {

@@ -131,6 +131,8 @@ pub struct HostState {
     /// The guest's exported memory and allocator, once instantiated.
     pub memory: Option<wasmtime::Memory>,
     pub allocator: Option<wasmtime::TypedFunc<i32, i32>>,
+    /// Calls from the guest into the host so far (every import, WASI too).
+    pub host_calls: u64,
 }
 
 impl std::fmt::Debug for HostState {
@@ -157,6 +159,7 @@ impl HostState {
             stdio: HashMap::new(),
             memory: None,
             allocator: None,
+            host_calls: 0,
         }
     }
 

@@ -177,3 +177,28 @@ fn xfcc_mode_reads_the_header_envoy_set() {
     assert!(out.forwarded(), "{:?}", out.local_response);
     assert_eq!(out.header("x-client-cn").as_deref(), Some("ops-anna"));
 }
+
+#[test]
+fn host_calls_per_request_are_few_and_counted() {
+    let mut p = example();
+    let alice = client("alice", true);
+    p.request(&alice, request("GET", "/app/")).unwrap(); // parses and caches alice
+    let count = |p: &mut Plugin, headers| {
+        let before = p.host_calls();
+        p.request(&alice, headers).unwrap();
+        p.host_calls() - before
+    };
+    let allowed = count(&mut p, request("GET", "/app/"));
+    // alice: 3 reads (header pairs, digest, verified flag), the clock, 14
+    // header adds (13 identity headers she has values for, and the rule), 2
+    // counters (allowed, rule.app.allowed) = 20
+    println!("host calls, allowed request, cached identity: {allowed}");
+    assert_eq!(allowed, 20, "host calls per allowed request");
+    // a header the client did not send costs no call; one it did costs one removal
+    let mut spoofed = request("GET", "/app/");
+    spoofed.push(("x-client-cn".into(), b"admin".to_vec()));
+    assert_eq!(count(&mut p, spoofed), allowed + 2, "one removal and one more counter (spoofed_headers_removed)");
+    let denied = count(&mut p, request("GET", "/admin/"));
+    println!("host calls, denied request: {denied}");
+    assert!(denied < allowed);
+}
