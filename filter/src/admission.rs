@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 
-use crate::cache::IdentityCache;
+use crate::cache::{IdentityCache, Parsed};
 use crate::headers::HeaderKind;
 use crate::identity::{IdentitySource, PeerIdentity};
 use crate::policy::{decide, Credential, DenyReason, IdentitySourceSetting, Mode, Outcome, Peer, Policy, RequestFacts};
@@ -62,7 +62,6 @@ pub mod property {
     pub const SUBJECT: &[&str] = &["connection", "subject_peer_certificate"];
     pub const URI_SAN: &[&str] = &["connection", "uri_san_peer_certificate"];
     pub const DNS_SAN: &[&str] = &["connection", "dns_san_peer_certificate"];
-    pub const MTLS: &[&str] = &["connection", "mtls"];
 }
 
 pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
@@ -73,6 +72,15 @@ enum Found {
     Unverified,
     Unreadable(String),
     Identity(Rc<PeerIdentity>),
+}
+
+impl From<Parsed> for Found {
+    fn from(parsed: Parsed) -> Found {
+        match parsed {
+            Ok(id) => Found::Identity(id),
+            Err(e) => Found::Unreadable(e.to_string()),
+        }
+    }
 }
 
 /// Runs the whole filter for one request's headers.
@@ -228,10 +236,7 @@ fn find_peer(
     let from_cache = |cache: &mut IdentityCache, key: &str, miss: &mut bool, parse: &dyn Fn() -> _| {
         let (parsed, was_miss) = cache.get_or_parse(key, parse);
         *miss = was_miss;
-        match parsed {
-            Ok(id) => Found::Identity(id),
-            Err(e) => Found::Unreadable(e.to_string()),
-        }
+        Found::from(parsed)
     };
     let xfcc_values: Vec<String> = headers
         .iter()
@@ -269,10 +274,7 @@ fn find_peer(
     }
     if policy.identity_source != IdentitySourceSetting::Properties {
         if let Some(hit) = cache.get(&digest) {
-            return Ok(match hit {
-                Ok(id) => Found::Identity(id),
-                Err(e) => Found::Unreadable(e.to_string()),
-            });
+            return Ok(Found::from(hit));
         }
         if let Some(pem) = host.property(property::PEER_CERTIFICATE)?.filter(|p| !p.is_empty()) {
             return Ok(from_cache(cache, &digest, cache_miss, &|| PeerIdentity::from_pem(&pem, IdentitySource::PeerCertificate)));

@@ -24,13 +24,13 @@ fn get(path: &str) -> FakeProxy {
     FakeProxy::request("GET", path, "localhost")
 }
 
+/// The XFCC element Envoy's SANITIZE_SET adds for a fixture client.
 fn xfcc_for(name: &str) -> String {
-    let (pem, der) = client_cert(name);
-    let encoded: String = pem
-        .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect();
-    format!("By=spiffe://example.org/edge;Hash={};Cert=\"{encoded}\";Subject=\"whatever\";URI=", sha256_hex(&der))
+    certgate_harness::Connection::local_tls()
+        .with_client_cert_file(&common::fixtures_dir().join(format!("pki/{name}.pem")), true)
+        .unwrap()
+        .xfcc
+        .unwrap()
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use certgate_filter::dn::Dn;
+use certgate_filter::identity::hex;
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::parse_x509_certificate;
@@ -77,7 +78,7 @@ impl Connection {
         let pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
             .map_err(|e| ConnectionError::Pem("certificate".into(), e.to_string()))?;
         let subject = Dn::from_x509(cert.subject()).text;
-        let digest: String = Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect();
+        let digest = hex(&Sha256::digest(der));
         let (mut uris, mut dnss) = (Vec::new(), Vec::new());
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {

@@ -246,7 +246,7 @@ const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "t
 fn request_id() -> String {
     let mut b = [0u8; 16];
     let _ = getrandom::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    certgate_filter::identity::hex(&b)
 }
 
 async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connection>) -> Result<Response<Body>, Infallible> {

@@ -366,11 +366,22 @@ impl HttpStream<'_> {
         len_i32(pairs.len())
     }
 
-    pub fn request_headers(&mut self, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
+    /// Stores a header map (names lowercased, as Envoy's maps) and runs its callback.
+    fn headers_phase(
+        &mut self,
+        callback: &str,
+        slot: fn(&mut StreamState) -> &mut Pairs,
+        headers: Pairs,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
         let headers: Pairs = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
         let n = Self::count(&headers);
-        self.state().request_headers = headers;
-        self.plugin.callback("proxy_on_request_headers", (self.id as i32, n, i32::from(end_of_stream)))
+        *slot(self.state()) = headers;
+        self.plugin.callback(callback, (self.id as i32, n, i32::from(end_of_stream)))
+    }
+
+    pub fn request_headers(&mut self, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
+        self.headers_phase("proxy_on_request_headers", |s| &mut s.request_headers, headers, end_of_stream)
     }
 
     pub fn request_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
@@ -389,10 +400,7 @@ impl HttpStream<'_> {
     }
 
     pub fn response_headers(&mut self, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
-        let headers: Pairs = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-        let n = Self::count(&headers);
-        self.state().response_headers = headers;
-        self.plugin.callback("proxy_on_response_headers", (self.id as i32, n, i32::from(end_of_stream)))
+        self.headers_phase("proxy_on_response_headers", |s| &mut s.response_headers, headers, end_of_stream)
     }
 
     pub fn response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {

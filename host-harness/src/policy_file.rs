@@ -36,8 +36,9 @@ impl PolicyStore {
 
     /// Tries a policy in a fresh plugin; on success it becomes current.
     pub fn offer(&self, module: &WasmModule, json: String) -> Result<u64, String> {
-        if self.current().json == json {
-            return Ok(self.current().version);
+        let current = self.current();
+        if current.json == json {
+            return Ok(current.version);
         }
         module.start(PluginSettings::new(json.clone()).name("certgate")).map_err(|e| e.to_string())?;
         let mut guard = match self.current.write() {

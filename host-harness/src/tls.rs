@@ -45,15 +45,20 @@ fn file_err(path: &Path, what: impl ToString) -> TlsError {
     TlsError::File { path: path.display().to_string(), what: what.to_string() }
 }
 
-pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_err(path, format!("cannot read certificates: {e}")))?
+/// Every PEM block of one type in a file; none is an error naming the file.
+fn pem_blocks<T: PemObject>(path: &Path, what: &str, label: &str) -> Result<Vec<T>, TlsError> {
+    let found: Vec<T> = T::pem_file_iter(path)
+        .map_err(|e| file_err(path, format!("cannot read {what}: {e}")))?
         .collect::<Result<_, _>>()
         .map_err(|e| file_err(path, format!("bad PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(file_err(path, "no CERTIFICATE in the file"));
+    if found.is_empty() {
+        return Err(file_err(path, format!("no {label} in the file")));
     }
-    Ok(certs)
+    Ok(found)
+}
+
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    pem_blocks(path, "certificates", "CERTIFICATE")
 }
 
 pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
@@ -63,14 +68,7 @@ pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 fn crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let mut out = Vec::new();
     for path in paths {
-        let found: Vec<_> = CertificateRevocationListDer::pem_file_iter(path)
-            .map_err(|e| file_err(path, format!("cannot read the CRL: {e}")))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| file_err(path, format!("bad PEM: {e}")))?;
-        if found.is_empty() {
-            return Err(file_err(path, "no X509 CRL in the file"));
-        }
-        out.extend(found);
+        out.extend(pem_blocks::<CertificateRevocationListDer<'static>>(path, "the CRL", "X509 CRL")?);
     }
     Ok(out)
 }

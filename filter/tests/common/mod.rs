@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use certgate_filter::admission::{property, Host, HostError};
+use certgate_filter::admission::{Host, HostError};
 use sha2::{Digest, Sha256};
 
 pub fn fixtures_dir() -> PathBuf {
@@ -65,22 +65,12 @@ impl FakeProxy {
     }
 
     /// The properties Envoy 1.40 gives for a TLS connection with this client
-    /// certificate (verified or not).
+    /// certificate (verified or not): the harness's model of them.
     pub fn with_client_cert(mut self, name: &str, verified: bool) -> FakeProxy {
-        let (pem, der) = client_cert(name);
-        self.set_property(property::SHA256_DIGEST, sha256_hex(&der));
-        self.set_property(property::PEER_CERTIFICATE, pem);
-        self.set_property(property::PEER_CERTIFICATE_VALID, vec![u8::from(verified)]);
-        self.set_property(property::MTLS, vec![1]);
-        let id = certgate_filter::identity::PeerIdentity::from_der(&der, certgate_filter::identity::IdentitySource::PeerCertificate)
-            .expect("fixture parses");
-        self.set_property(property::SUBJECT, id.subject.text.clone());
-        if let Some(uri) = id.san_uri.first() {
-            self.set_property(property::URI_SAN, uri.clone());
-        }
-        if let Some(dns) = id.san_dns.first() {
-            self.set_property(property::DNS_SAN, dns.clone());
-        }
+        let conn = certgate_harness::Connection::local_tls()
+            .with_client_cert_file(&fixtures_dir().join(format!("pki/{name}.pem")), verified)
+            .expect("fixture certificate");
+        self.properties.extend(conn.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
         self
     }
 

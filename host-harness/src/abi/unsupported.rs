@@ -2,6 +2,12 @@
 //! foreign functions, and anything unknown): they answer `UNIMPLEMENTED`
 //! (WASI: `ENOSYS`) and log a line, so a filter sees an error, not a trap.
 //! An import whose signature cannot carry a status traps when called.
+//!
+//! The ABI 0.2.1 calls answered this way: `proxy_http_call`, `proxy_grpc_call`,
+//! `proxy_grpc_stream`, `proxy_grpc_send`, `proxy_grpc_cancel`,
+//! `proxy_grpc_close`, the shared queues (`proxy_register_shared_queue`,
+//! `proxy_resolve_shared_queue`, `proxy_dequeue_shared_queue`,
+//! `proxy_enqueue_shared_queue`) and `proxy_call_foreign_function`.
 
 use wasmtime::{Caller, ExternType, Linker, Module, Val, ValType};
 
@@ -9,21 +15,6 @@ use super::Status;
 use crate::state::HostState;
 
 const WASI_ENOSYS: i32 = 52;
-
-/// The calls of ABI 0.2.1 the harness knowingly does not implement.
-pub const UNIMPLEMENTED: &[&str] = &[
-    "proxy_http_call",
-    "proxy_grpc_call",
-    "proxy_grpc_stream",
-    "proxy_grpc_send",
-    "proxy_grpc_cancel",
-    "proxy_grpc_close",
-    "proxy_register_shared_queue",
-    "proxy_resolve_shared_queue",
-    "proxy_dequeue_shared_queue",
-    "proxy_enqueue_shared_queue",
-    "proxy_call_foreign_function",
-];
 
 pub fn add_to_linker(linker: &mut Linker<HostState>, module: &Module) -> wasmtime::Result<()> {
     let mut probe = wasmtime::Store::new(module.engine(), dummy_state());
