@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use certgate_harness::edge::{self, EdgeSettings};
 use certgate_harness::locate::{default_wasm, relative_to};
+use certgate_harness::pki::cli::PkiArgs;
 use certgate_harness::tls::{ClientCertMode, TlsFiles};
 use certgate_harness::{backend, Connection, HarnessError, PluginSettings, WasmModule};
 use clap::{Args, Parser, Subcommand};
@@ -37,9 +38,9 @@ enum Command {
         #[arg(long)]
         wasm: Option<PathBuf>,
     },
-    /// Certificate tooling.
-    #[command(subcommand)]
-    Pki(PkiCommand),
+    /// Certificate tooling: a root CA, a client CA, server and client
+    /// certificates, CSR signing, PKCS#12 for browsers, revocation and CRLs.
+    Pki(PkiArgs),
 }
 
 #[derive(Debug, Args)]
@@ -114,16 +115,6 @@ struct CheckArgs {
     headers: Vec<String>,
     #[arg(long)]
     wasm: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-enum PkiCommand {
-    /// Regenerate the test PKI (CAs, server, clients, CRL) into a directory.
-    Fixtures {
-        /// Where to write the PEM files (created if missing; files are overwritten).
-        #[arg(long, default_value = "fixtures/pki")]
-        out: PathBuf,
-    },
 }
 
 fn wasm_or_default(w: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -283,10 +274,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check(args) => check(args),
         Command::Validate { policy, wasm } => validate(&policy, wasm),
-        Command::Pki(PkiCommand::Fixtures { out }) => {
-            let set = certgate_harness::pki::fixture_set().context("building the test PKI")?;
-            set.write_to(&out)?;
-            println!("wrote {} files to {}", set.files.len(), out.display());
+        Command::Pki(args) => {
+            for line in certgate_harness::pki::cli::run(&args)? {
+                println!("{line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,0 +1,461 @@
+//! One function per `certgate pki` subcommand. Each checks everything it can
+//! before it writes anything, and returns the lines to show the user.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    CertificateParams, CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, PublicKeyData,
+    RevokedCertParams, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+
+use super::index::{timestamp, Entry, Reason};
+use super::keys::{key_pem, load_key, write_new, KeyKind, Passphrase};
+use super::p12::{self, Protection};
+use super::profile::{self, Sans, Subject, Validity};
+use super::store::{check_name, parse_cert, pem_certs, Ca, Home};
+use super::{csr, PkiError};
+
+/// What a subcommand did, line by line.
+pub type Report = Vec<String>;
+
+/// A new CA.
+#[derive(Debug, Clone)]
+pub struct CaSpec {
+    pub name: String,
+    pub subject: Subject,
+    pub validity: Validity,
+    pub key: KeyKind,
+    pub serial: Option<String>,
+    /// Encrypt the CA key under this passphrase.
+    pub encrypt: Option<Passphrase>,
+    /// Days until the first (empty) CRL's next update.
+    pub crl_days: u32,
+}
+
+/// A new server or client certificate.
+#[derive(Debug, Clone)]
+pub struct LeafSpec {
+    pub name: String,
+    pub subject: Subject,
+    pub sans: Sans,
+    pub validity: Validity,
+    pub key: KeyKind,
+    pub serial: Option<String>,
+    pub force: bool,
+}
+
+/// Which certificate to revoke.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Serial(String),
+    Name(String),
+    Cert(PathBuf),
+}
+
+fn serial_of(spec: Option<&str>) -> Result<SerialNumber, PkiError> {
+    match spec {
+        Some(hex) => profile::serial_from_hex(hex),
+        None => profile::random_serial(),
+    }
+}
+
+fn entry_for(params: &CertificateParams, name: &str, cert_der: &[u8]) -> Result<Entry, PkiError> {
+    let cert = parse_cert(Path::new(name), cert_der)?;
+    Ok(Entry {
+        serial: params.serial_number.as_ref().map(profile::serial_hex).unwrap_or_default(),
+        not_after: params.not_after,
+        revoked: None,
+        name: name.to_owned(),
+        subject: cert.subject().to_string(),
+    })
+}
+
+fn init_ca(home: &Home, spec: &CaSpec, parent: Option<(&Ca, &Issuer<'_, KeyPair>)>) -> Result<Report, PkiError> {
+    check_name("CA name", &spec.name)?;
+    let ca_dir = home.ca_dir(&spec.name);
+    if ca_dir.join("ca.pem").exists() || ca_dir.join("ca.key").exists() {
+        return Err(PkiError::Invalid(format!(
+            "{} already holds a CA: init never replaces one, not even with --force (move the directory away to start over)",
+            ca_dir.display()
+        )));
+    }
+    if spec.subject.is_empty() {
+        return Err(PkiError::Invalid(format!("CA {}: give it a name with --cn", spec.name)));
+    }
+    let serial = serial_of(spec.serial.as_deref())?;
+    let params = match parent {
+        None => profile::root_ca(spec.subject.to_dn(), spec.validity, serial),
+        Some(_) => profile::client_ca(spec.subject.to_dn(), spec.validity, serial),
+    };
+    let passphrase = match &spec.encrypt {
+        Some(p) => Some(p.get(&format!("the new key of CA {}", spec.name), true)?),
+        None => None,
+    };
+    let key = spec.key.generate(&spec.name)?;
+    let cert = match parent {
+        None => params.self_signed(&key),
+        Some((_, issuer)) => params.signed_by(&key, issuer),
+    }
+    .map_err(PkiError::cert(&spec.name))?;
+    let mut report = Vec::new();
+    if let Some((parent_ca, _)) = parent {
+        parent_ca.record(entry_for(&params, &spec.name, cert.der())?, &cert.pem())?;
+        report.push(format!("recorded {} in {}", spec.name, parent_ca.index_path().display()));
+    }
+    let key_path = ca_dir.join("ca.key");
+    write_new(&key_path, key_pem(&key, passphrase.as_deref())?.as_bytes(), false, true)?;
+    let cert_path = ca_dir.join("ca.pem");
+    write_new(&cert_path, cert.pem().as_bytes(), false, false)?;
+    let ca = home.open_ca(&spec.name)?;
+    ca.save_index(&Default::default())?;
+    let issuer = Issuer::new(params, key);
+    let crl = write_crl(home, &ca, &issuer, spec.crl_days)?;
+    report.push(format!("wrote {} (the CA certificate)", cert_path.display()));
+    report.push(format!(
+        "wrote {} (its private key, mode 0600{})",
+        key_path.display(),
+        if passphrase.is_some() { ", encrypted" } else { "" }
+    ));
+    report.push(format!("wrote {crl}"));
+    Ok(report)
+}
+
+/// `pki init-root`: a self-signed root CA.
+pub fn init_root(home: &Home, spec: &CaSpec) -> Result<Report, PkiError> {
+    let mut report = init_ca(home, spec, None)?;
+    report.push(format!(
+        "next: `certgate pki init-client-ca --root {}`, then move {}/ca.key offline",
+        spec.name,
+        home.ca_dir(&spec.name).display()
+    ));
+    Ok(report)
+}
+
+/// `pki init-client-ca`: an intermediate signed by a root, for everyday issuing.
+pub fn init_client_ca(home: &Home, spec: &CaSpec, root: &str, root_pass: &Passphrase) -> Result<Report, PkiError> {
+    let parent = home.open_ca(root)?;
+    let issuer = parent.issuer(root_pass)?;
+    let facts = parent.facts()?;
+    if spec.validity.not_after > facts.not_after {
+        return Err(PkiError::Invalid(format!(
+            "CA {} would outlive its root {} (valid until {}): give fewer --days",
+            spec.name, root, timestamp(facts.not_after)
+        )));
+    }
+    init_ca(home, spec, Some((&parent, &issuer)))
+}
+
+/// What a leaf is signed from: a key generated here, or a user's CSR.
+enum LeafKey {
+    Generated(KeyPair),
+    Requested(rcgen::SubjectPublicKeyInfo),
+}
+
+impl LeafKey {
+    fn public(&self) -> &dyn PublicKeyDataDyn {
+        match self {
+            LeafKey::Generated(k) => k,
+            LeafKey::Requested(k) => k,
+        }
+    }
+}
+
+/// rcgen's `PublicKeyData` is not object-safe through `signed_by`'s generic,
+/// so the two kinds of key meet here.
+trait PublicKeyDataDyn {
+    fn sign_with(&self, params: &CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Result<rcgen::Certificate, rcgen::Error>;
+}
+
+impl<T: PublicKeyData> PublicKeyDataDyn for T {
+    fn sign_with(&self, params: &CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Result<rcgen::Certificate, rcgen::Error> {
+        params.signed_by(self, issuer)
+    }
+}
+
+fn issue_leaf(
+    home: &Home,
+    ca: &Ca,
+    issuer: &Issuer<'_, KeyPair>,
+    name: &str,
+    params: &CertificateParams,
+    key: LeafKey,
+    force: bool,
+) -> Result<Report, PkiError> {
+    let cert_path = home.issued(&format!("{name}.pem"));
+    let chain_path = home.issued(&format!("{name}-chain.pem"));
+    let key_path = home.issued(&format!("{name}.key"));
+    let mut targets = vec![&cert_path, &chain_path];
+    if matches!(key, LeafKey::Generated(_)) {
+        targets.push(&key_path);
+    }
+    if !force {
+        if let Some(existing) = targets.iter().find(|p| p.exists()) {
+            return Err(PkiError::Exists { path: (*existing).clone() });
+        }
+    }
+    let mut report = Vec::new();
+    let facts = ca.facts()?;
+    if params.not_after > facts.not_after {
+        report.push(format!(
+            "warning: {name} is valid until {}, after its CA {} ({}): verifiers refuse it from then on",
+            timestamp(params.not_after), ca.name, timestamp(facts.not_after)
+        ));
+    }
+    let cert = key.public().sign_with(params, issuer).map_err(PkiError::cert(name))?;
+    ca.record(entry_for(params, name, cert.der())?, &cert.pem())?;
+    if let LeafKey::Generated(k) = &key {
+        write_new(&key_path, k.serialize_pem().as_bytes(), force, true)?;
+        report.push(format!("wrote {} (private key, mode 0600)", key_path.display()));
+    }
+    write_new(&cert_path, cert.pem().as_bytes(), force, false)?;
+    write_new(&chain_path, format!("{}{}", cert.pem(), ca.cert_pem).as_bytes(), force, false)?;
+    let serial = params.serial_number.as_ref().map(profile::serial_hex).unwrap_or_default();
+    report.push(format!("wrote {} (serial {serial}, signed by {}, valid until {})", cert_path.display(), ca.name, timestamp(params.not_after)));
+    report.push(format!("wrote {} (certificate + issuing CA: what a TLS peer sends)", chain_path.display()));
+    Ok(report)
+}
+
+/// `pki server`: a TLS server certificate.
+pub fn server(home: &Home, ca_name: &str, pass: &Passphrase, spec: &LeafSpec) -> Result<Report, PkiError> {
+    check_name("certificate name", &spec.name)?;
+    let ca = home.open_ca(ca_name)?;
+    if ca.facts()?.client_only {
+        return Err(PkiError::Invalid(format!(
+            "CA {ca_name} signs client certificates only (its extended key usage is clientAuth): sign servers with the root, e.g. --ca root-ca"
+        )));
+    }
+    let params = profile::server(spec.subject.to_dn(), &spec.sans, spec.validity, serial_of(spec.serial.as_deref())?)?;
+    let issuer = ca.issuer(pass)?;
+    issue_leaf(home, &ca, &issuer, &spec.name, &params, LeafKey::Generated(spec.key.generate(&spec.name)?), spec.force)
+}
+
+/// `pki client`: a client certificate with a key generated here.
+pub fn client(home: &Home, ca_name: &str, pass: &Passphrase, spec: &LeafSpec) -> Result<Report, PkiError> {
+    check_name("certificate name", &spec.name)?;
+    let ca = home.open_ca(ca_name)?;
+    let params = profile::client(spec.subject.to_dn(), &spec.sans, spec.validity, serial_of(spec.serial.as_deref())?)?;
+    let issuer = ca.issuer(pass)?;
+    issue_leaf(home, &ca, &issuer, &spec.name, &params, LeafKey::Generated(spec.key.generate(&spec.name)?), spec.force)
+}
+
+/// `pki sign-csr`: a client certificate for a key the user keeps. The CSR
+/// gives the subject, names and key; `extra` adds names; the CA sets the rest.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_csr(
+    home: &Home,
+    ca_name: &str,
+    pass: &Passphrase,
+    csr_path: &Path,
+    name: Option<&str>,
+    extra: &Sans,
+    validity: Validity,
+    serial: Option<&str>,
+    force: bool,
+) -> Result<Report, PkiError> {
+    let data = fs::read(csr_path).map_err(PkiError::read(csr_path))?;
+    let request =
+        csr::check(&data).map_err(|message| PkiError::CsrRefused { path: csr_path.to_owned(), message })?;
+    let name = match (name, &request.cn) {
+        (Some(n), _) => n.to_owned(),
+        (None, Some(cn)) if check_name("", cn).is_ok() => cn.clone(),
+        _ => return Err(PkiError::Invalid("the CSR's CN cannot be a file name: give --name".into())),
+    };
+    check_name("certificate name", &name)?;
+    let ca = home.open_ca(ca_name)?;
+    let mut sans = request.sans.clone();
+    sans.dns.extend(extra.dns.iter().cloned());
+    sans.ips.extend(extra.ips.iter().copied());
+    sans.uris.extend(extra.uris.iter().cloned());
+    sans.emails.extend(extra.emails.iter().cloned());
+    let params = profile::client(request.subject.clone(), &sans, validity, serial_of(serial)?)?;
+    let issuer = ca.issuer(pass)?;
+    let mut report: Report =
+        request.ignored.iter().map(|e| format!("note: the CSR's requested extension {e} was not copied")).collect();
+    report.extend(issue_leaf(home, &ca, &issuer, &name, &params, LeafKey::Requested(request.public_key), force)?);
+    Ok(report)
+}
+
+/// Signs and writes a CA's CRL from its index, then the bundle of all CRLs.
+fn write_crl(home: &Home, ca: &Ca, issuer: &Issuer<'_, KeyPair>, days: u32) -> Result<String, PkiError> {
+    let index = ca.index()?;
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let mut revoked_certs = Vec::new();
+    for (entry, at, reason) in index.revoked() {
+        revoked_certs.push(RevokedCertParams {
+            serial_number: profile::serial_from_hex(&entry.serial)?,
+            revocation_time: at,
+            reason_code: Some(reason.to_rcgen()),
+            invalidity_date: None,
+        });
+    }
+    let count = revoked_certs.len();
+    let number = ca.next_crl_number()?;
+    let params = CertificateRevocationListParams {
+        this_update: now,
+        next_update: now + Duration::days(i64::from(days)),
+        crl_number: SerialNumber::from(number),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(issuer).map_err(PkiError::cert(&ca.name))?;
+    let pem = crl.pem().map_err(PkiError::cert(&ca.name))?;
+    write_new(&ca.crl_path(), pem.as_bytes(), true, false)?;
+    let bundle = home.rebuild_crl_bundle()?;
+    Ok(format!(
+        "{} (CRL number {number}, {count} revoked, next update {}) and {}",
+        ca.crl_path().display(),
+        timestamp(params.next_update),
+        bundle.display()
+    ))
+}
+
+/// `pki crl`: re-signs the CRL of one CA, or of every CA whose key is here.
+pub fn crl(home: &Home, ca_name: Option<&str>, days: u32, pass: &Passphrase) -> Result<Report, PkiError> {
+    let names = match ca_name {
+        Some(n) => vec![n.to_owned()],
+        None => home.ca_names(),
+    };
+    if names.is_empty() {
+        return Err(PkiError::Invalid(format!("no CA under {}: nothing to sign", home.dir.display())));
+    }
+    let mut report = Vec::new();
+    for name in names {
+        let ca = home.open_ca(&name)?;
+        if ca_name.is_none() && !ca.key_path().exists() {
+            report.push(format!("skipped {name}: its key is not here (offline?); its CRL stays as it was"));
+            continue;
+        }
+        let issuer = ca.issuer(pass)?;
+        report.push(format!("wrote {}", write_crl(home, &ca, &issuer, days)?));
+    }
+    Ok(report)
+}
+
+/// `pki revoke`: marks a certificate revoked in its CA's index. The next
+/// `pki crl` publishes it.
+pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reason) -> Result<Report, PkiError> {
+    let cas: Vec<Ca> = match ca_name {
+        Some(n) => vec![home.open_ca(n)?],
+        None => home.ca_names().iter().map(|n| home.open_ca(n)).collect::<Result<_, _>>()?,
+    };
+    let (serial, issuer_dn) = match target {
+        Target::Serial(s) => (Some(profile::serial_hex(&profile::serial_from_hex(s)?)), None),
+        Target::Name(_) => (None, None),
+        Target::Cert(path) => {
+            let text = fs::read_to_string(path).map_err(PkiError::read(path))?;
+            let der = pem_certs(path, &text)?.into_iter().next().unwrap_or_default();
+            let cert = parse_cert(path, &der)?;
+            let serial = profile::serial_hex(&SerialNumber::from_slice(cert.raw_serial()));
+            (Some(serial), Some(cert.issuer().to_string()))
+        }
+    };
+    let mut matches = Vec::new();
+    for ca in &cas {
+        if let Some(dn) = &issuer_dn {
+            if &ca.facts()?.subject != dn {
+                continue;
+            }
+        }
+        let index = ca.index()?;
+        let found: Vec<String> = match (target, &serial) {
+            (Target::Name(n), _) => index.unrevoked_named(n).map(|e| e.serial.clone()).collect(),
+            (_, Some(s)) => index.find_serial(s).map(|e| e.serial.clone()).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        matches.extend(found.into_iter().map(|s| (ca, s)));
+    }
+    let what = match target {
+        Target::Serial(s) => format!("serial {s}"),
+        Target::Name(n) => format!("a valid certificate named {n}"),
+        Target::Cert(p) => format!("the certificate in {}", p.display()),
+    };
+    let searched = cas.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+    let [(ca, serial)] = matches.as_slice() else {
+        if matches.is_empty() {
+            if let Target::Name(n) = target {
+                let revoked: Vec<String> = cas
+                    .iter()
+                    .filter_map(|c| c.index().ok())
+                    .flat_map(|i| i.entries.into_iter().filter(|e| &e.name == n && e.revoked.is_some()))
+                    .map(|e| e.serial)
+                    .collect();
+                if !revoked.is_empty() {
+                    return Err(PkiError::Invalid(format!(
+                        "every certificate named {n} is revoked already (serials {}); nothing changed",
+                        revoked.join(", ")
+                    )));
+                }
+            }
+            return Err(PkiError::Invalid(format!("{what} is not in the index of any CA searched ({searched})")));
+        }
+        let list: Vec<String> = matches.iter().map(|(c, s)| format!("{s} by {}", c.name)).collect();
+        return Err(PkiError::Invalid(format!(
+            "{what} matches {} certificates ({}): give --serial (and --ca)",
+            matches.len(),
+            list.join(", ")
+        )));
+    };
+    let mut index = ca.index()?;
+    let Some(entry) = index.find_serial_mut(serial) else {
+        return Err(PkiError::Invalid(format!("serial {serial} vanished from {}", ca.index_path().display())));
+    };
+    if let Some((at, why)) = entry.revoked {
+        return Err(PkiError::Invalid(format!(
+            "serial {serial} ({}) was already revoked on {} ({}); nothing changed",
+            entry.name,
+            timestamp(at),
+            why.name()
+        )));
+    }
+    entry.revoked = Some((OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc()), reason));
+    let line = format!("revoked serial {serial} ({}, {}) in {}", entry.name, reason.name(), ca.index_path().display());
+    ca.save_index(&index)?;
+    Ok(vec![line, format!("next: `certgate pki crl --ca {}` publishes it; reload Envoy's CRL (or restart `certgate serve`)", ca.name)])
+}
+
+/// `pki p12`: the client's key, certificate and issuing CA in one file a
+/// browser imports.
+pub fn p12(home: &Home, name: &str, password: &Passphrase, protection: Protection, out: Option<&Path>, force: bool) -> Result<Report, PkiError> {
+    check_name("certificate name", name)?;
+    let key_path = home.issued(&format!("{name}.key"));
+    let chain_path = home.issued(&format!("{name}-chain.pem"));
+    let out = out.map_or_else(|| home.issued(&format!("{name}.p12")), Path::to_path_buf);
+    if out.exists() && !force {
+        return Err(PkiError::Exists { path: out });
+    }
+    if !chain_path.exists() {
+        return Err(PkiError::Invalid(format!(
+            "no certificate named {name}: {} is missing (issue one with `certgate pki client {name}`)",
+            chain_path.display()
+        )));
+    }
+    let chain_text = fs::read_to_string(&chain_path).map_err(PkiError::read(&chain_path))?;
+    let chain = pem_certs(&chain_path, &chain_text)?;
+    let key = load_key(&key_path, &Passphrase::default())?;
+    let leaf = parse_cert(&chain_path, chain.first().map(Vec::as_slice).unwrap_or_default())?;
+    if key.subject_public_key_info() != leaf.public_key().raw {
+        return Err(PkiError::bad_file(&key_path, format!("is not the key of the first certificate in {}", chain_path.display())));
+    }
+    let alias = leaf
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map_or_else(|| name.to_owned(), str::to_owned);
+    let password = password.get(&format!("the PKCS#12 bundle {}", out.display()), true)?;
+    let data = p12::bundle(&alias, &key.serialize_der(), &chain, &password, protection)
+        .map_err(|m| PkiError::Invalid(format!("cannot build {}: {m}", out.display())))?;
+    write_new(&out, &data, force, true)?;
+    Ok(vec![format!(
+        "wrote {} ({} certificates and the key, {}; mode 0600)",
+        out.display(),
+        chain.len(),
+        match protection {
+            Protection::Modern => "AES-256 / HMAC-SHA-256",
+            Protection::Legacy => "3DES / HMAC-SHA-1 for older systems",
+        }
+    )])
+}

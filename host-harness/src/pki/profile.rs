@@ -1,0 +1,288 @@
+//! What goes into each kind of certificate: the CA profiles, the server and the
+//! client profile. Pure: no files, no keys.
+
+use std::net::IpAddr;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod,
+    KeyUsagePurpose, SanType, SerialNumber,
+};
+use time::format_description::well_known::Rfc3339;
+use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
+
+use super::PkiError;
+
+/// A subject name, written C, O, OU, CN in that order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub cn: Option<String>,
+    pub org: Option<String>,
+    pub ou: Option<String>,
+    pub country: Option<String>,
+}
+
+impl Subject {
+    pub fn cn(cn: impl Into<String>) -> Self {
+        Subject { cn: Some(cn.into()), ..Subject::default() }
+    }
+
+    pub fn to_dn(&self) -> DistinguishedName {
+        let mut dn = DistinguishedName::new();
+        for (ty, value) in [
+            (DnType::CountryName, &self.country),
+            (DnType::OrganizationName, &self.org),
+            (DnType::OrganizationalUnitName, &self.ou),
+            (DnType::CommonName, &self.cn),
+        ] {
+            if let Some(v) = value {
+                dn.push(ty, v.as_str());
+            }
+        }
+        dn
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cn.is_none() && self.org.is_none() && self.ou.is_none() && self.country.is_none()
+    }
+}
+
+/// Subject alternative names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sans {
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub uris: Vec<String>,
+    pub emails: Vec<String>,
+}
+
+impl Sans {
+    pub fn is_empty(&self) -> bool {
+        self.dns.is_empty() && self.ips.is_empty() && self.uris.is_empty() && self.emails.is_empty()
+    }
+
+    /// The names as rcgen wants them; each refused one is named.
+    pub fn to_rcgen(&self) -> Result<Vec<SanType>, PkiError> {
+        let ia5 = |kind: &str, v: &str| -> Result<rcgen::string::Ia5String, PkiError> {
+            v.try_into()
+                .map_err(|_| PkiError::Invalid(format!("{kind} SAN {v:?}: only ASCII is allowed here")))
+        };
+        let mut out = Vec::new();
+        for d in &self.dns {
+            if d.is_empty() || d.contains(char::is_whitespace) {
+                return Err(PkiError::Invalid(format!("DNS SAN {d:?} is not a DNS name")));
+            }
+            out.push(SanType::DnsName(ia5("DNS", d)?));
+        }
+        out.extend(self.ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        for u in &self.uris {
+            check_uri(u)?;
+            out.push(SanType::URI(ia5("URI", u)?));
+        }
+        for e in &self.emails {
+            match e.split_once('@') {
+                Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {}
+                _ => return Err(PkiError::Invalid(format!("email SAN {e:?} is not an address (user@domain)"))),
+            }
+            out.push(SanType::Rfc822Name(ia5("email", e)?));
+        }
+        Ok(out)
+    }
+}
+
+/// A URI SAN needs a scheme; a SPIFFE ID also needs a trust domain and no
+/// query or fragment (the SPIFFE ID standard).
+fn check_uri(u: &str) -> Result<(), PkiError> {
+    let bad = |why: &str| Err(PkiError::Invalid(format!("URI SAN {u:?}: {why}")));
+    let Some((scheme, rest)) = u.split_once("://") else {
+        return bad("not a URI (scheme://...)");
+    };
+    if scheme.is_empty() || rest.is_empty() {
+        return bad("not a URI (scheme://...)");
+    }
+    if scheme.eq_ignore_ascii_case("spiffe") {
+        let domain = rest.split('/').next().unwrap_or("");
+        if domain.is_empty() || domain.contains(|c: char| c.is_ascii_uppercase()) {
+            return bad("a SPIFFE ID needs a lower-case trust domain: spiffe://example.org/path");
+        }
+        if rest.contains(['?', '#']) {
+            return bad("a SPIFFE ID has no query or fragment");
+        }
+    }
+    Ok(())
+}
+
+/// When a certificate is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    /// From now (less five minutes, for clocks a little behind) for `days`.
+    pub fn days(days: u32) -> Self {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
+        Validity { not_before: now - Duration::minutes(5), not_after: now + Duration::days(i64::from(days)) }
+    }
+
+    /// `--days`, overridden by explicit `--not-before` / `--not-after` dates.
+    pub fn from_args(days: u32, not_before: Option<&str>, not_after: Option<&str>) -> Result<Self, PkiError> {
+        let mut v = Validity::days(days);
+        if let Some(s) = not_before {
+            v.not_before = parse_date(s)?;
+        }
+        if let Some(s) = not_after {
+            v.not_after = parse_date(s)?;
+        }
+        if v.not_after <= v.not_before {
+            return Err(PkiError::Invalid(format!(
+                "the validity ends ({}) before it starts ({})",
+                v.not_after, v.not_before
+            )));
+        }
+        Ok(v)
+    }
+}
+
+/// `2026-11-23` (midnight UTC) or RFC 3339 (`2026-11-23T10:00:00Z`).
+pub fn parse_date(s: &str) -> Result<OffsetDateTime, PkiError> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let bad = || PkiError::Invalid(format!("date {s:?}: write YYYY-MM-DD or an RFC 3339 time"));
+    let mut parts = s.splitn(3, '-').map(str::parse::<i32>);
+    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let month = u8::try_from(m).ok().and_then(|m| time::Month::try_from(m).ok()).ok_or_else(bad)?;
+    let day = u8::try_from(d).map_err(|_| bad())?;
+    let date = Date::from_calendar_date(y, month, day).map_err(|_| bad())?;
+    Ok(PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc())
+}
+
+/// A random positive 128-bit serial (RFC 5280 allows up to 20 octets; CAs/B
+/// forum asks for at least 64 random bits).
+pub fn random_serial() -> Result<SerialNumber, PkiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| PkiError::Invalid(format!("no randomness for a serial: {e}")))?;
+    // Positive and always 16 octets long.
+    if let Some(first) = bytes.first_mut() {
+        *first = (*first & 0x7f).max(1);
+    }
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// `--serial` given in hex (for reproducible fixtures), or a random one.
+pub fn serial_from_hex(hex: &str) -> Result<SerialNumber, PkiError> {
+    let clean: String = hex.chars().filter(|c| *c != ':').collect();
+    let bad = || PkiError::Invalid(format!("serial {hex:?}: give 1 to 20 octets in hex"));
+    if clean.is_empty() || clean.len() > 40 || !clean.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let padded = if clean.len() % 2 == 1 { format!("0{clean}") } else { clean };
+    let bytes = (0..padded.len())
+        .step_by(2)
+        .map(|i| padded.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()).ok_or_else(bad))
+        .collect::<Result<Vec<u8>, _>>()?;
+    if bytes.iter().all(|b| *b == 0) {
+        return Err(PkiError::Invalid(format!("serial {hex:?}: must not be zero")));
+    }
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// Upper-case hex without separators or leading zero octets, as the index and
+/// `openssl x509 -serial` show it.
+pub fn serial_hex(serial: &SerialNumber) -> String {
+    let bytes = serial.to_bytes();
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    bytes.get(start..).unwrap_or_default().iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn base(subject: DistinguishedName, validity: Validity, serial: SerialNumber) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = subject;
+    p.not_before = validity.not_before;
+    p.not_after = validity.not_after;
+    p.serial_number = Some(serial);
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p.use_authority_key_identifier_extension = true;
+    p
+}
+
+/// A root CA: self-signed, no path length limit, signs certificates and CRLs.
+pub fn root_ca(subject: DistinguishedName, validity: Validity, serial: SerialNumber) -> CertificateParams {
+    let mut p = base(subject, validity, serial);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.use_authority_key_identifier_extension = false;
+    p
+}
+
+/// The client-signing intermediate: path length 0 (it cannot make CAs) and
+/// extended key usage clientAuth, so what it signs cannot serve TLS.
+pub fn client_ca(subject: DistinguishedName, validity: Validity, serial: SerialNumber) -> CertificateParams {
+    let mut p = root_ca(subject, validity, serial);
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.use_authority_key_identifier_extension = true;
+    p
+}
+
+/// A TLS server: serverAuth, its names as SANs (browsers ignore the CN).
+pub fn server(subject: DistinguishedName, sans: &Sans, validity: Validity, serial: SerialNumber) -> Result<CertificateParams, PkiError> {
+    if sans.dns.is_empty() && sans.ips.is_empty() {
+        return Err(PkiError::Invalid("a server certificate needs at least one --dns name or --ip".into()));
+    }
+    let mut p = base(subject, validity, serial);
+    p.subject_alt_names = sans.to_rcgen()?;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    Ok(p)
+}
+
+/// A TLS client: clientAuth only, named by its CN and/or SANs.
+pub fn client(subject: DistinguishedName, sans: &Sans, validity: Validity, serial: SerialNumber) -> Result<CertificateParams, PkiError> {
+    if subject.get(&DnType::CommonName).is_none() && sans.is_empty() {
+        return Err(PkiError::Invalid("a client certificate needs a --cn or at least one SAN".into()));
+    }
+    let mut p = base(subject, validity, serial);
+    p.subject_alt_names = sans.to_rcgen()?;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn serials() {
+        assert_eq!(serial_hex(&serial_from_hex("4c:1e:7a").unwrap()), "4C1E7A");
+        assert_eq!(serial_hex(&serial_from_hex("abc").unwrap()), "0ABC");
+        assert!(serial_from_hex("00").is_err());
+        assert!(serial_from_hex("xyz").is_err());
+        assert!(serial_from_hex(&"1".repeat(41)).is_err());
+        let r = random_serial().unwrap();
+        assert_eq!(r.to_bytes().len(), 16);
+        assert!(r.to_bytes()[0] >= 1 && r.to_bytes()[0] < 0x80);
+        assert_ne!(r, random_serial().unwrap());
+    }
+
+    #[test]
+    fn dates_and_names() {
+        assert_eq!(parse_date("2030-02-03").unwrap().unix_timestamp(), 1_896_307_200);
+        assert!(parse_date("2030-02-30").is_err());
+        assert!(parse_date("soon").is_err());
+        assert!(Validity::from_args(1, Some("2030-01-02"), Some("2030-01-01")).is_err());
+        for bad in ["spiffe://Example.org/x", "spiffe:///x", "spiffe://e.org/x?y", "no-scheme"] {
+            let sans = Sans { uris: vec![bad.into()], ..Sans::default() };
+            assert!(sans.to_rcgen().is_err(), "{bad}");
+        }
+        let sans = Sans { emails: vec!["nobody".into()], ..Sans::default() };
+        assert!(sans.to_rcgen().is_err());
+        let sans = Sans { dns: vec!["zoë.example".into()], ..Sans::default() };
+        assert!(sans.to_rcgen().unwrap_err().to_string().contains("only ASCII"));
+    }
+}

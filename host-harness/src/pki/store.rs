@@ -1,0 +1,235 @@
+//! The PKI home on disk: one directory per CA, the issued certificates, the CRL
+//! bundle. Every write goes through `keys::write_new`, so nothing is replaced
+//! without `--force`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rcgen::{Issuer, KeyPair, PublicKeyData};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::index::{Entry, Index};
+use super::keys::{load_key, write_new, Passphrase};
+use super::PkiError;
+
+/// The PKI home directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub dir: PathBuf,
+}
+
+/// Names of CAs and issued certificates become file names: keep them plain.
+pub fn check_name(what: &str, name: &str) -> Result<(), PkiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(PkiError::Invalid(format!(
+            "{what} {name:?}: use 1 to 64 letters, digits, '.', '_', '-' or '@', not starting with '.' or '-'"
+        )))
+    }
+}
+
+impl Home {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Home { dir: dir.into() }
+    }
+
+    pub fn ca_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn issued(&self, file: &str) -> PathBuf {
+        self.dir.join("issued").join(file)
+    }
+
+    pub fn crl_bundle(&self) -> PathBuf {
+        self.dir.join("crls.pem")
+    }
+
+    /// The CAs present (directories holding a `ca.pem`), sorted by name.
+    pub fn ca_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("ca.pem").is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn open_ca(&self, name: &str) -> Result<Ca, PkiError> {
+        check_name("CA name", name)?;
+        let dir = self.ca_dir(name);
+        if !dir.join("ca.pem").is_file() {
+            let names = self.ca_names();
+            let known = if names.is_empty() { String::new() } else { format!(" (CAs here: {})", names.join(", ")) };
+            return Err(PkiError::NoSuchCa { name: name.to_owned(), home: self.dir.clone(), known });
+        }
+        Ca::open(name, dir)
+    }
+
+    /// Rewrites `crls.pem` from every CA's latest CRL.
+    pub fn rebuild_crl_bundle(&self) -> Result<PathBuf, PkiError> {
+        let mut bundle = String::new();
+        for name in self.ca_names() {
+            let path = self.ca_dir(&name).join("crl.pem");
+            if path.is_file() {
+                bundle.push_str(&fs::read_to_string(&path).map_err(PkiError::read(&path))?);
+            }
+        }
+        let path = self.crl_bundle();
+        write_new(&path, bundle.as_bytes(), true, false)?;
+        Ok(path)
+    }
+}
+
+/// One CA directory.
+#[derive(Debug, Clone)]
+pub struct Ca {
+    pub name: String,
+    pub dir: PathBuf,
+    pub cert_pem: String,
+    pub cert_der: Vec<u8>,
+}
+
+/// What a CA certificate allows, read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFacts {
+    pub self_signed: bool,
+    /// Its extended key usage is clientAuth only: it must not sign servers.
+    pub client_only: bool,
+    pub not_after: OffsetDateTime,
+    pub subject: String,
+}
+
+/// The DER of every certificate in a PEM text, in order (any line length).
+pub fn pem_certs(path: &Path, text: &str) -> Result<Vec<Vec<u8>>, PkiError> {
+    let mut out = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()) {
+        let pem = pem.map_err(|e| PkiError::bad_file(path, format!("a PEM block does not decode: {e}")))?;
+        if pem.label == "CERTIFICATE" {
+            out.push(pem.contents);
+        }
+    }
+    if out.is_empty() {
+        return Err(PkiError::bad_file(path, "holds no PEM certificate"));
+    }
+    Ok(out)
+}
+
+pub fn parse_cert<'a>(path: &Path, der: &'a [u8]) -> Result<X509Certificate<'a>, PkiError> {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c)
+        .map_err(|e| PkiError::bad_file(path, format!("not an X.509 certificate: {e}")))
+}
+
+impl Ca {
+    fn open(name: &str, dir: PathBuf) -> Result<Ca, PkiError> {
+        let path = dir.join("ca.pem");
+        let cert_pem = fs::read_to_string(&path).map_err(PkiError::read(&path))?;
+        let cert_der = pem_certs(&path, &cert_pem)?.into_iter().next().unwrap_or_default();
+        let ca = Ca { name: name.to_owned(), dir, cert_pem, cert_der };
+        let cert = parse_cert(&path, &ca.cert_der)?;
+        if !cert.is_ca() {
+            return Err(PkiError::bad_file(&path, "is not a CA certificate (basicConstraints CA:FALSE)"));
+        }
+        Ok(ca)
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+    pub fn index_path(&self) -> PathBuf {
+        self.dir.join("index.txt")
+    }
+    pub fn crl_path(&self) -> PathBuf {
+        self.dir.join("crl.pem")
+    }
+
+    pub fn facts(&self) -> Result<CaFacts, PkiError> {
+        let cert = parse_cert(&self.cert_path(), &self.cert_der)?;
+        let client_only = match cert.extended_key_usage() {
+            Ok(Some(eku)) => {
+                let e = &eku.value;
+                e.client_auth && !e.server_auth && !e.any
+            }
+            _ => false,
+        };
+        Ok(CaFacts {
+            self_signed: cert.subject() == cert.issuer() && cert.verify_signature(None).is_ok(),
+            client_only,
+            not_after: cert.validity().not_after.to_datetime(),
+            subject: cert.subject().to_string(),
+        })
+    }
+
+    /// The CA's signing key, checked to belong to its certificate. The error
+    /// for a key moved offline says so.
+    pub fn issuer(&self, passphrase: &Passphrase) -> Result<Issuer<'static, KeyPair>, PkiError> {
+        let key_path = self.key_path();
+        if !key_path.is_file() {
+            return Err(PkiError::Invalid(format!(
+                "{} is not there: CA {} cannot sign without its key (if it was moved offline, put it back for this step)",
+                key_path.display(),
+                self.name
+            )));
+        }
+        let key = load_key(&key_path, passphrase)?;
+        let cert = parse_cert(&self.cert_path(), &self.cert_der)?;
+        if key.subject_public_key_info() != cert.public_key().raw {
+            return Err(PkiError::bad_file(&key_path, format!("is not the key of {}", self.cert_path().display())));
+        }
+        Issuer::from_ca_cert_der(&self.cert_der.as_slice().into(), key).map_err(PkiError::cert(&self.name))
+    }
+
+    pub fn index(&self) -> Result<Index, PkiError> {
+        let path = self.index_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => Index::parse(&text).map_err(|m| PkiError::bad_file(&path, m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(PkiError::Read { path, cause: e }),
+        }
+    }
+
+    pub fn save_index(&self, index: &Index) -> Result<(), PkiError> {
+        // Written whole, then renamed: a crash leaves the old index, never half of one.
+        let path = self.index_path();
+        let tmp = self.dir.join("index.txt.new");
+        write_new(&tmp, index.to_text().as_bytes(), true, false)?;
+        fs::rename(&tmp, &path).map_err(PkiError::write(&path))
+    }
+
+    /// Records a certificate this CA signed: a line in the index, a copy under `certs/`.
+    pub fn record(&self, entry: Entry, cert_pem: &str) -> Result<(), PkiError> {
+        let mut index = self.index()?;
+        if index.find_serial(&entry.serial).is_some() {
+            return Err(PkiError::Invalid(format!("CA {} already issued serial {}", self.name, entry.serial)));
+        }
+        write_new(&self.dir.join("certs").join(format!("{}.pem", entry.serial)), cert_pem.as_bytes(), false, false)?;
+        index.entries.push(entry);
+        self.save_index(&index)
+    }
+
+    /// The next CRL number, saved before use so a number is never reused.
+    pub fn next_crl_number(&self) -> Result<u64, PkiError> {
+        let path = self.dir.join("crlnumber");
+        let last = match fs::read_to_string(&path) {
+            Ok(t) => t.trim().parse::<u64>().map_err(|_| PkiError::bad_file(&path, "is not a number"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(PkiError::Read { path, cause: e }),
+        };
+        let next = last.saturating_add(1);
+        write_new(&path, format!("{next}\n").as_bytes(), true, false)?;
+        Ok(next)
+    }
+}
