@@ -85,18 +85,18 @@ struct ClientSpec<'a> {
 /// The attributes of a fixture subject (each at most once), in C, O, OU, CN order.
 #[derive(Clone, Copy)]
 enum DnType {
-    CommonName,
-    OrganizationName,
-    OrganizationalUnitName,
+    Cn,
+    O,
+    Ou,
 }
 
 fn subject(pairs: &[(DnType, &str)]) -> Subject {
     let mut s = Subject::default();
     for (ty, v) in pairs {
         let slot = match ty {
-            DnType::CommonName => &mut s.cn,
-            DnType::OrganizationName => &mut s.org,
-            DnType::OrganizationalUnitName => &mut s.ou,
+            DnType::Cn => &mut s.cn,
+            DnType::O => &mut s.org,
+            DnType::Ou => &mut s.ou,
         };
         *slot = Some((*v).to_owned());
     }
@@ -137,7 +137,7 @@ const GOOD_FROM: (i32, Month, u8) = (2025, Month::January, 1);
 const GOOD_UNTIL: (i32, Month, u8) = (2075, Month::January, 1);
 
 fn client_specs() -> Vec<ClientSpec<'static>> {
-    use DnType::{CommonName as CN, OrganizationName as O, OrganizationalUnitName as OU};
+    use DnType::{Cn as CN, Ou as OU, O};
     let spec = |name, subject, uris, emails, dns, serial| ClientSpec {
         name,
         subject,
@@ -263,7 +263,7 @@ impl Drop for Scratch {
 /// (in a scratch PKI home), then lays the files out flat. Keys are fresh each
 /// time; names, serials and dates are fixed.
 pub fn fixture_set() -> Result<FixtureSet, PkiError> {
-    use DnType::{CommonName as CN, OrganizationName as O};
+    use DnType::{Cn as CN, O};
     let scratch = Scratch::new()?;
     let home = Home::new(&scratch.0);
     let no_pass = Passphrase::default();

@@ -1,10 +1,11 @@
-//! A CA's `index.txt`: one line per certificate it issued, tab-separated, meant
-//! to be read by a person as much as by certgate (like OpenSSL's `index.txt`):
+//! A CA's `index.txt`: one line per certificate it issued, fields separated by
+//! tabs, meant to be read by a person as much as by certgate (like OpenSSL's
+//! `index.txt`):
 //!
 //! ```text
-//! # status  serial  not-after  revoked-at  reason  name  subject
-//! V	5A0F…	2027-11-23T05:00:00Z	-	-	alice	CN=alice,O=Example
-//! R	19C2…	2027-11-23T05:00:00Z	2026-12-01T10:00:00Z	keyCompromise	bob	CN=bob
+//! # status  serial  not-after             revoked-at            reason         name   subject
+//! V         5A0F…   2027-11-23T05:00:00Z  -                     -              alice  CN=alice
+//! R         19C2…   2027-11-23T05:00:00Z  2026-12-01T10:00:00Z  keyCompromise  bob    CN=bob
 //! ```
 
 use time::format_description::well_known::Rfc3339;

@@ -149,29 +149,8 @@ pub fn init_client_ca(home: &Home, spec: &CaSpec, root: &str, root_pass: &Passph
 
 /// What a leaf is signed from: a key generated here, or a user's CSR.
 enum LeafKey {
-    Generated(KeyPair),
+    Generated(Box<KeyPair>),
     Requested(rcgen::SubjectPublicKeyInfo),
-}
-
-impl LeafKey {
-    fn public(&self) -> &dyn PublicKeyDataDyn {
-        match self {
-            LeafKey::Generated(k) => k,
-            LeafKey::Requested(k) => k,
-        }
-    }
-}
-
-/// rcgen's `PublicKeyData` is not object-safe through `signed_by`'s generic,
-/// so the two kinds of key meet here.
-trait PublicKeyDataDyn {
-    fn sign_with(&self, params: &CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Result<rcgen::Certificate, rcgen::Error>;
-}
-
-impl<T: PublicKeyData> PublicKeyDataDyn for T {
-    fn sign_with(&self, params: &CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Result<rcgen::Certificate, rcgen::Error> {
-        params.signed_by(self, issuer)
-    }
 }
 
 fn issue_leaf(
@@ -203,7 +182,11 @@ fn issue_leaf(
             timestamp(params.not_after), ca.name, timestamp(facts.not_after)
         ));
     }
-    let cert = key.public().sign_with(params, issuer).map_err(PkiError::cert(name))?;
+    let cert = match &key {
+        LeafKey::Generated(k) => params.signed_by(k.as_ref(), issuer),
+        LeafKey::Requested(k) => params.signed_by(k, issuer),
+    }
+    .map_err(PkiError::cert(name))?;
     ca.record(entry_for(params, name, cert.der())?, &cert.pem())?;
     if let LeafKey::Generated(k) = &key {
         write_new(&key_path, k.serialize_pem().as_bytes(), force, true)?;
@@ -228,7 +211,7 @@ pub fn server(home: &Home, ca_name: &str, pass: &Passphrase, spec: &LeafSpec) ->
     }
     let params = profile::server(spec.subject.to_dn(), &spec.sans, spec.validity, serial_of(spec.serial.as_deref())?)?;
     let issuer = ca.issuer(pass)?;
-    issue_leaf(home, &ca, &issuer, &spec.name, &params, LeafKey::Generated(spec.key.generate(&spec.name)?), spec.force)
+    issue_leaf(home, &ca, &issuer, &spec.name, &params, LeafKey::Generated(Box::new(spec.key.generate(&spec.name)?)), spec.force)
 }
 
 /// `pki client`: a client certificate with a key generated here.
@@ -237,7 +220,7 @@ pub fn client(home: &Home, ca_name: &str, pass: &Passphrase, spec: &LeafSpec) ->
     let ca = home.open_ca(ca_name)?;
     let params = profile::client(spec.subject.to_dn(), &spec.sans, spec.validity, serial_of(spec.serial.as_deref())?)?;
     let issuer = ca.issuer(pass)?;
-    issue_leaf(home, &ca, &issuer, &spec.name, &params, LeafKey::Generated(spec.key.generate(&spec.name)?), spec.force)
+    issue_leaf(home, &ca, &issuer, &spec.name, &params, LeafKey::Generated(Box::new(spec.key.generate(&spec.name)?)), spec.force)
 }
 
 /// `pki sign-csr`: a client certificate for a key the user keeps. The CSR
