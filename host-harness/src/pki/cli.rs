@@ -39,7 +39,7 @@ pub enum PkiCommand {
         #[arg(long)]
         root_password_file: Option<PathBuf>,
     },
-    /// Step 3: issue the TLS server certificate for the service (signed by the root by default).
+    /// Step 3: issue the TLS server certificate for the service (NAME is its host name; signed by the root by default).
     Server {
         #[command(flatten)]
         leaf: LeafArgs,
@@ -273,11 +273,12 @@ fn ca_spec(a: &InitArgs, default_name: &str, default_cn: &str, days: u32) -> Res
 
 fn leaf_spec(a: &LeafArgs, is_server: bool) -> Result<LeafSpec, PkiError> {
     let mut sans = a.names.sans();
-    // `pki server localhost` means the name is the host name.
-    if is_server && sans.dns.is_empty() && sans.ips.is_empty() {
+    // A server's NAME is its host name: always one of its SANs.
+    if is_server {
         match a.name.parse::<IpAddr>() {
-            Ok(ip) => sans.ips.push(ip),
-            Err(_) => sans.dns.push(a.name.clone()),
+            Ok(ip) if !sans.ips.contains(&ip) => sans.ips.insert(0, ip),
+            Err(_) if !sans.dns.contains(&a.name) => sans.dns.insert(0, a.name.clone()),
+            _ => {}
         }
     }
     Ok(LeafSpec {

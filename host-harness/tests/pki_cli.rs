@@ -1,0 +1,428 @@
+//! `certgate pki` as a user runs it: every command's output is parsed back and
+//! checked; PKCS#12 bundles are read by OpenSSL and by NSS (what Firefox and
+//! Chromium use); bad input is refused with a message and changes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use x509_parser::prelude::*;
+
+/// A scratch directory that is the working directory of the commands.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("certgate-pki-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
+        std::fs::write(self.path(rel), contents).unwrap();
+    }
+
+    /// Runs `certgate pki ARGS` here; stdin is not a terminal, so nothing prompts.
+    fn pki(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_certgate"))
+            .arg("pki")
+            .args(args)
+            .current_dir(&self.0)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.pki(args);
+        assert!(out.status.success(), "pki {args:?} failed: {}", text(&out));
+        text(&out)
+    }
+
+    /// The command must fail with exit code 2 and say `needle`.
+    fn refused(&self, args: &[&str], needle: &str) -> String {
+        let out = self.pki(args);
+        assert_eq!(out.status.code(), Some(2), "pki {args:?} should fail: {}", text(&out));
+        let t = text(&out);
+        assert!(t.contains(needle), "pki {args:?}: expected {needle:?} in {t}");
+        t
+    }
+
+    /// The quick start: root, client CA, server `localhost`, client `alice`.
+    fn quick_start(tag: &str) -> Dir {
+        let d = Dir::new(tag);
+        d.ok(&["init-root"]);
+        d.ok(&["init-client-ca"]);
+        d.ok(&["server", "localhost", "--ip", "127.0.0.1"]);
+        d.ok(&[
+            "client",
+            "alice",
+            "--org",
+            "Example",
+            "--spiffe",
+            "spiffe://example.org/ns/default/sa/alice",
+            "--email",
+            "alice@example.org",
+            "--dns",
+            "alice.svc.example.org",
+        ]);
+        d
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn ders(pem: &[u8]) -> Vec<Vec<u8>> {
+    Pem::iter_from_buffer(pem).map(|p| p.unwrap()).filter(|p| p.label == "CERTIFICATE").map(|p| p.contents).collect()
+}
+
+fn der(d: &Dir, rel: &str) -> Vec<u8> {
+    ders(&d.read(rel)).remove(0)
+}
+
+fn cert(der: &[u8]) -> X509Certificate<'_> {
+    parse_x509_certificate(der).unwrap().1
+}
+
+fn days(c: &X509Certificate<'_>) -> i64 {
+    (c.validity().not_after.to_datetime() - c.validity().not_before.to_datetime()).whole_days()
+}
+
+fn eku(c: &X509Certificate<'_>) -> (bool, bool, bool) {
+    let e = c.extended_key_usage().unwrap().map(|e| e.value.clone());
+    e.map_or((false, false, false), |e| (e.client_auth, e.server_auth, e.any))
+}
+
+fn sans(c: &X509Certificate<'_>) -> Vec<String> {
+    c.subject_alternative_name()
+        .unwrap()
+        .map(|s| s.value.general_names.iter().map(|g| g.to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn serial_hex(c: &X509Certificate<'_>) -> String {
+    c.raw_serial().iter().map(|b| format!("{b:02X}")).collect::<String>().trim_start_matches("00").to_owned()
+}
+
+fn is_p256(c: &X509Certificate<'_>) -> bool {
+    let alg = &c.public_key().algorithm;
+    alg.parameters.as_ref().and_then(|p| p.as_oid().ok()) == Some(x509_parser::oid_registry::OID_EC_P256)
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn from_nothing_to_a_root_a_client_ca_a_server_and_a_client() {
+    let d = Dir::quick_start("start");
+    let root_der = der(&d, "pki/root-ca/ca.pem");
+    let ca_der = der(&d, "pki/client-ca/ca.pem");
+    let server_der = der(&d, "pki/issued/localhost.pem");
+    let alice_der = der(&d, "pki/issued/alice.pem");
+    let (root, ca, server, alice) = (cert(&root_der), cert(&ca_der), cert(&server_der), cert(&alice_der));
+
+    root.verify_signature(None).expect("the root is self-signed");
+    assert!(root.is_ca());
+    assert_eq!(root.basic_constraints().unwrap().unwrap().value.path_len_constraint, None);
+    let ku = root.key_usage().unwrap().unwrap().value;
+    assert!(ku.key_cert_sign() && ku.crl_sign());
+    assert!((3649..=3650).contains(&days(&root)), "root valid {} days", days(&root));
+
+    ca.verify_signature(Some(root.public_key())).expect("the client CA is signed by the root");
+    assert!(ca.is_ca());
+    assert_eq!(ca.basic_constraints().unwrap().unwrap().value.path_len_constraint, Some(0));
+    assert_eq!(eku(&ca), (true, false, false), "the client CA is for client authentication only");
+    assert!((1824..=1825).contains(&days(&ca)));
+
+    server.verify_signature(Some(root.public_key())).unwrap();
+    assert!(!server.is_ca());
+    assert_eq!(eku(&server), (false, true, false));
+    assert_eq!(sans(&server), ["DNSName(localhost)", "IPAddress(7f:00:00:01)"]);
+
+    alice.verify_signature(Some(ca.public_key())).expect("alice is signed by the client CA");
+    assert!(!alice.is_ca());
+    assert_eq!(eku(&alice), (true, false, false), "clientAuth only");
+    assert!(alice.key_usage().unwrap().unwrap().value.digital_signature());
+    assert_eq!(
+        sans(&alice),
+        ["DNSName(alice.svc.example.org)", "URI(spiffe://example.org/ns/default/sa/alice)", "RFC822Name(alice@example.org)"]
+    );
+    assert_eq!(alice.subject().to_string(), "O=Example, CN=alice");
+    assert_eq!(alice.raw_serial().len(), 16, "a random 128-bit serial");
+    assert!((365..=366).contains(&days(&alice)));
+    for c in [&root, &ca, &server, &alice] {
+        assert!(is_p256(c), "ECDSA P-256 keys by default");
+    }
+    assert_eq!(ders(&d.read("pki/issued/alice-chain.pem")), vec![alice_der.clone(), ca_der.clone()]);
+
+    // Each key belongs to its certificate and only its owner can read it.
+    for (key, c) in [("pki/root-ca/ca.key", &root), ("pki/client-ca/ca.key", &ca), ("pki/issued/alice.key", &alice)] {
+        let pair = rcgen::KeyPair::from_pem(&String::from_utf8(d.read(key)).unwrap()).unwrap();
+        assert_eq!(rcgen::PublicKeyData::subject_public_key_info(&pair), c.public_key().raw, "{key}");
+        #[cfg(unix)]
+        assert_eq!(mode(&d.path(key)), 0o600, "{key}");
+    }
+
+    // The indexes say who issued what; a copy of each certificate is kept by serial.
+    let index = String::from_utf8(d.read("pki/client-ca/index.txt")).unwrap();
+    let line = index.lines().find(|l| l.contains("\talice\t")).unwrap();
+    assert!(line.starts_with(&format!("V\t{}\t", serial_hex(&alice))), "{line}");
+    assert_eq!(der(&d, &format!("pki/client-ca/certs/{}.pem", serial_hex(&alice))), alice_der);
+    let root_index = String::from_utf8(d.read("pki/root-ca/index.txt")).unwrap();
+    assert!(root_index.contains("\tclient-ca\t") && root_index.contains("\tlocalhost\t"), "{root_index}");
+
+    // A second client gets another serial; explicit dates are honoured.
+    d.ok(&["client", "bob", "--not-before", "2030-01-01", "--not-after", "2030-06-30"]);
+    let bob_der = der(&d, "pki/issued/bob.pem");
+    let bob = cert(&bob_der);
+    assert_ne!(bob.raw_serial(), alice.raw_serial());
+    assert_eq!(bob.validity().not_before.to_datetime().unix_timestamp(), 1_893_456_000);
+    assert_eq!(days(&bob), 180);
+}
+
+#[test]
+fn nothing_is_overwritten_without_force_and_a_ca_never() {
+    let d = Dir::quick_start("force");
+    let before = (d.read("pki/issued/alice.pem"), d.read("pki/issued/alice.key"));
+    d.refused(&["client", "alice"], "pki/issued/alice");
+    assert_eq!(before, (d.read("pki/issued/alice.pem"), d.read("pki/issued/alice.key")), "a refusal changes nothing");
+    d.ok(&["client", "alice", "--force"]);
+    assert_ne!(before.0, d.read("pki/issued/alice.pem"));
+    assert_ne!(before.1, d.read("pki/issued/alice.key"));
+    #[cfg(unix)]
+    assert_eq!(mode(&d.path("pki/issued/alice.key")), 0o600);
+
+    let root = (d.read("pki/root-ca/ca.pem"), d.read("pki/root-ca/ca.key"), d.read("pki/root-ca/index.txt"));
+    d.refused(&["init-root"], "already holds a CA");
+    d.refused(&["init-client-ca", "--name", "root-ca"], "already holds a CA");
+    assert_eq!(root, (d.read("pki/root-ca/ca.pem"), d.read("pki/root-ca/ca.key"), d.read("pki/root-ca/index.txt")));
+}
+
+#[test]
+fn a_p12_is_read_by_openssl_and_by_nss_and_a_wrong_password_is_named() {
+    let d = Dir::quick_start("p12");
+    d.write("pw", "correct horse\n");
+    d.write("wrong", "battery staple\n");
+    d.ok(&["p12", "alice", "--password-file", "pw"]);
+    d.ok(&["p12", "alice", "--password-file", "pw", "--legacy", "--out", "alice-legacy.p12"]);
+    #[cfg(unix)]
+    assert_eq!(mode(&d.path("pki/issued/alice.p12")), 0o600, "a bundle holds the key");
+    d.refused(&["p12", "alice", "--password-file", "pw"], "already exists");
+
+    let alice = d.read("pki/issued/alice.pem");
+    let alice_der = ders(&alice).remove(0);
+    for file in ["pki/issued/alice.p12", "alice-legacy.p12"] {
+        // OpenSSL: the certificate and the key come back out.
+        let out = Command::new("openssl")
+            .args(["pkcs12", "-in", file, "-passin", "file:pw", "-nodes"])
+            .current_dir(&d.0)
+            .output()
+            .expect("openssl is on the machine");
+        assert!(out.status.success(), "openssl pkcs12 {file}: {}", text(&out));
+        let pem = String::from_utf8(out.stdout).unwrap();
+        assert!(pem.contains("PRIVATE KEY"), "{file}: no key");
+        let certs = ders(pem.as_bytes());
+        assert!(certs.contains(&alice_der), "{file}: alice's certificate is in it");
+        assert!(certs.contains(&der(&d, "pki/client-ca/ca.pem")), "{file}: so is her CA");
+        let bad = Command::new("openssl").args(["pkcs12", "-in", file, "-passin", "file:wrong", "-nodes"]).current_dir(&d.0).output().unwrap();
+        assert!(!bad.status.success(), "{file}: a wrong password must not open it");
+
+        // NSS, the key store of Firefox and Chromium on Linux, imports it.
+        let db = d.path(&format!("nssdb-{}", file.replace('/', "_")));
+        std::fs::create_dir_all(&db).unwrap();
+        let nss = |args: &[&str]| Command::new(args[0]).args(&args[1..]).current_dir(&d.0).output().expect("pk12util (NSS tools) is installed by ./dev");
+        let db_arg = format!("sql:{}", db.display());
+        let o = nss(&["certutil", "-N", "-d", &db_arg, "--empty-password"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let o = nss(&["pk12util", "-i", file, "-d", &db_arg, "-w", "wrong"]);
+        assert!(!o.status.success(), "NSS must refuse a wrong password: {}", text(&o));
+        let o = nss(&["pk12util", "-i", file, "-d", &db_arg, "-w", "pw"]);
+        assert!(o.status.success(), "NSS import of {file}: {}", text(&o));
+        let keys = nss(&["certutil", "-K", "-d", &db_arg]);
+        assert!(text(&keys).contains("alice"), "NSS holds alice's key: {}", text(&keys));
+        // `u,u,u`: a user certificate, one whose private key NSS holds.
+        let list = text(&nss(&["certutil", "-L", "-d", &db_arg]));
+        let line = list.lines().find(|l| l.contains("alice")).unwrap_or_else(|| panic!("{list}"));
+        let (nick, trust) = line.rsplit_once(char::is_whitespace).unwrap();
+        assert_eq!(trust, "u,u,u", "{list}");
+        let o = nss(&["certutil", "-L", "-d", &db_arg, "-n", nick.trim(), "-a"]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(ders(&o.stdout), vec![alice_der.clone()]);
+    }
+
+    // certgate's own reader tells a wrong password from a damaged file.
+    let data = d.read("pki/issued/alice.p12");
+    let (alias, chain) = certgate_harness::pki::p12::open(&data, "correct horse").unwrap();
+    assert_eq!((alias.as_str(), chain.len()), ("alice", 2));
+    assert!(certgate_harness::pki::p12::open(&data, "nope").unwrap_err().contains("wrong password"));
+    assert!(certgate_harness::pki::p12::open(&data[..data.len() / 2], "correct horse").unwrap_err().contains("not a PKCS#12"));
+    d.refused(&["p12", "nobody", "--password-file", "pw"], "no certificate named nobody");
+    d.refused(&["p12", "alice", "--out", "x.p12"], "--password-file");
+}
+
+fn csr(params: rcgen::CertificateParams) -> (String, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = params.serialize_request(&key).unwrap();
+    (csr.pem().unwrap(), key)
+}
+
+fn csr_params(cn: &str) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(rcgen::DnType::OrganizationName, "Example");
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p
+}
+
+#[test]
+fn sign_csr_keeps_the_users_key_and_refuses_what_a_client_must_not_have() {
+    let d = Dir::quick_start("csr");
+    let mut good = csr_params("dave");
+    good.subject_alt_names.push(rcgen::SanType::URI("spiffe://example.org/ns/default/sa/dave".try_into().unwrap()));
+    good.extended_key_usages.push(rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let (pem, key) = csr(good);
+    d.write("dave.csr", &pem);
+    d.ok(&["sign-csr", "dave.csr", "--email", "dave@example.org"]);
+    let dave_der = der(&d, "pki/issued/dave.pem");
+    let dave = cert(&dave_der);
+    assert_eq!(dave.public_key().raw, rcgen::PublicKeyData::subject_public_key_info(&key), "the user's own key");
+    assert!(!d.path("pki/issued/dave.key").exists(), "the CA never had the key");
+    assert_eq!(dave.subject().to_string(), "O=Example, CN=dave");
+    assert_eq!(sans(&dave), ["URI(spiffe://example.org/ns/default/sa/dave)", "RFC822Name(dave@example.org)"]);
+    assert_eq!(eku(&dave), (true, false, false));
+    assert!(!dave.is_ca());
+    dave.verify_signature(Some(cert(&der(&d, "pki/client-ca/ca.pem")).public_key())).unwrap();
+
+    // A request for a CA certificate.
+    let mut ca = csr_params("sneaky");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    d.write("ca.csr", csr(ca).0);
+    d.refused(&["sign-csr", "ca.csr"], "asks for a CA certificate");
+    // A request for a server certificate.
+    let mut server = csr_params("web");
+    server.extended_key_usages.push(rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+    d.write("server.csr", csr(server).0);
+    d.refused(&["sign-csr", "server.csr"], "other than clientAuth");
+    // A request altered after signing: the CN `dave` becomes `eve!`.
+    let (pem, _) = csr(csr_params("dave"));
+    let mut bytes = Pem::iter_from_buffer(pem.as_bytes()).next().unwrap().unwrap().contents;
+    let at = bytes.windows(4).position(|w| w == b"dave").unwrap();
+    bytes[at..at + 4].copy_from_slice(b"eve!");
+    d.write("tampered.csr", &bytes);
+    d.refused(&["sign-csr", "tampered.csr", "--name", "eve"], "signature does not verify");
+    // Not a CSR at all, and one naming nobody.
+    d.write("cert.csr", d.read("pki/issued/alice.pem"));
+    d.refused(&["sign-csr", "cert.csr"], "not a CERTIFICATE REQUEST");
+    let mut nobody = rcgen::CertificateParams::new(vec![]).unwrap();
+    nobody.distinguished_name = rcgen::DistinguishedName::new();
+    d.write("nobody.csr", csr(nobody).0);
+    d.refused(&["sign-csr", "nobody.csr", "--name", "x"], "names nobody");
+    for refused in ["sneaky", "web", "eve", "x"] {
+        assert!(!d.path(&format!("pki/issued/{refused}.pem")).exists(), "{refused} was not signed");
+    }
+    let index = String::from_utf8(d.read("pki/client-ca/index.txt")).unwrap();
+    assert_eq!(index.lines().filter(|l| !l.starts_with('#')).count(), 2, "only alice and dave: {index}");
+}
+
+#[test]
+fn revoke_then_crl_publishes_the_serial_with_its_reason() {
+    let d = Dir::quick_start("crl");
+    d.ok(&["client", "bob"]);
+    let alice_der = der(&d, "pki/issued/alice.pem");
+    let alice = cert(&alice_der);
+    let ca_der = der(&d, "pki/client-ca/ca.pem");
+    let ca = cert(&ca_der);
+
+    d.ok(&["revoke", "alice", "--reason", "keyCompromise"]);
+    d.refused(&["revoke", "alice"], "revoked already");
+    d.refused(&["revoke", "--serial", "0BADC0DE"], "serial 0BADC0DE is not in the index");
+    d.ok(&["revoke", "--cert", "pki/issued/bob.pem", "--reason", "superseded"]);
+    let out = d.ok(&["crl", "--ca", "client-ca", "--days", "7"]);
+    assert!(out.contains("2 revoked"), "{out}");
+
+    let crl_pem = d.read("pki/client-ca/crl.pem");
+    let crl_der = Pem::iter_from_buffer(&crl_pem).next().unwrap().unwrap().contents;
+    let (_, crl) = parse_x509_crl(&crl_der).unwrap();
+    crl.verify_signature(ca.public_key()).expect("signed by the client CA");
+    assert_eq!(crl.issuer(), ca.subject());
+    assert_eq!(crl.crl_number().map(|n| n.to_string()), Some("2".into()), "the CRL at init was number 1");
+    let next = crl.next_update().unwrap().to_datetime() - crl.last_update().to_datetime();
+    assert_eq!(next.whole_days(), 7);
+    let revoked: Vec<_> = crl.iter_revoked_certificates().collect();
+    assert_eq!(revoked.len(), 2);
+    let entry = revoked.iter().find(|r| r.raw_serial() == alice.raw_serial()).expect("alice is listed");
+    assert_eq!(entry.reason_code().map(|(_, r)| r.0), Some(1), "keyCompromise");
+
+    // The bundle for Envoy and `certgate serve` holds every CA's latest CRL.
+    let bundle = d.read("pki/crls.pem");
+    let blocks: Vec<_> = Pem::iter_from_buffer(&bundle).map(|p| p.unwrap().contents).collect();
+    assert_eq!(blocks.len(), 2);
+    assert!(blocks.contains(&crl_der));
+    let index = String::from_utf8(d.read("pki/client-ca/index.txt")).unwrap();
+    assert!(index.lines().any(|l| l.starts_with("R\t") && l.contains("\tkeyCompromise\talice\t")), "{index}");
+}
+
+#[test]
+fn an_encrypted_ca_key_needs_its_passphrase_and_an_offline_root_is_not_needed_every_day() {
+    let d = Dir::new("enc");
+    d.write("root-pw", "root secret\n");
+    d.write("wrong", "guess\n");
+    d.ok(&["init-root", "--ca-password-file", "root-pw"]);
+    let key = String::from_utf8(d.read("pki/root-ca/ca.key")).unwrap();
+    assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{key}");
+    let o = Command::new("openssl").args(["pkey", "-in", "pki/root-ca/ca.key", "-passin", "file:root-pw", "-noout"]).current_dir(&d.0).output().unwrap();
+    assert!(o.status.success(), "OpenSSL reads the encrypted key: {}", text(&o));
+
+    d.refused(&["init-client-ca"], "give --root-password-file");
+    d.refused(&["init-client-ca", "--root-password-file", "wrong"], "wrong passphrase");
+    assert!(!d.path("pki/client-ca").exists(), "nothing was created");
+    d.ok(&["init-client-ca", "--root-password-file", "root-pw"]);
+
+    // The root key goes offline: clients and the client CA's CRL still work.
+    std::fs::rename(d.path("pki/root-ca/ca.key"), d.path("root-ca.key.offline")).unwrap();
+    d.ok(&["client", "carol"]);
+    let out = d.ok(&["crl"]);
+    assert!(out.contains("skipped root-ca"), "{out}");
+    d.refused(&["server", "www"], "cannot sign without its key");
+}
+
+#[test]
+fn bad_input_names_what_is_wrong() {
+    let d = Dir::quick_start("bad");
+    d.refused(&["client", "x", "--ca", "nosuch"], "no CA named nosuch");
+    d.refused(&["client", "x", "--spiffe", "spiffe://Example.org/x"], "lower-case trust domain");
+    d.refused(&["client", "x", "--email", "nobody"], "not an address");
+    d.refused(&["client", "x", "--serial", "xyz"], "serial \"xyz\"");
+    d.refused(&["client", "x", "--not-before", "2030-01-02", "--not-after", "2030-01-01"], "ends");
+    d.refused(&["client", "../escape"], "certificate name");
+    d.refused(&["client", "x", "--no-cn"], "needs a --cn or at least one SAN");
+    d.refused(&["server", "web", "--ca", "client-ca"], "signs client certificates only");
+    d.refused(&["init-client-ca", "--name", "second", "--days", "4000"], "would outlive its root");
+    let serial = serial_hex(&cert(&der(&d, "pki/issued/alice.pem")));
+    d.refused(&["client", "x", "--serial", &serial], "already issued serial");
+    for x in ["x.pem", "x.key", "x-chain.pem"] {
+        assert!(!d.path(&format!("pki/issued/{x}")).exists(), "{x} was not written");
+    }
+    d.write("pki/client-ca/index.txt", "V\tnot-hex\n");
+    d.refused(&["client", "y"], "index.txt: line 1");
+}
