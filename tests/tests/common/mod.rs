@@ -6,7 +6,7 @@
 pub mod envoy;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,16 +101,20 @@ pub fn settings(policy: &std::path::Path, mode: ClientCertMode, upstream: &str) 
 /// A TLS client configuration trusting the fixture root, with a client
 /// certificate (`<name>-chain.pem`, `<name>.key`) or none.
 pub fn client_config(cert: Option<&str>, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    let files = cert.map(|name| (pki(&format!("{name}-chain.pem")), pki(&format!("{name}.key"))));
+    client_config_files(&pki("root-ca.pem"), files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())), alpn)
+}
+
+/// The same from any files: the root to trust, and a (chain, key) pair.
+pub fn client_config_files(root: &Path, client: Option<(&Path, &Path)>, alpn: &[&[u8]]) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    for c in certificates(&pki("root-ca.pem")).unwrap() {
+    for c in certificates(root).unwrap() {
         roots.add(c).unwrap();
     }
     let builder = ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots);
-    let mut config = match cert {
-        Some(name) => builder
-            .with_client_auth_cert(certificates(&pki(&format!("{name}-chain.pem"))).unwrap(), private_key(&pki(&format!("{name}.key"))).unwrap())
-            .unwrap(),
+    let mut config = match client {
+        Some((chain, key)) => builder.with_client_auth_cert(certificates(chain).unwrap(), private_key(key).unwrap()).unwrap(),
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
