@@ -177,6 +177,8 @@ pub enum DnError {
     MissingEquals(String),
     #[error("empty attribute type in `{0}`")]
     EmptyType(String),
+    #[error("attribute type `{0}` is neither a name (CN, O, ...) nor a dotted OID")]
+    BadType(String),
     #[error("a bad escape `\\{0}`: escape one of , + \" \\ < > ; = # or write two hex digits")]
     BadEscape(String),
     #[error("escaped bytes are not UTF-8")]
@@ -208,6 +210,14 @@ fn split_rdns(text: &str) -> Result<Vec<Vec<(String, String)>>, DnError> {
         let kind = kind.trim();
         if kind.is_empty() {
             return Err(DnError::EmptyType(text.to_owned()));
+        }
+        // RFC 4514: a descriptor (ALPHA *(ALPHA / DIGIT / "-")) or a numeric
+        // OID. Anything else would reach header values unescaped.
+        let descriptor = kind.starts_with(|c: char| c.is_ascii_alphabetic())
+            && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let oid = kind.split('.').all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
+        if !descriptor && !oid {
+            return Err(DnError::BadType(kind.to_owned()));
         }
         // value, up to an unescaped separator
         let mut value: Vec<u8> = Vec::new();
@@ -360,6 +370,14 @@ mod tests {
             let dn = Dn::from_rdns(rdns.clone());
             assert_eq!(Dn::parse(&dn.text).unwrap().rdns, rdns, "{}", dn.text);
         }
+    }
+
+    #[test]
+    fn parse_refuses_attribute_types_that_are_not_names_or_oids() {
+        for bad in ["C N=x", "\u{7f}=x", "Ä=x", "1..2=x", ".1=x", "-x=y", "CN=a,\u{fffd}=b"] {
+            assert!(matches!(Dn::parse(bad), Err(DnError::BadType(_))), "{bad:?}");
+        }
+        assert!(Dn::parse("2.5.4.3=x,cn=y,x-y=z").is_ok());
     }
 
     #[test]

@@ -153,11 +153,16 @@ pub struct HeaderPlan {
 
 impl HeaderPlan {
     pub fn new(set: Vec<(HeaderKind, String)>, extra_strip: &[String]) -> HeaderPlan {
+        // Every preset's names are stripped whatever the preset: an application
+        // migrated from the Gunicorn or nginx set-up may still read `X-USER` or
+        // `dn` after the operator picked another preset.
+        let every_preset: Vec<(HeaderKind, String)> =
+            [Preset::Default, Preset::Gunicorn, Preset::Nginx].iter().flat_map(|p| p.names()).collect();
         let mut strip: Vec<String> = Vec::new();
         let names = set
             .iter()
+            .chain(&every_preset)
             .map(|(_, n)| n.as_str())
-            .chain(HeaderKind::ALL.iter().map(|k| k.default_name()))
             .chain(extra_strip.iter().map(String::as_str));
         for name in names.map(fold_name) {
             if !strip.contains(&name) {
@@ -251,8 +256,10 @@ mod tests {
         for name in ["x-user", "X-USER", "X_USER", "x_uSeR", "x-not-before", "X-NOT_AFTER", "x-legacy_user"] {
             assert!(plan.strips(name), "{name}");
         }
-        // the default names are stripped whatever the preset
+        // every preset's names are stripped whatever the preset
         assert!(plan.strips("X-Client-CN"));
+        assert!(HeaderPlan::new(Preset::Default.names(), &[]).strips("X_USER"));
+        assert!(HeaderPlan::new(Preset::None.names(), &[]).strips("DN"));
         assert!(plan.strips("x_certgate_rule"));
         assert!(!plan.strips("x-users"));
         assert!(!plan.strips("user-agent"));

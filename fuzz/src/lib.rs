@@ -1,0 +1,226 @@
+//! What each fuzz target checks. Not panicking is the first property (a panic
+//! kills the Wasm VM in Envoy); each target adds the ones a security reviewer
+//! asks for: no identity header from a client survives, no header value the
+//! application could misread, no identity without a verified certificate.
+//! `cargo test` here replays `corpus/` and `regressions/` through the same code.
+
+use std::collections::HashMap;
+
+use arbitrary::Arbitrary;
+use certgate_filter::admission::{admit, property, Host, HostError, XFCC_HEADER};
+use certgate_filter::cache::IdentityCache;
+use certgate_filter::config::parse_policy;
+use certgate_filter::headers::HeaderKind;
+use certgate_filter::identity::{IdentitySource, PeerIdentity};
+use certgate_filter::policy::{IdentitySourceSetting, Policy};
+use certgate_filter::xfcc;
+use sha2::{Digest, Sha256};
+
+/// 2026-11-23, inside the fixtures' validity.
+const NOW: i64 = 1_795_400_000;
+
+/// Header values certgate sets are printable ASCII: nothing that ends a header
+/// line, splits a list the application parses, or hides in another encoding.
+fn assert_safe_value(name: &str, value: &str) {
+    assert!(value.bytes().all(|b| (0x20..0x7f).contains(&b)), "{name}: unsafe byte in {value:?}");
+}
+
+pub fn xfcc(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(elements) = xfcc::parse(&text) {
+        for e in &elements {
+            let _ = e.get("hash");
+            let _ = e.all("uri").count();
+            if let Some(Ok(pem)) = e.cert_pem() {
+                let _ = PeerIdentity::from_pem(&pem, IdentitySource::Xfcc);
+            }
+        }
+    }
+    let _ = xfcc::nearest_element(text.split('\n'));
+    let _ = xfcc::percent_decode(&text);
+}
+
+fn check_identity(id: &PeerIdentity) {
+    for kind in HeaderKind::ALL {
+        if let Some(v) = kind.identity_value(id, NOW) {
+            assert_safe_value(kind.default_name(), &v);
+        }
+    }
+}
+
+pub fn identity(data: &[u8]) {
+    for source in [IdentitySource::PeerCertificate, IdentitySource::Xfcc] {
+        if let Ok(id) = PeerIdentity::from_der(data, source) {
+            check_identity(&id);
+        }
+        if let Ok(id) = PeerIdentity::from_pem(data, source) {
+            check_identity(&id);
+        }
+    }
+    // Envoy's subject/SAN properties are text from the proxy: any bytes.
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.splitn(3, '\n');
+    let (subject, uri, dns) = (parts.next().unwrap_or(""), parts.next(), parts.next());
+    if let Ok(id) = PeerIdentity::from_properties(subject, uri, dns, "00") {
+        check_identity(&id);
+    }
+}
+
+pub fn config(data: &[u8]) {
+    if let Ok(policy) = parse_policy(data) {
+        // A policy that loads can decide any request without panicking.
+        let request = Request { policy: 0, ..Request::default() };
+        run(&policy, &request);
+    }
+}
+
+/// The seed policies: the README's full example and the two migrations.
+const POLICIES: [&str; 3] = [
+    include_str!("../../fixtures/policies/example.json"),
+    include_str!("../../fixtures/policies/gunicorn.json"),
+    include_str!("../../fixtures/policies/nginx-optional.json"),
+];
+
+/// The fixture certificates, DER: good, from another CA, odd names, expired.
+const CERTS: [&str; 6] = [
+    include_str!("../../fixtures/pki/alice.pem"),
+    include_str!("../../fixtures/pki/ops-anna.pem"),
+    include_str!("../../fixtures/pki/carol.pem"),
+    include_str!("../../fixtures/pki/comma-cn.pem"),
+    include_str!("../../fixtures/pki/unicode.pem"),
+    include_str!("../../fixtures/pki/expired.pem"),
+];
+
+/// The client's certificate as the proxy presents it.
+#[derive(Debug, Clone, Default, Arbitrary)]
+pub enum Cert {
+    #[default]
+    None,
+    Fixture(u8),
+    Bytes(Vec<u8>),
+}
+
+/// One request: which policy, which certificate (verified or not), and
+/// whatever headers a client sends.
+#[derive(Debug, Clone, Default, Arbitrary)]
+pub struct Request {
+    pub policy: u8,
+    pub audit: bool,
+    pub xfcc_mode: bool,
+    pub cert: Cert,
+    /// `connection.peer_certificate_valid`; `None`: the proxy does not say.
+    pub verified: Option<bool>,
+    pub method: String,
+    pub path: String,
+    pub authority: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Envoy, as far as certgate sees it: header names are lower case, removal
+/// removes every value of the name.
+#[derive(Debug, Default)]
+struct FuzzHost {
+    headers: Vec<(String, Vec<u8>)>,
+    properties: HashMap<String, Vec<u8>>,
+    added: Vec<(String, String)>,
+    replied: bool,
+}
+
+impl Host for FuzzHost {
+    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+        Ok(self.headers.clone())
+    }
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        Ok(())
+    }
+    fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.headers.push((name.to_owned(), value.as_bytes().to_vec()));
+        self.added.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    }
+    fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(self.properties.get(&path.join(".")).cloned())
+    }
+    fn send_local_response(&mut self, _: u16, _: &[(&str, &str)], _: &[u8]) -> Result<(), HostError> {
+        self.replied = true;
+        Ok(())
+    }
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    pem_rfc7468::decode_vec(pem.as_bytes()).map(|(_, der)| der).unwrap_or_default()
+}
+
+fn pem_of(der: &[u8]) -> String {
+    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).unwrap_or_default()
+}
+
+fn run(policy: &Policy, r: &Request) {
+    let mut host = FuzzHost::default();
+    host.headers.push((":method".into(), r.method.clone().into_bytes()));
+    host.headers.push((":path".into(), r.path.clone().into_bytes()));
+    host.headers.push((":authority".into(), r.authority.clone().into_bytes()));
+    // Envoy lower-cases header names (HTTP/2 requires it; HTTP/1 is normalised).
+    host.headers.extend(r.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())));
+    let der = match &r.cert {
+        Cert::None => None,
+        Cert::Fixture(i) => Some(der_of(CERTS[usize::from(*i) % CERTS.len()])),
+        Cert::Bytes(b) => Some(b.clone()),
+    };
+    if let Some(der) = &der {
+        let digest: String = Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect();
+        host.properties.insert(property::SHA256_DIGEST.join("."), digest.into_bytes());
+        host.properties.insert(property::PEER_CERTIFICATE.join("."), pem_of(der).into_bytes());
+        if let Some(v) = r.verified {
+            host.properties.insert(property::PEER_CERTIFICATE_VALID.join("."), vec![u8::from(v)]);
+        }
+    }
+    let sent = host.headers.clone();
+    let mut cache = IdentityCache::new(4);
+    let admission = admit(&mut host, policy, &mut cache, NOW);
+
+    assert_eq!(admission.forwarded, !host.replied, "a request is either forwarded or answered");
+    // No identity header from the client survives: every header the policy
+    // strips that is still there was set by certgate.
+    for (name, value) in &host.headers {
+        if policy.headers.strips(name) {
+            let ours = host.added.iter().any(|(n, v)| n == name && v.as_bytes() == value.as_slice());
+            assert!(ours, "client-sent {name} survived: {:?}", String::from_utf8_lossy(value));
+        }
+    }
+    for (name, value) in &host.added {
+        assert!(policy.headers.strips(name), "{name} set but not stripped first");
+        assert_safe_value(name, value);
+    }
+    // Identity headers only from a certificate the proxy verified (or, in XFCC
+    // mode, from the sanitised XFCC header).
+    let verified = der.is_some() && r.verified == Some(true);
+    let has_xfcc = sent.iter().any(|(n, _)| n == XFCC_HEADER);
+    let xfcc_trusted = policy.identity_source == IdentitySourceSetting::Xfcc && has_xfcc;
+    if !verified && !xfcc_trusted {
+        for (name, _) in &host.added {
+            let kind = policy.headers.set.iter().find(|(_, n)| n == name).map(|(k, _)| *k);
+            assert!(
+                matches!(kind, Some(HeaderKind::Verified | HeaderKind::Rule | HeaderKind::Audit)),
+                "{name} set without a verified certificate"
+            );
+        }
+    }
+}
+
+/// The whole decision on one random request, under each seed policy.
+pub fn admission(r: &Request) {
+    let json = POLICIES[usize::from(r.policy) % POLICIES.len()];
+    let mut value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        if r.audit {
+            object.insert("mode".into(), "audit".into());
+        }
+        if r.xfcc_mode {
+            object.insert("identity_source".into(), "xfcc".into());
+        }
+    }
+    let policy = parse_policy(value.to_string().as_bytes()).unwrap_or_else(|e| panic!("a seed policy must load: {e}"));
+    run(&policy, r);
+}

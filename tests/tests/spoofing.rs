@@ -1,0 +1,123 @@
+//! The spoofing matrix: every identity header of every preset, sent by the
+//! client in every spelling (lower, upper, mixed case, underscores, twice),
+//! with and without a certificate, to an allowed, a denied and an anonymous
+//! rule, in enforce and audit mode, through Envoy and through `certgate serve`.
+//! The application sees only values certgate derived from the verified
+//! certificate, or nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+
+mod common;
+
+use certgate_filter::headers::Preset;
+use certgate_harness::backend;
+use certgate_harness::tls::ClientCertMode;
+use common::envoy::{config, Envoy};
+use common::{connect, stack, Reply};
+
+const MARK: &str = "spoofed";
+
+fn policy(preset: &str, mode: &str) -> String {
+    format!(
+        r#"{{ "mode": "{mode}", "headers": {{ "preset": "{preset}" }},
+  "rules": [
+    {{ "name": "open", "path_prefix": "/open/", "anonymous": true }},
+    {{ "name": "alice", "path_prefix": "/alice/", "subject_cn": ["alice"] }},
+    {{ "name": "nobody", "path_prefix": "/nobody/", "subject_cn": ["nobody"] }}
+  ] }}"#
+    )
+}
+
+/// Every spelling of every identity header name certgate knows, whatever the
+/// preset in force: a client does not know which one is.
+fn spoofs() -> Vec<(String, String)> {
+    let mut names: Vec<String> = [Preset::Default, Preset::Gunicorn, Preset::Nginx]
+        .iter()
+        .flat_map(|p| p.names())
+        .map(|(_, n)| n)
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mixed: String = name.chars().enumerate().map(|(j, c)| if j % 2 == 0 { c.to_ascii_uppercase() } else { c }).collect();
+        for (k, spelling) in [name.clone(), name.to_ascii_uppercase(), mixed, name.replace('-', "_"), name.clone()].into_iter().enumerate() {
+            out.push((spelling, format!("{MARK}-{i}-{k}, CN=admin")));
+        }
+    }
+    out
+}
+
+/// What the application may see: nothing spoofed anywhere, and for a
+/// verified alice her own CN in the preset's CN header, exactly once.
+fn check(r: &Reply, what: &str, preset: &str, alice: bool, failures: &mut Vec<String>) {
+    if r.body.contains(MARK) {
+        failures.push(format!("{what}: a spoofed value is in the reply: {}", r.body));
+    }
+    let Some(headers) = &r.backend_headers else {
+        return;
+    };
+    for (k, v) in headers {
+        if v.contains(MARK) {
+            failures.push(format!("{what}: the application got {k}: {v}"));
+        }
+    }
+    let cn_header = match preset {
+        "gunicorn" => Some("x-user"),
+        "default" => Some("x-client-cn"),
+        _ => None,
+    };
+    if let Some(h) = cn_header {
+        let want: Vec<String> = if alice { vec!["alice".into()] } else { vec![] };
+        if r.backend_header(h) != want {
+            failures.push(format!("{what}: {h} = {:?}, want {want:?}", r.backend_header(h)));
+        }
+    }
+    if preset == "nginx" {
+        let verified = r.backend_header("verified");
+        let want = if alice { "SUCCESS" } else { "NONE" };
+        if verified != [want] {
+            failures.push(format!("{what}: verified = {verified:?}, want {want}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spoofed_identity_header_reaches_the_application() {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let spoofs = spoofs();
+    let mut failures = Vec::new();
+    let mut requests = 0;
+    for preset in ["default", "gunicorn", "nginx"] {
+        for mode in ["enforce", "audit"] {
+            let json = policy(preset, mode);
+            let envoy = Envoy::start(&config("optional-mtls.yaml", backend.addr, Some(&json))).unwrap();
+            let edge = stack(&json, ClientCertMode::Optional).await;
+            for (proxy, addr) in [("envoy", envoy.listener), ("edge", edge.edge.addr)] {
+                for cert in [Some("alice"), None] {
+                    let mut conn = connect(addr, cert, false).await.unwrap();
+                    for path in ["/open/x", "/alice/x", "/nobody/x"] {
+                        // Many spellings at once (Envoy takes at most 100 headers), then each alone.
+                        let mut sets: Vec<Vec<(&str, &str)>> =
+                            spoofs.chunks(50).map(|c| c.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()).collect();
+                        sets.extend(spoofs.iter().map(|(k, v)| vec![(k.as_str(), v.as_str())]));
+                        for headers in sets {
+                            let what = format!("{proxy} {preset}/{mode} cert={cert:?} {path} {:?}", headers.first().map(|h| h.0));
+                            let r = conn.send("GET", path, &headers).await.unwrap_or_else(|e| panic!("{what}: {e}\n{}", envoy.log_tail()));
+                            requests += 1;
+                            let forwarded_alice = cert.is_some() && r.backend_headers.is_some();
+                            check(&r, &what, preset, forwarded_alice, &mut failures);
+                            // The decision is the policy's, whatever was sent.
+                            let allowed = path == "/open/x" || (path == "/alice/x" && cert.is_some()) || mode == "audit";
+                            if allowed != r.backend_headers.is_some() {
+                                failures.push(format!("{what}: forwarded = {}, want {allowed}", r.backend_headers.is_some()));
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(envoy.stat("wasmcustom.certgate.spoofed_headers_removed").unwrap() > 0);
+        }
+    }
+    eprintln!("{requests} requests");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures[..failures.len().min(30)].join("\n"));
+}
