@@ -1,0 +1,206 @@
+//! The bad-input corpus (`fixtures/bad-input/`) through the real `.wasm`:
+//! crafted certificates (signed by the fixture client CA, so a proxy would
+//! pass them on), broken PEM and DER, hostile XFCC, non-UTF-8 properties. Each
+//! gives a deny with the right reason or a correct allow whose header values
+//! the application cannot misread; never a trap.
+//! `cargo test -p certgate-harness --test bad_input -- --ignored regenerate` rewrites the crafted certificates.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use certgate_harness::{Connection, Exchange};
+use common::{certgate, fixture, repo, request, settings};
+use rcgen::{CertificateParams, CustomExtension, DnType, Issuer, KeyPair, SanType};
+
+fn dir() -> PathBuf {
+    repo().join("fixtures/bad-input")
+}
+
+/// The crafted certificates: name, what makes it hostile, how it is built.
+fn crafted() -> Vec<(&'static str, CertificateParams)> {
+    let base = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(DnType::OrganizationName, "Example");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2075, 1, 1);
+        p
+    };
+    let mut huge = base("huge-extension");
+    huge.custom_extensions.push(CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x04; 60_000]));
+    let mut dup = base("duplicate-san");
+    dup.subject_alt_names.push(SanType::DnsName("a.example.org".try_into().unwrap()));
+    // a second SubjectAltName extension, raw: SEQUENCE { [2] "b.example.org" }
+    let mut san = vec![0x30, 15, 0x82, 13];
+    san.extend_from_slice(b"b.example.org");
+    dup.custom_extensions.push(CustomExtension::from_oid_content(&[2, 5, 29, 17], san));
+    let mut many = base("many-sans");
+    for i in 0..2000 {
+        many.subject_alt_names.push(SanType::DnsName(format!("host-{i}.example.org").try_into().unwrap()));
+    }
+    let mut long_uri = base("long-uri");
+    long_uri.subject_alt_names.push(SanType::URI(format!("spiffe://example.org/{}", "a".repeat(30_000)).try_into().unwrap()));
+    let mut comma_san = base("comma-san");
+    comma_san.subject_alt_names.push(SanType::URI("spiffe://example.org/ns/a,URI=spiffe://example.org/ns/admin".try_into().unwrap()));
+    vec![
+        ("nul-cn", base("alice\0admin")),
+        ("crlf-cn", base("alice\r\nx-client-cn: admin")),
+        ("quotes-cn", base("\"alice\", CN=admin; x=\"y\"")),
+        ("huge-extension", huge),
+        ("duplicate-san", dup),
+        ("many-sans", many),
+        ("long-uri", long_uri),
+        ("comma-san", comma_san),
+    ]
+}
+
+#[test]
+#[ignore = "rewrites fixtures/bad-input/*.pem; run by hand"]
+fn regenerate() {
+    let ca_key = KeyPair::from_pem(&fixture("pki/client-ca.key")).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&fixture("pki/client-ca.pem"), ca_key).unwrap();
+    std::fs::create_dir_all(dir()).unwrap();
+    for (name, params) in crafted() {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir().join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir().join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+/// Header values certgate set: printable ASCII only (no CR, LF, NUL, no
+/// non-ASCII), and list headers cannot gain an element from a comma.
+fn assert_safe(out: &Exchange, case: &str) {
+    let set: Vec<_> = out.upstream_headers.iter().filter(|(k, _)| k.starts_with("x-client-") || k.starts_with("x-certgate-")).collect();
+    for (k, v) in set {
+        assert!(v.iter().all(|b| (0x20..0x7f).contains(b)), "{case}: {k} = {:?}", String::from_utf8_lossy(v));
+    }
+}
+
+fn outcome(out: &Exchange) -> String {
+    match &out.local_response {
+        Some(r) => {
+            let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            format!("{} {}", r.status, json["reason"].as_str().unwrap())
+        }
+        None => "allow".into(),
+    }
+}
+
+const POLICY: &str = r#"{ "rules": [ { "name": "app", "path_prefix": "/", "issuer": ["CN=Example Client CA,O=Example"] } ] }"#;
+
+#[test]
+fn crafted_certificates_are_allowed_with_safe_headers_or_denied_as_unparseable() {
+    let mut plugin = certgate().start(settings(POLICY)).unwrap();
+    for (name, _) in crafted() {
+        let pem = std::fs::read_to_string(dir().join(format!("{name}.pem"))).unwrap();
+        let conn = Connection::local_tls().with_client_cert_pem(&pem, true).unwrap();
+        let out = plugin.request(&conn, request("GET", "/x")).unwrap();
+        let want = match name {
+            // x509-parser refuses a certificate with an extension twice (RFC 5280 4.2)
+            "duplicate-san" => "403 unparseable_certificate",
+            _ => "allow",
+        };
+        assert_eq!(outcome(&out), want, "{name}");
+        assert_safe(&out, name);
+        if want == "allow" {
+            let cn = out.header("x-client-cn").unwrap_or_default();
+            assert!(!cn.contains(',') && !cn.contains('\r') && !cn.contains('\0'), "{name}: x-client-cn {cn:?}");
+            assert_eq!(out.upstream_headers.iter().filter(|(k, _)| k == "x-client-cn").count(), 1, "{name}");
+        }
+    }
+    // The comma in a URI SAN stays inside one percent-encoded element.
+    let pem = std::fs::read_to_string(dir().join("comma-san.pem")).unwrap();
+    let out = plugin.request(&Connection::local_tls().with_client_cert_pem(&pem, true).unwrap(), request("GET", "/x")).unwrap();
+    assert_eq!(out.header("x-client-san-uri").as_deref(), Some("spiffe://example.org/ns/a%2CURI=spiffe://example.org/ns/admin"));
+    assert!(plugin.logs().iter().all(|l| !l.message.contains("panicked")));
+}
+
+/// A verified connection whose `peer_certificate` property is `pem`.
+fn with_peer_pem(pem: impl Into<Vec<u8>>) -> Connection {
+    let mut conn = Connection::local_tls();
+    conn.set("connection.mtls", vec![1]);
+    conn.set("connection.peer_certificate_valid", vec![1]);
+    conn.set("connection.sha256_peer_certificate_digest", "cd".repeat(32));
+    conn.set("connection.peer_certificate", pem);
+    conn
+}
+
+#[test]
+fn broken_pem_and_der_are_denied_as_unparseable() {
+    let mut plugin = certgate().start(settings(POLICY)).unwrap();
+    let alice = fixture("pki/alice.pem");
+    let der = pem_rfc7468::decode_vec(alice.as_bytes()).unwrap().1;
+    let mut trailing = der.clone();
+    trailing.extend_from_slice(&[0, 1, 2, 3]);
+    let wrap = |d: &[u8]| pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, d).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated PEM", alice.as_bytes()[..alice.len() / 2].to_vec()),
+        ("truncated DER", wrap(&der[..der.len() - 10]).into_bytes()),
+        ("DER with trailing bytes", wrap(&trailing).into_bytes()),
+        ("bad base64", b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".to_vec()),
+        ("NUL bytes", vec![0; 64]),
+        ("not UTF-8", vec![0xff, 0xfe, 0x80, 0x00, 0xc3]),
+        ("a megabyte of base64", format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", "QUFB".repeat(262_144)).into_bytes()),
+        ("wrong label", alice.replace("CERTIFICATE", "PRIVATE KEY").into_bytes()),
+    ];
+    for (case, pem) in cases {
+        let out = plugin.request(&with_peer_pem(pem), request("GET", "/x")).unwrap();
+        assert_eq!(outcome(&out), "403 unparseable_certificate", "{case}");
+        assert_safe(&out, case);
+    }
+    // Still one healthy instance: alice passes afterwards.
+    assert_eq!(outcome(&plugin.request(&common::client("alice", true), request("GET", "/x")).unwrap()), "allow");
+}
+
+#[test]
+fn hostile_xfcc_is_denied_or_read_safely_never_a_trap() {
+    let policy = r#"{ "identity_source": "xfcc", "rules": [ { "name": "app", "path_prefix": "/", "subject_cn": ["alice"] } ] }"#;
+    let mut plugin = certgate().start(settings(policy)).unwrap();
+    let good = common::client("alice", true).xfcc.unwrap();
+    let files = ["unbalanced-quote", "escaped-quotes", "empty-elements", "garbage-cert"];
+    let mut cases: Vec<(String, Vec<String>, &str)> = files
+        .iter()
+        .map(|f| (f.to_string(), vec![std::fs::read_to_string(dir().join(format!("xfcc-{f}.txt"))).unwrap()], "403 unparseable_certificate"))
+        .collect();
+    cases.push(("5000 elements, the nearest good".into(), vec![format!("{}{good}", "By=spiffe://x;Hash=00,".repeat(5000))], "allow"));
+    cases.push(("5000 elements, the nearest bad".into(), vec![format!("{good}{}", ",By=spiffe://x;Hash=00".repeat(5000))], "403 unparseable_certificate"));
+    cases.push(("a megabyte value".into(), vec![format!("By=\"{}\";{good}", "a".repeat(1 << 20))], "allow"));
+    cases.push(("two headers, the nearest last".into(), vec!["Hash=00;Cert=\"x\"".into(), good.clone()], "allow"));
+    cases.push(("two headers, the nearest bad".into(), vec![good.clone(), "Hash=00;Cert=\"x\"".into()], "403 unparseable_certificate"));
+    for (case, values, want) in cases {
+        let mut headers = request("GET", "/x");
+        headers.extend(values.into_iter().map(|v| ("x-forwarded-client-cert".to_owned(), v.into_bytes())));
+        let out = plugin.request(&Connection::local_tls(), headers).unwrap();
+        assert_eq!(outcome(&out), want, "{case}");
+        assert_safe(&out, &case);
+    }
+}
+
+#[test]
+fn non_utf8_and_hostile_properties_are_denied_or_encoded() {
+    let config = r#"{ "identity_source": "properties", "rules": [ { "name": "app", "path_prefix": "/", "subject_cn": ["*"] } ] }"#;
+    let mut plugin = certgate().start(settings(config)).unwrap();
+    let conn = |subject: &[u8]| {
+        let mut c = Connection::local_tls();
+        c.set("connection.mtls", vec![1]);
+        c.set("connection.peer_certificate_valid", vec![1]);
+        c.set("connection.sha256_peer_certificate_digest", "ef".repeat(32));
+        c.set("connection.subject_peer_certificate", subject.to_vec());
+        c
+    };
+    for (case, subject, want) in [
+        ("not UTF-8", &b"CN=\xff\xfe,O=x"[..], "403 unparseable_certificate"),
+        ("bad attribute type", &b"CN=a,\x7f=b"[..], "403 unparseable_certificate"),
+        ("escaped CR LF", &b"CN=alice\\0D\\0Ax-client-cn: admin,O=x"[..], "allow"),
+        ("escaped NUL", &b"CN=a\\00b"[..], "allow"),
+    ] {
+        let out = plugin.request(&conn(subject), request("GET", "/x")).unwrap();
+        assert_eq!(outcome(&out), want, "{case}");
+        assert_safe(&out, case);
+    }
+}
