@@ -120,12 +120,21 @@ async fn the_committed_required_mtls_configuration_works_as_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_refuses_a_policy_the_filter_refuses() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let bad = r#"{"rules":[{"name":"a","issuer":[]}]}"#;
-    let err = match Envoy::start(&config("required-mtls.yaml", backend.addr, Some(bad))) {
-        Err(e) => e,
-        Ok(e) => panic!("Envoy started with a refused policy; log:\n{}", e.log_tail()),
-    };
-    assert!(err.contains("rules[0].issuer"), "the log names the JSON path:\n{err}");
+    // An allow-list that can never match (empty), an empty policy, an unknown
+    // field, text that is not JSON: each stops Envoy (fail_open: false) with
+    // the JSON path in its log, as the harness shows for the same policies.
+    for (bad, path) in [
+        (r#"{"rules":[{"name":"a","issuer":[]}]}"#, "rules[0].issuer"),
+        (r#"{"rules":[]}"#, "`rules`"),
+        (r#"{"rules":[{"name":"a","isuer":["CN=x"]}]}"#, "rules[0].isuer"),
+        ("not json", "`.`"),
+    ] {
+        let err = match Envoy::start(&config("required-mtls.yaml", backend.addr, Some(bad))) {
+            Err(e) => e,
+            Ok(e) => panic!("Envoy started with a refused policy {bad}; log:\n{}", e.log_tail()),
+        };
+        assert!(err.contains(path), "{bad}: the log names the JSON path {path}:\n{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
