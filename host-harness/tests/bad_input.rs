@@ -3,7 +3,7 @@
 //! pass them on), broken PEM and DER, hostile XFCC, non-UTF-8 properties. Each
 //! gives a deny with the right reason or a correct allow whose header values
 //! the application cannot misread; never a trap.
-//! `cargo test -p certgate-harness --test bad_input -- --ignored regenerate` rewrites the crafted certificates.
+//! `certgate pki fixtures` rewrites the crafted certificates with the test PKI.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
@@ -12,64 +12,10 @@ use std::path::PathBuf;
 
 use certgate_harness::{Connection, Exchange};
 use common::{certgate, fixture, repo, request, settings};
-use rcgen::{CertificateParams, CustomExtension, DnType, Issuer, KeyPair, SanType};
+use certgate_harness::pki::fixtures::CRAFTED;
 
 fn dir() -> PathBuf {
     repo().join("fixtures/bad-input")
-}
-
-/// The crafted certificates: name, what makes it hostile, how it is built.
-fn crafted() -> Vec<(&'static str, CertificateParams)> {
-    let base = |cn: &str| {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name.push(DnType::OrganizationName, "Example");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        p.not_before = rcgen::date_time_ymd(2025, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2075, 1, 1);
-        p
-    };
-    let mut huge = base("huge-extension");
-    huge.custom_extensions.push(CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x04; 60_000]));
-    let mut dup = base("duplicate-san");
-    dup.subject_alt_names.push(SanType::DnsName("a.example.org".try_into().unwrap()));
-    // a second SubjectAltName extension, raw: SEQUENCE { [2] "b.example.org" }
-    let mut san = vec![0x30, 15, 0x82, 13];
-    san.extend_from_slice(b"b.example.org");
-    dup.custom_extensions.push(CustomExtension::from_oid_content(&[2, 5, 29, 17], san));
-    let mut many = base("many-sans");
-    for i in 0..2000 {
-        many.subject_alt_names.push(SanType::DnsName(format!("host-{i}.example.org").try_into().unwrap()));
-    }
-    let mut long_uri = base("long-uri");
-    long_uri.subject_alt_names.push(SanType::URI(format!("spiffe://example.org/{}", "a".repeat(30_000)).try_into().unwrap()));
-    let mut comma_san = base("comma-san");
-    comma_san.subject_alt_names.push(SanType::URI("spiffe://example.org/ns/a,URI=spiffe://example.org/ns/admin".try_into().unwrap()));
-    vec![
-        ("nul-cn", base("alice\0admin")),
-        ("crlf-cn", base("alice\r\nx-client-cn: admin")),
-        ("quotes-cn", base("\"alice\", CN=admin; x=\"y\"")),
-        ("huge-extension", huge),
-        ("duplicate-san", dup),
-        ("many-sans", many),
-        ("long-uri", long_uri),
-        ("comma-san", comma_san),
-    ]
-}
-
-#[test]
-#[ignore = "rewrites fixtures/bad-input/*.pem; run by hand"]
-fn regenerate() {
-    let ca_key = KeyPair::from_pem(&fixture("pki/client-ca.key")).unwrap();
-    let issuer = Issuer::from_ca_cert_pem(&fixture("pki/client-ca.pem"), ca_key).unwrap();
-    std::fs::create_dir_all(dir()).unwrap();
-    for (name, params) in crafted() {
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir().join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir().join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
 }
 
 /// Header values certgate set: printable ASCII only (no CR, LF, NUL, no
@@ -96,7 +42,7 @@ const POLICY: &str = r#"{ "rules": [ { "name": "app", "path_prefix": "/", "issue
 #[test]
 fn crafted_certificates_are_allowed_with_safe_headers_or_denied_as_unparseable() {
     let mut plugin = certgate().start(settings(POLICY)).unwrap();
-    for (name, _) in crafted() {
+    for name in CRAFTED {
         let pem = std::fs::read_to_string(dir().join(format!("{name}.pem"))).unwrap();
         let conn = Connection::local_tls().with_client_cert_pem(&pem, true).unwrap();
         let out = plugin.request(&conn, request("GET", "/x")).unwrap();

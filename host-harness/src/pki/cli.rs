@@ -113,10 +113,10 @@ pub enum PkiCommand {
         #[arg(long)]
         ca_password_file: Option<PathBuf>,
     },
-    /// Regenerate the test PKI under fixtures/pki (fixed names, serials and dates; fresh keys).
+    /// Regenerate the test PKI (fixtures/pki) and the crafted certificates (fixtures/bad-input): fixed names, serials and dates; fresh keys.
     Fixtures {
-        /// Where to write the PEM files (created if missing; files are overwritten).
-        #[arg(long, default_value = "fixtures/pki")]
+        /// The fixtures directory (files in pki/ and bad-input/ are overwritten).
+        #[arg(long, default_value = "fixtures")]
         out: PathBuf,
     },
 }

@@ -1,6 +1,6 @@
-//! The test PKI under `fixtures/pki/`: one function builds every certificate the
-//! tests use, so the committed PEMs can always be regenerated with
-//! `certgate pki fixtures --out fixtures/pki`.
+//! The test PKI under `fixtures/pki/` and the crafted certificates under
+//! `fixtures/bad-input/`: one function builds every certificate the tests use,
+//! so the committed PEMs can always be regenerated with `certgate pki fixtures`.
 //!
 //! Layout of the output directory:
 //! - `offline/root-ca.key`: the root key, kept apart; nothing day-to-day needs it.
@@ -15,6 +15,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use rcgen::{CertificateParams, CustomExtension, SanType};
 use time::{Month, OffsetDateTime};
 
 use super::index::Reason;
@@ -47,7 +48,9 @@ pub struct FixtureSet {
 
 impl FixtureSet {
     fn add(&mut self, path: impl Into<String>, contents: impl Into<String>) {
-        self.files.push((path.into(), contents.into()));
+        let path = path.into();
+        let path = if path.starts_with("bad-input/") { path } else { format!("pki/{path}") };
+        self.files.push((path, contents.into()));
     }
 
     /// The contents of one file, by relative path.
@@ -241,6 +244,62 @@ fn client_specs() -> Vec<ClientSpec<'static>> {
     ]
 }
 
+/// The bad-input corpus's crafted certificates (`fixtures/bad-input/`), signed
+/// by the client CA so a proxy passes them on: what each holds is in its name.
+pub const CRAFTED: [&str; 8] =
+    ["nul-cn", "crlf-cn", "quotes-cn", "huge-extension", "duplicate-san", "many-sans", "long-uri", "comma-san"];
+
+fn crafted_params(name: &str) -> Result<CertificateParams, PkiError> {
+    let bad = |e: rcgen::Error| PkiError::Certificate { name: name.to_owned(), cause: e };
+    let mut p = CertificateParams::new(Vec::<String>::new()).map_err(bad)?;
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(rcgen::DnType::OrganizationName, "Example");
+    let cn = match name {
+        "nul-cn" => "alice\0admin",
+        "crlf-cn" => "alice\r\nx-client-cn: admin",
+        "quotes-cn" => "\"alice\", CN=admin; x=\"y\"",
+        other => other,
+    };
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    p.not_before = date(2025, Month::January, 1)?;
+    p.not_after = date(2075, Month::January, 1)?;
+    let ia5 = |s: String| rcgen::string::Ia5String::try_from(s).map_err(bad);
+    match name {
+        "huge-extension" => p.custom_extensions.push(CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x04; 60_000])),
+        "duplicate-san" => {
+            p.subject_alt_names.push(SanType::DnsName(ia5("a.example.org".into())?));
+            // a second SubjectAltName extension, raw: SEQUENCE { [2] "b.example.org" }
+            let mut san = vec![0x30, 15, 0x82, 13];
+            san.extend_from_slice(b"b.example.org");
+            p.custom_extensions.push(CustomExtension::from_oid_content(&[2, 5, 29, 17], san));
+        }
+        "many-sans" => {
+            for i in 0..2000 {
+                p.subject_alt_names.push(SanType::DnsName(ia5(format!("host-{i}.example.org"))?));
+            }
+        }
+        "long-uri" => p.subject_alt_names.push(SanType::URI(ia5(format!("spiffe://example.org/{}", "a".repeat(30_000)))?)),
+        "comma-san" => p.subject_alt_names.push(SanType::URI(ia5("spiffe://example.org/ns/a,URI=spiffe://example.org/ns/admin".into())?)),
+        _ => {}
+    }
+    Ok(p)
+}
+
+/// The crafted certificates, signed by the client CA of `home`: (file, contents).
+fn crafted_files(home: &Home) -> Result<Vec<(String, String)>, PkiError> {
+    let ca = home.open_ca("client-ca")?;
+    let issuer = ca.issuer(&Passphrase::default())?;
+    let mut out = Vec::new();
+    for name in CRAFTED {
+        let key = KeyKind::P256.generate(name)?;
+        let cert = crafted_params(name)?.signed_by(&key, &issuer).map_err(PkiError::cert(name))?;
+        out.push((format!("{name}.pem"), cert.pem()));
+        out.push((format!("{name}.key"), key.serialize_pem()));
+    }
+    Ok(out)
+}
+
 /// A scratch PKI home, removed when dropped.
 struct Scratch(PathBuf);
 
@@ -340,5 +399,8 @@ pub fn fixture_set() -> Result<FixtureSet, PkiError> {
         out.add(format!("{name}.crl.pem"), pem);
     }
     out.add("crls.pem", all_crls);
+    for (file, contents) in crafted_files(&home)? {
+        out.add(format!("bad-input/{file}"), contents);
+    }
     Ok(out)
 }
