@@ -23,12 +23,13 @@ pub fn rule_denied(rule: &str) -> String {
     format!("certgate.rule.{rule}.denied")
 }
 
+/// The counters every policy has, in index order (see [`all_counters`]).
+const FIXED: [&str; 6] = [ALLOWED, DENIED, AUDIT_WOULD_DENY, EXPIRING_SOON, CACHE_MISSES, SPOOFED_HEADERS];
+
 /// Every counter a policy can touch, to define them all at configure time.
+/// A counter's position here is its index for [`for_each_increment`].
 pub fn all_counters(policy: &Policy) -> Vec<String> {
-    let mut names: Vec<String> = [ALLOWED, DENIED, AUDIT_WOULD_DENY, EXPIRING_SOON, CACHE_MISSES, SPOOFED_HEADERS]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let mut names: Vec<String> = FIXED.iter().map(|s| (*s).to_owned()).collect();
     names.extend(DenyReason::ALL.iter().map(|r| denied_by_reason(*r)));
     for rule in &policy.rules {
         names.push(rule_allowed(&rule.name));
@@ -37,33 +38,54 @@ pub fn all_counters(policy: &Policy) -> Vec<String> {
     names
 }
 
-/// The counters one admission increments, and by how much.
-pub fn increments(policy: &Policy, a: &Admission) -> Vec<(String, i64)> {
-    let mut out = Vec::new();
+fn reason_index(reason: DenyReason) -> usize {
+    FIXED.len() + DenyReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)
+}
+
+fn rule_index(policy: &Policy, rule: &str, allowed: bool) -> Option<usize> {
+    let i = policy.rules.iter().position(|r| r.name == rule)?;
+    Some(FIXED.len() + DenyReason::ALL.len() + 2 * i + usize::from(!allowed))
+}
+
+/// The counters one admission increments, by index into [`all_counters`], and
+/// by how much. No names are built: this runs on every request.
+pub fn for_each_increment(policy: &Policy, a: &Admission, mut add: impl FnMut(usize, i64)) {
+    let rule = a.rule.as_deref();
     match a.outcome {
         Outcome::Allow => {
-            out.push((ALLOWED.to_owned(), 1));
-            if let Some(rule) = &a.rule {
-                out.push((rule_allowed(rule), 1));
+            add(0, 1);
+            if let Some(i) = rule.and_then(|r| rule_index(policy, r, true)) {
+                add(i, 1);
             }
         }
         Outcome::Deny(reason) => {
             let audited = policy.mode == Mode::Audit && a.forwarded;
-            out.push(((if audited { AUDIT_WOULD_DENY } else { DENIED }).to_owned(), 1));
-            out.push((denied_by_reason(reason), 1));
-            if let Some(rule) = &a.rule {
-                out.push((rule_denied(rule), 1));
+            add(if audited { 2 } else { 1 }, 1);
+            add(reason_index(reason), 1);
+            if let Some(i) = rule.and_then(|r| rule_index(policy, r, false)) {
+                add(i, 1);
             }
         }
     }
     if a.expiring_soon {
-        out.push((EXPIRING_SOON.to_owned(), 1));
+        add(3, 1);
     }
     if a.cache_miss {
-        out.push((CACHE_MISSES.to_owned(), 1));
+        add(4, 1);
     }
     if a.stripped > 0 {
-        out.push((SPOOFED_HEADERS.to_owned(), i64::try_from(a.stripped).unwrap_or(i64::MAX)));
+        add(5, i64::try_from(a.stripped).unwrap_or(i64::MAX));
     }
+}
+
+/// [`for_each_increment`] with names, for tests and logs.
+pub fn increments(policy: &Policy, a: &Admission) -> Vec<(String, i64)> {
+    let names = all_counters(policy);
+    let mut out = Vec::new();
+    for_each_increment(policy, a, |i, by| {
+        if let Some(name) = names.get(i) {
+            out.push((name.clone(), by));
+        }
+    });
     out
 }

@@ -199,7 +199,7 @@ async fn accept_loop(
 thread_local! {
     /// Each worker thread's plugin instance per edge, with the policy version
     /// it runs: one VM per worker, as in Envoy.
-    static WORKER: RefCell<HashMap<u64, (u64, Plugin)>> = RefCell::new(HashMap::new());
+    static WORKER: RefCell<HashMap<u64, (u64, Plugin, Instant)>> = RefCell::new(HashMap::new());
 }
 
 /// Runs the filter on request headers in this thread's plugin.
@@ -209,20 +209,27 @@ fn run_filter(state: &EdgeState, conn: &Connection, headers: Vec<(String, Vec<u8
         let mut plugins = cell.borrow_mut();
         let stale = match plugins.get(&state.id) {
             None => true,
-            Some((_, p)) => p.failure().is_some(),
+            Some((_, p, _)) => p.failure().is_some(),
         };
         if stale {
             // a new worker, or one whose plugin trapped: start afresh (the
             // failed request itself was already answered 500)
             let plugin = state.module.start(PluginSettings::new(policy.json.clone()).name("certgate"))?;
-            plugins.insert(state.id, (policy.version, plugin));
+            plugins.insert(state.id, (policy.version, plugin, Instant::now()));
         }
-        let Some((version, plugin)) = plugins.get_mut(&state.id) else {
+        let Some((version, plugin, last_tick)) = plugins.get_mut(&state.id) else {
             return Err(HarnessError::Poisoned("no plugin".into()));
         };
         if *version != policy.version {
             plugin.reconfigure(policy.json.clone())?;
             *version = policy.version;
+        }
+        // Envoy ticks on a timer; a worker here ticks when a request comes
+        // after the plugin's period (enough for counters and clocks).
+        let period = plugin.tick_period_ms();
+        if period > 0 && last_tick.elapsed() >= Duration::from_millis(u64::from(period)) {
+            plugin.tick()?;
+            *last_tick = Instant::now();
         }
         let out = plugin.request(conn, headers);
         // the guest's log lines go to the edge's log

@@ -2,7 +2,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -55,12 +54,6 @@ impl Host for ProxyWasm {
     }
 }
 
-fn now_unix() -> Option<i64> {
-    let now = hostcalls::get_current_time().ok()?;
-    let secs = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    i64::try_from(secs).ok()
-}
-
 /// Denies with `internal_error` when the plugin cannot run at all.
 fn fail_closed(why: &str) -> Action {
     log::error!("failing closed: {why}");
@@ -98,12 +91,13 @@ impl HttpContext for CertgateRequest {
         let Ok(mut shared) = shared.try_borrow_mut() else {
             return fail_closed("plugin state busy");
         };
-        let Some(now) = now_unix() else {
+        // the tick's clock (a second at most behind), else the host's
+        let Some(now) = shared.now.or_else(super::root::host_now) else {
             return fail_closed("no clock");
         };
         let policy = Rc::clone(&shared.policy);
         let admission = admit(&mut ProxyWasm, &policy, &mut shared.cache, now);
-        shared.count(&metrics::increments(&policy, &admission));
+        metrics::for_each_increment(&policy, &admission, |index, by| shared.count(index, by));
         log_admission(&admission);
         if admission.forwarded {
             Action::Continue

@@ -2,8 +2,8 @@
 //! and shares the policy, cache and metric ids with every request.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -15,23 +15,47 @@ use crate::config::parse_policy;
 use crate::metrics;
 use crate::policy::Policy;
 
+/// How often counters are flushed to the host and the clock is read.
+const TICK: Duration = Duration::from_secs(1);
+
 /// What every request of this plugin shares.
 #[derive(Debug)]
 pub struct Shared {
     pub policy: Rc<Policy>,
     pub cache: IdentityCache,
-    pub counters: HashMap<String, u32>,
+    /// The host's metric id of each counter of [`metrics::all_counters`], by index.
+    counters: Vec<Option<u32>>,
+    /// Counts not yet given to the host: counters cost a host call each, so
+    /// requests add here and the tick flushes (stats lag by up to a second).
+    pending: Vec<i64>,
+    /// Unix seconds at the last tick; requests use it instead of a clock call.
+    pub now: Option<i64>,
 }
 
 impl Shared {
-    /// Adds to counters by name; a counter the host refused is skipped.
-    pub fn count(&self, increments: &[(String, i64)]) {
-        for (name, by) in increments {
-            if let Some(id) = self.counters.get(name) {
-                let _ = hostcalls::increment_metric(*id, *by);
+    pub fn count(&mut self, index: usize, by: i64) {
+        if let Some(p) = self.pending.get_mut(index) {
+            *p = p.saturating_add(by);
+        }
+    }
+
+    /// Gives the pending counts to the host; a counter it refused is skipped.
+    pub fn flush(&mut self) {
+        for (id, pending) in self.counters.iter().zip(self.pending.iter_mut()) {
+            if *pending != 0 {
+                if let Some(id) = id {
+                    let _ = hostcalls::increment_metric(*id, *pending);
+                }
+                *pending = 0;
             }
         }
     }
+}
+
+/// Unix seconds from the host clock.
+pub fn host_now() -> Option<i64> {
+    let now = hostcalls::get_current_time().ok()?;
+    i64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()
 }
 
 #[derive(Debug, Default)]
@@ -60,14 +84,18 @@ impl RootContext for CertgateRoot {
                 return false;
             }
         };
-        let mut counters = HashMap::new();
+        let mut counters = Vec::new();
         for name in metrics::all_counters(&policy) {
             match hostcalls::define_metric(MetricType::Counter, &name) {
-                Ok(id) => {
-                    counters.insert(name, id);
+                Ok(id) => counters.push(Some(id)),
+                Err(status) => {
+                    log::warn!("metric {name} not defined: {status:?}");
+                    counters.push(None);
                 }
-                Err(status) => log::warn!("metric {name} not defined: {status:?}"),
             }
+        }
+        if let Err(status) = hostcalls::set_tick_period(TICK) {
+            log::warn!("no tick ({status:?}): counters will not reach the host");
         }
         log::info!(
             "policy loaded: {} rules, mode {:?}, identity from {:?}",
@@ -81,8 +109,11 @@ impl RootContext for CertgateRoot {
             // certificates, not decisions) and swap the policy.
             Some(shared) => match shared.try_borrow_mut() {
                 Ok(mut s) => {
+                    // counts of the old policy go out under its counter ids
+                    s.flush();
                     s.cache.set_capacity(policy.cache_size);
                     s.policy = policy;
+                    s.pending = vec![0; counters.len()];
                     s.counters = counters;
                 }
                 Err(_) => return false,
@@ -91,11 +122,20 @@ impl RootContext for CertgateRoot {
                 self.shared = Some(Rc::new(RefCell::new(Shared {
                     cache: IdentityCache::new(policy.cache_size),
                     policy,
+                    pending: vec![0; counters.len()],
                     counters,
+                    now: host_now(),
                 })));
             }
         }
         true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(Ok(mut shared)) = self.shared.as_ref().map(|s| s.try_borrow_mut()) {
+            shared.flush();
+            shared.now = host_now();
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

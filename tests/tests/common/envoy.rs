@@ -153,6 +153,19 @@ impl Envoy {
         lines[lines.len().saturating_sub(25)..].join("\n")
     }
 
+    /// A counter once it satisfies `want`, waiting up to 5 s: certgate gives
+    /// its counters to Envoy on its one-second tick.
+    pub fn stat_eventually(&self, name: &str, want: impl Fn(u64) -> bool) -> Option<u64> {
+        let start = Instant::now();
+        loop {
+            let v = self.stat(name);
+            if v.is_some_and(&want) || start.elapsed() > Duration::from_secs(5) {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// A counter or gauge from the admin stats.
     pub fn stat(&self, name: &str) -> Option<u64> {
         let stats = admin_get(self.admin, &format!("/stats?filter=^{name}$"))?;
