@@ -64,7 +64,8 @@ impl LoadResult {
     }
 }
 
-/// Runs `connections` keep-alive connections against `addr` for `duration`.
+/// Runs `connections` keep-alive connections against `addr` for `duration`
+/// (each sends at least one request).
 pub async fn run(
     addr: SocketAddr,
     tls: Option<Arc<ClientConfig>>,
@@ -73,11 +74,22 @@ pub async fn run(
     duration: Duration,
     expect_status: u16,
 ) -> LoadResult {
+    run_each(addr, vec![tls; connections], path, duration, expect_status).await
+}
+
+/// [`run`] with one keep-alive connection per TLS configuration (each its
+/// own client certificate, say).
+pub async fn run_each(
+    addr: SocketAddr,
+    configs: Vec<Option<Arc<ClientConfig>>>,
+    path: &str,
+    duration: Duration,
+    expect_status: u16,
+) -> LoadResult {
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let tls = tls.clone();
+    for tls in configs {
         let path = path.to_owned();
         tasks.push(tokio::spawn(async move { one_connection(addr, tls, &path, deadline, expect_status).await }));
     }
@@ -136,7 +148,8 @@ async fn one_connection(
         Err(e) => return fail(format!("HTTP handshake: {e}")),
     };
     let (mut lat, mut errors, mut first) = (Vec::new(), 0, None);
-    while Instant::now() < deadline {
+    // at least one request per connection, then until the deadline
+    loop {
         let Ok(req) = Request::get(path).header("host", "localhost").body(Empty::<Bytes>::new()) else {
             return (lat, errors + 1, Some("request".into()));
         };
@@ -154,6 +167,9 @@ async fn one_connection(
                 }
             }
             Err(e) => return (lat, errors + 1, first.or(Some(format!("request: {e}")))),
+        }
+        if Instant::now() >= deadline {
+            break;
         }
     }
     (lat, errors, first)

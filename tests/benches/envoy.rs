@@ -7,6 +7,13 @@
 //! alternating A B C D E A B C D E ... so drift falls on all, and prints per
 //! variant Envoy's CPU time per request (from /proc), requests per second,
 //! p50/p99 latency, and the ratios to (a) and (c) with their spread.
+//! Two more variants load 16 keep-alive connections, each with its own client
+//! certificate (made with `certgate pki` from the fixture client CA): (f) the
+//! empty filter and (g) certgate with `cache_size` 8, so every request parses
+//! its certificate (a cache miss); (g) is compared with (f).
+//! Last, memory: Envoy's resident size with certgate and with the empty filter
+//! after one certificate, after 1,000 and after 2,000 distinct certificates
+//! (one connection and request each), against certgate's cache bound (1,024).
 //! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench envoy`
 //! (best as `taskset -c 1 cargo bench ...` so the load stays off Envoy's core).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
@@ -16,7 +23,14 @@ mod common;
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use certgate_harness::loadgen;
+use certgate_harness::pki::keys::{KeyKind, Passphrase};
+use certgate_harness::pki::ops::{self, LeafSpec};
+use certgate_harness::pki::profile::{Sans, Subject, Validity};
+use certgate_harness::pki::store::Home;
 use common::envoy::{config, Envoy};
 use common::repo;
 
@@ -60,6 +74,40 @@ const RBAC: &str = r#"          - name: envoy.filters.http.rbac
                     principals: [{ authenticated: { principal_name: { exact: "spiffe://example.org/ns/default/sa/alice" } } }]
 "#;
 
+/// `n` client certificates `load-<i>` from the fixture client CA, with
+/// `certgate pki` in a scratch PKI home: (chain, key) paths.
+fn distinct_clients(dir: &std::path::Path, n: usize) -> Vec<(PathBuf, PathBuf)> {
+    let ca = dir.join("client-ca");
+    std::fs::create_dir_all(&ca).unwrap();
+    for f in ["pem", "key"] {
+        std::fs::copy(repo().join(format!("fixtures/pki/client-ca.{f}")), ca.join(format!("ca.{f}"))).unwrap();
+    }
+    let home = Home::new(dir);
+    (0..n)
+        .map(|i| {
+            let name = format!("load-{i}");
+            let spec = LeafSpec {
+                name: name.clone(),
+                subject: Subject { org: Some("Example".into()), ..Subject::cn(&name) },
+                sans: Sans { uris: vec![format!("spiffe://example.org/ns/load/sa/{i}")], ..Sans::default() },
+                validity: Validity::days(30),
+                key: KeyKind::P256,
+                serial: None,
+                force: false,
+            };
+            ops::client(&home, "client-ca", &Passphrase::default(), &spec).unwrap();
+            (home.issued(&format!("{name}-chain.pem")), home.issued(&format!("{name}.key")))
+        })
+        .collect()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let backend = rt.block_on(certgate_harness::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
@@ -73,13 +121,22 @@ fn main() {
     audit["mode"] = "audit".into();
     let certgate = root.join(certgate_harness::locate::BUILD_PATH).display().to_string();
     let empty = root.join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm").display().to_string();
+    let mut small_cache = example.clone();
+    small_cache["cache_size"] = 8.into();
     let variants: Vec<(&str, String)> = vec![
         ("a no filter", with_filter(&base(), "")),
         ("b native RBAC", with_filter(&base(), RBAC)),
         ("c empty wasm", with_filter(&base(), &wasm_filter(&empty, ""))),
         ("d certgate", with_filter(&base(), &wasm_filter(&certgate, &example.to_string()))),
         ("e certgate audit", with_filter(&base(), &wasm_filter(&certgate, &audit.to_string()))),
+        ("f empty, 16 certs", with_filter(&base(), &wasm_filter(&empty, ""))),
+        ("g certgate, misses", with_filter(&base(), &wasm_filter(&certgate, &small_cache.to_string()))),
     ];
+    let scratch = common::TempDir::new("bench-pki");
+    let clients = distinct_clients(&scratch.0, 2016);
+    let root_ca = repo().join("fixtures/pki/root-ca.pem");
+    let client_tls = |(chain, key): &(PathBuf, PathBuf)| Some(loadgen::client_tls(&root_ca, chain, key).unwrap());
+    let sixteen: Vec<Option<Arc<rustls::ClientConfig>>> = clients[..16].iter().map(client_tls).collect();
     let taskset = std::process::Command::new("taskset").arg("--version").output().is_ok();
     let envoys: Vec<Envoy> = variants
         .iter()
@@ -100,7 +157,8 @@ fn main() {
         for (i, envoy) in envoys.iter().enumerate() {
             let pid = envoy.pid();
             let before = loadgen::cpu_time(pid).unwrap();
-            let r = rt.block_on(loadgen::run(envoy.listener, Some(tls.clone()), "/app/page", CONNECTIONS, Duration::from_secs(SECONDS), 200));
+            let configs = if i >= 5 { sixteen.clone() } else { vec![Some(tls.clone()); CONNECTIONS] };
+            let r = rt.block_on(loadgen::run_each(envoy.listener, configs, "/app/page", Duration::from_secs(SECONDS), 200));
             let cpu = loadgen::cpu_time(pid).unwrap() - before;
             assert_eq!(r.errors, 0, "{}: {} errors, first: {:?}", variants[i].0, r.errors, r.first_error);
             let per = cpu.as_secs_f64() * 1e6 / r.requests() as f64;
@@ -123,6 +181,30 @@ fn main() {
         let rps = median(results[i].iter().map(|r| r.1).collect());
         let p50 = median(results[i].iter().map(|r| r.2 as f64).collect());
         let p99 = median(results[i].iter().map(|r| r.3 as f64).collect());
-        println!("{name:<18} {cpu:>12.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {:<20} {:<20}", ratio(i, 0), ratio(i, 2));
+        let floor = if i >= 5 { 5 } else { 2 };
+        println!("{name:<18} {cpu:>12.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {:<20} {:<20}", ratio(i, 0), ratio(i, floor));
+    }
+    println!("(f) and (g): ratio to (c) is to (f), the empty filter under the same 16-certificate load");
+    drop(envoys);
+
+    // Memory: one connection and one request per distinct certificate.
+    println!("\nEnvoy resident memory (KiB), certgate cache_size 1024 (the default):");
+    println!("{:<18} {:>10} {:>12} {:>12}", "variant", "1 cert", "1,000 certs", "2,000 certs");
+    for (name, yaml) in [("empty wasm", &variants[2].1), ("certgate", &variants[3].1)] {
+        let envoy = Envoy::start_with(yaml, 1, taskset.then_some("0")).unwrap();
+        let once = |range: std::ops::Range<usize>| {
+            for chunk in clients[range].chunks(16) {
+                let configs: Vec<_> = chunk.iter().map(client_tls).collect();
+                let r = rt.block_on(loadgen::run_each(envoy.listener, configs, "/app/page", Duration::ZERO, 200));
+                assert_eq!(r.errors, 0, "{name}: {:?}", r.first_error);
+            }
+        };
+        rt.block_on(loadgen::run(envoy.listener, Some(tls.clone()), "/app/page", 4, Duration::from_secs(2), 200));
+        let one = rss_kib(envoy.pid());
+        once(16..1016);
+        let thousand = rss_kib(envoy.pid());
+        once(1016..2016);
+        let two_thousand = rss_kib(envoy.pid());
+        println!("{name:<18} {one:>10} {thousand:>12} {two_thousand:>12}");
     }
 }
