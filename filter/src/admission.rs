@@ -277,7 +277,7 @@ fn find_peer(
             return Ok(Found::from(hit));
         }
         if let Some(pem) = host.property(property::PEER_CERTIFICATE)?.filter(|p| !p.is_empty()) {
-            return Ok(from_cache(cache, &digest, cache_miss, &|| PeerIdentity::from_pem(&pem, IdentitySource::PeerCertificate)));
+            return Ok(from_cache(cache, &digest, cache_miss, &|| PeerIdentity::from_pem_with_digest(&pem, IdentitySource::PeerCertificate, Some(&digest))));
         }
         if policy.identity_source == IdentitySourceSetting::PeerCertificate {
             return Ok(Found::Unreadable("the proxy gives no connection.peer_certificate".into()));

@@ -64,22 +64,36 @@ impl PeerIdentity {
     /// Reads the first PEM block of a text (a chain yields its leaf); it must
     /// be a `CERTIFICATE`.
     pub fn from_pem(pem: &[u8], source: IdentitySource) -> Result<PeerIdentity, IdentityError> {
+        PeerIdentity::from_pem_with_digest(pem, source, None)
+    }
+
+    /// [`PeerIdentity::from_pem`] for the certificate whose SHA-256 the proxy
+    /// already gave (`connection.sha256_peer_certificate_digest`, lowercase
+    /// hex): hashing it again in Wasm would cost more than the parse.
+    pub fn from_pem_with_digest(pem: &[u8], source: IdentitySource, sha256: Option<&str>) -> Result<PeerIdentity, IdentityError> {
         let block = first_pem_block(pem)?;
         let (label, der) = pem_rfc7468::decode_vec(block).map_err(|e| IdentityError::Pem(e.to_string()))?;
         if label != "CERTIFICATE" {
             return Err(IdentityError::NotACertificate(label.to_owned()));
         }
-        PeerIdentity::from_der(&der, source)
+        PeerIdentity::from_der_with_digest(&der, source, sha256)
     }
 
     /// Reads one DER certificate; trailing bytes are an error.
     pub fn from_der(der: &[u8], source: IdentitySource) -> Result<PeerIdentity, IdentityError> {
+        PeerIdentity::from_der_with_digest(der, source, None)
+    }
+
+    fn from_der_with_digest(der: &[u8], source: IdentitySource, sha256: Option<&str>) -> Result<PeerIdentity, IdentityError> {
         let (rest, cert) = parse_x509_certificate(der).map_err(|e| IdentityError::Der(e.to_string()))?;
         if !rest.is_empty() {
             return Err(IdentityError::TrailingData(rest.len()));
         }
         let mut id = identity_of(&cert, source)?;
-        id.sha256 = hex(&Sha256::digest(der));
+        id.sha256 = match sha256 {
+            Some(known) => known.to_owned(),
+            None => hex(&Sha256::digest(der)),
+        };
         Ok(id)
     }
 
