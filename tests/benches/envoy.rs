@@ -107,13 +107,6 @@ fn distinct_clients(dir: &std::path::Path, n: usize) -> Vec<(PathBuf, PathBuf)> 
         .collect()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let backend = rt.block_on(certgate_harness::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
@@ -212,11 +205,11 @@ fn main() {
             }
         };
         rt.block_on(loadgen::run(envoy.listener, Some(tls.clone()), "/app/page", 4, Duration::from_secs(2), 200));
-        let one = rss_kib(envoy.pid());
+        let one = envoy.rss_kib();
         once(16..1016);
-        let thousand = rss_kib(envoy.pid());
+        let thousand = envoy.rss_kib();
         once(1016..2016);
-        let two_thousand = rss_kib(envoy.pid());
+        let two_thousand = envoy.rss_kib();
         println!("{name:<18} {one:>10} {thousand:>12} {two_thousand:>12}");
     }
 }

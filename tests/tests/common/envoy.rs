@@ -153,6 +153,14 @@ impl Envoy {
         lines[lines.len().saturating_sub(25)..].join("\n")
     }
 
+    /// Envoy's resident memory (`VmRSS`), KiB; 0 if unreadable.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .unwrap_or(0)
+    }
+
     /// A counter once it satisfies `want`, waiting up to 5 s: certgate gives
     /// its counters to Envoy on its one-second tick.
     pub fn stat_eventually(&self, name: &str, want: impl Fn(u64) -> bool) -> Option<u64> {

@@ -54,13 +54,6 @@ fn expected(cert: Option<&str>, path: &str) -> (bool, bool) {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn resource(policy: &str) -> String {
     let template = std::fs::read_to_string(repo().join("envoy/ecds/certgate.yaml")).unwrap();
     let start = template.find("value: |").unwrap();
@@ -86,7 +79,7 @@ pub async fn soak(duration: Duration, clients: usize, reload_every: Duration) ->
         assert!(started.elapsed() < Duration::from_secs(20), "the first policy never arrived:\n{}", envoy.log_tail());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut report = SoakReport { rss_start_kib: rss_kib(envoy.pid()), ..SoakReport::default() };
+    let mut report = SoakReport { rss_start_kib: envoy.rss_kib(), ..SoakReport::default() };
 
     let stop = Arc::new(AtomicBool::new(false));
     let (requests, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -152,7 +145,7 @@ pub async fn soak(duration: Duration, clients: usize, reload_every: Duration) ->
     for t in tasks {
         t.await.unwrap();
     }
-    report.rss_end_kib = rss_kib(envoy.pid());
+    report.rss_end_kib = envoy.rss_kib();
     report.requests = requests.load(Ordering::Relaxed);
     report.errors = errors.load(Ordering::Relaxed);
     report.only_a = only_a.load(Ordering::Relaxed);
