@@ -23,8 +23,15 @@ pub fn rule_denied(rule: &str) -> String {
     format!("certgate.rule.{rule}.denied")
 }
 
-/// The counters every policy has, in index order (see [`all_counters`]).
+/// The counters every policy has, in index order (see [`all_counters`]); the
+/// `I_*` constants are their indices.
 const FIXED: [&str; 6] = [ALLOWED, DENIED, AUDIT_WOULD_DENY, EXPIRING_SOON, CACHE_MISSES, SPOOFED_HEADERS];
+const I_ALLOWED: usize = 0;
+const I_DENIED: usize = 1;
+const I_AUDIT_WOULD_DENY: usize = 2;
+const I_EXPIRING_SOON: usize = 3;
+const I_CACHE_MISSES: usize = 4;
+const I_SPOOFED_HEADERS: usize = 5;
 
 /// Every counter a policy can touch, to define them all at configure time.
 /// A counter's position here is its index for [`for_each_increment`].
@@ -53,14 +60,14 @@ pub fn for_each_increment(policy: &Policy, a: &Admission, mut add: impl FnMut(us
     let rule = a.rule.as_deref();
     match a.outcome {
         Outcome::Allow => {
-            add(0, 1);
+            add(I_ALLOWED, 1);
             if let Some(i) = rule.and_then(|r| rule_index(policy, r, true)) {
                 add(i, 1);
             }
         }
         Outcome::Deny(reason) => {
             let audited = policy.mode == Mode::Audit && a.forwarded;
-            add(if audited { 2 } else { 1 }, 1);
+            add(if audited { I_AUDIT_WOULD_DENY } else { I_DENIED }, 1);
             add(reason_index(reason), 1);
             if let Some(i) = rule.and_then(|r| rule_index(policy, r, false)) {
                 add(i, 1);
@@ -68,13 +75,13 @@ pub fn for_each_increment(policy: &Policy, a: &Admission, mut add: impl FnMut(us
         }
     }
     if a.expiring_soon {
-        add(3, 1);
+        add(I_EXPIRING_SOON, 1);
     }
     if a.cache_miss {
-        add(4, 1);
+        add(I_CACHE_MISSES, 1);
     }
     if a.stripped > 0 {
-        add(5, i64::try_from(a.stripped).unwrap_or(i64::MAX));
+        add(I_SPOOFED_HEADERS, i64::try_from(a.stripped).unwrap_or(i64::MAX));
     }
 }
 
@@ -88,4 +95,20 @@ pub fn increments(policy: &Policy, a: &Admission) -> Vec<(String, i64)> {
         }
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn fixed_indices_name_their_counters() {
+        assert_eq!(FIXED[I_ALLOWED], ALLOWED);
+        assert_eq!(FIXED[I_DENIED], DENIED);
+        assert_eq!(FIXED[I_AUDIT_WOULD_DENY], AUDIT_WOULD_DENY);
+        assert_eq!(FIXED[I_EXPIRING_SOON], EXPIRING_SOON);
+        assert_eq!(FIXED[I_CACHE_MISSES], CACHE_MISSES);
+        assert_eq!(FIXED[I_SPOOFED_HEADERS], SPOOFED_HEADERS);
+    }
 }
