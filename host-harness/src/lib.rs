@@ -24,6 +24,7 @@ pub mod connection;
 pub mod pki;
 pub mod plugin;
 pub mod scenarios;
+pub mod scratch;
 pub mod state;
 
 pub use connection::Connection;

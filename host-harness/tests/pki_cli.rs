@@ -6,21 +6,24 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use certgate_harness::scratch::ScratchDir;
 use x509_parser::prelude::*;
 
 /// A scratch directory that is the working directory of the commands.
-struct Dir(PathBuf);
+struct Dir(ScratchDir);
 
 impl Dir {
     fn new(tag: &str) -> Dir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("certgate-pki-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
+        Dir(ScratchDir::new(&format!("pki-{tag}")).unwrap())
+    }
+
+    /// The directory itself.
+    fn root(&self) -> &Path {
+        &self.0 .0
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
+        self.root().join(rel)
     }
 
     fn read(&self, rel: &str) -> Vec<u8> {
@@ -36,7 +39,7 @@ impl Dir {
         Command::new(env!("CARGO_BIN_EXE_certgate"))
             .arg("pki")
             .args(args)
-            .current_dir(&self.0)
+            .current_dir(self.root())
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap()
@@ -76,12 +79,6 @@ impl Dir {
             "alice.svc.example.org",
         ]);
         d
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -235,7 +232,7 @@ fn a_p12_is_read_by_openssl_and_by_nss_and_a_wrong_password_is_named() {
         // OpenSSL: the certificate and the key come back out.
         let out = Command::new("openssl")
             .args(["pkcs12", "-in", file, "-passin", "file:pw", "-nodes"])
-            .current_dir(&d.0)
+            .current_dir(d.root())
             .output()
             .expect("openssl is on the machine");
         assert!(out.status.success(), "openssl pkcs12 {file}: {}", text(&out));
@@ -244,13 +241,13 @@ fn a_p12_is_read_by_openssl_and_by_nss_and_a_wrong_password_is_named() {
         let certs = ders(pem.as_bytes());
         assert!(certs.contains(&alice_der), "{file}: alice's certificate is in it");
         assert!(certs.contains(&der(&d, "pki/client-ca/ca.pem")), "{file}: so is her CA");
-        let bad = Command::new("openssl").args(["pkcs12", "-in", file, "-passin", "file:wrong", "-nodes"]).current_dir(&d.0).output().unwrap();
+        let bad = Command::new("openssl").args(["pkcs12", "-in", file, "-passin", "file:wrong", "-nodes"]).current_dir(d.root()).output().unwrap();
         assert!(!bad.status.success(), "{file}: a wrong password must not open it");
 
         // NSS, the key store of Firefox and Chromium on Linux, imports it.
         let db = d.path(&format!("nssdb-{}", file.replace('/', "_")));
         std::fs::create_dir_all(&db).unwrap();
-        let nss = |args: &[&str]| Command::new(args[0]).args(&args[1..]).current_dir(&d.0).output().expect("pk12util (NSS tools) is installed by ./dev");
+        let nss = |args: &[&str]| Command::new(args[0]).args(&args[1..]).current_dir(d.root()).output().expect("pk12util (NSS tools) is installed by ./dev");
         let db_arg = format!("sql:{}", db.display());
         let o = nss(&["certutil", "-N", "-d", &db_arg, "--empty-password"]);
         assert!(o.status.success(), "{}", text(&o));
@@ -390,7 +387,7 @@ fn an_encrypted_ca_key_needs_its_passphrase_and_an_offline_root_is_not_needed_ev
     d.ok(&["init-root", "--ca-password-file", "root-pw"]);
     let key = String::from_utf8(d.read("pki/root-ca/ca.key")).unwrap();
     assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{key}");
-    let o = Command::new("openssl").args(["pkey", "-in", "pki/root-ca/ca.key", "-passin", "file:root-pw", "-noout"]).current_dir(&d.0).output().unwrap();
+    let o = Command::new("openssl").args(["pkey", "-in", "pki/root-ca/ca.key", "-passin", "file:root-pw", "-noout"]).current_dir(d.root()).output().unwrap();
     assert!(o.status.success(), "OpenSSL reads the encrypted key: {}", text(&o));
 
     d.refused(&["init-client-ca"], "give --root-password-file");

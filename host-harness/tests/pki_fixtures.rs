@@ -147,13 +147,12 @@ fn committed_fixtures_keep_their_promises() {
 
 #[test]
 fn regenerated_fixtures_keep_the_same_promises_and_files() {
-    let dir = std::env::temp_dir().join(format!("certgate-pki-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = certgate_harness::scratch::ScratchDir::new("pki-fixtures").unwrap();
+    let dir = &scratch.0;
     let set = fixture_set().unwrap();
-    set.write_to(&dir).unwrap();
+    set.write_to(dir).unwrap();
     check(&dir.join("pki"));
     assert_eq!(files_in(&dir.join("pki")), files_in(&committed_dir()), "regenerate with `certgate pki fixtures`");
     let crafted = |d: &Path| -> BTreeSet<String> { files_in(d).into_iter().filter(|f| !f.starts_with("xfcc-")).collect() };
     assert_eq!(crafted(&dir.join("bad-input")), crafted(&committed_dir().join("../bad-input")));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -137,7 +137,7 @@ fn main() {
         ("h certgate, 7 hdrs", with_filter(&base(), &wasm_filter(&certgate, &lean.to_string()))),
         ("i certgate, minimal", with_filter(&base(), &wasm_filter(&certgate, MINIMAL))),
     ];
-    let scratch = common::TempDir::new("bench-pki");
+    let scratch = common::TempDir::new("bench-pki").unwrap();
     let clients = distinct_clients(&scratch.0, 2016);
     let root_ca = repo().join("fixtures/pki/root-ca.pem");
     let client_tls = |(chain, key): &(PathBuf, PathBuf)| Some(loadgen::client_tls(&root_ca, chain, key).unwrap());

@@ -71,7 +71,7 @@ fn validate_reports_the_json_path() {
     let o = run(&["validate", EXAMPLE]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("valid"));
-    let dir = common::TempDir::new("validate");
+    let dir = common::TempDir::new("validate").unwrap();
     let bad = dir.0.join("bad.json");
     std::fs::write(&bad, r#"{"rules":[{"name":"a","issuer":["Example CA"]}]}"#).unwrap();
     let o = run(&["validate", bad.to_str().unwrap()]);

@@ -92,7 +92,7 @@ async fn http2_and_keep_alive_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_that_is_down_gives_502_with_a_reason() {
-    let dir = common::TempDir::new("down");
+    let dir = common::TempDir::new("down").unwrap();
     let policy = dir.0.join("p.json");
     std::fs::write(&policy, EXAMPLE).unwrap();
     // a port nothing listens on
@@ -149,7 +149,7 @@ async fn policy_edits_apply_without_a_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_errors_name_what_is_wrong() {
-    let dir = common::TempDir::new("errors");
+    let dir = common::TempDir::new("errors").unwrap();
     let policy = dir.0.join("p.json");
     std::fs::write(&policy, r#"{"rules":[]}"#).unwrap();
     let err = certgate_harness::edge::start(common::settings(&policy, ClientCertMode::Required, "http://127.0.0.1:9")).await.unwrap_err();

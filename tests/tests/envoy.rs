@@ -140,7 +140,7 @@ async fn envoy_refuses_a_policy_the_filter_refuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ecds_policy_edit_applies_without_a_restart_and_a_bad_one_is_rejected() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let dir = TempDir::new("ecds");
+    let dir = TempDir::new("ecds").unwrap();
     let resource = std::fs::read_to_string(repo().join("envoy/ecds/certgate.yaml"))
         .unwrap()
         .replace("filename: target/", &format!("filename: {}/target/", repo().display()));

@@ -31,7 +31,7 @@ struct Pki {
 
 impl Pki {
     fn new() -> Pki {
-        let dir = TempDir::new("pki-e2e");
+        let dir = TempDir::new("pki-e2e").unwrap();
         let p = Pki { dir };
         p.run(&["init-root", "--org", "Example"]);
         p.run(&["init-client-ca", "--org", "Example"]);

@@ -44,7 +44,7 @@ async fn three_requests(addr: SocketAddr, who: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapping_filter_fails_closed_in_envoy_and_the_edge() {
-    let dir = TempDir::new("trap");
+    let dir = TempDir::new("trap").unwrap();
     let wasm = dir.0.join("trap.wasm");
     std::fs::write(&wasm, wat::parse_str(TRAPPING).unwrap()).unwrap();
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();

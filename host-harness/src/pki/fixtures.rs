@@ -24,6 +24,7 @@ use super::ops::{self, CaSpec, LeafSpec, Target};
 use super::profile::{parse_date, Sans, Subject, Validity};
 use super::store::Home;
 use super::PkiError;
+use crate::scratch::ScratchDir;
 
 /// The client certificates in the fixture set, and what makes each one special.
 pub const CLIENTS: &[&str] = &[
@@ -300,30 +301,12 @@ fn crafted_files(home: &Home) -> Result<Vec<(String, String)>, PkiError> {
     Ok(out)
 }
 
-/// A scratch PKI home, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Self, PkiError> {
-        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let dir = std::env::temp_dir().join(format!("certgate-fixtures-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).map_err(PkiError::write(&dir))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Builds the whole fixture set with the same operations as `certgate pki`
 /// (in a scratch PKI home), then lays the files out flat. Keys are fresh each
 /// time; names, serials and dates are fixed.
 pub fn fixture_set() -> Result<FixtureSet, PkiError> {
     use DnType::{Cn as CN, O};
-    let scratch = Scratch::new()?;
+    let scratch = ScratchDir::new("fixtures").map_err(PkiError::write(&std::env::temp_dir()))?;
     let home = Home::new(&scratch.0);
     let no_pass = Passphrase::default();
     let ca_validity = validity((2025, Month::January, 1), (2080, Month::January, 1))?;

@@ -96,7 +96,7 @@ impl Envoy {
     /// Starts Envoy with `workers` worker threads, pinned to `cpus` (a
     /// `taskset` list) if given.
     pub fn start_with(yaml: &str, workers: usize, cpus: Option<&str>) -> Result<Envoy, String> {
-        let dir = TempDir::new("envoy");
+        let dir = TempDir::new("envoy").unwrap();
         let cfg = dir.0.join("envoy.yaml");
         std::fs::write(&cfg, yaml).unwrap();
         let admin_file = dir.0.join("admin");

@@ -46,35 +46,11 @@ pub struct Stack {
 }
 
 /// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let mut b = [0u8; 8];
-        getrandom_fill(&mut b);
-        let name: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let dir = std::env::temp_dir().join(format!("certgate-{tag}-{name}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-fn getrandom_fill(b: &mut [u8]) {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    for (i, x) in b.iter_mut().enumerate() {
-        *x = (t >> (i * 8)) as u8 ^ (std::process::id() as u8).wrapping_mul(i as u8 + 1);
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use certgate_harness::scratch::ScratchDir as TempDir;
 
 pub async fn stack(policy_json: &str, mode: ClientCertMode) -> Stack {
     let backend = backend::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-    let dir = TempDir::new("edge");
+    let dir = TempDir::new("edge").unwrap();
     let policy = dir.0.join("policy.json");
     std::fs::write(&policy, policy_json).unwrap();
     let edge = edge::start(settings(&policy, mode, &format!("http://{}", backend.addr))).await.unwrap();

@@ -66,7 +66,7 @@ fn resource(policy: &str) -> String {
 /// every `reload_every`.
 pub async fn soak(duration: Duration, clients: usize, reload_every: Duration) -> SoakReport {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let dir = TempDir::new("soak");
+    let dir = TempDir::new("soak").unwrap();
     let file = dir.0.join("certgate.yaml");
     std::fs::write(&file, resource(POLICY_A)).unwrap();
     let yaml = config("ecds.yaml", backend.addr, None)
