@@ -160,7 +160,7 @@ fn escape_value(value: &str, out: &mut String) {
         if special || edge {
             out.push('\\');
             out.push(char::from(b));
-        } else if !(0x20..0x7f).contains(&b) {
+        } else if !crate::headers::is_printable(b) {
             let _ = write!(out, "\\{b:02X}");
         } else {
             out.push(char::from(b));

@@ -204,6 +204,18 @@ pub fn is_token(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// A byte certgate may put in a header value as it is: printable ASCII.
+pub fn is_printable(b: u8) -> bool {
+    (0x20..0x7f).contains(&b)
+}
+
+/// Whether a header value is one certgate could have set: printable ASCII
+/// only, so no CR, LF, NUL or other control and nothing non-ASCII. What the
+/// encoders guarantee, and what the tests check every output against.
+pub fn is_safe_value(value: &[u8]) -> bool {
+    value.iter().all(|b| is_printable(*b))
+}
+
 /// A single value made safe for a header: `%`, `,`, control and non-ASCII
 /// bytes, and spaces at either end, are percent-encoded; printable ASCII
 /// passes as it is. So `Zoë` is `Zo%C3%AB` and no value can split a list or
@@ -214,7 +226,7 @@ pub fn encode_value(value: &str) -> String {
     let mut out = String::with_capacity(bytes.len());
     for (i, &b) in bytes.iter().enumerate() {
         let edge_space = b == b' ' && (i == 0 || i == last);
-        if b == b'%' || b == b',' || !(0x20..0x7f).contains(&b) || edge_space {
+        if b == b'%' || b == b',' || !is_printable(b) || edge_space {
             let _ = write!(out, "%{b:02X}");
         } else {
             out.push(char::from(b));

@@ -10,7 +10,7 @@ use arbitrary::Arbitrary;
 use certgate_filter::admission::{admit, property, Host, HostError, XFCC_HEADER};
 use certgate_filter::cache::IdentityCache;
 use certgate_filter::config::parse_policy;
-use certgate_filter::headers::HeaderKind;
+use certgate_filter::headers::{is_safe_value, HeaderKind};
 use certgate_filter::identity::{IdentitySource, PeerIdentity};
 use certgate_filter::policy::{IdentitySourceSetting, Policy};
 use certgate_filter::xfcc;
@@ -22,7 +22,7 @@ const NOW: i64 = 1_795_400_000;
 /// Header values certgate sets are printable ASCII: nothing that ends a header
 /// line, splits a list the application parses, or hides in another encoding.
 fn assert_safe_value(name: &str, value: &str) {
-    assert!(value.bytes().all(|b| (0x20..0x7f).contains(&b)), "{name}: unsafe byte in {value:?}");
+    assert!(is_safe_value(value.as_bytes()), "{name}: unsafe byte in {value:?}");
 }
 
 pub fn xfcc(data: &[u8]) {

@@ -11,7 +11,8 @@ mod common;
 use std::path::PathBuf;
 
 use certgate_harness::{Connection, Exchange};
-use common::{certgate, fixture, repo, request, settings};
+use common::{certgate, fixture, repo, request, settings, with_peer_pem};
+use certgate_filter::headers::is_safe_value;
 use certgate_harness::pki::fixtures::CRAFTED;
 
 fn dir() -> PathBuf {
@@ -23,7 +24,7 @@ fn dir() -> PathBuf {
 fn assert_safe(out: &Exchange, case: &str) {
     let set: Vec<_> = out.upstream_headers.iter().filter(|(k, _)| k.starts_with("x-client-") || k.starts_with("x-certgate-")).collect();
     for (k, v) in set {
-        assert!(v.iter().all(|b| (0x20..0x7f).contains(b)), "{case}: {k} = {:?}", String::from_utf8_lossy(v));
+        assert!(is_safe_value(v), "{case}: {k} = {:?}", String::from_utf8_lossy(v));
     }
 }
 
@@ -64,16 +65,6 @@ fn crafted_certificates_are_allowed_with_safe_headers_or_denied_as_unparseable()
     let out = plugin.request(&Connection::local_tls().with_client_cert_pem(&pem, true).unwrap(), request("GET", "/x")).unwrap();
     assert_eq!(out.header("x-client-san-uri").as_deref(), Some("spiffe://example.org/ns/a%2CURI=spiffe://example.org/ns/admin"));
     assert!(plugin.logs().iter().all(|l| !l.message.contains("panicked")));
-}
-
-/// A verified connection whose `peer_certificate` property is `pem`.
-fn with_peer_pem(pem: impl Into<Vec<u8>>) -> Connection {
-    let mut conn = Connection::local_tls();
-    conn.set("connection.mtls", vec![1]);
-    conn.set("connection.peer_certificate_valid", vec![1]);
-    conn.set("connection.sha256_peer_certificate_digest", "cd".repeat(32));
-    conn.set("connection.peer_certificate", pem);
-    conn
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 
 use certgate_harness::scenarios::{Observed, ScenarioTable};
 use certgate_harness::{Action, Connection, Exchange, HarnessError, Plugin};
-use common::{certgate, client, fixture, repo, request, settings};
+use common::{certgate, client, fixture, repo, request, settings, with_peer_pem};
 
 fn observe(out: &Exchange) -> Observed {
     let upstream: Vec<(String, String)> =
@@ -153,11 +153,7 @@ fn reason(out: &Exchange) -> String {
 fn the_reasons_the_table_cannot_show() {
     // a verified certificate the filter cannot read
     let mut p = example();
-    let mut conn = Connection::local_tls();
-    conn.set("connection.mtls", vec![1]);
-    conn.set("connection.peer_certificate_valid", vec![1]);
-    conn.set("connection.sha256_peer_certificate_digest", "ab".repeat(32));
-    conn.set("connection.peer_certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    let conn = with_peer_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
     assert_eq!(reason(&p.request(&conn, request("GET", "/app/")).unwrap()), "unparseable_certificate");
 
     // Envoy's properties alone cannot prove an issuer

@@ -9,15 +9,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{pki, repo};
+use common::{certgate, pki};
 
-fn certgate() -> Command {
-    let bin = repo().join("target/debug/certgate");
-    assert!(bin.is_file(), "{} missing: `./dev test` builds it", bin.display());
-    let mut c = Command::new(bin);
-    c.current_dir(repo()).env("CERTGATE_LOG", "warn");
-    c
-}
 
 fn run(args: &[&str]) -> Output {
     certgate().args(args).output().unwrap()

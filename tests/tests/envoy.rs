@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use certgate_harness::backend;
 use certgate_harness::scenarios::{Observed, ScenarioTable};
 use certgate_harness::tls::ClientCertMode;
-use common::envoy::{config, write_atomically, Envoy};
+use common::envoy::{config, ecds_config, ecds_resource, write_atomically, Envoy};
 use common::{connect, get, repo, stack, Reply, TempDir};
 
 /// Headers that differ by nature between Envoy and the edge, left out of the
@@ -141,15 +141,10 @@ async fn envoy_refuses_a_policy_the_filter_refuses() {
 async fn an_ecds_policy_edit_applies_without_a_restart_and_a_bad_one_is_rejected() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = TempDir::new("ecds").unwrap();
-    let resource = std::fs::read_to_string(repo().join("envoy/ecds/certgate.yaml"))
-        .unwrap()
-        .replace("filename: target/", &format!("filename: {}/target/", repo().display()));
+    let resource = ecds_resource(None);
     let file = dir.0.join("certgate.yaml");
     std::fs::write(&file, &resource).unwrap();
-    let yaml = config("ecds.yaml", backend.addr, None)
-        .replace(&format!("{}/envoy/ecds/certgate.yaml", repo().display()), &file.display().to_string())
-        .replace(&format!("{}/envoy/ecds", repo().display()), &dir.0.display().to_string());
-    let envoy = Envoy::start(&yaml).unwrap();
+    let envoy = Envoy::start(&ecds_config(backend.addr, &file)).unwrap();
     let wait_for = |want: u16, who: &'static str| {
         let addr = envoy.listener;
         async move {

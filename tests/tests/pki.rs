@@ -8,13 +8,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 
 use certgate_harness::backend;
 use certgate_harness::edge::{self, EdgeSettings};
 use certgate_harness::tls::{ClientCertMode, TlsFiles};
 use common::envoy::{config, Envoy};
-use common::{client_config_files, connect_with, repo, TempDir};
+use common::{certgate, client_config_files, connect_with, repo, TempDir};
 
 const POLICY: &str = r#"{
   "rules": [
@@ -43,9 +42,7 @@ impl Pki {
     }
 
     fn run(&self, args: &[&str]) {
-        let bin = repo().join("target/debug/certgate");
-        assert!(bin.is_file(), "{} missing: `./dev test` builds it", bin.display());
-        let out = Command::new(bin).arg("pki").args(args).current_dir(&self.dir.0).output().unwrap();
+        let out = certgate().arg("pki").args(args).current_dir(&self.dir.0).output().unwrap();
         assert!(out.status.success(), "pki {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 

@@ -47,6 +47,17 @@ pub fn client(name: &str, verified: bool) -> Connection {
         .unwrap()
 }
 
+/// A connection Envoy verified whose `peer_certificate` property is `pem`,
+/// whatever it holds (for certificates a TLS stack would not produce).
+pub fn with_peer_pem(pem: impl Into<Vec<u8>>) -> Connection {
+    let mut conn = Connection::local_tls();
+    conn.set("connection.mtls", vec![1]);
+    conn.set("connection.peer_certificate_valid", vec![1]);
+    conn.set("connection.sha256_peer_certificate_digest", "cd".repeat(32));
+    conn.set("connection.peer_certificate", pem);
+    conn
+}
+
 pub fn request(method: &str, path: &str) -> Vec<(String, Vec<u8>)> {
     vec![
         (":method".into(), method.as_bytes().to_vec()),

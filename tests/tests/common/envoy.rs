@@ -37,6 +37,27 @@ pub fn config(file: &str, backend: SocketAddr, policy: Option<&str>) -> String {
     yaml
 }
 
+/// The committed ECDS resource (`envoy/ecds/certgate.yaml`) made runnable
+/// here, its inline policy replaced when one is given.
+pub fn ecds_resource(policy: Option<&str>) -> String {
+    let mut resource = std::fs::read_to_string(repo().join("envoy/ecds/certgate.yaml")).unwrap();
+    if let Some(policy) = policy {
+        let start = resource.find("value: |").expect("an inline policy");
+        resource.truncate(start);
+        resource.push_str(&format!("value: '{}'\n", policy.replace('\n', " ").replace('\'', "''")));
+    }
+    resource.replace("filename: target/", &format!("filename: {}/target/", repo().display()))
+}
+
+/// `envoy/ecds.yaml` made runnable here, taking its filter configuration from
+/// `resource` (Envoy watches the file's directory).
+pub fn ecds_config(backend: SocketAddr, resource: &Path) -> String {
+    let dir = resource.parent().unwrap();
+    config("ecds.yaml", backend, None)
+        .replace(&format!("{}/envoy/ecds/certgate.yaml", repo().display()), &resource.display().to_string())
+        .replace(&format!("{}/envoy/ecds", repo().display()), &dir.display().to_string())
+}
+
 /// A loopback port free right now (Envoy's admin reports a listener's
 /// configured port, not the one bound for port 0).
 pub fn free_port() -> u16 {

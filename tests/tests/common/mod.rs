@@ -31,6 +31,15 @@ pub fn pki(name: &str) -> PathBuf {
     repo().join("fixtures/pki").join(name)
 }
 
+/// The `certgate` command (`./dev test` builds it), run in the repository.
+pub fn certgate() -> std::process::Command {
+    let bin = repo().join("target/debug/certgate");
+    assert!(bin.is_file(), "{} missing: `./dev test` builds it", bin.display());
+    let mut c = std::process::Command::new(bin);
+    c.current_dir(repo()).env("CERTGATE_LOG", "warn");
+    c
+}
+
 pub fn wasm() -> PathBuf {
     let p = repo().join(certgate_harness::locate::BUILD_PATH);
     assert!(p.is_file(), "{} missing: build it with `./dev test`", p.display());

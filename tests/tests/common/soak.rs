@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use certgate_harness::backend;
 
-use super::envoy::{config, write_atomically, Envoy};
-use super::{connect, repo, TempDir};
+use super::envoy::{ecds_config, ecds_resource, write_atomically, Envoy};
+use super::{connect, TempDir};
 
 /// What a soak run saw.
 #[derive(Debug, Default)]
@@ -54,25 +54,14 @@ fn expected(cert: Option<&str>, path: &str) -> (bool, bool) {
     }
 }
 
-fn resource(policy: &str) -> String {
-    let template = std::fs::read_to_string(repo().join("envoy/ecds/certgate.yaml")).unwrap();
-    let start = template.find("value: |").unwrap();
-    let mut out = template[..start].to_owned();
-    out.push_str(&format!("value: '{}'\n", policy.replace('\n', " ").replace('\'', "''")));
-    out.replace("filename: target/", &format!("filename: {}/target/", repo().display()))
-}
-
 /// Runs `clients` keep-alive connections for `duration`, swapping the policy
 /// every `reload_every`.
 pub async fn soak(duration: Duration, clients: usize, reload_every: Duration) -> SoakReport {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = TempDir::new("soak").unwrap();
     let file = dir.0.join("certgate.yaml");
-    std::fs::write(&file, resource(POLICY_A)).unwrap();
-    let yaml = config("ecds.yaml", backend.addr, None)
-        .replace(&format!("{}/envoy/ecds/certgate.yaml", repo().display()), &file.display().to_string())
-        .replace(&format!("{}/envoy/ecds", repo().display()), &dir.0.display().to_string());
-    let envoy = Envoy::start(&yaml).unwrap();
+    std::fs::write(&file, ecds_resource(Some(POLICY_A))).unwrap();
+    let envoy = Envoy::start(&ecds_config(backend.addr, &file)).unwrap();
     // Wait for the first policy (ECDS delivers it after start).
     let started = Instant::now();
     while connect(envoy.listener, Some("alice"), false).await.unwrap().send("GET", "/app/", &[]).await.map(|r| r.status) != Ok(200) {
@@ -137,7 +126,7 @@ pub async fn soak(duration: Duration, clients: usize, reload_every: Duration) ->
         tokio::time::sleep(reload_every.min(duration.saturating_sub(begin.elapsed()))).await;
         if begin.elapsed() < duration {
             use_b = !use_b;
-            write_atomically(&file, &resource(if use_b { POLICY_B } else { POLICY_A }));
+            write_atomically(&file, &ecds_resource(Some(if use_b { POLICY_B } else { POLICY_A })));
             report.reloads += 1;
         }
     }
