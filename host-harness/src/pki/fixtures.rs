@@ -354,18 +354,16 @@ pub fn fixture_set() -> Result<FixtureSet, PkiError> {
 
     let mut out = FixtureSet::default();
     let read = |path: PathBuf| fs::read_to_string(&path).map_err(PkiError::read(&path));
-    out.add("offline/root-ca.key", read(home.ca_dir("root-ca").join("ca.key"))?);
-    out.add("root-ca.pem", read(home.ca_dir("root-ca").join("ca.pem"))?);
-    for name in ["client-ca", "partner-ca"] {
-        out.add(format!("{name}.pem"), read(home.ca_dir(name).join("ca.pem"))?);
-        out.add(format!("{name}.key"), read(home.ca_dir(name).join("ca.key"))?);
+    let [root, client_ca, partner_ca, mallory_ca] = ["root-ca", "client-ca", "partner-ca", "mallory-ca"].map(|n| home.open_ca(n));
+    let (root, client_ca, partner_ca, mallory_ca) = (root?, client_ca?, partner_ca?, mallory_ca?);
+    out.add("offline/root-ca.key", read(root.key_path())?);
+    out.add("root-ca.pem", root.cert_pem.clone());
+    for ca in [&client_ca, &partner_ca] {
+        out.add(format!("{}.pem", ca.name), ca.cert_pem.clone());
+        out.add(format!("{}.key", ca.name), read(ca.key_path())?);
     }
-    out.add("mallory-ca.pem", read(home.ca_dir("mallory-ca").join("ca.pem"))?);
-    let trusted = ["root-ca", "client-ca", "partner-ca"]
-        .map(|n| read(home.ca_dir(n).join("ca.pem")))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    out.add("trusted-client-cas.pem", trusted.concat());
+    out.add("mallory-ca.pem", mallory_ca.cert_pem.clone());
+    out.add("trusted-client-cas.pem", [&root, &client_ca, &partner_ca].map(|ca| ca.cert_pem.as_str()).concat());
     for name in std::iter::once("server").chain(CLIENTS.iter().copied()) {
         out.add(format!("{name}.pem"), read(home.issued(&format!("{name}.pem")))?);
         out.add(format!("{name}.key"), read(home.issued(&format!("{name}.key")))?);
@@ -376,10 +374,10 @@ pub fn fixture_set() -> Result<FixtureSet, PkiError> {
     // A CRL for every CA, empty where nothing is revoked: Envoy (and rustls)
     // want one for each CA of a chain once any is given.
     let mut all_crls = String::new();
-    for name in ["client-ca", "root-ca", "partner-ca"] {
-        let pem = read(home.ca_dir(name).join("crl.pem"))?;
+    for ca in [&client_ca, &root, &partner_ca] {
+        let pem = read(ca.crl_path())?;
         all_crls.push_str(&pem);
-        out.add(format!("{name}.crl.pem"), pem);
+        out.add(format!("{}.crl.pem", ca.name), pem);
     }
     out.add("crls.pem", all_crls);
     for (file, contents) in crafted_files(&home)? {

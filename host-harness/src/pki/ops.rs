@@ -8,13 +8,13 @@ use rcgen::{
     CertificateParams, CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, PublicKeyData,
     RevokedCertParams, SerialNumber,
 };
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use super::index::{timestamp, Entry, Reason};
 use super::keys::{key_pem, load_key, write_new, KeyKind, Passphrase};
 use super::p12::{self, Protection};
 use super::profile::{self, Sans, Subject, Validity};
-use super::store::{check_name, parse_cert, pem_certs, Ca, Home};
+use super::store::{cert_file, check_name, parse_cert, Ca, Home, CERT_FILE, KEY_FILE};
 use super::{csr, PkiError};
 
 /// What a subcommand did, line by line.
@@ -75,7 +75,7 @@ fn entry_for(params: &CertificateParams, name: &str, cert_der: &[u8]) -> Result<
 fn init_ca(home: &Home, spec: &CaSpec, parent: Option<(&Ca, &Issuer<'_, KeyPair>)>) -> Result<Report, PkiError> {
     check_name("CA name", &spec.name)?;
     let ca_dir = home.ca_dir(&spec.name);
-    if ca_dir.join("ca.pem").exists() || ca_dir.join("ca.key").exists() {
+    if ca_dir.join(CERT_FILE).exists() || ca_dir.join(KEY_FILE).exists() {
         return Err(PkiError::Invalid(format!(
             "{} already holds a CA: init never replaces one, not even with --force (move the directory away to start over)",
             ca_dir.display()
@@ -104,9 +104,9 @@ fn init_ca(home: &Home, spec: &CaSpec, parent: Option<(&Ca, &Issuer<'_, KeyPair>
         parent_ca.record(entry_for(&params, &spec.name, cert.der())?, &cert.pem())?;
         report.push(format!("recorded {} in {}", spec.name, parent_ca.index_path().display()));
     }
-    let key_path = ca_dir.join("ca.key");
+    let key_path = ca_dir.join(KEY_FILE);
     write_new(&key_path, key_pem(&key, passphrase.as_deref())?.as_bytes(), false, true)?;
-    let cert_path = ca_dir.join("ca.pem");
+    let cert_path = ca_dir.join(CERT_FILE);
     write_new(&cert_path, cert.pem().as_bytes(), false, false)?;
     let ca = home.open_ca(&spec.name)?;
     ca.save_index(&Default::default())?;
@@ -263,7 +263,7 @@ pub fn sign_csr(
 /// Signs and writes a CA's CRL from its index, then the bundle of all CRLs.
 fn write_crl(home: &Home, ca: &Ca, issuer: &Issuer<'_, KeyPair>, days: u32) -> Result<String, PkiError> {
     let index = ca.index()?;
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let now = profile::now();
     let mut revoked_certs = Vec::new();
     for (entry, at, reason) in index.revoked() {
         revoked_certs.push(RevokedCertParams {
@@ -328,27 +328,30 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
         Target::Serial(s) => (Some(profile::serial_hex(&profile::serial_from_hex(s)?)), None),
         Target::Name(_) => (None, None),
         Target::Cert(path) => {
-            let text = fs::read_to_string(path).map_err(PkiError::read(path))?;
-            let der = pem_certs(path, &text)?.into_iter().next().unwrap_or_default();
+            let der = cert_file(path)?.into_iter().next().unwrap_or_default();
             let cert = parse_cert(path, &der)?;
             let serial = profile::serial_hex(&SerialNumber::from_slice(cert.raw_serial()));
             (Some(serial), Some(cert.issuer().to_string()))
         }
     };
-    let mut matches = Vec::new();
+    // Each CA's index is read once: to search it, and to change the one that matches.
+    let mut indexes = Vec::new();
     for ca in &cas {
         if let Some(dn) = &issuer_dn {
             if &ca.facts()?.subject != dn {
                 continue;
             }
         }
-        let index = ca.index()?;
+        indexes.push((ca, ca.index()?));
+    }
+    let mut matches: Vec<(usize, String)> = Vec::new();
+    for (i, (_, index)) in indexes.iter().enumerate() {
         let found: Vec<String> = match (target, &serial) {
             (Target::Name(n), _) => index.unrevoked_named(n).map(|e| e.serial.clone()).collect(),
             (_, Some(s)) => index.find_serial(s).map(|e| e.serial.clone()).into_iter().collect(),
             _ => Vec::new(),
         };
-        matches.extend(found.into_iter().map(|s| (ca, s)));
+        matches.extend(found.into_iter().map(|s| (i, s)));
     }
     let what = match target {
         Target::Serial(s) => format!("serial {s}"),
@@ -356,14 +359,13 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
         Target::Cert(p) => format!("the certificate in {}", p.display()),
     };
     let searched = cas.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
-    let [(ca, serial)] = matches.as_slice() else {
+    let [(found_in, serial)] = matches.as_slice() else {
         if matches.is_empty() {
             if let Target::Name(n) = target {
-                let revoked: Vec<String> = cas
+                let revoked: Vec<&str> = indexes
                     .iter()
-                    .filter_map(|c| c.index().ok())
-                    .flat_map(|i| i.entries.into_iter().filter(|e| &e.name == n && e.revoked.is_some()))
-                    .map(|e| e.serial)
+                    .flat_map(|(_, i)| i.entries.iter().filter(|e| &e.name == n && e.revoked.is_some()))
+                    .map(|e| e.serial.as_str())
                     .collect();
                 if !revoked.is_empty() {
                     return Err(PkiError::Invalid(format!(
@@ -374,14 +376,16 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
             }
             return Err(PkiError::Invalid(format!("{what} is not in the index of any CA searched ({searched})")));
         }
-        let list: Vec<String> = matches.iter().map(|(c, s)| format!("{s} by {}", c.name)).collect();
+        let list: Vec<String> = matches.iter().map(|(i, s)| format!("{s} by {}", indexes.get(*i).map_or("?", |(c, _)| c.name.as_str()))).collect();
         return Err(PkiError::Invalid(format!(
             "{what} matches {} certificates ({}): give --serial (and --ca)",
             matches.len(),
             list.join(", ")
         )));
     };
-    let mut index = ca.index()?;
+    let Some((ca, index)) = indexes.get_mut(*found_in) else {
+        return Err(PkiError::Invalid(format!("serial {serial}: its CA was lost")));
+    };
     let Some(entry) = index.find_serial_mut(serial) else {
         return Err(PkiError::Invalid(format!("serial {serial} vanished from {}", ca.index_path().display())));
     };
@@ -393,9 +397,9 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
             why.name()
         )));
     }
-    entry.revoked = Some((OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc()), reason));
+    entry.revoked = Some((profile::now(), reason));
     let line = format!("revoked serial {serial} ({}, {}) in {}", entry.name, reason.name(), ca.index_path().display());
-    ca.save_index(&index)?;
+    ca.save_index(index)?;
     Ok(vec![line, format!("next: `certgate pki crl --ca {}` publishes it; reload Envoy's CRL (or restart `certgate serve`)", ca.name)])
 }
 
@@ -415,8 +419,7 @@ pub fn p12(home: &Home, name: &str, password: &Passphrase, protection: Protectio
             chain_path.display()
         )));
     }
-    let chain_text = fs::read_to_string(&chain_path).map_err(PkiError::read(&chain_path))?;
-    let chain = pem_certs(&chain_path, &chain_text)?;
+    let chain = cert_file(&chain_path)?;
     let key = load_key(&key_path, &Passphrase::default())?;
     let leaf = parse_cert(&chain_path, chain.first().map(Vec::as_slice).unwrap_or_default())?;
     if key.subject_public_key_info() != leaf.public_key().raw {

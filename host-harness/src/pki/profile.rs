@@ -118,10 +118,16 @@ pub struct Validity {
     pub not_after: OffsetDateTime,
 }
 
+/// Now, to the second (certificates, CRLs and the index hold no fractions).
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
 impl Validity {
     /// From now (less five minutes, for clocks a little behind) for `days`.
     pub fn days(days: u32) -> Self {
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
+        let now = now();
         Validity { not_before: now - Duration::minutes(5), not_after: now + Duration::days(i64::from(days)) }
     }
 

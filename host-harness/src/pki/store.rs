@@ -13,6 +13,11 @@ use super::index::{Entry, Index};
 use super::keys::{load_key, write_new, Passphrase};
 use super::PkiError;
 
+/// The files of a CA directory.
+pub const CERT_FILE: &str = "ca.pem";
+pub const KEY_FILE: &str = "ca.key";
+pub const CRL_FILE: &str = "crl.pem";
+
 /// The PKI home directory.
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -57,7 +62,7 @@ impl Home {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.path().join("ca.pem").is_file())
+            .filter(|e| e.path().join(CERT_FILE).is_file())
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         names.sort();
@@ -67,7 +72,7 @@ impl Home {
     pub fn open_ca(&self, name: &str) -> Result<Ca, PkiError> {
         check_name("CA name", name)?;
         let dir = self.ca_dir(name);
-        if !dir.join("ca.pem").is_file() {
+        if !dir.join(CERT_FILE).is_file() {
             let names = self.ca_names();
             let known = if names.is_empty() { String::new() } else { format!(" (CAs here: {})", names.join(", ")) };
             return Err(PkiError::NoSuchCa { name: name.to_owned(), home: self.dir.clone(), known });
@@ -79,7 +84,7 @@ impl Home {
     pub fn rebuild_crl_bundle(&self) -> Result<PathBuf, PkiError> {
         let mut bundle = String::new();
         for name in self.ca_names() {
-            let path = self.ca_dir(&name).join("crl.pem");
+            let path = self.ca_dir(&name).join(CRL_FILE);
             if path.is_file() {
                 bundle.push_str(&fs::read_to_string(&path).map_err(PkiError::read(&path))?);
             }
@@ -109,19 +114,13 @@ pub struct CaFacts {
     pub subject: String,
 }
 
-/// The DER of every certificate in a PEM text, in order (any line length).
-pub fn pem_certs(path: &Path, text: &str) -> Result<Vec<Vec<u8>>, PkiError> {
-    let mut out = Vec::new();
-    for pem in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()) {
-        let pem = pem.map_err(|e| PkiError::bad_file(path, format!("a PEM block does not decode: {e}")))?;
-        if pem.label == "CERTIFICATE" {
-            out.push(pem.contents);
-        }
-    }
-    if out.is_empty() {
-        return Err(PkiError::bad_file(path, "holds no PEM certificate"));
-    }
-    Ok(out)
+/// The DER of every certificate in a PEM file, in order (the edge's reader).
+pub fn cert_file(path: &Path) -> Result<Vec<Vec<u8>>, PkiError> {
+    let certs = crate::tls::certificates(path).map_err(|e| match e {
+        crate::tls::TlsError::File { what, .. } => PkiError::bad_file(path, what),
+        other => PkiError::bad_file(path, other.to_string()),
+    })?;
+    Ok(certs.into_iter().map(|c| c.to_vec()).collect())
 }
 
 pub fn parse_cert<'a>(path: &Path, der: &'a [u8]) -> Result<X509Certificate<'a>, PkiError> {
@@ -132,9 +131,9 @@ pub fn parse_cert<'a>(path: &Path, der: &'a [u8]) -> Result<X509Certificate<'a>,
 
 impl Ca {
     fn open(name: &str, dir: PathBuf) -> Result<Ca, PkiError> {
-        let path = dir.join("ca.pem");
+        let path = dir.join(CERT_FILE);
         let cert_pem = fs::read_to_string(&path).map_err(PkiError::read(&path))?;
-        let cert_der = pem_certs(&path, &cert_pem)?.into_iter().next().unwrap_or_default();
+        let cert_der = cert_file(&path)?.into_iter().next().unwrap_or_default();
         let ca = Ca { name: name.to_owned(), dir, cert_pem, cert_der };
         let cert = parse_cert(&path, &ca.cert_der)?;
         if !cert.is_ca() {
@@ -144,16 +143,16 @@ impl Ca {
     }
 
     pub fn cert_path(&self) -> PathBuf {
-        self.dir.join("ca.pem")
+        self.dir.join(CERT_FILE)
     }
     pub fn key_path(&self) -> PathBuf {
-        self.dir.join("ca.key")
+        self.dir.join(KEY_FILE)
     }
     pub fn index_path(&self) -> PathBuf {
         self.dir.join("index.txt")
     }
     pub fn crl_path(&self) -> PathBuf {
-        self.dir.join("crl.pem")
+        self.dir.join(CRL_FILE)
     }
 
     pub fn facts(&self) -> Result<CaFacts, PkiError> {
