@@ -11,7 +11,7 @@ use certgate_filter::admission::{admit, property, Host, HostError, XFCC_HEADER};
 use certgate_filter::cache::IdentityCache;
 use certgate_filter::config::parse_policy;
 use certgate_filter::headers::{is_safe_value, HeaderKind};
-use certgate_filter::identity::{IdentitySource, PeerIdentity};
+use certgate_filter::identity::{hex, IdentitySource, PeerIdentity};
 use certgate_filter::policy::{IdentitySourceSetting, Policy};
 use certgate_filter::xfcc;
 use sha2::{Digest, Sha256};
@@ -169,7 +169,7 @@ fn run(policy: &Policy, r: &Request) {
         Cert::Bytes(b) => Some(b.clone()),
     };
     if let Some(der) = &der {
-        let digest: String = Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect();
+        let digest = hex(&Sha256::digest(der));
         host.properties.insert(property::SHA256_DIGEST.join("."), digest.into_bytes());
         host.properties.insert(property::PEER_CERTIFICATE.join("."), pem_of(der).into_bytes());
         if let Some(v) = r.verified {
@@ -209,18 +209,30 @@ fn run(policy: &Policy, r: &Request) {
     }
 }
 
-/// The whole decision on one random request, under each seed policy.
-pub fn admission(r: &Request) {
-    let json = POLICIES[usize::from(r.policy) % POLICIES.len()];
+/// A seed policy, in audit mode or not, with XFCC as the identity source or not.
+fn seed_policy(json: &str, audit: bool, xfcc: bool) -> Policy {
     let mut value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
     if let Some(object) = value.as_object_mut() {
-        if r.audit {
+        if audit {
             object.insert("mode".into(), "audit".into());
         }
-        if r.xfcc_mode {
+        if xfcc {
             object.insert("identity_source".into(), "xfcc".into());
         }
     }
-    let policy = parse_policy(value.to_string().as_bytes()).unwrap_or_else(|e| panic!("a seed policy must load: {e}"));
-    run(&policy, r);
+    parse_policy(value.to_string().as_bytes()).unwrap_or_else(|e| panic!("a seed policy must load: {e}"))
+}
+
+thread_local! {
+    /// Every seed policy variant, compiled once rather than per input.
+    static SEED_POLICIES: Vec<Policy> = POLICIES
+        .iter()
+        .flat_map(|json| [(false, false), (false, true), (true, false), (true, true)].map(|(a, x)| seed_policy(json, a, x)))
+        .collect();
+}
+
+/// The whole decision on one random request, under each seed policy.
+pub fn admission(r: &Request) {
+    let index = usize::from(r.policy) % POLICIES.len() * 4 + usize::from(r.audit) * 2 + usize::from(r.xfcc_mode);
+    SEED_POLICIES.with(|policies| run(&policies[index], r));
 }
