@@ -8,7 +8,10 @@ use std::rc::Rc;
 use crate::cache::{IdentityCache, Parsed};
 use crate::headers::HeaderKind;
 use crate::identity::{IdentitySource, PeerIdentity};
-use crate::policy::{decide, Credential, DenyReason, IdentitySourceSetting, Mode, Outcome, Peer, Policy, RequestFacts};
+use crate::policy::{
+    decide, Credential, DenyReason, IdentitySourceSetting, Mode, Outcome, Peer, Policy, RequestFacts, Verification,
+};
+use crate::reply::{deny_reply, reply_body};
 use crate::xfcc;
 
 /// A host call failed; the request fails closed.
@@ -70,6 +73,7 @@ pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
 enum Found {
     None,
     Unverified,
+    VerificationUnknown,
     Unreadable(String),
     Identity(Rc<PeerIdentity>),
 }
@@ -142,6 +146,7 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
     let (peer, identity_error) = match &found {
         Found::None => (Peer::None, None),
         Found::Unverified => (Peer::Unverified, None),
+        Found::VerificationUnknown => (Peer::VerificationUnknown, None),
         Found::Unreadable(e) => (Peer::Unreadable, Some(e.clone())),
         Found::Identity(id) => (Peer::Verified(id), None),
     };
@@ -170,25 +175,18 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
 
     // 4. Reply, or tell the application who is calling.
     if let (Outcome::Deny(reason), Mode::Enforce) = (decision.outcome, policy.mode) {
-        let body = reply_body(reason, decision.rule);
+        let reply = deny_reply(reason, decision.rule, policy.deny_status, &text("accept"));
         host.send_local_response(
-            reason.status(policy.deny_status),
-            &[("content-type", "application/json"), ("cache-control", "no-store")],
-            body.as_bytes(),
+            reply.status,
+            &[("content-type", reply.content_type), ("cache-control", "no-store")],
+            reply.body.as_bytes(),
         )?;
         return Ok(Admission { forwarded: false, ..admission });
     }
     let plan = &policy.headers;
     for (kind, name) in &plan.set {
         let value = match kind {
-            HeaderKind::Verified => Some(
-                match decision.credential {
-                    Credential::Usable => "SUCCESS",
-                    Credential::None => "NONE",
-                    Credential::Failed(_) => "FAILED",
-                }
-                .to_owned(),
-            ),
+            HeaderKind::Verified => Some(decision.credential.verify_status().to_owned()),
             HeaderKind::Rule => decision.rule.map(str::to_owned),
             HeaderKind::Audit => match decision.outcome {
                 Outcome::Deny(reason) => Some(format!(
@@ -205,17 +203,6 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
         }
     }
     Ok(admission)
-}
-
-/// The JSON body of a deny: the reason and the rule, never the certificate.
-/// Written by hand: reasons are fixed words and rule names are checked at
-/// configuration time to be letters, digits, `-`, `_` and `.`.
-pub fn reply_body(reason: DenyReason, rule: Option<&str>) -> String {
-    let rule = match rule {
-        Some(r) if r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => format!("\"{r}\""),
-        _ => "null".to_owned(),
-    };
-    format!("{{\"error\":\"forbidden\",\"reason\":\"{}\",\"rule\":{rule}}}", reason.as_str())
 }
 
 fn flag(host: &mut dyn Host, path: &[&str]) -> Result<Option<bool>, HostError> {
@@ -267,10 +254,16 @@ fn find_peer(
         return Ok(Found::None);
     };
     let digest = digest.to_ascii_lowercase();
-    match flag(host, property::PEER_CERTIFICATE_VALID)? {
-        Some(true) => {}
-        // Not verified, or a proxy too old to say: fail closed.
-        Some(false) | None => return Ok(Found::Unverified),
+    // Under `verification: listener` the operator vouches for the listener,
+    // so the flag could not change the answer and is not read.
+    if policy.verification == Verification::ProxyFlag {
+        match flag(host, property::PEER_CERTIFICATE_VALID)? {
+            Some(true) => {}
+            Some(false) => return Ok(Found::Unverified),
+            // Envoy before 1.39 has no flag: it cannot say, so fail closed
+            // with a reason that points at the setting.
+            None => return Ok(Found::VerificationUnknown),
+        }
     }
     if policy.identity_source != IdentitySourceSetting::Properties {
         if let Some(hit) = cache.get(&digest) {

@@ -11,7 +11,7 @@ use crate::glob::{Glob, Syntax};
 use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset};
 use crate::identity::canonical_serial_checked;
 use crate::policy::{
-    Access, DefaultAction, IdentitySourceSetting, Mode, PathMatch, Policy, Requirements, Rule,
+    Access, DefaultAction, IdentitySourceSetting, Mode, PathMatch, Policy, Requirements, Rule, Verification,
 };
 
 /// A configuration the filter refuses, and where.
@@ -35,6 +35,8 @@ pub struct PolicyFile {
     pub mode: ModeSetting,
     #[serde(default)]
     pub identity_source: SourceSetting,
+    #[serde(default)]
+    pub verification: VerificationSetting,
     #[serde(default)]
     pub headers: HeadersSetting,
     #[serde(default = "default_expiry_warning_days")]
@@ -74,6 +76,17 @@ pub enum SourceSetting {
     PeerCertificate,
     Xfcc,
     Properties,
+}
+
+/// Who vouches that a presented certificate was verified.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationSetting {
+    /// Envoy's `connection.peer_certificate_valid` must be 1.
+    #[default]
+    ProxyFlag,
+    /// The listener verifies every certificate it accepts (the operator says so).
+    Listener,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +232,10 @@ pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
             SourceSetting::PeerCertificate => IdentitySourceSetting::PeerCertificate,
             SourceSetting::Xfcc => IdentitySourceSetting::Xfcc,
             SourceSetting::Properties => IdentitySourceSetting::Properties,
+        },
+        verification: match file.verification {
+            VerificationSetting::ProxyFlag => Verification::ProxyFlag,
+            VerificationSetting::Listener => Verification::Listener,
         },
         rules,
         default: match file.default {

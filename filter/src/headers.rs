@@ -11,7 +11,8 @@ use crate::identity::PeerIdentity;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeaderKind {
-    /// `SUCCESS` (a usable verified certificate), `NONE` (none sent) or `FAILED`.
+    /// `SUCCESS` (a usable verified certificate), `NONE` (none sent) or
+    /// `FAILED:<reason>`, as nginx's `$ssl_client_verify`.
     Verified,
     /// The subject DN, RFC 2253.
     Subject,
@@ -108,7 +109,8 @@ pub enum Preset {
     /// Every header, `x-client-*` and `x-certgate-*`.
     #[default]
     Default,
-    /// The Gunicorn worker's `X-USER` (CN), `X-ISSUER` (issuer DN),
+    /// The Gunicorn worker's `X-USER` (subject CN), `X-ISSUER` (issuer CN:
+    /// it read `issuer['commonName']` from `getpeercert()`),
     /// `X-NOT_BEFORE` and `X-NOT_AFTER` (Unix seconds). Sent with dashes:
     /// WSGI maps `x-not-before` to the same `HTTP_X_NOT_BEFORE`, and recent
     /// Gunicorn drops header names with underscores.
@@ -126,7 +128,7 @@ impl Preset {
             Preset::Default => HeaderKind::ALL.iter().map(|k| (*k, k.default_name())).collect(),
             Preset::Gunicorn => vec![
                 (HeaderKind::Cn, "x-user"),
-                (HeaderKind::Issuer, "x-issuer"),
+                (HeaderKind::IssuerCn, "x-issuer"),
                 (HeaderKind::NotBefore, "x-not-before"),
                 (HeaderKind::NotAfter, "x-not-after"),
                 (HeaderKind::Audit, HeaderKind::Audit.default_name()),

@@ -11,6 +11,7 @@ pub mod headers;
 pub mod identity;
 pub mod metrics;
 pub mod policy;
+pub mod reply;
 pub mod xfcc;
 
 #[cfg(test)]

@@ -28,6 +28,25 @@ pub enum IdentitySourceSetting {
     Properties,
 }
 
+/// When a presented certificate counts as verified by the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Only when `connection.peer_certificate_valid` is 1 (Envoy 1.39+, fresh
+    /// handshakes). The safe default.
+    ProxyFlag,
+    /// The operator states that the listener verifies every certificate it
+    /// accepts (trusted CAs, not `ACCEPT_UNTRUSTED`): a presented certificate
+    /// counts whatever the flag says. Needed on Envoy before 1.39, which has
+    /// no flag, and for resumed TLS sessions, on which Envoy reports 0.
+    Listener,
+}
+
+/// Logged once per worker at the first `verification_unknown` deny.
+pub const VERIFICATION_UNKNOWN_ADVICE: &str = "certgate denies client certificates as verification_unknown: \
+this Envoy gives no connection.peer_certificate_valid (Envoy before 1.39), so it cannot say whether it verified them. \
+If this listener verifies every certificate it accepts (a validation_context with trusted CAs, trust_chain_verification \
+not ACCEPT_UNTRUSTED), set \"verification\": \"listener\" in the certgate policy (see SECURITY.md)";
+
 /// What happens to a request no rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefaultAction {
@@ -41,6 +60,7 @@ pub enum DefaultAction {
 pub struct Policy {
     pub mode: Mode,
     pub identity_source: IdentitySourceSetting,
+    pub verification: Verification,
     pub rules: Vec<Rule>,
     pub default: DefaultAction,
     pub deny_status: u16,
@@ -98,6 +118,8 @@ pub enum Peer<'a> {
     None,
     /// One was sent but the proxy did not verify it.
     Unverified,
+    /// One was sent and the proxy does not say whether it verified it.
+    VerificationUnknown,
     /// One was sent and verified, but could not be read.
     Unreadable,
     Verified(&'a PeerIdentity),
@@ -119,6 +141,9 @@ pub struct RequestFacts<'a> {
 pub enum DenyReason {
     CertificateRequired,
     CertificateNotVerified,
+    /// The proxy does not say whether it verified the certificate (Envoy
+    /// before 1.39) and the policy does not vouch for the listener.
+    VerificationUnknown,
     UnparseableCertificate,
     Revoked,
     Expired,
@@ -136,9 +161,10 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 14] = [
+    pub const ALL: [DenyReason; 15] = [
         DenyReason::CertificateRequired,
         DenyReason::CertificateNotVerified,
+        DenyReason::VerificationUnknown,
         DenyReason::UnparseableCertificate,
         DenyReason::Revoked,
         DenyReason::Expired,
@@ -157,6 +183,7 @@ impl DenyReason {
         match self {
             DenyReason::CertificateRequired => "certificate_required",
             DenyReason::CertificateNotVerified => "certificate_not_verified",
+            DenyReason::VerificationUnknown => "verification_unknown",
             DenyReason::UnparseableCertificate => "unparseable_certificate",
             DenyReason::Revoked => "revoked",
             DenyReason::Expired => "expired",
@@ -193,6 +220,29 @@ pub enum Credential {
     Failed(DenyReason),
     /// Verified, readable, not revoked, within its validity.
     Usable,
+}
+
+impl Credential {
+    /// The `verified` header's value, as nginx's `$ssl_client_verify`:
+    /// `SUCCESS`, `NONE`, or `FAILED:<reason>`, the reason in OpenSSL's words
+    /// where nginx would have one (`certificate has expired`), certgate's
+    /// reason otherwise.
+    pub fn verify_status(self) -> &'static str {
+        match self {
+            Credential::Usable => "SUCCESS",
+            Credential::None => "NONE",
+            Credential::Failed(reason) => match reason {
+                DenyReason::Revoked => "FAILED:certificate revoked",
+                DenyReason::Expired => "FAILED:certificate has expired",
+                DenyReason::NotYetValid => "FAILED:certificate is not yet valid",
+                DenyReason::CertificateNotVerified => "FAILED:certificate_not_verified",
+                DenyReason::VerificationUnknown => "FAILED:verification_unknown",
+                DenyReason::UnparseableCertificate => "FAILED:unparseable_certificate",
+                DenyReason::IdentityIncomplete => "FAILED:identity_incomplete",
+                _ => "FAILED",
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +295,7 @@ fn credential(policy: &Policy, peer: Peer<'_>, now: i64) -> Credential {
     let id = match peer {
         Peer::None => return Credential::None,
         Peer::Unverified => return Credential::Failed(DenyReason::CertificateNotVerified),
+        Peer::VerificationUnknown => return Credential::Failed(DenyReason::VerificationUnknown),
         Peer::Unreadable => return Credential::Failed(DenyReason::UnparseableCertificate),
         Peer::Verified(id) => id,
     };

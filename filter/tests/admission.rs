@@ -77,13 +77,98 @@ fn an_unparseable_certificate_is_denied_and_not_parsed_twice() {
     }
 }
 
-#[test]
-fn a_proxy_that_does_not_say_whether_it_verified_fails_closed() {
-    let p = policy(ANY_CERT);
-    let mut proxy = get("/").with_client_cert("alice", true);
+const LISTENER: &str = r#"{"verification":"listener","rules":[{"name":"any"}]}"#;
+
+/// What Envoy 1.36 and 1.37 give a filter: the digest, subject and first
+/// SANs, and the SANITIZE_SET XFCC with `Cert=`; no `peer_certificate` and no
+/// `peer_certificate_valid`.
+fn envoy_1_36(name: &str) -> FakeProxy {
+    let mut proxy = get("/").with_client_cert(name, true).with_header("x-forwarded-client-cert", &xfcc_for(name));
+    proxy.properties.remove("connection.peer_certificate");
     proxy.properties.remove("connection.peer_certificate_valid");
+    proxy
+}
+
+#[test]
+fn a_proxy_that_does_not_say_whether_it_verified_denies_with_a_reason_of_its_own() {
+    let p = policy(ANY_CERT);
+    let mut proxy = envoy_1_36("alice");
     let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::VerificationUnknown));
+    assert_eq!(a.credential, Credential::Failed(DenyReason::VerificationUnknown));
+    let reply = proxy.reply.unwrap();
+    assert_eq!(reply.status, 403);
+    assert!(String::from_utf8_lossy(&reply.body).contains("\"reason\":\"verification_unknown\""));
+}
+
+#[test]
+fn under_listener_verification_envoy_1_36_gives_the_full_identity_from_xfcc() {
+    let p = policy(LISTENER);
+    let mut proxy = envoy_1_36("alice");
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Allow);
+    assert_eq!(proxy.header("x-client-cn").as_deref(), Some("alice"));
+    assert_eq!(proxy.header("x-client-issuer").as_deref(), Some("CN=Example Client CA,O=Example"));
+    assert_eq!(proxy.header("x-client-serial").as_deref(), Some("4c1e7a5e000000000000000000001001"));
+    assert_eq!(proxy.header("x-client-verified").as_deref(), Some("SUCCESS"));
+    assert!(!proxy.property_reads.contains(&"connection.peer_certificate_valid".to_owned()), "the flag cannot change the answer");
+}
+
+#[test]
+fn under_listener_verification_a_resumed_session_is_admitted() {
+    // Envoy 1.39/1.40 on a resumed TLS session: everything there, the flag 0
+    let mut proxy = get("/").with_client_cert("alice", false);
+    let a = admit(&mut proxy, &policy(LISTENER), &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Allow);
+    assert_eq!(proxy.header("x-client-cn").as_deref(), Some("alice"));
+    // the default still refuses it
+    let mut proxy = get("/").with_client_cert("alice", false);
+    let a = admit(&mut proxy, &policy(ANY_CERT), &mut IdentityCache::new(8), NOW);
     assert_eq!(a.outcome, Outcome::Deny(DenyReason::CertificateNotVerified));
+}
+
+#[test]
+fn under_listener_verification_deny_lists_and_validity_still_apply() {
+    let serial = r#""deny":{"serials":["4C:1E:7A:5E:00:00:00:00:00:00:00:00:00:00:10:01"]},"#;
+    let p = policy(&LISTENER.replacen('{', &format!("{{{serial}"), 1));
+    let a = admit(&mut envoy_1_36("alice"), &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::Revoked));
+    let a = admit(&mut envoy_1_36("expired"), &policy(LISTENER), &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::Expired));
+}
+
+#[test]
+fn the_verified_header_says_why_a_certificate_failed_as_nginx_does() {
+    let p = policy(r#"{"headers":{"preset":"nginx"},"rules":[{"name":"home","anonymous":true}]}"#);
+    for (proxy, want) in [
+        (get("/").with_client_cert("alice", true), "SUCCESS"),
+        (get("/"), "NONE"),
+        (get("/").with_client_cert("expired", true), "FAILED:certificate has expired"),
+        (get("/").with_client_cert("not-yet-valid", true), "FAILED:certificate is not yet valid"),
+        (get("/").with_client_cert("mallory", false), "FAILED:certificate_not_verified"),
+        (envoy_1_36("alice"), "FAILED:verification_unknown"),
+    ] {
+        let mut proxy = proxy;
+        let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+        assert_eq!(a.outcome, Outcome::Allow);
+        assert_eq!(proxy.header("verified").as_deref(), Some(want));
+        assert_eq!(proxy.header("dn").is_some(), want == "SUCCESS", "{want}");
+    }
+}
+
+#[test]
+fn a_browser_is_denied_with_a_page_and_an_api_client_with_json() {
+    let p = policy(APP);
+    let mut browser = get("/").with_header("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+    admit(&mut browser, &p, &mut IdentityCache::new(8), NOW);
+    let reply = browser.reply.unwrap();
+    assert_eq!(reply.status, 403);
+    assert!(reply.headers.contains(&("content-type".into(), "text/html; charset=utf-8".into())));
+    assert!(String::from_utf8_lossy(&reply.body).contains("needs a client certificate"));
+    let mut api = get("/").with_header("accept", "*/*");
+    admit(&mut api, &p, &mut IdentityCache::new(8), NOW);
+    let reply = api.reply.unwrap();
+    assert!(reply.headers.contains(&("content-type".into(), "application/json".into())));
 }
 
 #[test]

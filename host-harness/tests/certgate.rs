@@ -112,14 +112,40 @@ fn a_new_configuration_applies_and_a_bad_one_changes_nothing() {
     assert!(p.request(&client("ops-anna", true), request("GET", "/app/")).unwrap().forwarded());
 }
 
+/// A connection as Envoy 1.36 and 1.37 give it: no `peer_certificate`, no
+/// `peer_certificate_valid`, the certificate in the SANITIZE_SET XFCC.
+fn envoy_1_36(name: &str) -> (Connection, Vec<(String, Vec<u8>)>) {
+    let conn = client(name, true);
+    let mut headers = request("GET", "/app/");
+    headers.push(("x-forwarded-client-cert".into(), conn.xfcc.clone().unwrap().into_bytes()));
+    (conn.without("connection.peer_certificate").without("connection.peer_certificate_valid"), headers)
+}
+
 #[test]
-fn a_connection_without_peer_certificate_valid_fails_closed() {
+fn without_peer_certificate_valid_a_certificate_is_denied_as_verification_unknown_and_the_log_says_what_to_set() {
     let mut p = example();
-    let conn = client("alice", true).without("connection.peer_certificate_valid");
-    let out = p.request(&conn, request("GET", "/app/")).unwrap();
-    let reply = out.local_response.unwrap();
-    assert_eq!(reply.status, 403);
-    assert!(String::from_utf8_lossy(&reply.body).contains("certificate_not_verified"));
+    let (conn, headers) = envoy_1_36("alice");
+    for _ in 0..3 {
+        let reply = p.request(&conn, headers.clone()).unwrap().local_response.unwrap();
+        assert_eq!(reply.status, 403);
+        assert!(String::from_utf8_lossy(&reply.body).contains("verification_unknown"));
+    }
+    let advice: Vec<_> = p.logs().iter().filter(|l| l.message.contains(r#"set "verification": "listener""#)).collect();
+    assert_eq!(advice.len(), 1, "the advice is logged once per worker: {:?}", p.logs());
+}
+
+#[test]
+fn under_listener_verification_envoy_1_36_connections_get_the_full_identity() {
+    let policy = fixture("policies/example.json").replacen('{', r#"{"verification": "listener","#, 1);
+    let mut p = certgate().start(settings(&policy)).unwrap();
+    let (conn, headers) = envoy_1_36("alice");
+    let out = p.request(&conn, headers).unwrap();
+    assert!(out.forwarded(), "{:?}", out.local_response);
+    assert_eq!(out.header("x-client-cn").as_deref(), Some("alice"));
+    assert_eq!(out.header("x-client-serial").as_deref(), Some("4c1e7a5e000000000000000000001001"));
+    // a resumed session on Envoy 1.39+: the flag is 0
+    let out = p.request(&client("alice", false), request("GET", "/app/")).unwrap();
+    assert!(out.forwarded());
 }
 
 #[test]

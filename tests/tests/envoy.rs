@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use certgate_harness::backend;
-use certgate_harness::scenarios::{Observed, ScenarioTable};
+use certgate_harness::scenarios::ScenarioTable;
 use certgate_harness::tls::ClientCertMode;
 use common::envoy::{config, ecds_config, ecds_resource, write_atomically, Envoy};
 use common::{connect, get, repo, stack, Reply, TempDir};
@@ -33,10 +33,6 @@ fn comparable(r: &Reply) -> Vec<(String, String)> {
         .collect();
     h.sort();
     h
-}
-
-fn observed(r: &Reply) -> Observed {
-    Observed::black_box(r.status, r.backend_headers.is_none().then(|| r.body.clone()), r.backend_headers.clone().unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,10 +65,10 @@ async fn every_scenario_holds_in_envoy_and_matches_the_edge() {
             (Err(e), _, false) => failures.push(format!("{}: Envoy: {e}", s.name)),
             (_, Err(e), false) => failures.push(format!("{}: edge: {e}", s.name)),
             (Ok(envoy), Ok(edge), false) => {
-                if let Err(why) = s.check(&observed(&envoy)) {
+                if let Err(why) = s.check(&envoy.observed()) {
                     failures.push(format!("{}: Envoy: {why}", s.name));
                 }
-                let (a, b) = (observed(&envoy), observed(&edge));
+                let (a, b) = (envoy.observed(), edge.observed());
                 if (a.status, &a.reason, &a.rule) != (b.status, &b.reason, &b.rule) {
                     failures.push(format!("{}: Envoy {:?} vs edge {:?}", s.name, (a.status, a.reason, a.rule), (b.status, b.reason, b.rule)));
                 }
@@ -103,9 +99,9 @@ async fn the_committed_required_mtls_configuration_works_as_written() {
     for who in [None, Some("mallory"), Some("revoked"), Some("expired")] {
         assert!(get(envoy.listener, who, "/healthz", &[]).await.is_err(), "{who:?} must fail the handshake");
     }
-    // clients that resume TLS sessions (browsers do) are still admitted: the
-    // configuration disables resumption, on which Envoy would report the
-    // certificate as not validated
+    // clients that resume TLS sessions (browsers do) are still admitted:
+    // Envoy reports a resumed session's certificate as not validated, and the
+    // committed policy's `verification: listener` vouches for the listener
     let shared = common::client_config(Some("alice"), &[b"http/1.1"]);
     for _ in 0..3 {
         let r = common::connect_with(envoy.listener, shared.clone(), false).await.unwrap().send("GET", "/app/", &[]).await.unwrap();

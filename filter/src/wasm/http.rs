@@ -8,10 +8,11 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType, Status};
 
 use super::root::Shared;
-use crate::admission::{admit, reply_body, Admission, Host, HostError};
+use crate::admission::{admit, Admission, Host, HostError};
+use crate::reply::reply_body;
 use crate::headers::encode_value;
 use crate::metrics;
-use crate::policy::{DenyReason, Outcome};
+use crate::policy::{Credential, DenyReason, Outcome, VERIFICATION_UNKNOWN_ADVICE};
 
 #[derive(Debug)]
 pub struct CertgateRequest {
@@ -99,6 +100,10 @@ impl HttpContext for CertgateRequest {
         let admission = admit(&mut ProxyWasm, &policy, &mut shared.cache, now);
         metrics::for_each_increment(&policy, &admission, |index, by| shared.count(index, by));
         log_admission(&admission);
+        if admission.credential == Credential::Failed(DenyReason::VerificationUnknown) && !shared.told_verification_unknown {
+            shared.told_verification_unknown = true;
+            log::warn!("{VERIFICATION_UNKNOWN_ADVICE}");
+        }
         if admission.forwarded {
             Action::Continue
         } else {

@@ -30,6 +30,8 @@ pub struct Shared {
     pending: Vec<i64>,
     /// Unix seconds at the last tick; requests use it instead of a clock call.
     pub now: Option<i64>,
+    /// Whether the log already said how to fix `verification_unknown` denies.
+    pub told_verification_unknown: bool,
 }
 
 impl Shared {
@@ -125,6 +127,7 @@ impl RootContext for CertgateRoot {
                     pending: vec![0; counters.len()],
                     counters,
                     now: host_now(),
+                    told_verification_unknown: false,
                 })));
             }
         }

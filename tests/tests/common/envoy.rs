@@ -17,6 +17,24 @@ pub fn envoy_bin() -> PathBuf {
     p
 }
 
+/// The Envoy versions of the compatibility matrix (`envoy/versions.txt`),
+/// oldest first; the last is the default Envoy.
+pub fn matrix() -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join("envoy/versions.txt")).unwrap();
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect()
+}
+
+/// The `envoy` of one matrix version, as `./dev test` installs it (the
+/// default version is the one in `.venv`).
+pub fn envoy_bin_of(version: &str) -> PathBuf {
+    if matrix().last().is_some_and(|default| default == version) {
+        return envoy_bin();
+    }
+    let p = repo().join(format!(".venvs/envoy-{version}/bin/envoy"));
+    assert!(p.is_file(), "{} missing: `./dev test` installs every Envoy of envoy/versions.txt", p.display());
+    p
+}
+
 /// A committed configuration made runnable here: listener and admin on
 /// port 0, the backend's port, absolute paths, and (if given) another policy.
 pub fn config(file: &str, backend: SocketAddr, policy: Option<&str>) -> String {
@@ -117,6 +135,15 @@ impl Envoy {
     /// Starts Envoy with `workers` worker threads, pinned to `cpus` (a
     /// `taskset` list) if given.
     pub fn start_with(yaml: &str, workers: usize, cpus: Option<&str>) -> Result<Envoy, String> {
+        Envoy::start_bin(&envoy_bin(), yaml, workers, cpus)
+    }
+
+    /// Starts one matrix version of Envoy (two workers).
+    pub fn start_version(version: &str, yaml: &str) -> Result<Envoy, String> {
+        Envoy::start_bin(&envoy_bin_of(version), yaml, 2, None)
+    }
+
+    fn start_bin(bin: &Path, yaml: &str, workers: usize, cpus: Option<&str>) -> Result<Envoy, String> {
         let dir = TempDir::new("envoy").unwrap();
         let cfg = dir.0.join("envoy.yaml");
         std::fs::write(&cfg, yaml).unwrap();
@@ -125,16 +152,18 @@ impl Envoy {
         let mut command = match cpus {
             Some(list) => {
                 let mut c = Command::new("taskset");
-                c.args(["-c", list]).arg(envoy_bin());
+                c.args(["-c", list]).arg(bin);
                 c
             }
-            None => Command::new(envoy_bin()),
+            None => Command::new(bin),
         };
         let child = command
             .arg("-c").arg(&cfg)
             .arg("--admin-address-path").arg(&admin_file)
             .arg("--log-path").arg(&log)
             .args(["--disable-hot-restart", "--concurrency", &workers.to_string()])
+            // the log file is read by the tests: flush it often
+            .args(["--file-flush-interval-msec", "100"])
             .args(["-l", "warning", "--component-log-level", "wasm:info,config:info"])
             .current_dir(repo())
             .stdout(Stdio::null())
@@ -165,6 +194,19 @@ impl Envoy {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the log comes to hold `needle` within 3 s (Envoy flushes its
+    /// log file every 100 ms here).
+    pub fn log_eventually_contains(&self, needle: &str) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
     }
 
     /// The last lines of the log, for failure messages.

@@ -150,6 +150,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The outcome as a black-box client sees it, for the scenario table.
+    pub fn observed(&self) -> certgate_harness::scenarios::Observed {
+        certgate_harness::scenarios::Observed::black_box(
+            self.status,
+            self.backend_headers.is_none().then(|| self.body.clone()),
+            self.backend_headers.clone().unwrap_or_default(),
+        )
+    }
+
     pub fn backend_header(&self, name: &str) -> Vec<String> {
         self.backend_headers
             .iter()
@@ -199,4 +208,49 @@ impl Conn {
 /// Connect and send one GET.
 pub async fn get(addr: SocketAddr, cert: Option<&str>, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
     connect(addr, cert, false).await?.send("GET", path, headers).await
+}
+
+/// One connection of [`resume_client`].
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    /// The TLS session was resumed (no certificate exchange on this connection).
+    pub reused: bool,
+    pub status: u16,
+    pub body: String,
+}
+
+impl Resumed {
+    pub fn backend_header(&self, name: &str) -> Vec<String> {
+        let json: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
+        let headers = if json.get("headers").is_some() { certgate_harness::backend::headers_of(&json) } else { Vec::new() };
+        headers.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).collect()
+    }
+}
+
+/// `count` connections with a fixture client's certificate, each resuming
+/// the TLS session of the one before (`tls`: "1.2" or "1.3"), one GET each:
+/// Python's `ssl`, as a browser or `requests` would resume
+/// (`tests/python/resume_client.py`).
+pub fn resume_client(addr: SocketAddr, tls: &str, cert: &str, path: &str, count: usize) -> Vec<Resumed> {
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("tests/python/resume_client.py"))
+        .args([addr.ip().to_string(), addr.port().to_string()])
+        .arg(pki("root-ca.pem"))
+        .arg(pki(&format!("{cert}-chain.pem")))
+        .arg(pki(&format!("{cert}.key")))
+        .args([tls, path, &count.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "resume_client.py: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            Resumed {
+                reused: v["reused"].as_bool().unwrap(),
+                status: v["status"].as_u64().unwrap() as u16,
+                body: v["body"].as_str().unwrap().to_owned(),
+            }
+        })
+        .collect()
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""A client that resumes its TLS session, as browsers, curl and Python do.
+
+Connects COUNT times to HOST:PORT with one client certificate, handing each
+connection the session of the one before (ssl's `session=`), sends one
+HTTP/1.1 GET and prints a JSON line per connection: whether the session was
+resumed, the status, the TLS version and the reply body.
+
+usage: resume_client.py HOST PORT CA CHAIN KEY TLS_VERSION(1.2|1.3) PATH COUNT
+"""
+import json
+import socket
+import ssl
+import sys
+
+
+def main():
+    host, port, ca, chain, key, version, path, count = sys.argv[1:9]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(ca)
+    ctx.load_cert_chain(chain, key)
+    pinned = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+    ctx.minimum_version = ctx.maximum_version = pinned
+    session = None
+    for _ in range(int(count)):
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+                request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                tls.sendall(request.encode())
+                data = b""
+                while True:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                # a TLS 1.3 ticket arrives after the handshake: take the
+                # session once the reply has been read
+                reused = tls.session_reused
+                session = tls.session
+                tls_version = tls.version()
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if b"transfer-encoding: chunked" in head.lower():
+            body = dechunk(body)
+        print(json.dumps({"reused": reused, "status": status, "tls": tls_version, "body": body.decode("utf-8", "replace")}))
+        sys.stdout.flush()
+
+
+def dechunk(body):
+    out = b""
+    while body:
+        size, _, rest = body.partition(b"\r\n")
+        n = int(size.split(b";")[0], 16)
+        if n == 0:
+            break
+        out += rest[:n]
+        body = rest[n + 2:]
+    return out
+
+
+if __name__ == "__main__":
+    main()
