@@ -26,7 +26,7 @@ pub fn deny_reply(reason: DenyReason, rule: Option<&str>, policy_status: u16, ac
 /// Whether a client asked for HTML first, as browsers do for a page
 /// (`text/html,application/xhtml+xml,...`); `*/*` alone (curl, requests)
 /// gets JSON.
-fn wants_html(accept: &str) -> bool {
+pub fn wants_html(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let media = part.split(';').next().unwrap_or_default().trim();
         media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case("application/xhtml+xml")

@@ -2,8 +2,8 @@
 //! Envoys inside released Istio and Envoy Gateway. Each runs the scenario
 //! table under the committed configurations' verification setting, the
 //! committed configurations as written with clients that resume their TLS
-//! session (TLS 1.2 and 1.3, Python's `ssl`), and a listener that accepts
-//! unverified certificates. The full suite (`envoy.rs` and the rest) runs on
+//! session (TLS 1.2 and 1.3, Python's `ssl`), a listener that accepts
+//! unverified certificates, and the nginx pattern (`envoy/nginx-optional.yaml`). The full suite (`envoy.rs` and the rest) runs on
 //! the default, 1.40.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
@@ -55,6 +55,7 @@ async fn compatibility(version: &str) {
     scenario_table(version, &mut failures).await;
     resumed_sessions(version, &mut failures).await;
     unverified_certificates(version, &mut failures).await;
+    nginx_pattern(version, &mut failures).await;
     assert!(failures.is_empty(), "Envoy {version}: {} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -159,5 +160,23 @@ async fn unverified_certificates(version: &str, failures: &mut Vec<String>) {
     let mallory = common::get(envoy.listener, Some("mallory"), "/app/", &[]).await.unwrap();
     if mallory.status != 200 {
         failures.push(format!("listener setting on an untrusted listener: expected the documented hole, got {}", mallory.status));
+    }
+}
+
+/// `envoy/nginx-optional.yaml` as written: visitors without a certificate get
+/// Envoy's page, certificate holders the application with `verified` and
+/// `dn`; a visitor's own `verified: SUCCESS` changes nothing.
+async fn nginx_pattern(version: &str, failures: &mut Vec<String>) {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let envoy = Envoy::start_version(version, &config("nginx-optional.yaml", backend.addr, None)).unwrap();
+    for spoof in [&[][..], &[("verified", "SUCCESS"), ("dn", "CN=admin")][..]] {
+        let visitor = common::get(envoy.listener, None, "/account", spoof).await.unwrap();
+        if visitor.status != 200 || visitor.backend_headers.is_some() || !visitor.body.contains("Welcome, visitor") {
+            failures.push(format!("nginx pattern, no certificate, headers {spoof:?}: {} {}", visitor.status, visitor.body));
+        }
+        let alice = common::get(envoy.listener, Some("alice"), "/account", spoof).await.unwrap();
+        if alice.backend_header("verified") != ["SUCCESS"] || alice.backend_header("dn") != ["CN=alice,OU=Engineering,O=Example"] {
+            failures.push(format!("nginx pattern, alice, headers {spoof:?}: {} {}", alice.status, alice.body));
+        }
     }
 }

@@ -254,3 +254,46 @@ pub fn resume_client(addr: SocketAddr, tls: &str, cert: &str, path: &str, count:
         })
         .collect()
 }
+
+/// The project's Python (`.venv`, with Flask, gunicorn and requests from `./dev test`).
+pub fn venv_python() -> PathBuf {
+    let p = repo().join(".venv/bin/python");
+    assert!(p.is_file(), "{} missing: `./dev test` makes the venv", p.display());
+    p
+}
+
+/// A WSGI application from `tests/python` served by gunicorn on a loopback
+/// port; stopped on drop.
+pub struct Gunicorn {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Gunicorn {
+    /// `app` is `module:variable`, e.g. `migrated_app:app`.
+    pub fn start(app: &str) -> Gunicorn {
+        let port = envoy::free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = std::process::Command::new(repo().join(".venv/bin/gunicorn"))
+            .args(["--bind", &addr.to_string(), "--workers", "1", "--chdir"])
+            .arg(repo().join("tests/python"))
+            .arg(app)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gunicorn from `./dev test`'s .venv");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(20), "gunicorn did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Gunicorn { child, addr }
+    }
+}
+
+impl Drop for Gunicorn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
