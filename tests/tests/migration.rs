@@ -54,7 +54,6 @@ async fn the_flask_application_gets_what_the_gunicorn_worker_gave_it() {
     let envoy = Envoy::start(&config("required-mtls.yaml", app.addr, Some(&listener_policy))).unwrap();
 
     for (front, addr) in [("certgate serve", edge.addr), ("Envoy", envoy.listener)] {
-        let addr = addr;
         let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "alice")).await.unwrap();
         check(front, &verdict, "alice");
         let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "carol")).await.unwrap();
