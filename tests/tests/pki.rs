@@ -7,13 +7,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use certgate_harness::backend;
-use certgate_harness::edge::{self, EdgeSettings};
-use certgate_harness::tls::{ClientCertMode, TlsFiles};
-use common::envoy::{config, Envoy};
-use common::{certgate, client_config_files, connect_with, repo, TempDir};
+use certgate_harness::edge;
+use certgate_harness::tls::ClientCertMode;
+use common::envoy::Envoy;
+use common::pki::Pki;
+use common::{client_config_files, connect_with};
 
 const POLICY: &str = r#"{
   "rules": [
@@ -23,64 +23,13 @@ const POLICY: &str = r#"{
   ]
 }"#;
 
-/// A PKI home made by the `certgate` command, as the README's quick start does.
-struct Pki {
-    dir: TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = TempDir::new("pki-e2e").unwrap();
-        let p = Pki { dir };
-        p.run(&["init-root", "--org", "Example"]);
-        p.run(&["init-client-ca", "--org", "Example"]);
-        p.run(&["server", "localhost", "--ip", "127.0.0.1"]);
-        for who in ["alice", "bob"] {
-            p.run(&["client", who, "--org", "Example", "--spiffe", &format!("spiffe://example.org/ns/default/sa/{who}")]);
-        }
-        p
-    }
-
-    fn run(&self, args: &[&str]) {
-        let out = certgate().arg("pki").args(args).current_dir(&self.dir.0).output().unwrap();
-        assert!(out.status.success(), "pki {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.0.join("pki").join(rel)
-    }
-
-    fn edge_settings(&self, policy: &std::path::Path, upstream: SocketAddr) -> EdgeSettings {
-        EdgeSettings {
-            tls: TlsFiles {
-                cert: self.path("issued/localhost.pem"),
-                key: self.path("issued/localhost.key"),
-                client_ca: self.path("root-ca/ca.pem"),
-                crls: vec![self.path("crls.pem")],
-                mode: ClientCertMode::Required,
-            },
-            ..common::settings(policy, ClientCertMode::Required, &format!("http://{upstream}"))
-        }
-    }
-
-    /// The committed required-mtls configuration with this PKI's files.
-    fn envoy_yaml(&self, backend: SocketAddr) -> String {
-        let fixtures = format!("{}/fixtures/pki/", repo().display());
-        config("required-mtls.yaml", backend, Some(POLICY))
-            .replace(&format!("{fixtures}server.pem"), &self.path("issued/localhost.pem").display().to_string())
-            .replace(&format!("{fixtures}server.key"), &self.path("issued/localhost.key").display().to_string())
-            .replace(&format!("{fixtures}trusted-client-cas.pem"), &self.path("root-ca/ca.pem").display().to_string())
-            .replace(&format!("{fixtures}crls.pem"), &self.path("crls.pem").display().to_string())
-    }
-
-    /// One request as `who`: the status and the CN the backend was told, or the handshake error.
-    async fn call(&self, addr: SocketAddr, who: &str) -> Result<(u16, Vec<String>), String> {
-        let chain = self.path(&format!("issued/{who}-chain.pem"));
-        let key = self.path(&format!("issued/{who}.key"));
-        let config = client_config_files(&self.path("root-ca/ca.pem"), Some((&chain, &key)), &[b"http/1.1"]);
-        let reply = connect_with(addr, config, false).await?.send("GET", "/hello", &[]).await?;
-        Ok((reply.status, reply.backend_header("x-client-cn")))
-    }
+/// One request as `who`: the status and the CN the backend was told, or the handshake error.
+async fn call(pki: &Pki, addr: SocketAddr, who: &str) -> Result<(u16, Vec<String>), String> {
+    let chain = pki.path(&format!("issued/{who}-chain.pem"));
+    let key = pki.path(&format!("issued/{who}.key"));
+    let config = client_config_files(&pki.path("root-ca/ca.pem"), Some((&chain, &key)), &[b"http/1.1"]);
+    let reply = connect_with(addr, config, false).await?.send("GET", "/hello", &[]).await?;
+    Ok((reply.status, reply.backend_header("x-client-cn")))
 }
 
 fn admitted(r: Result<(u16, Vec<String>), String>, who: &str) {
@@ -97,31 +46,31 @@ fn refused_at_handshake(r: Result<(u16, Vec<String>), String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pki_client_certificate_passes_serve_and_envoy_until_revoked() {
-    let pki = Pki::new();
+    let pki = Pki::new(&["alice", "bob"]);
     let backend = backend::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let policy = pki.dir.0.join("policy.json");
     std::fs::write(&policy, POLICY).unwrap();
 
     // Before: both admit alice and bob.
-    let serve = edge::start(pki.edge_settings(&policy, backend.addr)).await.unwrap();
-    admitted(pki.call(serve.addr, "alice").await, "alice");
-    admitted(pki.call(serve.addr, "bob").await, "bob");
+    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required)).await.unwrap();
+    admitted(call(&pki, serve.addr, "alice").await, "alice");
+    admitted(call(&pki, serve.addr, "bob").await, "bob");
     serve.shutdown().await;
-    let envoy = Envoy::start(&pki.envoy_yaml(backend.addr)).unwrap();
-    admitted(pki.call(envoy.listener, "alice").await, "alice");
-    admitted(pki.call(envoy.listener, "bob").await, "bob");
+    let envoy = Envoy::start(&pki.envoy_yaml("required-mtls.yaml", backend.addr, POLICY)).unwrap();
+    admitted(call(&pki, envoy.listener, "alice").await, "alice");
+    admitted(call(&pki, envoy.listener, "bob").await, "bob");
     drop(envoy);
 
     // Revoke alice and publish the CRL; both load it when they start.
     pki.run(&["revoke", "alice", "--reason", "keyCompromise"]);
     pki.run(&["crl"]);
-    let serve = edge::start(pki.edge_settings(&policy, backend.addr)).await.unwrap();
-    refused_at_handshake(pki.call(serve.addr, "alice").await);
-    admitted(pki.call(serve.addr, "bob").await, "bob");
+    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required)).await.unwrap();
+    refused_at_handshake(call(&pki, serve.addr, "alice").await);
+    admitted(call(&pki, serve.addr, "bob").await, "bob");
     serve.shutdown().await;
-    let envoy = Envoy::start(&pki.envoy_yaml(backend.addr)).unwrap();
-    refused_at_handshake(pki.call(envoy.listener, "alice").await);
-    admitted(pki.call(envoy.listener, "bob").await, "bob");
+    let envoy = Envoy::start(&pki.envoy_yaml("required-mtls.yaml", backend.addr, POLICY)).unwrap();
+    refused_at_handshake(call(&pki, envoy.listener, "alice").await);
+    admitted(call(&pki, envoy.listener, "bob").await, "bob");
     // alice never reached the filter: only bob's request was counted.
     assert_eq!(envoy.stat_eventually("wasmcustom.certgate.requests.allowed", |v| v >= 1), Some(1));
 }

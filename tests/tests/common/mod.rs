@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod envoy;
+pub mod pki;
 pub mod soak;
 
 use std::net::SocketAddr;

@@ -1,0 +1,64 @@
+//! A PKI made from nothing by the `certgate pki` command, as the README's
+//! quick start does, and the edge and Envoy set up with its files.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use certgate_harness::edge::EdgeSettings;
+use certgate_harness::tls::{ClientCertMode, TlsFiles};
+
+use super::envoy::config;
+use super::{certgate, repo, TempDir};
+
+/// A PKI home: a root, a client CA, a server certificate for localhost and
+/// 127.0.0.1, and the named clients (each with a SPIFFE ID).
+pub struct Pki {
+    pub dir: TempDir,
+}
+
+impl Pki {
+    pub fn new(clients: &[&str]) -> Pki {
+        let dir = TempDir::new("pki-e2e").unwrap();
+        let p = Pki { dir };
+        p.run(&["init-root", "--org", "Example"]);
+        p.run(&["init-client-ca", "--org", "Example"]);
+        p.run(&["server", "localhost", "--ip", "127.0.0.1"]);
+        for who in clients {
+            p.run(&["client", who, "--org", "Example", "--spiffe", &format!("spiffe://example.org/ns/default/sa/{who}")]);
+        }
+        p
+    }
+
+    /// `certgate pki ARGS` in this home; fails the test if it fails.
+    pub fn run(&self, args: &[&str]) {
+        let out = certgate().arg("pki").args(args).current_dir(&self.dir.0).output().unwrap();
+        assert!(out.status.success(), "pki {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.0.join("pki").join(rel)
+    }
+
+    pub fn edge_settings(&self, policy: &Path, upstream: SocketAddr, mode: ClientCertMode) -> EdgeSettings {
+        EdgeSettings {
+            tls: TlsFiles {
+                cert: self.path("issued/localhost.pem"),
+                key: self.path("issued/localhost.key"),
+                client_ca: self.path("root-ca/ca.pem"),
+                crls: vec![self.path("crls.pem")],
+                mode,
+            },
+            ..super::settings(policy, mode, &format!("http://{upstream}"))
+        }
+    }
+
+    /// A committed Envoy configuration with this PKI's files and `policy`.
+    pub fn envoy_yaml(&self, file: &str, backend: SocketAddr, policy: &str) -> String {
+        let fixtures = format!("{}/fixtures/pki/", repo().display());
+        config(file, backend, Some(policy))
+            .replace(&format!("{fixtures}server.pem"), &self.path("issued/localhost.pem").display().to_string())
+            .replace(&format!("{fixtures}server.key"), &self.path("issued/localhost.key").display().to_string())
+            .replace(&format!("{fixtures}trusted-client-cas.pem"), &self.path("root-ca/ca.pem").display().to_string())
+            .replace(&format!("{fixtures}crls.pem"), &self.path("crls.pem").display().to_string())
+    }
+}
