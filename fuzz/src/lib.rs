@@ -12,7 +12,7 @@ use certgate_filter::cache::IdentityCache;
 use certgate_filter::config::parse_policy;
 use certgate_filter::headers::{is_safe_value, HeaderKind};
 use certgate_filter::identity::{hex, IdentitySource, PeerIdentity};
-use certgate_filter::policy::{IdentitySourceSetting, Policy};
+use certgate_filter::policy::{IdentitySourceSetting, Policy, Verification};
 use certgate_filter::xfcc;
 use sha2::{Digest, Sha256};
 
@@ -107,6 +107,8 @@ pub struct Request {
     pub policy: u8,
     pub audit: bool,
     pub xfcc_mode: bool,
+    /// The policy vouches for the listener (`verification: listener`).
+    pub listener_verifies: bool,
     pub cert: Cert,
     /// `connection.peer_certificate_valid`; `None`: the proxy does not say.
     pub verified: Option<bool>,
@@ -193,9 +195,11 @@ fn run(policy: &Policy, r: &Request) {
         assert!(policy.headers.strips(name), "{name} set but not stripped first");
         assert_safe_value(name, value);
     }
-    // Identity headers only from a certificate the proxy verified (or, in XFCC
-    // mode, from the sanitised XFCC header).
-    let verified = der.is_some() && r.verified == Some(true);
+    // Identity headers only from a certificate the proxy verified, or one the
+    // policy vouches the listener verified (or, in XFCC mode, from the
+    // sanitised XFCC header).
+    let vouched = policy.verification == Verification::Listener;
+    let verified = der.is_some() && (r.verified == Some(true) || vouched);
     let has_xfcc = sent.iter().any(|(n, _)| n == XFCC_HEADER);
     let xfcc_trusted = policy.identity_source == IdentitySourceSetting::Xfcc && has_xfcc;
     if !verified && !xfcc_trusted {
@@ -209,8 +213,9 @@ fn run(policy: &Policy, r: &Request) {
     }
 }
 
-/// A seed policy, in audit mode or not, with XFCC as the identity source or not.
-fn seed_policy(json: &str, audit: bool, xfcc: bool) -> Policy {
+/// A seed policy, in audit mode or not, with XFCC as the identity source or
+/// not, vouching for the listener or not.
+fn seed_policy(json: &str, audit: bool, xfcc: bool, listener: bool) -> Policy {
     let mut value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
     if let Some(object) = value.as_object_mut() {
         if audit {
@@ -218,6 +223,9 @@ fn seed_policy(json: &str, audit: bool, xfcc: bool) -> Policy {
         }
         if xfcc {
             object.insert("identity_source".into(), "xfcc".into());
+        }
+        if listener {
+            object.insert("verification".into(), "listener".into());
         }
     }
     parse_policy(value.to_string().as_bytes()).unwrap_or_else(|e| panic!("a seed policy must load: {e}"))
@@ -227,12 +235,15 @@ thread_local! {
     /// Every seed policy variant, compiled once rather than per input.
     static SEED_POLICIES: Vec<Policy> = POLICIES
         .iter()
-        .flat_map(|json| [(false, false), (false, true), (true, false), (true, true)].map(|(a, x)| seed_policy(json, a, x)))
+        .flat_map(|json| (0..8u8).map(move |bits| seed_policy(json, bits & 4 != 0, bits & 2 != 0, bits & 1 != 0)))
         .collect();
 }
 
 /// The whole decision on one random request, under each seed policy.
 pub fn admission(r: &Request) {
-    let index = usize::from(r.policy) % POLICIES.len() * 4 + usize::from(r.audit) * 2 + usize::from(r.xfcc_mode);
+    let index = usize::from(r.policy) % POLICIES.len() * 8
+        + usize::from(r.audit) * 4
+        + usize::from(r.xfcc_mode) * 2
+        + usize::from(r.listener_verifies);
     SEED_POLICIES.with(|policies| run(&policies[index], r));
 }
