@@ -31,6 +31,9 @@ pub trait Host {
     /// Adds a header. certgate adds only names it stripped first, so there is
     /// never one to replace (and appending is the cheaper call in Envoy).
     fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
+    /// Replaces a header's value (`:path`, when the request goes on under the
+    /// spelling of its path that the rules matched).
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
     /// A property such as `connection.peer_certificate`; `None` if the host has none.
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
     /// Answers the request locally; it goes no further.
@@ -182,6 +185,13 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
             reply.body.as_bytes(),
         )?;
         return Ok(Admission { forwarded: false, ..admission });
+    }
+    // The application gets the path the rules matched, not another spelling
+    // of it (`/%61dmin//x` goes on as `/admin/x`).
+    if let Some(normal) = &decision.path {
+        if path.get(..normal.path.len()) != Some(normal.path.as_str()) || path.len() != normal.path.len() + normal.query.len() {
+            host.set_request_header(":path", &format!("{}{}", normal.path, normal.query))?;
+        }
     }
     let plan = &policy.headers;
     for (kind, name) in &plan.set {

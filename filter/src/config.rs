@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use crate::dn::DnPattern;
 use crate::glob::{Glob, Syntax};
-use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset};
+use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset, OVERRIDE_HEADERS};
+use crate::path::{self, PathCase, PathParameters, PathSettings};
 use crate::identity::canonical_serial_checked;
 use crate::policy::{
     Access, DefaultAction, IdentitySourceSetting, Mode, PathMatch, Policy, Requirements, Rule, Verification,
@@ -50,6 +51,38 @@ pub struct PolicyFile {
     pub deny_response: DenyResponse,
     #[serde(default = "default_cache_size")]
     pub cache_size: usize,
+    #[serde(default)]
+    pub paths: PathsSetting,
+}
+
+/// How the application behind certgate reads paths.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsSetting {
+    #[serde(default)]
+    pub case: CaseSetting,
+    #[serde(default)]
+    pub parameters: ParametersSetting,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseSetting {
+    /// Not known: refuse a path whose rule depends on its case.
+    #[default]
+    Either,
+    Sensitive,
+    Insensitive,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParametersSetting {
+    /// Not known: the request must pass the rules of both readings.
+    #[default]
+    Either,
+    Strip,
+    Keep,
 }
 
 fn default_expiry_warning_days() -> u32 {
@@ -111,6 +144,9 @@ pub struct HeadersSetting {
     /// More names to remove from every request (old header names, say).
     #[serde(default)]
     pub strip: Vec<String>,
+    /// Override headers to let through (removed by default).
+    #[serde(default)]
+    pub pass_overrides: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +258,7 @@ pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
         }
         deny_sha256.insert(hex);
     }
+    let warnings = shadowing_warnings(&rules);
     Ok(Policy {
         mode: match file.mode {
             ModeSetting::Enforce => Mode::Enforce,
@@ -248,6 +285,19 @@ pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
         expiry_warning_secs: i64::from(file.expiry_warning_days) * 86_400,
         headers: compile_headers(&file.headers)?,
         cache_size: file.cache_size,
+        paths: PathSettings {
+            case: match file.paths.case {
+                CaseSetting::Either => PathCase::Either,
+                CaseSetting::Sensitive => PathCase::Sensitive,
+                CaseSetting::Insensitive => PathCase::Insensitive,
+            },
+            parameters: match file.paths.parameters {
+                ParametersSetting::Either => PathParameters::Either,
+                ParametersSetting::Strip => PathParameters::Strip,
+                ParametersSetting::Keep => PathParameters::Keep,
+            },
+        },
+        warnings,
     })
 }
 
@@ -280,7 +330,18 @@ fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
     for (i, name) in h.strip.iter().enumerate() {
         check_header_name(name, &format!("headers.strip[{i}]"))?;
     }
-    Ok(HeaderPlan::new(set, &h.strip))
+    let mut strip = h.strip.clone();
+    for (i, name) in h.pass_overrides.iter().enumerate() {
+        if !OVERRIDE_HEADERS.contains(&fold_name(name).as_str()) {
+            return Err(err(
+                format!("headers.pass_overrides[{i}]"),
+                format!("`{name}` is not an override header; these are {}", OVERRIDE_HEADERS.join(", ")),
+            ));
+        }
+    }
+    let passed: Vec<String> = h.pass_overrides.iter().map(|n| fold_name(n)).collect();
+    strip.extend(OVERRIDE_HEADERS.iter().filter(|o| !passed.iter().any(|p| p == *o)).map(|o| (*o).to_owned()));
+    Ok(HeaderPlan::new(set, &strip))
 }
 
 fn check_header_name(name: &str, at: &str) -> Result<(), ConfigError> {
@@ -307,7 +368,14 @@ fn compile_rule(r: RuleSetting, at: &str) -> Result<Rule, ConfigError> {
         (Some(_), Some(_)) => {
             return Err(err(at, "give `path_prefix` or `path`, not both"));
         }
-        (Some(p), None) => PathMatch::Prefix(check_path(&p, &format!("{at}.path_prefix"))?),
+        (Some(p), None) => {
+            let p = check_path(&p, &format!("{at}.path_prefix"))?;
+            // `/admin/` and `/admin` both mean `/admin` and what is below it
+            match p.trim_end_matches('/') {
+                "" => PathMatch::Any,
+                under => PathMatch::Under(under.to_owned()),
+            }
+        }
         (None, Some(p)) => PathMatch::Exact(check_path(&p, &format!("{at}.path"))?),
         (None, None) => PathMatch::Any,
     };
@@ -361,12 +429,41 @@ fn compile_rule(r: RuleSetting, at: &str) -> Result<Rule, ConfigError> {
 }
 
 fn check_path(p: &str, at: &str) -> Result<String, ConfigError> {
-    match crate::policy::normalize_path(p) {
+    match path::normalize(p) {
         // a prefix keeps its trailing `/`, which normalising keeps too
-        Some(n) if n == p => Ok(n),
-        Some(n) => Err(err(at, format!("`{p}` is not in normal form; write `{n}`"))),
-        None => Err(err(at, format!("`{p}` is not a path: start with `/`, no `.`/`..` segments, query or escapes of `/`"))),
+        Some(n) if n.path == p => Ok(n.path),
+        Some(n) if n.query.is_empty() => Err(err(at, format!("`{p}` is not in normal form; write `{}`", n.path))),
+        _ => Err(err(
+            at,
+            format!("`{p}` is not a path a rule can match: start with `/`; no query, `.`/`..` segments, \
+                     escapes of `/`, `\\` or `;`, or spaces or `.` at the end of a segment"),
+        )),
     }
+}
+
+/// Rules no request can reach, because an earlier rule for any method and
+/// host covers every path they cover: almost always a rule written in the
+/// wrong place (a broad `path_prefix` before a narrower one).
+fn shadowing_warnings(rules: &[Rule]) -> Vec<String> {
+    let covers = |earlier: &PathMatch, later: &PathMatch| match (earlier, later) {
+        (PathMatch::Any, _) => true,
+        (PathMatch::Under(a), PathMatch::Under(b)) => path::is_under(b, a, false),
+        (PathMatch::Under(a), PathMatch::Exact(b)) => path::is_under(b, a, false),
+        (PathMatch::Exact(a), PathMatch::Exact(b)) => a == b,
+        _ => false,
+    };
+    let mut warnings = Vec::new();
+    for (j, later) in rules.iter().enumerate() {
+        let shadow = rules.iter().take(j).find(|e| e.methods.is_none() && e.hosts.is_none() && covers(&e.path, &later.path));
+        if let Some(earlier) = shadow {
+            warnings.push(format!(
+                "certgate configuration: at `rules[{j}]`: rule `{}` is never used: rule `{}` before it covers every request it covers \
+                 (rules are tried in order; put the narrower rule first)",
+                later.name, earlier.name
+            ));
+        }
+    }
+    warnings
 }
 
 fn non_empty<T>(list: &[T], at: &str) -> Result<(), ConfigError> {

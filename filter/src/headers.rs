@@ -102,6 +102,16 @@ impl HeaderKind {
     }
 }
 
+/// Headers by which frameworks let a request say it is for another path or
+/// method than the one the proxy matched: `X-Original-URL` and
+/// `X-Rewrite-URL` (IIS URL Rewrite; Symfony's and Zend's request objects
+/// take the path from them), `X-HTTP-Method-Override` (Express's
+/// method-override, ASP.NET Core, Laravel, Symfony, Google APIs),
+/// `X-HTTP-Method` (OData, SharePoint) and `X-Method-Override` (others).
+/// Removed from every request unless the policy passes them.
+pub const OVERRIDE_HEADERS: [&str; 5] =
+    ["x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override"];
+
 /// Named sets of headers users already know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -10,6 +10,7 @@ pub mod glob;
 pub mod headers;
 pub mod identity;
 pub mod metrics;
+pub mod path;
 pub mod policy;
 pub mod reply;
 pub mod xfcc;

@@ -8,6 +8,7 @@ use crate::dn::DnPattern;
 use crate::glob::Glob;
 use crate::headers::HeaderPlan;
 use crate::identity::PeerIdentity;
+use crate::path::{self, NormalPath, PathSettings, Reading};
 
 /// Enforce denies; audit lets everything through but says what enforce would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,10 @@ pub struct Policy {
     pub expiry_warning_secs: i64,
     pub headers: HeaderPlan,
     pub cache_size: usize,
+    /// How the application reads paths (case, `;` parameters).
+    pub paths: PathSettings,
+    /// What the operator should know about this policy (logged at load).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,8 +91,21 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
     Any,
-    Prefix(String),
+    /// This path and everything below it (`path_prefix`), kept without a
+    /// trailing `/`: `/admin` covers `/admin`, `/admin/`, `/admin/x`, not
+    /// `/administrator`.
+    Under(String),
     Exact(String),
+}
+
+impl PathMatch {
+    pub fn matches(&self, reading: &Reading) -> bool {
+        match self {
+            PathMatch::Any => true,
+            PathMatch::Under(p) => path::is_under(&reading.path, p, reading.fold_case),
+            PathMatch::Exact(p) => path::is_same(&reading.path, p, reading.fold_case),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -251,33 +269,62 @@ pub enum Outcome {
     Deny(DenyReason),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision<'p> {
     pub outcome: Outcome,
     /// The rule that decided; `None` when no rule matched.
     pub rule: Option<&'p str>,
     pub credential: Credential,
+    /// The path as matched; `None` when it was refused. The application must
+    /// get this one, not another spelling of it.
+    pub path: Option<NormalPath>,
 }
 
 /// Decides one request. `now` is Unix seconds.
 pub fn decide<'p>(policy: &'p Policy, facts: &RequestFacts<'_>, now: i64) -> Decision<'p> {
     let credential = credential(policy, facts.peer, now);
-    let decision = |outcome, rule: Option<&'p Rule>| Decision {
-        outcome,
-        rule: rule.map(|r| r.name.as_str()),
-        credential,
-    };
-    let Some(path) = normalize_path(facts.path) else {
-        return decision(Outcome::Deny(DenyReason::BadPath), None);
+    let Some(path) = path::normalize(facts.path) else {
+        return Decision { outcome: Outcome::Deny(DenyReason::BadPath), rule: None, credential, path: None };
     };
     let host = strip_port(facts.host);
-    let Some(rule) = policy.rules.iter().find(|r| r.applies_to(&path, facts.method, host)) else {
+    let rule_of = |reading: &Reading| policy.rules.iter().position(|r| r.applies_to(reading, facts.method, host));
+    // The rules of every reading an application may give the path, in policy
+    // order (`None`, no rule, last); a path that is literally some rule's
+    // exact `path` is that rule's alone.
+    let literal = Reading::literal(&path.path);
+    let mut rules: Vec<Option<usize>> = match rule_of(&literal) {
+        Some(i) if policy.rules.get(i).is_some_and(|r| matches!(r.path, PathMatch::Exact(_))) => vec![Some(i)],
+        _ => match path::readings(&path.path, policy.paths) {
+            Some(readings) => readings.iter().map(rule_of).collect(),
+            None => return Decision { outcome: Outcome::Deny(DenyReason::BadPath), rule: None, credential, path: None },
+        },
+    };
+    rules.sort_by_key(|r| r.unwrap_or(usize::MAX));
+    rules.dedup();
+    // The request must pass each of them: the first deny decides; else the
+    // first rule (the most specific, as rules are written) is the one named.
+    let mut allowed = None;
+    for index in rules {
+        let rule = index.and_then(|i| policy.rules.get(i));
+        let outcome = rule_outcome(policy, rule, credential, facts.peer);
+        if let Outcome::Deny(_) = outcome {
+            return Decision { outcome, rule: rule.map(|r| r.name.as_str()), credential, path: Some(path) };
+        }
+        allowed = allowed.or(Some(rule));
+    }
+    let rule = allowed.flatten();
+    Decision { outcome: Outcome::Allow, rule: rule.map(|r| r.name.as_str()), credential, path: Some(path) }
+}
+
+/// What one rule (or, `None`, the default) says of a request.
+fn rule_outcome(policy: &Policy, rule: Option<&Rule>, credential: Credential, peer: Peer<'_>) -> Outcome {
+    let Some(rule) = rule else {
         return match policy.default {
-            DefaultAction::Deny => decision(Outcome::Deny(DenyReason::NoMatchingRule), None),
-            DefaultAction::Allow => decision(Outcome::Allow, None),
+            DefaultAction::Deny => Outcome::Deny(DenyReason::NoMatchingRule),
+            DefaultAction::Allow => Outcome::Allow,
         };
     };
-    let outcome = match (&rule.access, credential, facts.peer) {
+    match (&rule.access, credential, peer) {
         (Access::Anonymous, _, _) => Outcome::Allow,
         (Access::Certificate(_), Credential::None, _) => Outcome::Deny(DenyReason::CertificateRequired),
         (Access::Certificate(_), Credential::Failed(reason), _) => Outcome::Deny(reason),
@@ -287,8 +334,7 @@ pub fn decide<'p>(policy: &'p Policy, facts: &RequestFacts<'_>, now: i64) -> Dec
         },
         // Usable always comes with Verified; anything else fails closed.
         (Access::Certificate(_), Credential::Usable, _) => Outcome::Deny(DenyReason::InternalError),
-    };
-    decision(outcome, Some(rule))
+    }
 }
 
 fn credential(policy: &Policy, peer: Peer<'_>, now: i64) -> Credential {
@@ -318,13 +364,9 @@ fn credential(policy: &Policy, peer: Peer<'_>, now: i64) -> Credential {
 }
 
 impl Rule {
-    fn applies_to(&self, path: &str, method: &str, host: &str) -> bool {
-        let path_ok = match &self.path {
-            PathMatch::Any => true,
-            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
-            PathMatch::Exact(p) => path == p,
-        };
-        path_ok
+    /// Whether this rule is for a request with this path reading, method and host.
+    pub fn applies_to(&self, reading: &Reading, method: &str, host: &str) -> bool {
+        self.path.matches(reading)
             && self.methods.as_ref().is_none_or(|ms| ms.iter().any(|m| m == method))
             && self.hosts.as_ref().is_none_or(|hs| hs.iter().any(|h| h.matches(host)))
     }
@@ -380,68 +422,6 @@ impl Requirements {
     }
 }
 
-/// The path rules are matched against: no query or fragment, percent-encoded
-/// unreserved characters decoded (so `/%61dmin/` is `/admin/`), repeated `/`
-/// merged. `None` for paths that a backend could read as another path than
-/// the one matched: no leading `/`, `.` or `..` segments, encoded `/` or `\`,
-/// a backslash, a bad percent escape, control characters.
-pub fn normalize_path(raw: &str) -> Option<String> {
-    let end = raw.find(['?', '#']).unwrap_or(raw.len());
-    let raw = raw.get(..end)?;
-    if !raw.starts_with('/') {
-        return None;
-    }
-    let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                let v = u8::from_str_radix(hex, 16).ok()?;
-                if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
-                    decoded.push(v);
-                } else if v == b'/' || v == b'\\' || v < 0x20 || v == 0x7f {
-                    return None;
-                } else {
-                    decoded.extend_from_slice(b"%");
-                    decoded.extend_from_slice(hex.to_ascii_uppercase().as_bytes());
-                }
-                i += 3;
-            }
-            b'\\' => return None,
-            b if b < 0x20 || b == 0x7f => return None,
-            b => {
-                decoded.push(b);
-                i += 1;
-            }
-        }
-    }
-    let decoded = String::from_utf8(decoded).ok()?;
-    let segments: Vec<&str> = decoded.split('/').skip(1).collect();
-    let last = segments.len().saturating_sub(1);
-    let mut out = String::with_capacity(decoded.len());
-    for (i, segment) in segments.iter().enumerate() {
-        if *segment == "." || *segment == ".." {
-            return None;
-        }
-        if segment.is_empty() {
-            // `//` merges; a trailing `/` stays
-            if i == last {
-                out.push('/');
-            }
-            continue;
-        }
-        out.push('/');
-        out.push_str(segment);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    Some(out)
-}
-
 /// `example.org:8443` → `example.org`; `[::1]:443` → `[::1]`.
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
@@ -456,36 +436,6 @@ fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_normalised_for_matching() {
-        for (raw, want) in [
-            ("/", "/"),
-            ("/admin/x?y=1", "/admin/x"),
-            ("/admin/x#frag", "/admin/x"),
-            ("/%61dmin/", "/admin/"),
-            ("//admin//x", "/admin/x"),
-            ("/admin/", "/admin/"),
-            ("/a//", "/a/"),
-            ("/a%20b", "/a%20b"),
-            ("/a%3f", "/a%3F"),
-            ("/caf%C3%A9", "/caf%C3%A9"),
-            ("/.well-known/x", "/.well-known/x"),
-            ("/a/..b", "/a/..b"),
-        ] {
-            assert_eq!(normalize_path(raw).as_deref(), Some(want), "{raw}");
-        }
-    }
-
-    #[test]
-    fn ambiguous_paths_are_refused() {
-        for raw in [
-            "", "admin", "*", "/public/../admin/", "/public/%2e%2e/admin", "/./admin", "/admin/.",
-            "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%zz", "/a%4", "/a%00", "/a\nb",
-        ] {
-            assert_eq!(normalize_path(raw), None, "{raw:?}");
-        }
-    }
 
     #[test]
     fn ports_are_removed_from_hosts() {

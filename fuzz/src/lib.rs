@@ -12,7 +12,8 @@ use certgate_filter::cache::IdentityCache;
 use certgate_filter::config::parse_policy;
 use certgate_filter::headers::{is_safe_value, HeaderKind};
 use certgate_filter::identity::{hex, IdentitySource, PeerIdentity};
-use certgate_filter::policy::{IdentitySourceSetting, Policy, Verification};
+use certgate_filter::path::{self, Reading};
+use certgate_filter::policy::{decide, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification};
 use certgate_filter::xfcc;
 use sha2::{Digest, Sha256};
 
@@ -125,6 +126,8 @@ struct FuzzHost {
     headers: Vec<(String, Vec<u8>)>,
     properties: HashMap<String, Vec<u8>>,
     added: Vec<(String, String)>,
+    /// Headers replaced (`:path`, with the spelling the rules matched).
+    rewritten: Vec<(String, String)>,
     replied: bool,
 }
 
@@ -139,6 +142,12 @@ impl Host for FuzzHost {
     fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
         self.headers.push((name.to_owned(), value.as_bytes().to_vec()));
         self.added.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    }
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.as_bytes().to_vec()));
+        self.rewritten.push((name.to_owned(), value.to_owned()));
         Ok(())
     }
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
@@ -246,4 +255,67 @@ pub fn admission(r: &Request) {
         + usize::from(r.xfcc_mode) * 2
         + usize::from(r.listener_verifies);
     SEED_POLICIES.with(|policies| run(&policies[index], r));
+}
+
+/// Seed policies under every path setting: the three seeds × case (either,
+/// sensitive, insensitive) × parameters (either, strip, keep).
+fn path_policies() -> Vec<Policy> {
+    let mut out = Vec::new();
+    for json in POLICIES {
+        for case in ["either", "sensitive", "insensitive"] {
+            for parameters in ["either", "strip", "keep"] {
+                let mut value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("paths".into(), serde_json::json!({ "case": case, "parameters": parameters }));
+                }
+                out.push(parse_policy(value.to_string().as_bytes()).unwrap_or_else(|e| panic!("a seed policy must load: {e}")));
+            }
+        }
+    }
+    out
+}
+
+thread_local! {
+    static PATH_POLICIES: Vec<Policy> = path_policies();
+    static ALICE: Option<PeerIdentity> = PeerIdentity::from_pem(CERTS[0].as_bytes(), IdentitySource::PeerCertificate).ok();
+}
+
+/// The path rules, on any path: byte 0 picks the policy, byte 1 the client
+/// (none, or alice), the rest is the raw `:path`. Whatever path an allowed
+/// request has, every reading an application may give it is allowed too (no
+/// spelling reaches a rule the request would not pass), and the normal path
+/// certgate forwards decides the same as the path it came as.
+pub fn paths(data: &[u8]) {
+    let (Some(&pick), Some(&who)) = (data.first(), data.get(1)) else { return };
+    let raw = String::from_utf8_lossy(data.get(2..).unwrap_or_default()).into_owned();
+    PATH_POLICIES.with(|policies| {
+        ALICE.with(|alice| {
+            let policy = &policies[usize::from(pick) % policies.len()];
+            let peer = match (who % 2, alice) {
+                (1, Some(id)) => Peer::Verified(id),
+                _ => Peer::None,
+            };
+            let decide_path = |path: &str| decide(policy, &RequestFacts { path, method: "GET", host: "localhost", peer }, NOW);
+            let first = decide_path(&raw);
+            let Some(normal) = first.path.clone() else {
+                assert_eq!(first.outcome, Outcome::Deny(DenyReason::BadPath), "{raw:?}: no path, so refused");
+                return;
+            };
+            let forwarded = decide_path(&format!("{}{}", normal.path, normal.query));
+            assert_eq!((forwarded.outcome, forwarded.rule), (first.outcome, first.rule), "{raw:?}: the forwarded path decides the same");
+            if first.outcome != Outcome::Allow {
+                return;
+            }
+            // An exact rule names its path as the application does.
+            let literal = policy.rules.iter().find(|r| r.applies_to(&Reading::literal(&normal.path), "GET", "localhost"));
+            if literal.is_some_and(|r| matches!(r.path, PathMatch::Exact(_))) {
+                return;
+            }
+            for reading in path::readings(&normal.path, policy.paths).unwrap_or_default() {
+                let read = if reading.fold_case { reading.path.to_ascii_lowercase() } else { reading.path.clone() };
+                let d = decide_path(&read);
+                assert_eq!(d.outcome, Outcome::Allow, "{raw:?} is allowed ({:?}) but an application may read it as {read:?}: {d:?}", first.rule);
+            }
+        })
+    });
 }

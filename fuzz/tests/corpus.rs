@@ -41,6 +41,11 @@ fn config_corpus() {
 }
 
 #[test]
+fn paths_corpus() {
+    replay("paths", certgate_fuzz::paths);
+}
+
+#[test]
 fn admission_corpus() {
     replay("admission", |data| {
         let mut u = arbitrary::Unstructured::new(data);

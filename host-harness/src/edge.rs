@@ -313,7 +313,11 @@ async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connect
                 (r, rule, reason, None)
             } else if ex.forwarded() {
                 let audit = ex.header("x-certgate-audit");
-                (forward(&state, parts.method, &path, ex.upstream_headers, body).await, rule, audit, cn)
+                // as Envoy does: the request goes on with the filter's
+                // `:method` and `:path` (certgate forwards the path it matched)
+                let method = ex.header(":method").and_then(|m| hyper::Method::from_bytes(m.as_bytes()).ok()).unwrap_or(parts.method);
+                let path = ex.header(":path").unwrap_or(path.clone());
+                (forward(&state, method, &path, ex.upstream_headers, body).await, rule, audit, cn)
             } else {
                 (json_reply(500, "filter_paused_without_reply"), rule, None, cn)
             }

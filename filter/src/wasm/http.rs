@@ -45,6 +45,10 @@ impl Host for ProxyWasm {
         hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value).map_err(host_error("add_header_map_value"))
     }
 
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).map_err(host_error("replace_header_map_value"))
+    }
+
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         hostcalls::get_property(path.to_vec()).map_err(host_error("get_property"))
     }

@@ -86,6 +86,9 @@ impl RootContext for CertgateRoot {
                 return false;
             }
         };
+        for warning in &policy.warnings {
+            log::warn!("{warning}");
+        }
         let mut counters = Vec::new();
         for name in metrics::all_counters(&policy) {
             match hostcalls::define_metric(MetricType::Counter, &name) {

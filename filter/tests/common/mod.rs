@@ -115,6 +115,15 @@ impl Host for FakeProxy {
         Ok(())
     }
 
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.fail("set_request_header")?;
+        match self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            Some((_, v)) => *v = value.as_bytes().to_vec(),
+            None => self.headers.push((name.to_owned(), value.as_bytes().to_vec())),
+        }
+        Ok(())
+    }
+
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         self.fail("property")?;
         let key = path.join(".");

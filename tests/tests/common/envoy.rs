@@ -254,3 +254,14 @@ pub fn write_atomically(path: &Path, text: &str) {
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
+
+/// The policy written inline in a committed configuration (its
+/// `configuration.value: |` block), as JSON text.
+pub fn committed_policy(file: &str) -> String {
+    let yaml = std::fs::read_to_string(repo().join("envoy").join(file)).unwrap();
+    let start = yaml.find("value: |").expect("an inline policy") + "value: |".len();
+    let end = yaml[start..].find("          - name: envoy.filters.http.router").expect("the router after the policy") + start;
+    let policy: String = yaml[start..end].lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    serde_json::from_str::<serde_json::Value>(&policy).unwrap_or_else(|e| panic!("{file}: the inline policy is not JSON: {e}"));
+    policy
+}

@@ -271,13 +271,18 @@ pub struct Gunicorn {
 }
 
 impl Gunicorn {
-    /// `app` is `module:variable`, e.g. `migrated_app:app`.
+    /// `app` is `module:variable` in `tests/python`, e.g. `migrated_app:app`.
     pub fn start(app: &str) -> Gunicorn {
+        Gunicorn::start_in(&repo().join("tests/python"), app)
+    }
+
+    /// `app` is `module:variable` in `dir`.
+    pub fn start_in(dir: &Path, app: &str) -> Gunicorn {
         let port = envoy::free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let child = std::process::Command::new(repo().join(".venv/bin/gunicorn"))
             .args(["--bind", &addr.to_string(), "--workers", "1", "--chdir"])
-            .arg(repo().join("tests/python"))
+            .arg(dir)
             .arg(app)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -297,4 +302,70 @@ impl Drop for Gunicorn {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One HTTP/1.1 request written byte for byte (the request target as given,
+/// unparsed: exotic paths a client library would refuse or rewrite), over a
+/// new TLS connection with `config`. Returns the status and the body.
+pub async fn raw_request(addr: SocketAddr, config: Arc<ClientConfig>, method: &str, target: &str, headers: &[(&str, &str)]) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut tls = TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let mut request = format!("{method} {target} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("content-length: 0\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    // Read until the response is complete by its own framing, not until the
+    // peer closes: Envoy delays closing after a local reply (its
+    // delayed_close_timeout) until the client goes first.
+    let mut raw = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(reply) = complete_response(&raw) {
+            return reply;
+        }
+        match tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => raw.extend_from_slice(&chunk[..n]),
+            // closed (with or without close_notify), failed or timed out
+            _ => return complete_response(&raw).unwrap_or_else(|| Err(format!("no complete response: {:?}", String::from_utf8_lossy(&raw)))),
+        }
+    }
+}
+
+/// The status and body of a complete HTTP/1.1 response, if `raw` holds one.
+fn complete_response(raw: &[u8]) -> Option<Result<(u16, String), String>> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let Some(status) = head.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()) else {
+        return Some(Err(format!("bad status line: {head:?}")));
+    };
+    let lower = head.to_ascii_lowercase();
+    if lower.contains("transfer-encoding: chunked") {
+        return body.contains("0\r\n\r\n").then(|| Ok((status, dechunk(body))));
+    }
+    let length = lower.lines().find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()));
+    match length {
+        Some(n) => (body.len() >= n).then(|| Ok((status, body.to_owned()))),
+        None => None,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest.get(n + 2..).unwrap_or("");
+    }
+    out
 }
