@@ -429,6 +429,9 @@ fn compile_rule(r: RuleSetting, at: &str) -> Result<Rule, ConfigError> {
 }
 
 fn check_path(p: &str, at: &str) -> Result<String, ConfigError> {
+    if p.contains(';') {
+        return Err(err(at, format!("`{p}` has a `;` path parameter, which applications may drop: write the path without it")));
+    }
     match path::normalize(p) {
         // a prefix keeps its trailing `/`, which normalising keeps too
         Some(n) if n.path == p => Ok(n.path),

@@ -136,13 +136,6 @@ pub struct Reading {
     pub fold_case: bool,
 }
 
-impl Reading {
-    /// The path as written, compared as written.
-    pub fn literal(path: &str) -> Reading {
-        Reading { path: path.to_owned(), fold_case: false }
-    }
-}
-
 /// The path without its `;` parameters (each up to the next `/`), segments
 /// left empty dropped: `/;x/admin;y/` is `/admin/`, as Tomcat reads it.
 pub fn without_parameters(path: &str) -> String {

@@ -8,7 +8,7 @@ use crate::dn::DnPattern;
 use crate::glob::Glob;
 use crate::headers::HeaderPlan;
 use crate::identity::PeerIdentity;
-use crate::path::{self, NormalPath, PathSettings, Reading};
+use crate::path::{self, NormalPath, PathCase, PathSettings, Reading};
 
 /// Enforce denies; audit lets everything through but says what enforce would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,7 +291,7 @@ pub fn decide<'p>(policy: &'p Policy, facts: &RequestFacts<'_>, now: i64) -> Dec
     // The rules of every reading an application may give the path, in policy
     // order (`None`, no rule, last); a path that is literally some rule's
     // exact `path` is that rule's alone.
-    let literal = Reading::literal(&path.path);
+    let literal = Reading { path: path.path.clone(), fold_case: policy.paths.case == PathCase::Insensitive };
     let mut rules: Vec<Option<usize>> = match rule_of(&literal) {
         Some(i) if policy.rules.get(i).is_some_and(|r| matches!(r.path, PathMatch::Exact(_))) => vec![Some(i)],
         _ => match path::readings(&path.path, policy.paths) {

@@ -313,3 +313,91 @@ fn duplicate_spoofed_headers_are_all_removed() {
     assert_eq!(a.stripped, 2, "two distinct spellings");
     assert_eq!(proxy.header_values("x-client-cn"), ["alice"]);
 }
+
+/// The committed configurations' rules: health, admin for operators, app.
+const PATHS: &str = r#"{PATHS"rules":[
+    {"name":"health","path":"/healthz","anonymous":true},
+    {"name":"admin","path_prefix":"/admin/","subject_cn":["ops-*"]},
+    {"name":"app","path_prefix":"/","issuer":["CN=Example Client CA,O=Example"]}]}"#;
+
+fn paths_policy(settings: &str) -> Policy {
+    policy(&PATHS.replace("{PATHS", &format!("{{{settings}")))
+}
+
+fn alice_gets(p: &Policy, path: &str) -> (Outcome, Option<String>) {
+    let mut proxy = get(path).with_client_cert("alice", true);
+    let a = admit(&mut proxy, p, &mut IdentityCache::new(8), NOW);
+    (a.outcome, a.rule)
+}
+
+#[test]
+fn by_default_case_and_parameters_cannot_dodge_a_rule() {
+    let p = paths_policy("");
+    for path in ["/admin", "/Admin/", "/ADMIN/x", "/admin;x/", "/;x/admin/x", "/aDmin;jsessionid=1"] {
+        assert_eq!(alice_gets(&p, path), (Outcome::Deny(DenyReason::SubjectNotAllowed), Some("admin".into())), "{path}");
+    }
+    assert_eq!(alice_gets(&p, "/administrator"), (Outcome::Allow, Some("app".into())));
+}
+
+#[test]
+fn a_case_sensitive_application_may_say_so() {
+    let p = paths_policy(r#""paths":{"case":"sensitive"},"#);
+    // its router sends `/ADMIN/x` to the ordinary handler, so rule `app` decides
+    assert_eq!(alice_gets(&p, "/ADMIN/x"), (Outcome::Allow, Some("app".into())));
+    assert_eq!(alice_gets(&p, "/admin/x").0, Outcome::Deny(DenyReason::SubjectNotAllowed));
+}
+
+#[test]
+fn a_case_folding_application_gets_case_blind_rules() {
+    let p = paths_policy(r#""paths":{"case":"insensitive"},"#);
+    assert_eq!(alice_gets(&p, "/ADMIN/x").0, Outcome::Deny(DenyReason::SubjectNotAllowed));
+    let mut anonymous = get("/HEALTHZ");
+    let a = admit(&mut anonymous, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!((a.outcome, a.rule.as_deref()), (Outcome::Allow, Some("health")), "to it, /HEALTHZ is /healthz");
+}
+
+#[test]
+fn path_parameters_follow_the_application() {
+    let keep = paths_policy(r#""paths":{"parameters":"keep"},"#);
+    assert_eq!(alice_gets(&keep, "/admin;x/y"), (Outcome::Allow, Some("app".into())), "kept, `/admin;x` is not `/admin`");
+    let strip = paths_policy(r#""paths":{"parameters":"strip"},"#);
+    assert_eq!(alice_gets(&strip, "/admin;x/y").0, Outcome::Deny(DenyReason::SubjectNotAllowed));
+    assert_eq!(alice_gets(&strip, "/app;jsessionid=1/x"), (Outcome::Allow, Some("app".into())));
+}
+
+#[test]
+fn the_application_gets_the_path_the_rules_matched() {
+    let p = paths_policy("");
+    let mut proxy = get("/%61pp//x/?q=%2F").with_client_cert("alice", true);
+    admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(proxy.header(":path").as_deref(), Some("/app/x/?q=%2F"));
+    // nothing to rewrite: the header is left alone
+    let mut proxy = get("/app/x?q=1").with_client_cert("alice", true);
+    proxy.failing.push("set_request_header");
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Allow);
+}
+
+#[test]
+fn override_headers_are_removed_unless_passed() {
+    let sent = [("X-HTTP-Method-Override", "DELETE"), ("x_original_url", "/admin/"), ("X-Rewrite-URL", "/admin/"), ("X-HTTP-Method", "PUT"), ("X-Method-Override", "PUT")];
+    let request = || sent.iter().fold(get("/app/").with_client_cert("alice", true), |p, (k, v)| p.with_header(k, v));
+    let mut proxy = request();
+    admit(&mut proxy, &paths_policy(""), &mut IdentityCache::new(8), NOW);
+    for (name, _) in sent {
+        assert_eq!(proxy.header_values(name), Vec::<String>::new(), "{name}");
+    }
+    let passing = paths_policy(r#""headers":{"pass_overrides":["X-HTTP-Method-Override"]},"#);
+    let mut proxy = request();
+    admit(&mut proxy, &passing, &mut IdentityCache::new(8), NOW);
+    assert_eq!(proxy.header("x-http-method-override").as_deref(), Some("DELETE"));
+    assert_eq!(proxy.header("x-original-url"), None);
+}
+
+#[test]
+fn a_rule_no_request_can_reach_is_warned_about() {
+    let p = policy(r#"{"rules":[{"name":"all","path_prefix":"/"},{"name":"admin","path_prefix":"/admin/"}]}"#);
+    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings[0].contains("rule `admin` is never used: rule `all` before it"), "{:?}", p.warnings);
+    assert!(paths_policy("").warnings.is_empty());
+}

@@ -12,7 +12,7 @@ use certgate_filter::cache::IdentityCache;
 use certgate_filter::config::parse_policy;
 use certgate_filter::headers::{is_safe_value, HeaderKind};
 use certgate_filter::identity::{hex, IdentitySource, PeerIdentity};
-use certgate_filter::path::{self, Reading};
+use certgate_filter::path::{self, PathCase, Reading};
 use certgate_filter::policy::{decide, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification};
 use certgate_filter::xfcc;
 use sha2::{Digest, Sha256};
@@ -307,7 +307,8 @@ pub fn paths(data: &[u8]) {
                 return;
             }
             // An exact rule names its path as the application does.
-            let literal = policy.rules.iter().find(|r| r.applies_to(&Reading::literal(&normal.path), "GET", "localhost"));
+            let as_written = Reading { path: normal.path.clone(), fold_case: policy.paths.case == PathCase::Insensitive };
+            let literal = policy.rules.iter().find(|r| r.applies_to(&as_written, "GET", "localhost"));
             if literal.is_some_and(|r| matches!(r.path, PathMatch::Exact(_))) {
                 return;
             }

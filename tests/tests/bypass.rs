@@ -188,6 +188,23 @@ fn overrides() -> Vec<Probe> {
     p
 }
 
+/// A matrix cell: the outcome, with what the application made of an
+/// override header (the method it ran, the override headers it got).
+fn cell(p: &Probe, reply: &Result<(u16, String), String>) -> String {
+    let (mut cell, seen) = outcome(reply);
+    if let Some(seen) = seen {
+        let mut parts = seen.split('|').skip(1);
+        let (method, received) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if method != p.method {
+            cell.push_str(&format!(" as {method}"));
+        }
+        if !received.is_empty() {
+            cell.push_str(" (override header received)");
+        }
+    }
+    cell
+}
+
 /// What came of one probe at one backend through one front.
 fn outcome(reply: &Result<(u16, String), String>) -> (String, Option<String>) {
     match reply {
@@ -254,8 +271,9 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
                     columns.push(column.clone());
                 }
                 for p in &probes {
-                    let reply = raw_request(addr, tls.clone(), p.method, &p.target, &p.headers).await;
-                    let (cell, seen) = outcome(&reply);
+                    let reply = raw_request(addr, Some(tls.clone()), p.method, &p.target, &p.headers).await;
+                    let (_, seen) = outcome(&reply);
+                    let cell = cell(p, &reply);
                     if let Some(seen) = &seen {
                         let mut parts = seen.split('|');
                         let (handler, method, received) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
@@ -271,6 +289,16 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
                 }
             }
             serve.shutdown().await;
+            // what the backend alone makes of each probe, for the record
+            let column = format!("{} alone", b.name);
+            if !columns.contains(&column) {
+                columns.push(column.clone());
+            }
+            for p in &probes {
+                let cell = cell(p, &raw_request(b.addr, None, p.method, &p.target, &p.headers).await);
+                let label = if p.headers.is_empty() { p.target.clone() } else { format!("{} {} + {}: {}", p.method, p.target, p.headers[0].0, p.headers[0].1) };
+                matrix.entry((who.to_owned(), p.group.to_owned(), label)).or_default().insert(column.clone(), cell);
+            }
         }
     }
     // The protection is not a wall: who may reach a handler still does.
@@ -283,7 +311,7 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
             ("no certificate", None, "/public/x", "public"),
             ("no certificate", None, "/public", "public"),
         ] {
-            let reply = raw_request(envoy.listener, client_config(cert, &[b"http/1.1"]), "GET", path, &[]).await;
+            let reply = raw_request(envoy.listener, Some(client_config(cert, &[b"http/1.1"])), "GET", path, &[]).await;
             let (cell, _) = outcome(&reply);
             if cell != format!("200 {handler}") {
                 bypasses.push(format!("{who}: GET {path} on {} / Envoy must reach {handler}, got {cell}", b.name));

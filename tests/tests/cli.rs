@@ -70,6 +70,18 @@ fn validate_reports_the_json_path() {
     let o = run(&["validate", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("rules[0].issuer[0]"), "{}", text(&o));
+    assert!(!text(&run(&["validate", EXAMPLE])).contains("never used"), "the example has no rule in the wrong place");
+}
+
+#[test]
+fn validate_warns_about_a_rule_in_the_wrong_place() {
+    let dir = common::TempDir::new("validate").unwrap();
+    let shadowed = dir.0.join("shadowed.json");
+    let policy = r#"{"rules":[{"name":"app","path_prefix":"/"},{"name":"admin","path_prefix":"/admin/","subject_cn":["ops-*"]}]}"#;
+    std::fs::write(&shadowed, policy).unwrap();
+    let o = run(&["validate", shadowed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "a warning, not an error: {}", text(&o));
+    assert!(text(&o).contains("at `rules[1]`: rule `admin` is never used: rule `app` before it"), "{}", text(&o));
 }
 
 /// A child process killed on drop.

@@ -306,21 +306,37 @@ impl Drop for Gunicorn {
 
 /// One HTTP/1.1 request written byte for byte (the request target as given,
 /// unparsed: exotic paths a client library would refuse or rewrite), over a
-/// new TLS connection with `config`. Returns the status and the body.
-pub async fn raw_request(addr: SocketAddr, config: Arc<ClientConfig>, method: &str, target: &str, headers: &[(&str, &str)]) -> Result<(u16, String), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// new TLS connection with `config`, or plain TCP without one. Returns the
+/// status and the body.
+pub async fn raw_request(
+    addr: SocketAddr,
+    config: Option<Arc<ClientConfig>>,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut tls = TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
     let mut request = format!("{method} {target} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("content-length: 0\r\n\r\n");
-    tls.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    match config {
+        Some(config) => {
+            let tls = TlsConnector::from(config)
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            exchange(tls, &request).await
+        }
+        None => exchange(tcp, &request).await,
+    }
+}
+
+async fn exchange(mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin, request: &str) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
     // Read until the response is complete by its own framing, not until the
     // peer closes: Envoy delays closing after a local reply (its
     // delayed_close_timeout) until the client goes first.
@@ -331,7 +347,7 @@ pub async fn raw_request(addr: SocketAddr, config: Arc<ClientConfig>, method: &s
         if let Some(reply) = complete_response(&raw) {
             return reply;
         }
-        match tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => raw.extend_from_slice(&chunk[..n]),
             // closed (with or without close_notify), failed or timed out
             _ => return complete_response(&raw).unwrap_or_else(|| Err(format!("no complete response: {:?}", String::from_utf8_lossy(&raw)))),
