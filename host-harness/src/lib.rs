@@ -17,6 +17,7 @@ pub mod abi;
 pub mod backend;
 pub mod edge;
 pub mod loadgen;
+pub mod package;
 pub mod locate;
 pub mod policy_file;
 pub mod tls;

@@ -41,6 +41,29 @@ enum Command {
     /// Certificate tooling: a root CA, a client CA, server and client
     /// certificates, CSR signing, PKCS#12 for browsers, revocation and CRLs.
     Pki(PkiArgs),
+    /// Package the filter as an OCI image (an image layout directory) for
+    /// Istio's WasmPlugin and Envoy Gateway; prints the digest to pin.
+    Package(PackageArgs),
+}
+
+#[derive(Debug, Args)]
+struct PackageArgs {
+    /// The image layout directory to write (new or empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// `compat`: a gzip tar layer holding plugin.wasm (any registry and tool);
+    /// `artifact`: the Wasm OCI artifact, the raw module as its layer.
+    #[arg(long, value_enum, default_value = "compat")]
+    format: certgate_harness::package::Format,
+    /// The image's tag (its name in the layout: `oci:DIR:TAG`).
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    tag: String,
+    /// The filter's root id, recorded in the artifact's config.
+    #[arg(long, default_value = "certgate")]
+    root_id: String,
+    /// The module (default: the ./dev build, or $CERTGATE_WASM).
+    #[arg(long)]
+    wasm: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -280,7 +303,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Package(a) => package(a),
     }
+}
+
+fn package(a: PackageArgs) -> anyhow::Result<ExitCode> {
+    let wasm = wasm_or_default(a.wasm)?;
+    let p = certgate_harness::package::write_layout(&wasm, &a.out, a.format, &a.tag, &a.root_id)?;
+    let out = a.out.display();
+    println!("wrote an OCI image layout to {out} ({} format, tag {})", a.format, a.tag);
+    println!("module:   {} ({} bytes, from {})", p.module_digest, p.module_bytes, wasm.display());
+    println!("manifest: {}", p.manifest_digest);
+    println!("push:     skopeo copy oci:{out}:{} docker://REGISTRY/certgate:{}", a.tag, a.tag);
+    println!("pin:      sha256: {}   (WasmPlugin spec.sha256; EnvoyExtensionPolicy wasm[].code.image.sha256)", p.manifest_digest.trim_start_matches("sha256:"));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {

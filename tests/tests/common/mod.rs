@@ -385,3 +385,9 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// Lowercase hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    certgate_filter::identity::hex(&sha2::Sha256::digest(bytes))
+}
