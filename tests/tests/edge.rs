@@ -7,9 +7,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use certgate_harness::scenarios::{Observed, ScenarioTable};
+use certgate_harness::scenarios::ScenarioTable;
 use certgate_harness::tls::ClientCertMode;
-use common::{connect, get, repo, stack};
+use common::{connect, get, judge_scenario, repo, send_scenario, stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_holds_through_real_tls() {
@@ -21,31 +21,8 @@ async fn every_scenario_holds_through_real_tls() {
         if !stacks.contains_key(&policy) {
             stacks.insert(policy.clone(), stack(&policy, ClientCertMode::Optional).await);
         }
-        let st = &stacks[&policy];
-        let headers: Vec<(&str, &str)> = s.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let result = async {
-            let mut c = connect(st.edge.addr, s.cert.as_deref(), false).await?;
-            let mut all = headers.clone();
-            all.push(("host", s.authority.as_str()));
-            c.send(&s.method, &s.path, &all).await
-        }
-        .await;
-        let rejected = s.handshake == "rejected" || !s.verified;
-        match (result, rejected) {
-            (Err(_), true) => {}
-            (Ok(r), true) => failures.push(format!("{}: the handshake should fail, got {}", s.name, r.status)),
-            (Err(e), false) => failures.push(format!("{}: {e}", s.name)),
-            (Ok(r), false) => {
-                let seen = Observed::black_box(
-                    r.status,
-                    r.backend_headers.is_none().then(|| r.body.clone()),
-                    r.backend_headers.clone().unwrap_or_default(),
-                );
-                if let Err(why) = s.check(&seen) {
-                    failures.push(format!("{}: {why}", s.name));
-                }
-            }
-        }
+        let reply = send_scenario(stacks[&policy].edge.addr, s).await;
+        judge_scenario("edge", s, &reply, &mut failures);
     }
     assert!(failures.is_empty(), "{} failed:\n{}", failures.len(), failures.join("\n"));
 }

@@ -12,7 +12,7 @@ use certgate_harness::backend;
 use certgate_harness::scenarios::ScenarioTable;
 use certgate_harness::tls::ClientCertMode;
 use common::envoy::{config, ecds_config, ecds_resource, write_atomically, Envoy};
-use common::{connect, get, repo, stack, Reply, TempDir};
+use common::{get, judge_scenario, repo, send_scenario, stack, Reply, TempDir};
 
 /// Headers that differ by nature between Envoy and the edge, left out of the
 /// comparison: request ids, Envoy's own timeout hint, the XFCC element (the
@@ -49,37 +49,22 @@ async fn every_scenario_holds_in_envoy_and_matches_the_edge() {
             envoys.insert(policy.clone(), Envoy::start(&yaml).unwrap());
             edges.insert(policy.clone(), stack(&policy, ClientCertMode::Optional).await);
         }
-        let mut headers: Vec<(&str, &str)> = s.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        headers.push(("host", s.authority.as_str()));
-        let rejected = s.handshake == "rejected" || !s.verified;
-        let mut replies = Vec::new();
-        for addr in [envoys[&policy].listener, edges[&policy].edge.addr] {
-            let r = async { connect(addr, s.cert.as_deref(), false).await?.send(&s.method, &s.path, &headers).await }.await;
-            replies.push(r);
-        }
-        let (envoy, edge) = (replies.remove(0), replies.remove(0));
-        match (envoy, edge, rejected) {
-            (Err(_), Err(_), true) => {}
-            (Ok(r), _, true) => failures.push(format!("{}: Envoy accepted the handshake ({})", s.name, r.status)),
-            (_, Ok(r), true) => failures.push(format!("{}: the edge accepted the handshake ({})", s.name, r.status)),
-            (Err(e), _, false) => failures.push(format!("{}: Envoy: {e}", s.name)),
-            (_, Err(e), false) => failures.push(format!("{}: edge: {e}", s.name)),
-            (Ok(envoy), Ok(edge), false) => {
-                if let Err(why) = s.check(&envoy.observed()) {
-                    failures.push(format!("{}: Envoy: {why}", s.name));
-                }
-                let (a, b) = (envoy.observed(), edge.observed());
-                if (a.status, &a.reason, &a.rule) != (b.status, &b.reason, &b.rule) {
-                    failures.push(format!("{}: Envoy {:?} vs edge {:?}", s.name, (a.status, a.reason, a.rule), (b.status, b.reason, b.rule)));
-                }
-                if comparable(&envoy) != comparable(&edge) {
-                    failures.push(format!(
-                        "{}: headers at the backend differ\n  Envoy: {:?}\n  edge:  {:?}",
-                        s.name,
-                        comparable(&envoy),
-                        comparable(&edge)
-                    ));
-                }
+        let envoy = send_scenario(envoys[&policy].listener, s).await;
+        let edge = send_scenario(edges[&policy].edge.addr, s).await;
+        let seen_envoy = judge_scenario("Envoy", s, &envoy, &mut failures);
+        let seen_edge = judge_scenario("edge", s, &edge, &mut failures);
+        if let (Some(envoy), Some(edge)) = (seen_envoy, seen_edge) {
+            let (a, b) = (envoy.observed(), edge.observed());
+            if (a.status, &a.reason, &a.rule) != (b.status, &b.reason, &b.rule) {
+                failures.push(format!("{}: Envoy {:?} vs edge {:?}", s.name, (a.status, a.reason, a.rule), (b.status, b.reason, b.rule)));
+            }
+            if comparable(envoy) != comparable(edge) {
+                failures.push(format!(
+                    "{}: headers at the backend differ\n  Envoy: {:?}\n  edge:  {:?}",
+                    s.name,
+                    comparable(envoy),
+                    comparable(edge)
+                ));
             }
         }
     }

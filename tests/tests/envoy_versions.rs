@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use certgate_harness::backend;
 use certgate_harness::scenarios::ScenarioTable;
 use common::envoy::{config, matrix, Envoy};
-use common::{connect, repo, resume_client};
+use common::{judge_scenario, repo, resume_client, send_scenario};
 use serde_json::Value;
 
 /// The policy setting every committed configuration carries.
@@ -77,21 +77,8 @@ async fn scenario_table(version: &str, failures: &mut Vec<String>) {
             let yaml = config("optional-mtls.yaml", backend.addr, Some(&policy));
             envoys.insert(policy.clone(), Envoy::start_version(version, &yaml).unwrap());
         }
-        let mut headers: Vec<(&str, &str)> = s.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        headers.push(("host", s.authority.as_str()));
-        let addr = envoys[&policy].listener;
-        let reply = async { connect(addr, s.cert.as_deref(), false).await?.send(&s.method, &s.path, &headers).await }.await;
-        let rejected = s.handshake == "rejected" || !s.verified;
-        match (reply, rejected) {
-            (Err(_), true) => {}
-            (Ok(r), true) => failures.push(format!("{}: the handshake was accepted ({})", s.name, r.status)),
-            (Err(e), false) => failures.push(format!("{}: {e}", s.name)),
-            (Ok(r), false) => {
-                if let Err(why) = s.check(&r.observed()) {
-                    failures.push(format!("{}: {why}", s.name));
-                }
-            }
-        }
+        let reply = send_scenario(envoys[&policy].listener, s).await;
+        judge_scenario(version, s, &reply, failures);
     }
 }
 

@@ -391,3 +391,41 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     certgate_filter::identity::hex(&sha2::Sha256::digest(bytes))
 }
+
+/// A scenario's request through a front: a new connection with its client
+/// certificate (if any), its headers and its host.
+pub async fn send_scenario(addr: SocketAddr, s: &certgate_harness::scenarios::Scenario) -> Result<Reply, String> {
+    let mut headers: Vec<(&str, &str)> = s.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    headers.push(("host", s.authority.as_str()));
+    connect(addr, s.cert.as_deref(), false).await?.send(&s.method, &s.path, &headers).await
+}
+
+/// Judges what a front made of a scenario: a handshake the fixture PKI
+/// refuses must fail, anything else must meet the scenario's expectations.
+/// What differs goes to `failures`; the reply is returned when there is one
+/// to look at further.
+pub fn judge_scenario<'r>(
+    front: &str,
+    s: &certgate_harness::scenarios::Scenario,
+    reply: &'r Result<Reply, String>,
+    failures: &mut Vec<String>,
+) -> Option<&'r Reply> {
+    let rejected = s.handshake == "rejected" || !s.verified;
+    match (reply, rejected) {
+        (Err(_), true) => None,
+        (Ok(r), true) => {
+            failures.push(format!("{}: {front}: the handshake should fail, got {}", s.name, r.status));
+            None
+        }
+        (Err(e), false) => {
+            failures.push(format!("{}: {front}: {e}", s.name));
+            None
+        }
+        (Ok(r), false) => {
+            if let Err(why) = s.check(&r.observed()) {
+                failures.push(format!("{}: {front}: {why}", s.name));
+            }
+            Some(r)
+        }
+    }
+}
