@@ -28,35 +28,55 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { path: path.into(), message: message.into() }
 }
 
-/// The configuration as written.
+/// The configuration as written: certgate's policy (README, "Configuration reference").
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(title = "certgate policy"))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
+    /// The JSON Schema editors check the file against (`certgate schema`); ignored by the filter.
+    #[serde(rename = "$schema", default)]
+    pub schema: Option<String>,
+    /// `enforce` denies; `audit` lets every request through with `x-certgate-audit` saying what enforce would do.
     #[serde(default)]
     pub mode: ModeSetting,
+    /// Where the peer's identity is read.
     #[serde(default)]
     pub identity_source: SourceSetting,
+    /// When a presented certificate counts as verified.
     #[serde(default)]
     pub verification: VerificationSetting,
+    /// Which identity headers the application receives, and which names are stripped.
     #[serde(default)]
     pub headers: HeadersSetting,
+    /// Certificates within this many days of notAfter are counted and logged (at most 3650).
     #[serde(default = "default_expiry_warning_days")]
+    #[cfg_attr(feature = "schema", schemars(range(max = 3650)))]
     pub expiry_warning_days: u32,
+    /// Certificates to refuse at once.
     #[serde(default)]
     pub deny: DenyLists,
+    /// Ordered rules; the first that matches a request decides.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub rules: Vec<RuleSetting>,
+    /// What a request no rule matches gets.
     #[serde(default)]
     pub default: DefaultSetting,
+    /// The status of a deny.
     #[serde(default)]
     pub deny_response: DenyResponse,
+    /// Parsed certificates kept per worker.
     #[serde(default = "default_cache_size")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1_000_000)))]
     pub cache_size: usize,
+    /// How the application behind certgate reads paths.
     #[serde(default)]
     pub paths: PathsSetting,
 }
 
 /// How the application behind certgate reads paths.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PathsSetting {
     #[serde(default)]
@@ -66,6 +86,7 @@ pub struct PathsSetting {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CaseSetting {
     /// Not known: refuse a path whose rule depends on its case.
@@ -76,6 +97,7 @@ pub enum CaseSetting {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ParametersSetting {
     /// Not known: the request must pass the rules of both readings.
@@ -94,6 +116,7 @@ fn default_cache_size() -> usize {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ModeSetting {
     #[default]
@@ -102,6 +125,7 @@ pub enum ModeSetting {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SourceSetting {
     #[default]
@@ -113,6 +137,7 @@ pub enum SourceSetting {
 
 /// Who vouches that a presented certificate was verified.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VerificationSetting {
     /// Envoy's `connection.peer_certificate_valid` must be 1.
@@ -123,6 +148,7 @@ pub enum VerificationSetting {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DefaultSetting {
     #[default]
@@ -131,12 +157,14 @@ pub enum DefaultSetting {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeadersSetting {
     #[serde(default)]
     pub preset: Preset,
     /// Header kind → name; adds the header if the preset lacks it.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("propertyNames" = { "$ref": "#/$defs/HeaderKind" })))]
     pub rename: HashMap<HeaderKind, String>,
     /// Kinds not to set.
     #[serde(default)]
@@ -150,6 +178,7 @@ pub struct HeadersSetting {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DenyLists {
     #[serde(default)]
@@ -159,6 +188,7 @@ pub struct DenyLists {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DenyResponse {
     #[serde(default = "default_status")]
@@ -176,22 +206,38 @@ fn default_status() -> u16 {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleSetting {
+    /// Unique; shown in headers, replies and metrics.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,64}$")))]
     pub name: String,
+    /// This path and everything below it (`/admin` covers `/admin`, `/admin/x`, not `/administrator`).
     pub path_prefix: Option<String>,
+    /// Exactly this path.
     pub path: Option<String>,
+    /// Uppercase methods; absent: any.
     pub methods: Option<Vec<String>>,
+    /// Host patterns (the port is ignored); absent: any.
     pub hosts: Option<Vec<String>>,
+    /// No certificate needed; such a rule takes no allow-lists.
     #[serde(default)]
     pub anonymous: bool,
+    /// Issuer DN patterns, RFC 2253 (`CN=Example Client CA,O=Example`).
     pub issuer: Option<Vec<String>>,
+    /// Issuer common-name patterns.
     pub issuer_cn: Option<Vec<String>>,
+    /// Subject DN patterns, RFC 2253.
     pub subject: Option<Vec<String>>,
+    /// Subject common-name patterns (`ops-*`).
     pub subject_cn: Option<Vec<String>>,
+    /// URI SAN patterns.
     pub san_uri: Option<Vec<String>>,
+    /// DNS SAN patterns (`*.svc.example.org`).
     pub san_dns: Option<Vec<String>>,
+    /// E-mail SAN patterns (`*@example.org`).
     pub san_email: Option<Vec<String>>,
+    /// SPIFFE ID patterns (`spiffe://example.org/ns/*/sa/*`).
     pub spiffe: Option<Vec<String>>,
 }
 
@@ -521,4 +567,15 @@ fn spiffe_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<Glo
         }
     }
     globs(Some(list), Syntax::URI, at)
+}
+
+/// The policy's JSON Schema, generated from the types the filter parses, so
+/// it cannot drift from them (`certgate schema`).
+#[cfg(feature = "schema")]
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(PolicyFile)).unwrap_or_default();
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("$id".into(), "https://certgate.invalid/schema/policy.json".into());
+    }
+    schema
 }

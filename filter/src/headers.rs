@@ -9,6 +9,7 @@ use crate::identity::PeerIdentity;
 
 /// Every header certgate can set for the application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HeaderKind {
     /// `SUCCESS` (a usable verified certificate), `NONE` (none sent) or
@@ -114,6 +115,7 @@ pub const OVERRIDE_HEADERS: [&str; 5] =
 
 /// Named sets of headers users already know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
     /// Every header, `x-client-*` and `x-certgate-*`.

@@ -41,6 +41,8 @@ enum Command {
     /// Certificate tooling: a root CA, a client CA, server and client
     /// certificates, CSR signing, PKCS#12 for browsers, revocation and CRLs.
     Pki(PkiArgs),
+    /// Print the policy's JSON Schema (for editors and CI checks of policies).
+    Schema,
     /// Package the filter as an OCI image (an image layout directory) for
     /// Istio's WasmPlugin and Envoy Gateway; prints the digest to pin.
     Package(PackageArgs),
@@ -304,6 +306,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Package(a) => package(a),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&certgate_filter::config::json_schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -74,6 +74,22 @@ fn validate_reports_the_json_path() {
 }
 
 #[test]
+fn schema_prints_the_policy_json_schema_and_a_policy_may_name_it() {
+    let o = run(&["schema"]);
+    assert_eq!(o.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(schema, certgate_filter::config::json_schema());
+    assert_eq!(schema["title"], "certgate policy");
+    assert_eq!(schema["required"], serde_json::json!(["rules"]));
+    // editors find the schema through `$schema`, which the filter ignores
+    let dir = common::TempDir::new("schema").unwrap();
+    let policy = dir.0.join("policy.json");
+    std::fs::write(&policy, r#"{"$schema": "./certgate-policy.schema.json", "rules": [{"name": "all"}]}"#).unwrap();
+    let o = run(&["validate", policy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
 fn validate_warns_about_a_rule_in_the_wrong_place() {
     let dir = common::TempDir::new("validate").unwrap();
     let shadowed = dir.0.join("shadowed.json");
