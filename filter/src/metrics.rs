@@ -1,79 +1,108 @@
 //! Metric names. Envoy shows them under `wasmcustom.` in its stats.
+//!
+//! Requests are counted in one family, `certgate_requests_total`, one counter
+//! per outcome, reason and rule, named so that Envoy's `stats_tags` (see the
+//! committed configurations and [`STATS_TAGS`]) turn the parts into labels:
+//! `certgate_requests_total.outcome.denied.reason.subject_not_allowed.rule.admin`
+//! is `certgate_requests_total{outcome="denied",reason="subject_not_allowed",
+//! rule="admin"}` in `/stats/prometheus` (Envoy drops the `wasmcustom`
+//! namespace of custom stats there). An
+//! allowed request has no `reason`; a request no rule matched has no `rule`.
 
 use crate::admission::Admission;
 use crate::policy::{DenyReason, Mode, Outcome, Policy};
 
-pub const ALLOWED: &str = "certgate.requests.allowed";
-pub const DENIED: &str = "certgate.requests.denied";
-/// Audit mode: requests enforce mode would have denied, let through.
-pub const AUDIT_WOULD_DENY: &str = "certgate.requests.audit_would_deny";
-pub const EXPIRING_SOON: &str = "certgate.certificates.expiring_soon";
-pub const CACHE_MISSES: &str = "certgate.identity_cache.misses";
-pub const SPOOFED_HEADERS: &str = "certgate.spoofed_headers_removed";
+/// The family every request is counted in.
+pub const REQUESTS: &str = "certgate_requests_total";
+/// Requests with a certificate inside the expiry warning window.
+pub const EXPIRING_SOON: &str = "certgate_expiring_certificates_total";
+/// Certificates parsed (not found in the identity cache).
+pub const CACHE_MISSES: &str = "certgate_identity_cache_misses_total";
+/// Identity and override headers removed from requests.
+pub const SPOOFED_HEADERS: &str = "certgate_spoofed_headers_removed_total";
 
-pub fn denied_by_reason(reason: DenyReason) -> String {
-    format!("certgate.denied.{}", reason.as_str())
+/// Envoy's `stats_config.stats_tags` that make labels of the request
+/// counters' names: (tag name, regex; the first group is cut from the name,
+/// the second is the value). The committed configurations carry them.
+pub const STATS_TAGS: [(&str, &str); 3] = [
+    ("outcome", r"^wasmcustom\.certgate_requests_total(\.outcome\.([a-z_]+))"),
+    ("reason", r"^wasmcustom\.certgate_requests_total\.outcome\.[a-z_]+(\.reason\.([a-z_]+))"),
+    ("rule", r"^wasmcustom\.certgate_requests_total\..*?(\.rule\.([A-Za-z0-9_.-]+))$"),
+];
+
+/// What became of a request, as the `outcome` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    Allowed,
+    Denied(DenyReason),
+    /// Audit mode: a request enforce mode would have denied, let through.
+    AuditWouldDeny(DenyReason),
 }
 
-pub fn rule_allowed(rule: &str) -> String {
-    format!("certgate.rule.{rule}.allowed")
+/// The name of one request counter.
+fn request_counter(counted: Counted, rule: Option<&str>) -> String {
+    let mut name = match counted {
+        Counted::Allowed => format!("{REQUESTS}.outcome.allowed"),
+        Counted::Denied(r) => format!("{REQUESTS}.outcome.denied.reason.{}", r.as_str()),
+        Counted::AuditWouldDeny(r) => format!("{REQUESTS}.outcome.audit_would_deny.reason.{}", r.as_str()),
+    };
+    if let Some(rule) = rule {
+        name.push_str(".rule.");
+        name.push_str(rule);
+    }
+    name
 }
 
-pub fn rule_denied(rule: &str) -> String {
-    format!("certgate.rule.{rule}.denied")
-}
+/// The counters every policy has, first in index order.
+const FIXED: [&str; 3] = [EXPIRING_SOON, CACHE_MISSES, SPOOFED_HEADERS];
+const I_EXPIRING_SOON: usize = 0;
+const I_CACHE_MISSES: usize = 1;
+const I_SPOOFED_HEADERS: usize = 2;
 
-/// The counters every policy has, in index order (see [`all_counters`]); the
-/// `I_*` constants are their indices.
-const FIXED: [&str; 6] = [ALLOWED, DENIED, AUDIT_WOULD_DENY, EXPIRING_SOON, CACHE_MISSES, SPOOFED_HEADERS];
-const I_ALLOWED: usize = 0;
-const I_DENIED: usize = 1;
-const I_AUDIT_WOULD_DENY: usize = 2;
-const I_EXPIRING_SOON: usize = 3;
-const I_CACHE_MISSES: usize = 4;
-const I_SPOOFED_HEADERS: usize = 5;
+/// Request counters per rule slot (the policy's rules, then "no rule"):
+/// allowed, then denied and audit-would-deny for each reason.
+const PER_RULE: usize = 1 + 2 * DenyReason::ALL.len();
 
-/// Every counter a policy can touch, to define them all at configure time.
-/// A counter's position here is its index for [`for_each_increment`].
+/// Every counter a policy can touch, to define them all at configure time
+/// (so zeros show too). A counter's position here is its index for
+/// [`for_each_increment`].
 pub fn all_counters(policy: &Policy) -> Vec<String> {
     let mut names: Vec<String> = FIXED.iter().map(|s| (*s).to_owned()).collect();
-    names.extend(DenyReason::ALL.iter().map(|r| denied_by_reason(*r)));
-    for rule in &policy.rules {
-        names.push(rule_allowed(&rule.name));
-        names.push(rule_denied(&rule.name));
+    let rules = policy.rules.iter().map(|r| Some(r.name.as_str())).chain([None]);
+    for rule in rules {
+        names.push(request_counter(Counted::Allowed, rule));
+        for reason in DenyReason::ALL {
+            names.push(request_counter(Counted::Denied(reason), rule));
+            names.push(request_counter(Counted::AuditWouldDeny(reason), rule));
+        }
     }
     names
 }
 
-fn reason_index(reason: DenyReason) -> usize {
-    FIXED.len() + DenyReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)
+/// The index of a request counter in [`all_counters`].
+fn request_index(policy: &Policy, counted: Counted, rule: Option<&str>) -> usize {
+    let slot = rule.and_then(|r| policy.rules.iter().position(|x| x.name == r)).unwrap_or(policy.rules.len());
+    let within = match counted {
+        Counted::Allowed => 0,
+        Counted::Denied(r) => 1 + 2 * reason_position(r),
+        Counted::AuditWouldDeny(r) => 2 + 2 * reason_position(r),
+    };
+    FIXED.len() + slot * PER_RULE + within
 }
 
-fn rule_index(policy: &Policy, rule: &str, allowed: bool) -> Option<usize> {
-    let i = policy.rules.iter().position(|r| r.name == rule)?;
-    Some(FIXED.len() + DenyReason::ALL.len() + 2 * i + usize::from(!allowed))
+fn reason_position(reason: DenyReason) -> usize {
+    DenyReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)
 }
 
 /// The counters one admission increments, by index into [`all_counters`], and
 /// by how much. No names are built: this runs on every request.
 pub fn for_each_increment(policy: &Policy, a: &Admission, mut add: impl FnMut(usize, i64)) {
-    let rule = a.rule.as_deref();
-    match a.outcome {
-        Outcome::Allow => {
-            add(I_ALLOWED, 1);
-            if let Some(i) = rule.and_then(|r| rule_index(policy, r, true)) {
-                add(i, 1);
-            }
-        }
-        Outcome::Deny(reason) => {
-            let audited = policy.mode == Mode::Audit && a.forwarded;
-            add(if audited { I_AUDIT_WOULD_DENY } else { I_DENIED }, 1);
-            add(reason_index(reason), 1);
-            if let Some(i) = rule.and_then(|r| rule_index(policy, r, false)) {
-                add(i, 1);
-            }
-        }
-    }
+    let counted = match a.outcome {
+        Outcome::Allow => Counted::Allowed,
+        Outcome::Deny(reason) if policy.mode == Mode::Audit && a.forwarded => Counted::AuditWouldDeny(reason),
+        Outcome::Deny(reason) => Counted::Denied(reason),
+    };
+    add(request_index(policy, counted, a.rule.as_deref()), 1);
     if a.expiring_soon {
         add(I_EXPIRING_SOON, 1);
     }
@@ -99,16 +128,30 @@ pub fn increments(policy: &Policy, a: &Admission) -> Vec<(String, i64)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::indexing_slicing)]
+    #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn fixed_indices_name_their_counters() {
-        assert_eq!(FIXED[I_ALLOWED], ALLOWED);
-        assert_eq!(FIXED[I_DENIED], DENIED);
-        assert_eq!(FIXED[I_AUDIT_WOULD_DENY], AUDIT_WOULD_DENY);
         assert_eq!(FIXED[I_EXPIRING_SOON], EXPIRING_SOON);
         assert_eq!(FIXED[I_CACHE_MISSES], CACHE_MISSES);
         assert_eq!(FIXED[I_SPOOFED_HEADERS], SPOOFED_HEADERS);
+    }
+
+    #[test]
+    fn every_request_counter_is_at_its_index() {
+        let policy = crate::config::parse_policy(br#"{"rules":[{"name":"a"},{"name":"b.c"}]}"#).unwrap();
+        let names = all_counters(&policy);
+        assert_eq!(names.len(), FIXED.len() + 3 * PER_RULE);
+        for rule in [Some("a"), Some("b.c"), None] {
+            let mut all = vec![Counted::Allowed];
+            all.extend(DenyReason::ALL.iter().flat_map(|r| [Counted::Denied(*r), Counted::AuditWouldDeny(*r)]));
+            for counted in all {
+                assert_eq!(names[request_index(&policy, counted, rule)], request_counter(counted, rule));
+            }
+        }
+        assert_eq!(names[request_index(&policy, Counted::Denied(DenyReason::Revoked), Some("b.c"))],
+            "certgate_requests_total.outcome.denied.reason.revoked.rule.b.c");
+        assert_eq!(names[request_index(&policy, Counted::Allowed, None)], "certgate_requests_total.outcome.allowed");
     }
 }

@@ -271,9 +271,7 @@ fn metrics_count_by_outcome_reason_and_rule() {
     let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
     let inc = metrics::increments(&p, &a);
     let inc: Vec<&str> = inc.iter().map(|(n, _)| n.as_str()).collect();
-    assert!(inc.contains(&metrics::DENIED));
-    assert!(inc.contains(&"certgate.denied.issuer_not_allowed"));
-    assert!(inc.contains(&"certgate.rule.app.denied"));
+    assert!(inc.contains(&"certgate_requests_total.outcome.denied.reason.issuer_not_allowed.rule.app"));
     assert!(inc.contains(&metrics::SPOOFED_HEADERS));
     assert!(inc.contains(&metrics::CACHE_MISSES));
     for n in &inc {
@@ -282,8 +280,9 @@ fn metrics_count_by_outcome_reason_and_rule() {
     let audit = policy(&APP.replacen('{', r#"{"mode":"audit","#, 1));
     let a = admit(&mut get("/").with_client_cert("carol", true), &audit, &mut IdentityCache::new(8), NOW);
     let inc = metrics::increments(&audit, &a);
-    assert!(inc.iter().any(|(n, _)| n == metrics::AUDIT_WOULD_DENY));
-    assert!(!inc.iter().any(|(n, _)| n == metrics::DENIED));
+    let inc: Vec<&str> = inc.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(inc.contains(&"certgate_requests_total.outcome.audit_would_deny.reason.issuer_not_allowed.rule.app"), "{inc:?}");
+    assert!(!inc.iter().any(|n| n.contains("outcome.denied")));
 }
 
 #[test]

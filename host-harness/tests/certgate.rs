@@ -71,18 +71,18 @@ fn metrics_count_each_decision() {
     p.request(&Connection::local_tls(), request("GET", "/healthz").into_iter().chain([("x-client-cn".into(), b"x".to_vec())]).collect())
         .unwrap();
     // counters reach the host on the tick
-    assert_eq!(p.metric("certgate.requests.allowed"), Some(0));
+    let requests = |outcome_reason_rule: &str| format!("certgate_requests_total.outcome.{outcome_reason_rule}");
+    assert_eq!(p.metric(&requests("allowed.rule.app")), Some(0));
     assert_eq!(p.tick_period_ms(), 1000);
     p.tick().unwrap();
-    assert_eq!(p.metric("certgate.requests.allowed"), Some(3));
-    assert_eq!(p.metric("certgate.requests.denied"), Some(2));
-    assert_eq!(p.metric("certgate.denied.subject_not_allowed"), Some(1));
-    assert_eq!(p.metric("certgate.denied.issuer_not_allowed"), Some(1));
-    assert_eq!(p.metric("certgate.rule.app.allowed"), Some(2));
-    assert_eq!(p.metric("certgate.rule.health.allowed"), Some(1));
-    assert_eq!(p.metric("certgate.identity_cache.misses"), Some(3), "alice parsed once");
-    assert_eq!(p.metric("certgate.spoofed_headers_removed"), Some(1));
-    assert_eq!(p.metric("certgate.denied.revoked"), Some(0), "defined up front");
+    assert_eq!(p.metric(&requests("allowed.rule.app")), Some(2));
+    assert_eq!(p.metric(&requests("allowed.rule.health")), Some(1));
+    assert_eq!(p.metric(&requests("denied.reason.subject_not_allowed.rule.admin")), Some(1));
+    assert_eq!(p.metric(&requests("denied.reason.issuer_not_allowed.rule.app")), Some(1));
+    assert_eq!(p.metric("certgate_identity_cache_misses_total"), Some(3), "alice parsed once");
+    assert_eq!(p.metric("certgate_spoofed_headers_removed_total"), Some(1));
+    assert_eq!(p.metric(&requests("denied.reason.revoked.rule.app")), Some(0), "defined up front");
+    assert_eq!(p.metric(&requests("denied.reason.no_matching_rule")), Some(0), "no rule, no rule label");
 }
 
 #[test]
@@ -165,8 +165,8 @@ fn audit_headers_and_identity_reach_the_upstream_in_audit_mode() {
     assert!(out.forwarded());
     assert_eq!(out.header("x-certgate-audit").as_deref(), Some("deny; reason=subject_not_allowed; rule=admin"));
     p.tick().unwrap();
-    assert_eq!(p.metric("certgate.requests.audit_would_deny"), Some(1));
-    assert_eq!(p.metric("certgate.requests.denied"), Some(0));
+    assert_eq!(p.metric("certgate_requests_total.outcome.audit_would_deny.reason.subject_not_allowed.rule.admin"), Some(1));
+    assert_eq!(p.metric("certgate_requests_total.outcome.denied.reason.subject_not_allowed.rule.admin"), Some(0));
 }
 
 fn reason(out: &Exchange) -> String {

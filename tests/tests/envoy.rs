@@ -93,9 +93,9 @@ async fn the_committed_required_mtls_configuration_works_as_written() {
         assert_eq!(r.status, 200, "{}", r.body);
     }
     // the filter's counters are Envoy stats
-    assert_eq!(envoy.stat_eventually("wasmcustom.certgate.requests.allowed", |v| v == 4), Some(4));
-    assert_eq!(envoy.stat_eventually("wasmcustom.certgate.denied.subject_not_allowed", |v| v == 1), Some(1));
-    assert_eq!(envoy.stat_eventually("wasmcustom.certgate.spoofed_headers_removed", |v| v == 1), Some(1));
+    assert_eq!(envoy.stat_eventually("wasmcustom.certgate_requests_total.outcome.allowed.rule.app", |v| v == 4), Some(4));
+    assert_eq!(envoy.stat_eventually("wasmcustom.certgate_requests_total.outcome.denied.reason.subject_not_allowed.rule.admin", |v| v == 1), Some(1));
+    assert_eq!(envoy.stat_eventually("wasmcustom.certgate_spoofed_headers_removed_total", |v| v == 1), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

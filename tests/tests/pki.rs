@@ -72,5 +72,5 @@ async fn a_pki_client_certificate_passes_serve_and_envoy_until_revoked() {
     refused_at_handshake(call(&pki, envoy.listener, "alice").await);
     admitted(call(&pki, envoy.listener, "bob").await, "bob");
     // alice never reached the filter: only bob's request was counted.
-    assert_eq!(envoy.stat_eventually("wasmcustom.certgate.requests.allowed", |v| v >= 1), Some(1));
+    assert_eq!(envoy.stat_eventually("wasmcustom.certgate_requests_total.outcome.allowed.rule.app", |v| v >= 1), Some(1));
 }

@@ -115,7 +115,7 @@ async fn no_spoofed_identity_header_reaches_the_application() {
                     }
                 }
             }
-            assert!(envoy.stat_eventually("wasmcustom.certgate.spoofed_headers_removed", |v| v > 0).unwrap() > 0);
+            assert!(envoy.stat_eventually("wasmcustom.certgate_spoofed_headers_removed_total", |v| v > 0).unwrap() > 0);
         }
     }
     eprintln!("{requests} requests");
