@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use crate::cache::{IdentityCache, Parsed};
+use crate::client_cert::{self, CertificateFields};
 use crate::headers::HeaderKind;
 use crate::identity::{IdentitySource, PeerIdentity};
 use crate::policy::{
@@ -194,6 +195,12 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
         }
     }
     let plan = &policy.headers;
+    // RFC 9440: from the PEM the proxy gave for this request, not the cache
+    let wants_certificate = plan.set.iter().any(|(k, _)| matches!(k, HeaderKind::ClientCert | HeaderKind::ClientCertChain));
+    let certificate = match usable {
+        Some(id) if wants_certificate => certificate_fields(host, policy, id, &headers)?,
+        _ => CertificateFields::default(),
+    };
     for (kind, name) in &plan.set {
         let value = match kind {
             HeaderKind::Verified => Some(decision.credential.verify_status().to_owned()),
@@ -206,6 +213,8 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
                 )),
                 Outcome::Allow => None,
             },
+            HeaderKind::ClientCert => certificate.client_cert.clone(),
+            HeaderKind::ClientCertChain => certificate.chain.clone(),
             kind => usable.and_then(|id| kind.identity_value(id, now)),
         };
         if let Some(value) = value {
@@ -303,6 +312,28 @@ fn find_peer(
         Ok(id) => Found::Identity(Rc::new(id)),
         Err(e) => Found::Unreadable(e.to_string()),
     })
+}
+
+/// RFC 9440's fields for a usable identity: the leaf from the property or the
+/// XFCC element it came from, the chain from that element's `Chain=` (Envoy's
+/// `set_current_client_cert_details: { chain: true }`); each only if it holds
+/// this very certificate.
+fn certificate_fields(host: &mut dyn Host, policy: &Policy, id: &PeerIdentity, headers: &[(String, Vec<u8>)]) -> Result<CertificateFields, HostError> {
+    let values: Vec<String> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(XFCC_HEADER))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let element = xfcc::nearest_element(values.iter().map(String::as_str)).ok().filter(|el| {
+        policy.identity_source == IdentitySourceSetting::Xfcc || el.get("hash").is_some_and(|h| h.eq_ignore_ascii_case(&id.sha256))
+    });
+    let leaf = match id.source {
+        IdentitySource::PeerCertificate => host.property(property::PEER_CERTIFICATE)?,
+        IdentitySource::Xfcc => element.as_ref().and_then(|el| el.cert_pem()).and_then(Result::ok),
+        IdentitySource::Properties => None,
+    };
+    let chain = element.as_ref().and_then(|el| el.get("chain")).and_then(|c| xfcc::percent_decode(c).ok());
+    Ok(client_cert::certificate_fields(leaf.as_deref(), chain.as_deref(), &id.sha256))
 }
 
 /// The certificate in the nearest XFCC element, if it is the one with `digest`.

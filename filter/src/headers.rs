@@ -38,10 +38,16 @@ pub enum HeaderKind {
     Rule,
     /// In audit mode: what enforce mode would have done, e.g. `deny; reason=revoked; rule=admin`.
     Audit,
+    /// RFC 9440 `Client-Cert`: the certificate's DER as a structured-field
+    /// byte sequence (`:MIIB...:`). Not in the default preset.
+    ClientCert,
+    /// RFC 9440 `Client-Cert-Chain`: the other certificates the client sent
+    /// (when the proxy gives them, as XFCC `Chain=`), a list of byte sequences.
+    ClientCertChain,
 }
 
 impl HeaderKind {
-    pub const ALL: [HeaderKind; 16] = [
+    pub const ALL: [HeaderKind; 18] = [
         HeaderKind::Verified,
         HeaderKind::Subject,
         HeaderKind::Cn,
@@ -58,6 +64,8 @@ impl HeaderKind {
         HeaderKind::Sha256,
         HeaderKind::Rule,
         HeaderKind::Audit,
+        HeaderKind::ClientCert,
+        HeaderKind::ClientCertChain,
     ];
 
     /// The name in the `default` preset.
@@ -79,6 +87,8 @@ impl HeaderKind {
             HeaderKind::Sha256 => "x-client-sha256",
             HeaderKind::Rule => "x-certgate-rule",
             HeaderKind::Audit => "x-certgate-audit",
+            HeaderKind::ClientCert => "client-cert",
+            HeaderKind::ClientCertChain => "client-cert-chain",
         }
     }
 
@@ -98,7 +108,8 @@ impl HeaderKind {
             HeaderKind::SanEmail => encode_list(&id.san_email),
             HeaderKind::SpiffeId => id.spiffe_id.as_deref().map(encode_value),
             HeaderKind::Sha256 => (!id.sha256.is_empty()).then(|| id.sha256.clone()),
-            HeaderKind::Verified | HeaderKind::Rule | HeaderKind::Audit => None,
+            // set by the request flow, from the request (not the cached identity)
+            HeaderKind::Verified | HeaderKind::Rule | HeaderKind::Audit | HeaderKind::ClientCert | HeaderKind::ClientCertChain => None,
         }
     }
 }
@@ -118,7 +129,7 @@ pub const OVERRIDE_HEADERS: [&str; 5] =
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
-    /// Every header, `x-client-*` and `x-certgate-*`.
+    /// Every `x-client-*` and `x-certgate-*` header (not the RFC 9440 ones).
     #[default]
     Default,
     /// The Gunicorn worker's `X-USER` (subject CN), `X-ISSUER` (issuer CN:
@@ -129,6 +140,8 @@ pub enum Preset {
     Gunicorn,
     /// The nginx set-up's `verified` (`$ssl_client_verify`) and `dn` (`$ssl_client_s_dn`).
     Nginx,
+    /// RFC 9440's `Client-Cert` and `Client-Cert-Chain`.
+    Rfc9440,
     /// No header but the audit one; add what you need with `rename`.
     None,
 }
@@ -137,7 +150,11 @@ impl Preset {
     /// The headers this preset sets, by kind.
     pub fn names(self) -> Vec<(HeaderKind, String)> {
         let pairs: Vec<(HeaderKind, &str)> = match self {
-            Preset::Default => HeaderKind::ALL.iter().map(|k| (*k, k.default_name())).collect(),
+            Preset::Default => HeaderKind::ALL
+                .iter()
+                .filter(|k| !matches!(k, HeaderKind::ClientCert | HeaderKind::ClientCertChain))
+                .map(|k| (*k, k.default_name()))
+                .collect(),
             Preset::Gunicorn => vec![
                 (HeaderKind::Cn, "x-user"),
                 (HeaderKind::IssuerCn, "x-issuer"),
@@ -148,6 +165,11 @@ impl Preset {
             Preset::Nginx => vec![
                 (HeaderKind::Verified, "verified"),
                 (HeaderKind::Subject, "dn"),
+                (HeaderKind::Audit, HeaderKind::Audit.default_name()),
+            ],
+            Preset::Rfc9440 => vec![
+                (HeaderKind::ClientCert, HeaderKind::ClientCert.default_name()),
+                (HeaderKind::ClientCertChain, HeaderKind::ClientCertChain.default_name()),
                 (HeaderKind::Audit, HeaderKind::Audit.default_name()),
             ],
             Preset::None => vec![(HeaderKind::Audit, HeaderKind::Audit.default_name())],
@@ -171,7 +193,7 @@ impl HeaderPlan {
         // migrated from the Gunicorn or nginx set-up may still read `X-USER` or
         // `dn` after the operator picked another preset.
         let every_preset: Vec<(HeaderKind, String)> =
-            [Preset::Default, Preset::Gunicorn, Preset::Nginx].iter().flat_map(|p| p.names()).collect();
+            [Preset::Default, Preset::Gunicorn, Preset::Nginx, Preset::Rfc9440].iter().flat_map(|p| p.names()).collect();
         let mut strip: Vec<String> = Vec::new();
         let names = set
             .iter()
@@ -299,7 +321,10 @@ mod tests {
         assert_eq!(g.name(HeaderKind::Serial), None);
         let n = HeaderPlan::new(Preset::Nginx.names(), &[]);
         assert_eq!(n.name(HeaderKind::Subject), Some("dn"));
-        assert_eq!(Preset::Default.names().len(), HeaderKind::ALL.len());
+        assert_eq!(Preset::Default.names().len(), HeaderKind::ALL.len() - 2, "all but the RFC 9440 headers");
+        let r = HeaderPlan::new(Preset::Rfc9440.names(), &[]);
+        assert_eq!(r.name(HeaderKind::ClientCert), Some("client-cert"));
+        assert!(HeaderPlan::new(Preset::Default.names(), &[]).strips("Client-Cert-Chain"), "stripped whatever the preset");
     }
 
     #[test]

@@ -174,6 +174,21 @@ fn first_pem_block(text: &[u8]) -> Result<&[u8], IdentityError> {
     Ok(rest.get(..end_line + 9 + close + 5).unwrap_or_default())
 }
 
+/// The DER of every `CERTIFICATE` block of a PEM text, in order; other
+/// blocks and anything unreadable are skipped.
+pub fn certificates_in_pem(text: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Ok(block) = first_pem_block(rest) {
+        if let Ok(("CERTIFICATE", der)) = pem_rfc7468::decode_vec(block) {
+            out.push(der);
+        }
+        let Some(start) = rest.windows(block.len()).position(|w| w == block) else { break };
+        rest = rest.get(start + block.len()..).unwrap_or_default();
+    }
+    out
+}
+
 fn spiffe_id_of(uris: &[String]) -> Option<String> {
     let mut spiffe = uris.iter().filter(|u| u.starts_with("spiffe://"));
     match (spiffe.next(), spiffe.next()) {

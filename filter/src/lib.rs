@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod cache;
+pub mod client_cert;
 pub mod config;
 pub mod dn;
 pub mod glob;

@@ -400,3 +400,46 @@ fn a_rule_no_request_can_reach_is_warned_about() {
     assert!(p.warnings[0].contains("rule `admin` is never used: rule `all` before it"), "{:?}", p.warnings);
     assert!(paths_policy("").warnings.is_empty());
 }
+
+#[test]
+fn rfc_9440_headers_carry_this_connections_certificate_and_never_the_clients() {
+    let p = policy(r#"{"headers":{"preset":"rfc9440"},"rules":[{"name":"any"}]}"#);
+    let (_, der) = client_cert("alice");
+    let want = format!(":{}:", base64_of(&der));
+    let mut proxy = get("/").with_client_cert("alice", true).with_header("Client-Cert", ":AAAA:").with_header("client_cert_chain", ":AAAA:");
+    admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(proxy.header("client-cert"), Some(want.clone()));
+    assert_eq!(proxy.header("client-cert-chain"), None, "no chain from the proxy, none from the client");
+    // Envoy 1.36: from the XFCC element, which carries the chain too when asked
+    let mut old = envoy_1_36("alice");
+    let xfcc = xfcc_for("alice");
+    let chain = common::fixture("pki/alice-chain.pem");
+    let chain_field: String = chain.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    old.headers.retain(|(n, _)| n != "x-forwarded-client-cert");
+    old.headers.push(("x-forwarded-client-cert".into(), format!("{xfcc};Chain=\"{chain_field}\"").into_bytes()));
+    admit(&mut old, &policy(r#"{"verification":"listener","headers":{"preset":"rfc9440"},"rules":[{"name":"any"}]}"#), &mut IdentityCache::new(8), NOW);
+    assert_eq!(old.header("client-cert"), Some(want));
+    let (_, ca) = pem_rfc7468::decode_vec(common::fixture("pki/client-ca.pem").as_bytes()).unwrap();
+    assert_eq!(old.header("client-cert-chain"), Some(format!(":{}:", base64_of(&ca))));
+    // no usable certificate, no header
+    let mut anonymous = get("/").with_header("client-cert", ":AAAA:");
+    admit(&mut anonymous, &policy(r#"{"headers":{"preset":"rfc9440"},"rules":[{"name":"any","anonymous":true}]}"#), &mut IdentityCache::new(8), NOW);
+    assert_eq!(anonymous.header("client-cert"), None);
+}
+
+/// Standard base64 with padding, written out here to check the filter's.
+fn base64_of(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
