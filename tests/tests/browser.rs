@@ -70,7 +70,10 @@ impl Browser {
 
     /// The page at `url` after it loaded, as the browser's DOM.
     fn open(&self, url: &str) -> String {
-        let out = Command::new(CHROMIUM)
+        // bounded: a browser waiting for a person (a certificate prompt) must
+        // fail the test, not hang it
+        let out = Command::new("timeout")
+            .args(["--kill-after=10", "90", CHROMIUM])
             .env("HOME", self.dir.0.join("home"))
             .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
             .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
