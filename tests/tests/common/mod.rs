@@ -298,7 +298,16 @@ impl Gunicorn {
 }
 
 impl Drop for Gunicorn {
+    /// SIGTERM first: gunicorn then stops its workers (SIGKILL to the master
+    /// alone would leave them running); SIGKILL if it has not gone in 5 s.
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
