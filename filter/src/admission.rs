@@ -189,10 +189,8 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
     }
     // The application gets the path the rules matched, not another spelling
     // of it (`/%61dmin//x` goes on as `/admin/x`).
-    if let Some(normal) = &decision.path {
-        if path.get(..normal.path.len()) != Some(normal.path.as_str()) || path.len() != normal.path.len() + normal.query.len() {
-            host.set_request_header(":path", &format!("{}{}", normal.path, normal.query))?;
-        }
+    if let Some(normal) = decision.path.as_ref().filter(|n| !n.is_spelled(&path)) {
+        host.set_request_header(":path", &format!("{}{}", normal.path, normal.query))?;
     }
     let plan = &policy.headers;
     // RFC 9440: from the PEM the proxy gave for this request, not the cache
@@ -244,11 +242,7 @@ fn find_peer(
         *miss = was_miss;
         Found::from(parsed)
     };
-    let xfcc_values: Vec<String> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(XFCC_HEADER))
-        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        .collect();
+    let xfcc_values = xfcc_values(headers);
 
     if policy.identity_source == IdentitySourceSetting::Xfcc {
         // The operator vouches that a proxy in front sanitises this header.
@@ -319,11 +313,7 @@ fn find_peer(
 /// `set_current_client_cert_details: { chain: true }`); each only if it holds
 /// this very certificate.
 fn certificate_fields(host: &mut dyn Host, policy: &Policy, id: &PeerIdentity, headers: &[(String, Vec<u8>)]) -> Result<CertificateFields, HostError> {
-    let values: Vec<String> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(XFCC_HEADER))
-        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        .collect();
+    let values = xfcc_values(headers);
     let element = xfcc::nearest_element(values.iter().map(String::as_str)).ok().filter(|el| {
         policy.identity_source == IdentitySourceSetting::Xfcc || el.get("hash").is_some_and(|h| h.eq_ignore_ascii_case(&id.sha256))
     });
@@ -334,6 +324,15 @@ fn certificate_fields(host: &mut dyn Host, policy: &Policy, id: &PeerIdentity, h
     };
     let chain = element.as_ref().and_then(|el| el.get("chain")).and_then(|c| xfcc::percent_decode(c).ok());
     Ok(client_cert::certificate_fields(leaf.as_deref(), chain.as_deref(), &id.sha256))
+}
+
+/// Every `x-forwarded-client-cert` value of a request, as text.
+fn xfcc_values(headers: &[(String, Vec<u8>)]) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(XFCC_HEADER))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect()
 }
 
 /// The certificate in the nearest XFCC element, if it is the one with `digest`.

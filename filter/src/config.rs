@@ -89,7 +89,7 @@ pub struct PathsSetting {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CaseSetting {
-    /// Not known: refuse a path whose rule depends on its case.
+    /// Not known: the request must pass the rules of both readings.
     #[default]
     Either,
     Sensitive,
@@ -376,16 +376,18 @@ fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
     for (i, name) in h.strip.iter().enumerate() {
         check_header_name(name, &format!("headers.strip[{i}]"))?;
     }
-    let mut strip = h.strip.clone();
+    let mut passed = Vec::with_capacity(h.pass_overrides.len());
     for (i, name) in h.pass_overrides.iter().enumerate() {
-        if !OVERRIDE_HEADERS.contains(&fold_name(name).as_str()) {
+        let folded = fold_name(name);
+        if !OVERRIDE_HEADERS.contains(&folded.as_str()) {
             return Err(err(
                 format!("headers.pass_overrides[{i}]"),
                 format!("`{name}` is not an override header; these are {}", OVERRIDE_HEADERS.join(", ")),
             ));
         }
+        passed.push(folded);
     }
-    let passed: Vec<String> = h.pass_overrides.iter().map(|n| fold_name(n)).collect();
+    let mut strip = h.strip.clone();
     strip.extend(OVERRIDE_HEADERS.iter().filter(|o| !passed.iter().any(|p| p == *o)).map(|o| (*o).to_owned()));
     Ok(HeaderPlan::new(set, &strip))
 }

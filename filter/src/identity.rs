@@ -165,13 +165,19 @@ fn identity_of(cert: &X509Certificate<'_>, source: IdentitySource) -> Result<Pee
 
 /// The bytes from the first `-----BEGIN ` to the end of its `-----END ...-----` line.
 fn first_pem_block(text: &[u8]) -> Result<&[u8], IdentityError> {
+    let span = first_pem_span(text)?;
+    Ok(text.get(span).unwrap_or_default())
+}
+
+/// Where the first PEM block of a text is.
+fn first_pem_span(text: &[u8]) -> Result<std::ops::Range<usize>, IdentityError> {
     let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
     let start = find(text, b"-----BEGIN ").ok_or_else(|| IdentityError::Pem("no -----BEGIN line".into()))?;
     let rest = text.get(start..).unwrap_or_default();
     let end_line = find(rest, b"-----END ").ok_or_else(|| IdentityError::Pem("no -----END line".into()))?;
     let after_end = rest.get(end_line + 9..).unwrap_or_default();
     let close = find(after_end, b"-----").ok_or_else(|| IdentityError::Pem("an unterminated -----END line".into()))?;
-    Ok(rest.get(..end_line + 9 + close + 5).unwrap_or_default())
+    Ok(start..start + end_line + 9 + close + 5)
 }
 
 /// The DER of every `CERTIFICATE` block of a PEM text, in order; other
@@ -179,12 +185,11 @@ fn first_pem_block(text: &[u8]) -> Result<&[u8], IdentityError> {
 pub fn certificates_in_pem(text: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut rest = text;
-    while let Ok(block) = first_pem_block(rest) {
-        if let Ok(("CERTIFICATE", der)) = pem_rfc7468::decode_vec(block) {
+    while let Ok(span) = first_pem_span(rest) {
+        if let Ok(("CERTIFICATE", der)) = pem_rfc7468::decode_vec(rest.get(span.clone()).unwrap_or_default()) {
             out.push(der);
         }
-        let Some(start) = rest.windows(block.len()).position(|w| w == block) else { break };
-        rest = rest.get(start + block.len()..).unwrap_or_default();
+        rest = rest.get(span.end..).unwrap_or_default();
     }
     out
 }

@@ -13,7 +13,8 @@
 /// How the application behind certgate treats the case of letters in paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathCase {
-    /// Not known: a path whose rule depends on its case is refused.
+    /// Not known: the request must pass the rules of the path as written
+    /// and with case folded.
     Either,
     /// The application routes `/Admin/` and `/admin/` apart (Flask, Tomcat, nginx).
     Sensitive,
@@ -56,6 +57,13 @@ pub struct NormalPath {
     pub path: String,
     /// `?` and what follows, as received (empty if none).
     pub query: String,
+}
+
+impl NormalPath {
+    /// Whether `raw` is this path and query exactly, so nothing need be rewritten.
+    pub fn is_spelled(&self, raw: &str) -> bool {
+        raw.strip_prefix(self.path.as_str()) == Some(self.query.as_str())
+    }
 }
 
 /// The normal form of a raw `:path`: no query or fragment, percent-encoded
@@ -156,7 +164,7 @@ pub fn without_parameters(path: &str) -> String {
 /// Every reading of a normal path whose rule the request must pass: with
 /// and without its parameters, with its trailing `/` added or removed, and
 /// with case folded or not, as the settings say. The first is the path as
-/// written. `None` when a reading is a path certgate refuses (`/admin.;x/`
+/// written (without its parameters under `Strip`). `None` when a reading is a path certgate refuses (`/admin.;x/`
 /// is `/admin./` without its parameter).
 pub fn readings(path: &str, settings: PathSettings) -> Option<Vec<Reading>> {
     let mut bases = Vec::with_capacity(2);
@@ -242,6 +250,9 @@ mod tests {
         }
         let n = normalize("/%61pp//x?a=%2F&b#f").unwrap();
         assert_eq!((n.path.as_str(), n.query.as_str()), ("/app/x", "?a=%2F&b"));
+        assert!(!n.is_spelled("/%61pp//x?a=%2F&b#f"));
+        assert!(n.is_spelled("/app/x?a=%2F&b"));
+        assert!(normalize("/app/x").unwrap().is_spelled("/app/x"));
     }
 
     #[test]
