@@ -14,44 +14,28 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use certgate_harness::edge;
 use certgate_harness::tls::ClientCertMode;
 use common::envoy::{committed_policy, config, free_port, Envoy};
-use common::{client_config, raw_request, repo, settings, Gunicorn, TempDir};
+use common::{client_config, raw_request, repo, settings, wait_for_port, Gunicorn, KillOnDrop, TempDir};
 
 /// A backend process, stopped on drop.
 struct Backend {
     name: &'static str,
     addr: SocketAddr,
-    _child: Option<Child>,
+    _child: Option<KillOnDrop>,
     _gunicorn: Option<Gunicorn>,
     _dir: TempDir,
 }
 
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some(c) = self._child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_for(addr: SocketAddr, what: &str) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "{what} did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn spawn(name: &'static str, command: &mut Command, addr: SocketAddr, dir: TempDir) -> Backend {
     let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{name}: {e} (./dev test installs it)"));
-    wait_for(addr, name);
+    let child = KillOnDrop(child);
+    wait_for_port(addr, name, Duration::from_secs(30));
     Backend { name, addr, _child: Some(child), _gunicorn: None, _dir: dir }
 }
 

@@ -6,10 +6,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{certgate, pki};
+use common::{certgate, pki, KillOnDrop};
 
 
 fn run(args: &[&str]) -> Output {
@@ -100,19 +100,9 @@ fn validate_warns_about_a_rule_in_the_wrong_place() {
     assert!(text(&o).contains("at `rules[1]`: rule `admin` is never used: rule `app` before it"), "{}", text(&o));
 }
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts a command and waits for its first stdout line containing `ready`.
-fn spawn(mut cmd: Command, ready: &str) -> (Proc, String) {
-    let mut child = Proc(cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap());
+fn spawn(mut cmd: Command, ready: &str) -> (KillOnDrop, String) {
+    let mut child = KillOnDrop(cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap());
     let stdout = child.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let start = Instant::now();

@@ -10,25 +10,18 @@ mod common;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::envoy::free_port;
-use common::{certgate, wasm, TempDir};
+use common::{certgate, wait_for_port, wasm, KillOnDrop, TempDir};
 use serde_json::Value;
 
 /// A registry on a loopback port, storing in a scratch directory; stopped on drop.
 struct Registry {
-    child: Child,
+    _child: KillOnDrop,
     addr: SocketAddr,
     _dir: TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Registry {
@@ -47,12 +40,9 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry (./dev test installs Debian's docker-registry)");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "the registry did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Registry { child, addr, _dir: dir }
+        let child = KillOnDrop(child);
+        wait_for_port(addr, "the registry", Duration::from_secs(20));
+        Registry { _child: child, addr, _dir: dir }
     }
 }
 

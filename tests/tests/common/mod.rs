@@ -288,11 +288,7 @@ impl Gunicorn {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("gunicorn from `./dev test`'s .venv");
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "gunicorn did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_port(addr, "gunicorn", Duration::from_secs(20));
         Gunicorn { child, addr }
     }
 }
@@ -436,5 +432,26 @@ pub fn judge_scenario<'r>(
             }
             Some(r)
         }
+    }
+}
+
+/// Waits until something accepts connections on `addr`; fails the test
+/// after `within`.
+pub fn wait_for_port(addr: SocketAddr, what: &str, within: Duration) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(start.elapsed() < within, "{what} did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process killed on drop.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
