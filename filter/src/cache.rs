@@ -71,7 +71,7 @@ mod tests {
     use super::*;
 
     fn fail(n: usize) -> Result<PeerIdentity, IdentityError> {
-        Err(IdentityError::TrailingData(n))
+        Err(IdentityError::Subject(n.to_string()))
     }
 
     #[test]
@@ -82,7 +82,7 @@ mod tests {
         assert!(miss);
         let (v, miss) = c.get_or_parse("a", || panic!("parsed twice"));
         assert!(!miss);
-        assert_eq!(v, Err(IdentityError::TrailingData(1)));
+        assert_eq!(v, Err(IdentityError::Subject("1".into())));
     }
 
     #[test]

@@ -3,9 +3,8 @@
 //! Pure: the request flow hands in the PEM the proxy gave.
 
 use base64ct::{Base64, Encoding};
-use sha2::{Digest, Sha256};
-
-use crate::identity::{certificates_in_pem, hex};
+use certgate_x509::pem::certificates as certificates_in_pem;
+use certgate_x509::sha256_hex;
 
 /// The two values, when they can be given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,7 +27,7 @@ pub fn certificate_fields(leaf_pem: Option<&[u8]>, chain_pem: Option<&[u8]>, sha
     let Some(leaf) = leaf_pem.and_then(|p| certificates_in_pem(p).into_iter().next()) else {
         return CertificateFields::default();
     };
-    if hex(&Sha256::digest(&leaf)) != sha256 {
+    if sha256_hex(&leaf) != sha256 {
         return CertificateFields::default();
     }
     let others: Vec<String> = chain_pem
@@ -49,7 +48,7 @@ mod tests {
     #[test]
     fn the_leaf_is_one_byte_sequence_and_the_chain_the_rest() {
         let alice = fixture_der("alice.pem");
-        let digest = hex(&Sha256::digest(&alice));
+        let digest = sha256_hex(&alice);
         let chain = fixture("alice-chain.pem");
         let f = certificate_fields(Some(fixture("alice.pem").as_bytes()), Some(chain.as_bytes()), &digest);
         assert_eq!(f.client_cert, Some(format!(":{}:", Base64::encode_string(&alice))));
@@ -61,7 +60,7 @@ mod tests {
     #[test]
     fn another_certificate_gives_nothing() {
         let bob = fixture("bob.pem");
-        let alice_digest = hex(&Sha256::digest(fixture_der("alice.pem")));
+        let alice_digest = sha256_hex(&fixture_der("alice.pem"));
         assert_eq!(certificate_fields(Some(bob.as_bytes()), None, &alice_digest), CertificateFields::default());
         assert_eq!(certificate_fields(Some(b"garbage"), None, &alice_digest), CertificateFields::default());
         assert_eq!(certificate_fields(None, Some(bob.as_bytes()), &alice_digest), CertificateFields::default());

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
-use crate::dn::DnPattern;
+use crate::dn_pattern::DnPattern;
 use crate::glob::{Glob, Syntax};
 use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset, OVERRIDE_HEADERS};
 use crate::path::{self, PathCase, PathParameters, PathSettings};

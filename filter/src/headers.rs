@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use certgate_x509::text::is_printable;
+
 use crate::identity::PeerIdentity;
 
 /// Every header certgate can set for the application.
@@ -238,11 +240,6 @@ pub fn is_token(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// A byte certgate may put in a header value as it is: printable ASCII.
-pub fn is_printable(b: u8) -> bool {
-    (0x20..0x7f).contains(&b)
 }
 
 /// Whether a header value is one certgate could have set: printable ASCII

@@ -2,13 +2,10 @@
 //! (PEM or DER) with x509-parser, or pieced together from Envoy's connection
 //! properties when no certificate is available.
 
-use std::fmt::Write as _;
-
-use sha2::{Digest, Sha256};
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{parse_x509_certificate, X509Certificate};
-
-use crate::dn::Dn;
+use certgate_x509::dn::Dn;
+use certgate_x509::pem::{self, PemError};
+use certgate_x509::text::hex;
+use certgate_x509::{sha256_hex, CertError, CertFacts};
 
 /// Where an identity came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,16 +43,10 @@ pub struct PeerIdentity {
 /// Why a certificate could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
-    #[error("no PEM certificate block: {0}")]
-    Pem(String),
-    #[error("the PEM block is a {0}, not a CERTIFICATE")]
-    NotACertificate(String),
-    #[error("not a DER X.509 certificate: {0}")]
-    Der(String),
-    #[error("{0} bytes after the end of the certificate")]
-    TrailingData(usize),
-    #[error("bad extension: {0}")]
-    Extension(String),
+    #[error(transparent)]
+    Pem(#[from] PemError),
+    #[error(transparent)]
+    Certificate(#[from] CertError),
     #[error("the subject is not a distinguished name: {0}")]
     Subject(String),
 }
@@ -71,12 +62,7 @@ impl PeerIdentity {
     /// already gave (`connection.sha256_peer_certificate_digest`, lowercase
     /// hex): hashing it again in Wasm would cost more than the parse.
     pub fn from_pem_with_digest(pem: &[u8], source: IdentitySource, sha256: Option<&str>) -> Result<PeerIdentity, IdentityError> {
-        let block = first_pem_block(pem)?;
-        let (label, der) = pem_rfc7468::decode_vec(block).map_err(|e| IdentityError::Pem(e.to_string()))?;
-        if label != "CERTIFICATE" {
-            return Err(IdentityError::NotACertificate(label.to_owned()));
-        }
-        PeerIdentity::from_der_with_digest(&der, source, sha256)
+        PeerIdentity::from_der_with_digest(&pem::first_certificate(pem)?, source, sha256)
     }
 
     /// Reads one DER certificate; trailing bytes are an error.
@@ -85,16 +71,27 @@ impl PeerIdentity {
     }
 
     fn from_der_with_digest(der: &[u8], source: IdentitySource, sha256: Option<&str>) -> Result<PeerIdentity, IdentityError> {
-        let (rest, cert) = parse_x509_certificate(der).map_err(|e| IdentityError::Der(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(IdentityError::TrailingData(rest.len()));
+        let facts = CertFacts::from_der(der)?;
+        if let Some(e) = facts.san_error {
+            return Err(e.into());
         }
-        let mut id = identity_of(&cert, source)?;
-        id.sha256 = match sha256 {
-            Some(known) => known.to_owned(),
-            None => hex(&Sha256::digest(der)),
-        };
-        Ok(id)
+        let spiffe_id = spiffe_id_of(&facts.san_uri);
+        Ok(PeerIdentity {
+            source,
+            subject: facts.subject,
+            issuer: Some(facts.issuer),
+            serial: Some(canonical_serial(&hex(&facts.serial))),
+            not_before: Some(facts.not_before),
+            not_after: Some(facts.not_after),
+            spiffe_id,
+            san_uri: facts.san_uri,
+            san_dns: facts.san_dns,
+            san_email: facts.san_email,
+            sha256: match sha256 {
+                Some(known) => known.to_owned(),
+                None => sha256_hex(der),
+            },
+        })
     }
 
     /// Pieces an identity together from Envoy's properties: an RFC 2253 subject,
@@ -131,84 +128,12 @@ impl PeerIdentity {
     }
 }
 
-fn identity_of(cert: &X509Certificate<'_>, source: IdentitySource) -> Result<PeerIdentity, IdentityError> {
-    let mut san_uri = Vec::new();
-    let mut san_dns = Vec::new();
-    let mut san_email = Vec::new();
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| IdentityError::Extension(e.to_string()))?;
-    if let Some(san) = san {
-        for name in &san.value.general_names {
-            match name {
-                GeneralName::URI(u) => san_uri.push((*u).to_owned()),
-                GeneralName::DNSName(d) => san_dns.push((*d).to_owned()),
-                GeneralName::RFC822Name(e) => san_email.push((*e).to_owned()),
-                _ => {}
-            }
-        }
-    }
-    Ok(PeerIdentity {
-        source,
-        subject: Dn::from_x509(cert.subject()),
-        issuer: Some(Dn::from_x509(cert.issuer())),
-        serial: Some(canonical_serial(&hex(cert.raw_serial()))),
-        not_before: Some(cert.validity().not_before.timestamp()),
-        not_after: Some(cert.validity().not_after.timestamp()),
-        spiffe_id: spiffe_id_of(&san_uri),
-        san_uri,
-        san_dns,
-        san_email,
-        sha256: String::new(),
-    })
-}
-
-/// The bytes from the first `-----BEGIN ` to the end of its `-----END ...-----` line.
-fn first_pem_block(text: &[u8]) -> Result<&[u8], IdentityError> {
-    let span = first_pem_span(text)?;
-    Ok(text.get(span).unwrap_or_default())
-}
-
-/// Where the first PEM block of a text is.
-fn first_pem_span(text: &[u8]) -> Result<std::ops::Range<usize>, IdentityError> {
-    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
-    let start = find(text, b"-----BEGIN ").ok_or_else(|| IdentityError::Pem("no -----BEGIN line".into()))?;
-    let rest = text.get(start..).unwrap_or_default();
-    let end_line = find(rest, b"-----END ").ok_or_else(|| IdentityError::Pem("no -----END line".into()))?;
-    let after_end = rest.get(end_line + 9..).unwrap_or_default();
-    let close = find(after_end, b"-----").ok_or_else(|| IdentityError::Pem("an unterminated -----END line".into()))?;
-    Ok(start..start + end_line + 9 + close + 5)
-}
-
-/// The DER of every `CERTIFICATE` block of a PEM text, in order; other
-/// blocks and anything unreadable are skipped.
-pub fn certificates_in_pem(text: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Ok(span) = first_pem_span(rest) {
-        if let Ok(("CERTIFICATE", der)) = pem_rfc7468::decode_vec(rest.get(span.clone()).unwrap_or_default()) {
-            out.push(der);
-        }
-        rest = rest.get(span.end..).unwrap_or_default();
-    }
-    out
-}
-
 fn spiffe_id_of(uris: &[String]) -> Option<String> {
     let mut spiffe = uris.iter().filter(|u| u.starts_with("spiffe://"));
     match (spiffe.next(), spiffe.next()) {
         (Some(id), None) => Some(id.clone()),
         _ => None,
     }
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// A serial number as the deny-list and the headers write it: lowercase hex,
@@ -251,7 +176,7 @@ mod tests {
         assert_eq!(id.san_email, ["alice@example.org"]);
         assert!(id.san_dns.is_empty());
         assert_eq!(id.spiffe_id.as_deref(), Some("spiffe://example.org/ns/default/sa/alice"));
-        assert_eq!(id.sha256, hex(&Sha256::digest(fixture_der("alice.pem"))));
+        assert_eq!(id.sha256, sha256_hex(&fixture_der("alice.pem")));
         assert_eq!(id.sha256.len(), 64);
     }
 
@@ -299,7 +224,7 @@ mod tests {
         trailing.extend_from_slice(b"\0\0");
         assert_eq!(
             PeerIdentity::from_der(&trailing, IdentitySource::Xfcc),
-            Err(IdentityError::TrailingData(2))
+            Err(IdentityError::Certificate(CertError::TrailingData(2)))
         );
         for len in [0, 1, 10, der.len() / 2, der.len() - 1] {
             assert!(PeerIdentity::from_der(&der[..len], IdentitySource::Xfcc).is_err(), "truncated to {len}");
@@ -312,7 +237,7 @@ mod tests {
         let key = fixture("alice.key");
         assert!(matches!(
             PeerIdentity::from_pem(key.as_bytes(), IdentitySource::Xfcc),
-            Err(IdentityError::NotACertificate(_))
+            Err(IdentityError::Pem(PemError::NotACertificate(_)))
         ));
     }
 

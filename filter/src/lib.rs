@@ -6,7 +6,7 @@ pub mod admission;
 pub mod cache;
 pub mod client_cert;
 pub mod config;
-pub mod dn;
+pub mod dn_pattern;
 pub mod glob;
 pub mod headers;
 pub mod identity;

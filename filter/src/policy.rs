@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use crate::dn::DnPattern;
+use crate::dn_pattern::DnPattern;
 use crate::glob::Glob;
 use crate::headers::HeaderPlan;
 use crate::identity::PeerIdentity;

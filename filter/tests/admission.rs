@@ -26,7 +26,7 @@ fn get(path: &str) -> FakeProxy {
 
 /// The XFCC element Envoy's SANITIZE_SET adds for a fixture client.
 fn xfcc_for(name: &str) -> String {
-    certgate_harness::Connection::local_tls()
+    certgate_host::Connection::local_tls()
         .with_client_cert_file(&common::fixtures_dir().join(format!("pki/{name}.pem")), true)
         .unwrap()
         .xfcc

@@ -9,7 +9,7 @@ use certgate_filter::admission::admit;
 use certgate_filter::cache::IdentityCache;
 use certgate_filter::config::parse_policy;
 use certgate_filter::policy::Outcome;
-use certgate_harness::scenarios::{Observed, ScenarioTable};
+use certgate_test_support::scenarios::{Observed, ScenarioTable};
 use common::{fixtures_dir, FakeProxy};
 
 /// 2026-11-22, inside every good fixture's validity.

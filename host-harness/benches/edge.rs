@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use certgate_harness::loadgen::{self, LoadResult};
+use certgate_test_support::loadgen::{self, LoadResult};
 
 const CONNECTIONS: usize = 8;
 const SECONDS: u64 = 5;
@@ -58,7 +58,7 @@ fn report(name: &str, r: &LoadResult, cpu: Option<Duration>) {
 }
 
 fn main() {
-    let wasm = repo().join(certgate_harness::locate::BUILD_PATH);
+    let wasm = repo().join(certgate_edge::locate::BUILD_PATH);
     assert!(wasm.is_file(), "build the .wasm first: ./dev run");
     let (_backend, bport) = spawn(&["backend", "--listen", "127.0.0.1:0"], "backend on");
     let upstream = format!("http://127.0.0.1:{bport}");

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use certgate_harness::edge::{self, EdgeSettings};
-use certgate_harness::locate::{default_wasm, relative_to};
-use certgate_harness::pki::cli::PkiArgs;
-use certgate_harness::tls::{ClientCertMode, TlsFiles};
-use certgate_harness::{backend, Connection, HarnessError, PluginSettings, WasmModule};
+use certgate_edge::locate::{default_wasm, relative_to};
+use certgate_edge::tls::{ClientCertMode, TlsFiles};
+use certgate_edge::{self as edge, EdgeSettings};
+use certgate_host::{Connection, HarnessError, PluginSettings, WasmModule};
+use certgate_pki::cli::PkiArgs;
+use certgate_test_support::backend;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -56,7 +57,7 @@ struct PackageArgs {
     /// `compat`: a gzip tar layer holding plugin.wasm (any registry and tool);
     /// `artifact`: the Wasm OCI artifact, the raw module as its layer.
     #[arg(long, value_enum, default_value = "compat")]
-    format: certgate_harness::package::Format,
+    format: certgate_oci::Format,
     /// The image's tag (its name in the layout: `oci:DIR:TAG`).
     #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
     tag: String,
@@ -300,7 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Validate { policy, wasm } => validate(&policy, wasm),
         Command::Pki(args) => {
-            for line in certgate_harness::pki::cli::run(&args)? {
+            for line in certgate_pki::cli::run(&args)? {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)
@@ -315,7 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn package(a: PackageArgs) -> anyhow::Result<ExitCode> {
     let wasm = wasm_or_default(a.wasm)?;
-    let p = certgate_harness::package::write_layout(&wasm, &a.out, a.format, &a.tag, &a.root_id)?;
+    let p = certgate_oci::write_layout(&wasm, &a.out, a.format, &a.tag, &a.root_id)?;
     let out = a.out.display();
     println!("wrote an OCI image layout to {out} ({} format, tag {})", a.format, a.tag);
     println!("module:   {} ({} bytes, from {})", p.module_digest, p.module_bytes, wasm.display());

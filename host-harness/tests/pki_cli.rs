@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use certgate_harness::scratch::ScratchDir;
+use certgate_test_support::scratch::ScratchDir;
 use x509_parser::prelude::*;
 
 /// A scratch directory that is the working directory of the commands.
@@ -269,10 +269,10 @@ fn a_p12_is_read_by_openssl_and_by_nss_and_a_wrong_password_is_named() {
 
     // certgate's own reader tells a wrong password from a damaged file.
     let data = d.read("pki/issued/alice.p12");
-    let (alias, chain) = certgate_harness::pki::p12::open(&data, "correct horse").unwrap();
+    let (alias, chain) = certgate_pki::p12::open(&data, "correct horse").unwrap();
     assert_eq!((alias.as_str(), chain.len()), ("alice", 2));
-    assert!(certgate_harness::pki::p12::open(&data, "nope").unwrap_err().contains("wrong password"));
-    assert!(certgate_harness::pki::p12::open(&data[..data.len() / 2], "correct horse").unwrap_err().contains("not a PKCS#12"));
+    assert!(certgate_pki::p12::open(&data, "nope").unwrap_err().contains("wrong password"));
+    assert!(certgate_pki::p12::open(&data[..data.len() / 2], "correct horse").unwrap_err().contains("not a PKCS#12"));
     d.refused(&["p12", "nobody", "--password-file", "pw"], "no certificate named nobody");
     d.refused(&["p12", "alice", "--out", "x.p12"], "--password-file");
 }

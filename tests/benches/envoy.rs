@@ -28,11 +28,11 @@ use std::time::Duration;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use certgate_harness::loadgen;
-use certgate_harness::pki::keys::{KeyKind, Passphrase};
-use certgate_harness::pki::ops::{self, LeafSpec};
-use certgate_harness::pki::profile::{Sans, Subject, Validity};
-use certgate_harness::pki::store::Home;
+use certgate_test_support::loadgen;
+use certgate_pki::keys::{KeyKind, Passphrase};
+use certgate_pki::ops::{self, LeafSpec};
+use certgate_pki::profile::{Sans, Subject, Validity};
+use certgate_pki::store::Home;
 use common::envoy::{config, Envoy};
 use common::repo;
 
@@ -109,7 +109,7 @@ fn distinct_clients(dir: &std::path::Path, n: usize) -> Vec<(PathBuf, PathBuf)> 
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let backend = rt.block_on(certgate_harness::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
+    let backend = rt.block_on(certgate_test_support::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     // each Envoy its own port (Envoy binds with SO_REUSEPORT: a shared port
     // would spread the load over all of them)
     let base = || config("required-mtls.yaml", backend.addr, None);
@@ -118,7 +118,7 @@ fn main() {
         serde_json::from_str(&std::fs::read_to_string(root.join("fixtures/policies/example.json")).unwrap()).unwrap();
     let mut audit = example.clone();
     audit["mode"] = "audit".into();
-    let certgate = root.join(certgate_harness::locate::BUILD_PATH).display().to_string();
+    let certgate = root.join(certgate_edge::locate::BUILD_PATH).display().to_string();
     let empty = root.join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm").display().to_string();
     // the same policy setting 7 headers instead of 14: what each header costs
     let mut lean = example.clone();

@@ -15,7 +15,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use certgate_harness::loadgen;
+use certgate_test_support::loadgen;
 use common::envoy::{admin_get, config, Envoy};
 use common::repo;
 use rustls::client::Resumption;
@@ -35,8 +35,8 @@ fn client(tls13: bool, resume: bool) -> Arc<ClientConfig> {
         .unwrap()
         .with_root_certificates(root_store())
         .with_client_auth_cert(
-            certgate_harness::tls::certificates(&pki.join("alice-chain.pem")).unwrap(),
-            certgate_harness::tls::private_key(&pki.join("alice.key")).unwrap(),
+            certgate_edge::tls::certificates(&pki.join("alice-chain.pem")).unwrap(),
+            certgate_edge::tls::private_key(&pki.join("alice.key")).unwrap(),
         )
         .unwrap();
     c.alpn_protocols = base.alpn_protocols.clone();
@@ -48,7 +48,7 @@ fn client(tls13: bool, resume: bool) -> Arc<ClientConfig> {
 
 fn root_store() -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
-    for c in certgate_harness::tls::certificates(&repo().join("fixtures/pki/root-ca.pem")).unwrap() {
+    for c in certgate_edge::tls::certificates(&repo().join("fixtures/pki/root-ca.pem")).unwrap() {
         roots.add(c).unwrap();
     }
     roots
@@ -62,7 +62,7 @@ fn ssl_stat(envoy: &Envoy, name: &str) -> u64 {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let backend = rt.block_on(certgate_harness::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
+    let backend = rt.block_on(certgate_test_support::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     let taskset = std::process::Command::new("taskset").arg("--version").output().is_ok();
     let envoy = Envoy::start_with(&config("required-mtls.yaml", backend.addr, None), 1, taskset.then_some("0")).unwrap();
     let variants = [

@@ -12,8 +12,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use certgate_harness::{backend, edge};
-use certgate_harness::tls::ClientCertMode;
+use certgate_test_support::backend;
+use certgate_edge as edge;
+use certgate_edge::tls::ClientCertMode;
 use common::envoy::Envoy;
 use common::pki::Pki;
 use common::TempDir;

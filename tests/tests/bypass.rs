@@ -18,8 +18,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use certgate_harness::edge;
-use certgate_harness::tls::ClientCertMode;
+use certgate_edge as edge;
+use certgate_edge::tls::ClientCertMode;
 use common::envoy::{committed_policy, config, free_port, Envoy};
 use common::{client_config, raw_request, repo, settings, wait_for_port, Gunicorn, KillOnDrop, TempDir};
 

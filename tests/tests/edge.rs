@@ -7,8 +7,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use certgate_harness::scenarios::ScenarioTable;
-use certgate_harness::tls::ClientCertMode;
+use certgate_test_support::scenarios::ScenarioTable;
+use certgate_edge::tls::ClientCertMode;
 use common::{connect, get, judge_scenario, repo, send_scenario, stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +74,7 @@ async fn a_backend_that_is_down_gives_502_with_a_reason() {
     std::fs::write(&policy, EXAMPLE).unwrap();
     // a port nothing listens on
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let edge = certgate_harness::edge::start(common::settings(&policy, ClientCertMode::Optional, &format!("http://{free}")))
+    let edge = certgate_edge::start(common::settings(&policy, ClientCertMode::Optional, &format!("http://{free}")))
         .await
         .unwrap();
     let r = tokio::time::timeout(Duration::from_secs(10), get(edge.addr, Some("alice"), "/app/", &[])).await.unwrap().unwrap();
@@ -129,18 +129,18 @@ async fn startup_errors_name_what_is_wrong() {
     let dir = common::TempDir::new("errors").unwrap();
     let policy = dir.0.join("p.json");
     std::fs::write(&policy, r#"{"rules":[]}"#).unwrap();
-    let err = certgate_harness::edge::start(common::settings(&policy, ClientCertMode::Required, "http://127.0.0.1:9")).await.unwrap_err();
+    let err = certgate_edge::start(common::settings(&policy, ClientCertMode::Required, "http://127.0.0.1:9")).await.unwrap_err();
     assert!(err.to_string().contains("p.json") && err.to_string().contains("`rules`"), "{err}");
 
     std::fs::write(&policy, EXAMPLE).unwrap();
     let mut s = common::settings(&policy, ClientCertMode::Required, "http://127.0.0.1:9");
     s.tls.key = dir.0.join("missing.key");
-    let err = certgate_harness::edge::start(s).await.unwrap_err();
+    let err = certgate_edge::start(s).await.unwrap_err();
     assert!(err.to_string().contains("missing.key"), "{err}");
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut s = common::settings(&policy, ClientCertMode::Required, "http://127.0.0.1:9");
     s.listen = taken.local_addr().unwrap();
-    let err = certgate_harness::edge::start(s).await.unwrap_err();
+    let err = certgate_edge::start(s).await.unwrap_err();
     assert!(err.to_string().contains(&taken.local_addr().unwrap().port().to_string()), "{err}");
 }

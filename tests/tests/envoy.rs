@@ -8,9 +8,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use certgate_harness::backend;
-use certgate_harness::scenarios::ScenarioTable;
-use certgate_harness::tls::ClientCertMode;
+use certgate_test_support::backend;
+use certgate_test_support::scenarios::ScenarioTable;
+use certgate_edge::tls::ClientCertMode;
 use common::envoy::{config, ecds_config, ecds_resource, write_atomically, Envoy};
 use common::{get, judge_scenario, repo, send_scenario, stack, Reply, TempDir};
 

@@ -11,8 +11,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use certgate_harness::backend;
-use certgate_harness::scenarios::ScenarioTable;
+use certgate_test_support::backend;
+use certgate_test_support::scenarios::ScenarioTable;
 use common::envoy::{config, matrix, Envoy};
 use common::{judge_scenario, repo, resume_client, send_scenario};
 use serde_json::Value;

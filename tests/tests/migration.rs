@@ -8,8 +8,8 @@ mod common;
 
 use std::net::SocketAddr;
 
-use certgate_harness::edge;
-use certgate_harness::tls::ClientCertMode;
+use certgate_edge as edge;
+use certgate_edge::tls::ClientCertMode;
 use common::envoy::{config, Envoy};
 use common::{pki, repo, settings, venv_python, Gunicorn, TempDir};
 use serde_json::Value;

@@ -8,9 +8,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use certgate_harness::backend;
-use certgate_harness::edge;
-use certgate_harness::tls::ClientCertMode;
+use certgate_test_support::backend;
+use certgate_edge as edge;
+use certgate_edge::tls::ClientCertMode;
 use common::envoy::Envoy;
 use common::pki::Pki;
 use common::{client_config_files, connect_with};

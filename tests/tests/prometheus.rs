@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use certgate_filter::metrics::STATS_TAGS;
-use certgate_harness::backend;
+use certgate_test_support::backend;
 use common::envoy::{admin_get, config, Envoy};
 use common::{get, repo, venv_python};
 use serde_json::Value;

@@ -7,8 +7,8 @@
 
 mod common;
 
-use certgate_harness::edge;
-use certgate_harness::tls::ClientCertMode;
+use certgate_edge as edge;
+use certgate_edge::tls::ClientCertMode;
 use common::envoy::{config, Envoy};
 use common::{connect, pki, settings, sha256_hex, Gunicorn, TempDir};
 use serde_json::Value;

@@ -9,8 +9,8 @@
 mod common;
 
 use certgate_filter::headers::{is_safe_value, Preset};
-use certgate_harness::backend;
-use certgate_harness::tls::ClientCertMode;
+use certgate_test_support::backend;
+use certgate_edge::tls::ClientCertMode;
 use common::envoy::{config, Envoy};
 use common::{connect, stack, Reply};
 

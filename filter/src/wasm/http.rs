@@ -7,7 +7,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType, Status};
 
-use super::root::Shared;
+use super::shared::{host_now, Shared};
 use crate::admission::{admit, Admission, Host, HostError};
 use crate::reply::reply_body;
 use crate::headers::encode_value;
@@ -97,7 +97,7 @@ impl HttpContext for CertgateRequest {
             return fail_closed("plugin state busy");
         };
         // the tick's clock (a second at most behind), else the host's
-        let Some(now) = shared.now.or_else(super::root::host_now) else {
+        let Some(now) = shared.now.or_else(host_now) else {
             return fail_closed("no clock");
         };
         let policy = Rc::clone(&shared.policy);

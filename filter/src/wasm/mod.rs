@@ -10,6 +10,7 @@
 
 mod http;
 mod root;
+mod shared;
 
 use proxy_wasm::types::LogLevel;
 

@@ -3,62 +3,19 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MetricType};
 
 use super::http::CertgateRequest;
-use crate::cache::IdentityCache;
+use super::shared::{host_now, Shared};
 use crate::config::parse_policy;
 use crate::metrics;
-use crate::policy::Policy;
 
 /// How often counters are flushed to the host and the clock is read.
 const TICK: Duration = Duration::from_secs(1);
-
-/// What every request of this plugin shares.
-#[derive(Debug)]
-pub struct Shared {
-    pub policy: Rc<Policy>,
-    pub cache: IdentityCache,
-    /// The host's metric id of each counter of [`metrics::all_counters`], by index.
-    counters: Vec<Option<u32>>,
-    /// Counts not yet given to the host: counters cost a host call each, so
-    /// requests add here and the tick flushes (stats lag by up to a second).
-    pending: Vec<i64>,
-    /// Unix seconds at the last tick; requests use it instead of a clock call.
-    pub now: Option<i64>,
-    /// Whether the log already said how to fix `verification_unknown` denies.
-    pub told_verification_unknown: bool,
-}
-
-impl Shared {
-    pub fn count(&mut self, index: usize, by: i64) {
-        if let Some(p) = self.pending.get_mut(index) {
-            *p = p.saturating_add(by);
-        }
-    }
-
-    /// Gives the pending counts to the host; a counter it refused is skipped.
-    pub fn flush(&mut self) {
-        for (id, pending) in self.counters.iter().zip(self.pending.iter_mut()) {
-            if *pending != 0 {
-                if let Some(id) = id {
-                    let _ = hostcalls::increment_metric(*id, *pending);
-                }
-                *pending = 0;
-            }
-        }
-    }
-}
-
-/// Unix seconds from the host clock.
-pub fn host_now() -> Option<i64> {
-    let now = hostcalls::get_current_time().ok()?;
-    i64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()
-}
 
 #[derive(Debug, Default)]
 pub struct CertgateRoot {
@@ -115,23 +72,12 @@ impl RootContext for CertgateRoot {
             Some(shared) => match shared.try_borrow_mut() {
                 Ok(mut s) => {
                     // counts of the old policy go out under its counter ids
-                    s.flush();
-                    s.cache.set_capacity(policy.cache_size);
-                    s.policy = policy;
-                    s.pending = vec![0; counters.len()];
-                    s.counters = counters;
+                    s.replace_policy(policy, counters);
                 }
                 Err(_) => return false,
             },
             None => {
-                self.shared = Some(Rc::new(RefCell::new(Shared {
-                    cache: IdentityCache::new(policy.cache_size),
-                    policy,
-                    pending: vec![0; counters.len()],
-                    counters,
-                    now: host_now(),
-                    told_verification_unknown: false,
-                })));
+                self.shared = Some(Rc::new(RefCell::new(Shared::new(policy, counters))));
             }
         }
         true

@@ -1,12 +1,12 @@
 //! A simulated proxy for the filter's tests: request headers and connection
 //! properties in, headers and local replies out, as Envoy would present them.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use certgate_filter::admission::{Host, HostError};
-use sha2::{Digest, Sha256};
+pub use certgate_x509::sha256_hex;
 
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
@@ -22,10 +22,6 @@ pub fn client_cert(name: &str) -> (String, Vec<u8>) {
     let pem = fixture(&format!("pki/{name}.pem"));
     let (_, der) = pem_rfc7468::decode_vec(pem.as_bytes()).expect("fixture PEM");
     (pem, der)
-}
-
-pub fn sha256_hex(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Local reply sent by the filter.
@@ -67,7 +63,7 @@ impl FakeProxy {
     /// The properties Envoy 1.40 gives for a TLS connection with this client
     /// certificate (verified or not): the harness's model of them.
     pub fn with_client_cert(mut self, name: &str, verified: bool) -> FakeProxy {
-        let conn = certgate_harness::Connection::local_tls()
+        let conn = certgate_host::Connection::local_tls()
             .with_client_cert_file(&fixtures_dir().join(format!("pki/{name}.pem")), verified)
             .expect("fixture certificate");
         self.properties.extend(conn.properties.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -1,10 +1,11 @@
 //! Shared by the end-to-end tests: the fixture paths, a real TLS client
 //! (rustls, HTTP/1.1 or HTTP/2, with or without a client certificate), and an
 //! edge + backend on ephemeral loopback ports.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod envoy;
 pub mod pki;
+pub mod plugin;
 pub mod soak;
 
 use std::net::SocketAddr;
@@ -13,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use certgate_harness::edge::{self, EdgeSettings, RunningEdge};
-use certgate_harness::tls::{certificates, private_key, ClientCertMode, TlsFiles};
-use certgate_harness::backend::{self, RunningBackend};
+use certgate_edge::{self as edge, EdgeSettings, RunningEdge};
+use certgate_edge::tls::{certificates, private_key, ClientCertMode, TlsFiles};
+use certgate_test_support::backend::{self, RunningBackend};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -42,7 +43,7 @@ pub fn certgate() -> std::process::Command {
 }
 
 pub fn wasm() -> PathBuf {
-    let p = repo().join(certgate_harness::locate::BUILD_PATH);
+    let p = repo().join(certgate_edge::locate::BUILD_PATH);
     assert!(p.is_file(), "{} missing: build it with `./dev test`", p.display());
     p
 }
@@ -56,7 +57,7 @@ pub struct Stack {
 }
 
 /// A directory removed on drop.
-pub use certgate_harness::scratch::ScratchDir as TempDir;
+pub use certgate_test_support::scratch::ScratchDir as TempDir;
 
 pub async fn stack(policy_json: &str, mode: ClientCertMode) -> Stack {
     let backend = backend::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
@@ -152,8 +153,8 @@ pub struct Reply {
 
 impl Reply {
     /// The outcome as a black-box client sees it, for the scenario table.
-    pub fn observed(&self) -> certgate_harness::scenarios::Observed {
-        certgate_harness::scenarios::Observed::black_box(
+    pub fn observed(&self) -> certgate_test_support::scenarios::Observed {
+        certgate_test_support::scenarios::Observed::black_box(
             self.status,
             self.backend_headers.is_none().then(|| self.body.clone()),
             self.backend_headers.clone().unwrap_or_default(),
@@ -200,7 +201,7 @@ impl Conn {
         let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         let body = String::from_utf8_lossy(&body).into_owned();
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let backend_headers = json.get("headers").map(|_| certgate_harness::backend::headers_of(&json));
+        let backend_headers = json.get("headers").map(|_| certgate_test_support::backend::headers_of(&json));
         let version = json["version"].as_str().unwrap_or_default().to_owned();
         Ok(Reply { status, body, backend_headers, version })
     }
@@ -223,7 +224,7 @@ pub struct Resumed {
 impl Resumed {
     pub fn backend_header(&self, name: &str) -> Vec<String> {
         let json: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
-        let headers = if json.get("headers").is_some() { certgate_harness::backend::headers_of(&json) } else { Vec::new() };
+        let headers = if json.get("headers").is_some() { certgate_test_support::backend::headers_of(&json) } else { Vec::new() };
         headers.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).collect()
     }
 }
@@ -391,15 +392,11 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// Lowercase hex SHA-256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    certgate_filter::identity::hex(&sha2::Sha256::digest(bytes))
-}
+pub use certgate_x509::sha256_hex;
 
 /// A scenario's request through a front: a new connection with its client
 /// certificate (if any), its headers and its host.
-pub async fn send_scenario(addr: SocketAddr, s: &certgate_harness::scenarios::Scenario) -> Result<Reply, String> {
+pub async fn send_scenario(addr: SocketAddr, s: &certgate_test_support::scenarios::Scenario) -> Result<Reply, String> {
     let mut headers: Vec<(&str, &str)> = s.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     headers.push(("host", s.authority.as_str()));
     connect(addr, s.cert.as_deref(), false).await?.send(&s.method, &s.path, &headers).await
@@ -411,7 +408,7 @@ pub async fn send_scenario(addr: SocketAddr, s: &certgate_harness::scenarios::Sc
 /// to look at further.
 pub fn judge_scenario<'r>(
     front: &str,
-    s: &certgate_harness::scenarios::Scenario,
+    s: &certgate_test_support::scenarios::Scenario,
     reply: &'r Result<Reply, String>,
     failures: &mut Vec<String>,
 ) -> Option<&'r Reply> {

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use certgate_harness::edge::EdgeSettings;
-use certgate_harness::tls::{ClientCertMode, TlsFiles};
+use certgate_edge::EdgeSettings;
+use certgate_edge::tls::{ClientCertMode, TlsFiles};
 
 use super::envoy::config;
 use super::{certgate, repo, TempDir};

@@ -17,12 +17,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use certgate_x509::sha256_hex;
 use flate2::{Compression, GzBuilder};
 use oci_spec::image::{
     Arch, Descriptor, DescriptorBuilder, ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType,
     OciLayoutBuilder, Os, RootFsBuilder, Sha256Digest,
 };
-use sha2::{Digest as _, Sha256};
 
 /// Media type of the Wasm artifact's config.
 pub const WASM_CONFIG: &str = "application/vnd.module.wasm.config.v1+json";
@@ -78,11 +78,6 @@ pub enum PackageError {
 
 fn oci(what: &'static str) -> impl Fn(oci_spec::OciSpecError) -> PackageError {
     move |source| PackageError::Oci { what, source }
-}
-
-/// Hex SHA-256 of bytes.
-fn sha256_hex(bytes: &[u8]) -> String {
-    certgate_filter::identity::hex(&Sha256::digest(bytes))
 }
 
 /// An OCI image layout being written: blobs by digest.
@@ -224,7 +219,6 @@ pub fn write_layout(wasm_path: &Path, out: &Path, format: Format, tag: &str, roo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scratch::ScratchDir;
 
     fn module(dir: &Path) -> PathBuf {
         let p = dir.join("m.wasm");
@@ -234,13 +228,14 @@ mod tests {
 
     #[test]
     fn the_same_module_gives_the_same_digest_in_both_formats() {
-        let d = ScratchDir::new("package").unwrap();
-        let m = module(&d.0);
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        let m = module(d);
         for format in [Format::Compat, Format::Artifact] {
-            let a = write_layout(&m, &d.0.join(format!("{format:?}-a")), format, "v1", "certgate").unwrap();
-            let b = write_layout(&m, &d.0.join(format!("{format:?}-b")), format, "v1", "certgate").unwrap();
+            let a = write_layout(&m, &d.join(format!("{format:?}-a")), format, "v1", "certgate").unwrap();
+            let b = write_layout(&m, &d.join(format!("{format:?}-b")), format, "v1", "certgate").unwrap();
             assert_eq!(a, b, "{format:?}");
-            let blob = d.0.join(format!("{format:?}-a/blobs/sha256")).join(a.manifest_digest.trim_start_matches("sha256:"));
+            let blob = d.join(format!("{format:?}-a/blobs/sha256")).join(a.manifest_digest.trim_start_matches("sha256:"));
             let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
             let layer = manifest["layers"][0]["mediaType"].as_str().unwrap().to_owned();
             match format {
@@ -252,13 +247,14 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused_with_what_is_wrong() {
-        let d = ScratchDir::new("package").unwrap();
-        let m = module(&d.0);
-        let not_wasm = d.0.join("x.txt");
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        let m = module(d);
+        let not_wasm = d.join("x.txt");
         std::fs::write(&not_wasm, "hello").unwrap();
-        let out = d.0.join("out");
+        let out = d.join("out");
         assert!(matches!(write_layout(&not_wasm, &out, Format::Compat, "v1", "r"), Err(PackageError::NotWasm { .. })));
-        assert!(matches!(write_layout(&d.0.join("none.wasm"), &out, Format::Compat, "v1", "r"), Err(PackageError::ReadModule { .. })));
+        assert!(matches!(write_layout(&d.join("none.wasm"), &out, Format::Compat, "v1", "r"), Err(PackageError::ReadModule { .. })));
         assert!(matches!(write_layout(&m, &out, Format::Compat, "-bad", "r"), Err(PackageError::BadTag { .. })));
         write_layout(&m, &out, Format::Compat, "v1", "r").unwrap();
         let again = write_layout(&m, &out, Format::Compat, "v1", "r").unwrap_err();

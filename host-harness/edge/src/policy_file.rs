@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::plugin::{PluginSettings, WasmModule};
+use certgate_host::{PluginSettings, WasmModule};
 
 /// One accepted policy.
 #[derive(Debug)]

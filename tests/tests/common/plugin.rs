@@ -1,30 +1,17 @@
-//! Shared by the harness tests: the real certgate `.wasm` (built by
-//! `./dev test` before the tests run), compiled once per test process.
-#![allow(dead_code)]
+//! certgate in the host library, without an edge: the real `.wasm` (built
+//! by `./dev test` before the tests run), compiled once per test process.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use certgate_harness::{Clock, Connection, PluginSettings, WasmModule};
+use certgate_host::{Clock, Connection, PluginSettings, WasmModule};
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-pub fn certgate_wasm_path() -> PathBuf {
-    std::env::var_os("CERTGATE_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/wasm32-wasip1/wasm/certgate_filter.wasm"))
-}
+use super::{repo, wasm};
 
 /// The release filter, compiled once.
 pub fn certgate() -> &'static WasmModule {
     static MODULE: OnceLock<WasmModule> = OnceLock::new();
-    MODULE.get_or_init(|| {
-        let path = certgate_wasm_path();
-        WasmModule::from_file(&path).unwrap_or_else(|e| panic!("{e}; build it with `./dev test`"))
-    })
+    MODULE.get_or_init(|| WasmModule::from_file(&wasm()).unwrap_or_else(|e| panic!("{e}; build it with `./dev test`")))
 }
 
 /// 2026-11-22, inside every good fixture's validity.

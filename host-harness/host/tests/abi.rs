@@ -4,8 +4,8 @@
 
 mod common;
 
-use certgate_harness::abi::Status;
-use certgate_harness::{Connection, HarnessError, PluginSettings, WasmModule};
+use certgate_host::abi::Status;
+use certgate_host::{Connection, HarnessError, PluginSettings, WasmModule};
 use common::request;
 
 /// Each check adds a request header `rN` whose one byte is a status (or a
@@ -67,7 +67,7 @@ fn probe(allocator: &str) -> WasmModule {
     WasmModule::from_bytes(PROBE.replace("proxy_on_memory_allocate", allocator).as_bytes()).unwrap()
 }
 
-fn byte(out: &certgate_harness::Exchange, name: &str) -> u8 {
+fn byte(out: &certgate_host::Exchange, name: &str) -> u8 {
     let v: Vec<&Vec<u8>> = out.upstream_headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v).collect();
     assert_eq!(v.len(), 1, "{name}");
     v[0][0]

@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use certgate_harness::{Clock, Connection, Plugin, PluginSettings, WasmModule};
+use certgate_host::{Clock, Connection, Plugin, PluginSettings, WasmModule};
 
 const BATCHES: usize = 15;
 const PER_BATCH: usize = 2_000;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn client(name: &str) -> Connection {

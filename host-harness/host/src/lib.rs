@@ -1,10 +1,10 @@
-//! certgate-harness: a proxy-wasm ABI 0.2.1 host on wasmtime that runs any
+//! certgate-host: a proxy-wasm ABI 0.2.1 host on wasmtime that runs any
 //! proxy-wasm filter (certgate's first), with a state-based test API in the
-//! spirit of the Go SDK's `proxytest`; the local mTLS edge (`certgate serve`), the
-//! test backend, the scenario table model, a load generator and the test PKI.
+//! spirit of the Go SDK's `proxytest`. No async runtime, no network: the edge
+//! (`certgate-edge`) drives it over real connections.
 //!
 //! ```no_run
-//! use certgate_harness::{Connection, PluginSettings, WasmModule};
+//! use certgate_host::{Connection, PluginSettings, WasmModule};
 //! let module = WasmModule::from_file("filter.wasm".as_ref())?;
 //! let mut plugin = module.start(PluginSettings::new(r#"{"rules":[{"name":"all"}]}"#))?;
 //! let conn = Connection::local_tls().with_client_cert_file("alice.pem".as_ref(), true)?;
@@ -12,20 +12,11 @@
 //! println!("{:?} {:?}", out.forwarded(), out.header("x-client-cn"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![warn(missing_docs)]
 
 pub mod abi;
-pub mod backend;
-pub mod edge;
-pub mod loadgen;
-pub mod package;
-pub mod locate;
-pub mod policy_file;
-pub mod tls;
 pub mod connection;
-pub mod pki;
 pub mod plugin;
-pub mod scenarios;
-pub mod scratch;
 pub mod state;
 
 pub use connection::Connection;

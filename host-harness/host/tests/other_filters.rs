@@ -4,7 +4,7 @@
 
 mod common;
 
-use certgate_harness::{Action, Connection, HarnessError, LogLevel, PluginSettings, WasmModule};
+use certgate_host::{Action, Connection, HarnessError, LogLevel, PluginSettings, WasmModule};
 use common::{repo, request};
 
 fn hello() -> WasmModule {

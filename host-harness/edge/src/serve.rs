@@ -27,9 +27,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::backend::full;
-use crate::connection::Connection;
-use crate::plugin::{Exchange, HarnessError, Plugin, PluginSettings, WasmModule};
+use certgate_host::{Connection, Exchange, HarnessError, Plugin, PluginSettings, WasmModule};
+
 use crate::policy_file::{watch as watch_policy, PolicyStore};
 use crate::tls::{server_config, TlsFiles};
 
@@ -253,7 +252,7 @@ const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "t
 fn request_id() -> String {
     let mut b = [0u8; 16];
     let _ = getrandom::fill(&mut b);
-    certgate_filter::identity::hex(&b)
+    certgate_x509::text::hex(&b)
 }
 
 async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connection>) -> Result<Response<Body>, Infallible> {
@@ -376,4 +375,9 @@ async fn forward(
             json_reply(502, "upstream_unavailable")
         }
     }
+}
+
+/// Boxes a full body into the edge's body type.
+fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, hyper::Error> {
+    http_body_util::Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }

@@ -16,7 +16,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::tls::{certificates, private_key, TlsError};
+use certgate_edge::tls::{certificates, private_key, TlsError};
 
 /// A client TLS set-up trusting `root`, presenting `cert` (chain) and `key`.
 pub fn client_tls(root: &Path, cert: &Path, key: &Path) -> Result<Arc<ClientConfig>, TlsError> {

@@ -1,19 +1,20 @@
 //! Distinguished names: read from a certificate, written as RFC 2253 text (as
-//! OpenSSL, nginx's `$ssl_client_s_dn` and Envoy print them), parsed back from
-//! that text, and matched against allow-list patterns attribute by attribute,
-//! so a CN that contains `,O=Example` can never pass for an `O=Example` name.
+//! OpenSSL, nginx's `$ssl_client_s_dn` and Envoy print them), and parsed back
+//! from that text attribute by attribute.
 
 use std::fmt::Write as _;
 
 use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
-use crate::glob::{Glob, GlobError, Syntax};
+use crate::text::is_printable;
 
 /// One attribute of a name: its type (`CN`, `O`, or a dotted OID) and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
+    /// `CN`, `O`, ... for known types, else the dotted OID.
     pub kind: String,
+    /// The decoded value; a value of no string type as `#` and its DER in hex.
     pub value: String,
 }
 
@@ -44,7 +45,7 @@ const SHORT_NAMES: &[(&str, &str)] = &[
 ];
 
 /// The canonical spelling of an attribute type, for comparisons.
-fn canonical_kind(kind: &str) -> String {
+pub fn canonical_kind(kind: &str) -> String {
     SHORT_NAMES
         .iter()
         .find(|(oid, short)| short.eq_ignore_ascii_case(kind) || *oid == kind)
@@ -63,7 +64,8 @@ impl Dn {
         Dn::from_rdns(rdns)
     }
 
-    fn from_rdns(rdns: Vec<Vec<Attribute>>) -> Dn {
+    /// A name from its RDNs, most specific first; writes its text.
+    pub fn from_rdns(rdns: Vec<Vec<Attribute>>) -> Dn {
         let mut text = String::new();
         for (i, rdn) in rdns.iter().enumerate() {
             if i > 0 {
@@ -160,7 +162,7 @@ fn escape_value(value: &str, out: &mut String) {
         if special || edge {
             out.push('\\');
             out.push(char::from(b));
-        } else if !crate::headers::is_printable(b) {
+        } else if !is_printable(b) {
             let _ = write!(out, "\\{b:02X}");
         } else {
             out.push(char::from(b));
@@ -171,24 +173,31 @@ fn escape_value(value: &str, out: &mut String) {
 /// Why a distinguished name's text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DnError {
+    /// Nothing but spaces.
     #[error("an empty distinguished name")]
     Empty,
+    /// An attribute without `=`.
     #[error("`{0}` is not `TYPE=value`")]
     MissingEquals(String),
+    /// `=value` with no type.
     #[error("empty attribute type in `{0}`")]
     EmptyType(String),
+    /// A type that is neither a descriptor nor an OID.
     #[error("attribute type `{0}` is neither a name (CN, O, ...) nor a dotted OID")]
     BadType(String),
+    /// A backslash before something that cannot be escaped.
     #[error("a bad escape `\\{0}`: escape one of , + \" \\ < > ; = # or write two hex digits")]
     BadEscape(String),
+    /// `\XX` escapes that do not make UTF-8.
     #[error("escaped bytes are not UTF-8")]
     NotUtf8,
+    /// A `"` never closed.
     #[error("an unterminated quoted value")]
     UnterminatedQuote,
 }
 
-/// Splits RFC 2253 text into RDNs of (canonical type, unescaped value).
-fn split_rdns(text: &str) -> Result<Vec<Vec<(String, String)>>, DnError> {
+/// Splits RFC 2253 text into RDNs of (type as written, unescaped value).
+pub fn split_rdns(text: &str) -> Result<Vec<Vec<(String, String)>>, DnError> {
     if text.trim().is_empty() {
         return Err(DnError::Empty);
     }
@@ -284,58 +293,6 @@ fn split_rdns(text: &str) -> Result<Vec<Vec<(String, String)>>, DnError> {
     }
 }
 
-/// An allow-list entry for a whole name: `CN=ops-*,O=Example`. Attribute
-/// types compare without case (`cn` = `CN` = `2.5.4.3`); values are globs
-/// without a separator. Both names must have the same RDNs in the same order.
-#[derive(Debug, Clone)]
-pub struct DnPattern {
-    rdns: Vec<Vec<(String, Glob)>>,
-}
-
-/// Why a name pattern was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DnPatternError {
-    #[error(transparent)]
-    Syntax(#[from] DnError),
-    #[error("in the value of {kind}: {source}")]
-    Value { kind: String, source: GlobError },
-}
-
-impl DnPattern {
-    pub fn parse(text: &str) -> Result<DnPattern, DnPatternError> {
-        let rdns = split_rdns(text)?
-            .into_iter()
-            .map(|rdn| {
-                let attrs = rdn
-                    .into_iter()
-                    .map(|(kind, value)| {
-                        let glob = Glob::new(&value, Syntax::NAME)
-                            .map_err(|source| DnPatternError::Value { kind: kind.clone(), source })?;
-                        Ok((canonical_kind(&kind), glob))
-                    })
-                    .collect::<Result<Vec<_>, DnPatternError>>()?;
-                Ok(attrs)
-            })
-            .collect::<Result<Vec<_>, DnPatternError>>()?;
-        Ok(DnPattern { rdns })
-    }
-
-    pub fn matches(&self, dn: &Dn) -> bool {
-        if self.rdns.len() != dn.rdns.len() {
-            return false;
-        }
-        self.rdns.iter().zip(&dn.rdns).all(|(want, have)| {
-            if want.len() != have.len() {
-                return false;
-            }
-            // attributes of one RDN are a set: match each in any order
-            want.iter().all(|(wk, wv)| {
-                have.iter().any(|a| canonical_kind(&a.kind) == *wk && wv.matches(&a.value))
-            })
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,30 +356,5 @@ mod tests {
         assert!(matches!(Dn::parse(r"CN=\q"), Err(DnError::BadEscape(_))));
         assert!(matches!(Dn::parse(r"CN=\C3"), Err(DnError::NotUtf8)));
         assert_eq!(Dn::parse(r#"CN="open"#), Err(DnError::UnterminatedQuote));
-    }
-
-    #[test]
-    fn pattern_matches_attribute_by_attribute() {
-        let p = DnPattern::parse("cn=ops-*, o=Example").unwrap();
-        assert!(p.matches(&Dn::parse("CN=ops-anna,O=Example").unwrap()));
-        assert!(p.matches(&Dn::parse("2.5.4.3=ops-anna,O=Example").unwrap()));
-        assert!(!p.matches(&Dn::parse("CN=ops-anna,O=Example,C=DE").unwrap()));
-        assert!(!p.matches(&Dn::parse("CN=dev,O=Example").unwrap()));
-    }
-
-    #[test]
-    fn a_cn_holding_a_comma_does_not_pass_for_two_attributes() {
-        let p = DnPattern::parse("CN=alice,O=Example").unwrap();
-        let forged = Dn::from_rdns(vec![vec![attr("CN", "alice,O=Example")], vec![attr("O", "Evil")]]);
-        assert!(!p.matches(&forged));
-        let star = DnPattern::parse("CN=alice*,O=Example").unwrap();
-        assert!(!star.matches(&forged));
-    }
-
-    #[test]
-    fn multi_valued_rdns_match_in_any_order() {
-        let p = DnPattern::parse("UID=7+CN=a,DC=org").unwrap();
-        assert!(p.matches(&Dn::parse("CN=a+UID=7,DC=org").unwrap()));
-        assert!(!p.matches(&Dn::parse("CN=a,UID=7,DC=org").unwrap()));
     }
 }

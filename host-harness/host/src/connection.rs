@@ -7,28 +7,44 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use certgate_filter::dn::Dn;
-use certgate_filter::identity::hex;
-use sha2::{Digest, Sha256};
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::parse_x509_certificate;
+use certgate_x509::pem::{self, PemError};
+use certgate_x509::{sha256_hex, CertError, CertFacts};
 
 use crate::abi::codec::{encode_bool, encode_int};
 
 /// Why a certificate could not be turned into connection properties.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("{0}: not a PEM certificate: {1}")]
-    Pem(String, String),
-    #[error("{0}: not an X.509 certificate: {1}")]
-    Der(String, String),
+    Read {
+        /// The certificate file.
+        path: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The text holds no PEM certificate.
+    #[error("{what}: {source}")]
+    Pem {
+        /// `certificate`, or the file's path.
+        what: String,
+        /// What is wrong with the PEM.
+        source: PemError,
+    },
+    /// The DER is not one X.509 certificate.
+    #[error("{what}: {source}")]
+    Der {
+        /// `certificate`, or the file's path.
+        what: String,
+        /// What is wrong with the certificate.
+        source: CertError,
+    },
 }
 
 /// One downstream connection's properties (shared, not copied, by its streams).
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
+    /// Property path (`connection.mtls`) to its encoded value.
     pub properties: Arc<HashMap<String, Vec<u8>>>,
     /// The `x-forwarded-client-cert` element Envoy's `SANITIZE_SET` would add
     /// for this connection (`Hash`, `Cert`, `Subject`, `URI`, `DNS`).
@@ -67,28 +83,16 @@ impl Connection {
     /// Adds a client certificate (the leaf, PEM), as Envoy 1.40 presents it;
     /// `verified` is whether the listener's validation accepted it.
     pub fn with_client_cert_pem(self, pem: &str, verified: bool) -> Result<Connection, ConnectionError> {
-        let block = leaf_block(pem).ok_or_else(|| ConnectionError::Pem("certificate".into(), "no BEGIN CERTIFICATE".into()))?;
-        let (_, der) = pem_rfc7468::decode_vec(block.as_bytes()).map_err(|e| ConnectionError::Pem("certificate".into(), e.to_string()))?;
+        let der = pem::first_certificate(pem.as_bytes()).map_err(|source| ConnectionError::Pem { what: "certificate".into(), source })?;
         self.with_client_cert_der(&der, verified)
     }
 
     /// [`Connection::with_client_cert_pem`] from DER (what a TLS stack gives).
     pub fn with_client_cert_der(mut self, der: &[u8], verified: bool) -> Result<Connection, ConnectionError> {
-        let (_, cert) = parse_x509_certificate(der).map_err(|e| ConnectionError::Der("certificate".into(), e.to_string()))?;
-        let pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
-            .map_err(|e| ConnectionError::Pem("certificate".into(), e.to_string()))?;
-        let subject = Dn::from_x509(cert.subject()).text;
-        let digest = hex(&Sha256::digest(der));
-        let (mut uris, mut dnss) = (Vec::new(), Vec::new());
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for name in &san.value.general_names {
-                match name {
-                    GeneralName::URI(u) => uris.push((*u).to_owned()),
-                    GeneralName::DNSName(d) => dnss.push((*d).to_owned()),
-                    _ => {}
-                }
-            }
-        }
+        let facts = CertFacts::from_der(der).map_err(|source| ConnectionError::Der { what: "certificate".into(), source })?;
+        let pem = pem::encode_certificate(der);
+        let subject = facts.subject.text;
+        let digest = sha256_hex(der);
         self.set("connection.mtls", encode_bool(true));
         self.set("connection.peer_certificate", pem.clone());
         self.set("connection.peer_certificate_valid", encode_bool(verified));
@@ -96,17 +100,17 @@ impl Connection {
         self.set("connection.subject_peer_certificate", subject.clone());
         self.set("connection.sha256_peer_certificate_digest", digest.clone());
         // Envoy gives the first SAN of each kind only
-        if let Some(uri) = uris.first() {
+        if let Some(uri) = facts.san_uri.first() {
             self.set("connection.uri_san_peer_certificate", uri.clone());
         }
-        if let Some(dns) = dnss.first() {
+        if let Some(dns) = facts.san_dns.first() {
             self.set("connection.dns_san_peer_certificate", dns.clone());
         }
         let mut xfcc = format!("Hash={digest};Cert=\"{}\";Subject=\"{}\"", url_encode(&pem), subject.replace('"', "\\\""));
-        for uri in &uris {
+        for uri in &facts.san_uri {
             xfcc.push_str(&format!(";URI={uri}"));
         }
-        for dns in &dnss {
+        for dns in &facts.san_dns {
             xfcc.push_str(&format!(";DNS={dns}"));
         }
         self.xfcc = Some(xfcc);
@@ -116,17 +120,20 @@ impl Connection {
     /// [`Connection::with_client_cert_pem`] from a file (its first certificate).
     pub fn with_client_cert_file(self, path: &Path, verified: bool) -> Result<Connection, ConnectionError> {
         let pem = std::fs::read_to_string(path).map_err(|source| ConnectionError::Read { path: path.display().to_string(), source })?;
+        let what = path.display().to_string();
         self.with_client_cert_pem(&pem, verified).map_err(|e| match e {
-            ConnectionError::Pem(_, m) => ConnectionError::Pem(path.display().to_string(), m),
-            ConnectionError::Der(_, m) => ConnectionError::Der(path.display().to_string(), m),
+            ConnectionError::Pem { source, .. } => ConnectionError::Pem { what, source },
+            ConnectionError::Der { source, .. } => ConnectionError::Der { what, source },
             other => other,
         })
     }
 
+    /// Sets one property (a dotted path such as `connection.mtls`).
     pub fn set(&mut self, path: &str, value: impl Into<Vec<u8>>) {
         Arc::make_mut(&mut self.properties).insert(path.to_owned(), value.into());
     }
 
+    /// The connection without one property (as an older Envoy would give it).
     pub fn without(mut self, path: &str) -> Connection {
         Arc::make_mut(&mut self.properties).remove(path);
         self
@@ -138,12 +145,4 @@ fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
-}
-
-/// The first `CERTIFICATE` block of a PEM text, with its BEGIN/END lines.
-fn leaf_block(pem: &str) -> Option<String> {
-    let start = pem.find("-----BEGIN CERTIFICATE-----")?;
-    let rest = pem.get(start..)?;
-    let end = rest.find("-----END CERTIFICATE-----")? + "-----END CERTIFICATE-----".len();
-    Some(format!("{}\n", rest.get(..end)?))
 }

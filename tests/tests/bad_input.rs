@@ -10,10 +10,11 @@ mod common;
 
 use std::path::PathBuf;
 
-use certgate_harness::{Connection, Exchange};
-use common::{certgate, fixture, repo, request, settings, with_peer_pem};
+use certgate_host::{Connection, Exchange};
+use common::plugin::{certgate, fixture, request, settings, with_peer_pem};
+use common::repo;
 use certgate_filter::headers::is_safe_value;
-use certgate_harness::pki::fixtures::CRAFTED;
+use certgate_pki::fixtures::CRAFTED;
 
 fn dir() -> PathBuf {
     repo().join("fixtures/bad-input")
@@ -91,14 +92,14 @@ fn broken_pem_and_der_are_denied_as_unparseable() {
         assert_safe(&out, case);
     }
     // Still one healthy instance: alice passes afterwards.
-    assert_eq!(outcome(&plugin.request(&common::client("alice", true), request("GET", "/x")).unwrap()), "allow");
+    assert_eq!(outcome(&plugin.request(&common::plugin::client("alice", true), request("GET", "/x")).unwrap()), "allow");
 }
 
 #[test]
 fn hostile_xfcc_is_denied_or_read_safely_never_a_trap() {
     let policy = r#"{ "identity_source": "xfcc", "rules": [ { "name": "app", "path_prefix": "/", "subject_cn": ["alice"] } ] }"#;
     let mut plugin = certgate().start(settings(policy)).unwrap();
-    let good = common::client("alice", true).xfcc.unwrap();
+    let good = common::plugin::client("alice", true).xfcc.unwrap();
     let files = ["unbalanced-quote", "escaped-quotes", "empty-elements", "garbage-cert"];
     let mut cases: Vec<(String, Vec<String>, &str)> = files
         .iter()

@@ -24,7 +24,6 @@ use super::ops::{self, CaSpec, LeafSpec, Target};
 use super::profile::{parse_date, Sans, Subject, Validity};
 use super::store::Home;
 use super::PkiError;
-use crate::scratch::ScratchDir;
 
 /// The client certificates in the fixture set, and what makes each one special.
 pub const CLIENTS: &[&str] = &[
@@ -306,8 +305,8 @@ fn crafted_files(home: &Home) -> Result<Vec<(String, String)>, PkiError> {
 /// time; names, serials and dates are fixed.
 pub fn fixture_set() -> Result<FixtureSet, PkiError> {
     use DnType::{Cn as CN, O};
-    let scratch = ScratchDir::new("fixtures").map_err(PkiError::write(&std::env::temp_dir()))?;
-    let home = Home::new(&scratch.0);
+    let scratch = tempfile::Builder::new().prefix("certgate-fixtures-").tempdir().map_err(PkiError::write(&std::env::temp_dir()))?;
+    let home = Home::new(scratch.path());
     let no_pass = Passphrase::default();
     let ca_validity = validity((2025, Month::January, 1), (2080, Month::January, 1))?;
     let crl_days = u32::try_from((date(2075, Month::January, 1)? - OffsetDateTime::now_utc()).whole_days()).unwrap_or(1);

@@ -5,11 +5,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use certgate_harness::pki::{fixture_set, CLIENTS};
+use certgate_pki::{fixture_set, CLIENTS};
 use x509_parser::prelude::*;
 
 fn committed_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pki")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pki")
 }
 
 fn der_of(dir: &Path, name: &str) -> Vec<u8> {
@@ -147,8 +147,8 @@ fn committed_fixtures_keep_their_promises() {
 
 #[test]
 fn regenerated_fixtures_keep_the_same_promises_and_files() {
-    let scratch = certgate_harness::scratch::ScratchDir::new("pki-fixtures").unwrap();
-    let dir = &scratch.0;
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
     let set = fixture_set().unwrap();
     set.write_to(dir).unwrap();
     check(&dir.join("pki"));

@@ -5,9 +5,10 @@
 
 mod common;
 
-use certgate_harness::scenarios::{Observed, ScenarioTable};
-use certgate_harness::{Action, Connection, Exchange, HarnessError, Plugin};
-use common::{certgate, client, fixture, repo, request, settings, with_peer_pem};
+use certgate_test_support::scenarios::{Observed, ScenarioTable};
+use certgate_host::{Action, Connection, Exchange, HarnessError, Plugin};
+use common::plugin::{certgate, client, fixture, request, settings, with_peer_pem};
+use common::repo;
 
 fn observe(out: &Exchange) -> Observed {
     let upstream: Vec<(String, String)> =

@@ -140,11 +140,6 @@ pub fn headers_of(json: &serde_json::Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Boxes a full body into the edge's body type.
-pub fn full(bytes: impl Into<Bytes>) -> http_body_util::combinators::BoxBody<Bytes, hyper::Error> {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,13 +114,14 @@ pub struct CaFacts {
     pub subject: String,
 }
 
-/// The DER of every certificate in a PEM file, in order (the edge's reader).
+/// The DER of every certificate in a PEM file, in order.
 pub fn cert_file(path: &Path) -> Result<Vec<Vec<u8>>, PkiError> {
-    let certs = crate::tls::certificates(path).map_err(|e| match e {
-        crate::tls::TlsError::File { what, .. } => PkiError::bad_file(path, what),
-        other => PkiError::bad_file(path, other.to_string()),
-    })?;
-    Ok(certs.into_iter().map(|c| c.to_vec()).collect())
+    let text = fs::read(path).map_err(PkiError::read(path))?;
+    let certs = certgate_x509::pem::certificates(&text);
+    if certs.is_empty() {
+        return Err(PkiError::bad_file(path, "no CERTIFICATE in the file".to_owned()));
+    }
+    Ok(certs)
 }
 
 pub fn parse_cert<'a>(path: &Path, der: &'a [u8]) -> Result<X509Certificate<'a>, PkiError> {

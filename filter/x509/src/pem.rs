@@ -1,0 +1,85 @@
+//! PEM text: where its blocks are, and the certificates it holds.
+
+use std::ops::Range;
+
+/// Why a text holds no usable PEM block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    /// No complete `-----BEGIN`/`-----END` block.
+    #[error("no PEM certificate block: {0}")]
+    Block(&'static str),
+    /// The block's body does not decode.
+    #[error("a PEM block that is not base64: {0}")]
+    Base64(String),
+    /// A block of another kind (a key, a CSR...).
+    #[error("the PEM block is a {0}, not a CERTIFICATE")]
+    NotACertificate(String),
+}
+
+/// Where the first PEM block of a text is: from its `-----BEGIN ` to the end
+/// of its `-----END ...-----` line.
+pub fn first_block_span(text: &[u8]) -> Result<Range<usize>, PemError> {
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let start = find(text, b"-----BEGIN ").ok_or(PemError::Block("no -----BEGIN line"))?;
+    let rest = text.get(start..).unwrap_or_default();
+    let end_line = find(rest, b"-----END ").ok_or(PemError::Block("no -----END line"))?;
+    let after_end = rest.get(end_line + 9..).unwrap_or_default();
+    let close = find(after_end, b"-----").ok_or(PemError::Block("an unterminated -----END line"))?;
+    Ok(start..start + end_line + 9 + close + 5)
+}
+
+/// The DER of the first PEM block of a text (a chain yields its leaf), which
+/// must be a `CERTIFICATE`.
+pub fn first_certificate(text: &[u8]) -> Result<Vec<u8>, PemError> {
+    let span = first_block_span(text)?;
+    let (label, der) = pem_rfc7468::decode_vec(text.get(span).unwrap_or_default()).map_err(|e| PemError::Base64(e.to_string()))?;
+    if label != "CERTIFICATE" {
+        return Err(PemError::NotACertificate(label.to_owned()));
+    }
+    Ok(der)
+}
+
+/// The DER of every `CERTIFICATE` block of a PEM text, in order; other
+/// blocks and anything unreadable are skipped.
+pub fn certificates(text: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Ok(span) = first_block_span(rest) {
+        if let Ok(("CERTIFICATE", der)) = pem_rfc7468::decode_vec(rest.get(span.clone()).unwrap_or_default()) {
+            out.push(der);
+        }
+        rest = rest.get(span.end..).unwrap_or_default();
+    }
+    out
+}
+
+/// One certificate as PEM text (LF line ends), as Envoy gives it.
+pub fn encode_certificate(der: &[u8]) -> String {
+    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &[u8] = b"-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn blocks_are_found_around_other_text() {
+        let text = [b"junk\n".as_slice(), ONE, b"-----BEGIN X-----\nAA==\n-----END X-----\n", ONE].concat();
+        assert_eq!(certificates(&text), vec![vec![0, 1, 2], vec![0, 1, 2]]);
+        assert_eq!(first_certificate(&text), Ok(vec![0, 1, 2]));
+        assert_eq!(first_certificate(&encode_certificate(&[9, 8]).into_bytes()), Ok(vec![9, 8]));
+    }
+
+    #[test]
+    fn bad_text_names_what_is_wrong() {
+        assert_eq!(first_certificate(b""), Err(PemError::Block("no -----BEGIN line")));
+        assert_eq!(first_certificate(b"-----BEGIN CERTIFICATE-----\nAA"), Err(PemError::Block("no -----END line")));
+        assert!(matches!(first_certificate(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"), Err(PemError::Base64(_))));
+        assert_eq!(
+            first_certificate(b"-----BEGIN KEY-----\nAA==\n-----END KEY-----\n"),
+            Err(PemError::NotACertificate("KEY".into()))
+        );
+    }
+}

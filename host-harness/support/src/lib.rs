@@ -1,0 +1,11 @@
+//! certgate-test-support: what certgate's test suites share.
+//!
+//! - [`backend`]: the upstream that echoes what it received (`certgate backend`);
+//! - [`scenarios`]: the scenario table model and its checker;
+//! - [`loadgen`]: keep-alive mTLS load for the benchmarks;
+//! - [`scratch`]: directories removed when dropped.
+
+pub mod backend;
+pub mod loadgen;
+pub mod scenarios;
+pub mod scratch;
