@@ -21,4 +21,4 @@ pub mod state;
 
 pub use connection::Connection;
 pub use plugin::{Action, Exchange, HarnessError, HttpStream, Plugin, PluginSettings, WasmModule};
-pub use state::{Clock, LocalResponse, LogLevel, LogLine, Metric};
+pub use state::{Clock, HttpCall, HttpCallResponse, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};

@@ -13,27 +13,54 @@ use wasmtime::{Config, Engine, Extern, Func, Instance, Linker, Module, Store, Ty
 
 use crate::abi::{self, codec::Pairs};
 use crate::connection::Connection;
-use crate::state::{Clock, HostState, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};
+use crate::state::{Clock, HostState, HttpCall, HttpCallResponse, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};
 
 /// Why a plugin could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
+    /// The module file could not be read.
     #[error("cannot read the module {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// wasmtime refused the bytes.
     #[error("not a usable WebAssembly module: {0}")]
     Compile(String),
+    /// An import could not be satisfied, or an export has the wrong type.
     #[error("cannot instantiate the module: {0}")]
     Instantiate(String),
+    /// The module lacks an export every proxy-wasm module has.
     #[error("the module does not export {0}")]
     MissingExport(&'static str),
+    /// `proxy_on_vm_start` returned false.
     #[error("the plugin refused its VM configuration (proxy_on_vm_start returned false){}", guest_errors(.logs))]
-    VmStartRefused { logs: Vec<LogLine> },
+    VmStartRefused {
+        /// What the plugin logged meanwhile.
+        logs: Vec<LogLine>,
+    },
+    /// `proxy_on_configure` returned false.
     #[error("the plugin refused its configuration (proxy_on_configure returned false){}", guest_errors(.logs))]
-    ConfigureRefused { logs: Vec<LogLine> },
+    ConfigureRefused {
+        /// What the plugin logged meanwhile.
+        logs: Vec<LogLine>,
+    },
+    /// The guest trapped (a panic, an out-of-bounds access...).
     #[error("the plugin trapped in {during}: {message}")]
-    Trap { during: String, message: String },
+    Trap {
+        /// The export that was running.
+        during: String,
+        /// wasmtime's account of the trap.
+        message: String,
+    },
+    /// A call after a trap: the instance is out of service, as in Envoy.
     #[error("the plugin is out of service since it trapped: {0}")]
     Poisoned(String),
+    /// No open stream has this context id.
+    #[error("no open stream {0}")]
+    NoStream(u32),
 }
 
 fn guest_errors(logs: &[LogLine]) -> String {
@@ -48,7 +75,9 @@ fn guest_errors(logs: &[LogLine]) -> String {
 /// What a callback told the host to do with the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Go on (Envoy's `Continue`).
     Continue,
+    /// Stop here (`StopIteration`; on a body callback, buffer the data).
     Pause,
     /// A value outside ABI 0.2.1's two.
     Other(i32),
@@ -79,6 +108,7 @@ impl std::fmt::Debug for WasmModule {
 }
 
 impl WasmModule {
+    /// Compiles a module file.
     pub fn from_file(path: &Path) -> Result<WasmModule, HarnessError> {
         let bytes = std::fs::read(path).map_err(|source| HarnessError::Read { path: path.display().to_string(), source })?;
         WasmModule::from_bytes(&bytes)
@@ -102,6 +132,7 @@ impl WasmModule {
         state.vm_configuration = settings.vm_configuration;
         state.plugin_configuration = settings.configuration;
         state.log_level = settings.log_level;
+        state.upstreams = settings.upstreams;
         state.plugin_properties.insert("plugin_name".into(), settings.name.into_bytes());
         state.plugin_properties.insert("plugin_root_id".into(), settings.root_id.into_bytes());
         state.plugin_properties.insert("plugin_vm_id".into(), settings.vm_id.into_bytes());
@@ -148,17 +179,29 @@ fn len_i32(n: usize) -> i32 {
 /// How to start a plugin: its configuration and what Envoy would give it.
 #[derive(Debug, Clone)]
 pub struct PluginSettings {
+    /// The plugin configuration (`proxy_on_configure`).
     pub configuration: Vec<u8>,
+    /// The VM configuration (`proxy_on_vm_start`).
     pub vm_configuration: Vec<u8>,
+    /// The `plugin_name` property.
     pub name: String,
+    /// The `plugin_root_id` property.
     pub root_id: String,
+    /// The `plugin_vm_id` property.
     pub vm_id: String,
+    /// Where the plugin's clock reads.
     pub clock: Clock,
+    /// The least level logged.
     pub log_level: LogLevel,
+    /// Shared data: give every plugin of one VM id the same (as Envoy does
+    /// across its workers).
     pub shared_data: SharedData,
+    /// The upstream names `proxy_http_call` may use.
+    pub upstreams: Vec<String>,
 }
 
 impl PluginSettings {
+    /// Settings with this plugin configuration and defaults for the rest.
     pub fn new(configuration: impl Into<Vec<u8>>) -> PluginSettings {
         PluginSettings {
             configuration: configuration.into(),
@@ -169,21 +212,37 @@ impl PluginSettings {
             clock: Clock::System,
             log_level: LogLevel::Info,
             shared_data: SharedData::default(),
+            upstreams: Vec::new(),
         }
     }
 
+    /// With this clock.
     pub fn clock(mut self, clock: Clock) -> PluginSettings {
         self.clock = clock;
         self
     }
 
+    /// With this log level.
     pub fn log_level(mut self, level: LogLevel) -> PluginSettings {
         self.log_level = level;
         self
     }
 
+    /// With this plugin name.
     pub fn name(mut self, name: &str) -> PluginSettings {
         self.name = name.to_owned();
+        self
+    }
+
+    /// Sharing this shared data (that of the plugin's other workers).
+    pub fn shared_data(mut self, shared_data: SharedData) -> PluginSettings {
+        self.shared_data = shared_data;
+        self
+    }
+
+    /// With these upstreams for `proxy_http_call`.
+    pub fn upstreams(mut self, upstreams: Vec<String>) -> PluginSettings {
+        self.upstreams = upstreams;
         self
     }
 }
@@ -257,6 +316,7 @@ impl Plugin {
     }
 
     fn configure_current(&mut self) -> Result<(), HarnessError> {
+        self.store.data_mut().current = None;
         let len = len_i32(self.store.data().plugin_configuration.len());
         let logs_before = self.store.data().logs.len();
         if self.call::<(i32, i32), i32>("proxy_on_configure", (self.root_id as i32, len))? == 0 {
@@ -275,6 +335,7 @@ impl Plugin {
 
     /// Calls `proxy_on_tick` on the root context.
     pub fn tick(&mut self) -> Result<(), HarnessError> {
+        self.store.data_mut().current = None;
         if self.has_export("proxy_on_tick") {
             self.call::<i32, ()>("proxy_on_tick", self.root_id as i32)?;
         }
@@ -286,18 +347,22 @@ impl Plugin {
         self.store.data().host_calls
     }
 
+    /// The period the plugin asked for `proxy_on_tick`; 0 for none.
     pub fn tick_period_ms(&self) -> u32 {
         self.store.data().tick_period_ms
     }
 
+    /// Every line logged so far.
     pub fn logs(&self) -> &[LogLine] {
         &self.store.data().logs
     }
 
+    /// The lines logged since the last call.
     pub fn take_logs(&mut self) -> Vec<LogLine> {
         std::mem::take(&mut self.store.data_mut().logs)
     }
 
+    /// The metrics defined so far.
     pub fn metrics(&self) -> &[Metric] {
         &self.store.data().metrics
     }
@@ -312,39 +377,225 @@ impl Plugin {
         self.failure.as_deref()
     }
 
+    /// Moves the plugin's clock.
     pub fn set_clock(&mut self, clock: Clock) {
         self.store.data_mut().clock = clock;
     }
 
-    /// Opens an HTTP stream on a connection.
-    pub fn stream(&mut self, connection: &Connection) -> Result<HttpStream<'_>, HarnessError> {
+    /// Opens an HTTP stream on a connection; the stream's callbacks take
+    /// its context id. Several streams may be open at once, as on an Envoy
+    /// worker.
+    pub fn open_stream(&mut self, connection: &Connection) -> Result<u32, HarnessError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(2);
-        self.store.data_mut().stream = Some(StreamState {
-            context_id: id,
-            properties: std::sync::Arc::clone(&connection.properties),
-            ..StreamState::default()
-        });
-        self.call::<(i32, i32), ()>("proxy_on_context_create", (id as i32, self.root_id as i32))?;
+        let state = StreamState { context_id: id, properties: Arc::clone(&connection.properties), ..StreamState::default() };
+        self.store.data_mut().streams.insert(id, state);
+        self.store.data_mut().current = None;
+        if let Err(e) = self.call::<(i32, i32), ()>("proxy_on_context_create", (id as i32, self.root_id as i32)) {
+            self.store.data_mut().streams.remove(&id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Opens a stream ([`Plugin::open_stream`]) borrowed as an [`HttpStream`].
+    pub fn stream(&mut self, connection: &Connection) -> Result<HttpStream<'_>, HarnessError> {
+        let id = self.open_stream(connection)?;
         Ok(HttpStream { plugin: self, id, finished: false })
+    }
+
+    /// The state of an open stream.
+    pub fn stream_state(&self, id: u32) -> Option<&StreamState> {
+        self.store.data().streams.get(&id)
+    }
+
+    /// [`Plugin::stream_state`], to change (what a proxy does between callbacks).
+    pub fn stream_state_mut(&mut self, id: u32) -> Option<&mut StreamState> {
+        self.store.data_mut().streams.get_mut(&id)
+    }
+
+    /// Runs a stream callback with the stream as the effective context.
+    fn stream_callback(&mut self, id: u32, name: &str, params: (i32, i32, i32)) -> Result<Action, HarnessError> {
+        if !self.store.data().streams.contains_key(&id) {
+            return Err(HarnessError::NoStream(id));
+        }
+        self.store.data_mut().current = Some(id);
+        self.callback(name, params)
+    }
+
+    /// Stores a header map (names lowercased, as Envoy's maps) and runs its callback.
+    fn headers_phase(
+        &mut self,
+        id: u32,
+        callback: &str,
+        slot: fn(&mut StreamState) -> &mut Pairs,
+        headers: Pairs,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let headers: Pairs = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        let n = len_i32(headers.len());
+        *slot(self.stream_state_mut(id).ok_or(HarnessError::NoStream(id))?) = headers;
+        self.stream_callback(id, callback, (id as i32, n, i32::from(end_of_stream)))
+    }
+
+    /// Adds body data to what the filter holds and runs the body callback
+    /// with the size held (Envoy's buffering: a body callback that pauses
+    /// keeps the data; the next one sees it and the new chunk together).
+    fn body_phase(
+        &mut self,
+        id: u32,
+        callback: &str,
+        slot: fn(&mut StreamState) -> &mut Vec<u8>,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let held = slot(self.stream_state_mut(id).ok_or(HarnessError::NoStream(id))?);
+        held.extend_from_slice(chunk);
+        let len = len_i32(held.len());
+        self.stream_callback(id, callback, (id as i32, len, i32::from(end_of_stream)))
+    }
+
+    fn trailers_phase(
+        &mut self,
+        id: u32,
+        callback: &str,
+        slot: fn(&mut StreamState) -> &mut Pairs,
+        trailers: Pairs,
+    ) -> Result<Action, HarnessError> {
+        let trailers: Pairs = trailers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        let n = len_i32(trailers.len());
+        *slot(self.stream_state_mut(id).ok_or(HarnessError::NoStream(id))?) = trailers;
+        if !self.store.data().streams.contains_key(&id) || !self.has_export(callback) {
+            return Ok(Action::Continue);
+        }
+        self.store.data_mut().current = Some(id);
+        Ok(Action::from_i32(self.call::<(i32, i32), i32>(callback, (id as i32, n))?))
+    }
+
+    /// `proxy_on_request_headers`.
+    pub fn request_headers(&mut self, id: u32, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
+        self.headers_phase(id, "proxy_on_request_headers", |s| &mut s.request_headers, headers, end_of_stream)
+    }
+
+    /// `proxy_on_request_body` with `chunk` added to the body held.
+    pub fn request_body(&mut self, id: u32, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
+        self.body_phase(id, "proxy_on_request_body", |s| &mut s.request_body, chunk, end_of_stream)
+    }
+
+    /// `proxy_on_request_trailers`.
+    pub fn request_trailers(&mut self, id: u32, trailers: Pairs) -> Result<Action, HarnessError> {
+        self.trailers_phase(id, "proxy_on_request_trailers", |s| &mut s.request_trailers, trailers)
+    }
+
+    /// `proxy_on_response_headers` (`:status` among the headers).
+    pub fn response_headers(&mut self, id: u32, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
+        self.headers_phase(id, "proxy_on_response_headers", |s| &mut s.response_headers, headers, end_of_stream)
+    }
+
+    /// `proxy_on_response_body` with `chunk` added to the body held.
+    pub fn response_body(&mut self, id: u32, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
+        self.body_phase(id, "proxy_on_response_body", |s| &mut s.response_body, chunk, end_of_stream)
+    }
+
+    /// `proxy_on_response_trailers`.
+    pub fn response_trailers(&mut self, id: u32, trailers: Pairs) -> Result<Action, HarnessError> {
+        self.trailers_phase(id, "proxy_on_response_trailers", |s| &mut s.response_trailers, trailers)
+    }
+
+    /// The request body the filter held, now passed on (after a callback
+    /// continued, or the stream resumed).
+    pub fn take_request_body(&mut self, id: u32) -> Vec<u8> {
+        self.stream_state_mut(id).map(|s| std::mem::take(&mut s.request_body)).unwrap_or_default()
+    }
+
+    /// Likewise for the response body.
+    pub fn take_response_body(&mut self, id: u32) -> Vec<u8> {
+        self.stream_state_mut(id).map(|s| std::mem::take(&mut s.response_body)).unwrap_or_default()
+    }
+
+    /// The HTTP calls made since the last call, for the caller to perform.
+    pub fn take_http_calls(&mut self) -> Vec<HttpCall> {
+        std::mem::take(&mut self.store.data_mut().http_calls)
+    }
+
+    /// Delivers an HTTP call's response (`None`: it failed or timed out;
+    /// Envoy then gives no headers, body or trailers) to
+    /// `proxy_on_http_call_response`, in the context that made the call. A
+    /// call whose stream has ended is dropped, as Envoy cancels it.
+    pub fn http_call_response(&mut self, call: &HttpCall, response: Option<HttpCallResponse>) -> Result<(), HarnessError> {
+        let state = self.store.data_mut();
+        let current = if call.context_id == state.root_id {
+            None
+        } else if state.streams.contains_key(&call.context_id) {
+            Some(call.context_id)
+        } else {
+            return Ok(());
+        };
+        state.current = current;
+        let response = response.unwrap_or_default();
+        let (n_headers, body_len, n_trailers) =
+            (len_i32(response.headers.len()), len_i32(response.body.len()), len_i32(response.trailers.len()));
+        state.call_response = Some(response);
+        let result = if self.has_export("proxy_on_http_call_response") {
+            self.call::<(i32, i32, i32, i32, i32), ()>(
+                "proxy_on_http_call_response",
+                (call.context_id as i32, call.token as i32, n_headers, body_len, n_trailers),
+            )
+        } else {
+            Ok(())
+        };
+        self.store.data_mut().call_response = None;
+        result
+    }
+
+    /// Ends a stream: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
+    /// Returns its last state (what an access log reads).
+    pub fn close_stream(&mut self, id: u32) -> Result<StreamState, HarnessError> {
+        if !self.store.data().streams.contains_key(&id) {
+            return Err(HarnessError::NoStream(id));
+        }
+        self.store.data_mut().current = Some(id);
+        let result = (|| {
+            if self.has_export("proxy_on_done") {
+                self.call::<i32, i32>("proxy_on_done", id as i32)?;
+            }
+            if self.has_export("proxy_on_log") {
+                self.call::<i32, ()>("proxy_on_log", id as i32)?;
+            }
+            if self.has_export("proxy_on_delete") {
+                self.call::<i32, ()>("proxy_on_delete", id as i32)?;
+            }
+            Ok(())
+        })();
+        let state = self.store.data_mut();
+        state.current = None;
+        let last = state.streams.remove(&id).unwrap_or_default();
+        result.map(|()| last)
     }
 
     /// One request through the filter: request headers (end of stream), then
     /// the stream ends. What the upstream would get, or the local reply.
     pub fn request(&mut self, connection: &Connection, headers: Pairs) -> Result<Exchange, HarnessError> {
-        let mut stream = self.stream(connection)?;
-        let action = stream.request_headers(headers, true)?;
-        let exchange = Exchange {
-            action,
-            local_response: stream.local_response().cloned(),
-            upstream_headers: stream.request_headers_now().clone(),
+        let id = self.open_stream(connection)?;
+        let action = match self.request_headers(id, headers, true) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.close_stream(id);
+                return Err(e);
+            }
         };
-        stream.finish()?;
-        Ok(exchange)
+        let last = self.close_stream(id)?;
+        Ok(Exchange {
+            action,
+            local_response: last.local_response,
+            upstream_headers: last.request_headers,
+            filter_state: last.filter_state,
+        })
     }
 }
 
-/// One HTTP stream in a plugin. Dropping it ends the stream.
+/// One open HTTP stream, borrowing its plugin: the callbacks in order, for
+/// tests. Dropping it ends the stream.
 pub struct HttpStream<'p> {
     plugin: &'p mut Plugin,
     id: u32,
@@ -359,54 +610,33 @@ impl std::fmt::Debug for HttpStream<'_> {
 
 impl HttpStream<'_> {
     fn state(&mut self) -> &mut StreamState {
-        self.plugin.store.data_mut().stream.get_or_insert_with(StreamState::default)
+        let id = self.id;
+        self.plugin.store.data_mut().streams.entry(id).or_default()
     }
 
-    fn count(pairs: &Pairs) -> i32 {
-        len_i32(pairs.len())
-    }
-
-    /// Stores a header map (names lowercased, as Envoy's maps) and runs its callback.
-    fn headers_phase(
-        &mut self,
-        callback: &str,
-        slot: fn(&mut StreamState) -> &mut Pairs,
-        headers: Pairs,
-        end_of_stream: bool,
-    ) -> Result<Action, HarnessError> {
-        let headers: Pairs = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-        let n = Self::count(&headers);
-        *slot(self.state()) = headers;
-        self.plugin.callback(callback, (self.id as i32, n, i32::from(end_of_stream)))
-    }
-
+    /// See [`Plugin::request_headers`].
     pub fn request_headers(&mut self, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
-        self.headers_phase("proxy_on_request_headers", |s| &mut s.request_headers, headers, end_of_stream)
+        self.plugin.request_headers(self.id, headers, end_of_stream)
     }
 
+    /// See [`Plugin::request_body`].
     pub fn request_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
-        self.state().request_body.extend_from_slice(chunk);
-        let len = len_i32(self.state().request_body.len());
-        self.plugin.callback("proxy_on_request_body", (self.id as i32, len, i32::from(end_of_stream)))
+        self.plugin.request_body(self.id, chunk, end_of_stream)
     }
 
+    /// See [`Plugin::request_trailers`].
     pub fn request_trailers(&mut self, trailers: Pairs) -> Result<Action, HarnessError> {
-        let n = Self::count(&trailers);
-        self.state().request_trailers = trailers;
-        if !self.plugin.has_export("proxy_on_request_trailers") {
-            return Ok(Action::Continue);
-        }
-        Ok(Action::from_i32(self.plugin.call::<(i32, i32), i32>("proxy_on_request_trailers", (self.id as i32, n))?))
+        self.plugin.request_trailers(self.id, trailers)
     }
 
+    /// See [`Plugin::response_headers`].
     pub fn response_headers(&mut self, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
-        self.headers_phase("proxy_on_response_headers", |s| &mut s.response_headers, headers, end_of_stream)
+        self.plugin.response_headers(self.id, headers, end_of_stream)
     }
 
+    /// See [`Plugin::response_body`].
     pub fn response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
-        self.state().response_body.extend_from_slice(chunk);
-        let len = len_i32(self.state().response_body.len());
-        self.plugin.callback("proxy_on_response_body", (self.id as i32, len, i32::from(end_of_stream)))
+        self.plugin.response_body(self.id, chunk, end_of_stream)
     }
 
     /// The request headers as they are now (after the filter's changes).
@@ -414,14 +644,17 @@ impl HttpStream<'_> {
         &self.state().request_headers
     }
 
+    /// The response headers as they are now.
     pub fn response_headers_now(&mut self) -> &Pairs {
         &self.state().response_headers
     }
 
+    /// The request body the filter holds.
     pub fn request_body_now(&mut self) -> &[u8] {
         &self.state().request_body
     }
 
+    /// The local reply, if the filter sent one.
     pub fn local_response(&mut self) -> Option<&LocalResponse> {
         self.state().local_response.as_ref()
     }
@@ -441,21 +674,7 @@ impl HttpStream<'_> {
             return Ok(());
         }
         self.finished = true;
-        let id = self.id as i32;
-        let result = (|| {
-            if self.plugin.has_export("proxy_on_done") {
-                self.plugin.call::<i32, i32>("proxy_on_done", id)?;
-            }
-            if self.plugin.has_export("proxy_on_log") {
-                self.plugin.call::<i32, ()>("proxy_on_log", id)?;
-            }
-            if self.plugin.has_export("proxy_on_delete") {
-                self.plugin.call::<i32, ()>("proxy_on_delete", id)?;
-            }
-            Ok(())
-        })();
-        self.plugin.store.data_mut().stream = None;
-        result
+        self.plugin.close_stream(self.id).map(drop)
     }
 }
 
@@ -468,10 +687,14 @@ impl Drop for HttpStream<'_> {
 /// The outcome of [`Plugin::request`].
 #[derive(Debug, Clone)]
 pub struct Exchange {
+    /// What the request headers callback returned.
     pub action: Action,
+    /// The local reply, if the filter sent one.
     pub local_response: Option<LocalResponse>,
     /// The request headers after the filter: what the upstream would receive.
     pub upstream_headers: Pairs,
+    /// What the filter set with `proxy_set_property` (Envoy's filter state).
+    pub filter_state: HashMap<String, Vec<u8>>,
 }
 
 impl Exchange {

@@ -45,7 +45,7 @@ const PROBE: &str = r#"
     (call $record (i32.const 106) (i32.load (i32.const 404)))
     ;; r5: its value
     (call $record (i32.const 108) (i32.load8_u (i32.load (i32.const 400))))
-    ;; r6: an unimplemented call
+    ;; r6: an HTTP call to an upstream nobody named
     (call $record (i32.const 110) (call $http (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
       (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 408)))
     ;; r7: a negative length
@@ -84,12 +84,12 @@ fn bad_pointers_unimplemented_calls_and_properties_answer_with_statuses() {
         assert_eq!(byte(&out, "r3"), Status::Ok as u8, "{allocator}");
         assert_eq!(byte(&out, "r4"), 1, "a bool is one byte");
         assert_eq!(byte(&out, "r5"), 0, "plain TLS, no client certificate");
-        assert_eq!(byte(&out, "r6"), Status::Unimplemented as u8);
+        assert_eq!(byte(&out, "r6"), Status::BadArgument as u8);
         assert_eq!(byte(&out, "r7"), Status::InvalidMemoryAccess as u8);
         assert_eq!(byte(&out, "r8"), Status::Unimplemented as u8);
         assert_eq!(byte(&out, "r9"), Status::Ok as u8);
         let notes: Vec<&str> = p.logs().iter().map(|l| l.message.as_str()).collect();
-        assert!(notes.contains(&"[host] unimplemented: env.proxy_http_call"), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("proxy_http_call: no upstream named")), "{notes:?}");
         assert!(notes.contains(&"[host] unimplemented: env.proxy_made_up_call"), "{notes:?}");
         assert!(p.failure().is_none());
     }

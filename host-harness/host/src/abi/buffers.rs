@@ -1,5 +1,6 @@
 //! `proxy_get_buffer_bytes`, `proxy_set_buffer_bytes`: the VM and plugin
-//! configuration, and the request and response bodies.
+//! configuration, the request and response bodies the filter holds, and the
+//! body of an HTTP call's response.
 
 use wasmtime::{Caller, Linker};
 
@@ -9,6 +10,7 @@ use crate::state::HostState;
 
 const REQUEST_BODY: i32 = 0;
 const RESPONSE_BODY: i32 = 1;
+const HTTP_CALL_RESPONSE_BODY: i32 = 4;
 const VM_CONFIGURATION: i32 = 6;
 const PLUGIN_CONFIGURATION: i32 = 7;
 
@@ -17,10 +19,11 @@ fn buffer(state: &HostState, kind: i32) -> Call<&[u8]> {
         VM_CONFIGURATION => Ok(&state.vm_configuration),
         PLUGIN_CONFIGURATION => Ok(&state.plugin_configuration),
         REQUEST_BODY | RESPONSE_BODY => {
-            let stream = state.stream.as_ref().ok_or(Status::NotFound)?;
+            let stream = state.stream().ok_or(Status::NotFound)?;
             Ok(if kind == REQUEST_BODY { &stream.request_body } else { &stream.response_body })
         }
-        2..=5 | 8 => Err(Status::NotFound),
+        HTTP_CALL_RESPONSE_BODY => state.call_response.as_ref().map(|r| r.body.as_slice()).ok_or(Status::NotFound),
+        2 | 3 | 5 | 8 => Err(Status::NotFound),
         _ => Err(Status::BadArgument),
     }
 }
@@ -49,7 +52,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Ok(d) => d,
                 Err(s) => return s as i32,
             };
-            let Some(stream) = c.data_mut().stream.as_mut() else {
+            let Some(stream) = c.data_mut().stream_mut() else {
                 return Status::NotFound as i32;
             };
             let body = match kind {

@@ -7,8 +7,10 @@ pub type Pairs = Vec<(String, Vec<u8>)>;
 /// Why bytes from the guest are not a map.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
+    /// The sizes promise more bytes than there are.
     #[error("the map is truncated")]
     Truncated,
+    /// A name is not UTF-8.
     #[error("a header name is not UTF-8")]
     NameNotUtf8,
 }
@@ -93,6 +95,7 @@ pub fn encode_bool(b: bool) -> Vec<u8> {
     vec![u8::from(b)]
 }
 
+/// An integer property as Envoy encodes it: 8 bytes, little-endian.
 pub fn encode_int(i: i64) -> Vec<u8> {
     i.to_le_bytes().to_vec()
 }

@@ -12,13 +12,17 @@ fn map(state: &mut HostState, kind: i32) -> Call<&mut Pairs> {
     if !(0..=7).contains(&kind) {
         return Err(Status::BadArgument);
     }
-    let stream = state.stream.as_mut().ok_or(Status::NotFound)?;
+    if kind >= 6 {
+        let response = state.call_response.as_mut().ok_or(Status::NotFound)?;
+        return Ok(if kind == 6 { &mut response.headers } else { &mut response.trailers });
+    }
+    let stream = state.stream_mut().ok_or(Status::NotFound)?;
     match kind {
         0 => Ok(&mut stream.request_headers),
         1 => Ok(&mut stream.request_trailers),
         2 => Ok(&mut stream.response_headers),
         3 => Ok(&mut stream.response_trailers),
-        // gRPC metadata and HTTP call responses: no calls, so none
+        // gRPC metadata: no gRPC calls, so none
         _ => Err(Status::NotFound),
     }
 }

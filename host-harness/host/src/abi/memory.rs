@@ -49,10 +49,12 @@ pub fn write(caller: &mut Caller<'_, HostState>, ptr: i32, bytes: &[u8]) -> Call
     Ok(())
 }
 
+/// Writes a little-endian u32 into guest memory.
 pub fn write_u32(caller: &mut Caller<'_, HostState>, ptr: i32, v: u32) -> Call {
     write(caller, ptr, &v.to_le_bytes())
 }
 
+/// Writes a little-endian u64 into guest memory.
 pub fn write_u64(caller: &mut Caller<'_, HostState>, ptr: i32, v: u64) -> Call {
     write(caller, ptr, &v.to_le_bytes())
 }

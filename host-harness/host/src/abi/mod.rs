@@ -8,6 +8,7 @@ pub mod memory;
 mod buffers;
 mod clock;
 mod headers;
+mod http_call;
 mod logging;
 mod metrics;
 mod properties;
@@ -22,6 +23,7 @@ use crate::state::HostState;
 
 /// proxy-wasm status codes (spec v0.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum Status {
     Ok = 0,
     NotFound = 1,
@@ -52,6 +54,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>, module: &Module) -> wasmtim
     headers::add_to_linker(linker)?;
     properties::add_to_linker(linker)?;
     stream::add_to_linker(linker)?;
+    http_call::add_to_linker(linker)?;
     metrics::add_to_linker(linker)?;
     shared_data::add_to_linker(linker)?;
     wasi::add_to_linker(linker)?;

@@ -1,6 +1,7 @@
 //! `proxy_get_property`, `proxy_set_property`. Lookup order: what the guest
-//! set, the stream's connection and request properties, values derived from
-//! the request headers (`request.path`, ...), then the plugin's.
+//! set (in this stream: its filter state; outside: the plugin's), the
+//! stream's connection properties, values derived from the request headers
+//! (`request.path`, ...), then the plugin's.
 
 use wasmtime::{Caller, Linker};
 
@@ -10,7 +11,7 @@ use super::{code, Status};
 use crate::state::HostState;
 
 fn header<'a>(state: &'a HostState, name: &str) -> Option<&'a [u8]> {
-    let stream = state.stream.as_ref()?;
+    let stream = state.stream()?;
     stream.request_headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
 }
 
@@ -29,19 +30,20 @@ fn from_request(state: &HostState, path: &str) -> Option<Vec<u8>> {
         "request.id" => header(state, "x-request-id")?.to_vec(),
         "request.referer" => header(state, "referer")?.to_vec(),
         "request.useragent" => header(state, "user-agent")?.to_vec(),
-        "request.headers" => encode_map(&state.stream.as_ref()?.request_headers),
-        "response.headers" => encode_map(&state.stream.as_ref()?.response_headers),
+        "request.headers" => encode_map(&state.stream()?.request_headers),
+        "response.headers" => encode_map(&state.stream()?.response_headers),
         _ => return None,
     };
     Some(value)
 }
 
+/// A property's value as `proxy_get_property` gives it.
 pub fn lookup(state: &HostState, path: &str) -> Option<Vec<u8>> {
-    state
-        .set_properties
-        .get(path)
-        .cloned()
-        .or_else(|| state.stream.as_ref().and_then(|s| s.properties.get(path).cloned()))
+    let stream = state.stream();
+    stream
+        .and_then(|s| s.filter_state.get(path).cloned())
+        .or_else(|| state.set_properties.get(path).cloned())
+        .or_else(|| stream.and_then(|s| s.properties.get(path).cloned()))
         .or_else(|| from_request(state, path))
         .or_else(|| state.plugin_properties.get(path).cloned())
 }
@@ -68,7 +70,11 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         code((|| {
             let path = decode_path(&read(&mut c, ptr, len)?).ok_or(Status::BadArgument)?;
             let value = read(&mut c, vptr, vlen)?;
-            c.data_mut().set_properties.insert(path, value);
+            let state = c.data_mut();
+            match state.stream_mut() {
+                Some(stream) => stream.filter_state.insert(path, value),
+                None => state.set_properties.insert(path, value),
+            };
             Ok(())
         })())
     })?;

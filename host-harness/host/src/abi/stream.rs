@@ -1,5 +1,5 @@
 //! The stream controls: local replies, continue/close, done, effective
-//! context, and `proxy_get_status` (no calls are ever made, so no status).
+//! context, and `proxy_get_status` (for gRPC calls, which are not made).
 
 use wasmtime::{Caller, Linker};
 
@@ -22,8 +22,15 @@ fn record(c: &mut Caller<'_, HostState>, what: &str, kind: i32) -> Call {
     if !(0..=3).contains(&kind) {
         return Err(Status::BadArgument);
     }
-    let stream = c.data_mut().stream.as_mut().ok_or(Status::NotFound)?;
+    let stream = c.data_mut().stream_mut().ok_or(Status::NotFound)?;
     stream.stream_calls.push(format!("{what} {}", stream_name(kind)));
+    if what == "continue" {
+        match kind {
+            0 => stream.resume_request = true,
+            1 => stream.resume_response = true,
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -47,7 +54,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 if !(100..=999).contains(&status) {
                     return Err(Status::BadArgument);
                 }
-                let stream = c.data_mut().stream.as_mut().ok_or(Status::NotFound)?;
+                let stream = c.data_mut().stream_mut().ok_or(Status::NotFound)?;
                 stream.local_response = Some(LocalResponse {
                     status: status as u32,
                     details,
@@ -68,7 +75,15 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap("env", "proxy_continue_response", |mut c: Caller<'_, HostState>| code(record(&mut c, "continue", 1)))?;
     linker.func_wrap("env", "proxy_done", |_: Caller<'_, HostState>| Status::Ok as i32)?;
     linker.func_wrap("env", "proxy_set_effective_context", |mut c: Caller<'_, HostState>, id: i32| {
-        c.data_mut().effective_context = id as u32;
+        let state = c.data_mut();
+        let id = id as u32;
+        if state.streams.contains_key(&id) {
+            state.current = Some(id);
+        } else if id == state.root_id {
+            state.current = None;
+        } else {
+            return Status::BadArgument as i32;
+        }
         Status::Ok as i32
     })?;
     linker.func_wrap("env", "proxy_get_status", |_: Caller<'_, HostState>, _code: i32, _ptr: i32, _size: i32| {

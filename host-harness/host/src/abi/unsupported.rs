@@ -3,7 +3,7 @@
 //! (WASI: `ENOSYS`) and log a line, so a filter sees an error, not a trap.
 //! An import whose signature cannot carry a status traps when called.
 //!
-//! The ABI 0.2.1 calls answered this way: `proxy_http_call`, `proxy_grpc_call`,
+//! The ABI 0.2.1 calls answered this way: `proxy_grpc_call`,
 //! `proxy_grpc_stream`, `proxy_grpc_send`, `proxy_grpc_cancel`,
 //! `proxy_grpc_close`, the shared queues (`proxy_register_shared_queue`,
 //! `proxy_resolve_shared_queue`, `proxy_dequeue_shared_queue`,
@@ -16,6 +16,7 @@ use crate::state::HostState;
 
 const WASI_ENOSYS: i32 = 52;
 
+/// Answers every import not yet in `linker` that can carry a status.
 pub fn add_to_linker(linker: &mut Linker<HostState>, module: &Module) -> wasmtime::Result<()> {
     let mut probe = wasmtime::Store::new(module.engine(), dummy_state());
     for import in module.imports() {

@@ -46,6 +46,7 @@ fn stdio(c: &mut Caller<'_, HostState>, fd: u32, bytes: &[u8]) {
     }
 }
 
+/// The WASI calls a proxy-wasm module may import (Envoy's set).
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let started = Instant::now();
     linker.func_wrap(W, "args_sizes_get", |mut c: Caller<'_, HostState>, n: i32, s: i32| empty_sizes(&mut c, n, s))?;
