@@ -13,6 +13,7 @@ pub mod identity;
 pub mod metrics;
 pub mod path;
 pub mod policy;
+pub mod published;
 pub mod reply;
 pub mod xfcc;
 

@@ -3,12 +3,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
-use certgate_edge::locate::{default_wasm, relative_to};
-use certgate_edge::tls::{ClientCertMode, TlsFiles};
-use certgate_edge::{self as edge, EdgeSettings};
+use anyhow::{anyhow, Context};
+use certgate_edge::locate::default_wasm;
+use certgate_edge::{self as edge, ServeOptions};
+use certgate_filter::published::{Published, Verdict, PROPERTY};
 use certgate_host::{Connection, HarnessError, PluginSettings, WasmModule};
 use certgate_pki::cli::PkiArgs;
 use certgate_test_support::backend;
@@ -24,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a local mTLS edge: verify clients, run the filter, forward to the upstream.
-    Serve(ServeArgs),
+    Serve(ServeOptions),
     /// Run the test backend: answers every request with the headers it received, as JSON.
     Backend {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -70,57 +69,6 @@ struct PackageArgs {
 }
 
 #[derive(Debug, Args)]
-struct ServeArgs {
-    /// A TOML file with any of the settings below (flags override it; its paths are relative to it).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-    /// The application, e.g. http://127.0.0.1:8080
-    #[arg(long)]
-    upstream: Option<String>,
-    /// The policy JSON; edits are applied without a restart.
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// Server certificate chain (PEM).
-    #[arg(long)]
-    cert: Option<PathBuf>,
-    /// Server private key (PEM).
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// Trusted client CAs (PEM bundle).
-    #[arg(long)]
-    client_ca: Option<PathBuf>,
-    /// CRLs (PEM), repeatable.
-    #[arg(long)]
-    crl: Vec<PathBuf>,
-    #[arg(long, value_enum)]
-    client_cert: Option<ClientCertMode>,
-    #[arg(long)]
-    wasm: Option<PathBuf>,
-    /// Seconds a client has to finish the TLS handshake.
-    #[arg(long)]
-    handshake_timeout: Option<u64>,
-}
-
-/// The `--config` file.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServeFile {
-    listen: Option<SocketAddr>,
-    upstream: Option<String>,
-    policy: Option<PathBuf>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    client_ca: Option<PathBuf>,
-    #[serde(default)]
-    crl: Vec<PathBuf>,
-    client_cert: Option<ClientCertMode>,
-    wasm: Option<PathBuf>,
-    handshake_timeout: Option<u64>,
-}
-
-#[derive(Debug, Args)]
 struct CheckArgs {
     #[arg(long)]
     policy: PathBuf,
@@ -146,45 +94,8 @@ struct CheckArgs {
 fn wasm_or_default(w: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match w {
         Some(w) => Ok(w),
-        None => default_wasm().map_err(|e| anyhow!(e)),
+        None => Ok(default_wasm()?),
     }
-}
-
-fn need<T>(v: Option<T>, what: &str) -> anyhow::Result<T> {
-    v.ok_or_else(|| anyhow!("missing {what}: give --{} or set it in --config", what.replace('_', "-")))
-}
-
-fn serve_settings(a: ServeArgs) -> anyhow::Result<EdgeSettings> {
-    let (file, base) = match &a.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let file: ServeFile = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-            (file, path.parent().map(Path::to_path_buf).unwrap_or_default())
-        }
-        None => (ServeFile::default(), PathBuf::new()),
-    };
-    let rel = |p: Option<PathBuf>| p.map(|p| relative_to(&base, &p));
-    let upstream = need(a.upstream.or(file.upstream), "upstream")?;
-    let upstream: hyper::Uri = upstream.parse().with_context(|| format!("--upstream {upstream}: not a URL"))?;
-    if upstream.scheme_str() != Some("http") || upstream.authority().is_none() {
-        bail!("--upstream {upstream}: give http://host:port");
-    }
-    let crls = if a.crl.is_empty() { file.crl.into_iter().map(|p| relative_to(&base, &p)).collect() } else { a.crl };
-    Ok(EdgeSettings {
-        listen: a.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
-        upstream,
-        tls: TlsFiles {
-            cert: need(a.cert.or(rel(file.cert)), "cert")?,
-            key: need(a.key.or(rel(file.key)), "key")?,
-            client_ca: need(a.client_ca.or(rel(file.client_ca)), "client_ca")?,
-            crls,
-            mode: a.client_cert.or(file.client_cert).unwrap_or(ClientCertMode::Required),
-        },
-        wasm: wasm_or_default(a.wasm.or(rel(file.wasm)))?,
-        policy: need(a.policy.or(rel(file.policy)), "policy")?,
-        handshake_timeout: Duration::from_secs(a.handshake_timeout.or(file.handshake_timeout).unwrap_or(10)),
-        reload_every: Duration::from_millis(250),
-    })
 }
 
 async fn shutdown_signal() {
@@ -225,19 +136,25 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let sent = headers.clone();
     let out = plugin.request(&conn, headers)?;
+    let published = out
+        .filter_state
+        .get(PROPERTY)
+        .and_then(|v| Published::from_bytes(v))
+        .ok_or_else(|| anyhow!("the filter published no decision: is {} certgate's?", a.policy.display()))?;
+    let rule = published.rule.as_deref().unwrap_or("-");
+    let reason = published.reason.as_deref().unwrap_or("-");
     if let Some(reply) = &out.local_response {
-        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
         println!("decision: deny");
         println!("status: {}", reply.status);
-        println!("reason: {}", body.get("reason").and_then(serde_json::Value::as_str).unwrap_or("-"));
-        println!("rule: {}", body.get("rule").and_then(serde_json::Value::as_str).unwrap_or("-"));
+        println!("reason: {reason}");
+        println!("rule: {rule}");
         return Ok(ExitCode::from(1));
     }
-    match out.header("x-certgate-audit") {
-        Some(audit) => println!("decision: allow (audit mode; enforce would: {audit})"),
-        None => println!("decision: allow"),
+    match published.decision {
+        Verdict::AuditDeny => println!("decision: allow (audit mode; enforce would: deny reason={reason})"),
+        _ => println!("decision: allow"),
     }
-    println!("rule: {}", out.header("x-certgate-rule").unwrap_or_else(|| "-".into()));
+    println!("rule: {rule}");
     println!("headers the application gets from certgate:");
     for (k, v) in &out.upstream_headers {
         if !sent.iter().any(|(sk, sv)| sk == k && sv == v) && !k.starts_with(':') {
@@ -276,7 +193,7 @@ fn validate(policy: &Path, wasm: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
-            let settings = serve_settings(args)?;
+            let settings = args.resolve()?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let edge = edge::start(settings).await?;

@@ -6,17 +6,29 @@
 mod common;
 
 use certgate_test_support::scenarios::{Observed, ScenarioTable};
+use certgate_filter::published::{Published, PROPERTY};
 use certgate_host::{Action, Connection, Exchange, HarnessError, Plugin};
 use common::plugin::{certgate, client, fixture, request, settings, with_peer_pem};
 use common::repo;
 
+/// The outcome from the decision the filter published, and, as a client
+/// sees it, from the reply: both must say the same.
 fn observe(out: &Exchange) -> Observed {
     let upstream: Vec<(String, String)> =
         out.upstream_headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
-    match &out.local_response {
-        Some(r) => Observed::black_box(r.status as u16, Some(String::from_utf8_lossy(&r.body).into_owned()), upstream),
-        None => Observed::black_box(200, None, upstream),
+    let (status, body) = match &out.local_response {
+        Some(r) => (r.status as u16, Some(String::from_utf8_lossy(&r.body).into_owned())),
+        None => (200, None),
+    };
+    let published = out.filter_state.get(PROPERTY).and_then(|v| Published::from_bytes(v)).expect("a published decision");
+    let seen = Observed::published(status, &published, body.clone(), upstream.clone());
+    let client = Observed::black_box(status, body, upstream);
+    assert_eq!(seen.reason, client.reason, "filter state and reply disagree");
+    // a client sees the rule only where the preset sends it
+    if client.rule.is_some() {
+        assert_eq!(seen.rule, client.rule, "filter state and reply disagree");
     }
+    seen
 }
 
 fn example() -> Plugin {
@@ -215,11 +227,12 @@ fn host_calls_per_request_are_few_and_counted() {
         p.host_calls() - before
     };
     let allowed = count(&mut p, request("GET", "/app/"));
-    // alice: 3 reads (header pairs, digest, verified flag) and 14 header adds
-    // (13 identity headers she has values for, and the rule) = 17. The clock
-    // and the counters cost nothing per request: they go by the tick.
+    // alice: 3 reads (header pairs, digest, verified flag), 14 header adds
+    // (13 identity headers she has values for, and the rule) and the
+    // published decision = 18. The clock and the counters cost nothing per
+    // request: they go by the tick.
     println!("host calls, allowed request, cached identity: {allowed}");
-    assert_eq!(allowed, 17, "host calls per allowed request");
+    assert_eq!(allowed, 18, "host calls per allowed request");
     // a header the client did not send costs no call; one it did costs one removal
     let mut spoofed = request("GET", "/app/");
     spoofed.push(("x-client-cn".into(), b"admin".to_vec()));

@@ -12,6 +12,7 @@ use crate::admission::{admit, Admission, Host, HostError};
 use crate::reply::reply_body;
 use crate::headers::encode_value;
 use crate::metrics;
+use crate::published::{Published, PROPERTY};
 use crate::policy::{Credential, DenyReason, Outcome, VERIFICATION_UNKNOWN_ADVICE};
 
 #[derive(Debug)]
@@ -104,6 +105,10 @@ impl HttpContext for CertgateRequest {
         let admission = admit(&mut ProxyWasm, &policy, &mut shared.cache, now);
         metrics::for_each_increment(&policy, &admission, |index, by| shared.count(index, by));
         log_admission(&admission);
+        // the decision as filter state, for access logs and tools
+        if let Err(status) = hostcalls::set_property(vec![PROPERTY], Some(&Published::of(&admission).to_bytes())) {
+            log::debug!("decision not published: {status:?}");
+        }
         if admission.credential == Credential::Failed(DenyReason::VerificationUnknown) && !shared.told_verification_unknown {
             shared.told_verification_unknown = true;
             log::warn!("{VERIFICATION_UNKNOWN_ADVICE}");

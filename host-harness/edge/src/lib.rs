@@ -1,15 +1,23 @@
 //! certgate-edge: `certgate serve`, a local mTLS edge that runs a proxy-wasm
 //! filter the way Envoy does, in front of an HTTP upstream.
 //!
-//! - [`serve`]: the listener, one plugin instance per worker thread, the
-//!   upstream client and the access log;
+//! - [`serve`]: the listener and the access log;
+//! - [`worker`]: worker threads, each with its own plugin instance (VM);
+//! - [`flow`]: one request through the filter's whole HTTP lifecycle;
+//! - [`upstream`]: the application and the named upstreams of HTTP calls;
+//! - [`settings`]: `certgate serve`'s flags and TOML file, as one struct;
 //! - [`tls`]: rustls server configuration from PEM files (client CAs, CRLs);
 //! - [`policy_file`]: the policy file, re-read when it changes;
 //! - [`locate`]: where the filter's `.wasm` is when none is named.
 
+pub mod flow;
 pub mod locate;
 pub mod policy_file;
 pub mod serve;
+pub mod settings;
 pub mod tls;
+pub mod upstream;
+pub mod worker;
 
 pub use serve::{start, EdgeError, EdgeSettings, RunningEdge};
+pub use settings::{ServeOptions, SettingsError};

@@ -7,7 +7,20 @@ use std::path::{Path, PathBuf};
 /// Where `./dev run` puts the filter, relative to the repository.
 pub const BUILD_PATH: &str = "target/wasm32-wasip1/wasm/certgate_filter.wasm";
 
-pub fn default_wasm() -> Result<PathBuf, String> {
+/// No filter module was found where one is looked for.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the certgate filter .wasm is not built: run `./dev run` in the certgate repository, \
+     or give --wasm PATH (looked for {})",
+    looked.display()
+)]
+pub struct LocateError {
+    /// The first place looked.
+    pub looked: PathBuf,
+}
+
+/// `CERTGATE_WASM`, else the first build found.
+pub fn default_wasm() -> Result<PathBuf, LocateError> {
     if let Some(p) = std::env::var_os("CERTGATE_WASM") {
         return Ok(PathBuf::from(p));
     }
@@ -28,13 +41,7 @@ pub fn default_wasm() -> Result<PathBuf, String> {
         .iter()
         .find(|p| p.is_file())
         .cloned()
-        .ok_or_else(|| {
-            format!(
-                "the certgate filter .wasm is not built: run `./dev run` in the certgate repository, \
-                 or give --wasm PATH (looked for {})",
-                candidates.first().map(|p| p.display().to_string()).unwrap_or_else(|| BUILD_PATH.into())
-            )
-        })
+        .ok_or_else(|| LocateError { looked: candidates.first().cloned().unwrap_or_else(|| PathBuf::from(BUILD_PATH)) })
 }
 
 /// Resolves a path from a configuration file against the file's directory.

@@ -7,13 +7,32 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use certgate_host::{PluginSettings, WasmModule};
+use certgate_host::{HarnessError, PluginSettings, WasmModule};
+use tokio::sync::watch;
 
 /// One accepted policy.
 #[derive(Debug)]
 pub struct PolicyVersion {
+    /// 1 for the first, one more for each accepted change.
     pub version: u64,
+    /// The policy, as the plugin configuration.
     pub json: String,
+}
+
+/// Why a policy was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read the policy {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The filter refused it (its log lines say why).
+    #[error(transparent)]
+    Refused(#[from] HarnessError),
 }
 
 /// The current policy, shared by every worker.
@@ -23,10 +42,12 @@ pub struct PolicyStore {
 }
 
 impl PolicyStore {
+    /// A store whose first version is `json`.
     pub fn new(json: String) -> PolicyStore {
         PolicyStore { current: RwLock::new(Arc::new(PolicyVersion { version: 1, json })) }
     }
 
+    /// The policy in force.
     pub fn current(&self) -> Arc<PolicyVersion> {
         match self.current.read() {
             Ok(g) => Arc::clone(&g),
@@ -35,12 +56,12 @@ impl PolicyStore {
     }
 
     /// Tries a policy in a fresh plugin; on success it becomes current.
-    pub fn offer(&self, module: &WasmModule, json: String) -> Result<u64, String> {
+    pub fn offer(&self, module: &WasmModule, json: String) -> Result<u64, PolicyError> {
         let current = self.current();
         if current.json == json {
             return Ok(current.version);
         }
-        module.start(PluginSettings::new(json.clone()).name("certgate")).map_err(|e| e.to_string())?;
+        module.start(PluginSettings::new(json.clone()).name("certgate"))?;
         let mut guard = match self.current.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -52,8 +73,8 @@ impl PolicyStore {
 }
 
 /// Reads a policy file, naming it in the error.
-pub fn read_policy(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read the policy {}: {e}", path.display()))
+pub fn read_policy(path: &Path) -> Result<String, PolicyError> {
+    std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_owned(), source })
 }
 
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
@@ -62,15 +83,15 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// Polls the file (editors replace files in several ways; polling sees them
-/// all) and offers each new content to the store. Stops when `store` is the
-/// only owner left.
-pub fn watch(path: PathBuf, module: WasmModule, store: Arc<PolicyStore>, every: Duration) {
+/// all) and offers each new content to the store, until `stop` says so (or
+/// its sender is gone).
+pub fn watch(path: PathBuf, module: WasmModule, store: Arc<PolicyStore>, every: Duration, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut last = stamp(&path);
         loop {
-            tokio::time::sleep(every).await;
-            if Arc::strong_count(&store) == 1 {
-                return;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
             }
             let now = stamp(&path);
             if now == last {

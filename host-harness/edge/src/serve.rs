@@ -1,69 +1,115 @@
-//! `certgate serve`: a local mTLS edge that runs the filter `.wasm` the way
-//! Envoy does. TLS (rustls) verifies the client; each request gets Envoy's
+//! `certgate serve`: a local mTLS edge that runs a proxy-wasm filter the way
+//! Envoy does. TLS (rustls) verifies the client; each connection goes to one
+//! worker thread (its own VM, as an Envoy worker); each request gets Envoy's
 //! connection properties and a sanitised `x-forwarded-client-cert`, goes
-//! through the filter in the worker thread's own plugin instance, and is
-//! answered locally or forwarded to the upstream with the filter's changes.
+//! through the filter's whole HTTP lifecycle ([`crate::flow`]), and is
+//! answered locally or by the upstream with the filter's changes. The access
+//! log prints the decision certgate publishes as filter state.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use certgate_filter::published::{Published, PROPERTY};
+use certgate_host::{Connection, HarnessError, PluginSettings, WasmModule};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use certgate_host::{Connection, Exchange, HarnessError, Plugin, PluginSettings, WasmModule};
-
-use crate::policy_file::{watch as watch_policy, PolicyStore};
+use crate::flow::{Flow, FlowError, Outgoing, HOP_BY_HOP};
+use crate::policy_file::{read_policy, watch as watch_policy, PolicyError, PolicyStore};
 use crate::tls::{server_config, TlsFiles};
+use crate::upstream::{Buffered, Upstreams};
+use crate::worker::{WorkerHandle, WorkerShared};
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
+type Body = BoxBody<Bytes, hyper::Error>;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
 pub struct EdgeSettings {
+    /// Where to listen.
     pub listen: SocketAddr,
     /// `http://host:port` of the application.
     pub upstream: Uri,
+    /// Server certificate, client CAs, CRLs, whether a client certificate is required.
     pub tls: TlsFiles,
+    /// The filter module.
     pub wasm: PathBuf,
     /// The policy file, watched for changes.
     pub policy: PathBuf,
+    /// How long a client has to finish its handshake.
     pub handshake_timeout: Duration,
+    /// How often the policy file is looked at.
     pub reload_every: Duration,
+    /// Named upstreams for the filter's HTTP calls.
+    pub clusters: HashMap<String, Uri>,
+    /// Worker threads, each with its own VM.
+    pub workers: usize,
+}
+
+impl EdgeSettings {
+    /// Settings with the defaults `certgate serve` uses for the rest.
+    pub fn new(listen: SocketAddr, upstream: Uri, tls: TlsFiles, wasm: PathBuf, policy: PathBuf) -> EdgeSettings {
+        EdgeSettings {
+            listen,
+            upstream,
+            tls,
+            wasm,
+            policy,
+            handshake_timeout: Duration::from_secs(10),
+            reload_every: Duration::from_millis(250),
+            clusters: HashMap::new(),
+            workers: 2,
+        }
+    }
 }
 
 /// Why an edge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
+    /// The TLS files.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The module.
     #[error("{0}")]
     Wasm(HarnessError),
-    #[error("{0}")]
-    Policy(String),
+    /// The policy, naming its file.
+    #[error("{path}: {source}")]
+    Policy {
+        /// The policy file.
+        path: PathBuf,
+        /// Why it was not taken.
+        source: PolicyError,
+    },
+    /// The port.
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A worker thread could not start.
+    #[error("cannot start a worker thread: {0}")]
+    Worker(std::io::Error),
 }
 
 /// A running edge; dropping it (or `shutdown`) stops it gracefully.
 #[derive(Debug)]
 pub struct RunningEdge {
+    /// Where it listens.
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     done: Option<tokio::task::JoinHandle<()>>,
@@ -86,44 +132,45 @@ impl Drop for RunningEdge {
 }
 
 struct EdgeState {
-    id: u64,
-    module: WasmModule,
-    policy: Arc<PolicyStore>,
     upstream: Uri,
-    client: Client<HttpConnector, Incoming>,
+    upstreams: Arc<Upstreams>,
+    workers: Vec<WorkerHandle>,
+    next_worker: AtomicUsize,
 }
-
-static NEXT_EDGE: AtomicU64 = AtomicU64::new(1);
 
 /// Starts an edge. Errors name the file or port at fault.
 pub async fn start(settings: EdgeSettings) -> Result<RunningEdge, EdgeError> {
     let tls = TlsAcceptor::from(server_config(&settings.tls)?);
     let module = WasmModule::from_file(&settings.wasm).map_err(EdgeError::Wasm)?;
-    let json = crate::policy_file::read_policy(&settings.policy).map_err(EdgeError::Policy)?;
+    let policy_error = |source| EdgeError::Policy { path: settings.policy.clone(), source };
+    let json = read_policy(&settings.policy).map_err(policy_error)?;
     // refuse to start on a policy the filter refuses
-    module
-        .start(PluginSettings::new(json.clone()).name("certgate"))
-        .map_err(|e| EdgeError::Policy(format!("{}: {e}", settings.policy.display())))?;
+    module.start(PluginSettings::new(json.clone()).name("certgate")).map_err(|e| policy_error(e.into()))?;
     let policy = Arc::new(PolicyStore::new(json));
-    watch_policy(settings.policy.clone(), module.clone(), Arc::clone(&policy), settings.reload_every);
+    let (stop, stopped) = watch::channel(false);
+    watch_policy(settings.policy.clone(), module.clone(), Arc::clone(&policy), settings.reload_every, stopped.clone());
 
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|source| EdgeError::Listen { addr: settings.listen, source })?;
     let addr = listener.local_addr().map_err(|source| EdgeError::Listen { addr: settings.listen, source })?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let state = Arc::new(EdgeState {
-        id: NEXT_EDGE.fetch_add(1, Ordering::Relaxed),
+    let upstreams = Arc::new(Upstreams::new(settings.clusters.clone()));
+    let shared = Arc::new(WorkerShared {
         module,
         policy,
-        upstream: settings.upstream.clone(),
-        client: Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector),
+        shared_data: Default::default(),
+        upstreams: Arc::clone(&upstreams),
+        name: "certgate".into(),
+        runtime: tokio::runtime::Handle::current(),
     });
-    let (stop, stopped) = watch::channel(false);
+    let workers = (0..settings.workers.max(1))
+        .map(|i| WorkerHandle::spawn(Arc::clone(&shared), i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(EdgeError::Worker)?;
+    let state = Arc::new(EdgeState { upstream: settings.upstream.clone(), upstreams, workers, next_worker: AtomicUsize::new(0) });
     let timeout = settings.handshake_timeout;
     let done = tokio::spawn(accept_loop(listener, tls, state, stopped, timeout));
-    tracing::info!(%addr, upstream = %settings.upstream, "certgate edge listening");
+    tracing::info!(%addr, upstream = %settings.upstream, workers = settings.workers, "certgate edge listening");
     Ok(RunningEdge { addr, stop, done: Some(done) })
 }
 
@@ -182,7 +229,10 @@ async fn accept_loop(
                 }
             }
             let conn = Arc::new(conn);
-            let service = service_fn(move |req| handle(req, Arc::clone(&state), Arc::clone(&conn)));
+            // a connection stays on one worker, as in Envoy
+            let n = state.next_worker.fetch_add(1, Ordering::Relaxed);
+            let Some(worker) = state.workers.get(n % state.workers.len().max(1)).cloned() else { return };
+            let service = service_fn(move |req| handle(req, Arc::clone(&state), Arc::clone(&conn), worker.clone()));
             let builder = auto::Builder::new(TokioExecutor::new());
             let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(serving.into_owned()).await;
@@ -193,51 +243,11 @@ async fn accept_loop(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("shutdown: requests still in flight after 10 s"),
     }
+    for worker in &state.workers {
+        worker.stop();
+    }
 }
 
-thread_local! {
-    /// Each worker thread's plugin instance per edge, with the policy version
-    /// it runs: one VM per worker, as in Envoy.
-    static WORKER: RefCell<HashMap<u64, (u64, Plugin, Instant)>> = RefCell::new(HashMap::new());
-}
-
-/// Runs the filter on request headers in this thread's plugin.
-fn run_filter(state: &EdgeState, conn: &Connection, headers: Vec<(String, Vec<u8>)>) -> Result<Exchange, HarnessError> {
-    let policy = state.policy.current();
-    WORKER.with(|cell| {
-        let mut plugins = cell.borrow_mut();
-        let stale = match plugins.get(&state.id) {
-            None => true,
-            Some((_, p, _)) => p.failure().is_some(),
-        };
-        if stale {
-            // a new worker, or one whose plugin trapped: start afresh (the
-            // failed request itself was already answered 500)
-            let plugin = state.module.start(PluginSettings::new(policy.json.clone()).name("certgate"))?;
-            plugins.insert(state.id, (policy.version, plugin, Instant::now()));
-        }
-        let Some((version, plugin, last_tick)) = plugins.get_mut(&state.id) else {
-            return Err(HarnessError::Poisoned("no plugin".into()));
-        };
-        if *version != policy.version {
-            plugin.reconfigure(policy.json.clone())?;
-            *version = policy.version;
-        }
-        // Envoy ticks on a timer; a worker here ticks when a request comes
-        // after the plugin's period (enough for counters and clocks).
-        let period = plugin.tick_period_ms();
-        if period > 0 && last_tick.elapsed() >= Duration::from_millis(u64::from(period)) {
-            plugin.tick()?;
-            *last_tick = Instant::now();
-        }
-        let out = plugin.request(conn, headers);
-        // the guest's log lines go to the edge's log
-        for line in plugin.take_logs() {
-            tracing::debug!(target: "certgate::filter", "{}", line.message);
-        }
-        out
-    })
-}
 
 fn json_reply(status: u16, reason: &str) -> Response<Body> {
     let mut r = Response::new(full(format!("{{\"error\":\"{reason}\"}}")));
@@ -246,19 +256,14 @@ fn json_reply(status: u16, reason: &str) -> Response<Body> {
     r
 }
 
-/// Headers that belong to one hop and are not forwarded.
-const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"];
-
 fn request_id() -> String {
     let mut b = [0u8; 16];
     let _ = getrandom::fill(&mut b);
     certgate_x509::text::hex(&b)
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connection>) -> Result<Response<Body>, Infallible> {
-    let started = Instant::now();
-    let (parts, body) = req.into_parts();
-    let method = parts.method.to_string();
+/// The request's headers as Envoy gives them to the filter chain.
+fn filter_headers(parts: &hyper::http::request::Parts, conn: &Connection) -> Vec<(String, Vec<u8>)> {
     let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
     let authority = parts
         .uri
@@ -268,7 +273,7 @@ async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connect
         .unwrap_or_default();
     let mut headers: Vec<(String, Vec<u8>)> = vec![
         (":method".into(), parts.method.as_str().as_bytes().to_vec()),
-        (":path".into(), path.clone().into_bytes()),
+        (":path".into(), path.into_bytes()),
         (":authority".into(), authority.into_bytes()),
         (":scheme".into(), b"https".to_vec()),
     ];
@@ -287,97 +292,74 @@ async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connect
     if !parts.headers.contains_key("x-request-id") {
         headers.push(("x-request-id".into(), request_id().into_bytes()));
     }
+    headers
+}
 
-    let outcome = run_filter(&state, &conn, headers);
-    let (response, rule, reason, cn) = match outcome {
-        Err(e) => {
-            tracing::error!("filter failed, request refused: {e}");
-            (json_reply(500, "filter_failed"), None, Some("filter_failed".to_owned()), None)
-        }
-        Ok(ex) => {
-            let rule = ex.header("x-certgate-rule");
-            let cn = ex.header("x-client-cn");
-            if let Some(local) = ex.local_response {
-                let text = String::from_utf8_lossy(&local.body).into_owned();
-                let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                let mut r = Response::new(full(local.body));
-                *r.status_mut() = hyper::StatusCode::from_u16(local.status as u16).unwrap_or(hyper::StatusCode::FORBIDDEN);
-                for (k, v) in &local.headers {
-                    if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_bytes(v)) {
-                        r.headers_mut().append(k, v);
-                    }
-                }
-                let reason = json.get("reason").and_then(serde_json::Value::as_str).map(str::to_owned);
-                let rule = json.get("rule").and_then(serde_json::Value::as_str).map(str::to_owned);
-                (r, rule, reason, None)
-            } else if ex.forwarded() {
-                let audit = ex.header("x-certgate-audit");
-                // as Envoy does: the request goes on with the filter's
-                // `:method` and `:path` (certgate forwards the path it matched)
-                let method = ex.header(":method").and_then(|m| hyper::Method::from_bytes(m.as_bytes()).ok()).unwrap_or(parts.method);
-                let path = ex.header(":path").unwrap_or(path.clone());
-                (forward(&state, method, &path, ex.upstream_headers, body).await, rule, audit, cn)
-            } else {
-                (json_reply(500, "filter_paused_without_reply"), rule, None, cn)
-            }
-        }
+fn response_of(out: Outgoing) -> Response<Body> {
+    let mut r = Response::new(Buffered::new(out.body, out.trailers).map_err(|never| match never {}).boxed());
+    *r.status_mut() = out.status;
+    *r.headers_mut() = out.headers;
+    r
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connection>, worker: WorkerHandle) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+    let (parts, body) = req.into_parts();
+    let headers = filter_headers(&parts, &conn);
+    let req = Request::from_parts(parts, body);
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let opened = {
+        let conn = Arc::clone(&conn);
+        worker.run(move |w| w.open(&conn, events_tx)).await
     };
+    let (response, last) = match opened {
+        Some(Ok(id)) => {
+            let mut flow = Flow { worker: &worker, id, events };
+            let result = flow.run(req, headers, &state.upstreams, &state.upstream).await;
+            let last = worker.run(move |w| w.close(id)).await.and_then(Result::ok);
+            let response = match result {
+                Ok(out) => response_of(out),
+                Err(FlowError::Filter(e)) => {
+                    tracing::error!("filter failed, request refused: {e}");
+                    json_reply(500, "filter_failed")
+                }
+                Err(FlowError::Paused) => json_reply(500, "filter_paused_without_reply"),
+                Err(FlowError::Client) => json_reply(400, "bad_request_body"),
+                Err(FlowError::Upstream) => json_reply(502, "upstream_unavailable"),
+            };
+            (response, last)
+        }
+        Some(Err(e)) => {
+            tracing::error!("filter failed, request refused: {e}");
+            (json_reply(500, "filter_failed"), None)
+        }
+        None => (json_reply(500, "filter_failed"), None),
+    };
+    // the decision the filter published (certgate's; other filters publish none)
+    let published = last.as_ref().and_then(|s| s.filter_state.get(PROPERTY)).and_then(|v| Published::from_bytes(v));
+    let field = |f: fn(&Published) -> Option<&str>| published.as_ref().and_then(f).unwrap_or("-").to_owned();
     tracing::info!(
         target: "certgate::access",
         method = %method,
         path = %path,
         status = response.status().as_u16(),
-        rule = rule.as_deref().unwrap_or("-"),
-        reason = reason.as_deref().unwrap_or("-"),
-        cn = cn.as_deref().unwrap_or("-"),
+        decision = field(|p| Some(match p.decision {
+            certgate_filter::published::Verdict::Allow => "allow",
+            certgate_filter::published::Verdict::Deny => "deny",
+            certgate_filter::published::Verdict::AuditDeny => "audit_deny",
+        })),
+        rule = field(|p| p.rule.as_deref()),
+        reason = field(|p| p.reason.as_deref()),
+        cn = field(|p| p.cn.as_deref()),
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
     Ok(response)
 }
 
-async fn forward(
-    state: &EdgeState,
-    method: hyper::Method,
-    path: &str,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Incoming,
-) -> Response<Body> {
-    let uri = format!(
-        "{}://{}{}",
-        state.upstream.scheme_str().unwrap_or("http"),
-        state.upstream.authority().map(|a| a.as_str()).unwrap_or("127.0.0.1"),
-        path
-    );
-    let mut builder = Request::builder().method(method).uri(uri);
-    for (k, v) in &headers {
-        if k.starts_with(':') || HOP_BY_HOP.contains(&k.as_str()) {
-            if k == ":authority" {
-                builder = builder.header("host", v.as_slice());
-            }
-            continue;
-        }
-        builder = builder.header(k.as_str(), v.as_slice());
-    }
-    let Ok(req) = builder.body(body) else {
-        return json_reply(502, "bad_upstream_request");
-    };
-    match state.client.request(req).await {
-        Ok(resp) => {
-            let (mut parts, body) = resp.into_parts();
-            for h in HOP_BY_HOP {
-                parts.headers.remove(*h);
-            }
-            Response::from_parts(parts, body.boxed())
-        }
-        Err(e) => {
-            tracing::warn!(upstream = %state.upstream, "upstream failed: {e}");
-            json_reply(502, "upstream_unavailable")
-        }
-    }
-}
-
 /// Boxes a full body into the edge's body type.
-fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, hyper::Error> {
+fn full(bytes: impl Into<Bytes>) -> Body {
     http_body_util::Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }

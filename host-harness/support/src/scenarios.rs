@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use certgate_filter::published::Published;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -84,7 +85,15 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// Reads an outcome the way a black-box client does: the local reply's
+    /// An outcome from the decision the filter published (its filter state),
+    /// under any header preset: what the edge and `certgate check` read.
+    pub fn published(status: u16, published: &Published, body: Option<String>, upstream_headers: Vec<(String, String)>) -> Observed {
+        let reason = published.reason.clone();
+        Observed { status, reason, rule: Some(published.rule.clone()), upstream_headers, body }
+    }
+
+    /// Reads an outcome the way a black-box client does (a client of Envoy
+    /// cannot see filter state): the local reply's
     /// JSON body for a deny; for a forwarded request, the `x-certgate-audit`
     /// and `x-certgate-rule` headers the application got (when set).
     pub fn black_box(status: u16, body: Option<String>, upstream_headers: Vec<(String, String)>) -> Observed {

@@ -83,6 +83,8 @@ pub fn settings(policy: &std::path::Path, mode: ClientCertMode, upstream: &str) 
         policy: policy.to_path_buf(),
         handshake_timeout: Duration::from_secs(5),
         reload_every: Duration::from_millis(100),
+        clusters: Default::default(),
+        workers: 2,
     }
 }
 

@@ -1,0 +1,276 @@
+//! One request's way through the filter, as Envoy 1.40 runs a proxy-wasm
+//! HTTP filter:
+//!
+//! - request headers, then each body chunk, then trailers; a body callback
+//!   that pauses keeps its data, and the next sees it with the new chunk;
+//! - a pause waits for the stream's HTTP calls, and `continue_stream` resumes;
+//! - a local reply, from any phase, ends the request phase; a local reply
+//!   sent from the request phase goes through the response callbacks
+//!   (headers, then its body in one chunk), so their changes reach the client;
+//! - the upstream's response: headers, body chunks, trailers, the same way.
+//!
+//! Where this differs from Envoy: bodies are held whole before they go on
+//! (the upstream sees the request body, and the client the response body,
+//! once it is complete), and a stream paused with nothing outstanding at
+//! its end is answered 500 rather than left to its timeout.
+
+use bytes::Bytes;
+use certgate_host::{HarnessError, LocalResponse};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use tokio::sync::mpsc as async_mpsc;
+
+use crate::upstream::{from_header_map, to_header_map, Buffered, Upstreams};
+use crate::worker::{Half, Verdict, WorkerHandle};
+
+/// Why a request could not go through; each becomes a local 5xx.
+#[derive(Debug)]
+pub enum FlowError {
+    /// The filter trapped or the worker is gone.
+    Filter(HarnessError),
+    /// The filter paused and nothing can resume it.
+    Paused,
+    /// The client's body broke off.
+    Client,
+    /// The upstream could not be reached.
+    Upstream,
+}
+
+impl From<HarnessError> for FlowError {
+    fn from(e: HarnessError) -> FlowError {
+        FlowError::Filter(e)
+    }
+}
+
+/// A response ready for the client: status, headers, body, trailers.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub trailers: HeaderMap,
+}
+
+/// One stream on its worker.
+#[derive(Debug)]
+pub struct Flow<'a> {
+    pub worker: &'a WorkerHandle,
+    pub id: u32,
+    pub events: async_mpsc::UnboundedReceiver<()>,
+}
+
+type Pairs = Vec<(String, Vec<u8>)>;
+
+fn gone() -> FlowError {
+    FlowError::Filter(HarnessError::Poisoned("the worker stopped".into()))
+}
+
+impl Flow<'_> {
+    /// Runs one callback and waits out the HTTP calls it started.
+    async fn phase(
+        &mut self,
+        half: Half,
+        f: impl FnOnce(&mut certgate_host::Plugin, u32) -> Result<certgate_host::Action, HarnessError> + Send + 'static,
+    ) -> Result<Verdict, FlowError> {
+        let id = self.id;
+        let mut verdict = self.worker.run(move |w| w.callback(id, half, |p| f(p, id))).await.ok_or_else(gone)??;
+        while verdict == Verdict::Wait {
+            if self.events.recv().await.is_none() {
+                return Err(gone());
+            }
+            verdict = self.worker.run(move |w| w.verdict(id, certgate_host::Action::Pause, half)).await.ok_or_else(gone)?;
+        }
+        Ok(verdict)
+    }
+
+    async fn take_body(&self, half: Half) -> Result<Vec<u8>, FlowError> {
+        let id = self.id;
+        self.worker.run(move |w| w.take_body(id, half)).await.ok_or_else(gone)
+    }
+
+    /// Headers, trailers of one half as the filter left them.
+    async fn current(&self, half: Half) -> Result<(Pairs, Pairs), FlowError> {
+        let id = self.id;
+        self.worker
+            .run(move |w| {
+                w.state(id).map(|s| match half {
+                    Half::Request => (s.request_headers.clone(), s.request_trailers.clone()),
+                    Half::Response => (s.response_headers.clone(), s.response_trailers.clone()),
+                })
+            })
+            .await
+            .flatten()
+            .ok_or_else(gone)
+    }
+
+    /// Feeds a body through its callbacks; returns what passes on, or the
+    /// local reply the filter sent. `held`: the headers' callback paused.
+    async fn body(&mut self, half: Half, body: &mut Incoming, mut held: bool) -> Result<Result<Vec<u8>, LocalResponse>, FlowError> {
+        let mut passed = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| FlowError::Client)?;
+            let end = body.is_end_stream();
+            let verdict = match frame.into_data() {
+                Ok(chunk) => {
+                    let chunk = chunk.to_vec();
+                    match half {
+                        Half::Request => self.phase(half, move |p, id| p.request_body(id, &chunk, end)).await?,
+                        Half::Response => self.phase(half, move |p, id| p.response_body(id, &chunk, end)).await?,
+                    }
+                }
+                Err(frame) => {
+                    let trailers = frame.into_trailers().map(|t| from_header_map(&t)).unwrap_or_default();
+                    match half {
+                        Half::Request => self.phase(half, move |p, id| p.request_trailers(id, trailers)).await?,
+                        Half::Response => self.phase(half, move |p, id| p.response_trailers(id, trailers)).await?,
+                    }
+                }
+            };
+            match verdict {
+                Verdict::Reply(local) => return Ok(Err(local)),
+                Verdict::Go => {
+                    held = false;
+                    passed.extend(self.take_body(half).await?);
+                }
+                Verdict::Held | Verdict::Wait => held = true,
+            }
+        }
+        if held {
+            return Err(FlowError::Paused);
+        }
+        Ok(Ok(passed))
+    }
+
+    /// The whole exchange: request phase, upstream, response phase.
+    pub async fn run(&mut self, request: Request<Incoming>, headers: Pairs, upstreams: &Upstreams, upstream: &hyper::Uri) -> Result<Outgoing, FlowError> {
+        let (_, mut body) = request.into_parts();
+        let end = body.is_end_stream();
+        let verdict = self.phase(Half::Request, move |p, id| p.request_headers(id, headers, end)).await?;
+        let held = match verdict {
+            Verdict::Reply(local) => return self.local_reply(local).await,
+            Verdict::Go => false,
+            Verdict::Held | Verdict::Wait => true,
+        };
+        if held && end {
+            return Err(FlowError::Paused);
+        }
+        let data = match self.body(Half::Request, &mut body, held).await? {
+            Ok(data) => data,
+            Err(local) => return self.local_reply(local).await,
+        };
+        let (headers, trailers) = self.current(Half::Request).await?;
+        let response = forward(upstreams, upstream, &headers, data, &trailers).await?;
+        self.response(response).await
+    }
+
+    async fn response(&mut self, response: Response<Incoming>) -> Result<Outgoing, FlowError> {
+        let (parts, mut body) = response.into_parts();
+        let mut headers = vec![(":status".to_owned(), parts.status.as_u16().to_string().into_bytes())];
+        headers.extend(from_header_map(&parts.headers).into_iter().filter(|(k, _)| !is_hop_by_hop(k)));
+        let end = body.is_end_stream();
+        let verdict = self.phase(Half::Response, move |p, id| p.response_headers(id, headers, end)).await?;
+        let held = match verdict {
+            // a local reply from the response phase replaces the response as it is
+            Verdict::Reply(local) => return Ok(outgoing_of_local(local)),
+            Verdict::Go => false,
+            Verdict::Held | Verdict::Wait => true,
+        };
+        if held && end {
+            return Err(FlowError::Paused);
+        }
+        let data = match self.body(Half::Response, &mut body, held).await? {
+            Ok(data) => data,
+            Err(local) => return Ok(outgoing_of_local(local)),
+        };
+        self.outgoing(data, parts.headers.get(hyper::header::CONTENT_LENGTH).is_some()).await
+    }
+
+    /// A local reply from the request phase, through the response callbacks.
+    async fn local_reply(&mut self, local: LocalResponse) -> Result<Outgoing, FlowError> {
+        let headers = local_headers(&local);
+        let body = local.body;
+        let end = body.is_empty();
+        if let Verdict::Reply(again) = self.phase(Half::Response, move |p, id| p.response_headers(id, headers, end)).await? {
+            return Ok(outgoing_of_local(again));
+        }
+        let mut data = Vec::new();
+        if !end {
+            match self.phase(Half::Response, move |p, id| p.response_body(id, &body, true)).await? {
+                Verdict::Reply(again) => return Ok(outgoing_of_local(again)),
+                _ => data = self.take_body(Half::Response).await?,
+            }
+        }
+        self.outgoing(data, true).await
+    }
+
+    /// The response as the filter left it. A `content-length` that no longer
+    /// matches a changed body is dropped (hyper writes the right one).
+    async fn outgoing(&self, body: Vec<u8>, had_length: bool) -> Result<Outgoing, FlowError> {
+        let (headers, trailers) = self.current(Half::Response).await?;
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut map = to_header_map(&headers);
+        let stated = map.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if stated.is_some_and(|n| n != body.len()) || (!had_length && stated.is_some()) {
+            map.remove(hyper::header::CONTENT_LENGTH);
+        }
+        Ok(Outgoing { status, headers: map, body, trailers: to_header_map(&trailers) })
+    }
+}
+
+/// Envoy's local reply headers: `:status`, the filter's, and `content-type:
+/// text/plain` for a body without one.
+fn local_headers(local: &LocalResponse) -> Pairs {
+    let mut headers = vec![(":status".to_owned(), local.status.to_string().into_bytes())];
+    headers.extend(local.headers.iter().cloned());
+    if !local.body.is_empty() && !headers.iter().any(|(k, _)| k == "content-type") {
+        headers.push(("content-type".into(), b"text/plain".to_vec()));
+    }
+    headers
+}
+
+fn outgoing_of_local(local: LocalResponse) -> Outgoing {
+    let headers = local_headers(&local);
+    let status = u16::try_from(local.status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::FORBIDDEN);
+    Outgoing { status, headers: to_header_map(&headers), body: local.body, trailers: HeaderMap::new() }
+}
+
+/// Headers that belong to one hop and are not forwarded.
+pub const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"];
+
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
+/// The request as the filter left it, to the upstream: `:method`, `:path` and
+/// `:authority` (as `host`) from the filter's headers.
+async fn forward(upstreams: &Upstreams, upstream: &hyper::Uri, headers: &Pairs, body: Vec<u8>, trailers: &Pairs) -> Result<Response<Incoming>, FlowError> {
+    let pseudo = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice());
+    let path = pseudo(":path").and_then(|p| std::str::from_utf8(p).ok()).unwrap_or("/");
+    let method = pseudo(":method").and_then(|m| hyper::Method::from_bytes(m).ok()).unwrap_or(hyper::Method::GET);
+    let uri = format!(
+        "{}://{}{}",
+        upstream.scheme_str().unwrap_or("http"),
+        upstream.authority().map(|a| a.as_str()).unwrap_or("127.0.0.1"),
+        path
+    );
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(authority) = pseudo(":authority") {
+        builder = builder.header("host", authority);
+    }
+    for (k, v) in headers {
+        if !k.starts_with(':') && !is_hop_by_hop(k) && k != "content-length" {
+            builder = builder.header(k.as_str(), v.as_slice());
+        }
+    }
+    let request = builder.body(Buffered::new(Bytes::from(body), to_header_map(trailers))).map_err(|_| FlowError::Upstream)?;
+    upstreams.client().request(request).await.map_err(|e| {
+        tracing::warn!(%upstream, "upstream failed: {e}");
+        FlowError::Upstream
+    })
+}
