@@ -2,7 +2,8 @@
 //! document of what it received — method, path, every header in order — as
 //! the seed's `/api/v0.1/headers` did; `/api/v0.1/hello` says hello. A
 //! browser (a request whose `accept` names `text/html`) gets the same as a
-//! readable "who am I" page instead.
+//! readable "who am I" page instead. `/status/NNN` answers that status and
+//! `/echo` sends the request body back (for the differential tests).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +31,13 @@ impl Drop for RunningBackend {
     }
 }
 
+fn text(status: hyper::StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/plain"));
+    resp
+}
+
 async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -38,6 +46,13 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
+    // for the differential tests: a chosen status, and the body sent back
+    if let Some(code) = parts.uri.path().strip_prefix("/status/").and_then(|c| hyper::StatusCode::from_bytes(c.as_bytes()).ok()) {
+        return Ok(text(code, format!("status {}", code.as_u16()).into()));
+    }
+    if parts.uri.path() == "/echo" {
+        return Ok(text(hyper::StatusCode::OK, body));
+    }
     let accept = parts.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if certgate_filter::reply::wants_html(accept) {
         let mut resp = Response::new(Full::new(Bytes::from(whoami_page(&headers))));
