@@ -11,11 +11,11 @@ use certgate_filter::admission::{admit, property, Host, HostError, XFCC_HEADER};
 use certgate_filter::cache::IdentityCache;
 use certgate_filter::config::parse_policy;
 use certgate_filter::headers::{is_safe_value, HeaderKind};
-use certgate_filter::identity::{hex, IdentitySource, PeerIdentity};
+use certgate_filter::identity::{IdentitySource, PeerIdentity};
+use certgate_x509::sha256_hex;
 use certgate_filter::path::{self, PathCase, Reading};
 use certgate_filter::policy::{decide, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification};
 use certgate_filter::xfcc;
-use sha2::{Digest, Sha256};
 
 /// 2026-11-23, inside the fixtures' validity.
 const NOW: i64 = 1_795_400_000;
@@ -180,7 +180,7 @@ fn run(policy: &Policy, r: &Request) {
         Cert::Bytes(b) => Some(b.clone()),
     };
     if let Some(der) = &der {
-        let digest = hex(&Sha256::digest(der));
+        let digest = sha256_hex(der);
         host.properties.insert(property::SHA256_DIGEST.join("."), digest.into_bytes());
         host.properties.insert(property::PEER_CERTIFICATE.join("."), pem_of(der).into_bytes());
         if let Some(v) = r.verified {

@@ -1,0 +1,57 @@
+//! What certgate needs from the proxy, as a trait: the request headers, the
+//! connection's properties, header changes and local replies. The wasm glue
+//! implements it with proxy-wasm calls; tests with a map. Also the names
+//! certgate reads, and the one way header values are looked up.
+
+/// A host call failed; the request fails closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("host call {call} failed: {status}")]
+pub struct HostError {
+    pub call: &'static str,
+    pub status: String,
+}
+
+/// What certgate needs from the proxy for one request.
+pub trait Host {
+    /// Every request header, repeated names included, values as bytes.
+    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError>;
+    /// Removes every header with this exact name.
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
+    /// Adds a header. certgate adds only names it stripped first, so there is
+    /// never one to replace (and appending is the cheaper call in Envoy).
+    fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
+    /// Replaces a header's value (`:path`, when the request goes on under the
+    /// spelling of its path that the rules matched).
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
+    /// A property such as `connection.peer_certificate`; `None` if the host has none.
+    fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
+    /// Answers the request locally; it goes no further.
+    fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
+}
+
+/// Where things are in the property tree (Envoy's attribute names).
+pub mod property {
+    pub const PEER_CERTIFICATE: &[&str] = &["connection", "peer_certificate"];
+    pub const PEER_CERTIFICATE_VALID: &[&str] = &["connection", "peer_certificate_valid"];
+    pub const SHA256_DIGEST: &[&str] = &["connection", "sha256_peer_certificate_digest"];
+    pub const SUBJECT: &[&str] = &["connection", "subject_peer_certificate"];
+    pub const URI_SAN: &[&str] = &["connection", "uri_san_peer_certificate"];
+    pub const DNS_SAN: &[&str] = &["connection", "dns_san_peer_certificate"];
+}
+
+pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
+
+/// The first value of a header (names compare without case), as text;
+/// empty when the request has none.
+pub fn header_text(headers: &[(String, Vec<u8>)], name: &str) -> String {
+    header_texts(headers, name).into_iter().next().unwrap_or_default()
+}
+
+/// Every value of a header (names compare without case), as text, in order.
+pub fn header_texts(headers: &[(String, Vec<u8>)], name: &str) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
