@@ -345,14 +345,15 @@ async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connect
         method = %method,
         path = %path,
         status = response.status().as_u16(),
-        decision = field(|p| Some(match p.decision {
+        decision = %field(|p| Some(match p.decision {
             certgate_filter::published::Verdict::Allow => "allow",
             certgate_filter::published::Verdict::Deny => "deny",
             certgate_filter::published::Verdict::AuditDeny => "audit_deny",
         })),
-        rule = field(|p| p.rule.as_deref()),
-        reason = field(|p| p.reason.as_deref()),
-        cn = field(|p| p.cn.as_deref()),
+        rule = %field(|p| p.rule.as_deref()),
+        reason = %field(|p| p.reason.as_deref()),
+        // the client's text: encoded so it cannot forge log lines
+        cn = %certgate_filter::headers::encode_value(&field(|p| p.cn.as_deref())),
         micros = started.elapsed().as_micros() as u64,
         "request"
     );

@@ -146,7 +146,9 @@ impl Envoy {
     fn start_bin(bin: &Path, yaml: &str, workers: usize, cpus: Option<&str>) -> Result<Envoy, String> {
         let dir = TempDir::new("envoy").unwrap();
         let cfg = dir.0.join("envoy.yaml");
-        std::fs::write(&cfg, yaml).unwrap();
+        // the access log goes to a file the test can read
+        let access_log = dir.0.join("access.log");
+        std::fs::write(&cfg, yaml.replace("path: /dev/stdout", &format!("path: {}", access_log.display()))).unwrap();
         let admin_file = dir.0.join("admin");
         let log = dir.0.join("envoy.log");
         let mut command = match cpus {
@@ -190,6 +192,11 @@ impl Envoy {
             std::thread::sleep(Duration::from_millis(100));
         }
         Err(format!("envoy not ready in 60 s:\n{}", envoy.log_tail()))
+    }
+
+    /// The access log so far (the committed configurations' `/dev/stdout`).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self._dir.0.join("access.log")).unwrap_or_default()
     }
 
     pub fn log_text(&self) -> String {
