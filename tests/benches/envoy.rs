@@ -16,6 +16,10 @@
 //! Last, memory: Envoy's resident size with certgate and with the empty filter
 //! after one certificate, after 1,000 and after 2,000 distinct certificates
 //! (one connection and request each), against certgate's cache bound (1,024).
+//! With `CERTGATE_BENCH_ALT_WASM=<path>`, (j) is (d) with another build of
+//! the filter, alternating with the rest: an A/B of a change within one run.
+//! The committed configuration's access log is left out: it would cost every
+//! variant the same and hide the filter's share.
 //! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench envoy`
 //! (best as `taskset -c 1 cargo bench ...` so the load stays off Envoy's core).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
@@ -40,11 +44,15 @@ const CONNECTIONS: usize = 8;
 const SECONDS: u64 = 4;
 const ROUNDS: usize = 6;
 
-/// Replaces the certgate filter block of required-mtls.yaml.
+/// Replaces the certgate filter block of required-mtls.yaml, and drops its
+/// access log.
 fn with_filter(yaml: &str, filter: &str) -> String {
     let start = yaml.find("          - name: certgate").unwrap();
     let end = yaml.find("          - name: envoy.filters.http.router").unwrap();
-    format!("{}{}{}", &yaml[..start], filter, &yaml[end..])
+    let yaml = format!("{}{}{}", &yaml[..start], filter, &yaml[end..]);
+    let log = yaml.find("          access_log:").unwrap();
+    let log_end = yaml.find("          forward_client_cert_details").unwrap();
+    format!("{}{}", &yaml[..log], &yaml[log_end..])
 }
 
 fn wasm_filter(path: &str, config: &str) -> String {
@@ -126,7 +134,7 @@ fn main() {
         serde_json::json!(["issuer_cn", "serial", "not_before", "expires_in", "san_uri", "san_dns", "san_email"]);
     let mut small_cache = example.clone();
     small_cache["cache_size"] = 8.into();
-    let variants: Vec<(&str, String)> = vec![
+    let mut variants: Vec<(&str, String)> = vec![
         ("a no filter", with_filter(&base(), "")),
         ("b native RBAC", with_filter(&base(), RBAC)),
         ("c empty wasm", with_filter(&base(), &wasm_filter(&empty, ""))),
@@ -137,6 +145,9 @@ fn main() {
         ("h certgate, 7 hdrs", with_filter(&base(), &wasm_filter(&certgate, &lean.to_string()))),
         ("i certgate, minimal", with_filter(&base(), &wasm_filter(&certgate, MINIMAL))),
     ];
+    if let Ok(alt) = std::env::var("CERTGATE_BENCH_ALT_WASM") {
+        variants.push(("j certgate, alt", with_filter(&base(), &wasm_filter(&alt, &example.to_string()))));
+    }
     let scratch = common::TempDir::new("bench-pki").unwrap();
     let clients = distinct_clients(&scratch.0, 2016);
     let root_ca = repo().join("fixtures/pki/root-ca.pem");
