@@ -20,5 +20,5 @@ pub mod plugin;
 pub mod state;
 
 pub use connection::Connection;
-pub use plugin::{Action, Exchange, HarnessError, HttpStream, Plugin, PluginSettings, WasmModule};
+pub use plugin::{request_headers, Action, Exchange, HarnessError, HttpStream, Plugin, PluginSettings, WasmModule};
 pub use state::{Clock, HttpCall, HttpCallResponse, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};

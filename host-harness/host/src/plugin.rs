@@ -684,6 +684,19 @@ impl Drop for HttpStream<'_> {
     }
 }
 
+/// The request headers of a plain HTTPS request as Envoy would give them
+/// (`:method`, `:path`, `:authority` localhost:8443, `:scheme`, a user agent),
+/// to add to or pass to [`Plugin::request`].
+pub fn request_headers(method: &str, path: &str) -> Pairs {
+    vec![
+        (":method".into(), method.as_bytes().to_vec()),
+        (":path".into(), path.as_bytes().to_vec()),
+        (":authority".into(), b"localhost:8443".to_vec()),
+        (":scheme".into(), b"https".to_vec()),
+        ("user-agent".into(), b"harness".to_vec()),
+    ]
+}
+
 /// The outcome of [`Plugin::request`].
 #[derive(Debug, Clone)]
 pub struct Exchange {

@@ -45,12 +45,4 @@ pub fn with_peer_pem(pem: impl Into<Vec<u8>>) -> Connection {
     conn
 }
 
-pub fn request(method: &str, path: &str) -> Vec<(String, Vec<u8>)> {
-    vec![
-        (":method".into(), method.as_bytes().to_vec()),
-        (":path".into(), path.as_bytes().to_vec()),
-        (":authority".into(), b"localhost:8443".to_vec()),
-        (":scheme".into(), b"https".to_vec()),
-        ("user-agent".into(), b"harness".to_vec()),
-    ]
-}
+pub use certgate_host::request_headers as request;
