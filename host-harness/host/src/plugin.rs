@@ -347,6 +347,12 @@ impl Plugin {
         self.store.data().host_calls
     }
 
+    /// The size of the guest's linear memory in bytes (its high-water mark:
+    /// Wasm memory only grows).
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().memory.map_or(0, |m| m.data_size(&self.store))
+    }
+
     /// The period the plugin asked for `proxy_on_tick`; 0 for none.
     pub fn tick_period_ms(&self) -> u32 {
         self.store.data().tick_period_ms
