@@ -12,7 +12,9 @@
 //! empty filter and (g) certgate with `cache_size` 8, so every request parses
 //! its certificate (a cache miss); (g) is compared with (f). (h) is (d) with
 //! 7 identity headers instead of 14, to show what each header costs; (i) is
-//! certgate doing the least it can (no headers, one anonymous rule).
+//! certgate doing the least it can (no headers, one anonymous rule); (k) is
+//! (d) with the `gunicorn` header preset (4 headers, what a migrated Flask
+//! application gets).
 //! Last, memory: Envoy's resident size with certgate and with the empty filter
 //! after one certificate, after 1,000 and after 2,000 distinct certificates
 //! (one connection and request each), against certgate's cache bound (1,024).
@@ -132,6 +134,8 @@ fn main() {
     let mut lean = example.clone();
     lean["headers"]["omit"] =
         serde_json::json!(["issuer_cn", "serial", "not_before", "expires_in", "san_uri", "san_dns", "san_email"]);
+    let mut gunicorn = example.clone();
+    gunicorn["headers"] = serde_json::json!({"preset": "gunicorn"});
     let mut small_cache = example.clone();
     small_cache["cache_size"] = 8.into();
     let mut variants: Vec<(&str, String)> = vec![
@@ -144,6 +148,7 @@ fn main() {
         ("g certgate, misses", with_filter(&base(), &wasm_filter(&certgate, &small_cache.to_string()))),
         ("h certgate, 7 hdrs", with_filter(&base(), &wasm_filter(&certgate, &lean.to_string()))),
         ("i certgate, minimal", with_filter(&base(), &wasm_filter(&certgate, MINIMAL))),
+        ("k certgate, gunicorn", with_filter(&base(), &wasm_filter(&certgate, &gunicorn.to_string()))),
     ];
     if let Ok(alt) = std::env::var("CERTGATE_BENCH_ALT_WASM") {
         variants.push(("j certgate, alt", with_filter(&base(), &wasm_filter(&alt, &example.to_string()))));
