@@ -18,8 +18,9 @@
 //! Last, memory: Envoy's resident size with certgate and with the empty filter
 //! after one certificate, after 1,000 and after 2,000 distinct certificates
 //! (one connection and request each), against certgate's cache bound (1,024).
-//! With `CERTGATE_BENCH_ALT_WASM=<path>`, (j) is (d) with another build of
-//! the filter, alternating with the rest: an A/B of a change within one run.
+//! With `CERTGATE_BENCH_ALT_WASM=<path>`, (j) is (d) and (l) is (g) with
+//! another build of the filter, alternating with the rest: an A/B of a change
+//! within one run.
 //! The committed configuration's access log is left out: it would cost every
 //! variant the same and hide the filter's share.
 //! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench envoy`
@@ -152,7 +153,10 @@ fn main() {
     ];
     if let Ok(alt) = std::env::var("CERTGATE_BENCH_ALT_WASM") {
         variants.push(("j certgate, alt", with_filter(&base(), &wasm_filter(&alt, &example.to_string()))));
+        variants.push(("l alt, misses", with_filter(&base(), &wasm_filter(&alt, &small_cache.to_string()))));
     }
+    // the variants under 16 distinct certificates, compared with (f)
+    let distinct = |name: &str| name.contains("16 certs") || name.contains("misses");
     let scratch = common::TempDir::new("bench-pki").unwrap();
     let clients = distinct_clients(&scratch.0, 2016);
     let root_ca = repo().join("fixtures/pki/root-ca.pem");
@@ -178,7 +182,7 @@ fn main() {
         for (i, envoy) in envoys.iter().enumerate() {
             let pid = envoy.pid();
             let before = loadgen::cpu_time(pid).unwrap();
-            let configs = if (5..7).contains(&i) { sixteen.clone() } else { vec![Some(tls.clone()); CONNECTIONS] };
+            let configs = if distinct(variants[i].0) { sixteen.clone() } else { vec![Some(tls.clone()); CONNECTIONS] };
             let r = rt.block_on(loadgen::run_each(envoy.listener, configs, "/app/page", Duration::from_secs(SECONDS), 200));
             let cpu = loadgen::cpu_time(pid).unwrap() - before;
             assert_eq!(r.errors, 0, "{}: {} errors, first: {:?}", variants[i].0, r.errors, r.first_error);
@@ -202,10 +206,10 @@ fn main() {
         let rps = median(results[i].iter().map(|r| r.1).collect());
         let p50 = median(results[i].iter().map(|r| r.2 as f64).collect());
         let p99 = median(results[i].iter().map(|r| r.3 as f64).collect());
-        let floor = if (5..7).contains(&i) { 5 } else { 2 };
+        let floor = if distinct(name) { 5 } else { 2 };
         println!("{name:<18} {cpu:>12.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {:<20} {:<20}", ratio(i, 0), ratio(i, floor));
     }
-    println!("(f) and (g): ratio to (c) is to (f), the empty filter under the same 16-certificate load");
+    println!("(f), (g) and (l): ratio to (c) is to (f), the empty filter under the same 16-certificate load");
     drop(envoys);
 
     // Memory: one connection and one request per distinct certificate.

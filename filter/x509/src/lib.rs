@@ -8,8 +8,11 @@ pub mod dn;
 pub mod pem;
 pub mod text;
 
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::parse_x509_certificate;
+use x509_parser::certificate::{X509Certificate, X509CertificateParser};
+use x509_parser::extensions::{GeneralName, SubjectAlternativeName};
+use x509_parser::oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME;
+use x509_parser::nom::Parser as _;
+use x509_parser::prelude::FromDer;
 
 use dn::Dn;
 
@@ -56,16 +59,21 @@ impl CertFacts {
     /// Reads one DER certificate; trailing bytes are an error, an unreadable
     /// subjectAltName is reported in [`CertFacts::san_error`].
     pub fn from_der(der: &[u8]) -> Result<CertFacts, CertError> {
-        let (rest, cert) = parse_x509_certificate(der).map_err(|e| CertError::Der(e.to_string()))?;
+        // Extensions are split but not decoded: only the SAN is needed, and
+        // decoding every extension of every first-seen certificate costs.
+        let (rest, cert) = X509CertificateParser::new()
+            .with_deep_parse_extensions(false)
+            .parse(der)
+            .map_err(|e| CertError::Der(e.to_string()))?;
         if !rest.is_empty() {
             return Err(CertError::TrailingData(rest.len()));
         }
         let (mut san_uri, mut san_dns, mut san_email) = (Vec::new(), Vec::new(), Vec::new());
-        let (san, san_error) = match cert.subject_alternative_name() {
+        let (san, san_error) = match subject_alternative_name(&cert) {
             Ok(san) => (san, None),
-            Err(e) => (None, Some(CertError::Extension(e.to_string()))),
+            Err(e) => (None, Some(e)),
         };
-        for name in san.iter().flat_map(|san| &san.value.general_names) {
+        for name in san.iter().flat_map(|san| &san.general_names) {
             match name {
                 GeneralName::URI(u) => san_uri.push((*u).to_owned()),
                 GeneralName::DNSName(d) => san_dns.push((*d).to_owned()),
@@ -84,6 +92,20 @@ impl CertFacts {
             san_email,
             san_error,
         })
+    }
+}
+
+/// The one subjectAltName extension, decoded; two are an error (RFC 5280
+/// 4.2), as is one that does not decode.
+fn subject_alternative_name<'a>(cert: &X509Certificate<'a>) -> Result<Option<SubjectAlternativeName<'a>>, CertError> {
+    let mut sans = cert.extensions().iter().filter(|e| e.oid == OID_X509_EXT_SUBJECT_ALT_NAME);
+    let Some(ext) = sans.next() else { return Ok(None) };
+    if sans.next().is_some() {
+        return Err(CertError::Extension("duplicate extensions".into()));
+    }
+    match SubjectAlternativeName::from_der(ext.value) {
+        Ok((_, san)) => Ok(Some(san)),
+        Err(e) => Err(CertError::Extension(e.to_string())),
     }
 }
 
