@@ -57,10 +57,12 @@ pub fn find_peer(
         *miss = was_miss;
         Found::from(parsed)
     };
-    let xfcc_values = header_texts(headers, XFCC_HEADER);
+    // the XFCC header carries a whole PEM: copied only where it is read
+    let xfcc_values = || header_texts(headers, XFCC_HEADER);
 
     if policy.identity_source == IdentitySourceSetting::Xfcc {
         // The operator vouches that a proxy in front sanitises this header.
+        let xfcc_values = xfcc_values();
         if xfcc_values.is_empty() {
             return Ok(Found::None);
         }
@@ -104,7 +106,7 @@ pub fn find_peer(
             return Ok(Found::Unreadable("the proxy gives no connection.peer_certificate".into()));
         }
         // Auto: the XFCC element this proxy added, if it holds this connection's certificate.
-        if let Some(id) = xfcc_identity_of(&xfcc_values, &digest) {
+        if let Some(id) = xfcc_identity_of(&xfcc_values(), &digest) {
             *cache_miss = true;
             let id = Rc::new(id);
             cache.insert(digest, Ok(Rc::clone(&id)));
