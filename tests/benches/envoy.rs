@@ -40,41 +40,12 @@ use certgate_pki::keys::{KeyKind, Passphrase};
 use certgate_pki::ops::{self, LeafSpec};
 use certgate_pki::profile::{Sans, Subject, Validity};
 use certgate_pki::store::Home;
-use common::envoy::{config, Envoy};
+use common::envoy::{config, wasm_filter, with_filter, Envoy};
 use common::repo;
 
 const CONNECTIONS: usize = 8;
 const SECONDS: u64 = 4;
 const ROUNDS: usize = 6;
-
-/// Replaces the certgate filter block of required-mtls.yaml, and drops its
-/// access log.
-fn with_filter(yaml: &str, filter: &str) -> String {
-    let start = yaml.find("          - name: certgate").unwrap();
-    let end = yaml.find("          - name: envoy.filters.http.router").unwrap();
-    let yaml = format!("{}{}{}", &yaml[..start], filter, &yaml[end..]);
-    let log = yaml.find("          access_log:").unwrap();
-    let log_end = yaml.find("          forward_client_cert_details").unwrap();
-    format!("{}{}", &yaml[..log], &yaml[log_end..])
-}
-
-fn wasm_filter(path: &str, config: &str) -> String {
-    format!(
-        r#"          - name: wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: wasm
-                fail_open: false
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {path} }} }}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '{config}'
-"#
-    )
-}
 
 /// The least certgate can do: no identity headers, one anonymous rule (it
 /// still reads the headers and the peer's identity).

@@ -18,29 +18,8 @@ use std::time::Duration;
 
 use certgate_host::{request_headers, Connection, PluginSettings, WasmModule};
 use certgate_test_support::loadgen;
-use common::envoy::{config, Envoy};
+use common::envoy::{config, wasm_filter, with_filter, Envoy};
 use common::repo;
-
-fn with_wasm(yaml: &str, path: &str, policy: &str) -> String {
-    let start = yaml.find("          - name: certgate").unwrap();
-    let end = yaml.find("          - name: envoy.filters.http.router").unwrap();
-    let filter = format!(
-        r#"          - name: wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: wasm
-                fail_open: false
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: {path} }} }}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '{policy}'
-"#
-    );
-    format!("{}{}{}", &yaml[..start], filter, &yaml[end..])
-}
 
 /// Wasm section sizes: (code, data).
 fn sections(bytes: &[u8]) -> (usize, usize) {
@@ -86,7 +65,7 @@ fn main() {
     for workers in [1usize, 2, 4] {
         let mut rss = Vec::new();
         for (name, wasm, policy) in &builds {
-            let yaml = with_wasm(&config("required-mtls.yaml", backend.addr, None), wasm, policy);
+            let yaml = with_filter(&config("required-mtls.yaml", backend.addr, None), &wasm_filter(wasm, policy));
             let envoy = Envoy::start_with(&yaml, workers, None).unwrap_or_else(|e| panic!("{name}: {e}"));
             let r = rt.block_on(loadgen::run_each(envoy.listener, vec![Some(tls.clone()); 4 * workers], "/app/page", Duration::ZERO, 200));
             assert_eq!(r.errors, 0, "{name}: {:?}", r.first_error);

@@ -272,3 +272,33 @@ pub fn committed_policy(file: &str) -> String {
     serde_json::from_str::<serde_json::Value>(&policy).unwrap_or_else(|e| panic!("{file}: the inline policy is not JSON: {e}"));
     policy
 }
+
+/// Replaces the certgate filter block of required-mtls.yaml, and drops its
+/// access log.
+pub fn with_filter(yaml: &str, filter: &str) -> String {
+    let start = yaml.find("          - name: certgate").unwrap();
+    let end = yaml.find("          - name: envoy.filters.http.router").unwrap();
+    let yaml = format!("{}{}{}", &yaml[..start], filter, &yaml[end..]);
+    let log = yaml.find("          access_log:").unwrap();
+    let log_end = yaml.find("          forward_client_cert_details").unwrap();
+    format!("{}{}", &yaml[..log], &yaml[log_end..])
+}
+
+/// A proxy-wasm filter block (V8, `fail_open: false`) for [`with_filter`].
+pub fn wasm_filter(path: &str, config: &str) -> String {
+    format!(
+        r#"          - name: wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: wasm
+                fail_open: false
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: {path} }} }}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{config}'
+"#
+    )
+}
