@@ -19,10 +19,11 @@ use certgate_host::{HarnessError, LocalResponse};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::{HeaderMap, Request, Response, StatusCode};
+
 use tokio::sync::mpsc as async_mpsc;
 
 use crate::upstream::{from_header_map, to_header_map, Buffered, Upstreams};
-use crate::worker::{Half, Verdict, WorkerHandle};
+use crate::worker::{Half, Step, Verdict, WorkerHandle};
 
 /// Why a request could not go through; each becomes a local 5xx.
 #[derive(Debug)]
@@ -52,12 +53,15 @@ pub struct Outgoing {
     pub trailers: HeaderMap,
 }
 
-/// One stream on its worker.
+/// The response half as it will go out, before the stream is closed: the
+/// headers and trailers come from the stream's last state.
 #[derive(Debug)]
-pub struct Flow<'a> {
-    pub worker: &'a WorkerHandle,
-    pub id: u32,
-    pub events: async_mpsc::UnboundedReceiver<()>,
+pub enum Ending {
+    /// The response phase ran: its body, and whether the upstream (or the
+    /// local reply) stated a length.
+    Filtered { body: Vec<u8>, had_length: bool },
+    /// A local reply sent from the response phase: sent as it is.
+    Local(LocalResponse),
 }
 
 type Pairs = Vec<(String, Vec<u8>)>;
@@ -66,72 +70,98 @@ fn gone() -> FlowError {
     FlowError::Filter(HarnessError::Poisoned("the worker stopped".into()))
 }
 
+/// One stream on its worker.
+#[derive(Debug)]
+pub struct Flow<'a> {
+    pub worker: &'a WorkerHandle,
+    pub id: u32,
+    pub events: async_mpsc::UnboundedReceiver<()>,
+}
+
 impl Flow<'_> {
-    /// Runs one callback and waits out the HTTP calls it started.
-    async fn phase(
-        &mut self,
-        half: Half,
-        f: impl FnOnce(&mut certgate_host::Plugin, u32) -> Result<certgate_host::Action, HarnessError> + Send + 'static,
-    ) -> Result<Verdict, FlowError> {
+    /// Opens a stream on `worker` and runs its request headers in one trip.
+    pub async fn start(worker: &WorkerHandle, conn: std::sync::Arc<certgate_host::Connection>, headers: Pairs, end: bool) -> Result<(Flow<'_>, Step), FlowError> {
+        let (events_tx, events) = async_mpsc::unbounded_channel();
+        let (id, step) = worker
+            .run(move |w| {
+                let id = w.open(&conn, events_tx)?;
+                let step = w.step(id, Half::Request, end, |p| p.request_headers(id, headers, end));
+                Ok::<_, HarnessError>((id, step))
+            })
+            .await
+            .ok_or_else(gone)??;
+        let mut flow = Flow { worker, id, events };
+        let step = flow.settled(step?, Half::Request, end).await?;
+        Ok((flow, step))
+    }
+
+    /// Waits out the HTTP calls a paused stream made.
+    async fn settled(&mut self, mut step: Step, half: Half, snapshot: bool) -> Result<Step, FlowError> {
         let id = self.id;
-        let mut verdict = self.worker.run(move |w| w.callback(id, half, |p| f(p, id))).await.ok_or_else(gone)??;
-        while verdict == Verdict::Wait {
+        while step.verdict == Verdict::Wait {
             if self.events.recv().await.is_none() {
                 return Err(gone());
             }
-            verdict = self.worker.run(move |w| w.verdict(id, certgate_host::Action::Pause, half)).await.ok_or_else(gone)?;
+            step = self.worker.run(move |w| w.settle(id, certgate_host::Action::Pause, half, snapshot)).await.ok_or_else(gone)?;
         }
-        Ok(verdict)
+        Ok(step)
     }
 
-    async fn take_body(&self, half: Half) -> Result<Vec<u8>, FlowError> {
+    /// Runs one callback (one trip to the worker) and waits out its calls.
+    async fn phase(
+        &mut self,
+        half: Half,
+        snapshot: bool,
+        f: impl FnOnce(&mut certgate_host::Plugin, u32) -> Result<certgate_host::Action, HarnessError> + Send + 'static,
+    ) -> Result<Step, FlowError> {
         let id = self.id;
-        self.worker.run(move |w| w.take_body(id, half)).await.ok_or_else(gone)
+        let step = self.worker.run(move |w| w.step(id, half, snapshot, |p| f(p, id))).await.ok_or_else(gone)??;
+        self.settled(step, half, snapshot).await
     }
 
-    /// Headers, trailers of one half as the filter left them.
-    async fn current(&self, half: Half) -> Result<(Pairs, Pairs), FlowError> {
+    async fn snapshot(&self, half: Half) -> Result<(Pairs, Pairs), FlowError> {
         let id = self.id;
-        self.worker
-            .run(move |w| {
-                w.state(id).map(|s| match half {
-                    Half::Request => (s.request_headers.clone(), s.request_trailers.clone()),
-                    Half::Response => (s.response_headers.clone(), s.response_trailers.clone()),
-                })
-            })
-            .await
-            .flatten()
-            .ok_or_else(gone)
+        self.worker.run(move |w| w.snapshot(id, half)).await.flatten().ok_or_else(gone)
     }
 
-    /// Feeds a body through its callbacks; returns what passes on, or the
-    /// local reply the filter sent. `held`: the headers' callback paused.
-    async fn body(&mut self, half: Half, body: &mut Incoming, mut held: bool) -> Result<Result<Vec<u8>, LocalResponse>, FlowError> {
+    /// Feeds a body through its callbacks: what passes on (with the half's
+    /// headers when the last callback gave them), or the local reply the
+    /// filter sent. `held`: the headers' callback paused.
+    async fn body(
+        &mut self,
+        half: Half,
+        body: &mut Incoming,
+        mut held: bool,
+    ) -> Result<Result<(Vec<u8>, Option<(Pairs, Pairs)>), LocalResponse>, FlowError> {
         let mut passed = Vec::new();
+        let mut headers = None;
+        // the response's headers come from the stream's last state instead
+        let snapshot = half == Half::Request;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| FlowError::Client)?;
             let end = body.is_end_stream();
-            let verdict = match frame.into_data() {
+            let step = match frame.into_data() {
                 Ok(chunk) => {
                     let chunk = chunk.to_vec();
                     match half {
-                        Half::Request => self.phase(half, move |p, id| p.request_body(id, &chunk, end)).await?,
-                        Half::Response => self.phase(half, move |p, id| p.response_body(id, &chunk, end)).await?,
+                        Half::Request => self.phase(half, snapshot && end, move |p, id| p.request_body(id, &chunk, end)).await?,
+                        Half::Response => self.phase(half, false, move |p, id| p.response_body(id, &chunk, end)).await?,
                     }
                 }
                 Err(frame) => {
                     let trailers = frame.into_trailers().map(|t| from_header_map(&t)).unwrap_or_default();
                     match half {
-                        Half::Request => self.phase(half, move |p, id| p.request_trailers(id, trailers)).await?,
-                        Half::Response => self.phase(half, move |p, id| p.response_trailers(id, trailers)).await?,
+                        Half::Request => self.phase(half, snapshot, move |p, id| p.request_trailers(id, trailers)).await?,
+                        Half::Response => self.phase(half, false, move |p, id| p.response_trailers(id, trailers)).await?,
                     }
                 }
             };
-            match verdict {
+            match step.verdict {
                 Verdict::Reply(local) => return Ok(Err(local)),
                 Verdict::Go => {
                     held = false;
-                    passed.extend(self.take_body(half).await?);
+                    passed.extend(step.body);
+                    headers = step.headers.or(headers);
                 }
                 Verdict::Held | Verdict::Wait => held = true,
             }
@@ -139,15 +169,15 @@ impl Flow<'_> {
         if held {
             return Err(FlowError::Paused);
         }
-        Ok(Ok(passed))
+        Ok(Ok((passed, headers)))
     }
 
-    /// The whole exchange: request phase, upstream, response phase.
-    pub async fn run(&mut self, request: Request<Incoming>, headers: Pairs, upstreams: &Upstreams, upstream: &hyper::Uri) -> Result<Outgoing, FlowError> {
-        let (_, mut body) = request.into_parts();
+    /// The whole exchange after the request headers' step: the request body,
+    /// the upstream, the response phase. What to send, less what the
+    /// stream's last state says (see [`Flow::finish`]).
+    pub async fn run(&mut self, first: Step, mut body: Incoming, upstreams: &Upstreams, upstream: &hyper::Uri) -> Result<Ending, FlowError> {
         let end = body.is_end_stream();
-        let verdict = self.phase(Half::Request, move |p, id| p.request_headers(id, headers, end)).await?;
-        let held = match verdict {
+        let held = match first.verdict {
             Verdict::Reply(local) => return self.local_reply(local).await,
             Verdict::Go => false,
             Verdict::Held | Verdict::Wait => true,
@@ -155,72 +185,91 @@ impl Flow<'_> {
         if held && end {
             return Err(FlowError::Paused);
         }
-        let data = match self.body(Half::Request, &mut body, held).await? {
-            Ok(data) => data,
+        let (data, headers) = match self.body(Half::Request, &mut body, held).await? {
+            Ok((data, later)) => {
+                let mut data_all = first.body;
+                data_all.extend(data);
+                (data_all, later.or(first.headers))
+            }
             Err(local) => return self.local_reply(local).await,
         };
-        let (headers, trailers) = self.current(Half::Request).await?;
+        let (headers, trailers) = match headers {
+            Some(h) => h,
+            None => self.snapshot(Half::Request).await?,
+        };
         let response = forward(upstreams, upstream, &headers, data, &trailers).await?;
         self.response(response).await
     }
 
-    async fn response(&mut self, response: Response<Incoming>) -> Result<Outgoing, FlowError> {
+    async fn response(&mut self, response: Response<Incoming>) -> Result<Ending, FlowError> {
         let (parts, mut body) = response.into_parts();
         let mut headers = vec![(":status".to_owned(), parts.status.as_u16().to_string().into_bytes())];
         headers.extend(from_header_map(&parts.headers).into_iter().filter(|(k, _)| !is_hop_by_hop(k)));
         let end = body.is_end_stream();
-        let verdict = self.phase(Half::Response, move |p, id| p.response_headers(id, headers, end)).await?;
-        let held = match verdict {
+        let step = self.phase(Half::Response, false, move |p, id| p.response_headers(id, headers, end)).await?;
+        let held = match step.verdict {
             // a local reply from the response phase replaces the response as it is
-            Verdict::Reply(local) => return Ok(outgoing_of_local(local)),
+            Verdict::Reply(local) => return Ok(Ending::Local(local)),
             Verdict::Go => false,
             Verdict::Held | Verdict::Wait => true,
         };
         if held && end {
             return Err(FlowError::Paused);
         }
-        let data = match self.body(Half::Response, &mut body, held).await? {
-            Ok(data) => data,
-            Err(local) => return Ok(outgoing_of_local(local)),
-        };
-        self.outgoing(data, parts.headers.get(hyper::header::CONTENT_LENGTH).is_some()).await
+        let had_length = parts.headers.get(hyper::header::CONTENT_LENGTH).is_some();
+        match self.body(Half::Response, &mut body, held).await? {
+            Ok((data, _)) => {
+                let mut all = step.body;
+                all.extend(data);
+                Ok(Ending::Filtered { body: all, had_length })
+            }
+            Err(local) => Ok(Ending::Local(local)),
+        }
     }
 
     /// A local reply from the request phase, through the response callbacks.
-    async fn local_reply(&mut self, local: LocalResponse) -> Result<Outgoing, FlowError> {
+    async fn local_reply(&mut self, local: LocalResponse) -> Result<Ending, FlowError> {
         let headers = local_headers(&local);
         let body = local.body;
         let end = body.is_empty();
-        if let Verdict::Reply(again) = self.phase(Half::Response, move |p, id| p.response_headers(id, headers, end)).await? {
-            return Ok(outgoing_of_local(again));
+        let step = self.phase(Half::Response, false, move |p, id| p.response_headers(id, headers, end)).await?;
+        if let Verdict::Reply(again) = step.verdict {
+            return Ok(Ending::Local(again));
         }
-        let mut data = Vec::new();
+        let mut data = step.body;
         if !end {
-            match self.phase(Half::Response, move |p, id| p.response_body(id, &body, true)).await? {
-                Verdict::Reply(again) => return Ok(outgoing_of_local(again)),
-                _ => data = self.take_body(Half::Response).await?,
+            let step = self.phase(Half::Response, false, move |p, id| p.response_body(id, &body, true)).await?;
+            match step.verdict {
+                Verdict::Reply(again) => return Ok(Ending::Local(again)),
+                _ => data.extend(step.body),
             }
         }
-        self.outgoing(data, true).await
+        Ok(Ending::Filtered { body: data, had_length: true })
     }
+}
 
-    /// The response as the filter left it. A `content-length` that no longer
-    /// matches a changed body is dropped (hyper writes the right one).
-    async fn outgoing(&self, body: Vec<u8>, had_length: bool) -> Result<Outgoing, FlowError> {
-        let (headers, trailers) = self.current(Half::Response).await?;
-        let status = headers
-            .iter()
-            .find(|(k, _)| k == ":status")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
-            .and_then(|s| StatusCode::from_u16(s).ok())
-            .unwrap_or(StatusCode::BAD_GATEWAY);
-        let mut map = to_header_map(&headers);
-        let stated = map.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        if stated.is_some_and(|n| n != body.len()) || (!had_length && stated.is_some()) {
-            map.remove(hyper::header::CONTENT_LENGTH);
-        }
-        Ok(Outgoing { status, headers: map, body, trailers: to_header_map(&trailers) })
+/// The response as the filter left it, from the stream's last state. A
+/// `content-length` that no longer matches a changed body is dropped (hyper
+/// writes the right one).
+pub fn outgoing(ending: Ending, last: Option<&certgate_host::StreamState>) -> Outgoing {
+    let (body, had_length) = match ending {
+        Ending::Local(local) => return outgoing_of_local(local),
+        Ending::Filtered { body, had_length } => (body, had_length),
+    };
+    let empty = Vec::new();
+    let (headers, trailers) = last.map_or((&empty, &empty), |s| (&s.response_headers, &s.response_trailers));
+    let status = headers
+        .iter()
+        .find(|(k, _)| k == ":status")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut map = to_header_map(headers);
+    let stated = map.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if stated.is_some_and(|n| n != body.len()) || (!had_length && stated.is_some()) {
+        map.remove(hyper::header::CONTENT_LENGTH);
     }
+    Outgoing { status, headers: map, body, trailers: to_header_map(trailers) }
 }
 
 /// Envoy's local reply headers: `:status`, the filter's, and `content-type:

@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::flow::{Flow, FlowError, Outgoing, HOP_BY_HOP};
+use crate::flow::{outgoing, Flow, FlowError, Outgoing, HOP_BY_HOP};
 use crate::policy_file::{read_policy, watch as watch_policy, PolicyError, PolicyStore};
 use crate::tls::{server_config, TlsFiles};
 use crate::upstream::{Buffered, Upstreams};
@@ -295,6 +295,18 @@ fn filter_headers(parts: &hyper::http::request::Parts, conn: &Connection) -> Vec
     headers
 }
 
+fn error_reply(e: FlowError) -> Response<Body> {
+    match e {
+        FlowError::Filter(e) => {
+            tracing::error!("filter failed, request refused: {e}");
+            json_reply(500, "filter_failed")
+        }
+        FlowError::Paused => json_reply(500, "filter_paused_without_reply"),
+        FlowError::Client => json_reply(400, "bad_request_body"),
+        FlowError::Upstream => json_reply(502, "upstream_unavailable"),
+    }
+}
+
 fn response_of(out: Outgoing) -> Response<Body> {
     let mut r = Response::new(Buffered::new(out.body, out.trailers).map_err(|never| match never {}).boxed());
     *r.status_mut() = out.status;
@@ -308,34 +320,19 @@ async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connect
     let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
     let (parts, body) = req.into_parts();
     let headers = filter_headers(&parts, &conn);
-    let req = Request::from_parts(parts, body);
-    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
-    let opened = {
-        let conn = Arc::clone(&conn);
-        worker.run(move |w| w.open(&conn, events_tx)).await
-    };
-    let (response, last) = match opened {
-        Some(Ok(id)) => {
-            let mut flow = Flow { worker: &worker, id, events };
-            let result = flow.run(req, headers, &state.upstreams, &state.upstream).await;
+    let end = hyper::body::Body::is_end_stream(&body);
+    let (response, last) = match Flow::start(&worker, Arc::clone(&conn), headers, end).await {
+        Ok((mut flow, first)) => {
+            let result = flow.run(first, body, &state.upstreams, &state.upstream).await;
+            let id = flow.id;
             let last = worker.run(move |w| w.close(id)).await.and_then(Result::ok);
             let response = match result {
-                Ok(out) => response_of(out),
-                Err(FlowError::Filter(e)) => {
-                    tracing::error!("filter failed, request refused: {e}");
-                    json_reply(500, "filter_failed")
-                }
-                Err(FlowError::Paused) => json_reply(500, "filter_paused_without_reply"),
-                Err(FlowError::Client) => json_reply(400, "bad_request_body"),
-                Err(FlowError::Upstream) => json_reply(502, "upstream_unavailable"),
+                Ok(ending) => response_of(outgoing(ending, last.as_ref())),
+                Err(e) => error_reply(e),
             };
             (response, last)
         }
-        Some(Err(e)) => {
-            tracing::error!("filter failed, request refused: {e}");
-            (json_reply(500, "filter_failed"), None)
-        }
-        None => (json_reply(500, "filter_failed"), None),
+        Err(e) => (error_reply(e), None),
     };
     // the decision the filter published (certgate's; other filters publish none)
     let published = last.as_ref().and_then(|s| s.filter_state.get(PROPERTY)).and_then(|v| Published::from_bytes(v));

@@ -37,6 +37,23 @@ pub enum Half {
     Response,
 }
 
+/// One half's headers and trailers, as the filter left them.
+pub type HalfHeaders = (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>);
+
+/// What one job on the worker gives back about a stream: the verdict and,
+/// when the stream goes on, what goes on with it, so a request costs as few
+/// trips to the worker as possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Where the callback left the stream.
+    pub verdict: Verdict,
+    /// On [`Verdict::Go`]: the body the filter held, now passed on.
+    pub body: Vec<u8>,
+    /// On [`Verdict::Go`], when asked for: this half's headers and trailers
+    /// as the filter left them.
+    pub headers: Option<HalfHeaders>,
+}
+
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
 /// What the workers of one edge share.
@@ -168,23 +185,46 @@ impl Worker {
         Ok(id)
     }
 
-    /// Runs a callback of an open stream and says where it leaves the stream.
-    pub fn callback(
+    /// Runs a callback of an open stream; see [`Step`]. `snapshot`: give the
+    /// half's headers if it goes on.
+    pub fn step(
         &mut self,
         id: u32,
         half: Half,
+        snapshot: bool,
         f: impl FnOnce(&mut Plugin) -> Result<Action, HarnessError>,
-    ) -> Result<Verdict, HarnessError> {
+    ) -> Result<Step, HarnessError> {
         let plugin = self.plugin.as_mut().ok_or(HarnessError::NoStream(id))?;
         let action = f(plugin);
         forward_logs(plugin);
         let action = action?;
         self.dispatch_calls();
-        Ok(self.verdict(id, action, half))
+        Ok(self.settle(id, action, half, snapshot))
     }
 
-    /// Where the stream stands now (after one of its calls came back).
-    pub fn verdict(&mut self, id: u32, action: Action, half: Half) -> Verdict {
+    /// Where the stream stands now, with what goes on if it does (after a
+    /// callback, or after one of its calls came back: `action` Pause).
+    pub fn settle(&mut self, id: u32, action: Action, half: Half, snapshot: bool) -> Step {
+        let verdict = self.verdict(id, action, half);
+        let (mut body, mut headers) = (Vec::new(), None);
+        if verdict == Verdict::Go {
+            if let Some(state) = self.plugin.as_mut().and_then(|p| p.stream_state_mut(id)) {
+                body = match half {
+                    Half::Request => std::mem::take(&mut state.request_body),
+                    Half::Response => std::mem::take(&mut state.response_body),
+                };
+                if snapshot {
+                    headers = Some(match half {
+                        Half::Request => (state.request_headers.clone(), state.request_trailers.clone()),
+                        Half::Response => (state.response_headers.clone(), state.response_trailers.clone()),
+                    });
+                }
+            }
+        }
+        Step { verdict, body, headers }
+    }
+
+    fn verdict(&mut self, id: u32, action: Action, half: Half) -> Verdict {
         let pending = self.streams.get(&id).map_or(0, |(_, n)| *n);
         let Some(state) = self.plugin.as_mut().and_then(|p| p.stream_state_mut(id)) else {
             return Verdict::Held;
@@ -205,18 +245,13 @@ impl Worker {
         }
     }
 
-    /// The open stream's state, to read or change between callbacks.
-    pub fn state(&mut self, id: u32) -> Option<&mut StreamState> {
-        self.plugin.as_mut().and_then(|p| p.stream_state_mut(id))
-    }
-
-    /// The body the filter held, passed on.
-    pub fn take_body(&mut self, id: u32, half: Half) -> Vec<u8> {
-        match (self.plugin.as_mut(), half) {
-            (Some(p), Half::Request) => p.take_request_body(id),
-            (Some(p), Half::Response) => p.take_response_body(id),
-            (None, _) => Vec::new(),
-        }
+    /// One half's headers and trailers as the filter left them.
+    pub fn snapshot(&mut self, id: u32, half: Half) -> Option<HalfHeaders> {
+        let state = self.plugin.as_mut().and_then(|p| p.stream_state_mut(id))?;
+        Some(match half {
+            Half::Request => (state.request_headers.clone(), state.request_trailers.clone()),
+            Half::Response => (state.response_headers.clone(), state.response_trailers.clone()),
+        })
     }
 
     /// Ends a stream; its last state is what the access log reads.
