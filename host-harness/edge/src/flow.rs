@@ -14,6 +14,9 @@
 //! once it is complete), and a stream paused with nothing outstanding at
 //! its end is answered 500 rather than left to its timeout.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use bytes::Bytes;
 use certgate_host::{HarnessError, LocalResponse};
 use http_body_util::BodyExt;
@@ -23,7 +26,7 @@ use hyper::{HeaderMap, Request, Response, StatusCode};
 use tokio::sync::mpsc as async_mpsc;
 
 use crate::upstream::{from_header_map, to_header_map, Buffered, Upstreams};
-use crate::worker::{Half, Step, Verdict, WorkerHandle};
+use crate::worker::{Half, Step, Verdict, Worker};
 
 /// Why a request could not go through; each becomes a local 5xx.
 #[derive(Debug)]
@@ -67,29 +70,27 @@ pub enum Ending {
 type Pairs = Vec<(String, Vec<u8>)>;
 
 fn gone() -> FlowError {
-    FlowError::Filter(HarnessError::Poisoned("the worker stopped".into()))
+    FlowError::Filter(HarnessError::Poisoned("the stream is gone".into()))
 }
 
-/// One stream on its worker.
+/// One stream on its worker (callbacks run here, on the worker's thread;
+/// the worker is never borrowed across an await).
 #[derive(Debug)]
-pub struct Flow<'a> {
-    pub worker: &'a WorkerHandle,
+pub struct Flow {
+    pub worker: Rc<RefCell<Worker>>,
     pub id: u32,
     pub events: async_mpsc::UnboundedReceiver<()>,
 }
 
-impl Flow<'_> {
-    /// Opens a stream on `worker` and runs its request headers in one trip.
-    pub async fn start(worker: &WorkerHandle, conn: std::sync::Arc<certgate_host::Connection>, headers: Pairs, end: bool) -> Result<(Flow<'_>, Step), FlowError> {
+impl Flow {
+    /// Opens a stream on `worker` and runs its request headers.
+    pub async fn start(worker: Rc<RefCell<Worker>>, conn: &certgate_host::Connection, headers: Pairs, end: bool) -> Result<(Flow, Step), FlowError> {
         let (events_tx, events) = async_mpsc::unbounded_channel();
-        let (id, step) = worker
-            .run(move |w| {
-                let id = w.open(&conn, events_tx)?;
-                let step = w.step(id, Half::Request, end, |p| p.request_headers(id, headers, end));
-                Ok::<_, HarnessError>((id, step))
-            })
-            .await
-            .ok_or_else(gone)??;
+        let (id, step) = {
+            let mut w = worker.borrow_mut();
+            let id = w.open(conn, events_tx)?;
+            (id, w.step(id, Half::Request, end, |p| p.request_headers(id, headers, end)))
+        };
         let mut flow = Flow { worker, id, events };
         let step = flow.settled(step?, Half::Request, end).await?;
         Ok((flow, step))
@@ -97,31 +98,35 @@ impl Flow<'_> {
 
     /// Waits out the HTTP calls a paused stream made.
     async fn settled(&mut self, mut step: Step, half: Half, snapshot: bool) -> Result<Step, FlowError> {
-        let id = self.id;
         while step.verdict == Verdict::Wait {
             if self.events.recv().await.is_none() {
                 return Err(gone());
             }
-            step = self.worker.run(move |w| w.settle(id, certgate_host::Action::Pause, half, snapshot)).await.ok_or_else(gone)?;
+            step = self.worker.borrow_mut().settle(self.id, certgate_host::Action::Pause, half, snapshot);
         }
         Ok(step)
     }
 
-    /// Runs one callback (one trip to the worker) and waits out its calls.
+    /// Runs one callback and waits out its calls.
     async fn phase(
         &mut self,
         half: Half,
         snapshot: bool,
-        f: impl FnOnce(&mut certgate_host::Plugin, u32) -> Result<certgate_host::Action, HarnessError> + Send + 'static,
+        f: impl FnOnce(&mut certgate_host::Plugin, u32) -> Result<certgate_host::Action, HarnessError>,
     ) -> Result<Step, FlowError> {
         let id = self.id;
-        let step = self.worker.run(move |w| w.step(id, half, snapshot, |p| f(p, id))).await.ok_or_else(gone)??;
+        let step = self.worker.borrow_mut().step(id, half, snapshot, |p| f(p, id))?;
         self.settled(step, half, snapshot).await
     }
 
     async fn snapshot(&self, half: Half) -> Result<(Pairs, Pairs), FlowError> {
-        let id = self.id;
-        self.worker.run(move |w| w.snapshot(id, half)).await.flatten().ok_or_else(gone)
+        self.worker.borrow_mut().snapshot(self.id, half).ok_or_else(gone)
+    }
+
+    /// Ends the stream; its last state is what the response and the access
+    /// log read.
+    pub fn close(&self) -> Option<certgate_host::StreamState> {
+        self.worker.borrow_mut().close(self.id).ok()
     }
 
     /// Feeds a body through its callbacks: what passes on (with the half's

@@ -2,7 +2,7 @@
 //! filter the way Envoy does, in front of an HTTP upstream.
 //!
 //! - [`serve`]: the listener and the access log;
-//! - [`worker`]: worker threads, each with its own plugin instance (VM);
+//! - [`worker`]: worker threads, each with its own event loop and plugin instance (VM);
 //! - [`flow`]: one request through the filter's whole HTTP lifecycle;
 //! - [`upstream`]: the application and the named upstreams of HTTP calls;
 //! - [`settings`]: `certgate serve`'s flags and TOML file, as one struct;

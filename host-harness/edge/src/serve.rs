@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +23,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, Uri};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -32,7 +34,7 @@ use crate::flow::{outgoing, Flow, FlowError, Outgoing, HOP_BY_HOP};
 use crate::policy_file::{read_policy, watch as watch_policy, PolicyError, PolicyStore};
 use crate::tls::{server_config, TlsFiles};
 use crate::upstream::{Buffered, Upstreams};
-use crate::worker::{WorkerHandle, WorkerShared};
+use crate::worker::{Worker, WorkerHandle, WorkerShared};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -133,9 +135,8 @@ impl Drop for RunningEdge {
 
 struct EdgeState {
     upstream: Uri,
-    upstreams: Arc<Upstreams>,
-    workers: Vec<WorkerHandle>,
-    next_worker: AtomicUsize,
+    tls: TlsAcceptor,
+    handshake_timeout: Duration,
 }
 
 /// Starts an edge. Errors name the file or port at fault.
@@ -154,34 +155,25 @@ pub async fn start(settings: EdgeSettings) -> Result<RunningEdge, EdgeError> {
         .await
         .map_err(|source| EdgeError::Listen { addr: settings.listen, source })?;
     let addr = listener.local_addr().map_err(|source| EdgeError::Listen { addr: settings.listen, source })?;
-    let upstreams = Arc::new(Upstreams::new(settings.clusters.clone()));
     let shared = Arc::new(WorkerShared {
         module,
         policy,
         shared_data: Default::default(),
-        upstreams: Arc::clone(&upstreams),
+        clusters: settings.clusters.clone(),
         name: "certgate".into(),
-        runtime: tokio::runtime::Handle::current(),
     });
     let workers = (0..settings.workers.max(1))
         .map(|i| WorkerHandle::spawn(Arc::clone(&shared), i))
         .collect::<Result<Vec<_>, _>>()
         .map_err(EdgeError::Worker)?;
-    let state = Arc::new(EdgeState { upstream: settings.upstream.clone(), upstreams, workers, next_worker: AtomicUsize::new(0) });
-    let timeout = settings.handshake_timeout;
-    let done = tokio::spawn(accept_loop(listener, tls, state, stopped, timeout));
+    let state = Arc::new(EdgeState { upstream: settings.upstream.clone(), tls, handshake_timeout: settings.handshake_timeout });
+    let done = tokio::spawn(accept_loop(listener, state, workers, stopped));
     tracing::info!(%addr, upstream = %settings.upstream, workers = settings.workers, "certgate edge listening");
     Ok(RunningEdge { addr, stop, done: Some(done) })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: TlsAcceptor,
-    state: Arc<EdgeState>,
-    mut stopped: watch::Receiver<bool>,
-    handshake_timeout: Duration,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+async fn accept_loop(listener: TcpListener, state: Arc<EdgeState>, workers: Vec<WorkerHandle>, mut stopped: watch::Receiver<bool>) {
+    let mut next = 0usize;
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stopped.changed() => break,
@@ -194,60 +186,85 @@ async fn accept_loop(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let tls = tls.clone();
-        let state = Arc::clone(&state);
         let local = listener.local_addr().unwrap_or(peer);
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, "TLS handshake refused: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let (_, session) = stream.get_ref();
-            let sni = session.server_name().map(str::to_owned);
-            let mut conn = Connection::tls(peer, local, sni.as_deref());
-            let version = match session.protocol_version() {
-                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-                _ => "TLSv1.3",
-            };
-            conn.set("connection.tls_version", version);
-            if let Some(leaf) = session.peer_certificates().and_then(|c| c.first()) {
-                // rustls only completes a handshake with a certificate it verified
-                match conn.with_client_cert_der(leaf.as_ref(), true) {
-                    Ok(c) => conn = c,
-                    Err(e) => {
-                        tracing::warn!(%peer, "client certificate unreadable: {e}");
-                        return;
-                    }
-                }
-            }
-            let conn = Arc::new(conn);
-            // a connection stays on one worker, as in Envoy
-            let n = state.next_worker.fetch_add(1, Ordering::Relaxed);
-            let Some(worker) = state.workers.get(n % state.workers.len().max(1)).cloned() else { return };
-            let service = service_fn(move |req| handle(req, Arc::clone(&state), Arc::clone(&conn), worker.clone()));
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let _ = watcher.watch(serving.into_owned()).await;
-        });
+        // the connection moves to its worker's event loop, and stays there
+        let Ok(tcp) = tcp.into_std() else { continue };
+        let Some(worker) = workers.get(next % workers.len().max(1)) else { break };
+        next = next.wrapping_add(1);
+        let state = Arc::clone(&state);
+        worker.serve(Box::new(move |worker, upstreams, watcher| {
+            Box::pin(async move {
+                let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else { return };
+                serve_connection(tcp, peer, local, state, worker, upstreams, watcher).await;
+            })
+        }));
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("shutdown: requests still in flight after 10 s"),
-    }
-    for worker in &state.workers {
-        worker.stop();
-    }
+    // each worker finishes its requests in flight, then ends
+    let _ = tokio::task::spawn_blocking(move || {
+        for worker in workers {
+            worker.join();
+        }
+    })
+    .await;
 }
 
+/// One connection on its worker: the TLS handshake, Envoy's connection
+/// properties, then HTTP/1.1 or HTTP/2 until it closes.
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    state: Arc<EdgeState>,
+    worker: Rc<RefCell<Worker>>,
+    upstreams: Rc<Upstreams>,
+    watcher: Watcher,
+) {
+    let stream = match tokio::time::timeout(state.handshake_timeout, state.tls.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, "TLS handshake refused: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let (_, session) = stream.get_ref();
+    let sni = session.server_name().map(str::to_owned);
+    let mut conn = Connection::tls(peer, local, sni.as_deref());
+    let version = match session.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "TLSv1.3",
+    };
+    conn.set("connection.tls_version", version);
+    if let Some(leaf) = session.peer_certificates().and_then(|c| c.first()) {
+        // rustls only completes a handshake with a certificate it verified
+        match conn.with_client_cert_der(leaf.as_ref(), true) {
+            Ok(c) => conn = c,
+            Err(e) => {
+                tracing::warn!(%peer, "client certificate unreadable: {e}");
+                return;
+            }
+        }
+    }
+    let conn = Rc::new(conn);
+    let service = service_fn(move |req| handle(req, Arc::clone(&state), Rc::clone(&conn), Rc::clone(&worker), Rc::clone(&upstreams)));
+    let builder = auto::Builder::new(LocalExec);
+    let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let _ = watcher.watch(serving.into_owned()).await;
+}
+
+/// Runs HTTP/2 streams on the worker's own loop (they hold the worker).
+#[derive(Debug, Clone, Copy)]
+struct LocalExec;
+
+impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
+    }
+}
 
 fn json_reply(status: u16, reason: &str) -> Response<Body> {
     let mut r = Response::new(full(format!("{{\"error\":\"{reason}\"}}")));
@@ -314,18 +331,23 @@ fn response_of(out: Outgoing) -> Response<Body> {
     r
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<EdgeState>, conn: Arc<Connection>, worker: WorkerHandle) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<EdgeState>,
+    conn: Rc<Connection>,
+    worker: Rc<RefCell<Worker>>,
+    upstreams: Rc<Upstreams>,
+) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
     let (parts, body) = req.into_parts();
     let headers = filter_headers(&parts, &conn);
     let end = hyper::body::Body::is_end_stream(&body);
-    let (response, last) = match Flow::start(&worker, Arc::clone(&conn), headers, end).await {
+    let (response, last) = match Flow::start(worker, &conn, headers, end).await {
         Ok((mut flow, first)) => {
-            let result = flow.run(first, body, &state.upstreams, &state.upstream).await;
-            let id = flow.id;
-            let last = worker.run(move |w| w.close(id)).await.and_then(Result::ok);
+            let result = flow.run(first, body, &upstreams, &state.upstream).await;
+            let last = flow.close();
             let response = match result {
                 Ok(ending) => response_of(outgoing(ending, last.as_ref())),
                 Err(e) => error_reply(e),

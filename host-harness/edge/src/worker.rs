@@ -1,16 +1,20 @@
-//! Worker threads, as Envoy's: each owns one plugin instance (one VM) and
-//! runs every callback of the connections given to it, one at a time, so a
-//! stream keeps its VM from its first callback to its last. Async code hands
-//! a worker jobs and awaits their results; the worker also ticks the plugin on
-//! its timer and performs the HTTP calls the plugin makes.
+//! Worker threads, as Envoy's: each runs its own event loop (a
+//! current-thread runtime), serves the connections given to it, and owns one
+//! plugin instance (one VM) that runs every callback of those connections'
+//! streams, so a stream keeps its VM from its first callback to its last and
+//! no callback crosses a thread. It also ticks the plugin on its timer and
+//! performs the HTTP calls the plugin makes.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::future::Future;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certgate_host::{Action, Connection, HarnessError, HttpCall, LocalResponse, Plugin, PluginSettings, SharedData, StreamState};
-use tokio::sync::{mpsc as async_mpsc, oneshot};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::sync::mpsc as async_mpsc;
 
 use crate::policy_file::PolicyStore;
 use crate::upstream::Upstreams;
@@ -54,8 +58,6 @@ pub struct Step {
     pub headers: Option<HalfHeaders>,
 }
 
-type Job = Box<dyn FnOnce(&mut Worker) + Send>;
-
 /// What the workers of one edge share.
 #[derive(Debug)]
 pub struct WorkerShared {
@@ -65,31 +67,35 @@ pub struct WorkerShared {
     pub policy: Arc<PolicyStore>,
     /// One shared-data store for every worker, as one VM id in Envoy.
     pub shared_data: SharedData,
-    /// Named upstreams for `proxy_http_call`, and the client that calls them.
-    pub upstreams: Arc<Upstreams>,
+    /// Named upstreams for `proxy_http_call`.
+    pub clusters: HashMap<String, hyper::Uri>,
     /// The plugin's name (Envoy's `name`, the `plugin_name` property).
     pub name: String,
-    /// Where the HTTP calls run.
-    pub runtime: tokio::runtime::Handle,
 }
 
-/// A handle on one worker thread.
-#[derive(Debug, Clone)]
+/// A connection for a worker: given the worker, its upstream client and a
+/// watcher for graceful shutdown, the future that serves it.
+pub type Task = Box<dyn FnOnce(Rc<RefCell<Worker>>, Rc<Upstreams>, Watcher) -> std::pin::Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// A handle on one worker thread: give it connections; dropping every
+/// handle ends it once its connections are done.
+#[derive(Debug)]
 pub struct WorkerHandle {
-    jobs: mpsc::Sender<Job>,
+    tasks: async_mpsc::UnboundedSender<Task>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The worker thread's own state.
 pub struct Worker {
     shared: Arc<WorkerShared>,
-    jobs: mpsc::Sender<Job>,
+    me: Weak<RefCell<Worker>>,
+    upstreams: Rc<Upstreams>,
     plugin: Option<Plugin>,
     version: u64,
     last_tick: Instant,
     /// Open streams: who to tell when an HTTP call of theirs came back, and
     /// how many are outstanding.
     streams: HashMap<u32, (async_mpsc::UnboundedSender<()>, usize)>,
-    stopping: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -99,39 +105,68 @@ impl std::fmt::Debug for Worker {
 }
 
 impl WorkerHandle {
-    /// Starts a worker thread.
+    /// Starts a worker thread with its own event loop.
     pub fn spawn(shared: Arc<WorkerShared>, index: usize) -> std::io::Result<WorkerHandle> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let own = jobs.clone();
-        std::thread::Builder::new().name(format!("certgate-worker-{index}")).spawn(move || {
-            let mut worker =
-                Worker { shared, jobs: own, plugin: None, version: 0, last_tick: Instant::now(), streams: HashMap::new(), stopping: false };
-            while !worker.stopping {
-                match queue.recv_timeout(worker.until_tick()) {
-                    Ok(job) => job(&mut worker),
-                    Err(mpsc::RecvTimeoutError::Timeout) => worker.tick(),
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        let (tasks, mut queue) = async_mpsc::unbounded_channel::<Task>();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let thread = std::thread::Builder::new().name(format!("certgate-worker-{index}")).spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                let upstreams = Rc::new(Upstreams::new(shared.clusters.clone()));
+                let worker = Rc::new_cyclic(|me| {
+                    RefCell::new(Worker {
+                        shared,
+                        me: me.clone(),
+                        upstreams: Rc::clone(&upstreams),
+                        plugin: None,
+                        version: 0,
+                        last_tick: Instant::now(),
+                        streams: HashMap::new(),
+                    })
+                });
+                tokio::task::spawn_local(ticker(Rc::downgrade(&worker)));
+                let graceful = GracefulShutdown::new();
+                while let Some(task) = queue.recv().await {
+                    tokio::task::spawn_local(task(Rc::clone(&worker), Rc::clone(&upstreams), graceful.watcher()));
                 }
-                worker.dispatch_calls();
-            }
+                // no more connections: let the requests in flight finish
+                tokio::select! {
+                    _ = graceful.shutdown() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("shutdown: requests still in flight after 10 s"),
+                }
+            });
         })?;
-        Ok(WorkerHandle { jobs })
+        Ok(WorkerHandle { tasks, thread: Some(thread) })
     }
 
-    /// Runs `f` on the worker thread and returns its result; `None` if the
-    /// worker is gone.
-    pub async fn run<R: Send + 'static>(&self, f: impl FnOnce(&mut Worker) -> R + Send + 'static) -> Option<R> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |w| {
-            let _ = tx.send(f(w));
-        });
-        self.jobs.send(job).ok()?;
-        rx.await.ok()
+    /// Gives the worker a connection to serve.
+    pub fn serve(&self, task: Task) {
+        let _ = self.tasks.send(task);
     }
 
-    /// Ends the thread after the jobs already queued.
-    pub fn stop(&self) {
-        let _ = self.jobs.send(Box::new(|w| w.stopping = true));
+    /// Waits for the thread to end (after every handle's sender is dropped).
+    pub fn join(mut self) {
+        let thread = self.thread.take();
+        drop(self);
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The plugin's timer, on the worker's own clock.
+async fn ticker(worker: Weak<RefCell<Worker>>) {
+    loop {
+        let wait = match worker.upgrade() {
+            Some(w) => w.borrow().until_tick().min(Duration::from_secs(1)),
+            None => return,
+        };
+        tokio::time::sleep(wait).await;
+        let Some(w) = worker.upgrade() else { return };
+        let mut w = w.borrow_mut();
+        if w.until_tick().is_zero() {
+            w.tick();
+        }
     }
 }
 
@@ -147,7 +182,7 @@ impl Worker {
             let settings = PluginSettings::new(policy.json.clone())
                 .name(&self.shared.name)
                 .shared_data(Arc::clone(&self.shared.shared_data))
-                .upstreams(self.shared.upstreams.names());
+                .upstreams(self.upstreams.names());
             self.plugin = Some(self.shared.module.start(settings)?);
             self.version = policy.version;
             self.last_tick = Instant::now();
@@ -263,19 +298,21 @@ impl Worker {
         last
     }
 
-    /// Starts the HTTP calls the plugin made; each response comes back to
-    /// this worker as a job.
+    /// Starts the HTTP calls the plugin made, on this worker's loop; each
+    /// response comes back to the plugin here.
     fn dispatch_calls(&mut self) {
         let Some(plugin) = self.plugin.as_mut() else { return };
         for call in plugin.take_http_calls() {
             if let Some((_, pending)) = self.streams.get_mut(&call.context_id) {
                 *pending += 1;
             }
-            let upstreams = Arc::clone(&self.shared.upstreams);
-            let jobs = self.jobs.clone();
-            self.shared.runtime.spawn(async move {
+            let upstreams = Rc::clone(&self.upstreams);
+            let me = self.me.clone();
+            tokio::task::spawn_local(async move {
                 let response = upstreams.call(&call).await;
-                let _ = jobs.send(Box::new(move |w: &mut Worker| w.call_returned(&call, response)));
+                if let Some(worker) = me.upgrade() {
+                    worker.borrow_mut().call_returned(&call, response);
+                }
             });
         }
     }
