@@ -22,7 +22,6 @@ use certgate_host::{HarnessError, LocalResponse};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::{HeaderMap, Request, Response, StatusCode};
-
 use tokio::sync::mpsc as async_mpsc;
 
 use crate::upstream::{from_header_map, to_header_map, Buffered, Upstreams};
