@@ -92,8 +92,8 @@ fn distinct_clients(dir: &std::path::Path, n: usize) -> Vec<(PathBuf, PathBuf)> 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let backend = rt.block_on(certgate_test_support::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
-    // each Envoy its own port (Envoy binds with SO_REUSEPORT: a shared port
-    // would spread the load over all of them)
+    // each Envoy its own port, picked by the kernel when it binds (a shared
+    // port would spread the load over all of them: Envoy uses SO_REUSEPORT)
     let base = || config("required-mtls.yaml", backend.addr, None);
     let root = repo();
     let example: serde_json::Value =

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use certgate_edge::tls::ClientCertMode;
 use certgate_edge::{self as edge};
 use certgate_test_support::backend;
-use common::envoy::{free_port, Envoy};
+use common::envoy::Envoy;
 use common::{client_config, connect_with, repo, settings, Conn, TempDir};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -77,7 +77,7 @@ static_resources:
   listeners:
   - name: differential
     address:
-      socket_address: {{ address: 127.0.0.1, port_value: {port} }}
+      socket_address: {{ address: 127.0.0.1, port_value: 0 }}
     filter_chains:
     - transport_socket:
         name: envoy.transport_sockets.tls
@@ -120,7 +120,6 @@ static_resources:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
 {backend}{authz}"#,
-        port = free_port(),
         pki = pki.display(),
         wasm = filters_wasm().display(),
         backend = cluster("backend"),

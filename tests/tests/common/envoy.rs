@@ -41,7 +41,9 @@ pub fn config(file: &str, backend: SocketAddr, policy: Option<&str>) -> String {
     let root = repo();
     let mut yaml = std::fs::read_to_string(root.join("envoy").join(file)).unwrap();
     yaml = yaml
-        .replace("port_value: 10443", &format!("port_value: {}", free_port()))
+        // the listener on a port the kernel picks when Envoy binds it (read
+        // back from the admin API): no window for another process to take it
+        .replace("port_value: 10443", "port_value: 0")
         .replace("port_value: 9901", "port_value: 0")
         .replace("port_value: 8080", &format!("port_value: {}", backend.port()))
         .replace("filename: fixtures/", &format!("filename: {}/fixtures/", root.display()))
