@@ -88,20 +88,20 @@ impl Flow {
         let (id, step) = {
             let mut w = worker.borrow_mut();
             let id = w.open(conn, events_tx)?;
-            (id, w.step(id, Half::Request, end, |p| p.request_headers(id, headers, end)))
+            (id, w.step(id, Half::Request, |p| p.request_headers(id, headers, end)))
         };
         let mut flow = Flow { worker, id, events };
-        let step = flow.settled(step?, Half::Request, end).await?;
+        let step = flow.settled(step?, Half::Request).await?;
         Ok((flow, step))
     }
 
     /// Waits out the HTTP calls a paused stream made.
-    async fn settled(&mut self, mut step: Step, half: Half, snapshot: bool) -> Result<Step, FlowError> {
+    async fn settled(&mut self, mut step: Step, half: Half) -> Result<Step, FlowError> {
         while step.verdict == Verdict::Wait {
             if self.events.recv().await.is_none() {
                 return Err(gone());
             }
-            step = self.worker.borrow_mut().settle(self.id, certgate_host::Action::Pause, half, snapshot);
+            step = self.worker.borrow_mut().settle(self.id, certgate_host::Action::Pause, half);
         }
         Ok(step)
     }
@@ -110,16 +110,11 @@ impl Flow {
     async fn phase(
         &mut self,
         half: Half,
-        snapshot: bool,
         f: impl FnOnce(&mut certgate_host::Plugin, u32) -> Result<certgate_host::Action, HarnessError>,
     ) -> Result<Step, FlowError> {
         let id = self.id;
-        let step = self.worker.borrow_mut().step(id, half, snapshot, |p| f(p, id))?;
-        self.settled(step, half, snapshot).await
-    }
-
-    async fn snapshot(&self, half: Half) -> Result<(Pairs, Pairs), FlowError> {
-        self.worker.borrow_mut().snapshot(self.id, half).ok_or_else(gone)
+        let step = self.worker.borrow_mut().step(id, half, |p| f(p, id))?;
+        self.settled(step, half).await
     }
 
     /// Ends the stream; its last state is what the response and the access
@@ -128,19 +123,10 @@ impl Flow {
         self.worker.borrow_mut().close(self.id).ok()
     }
 
-    /// Feeds a body through its callbacks: what passes on (with the half's
-    /// headers when the last callback gave them), or the local reply the
-    /// filter sent. `held`: the headers' callback paused.
-    async fn body(
-        &mut self,
-        half: Half,
-        body: &mut Incoming,
-        mut held: bool,
-    ) -> Result<Result<(Vec<u8>, Option<(Pairs, Pairs)>), LocalResponse>, FlowError> {
+    /// Feeds a body through its callbacks: what passes on, or the local
+    /// reply the filter sent. `held`: the headers' callback paused.
+    async fn body(&mut self, half: Half, body: &mut Incoming, mut held: bool) -> Result<Result<Vec<u8>, LocalResponse>, FlowError> {
         let mut passed = Vec::new();
-        let mut headers = None;
-        // the response's headers come from the stream's last state instead
-        let snapshot = half == Half::Request;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| FlowError::Client)?;
             let end = body.is_end_stream();
@@ -148,15 +134,15 @@ impl Flow {
                 Ok(chunk) => {
                     let chunk = chunk.to_vec();
                     match half {
-                        Half::Request => self.phase(half, snapshot && end, move |p, id| p.request_body(id, &chunk, end)).await?,
-                        Half::Response => self.phase(half, false, move |p, id| p.response_body(id, &chunk, end)).await?,
+                        Half::Request => self.phase(half, move |p, id| p.request_body(id, &chunk, end)).await?,
+                        Half::Response => self.phase(half, move |p, id| p.response_body(id, &chunk, end)).await?,
                     }
                 }
                 Err(frame) => {
                     let trailers = frame.into_trailers().map(|t| from_header_map(&t)).unwrap_or_default();
                     match half {
-                        Half::Request => self.phase(half, snapshot, move |p, id| p.request_trailers(id, trailers)).await?,
-                        Half::Response => self.phase(half, false, move |p, id| p.response_trailers(id, trailers)).await?,
+                        Half::Request => self.phase(half, move |p, id| p.request_trailers(id, trailers)).await?,
+                        Half::Response => self.phase(half, move |p, id| p.response_trailers(id, trailers)).await?,
                     }
                 }
             };
@@ -165,7 +151,6 @@ impl Flow {
                 Verdict::Go => {
                     held = false;
                     passed.extend(step.body);
-                    headers = step.headers.or(headers);
                 }
                 Verdict::Held | Verdict::Wait => held = true,
             }
@@ -173,12 +158,12 @@ impl Flow {
         if held {
             return Err(FlowError::Paused);
         }
-        Ok(Ok((passed, headers)))
+        Ok(Ok(passed))
     }
 
     /// The whole exchange after the request headers' step: the request body,
     /// the upstream, the response phase. What to send, less what the
-    /// stream's last state says (see [`Flow::finish`]).
+    /// stream's last state says (see [`outgoing`]).
     pub async fn run(&mut self, first: Step, mut body: Incoming, upstreams: &Upstreams, upstream: &hyper::Uri) -> Result<Ending, FlowError> {
         let end = body.is_end_stream();
         let held = match first.verdict {
@@ -189,18 +174,13 @@ impl Flow {
         if held && end {
             return Err(FlowError::Paused);
         }
-        let (data, headers) = match self.body(Half::Request, &mut body, held).await? {
-            Ok((data, later)) => {
-                let mut data_all = first.body;
-                data_all.extend(data);
-                (data_all, later.or(first.headers))
-            }
+        let mut data = first.body;
+        match self.body(Half::Request, &mut body, held).await? {
+            Ok(more) => data.extend(more),
             Err(local) => return self.local_reply(local).await,
-        };
-        let (headers, trailers) = match headers {
-            Some(h) => h,
-            None => self.snapshot(Half::Request).await?,
-        };
+        }
+        // the request as the filter left it
+        let (headers, trailers) = self.worker.borrow_mut().snapshot(self.id, Half::Request).ok_or_else(gone)?;
         let response = forward(upstreams, upstream, &headers, data, &trailers).await?;
         self.response(response).await
     }
@@ -210,7 +190,7 @@ impl Flow {
         let mut headers = vec![(":status".to_owned(), parts.status.as_u16().to_string().into_bytes())];
         headers.extend(from_header_map(&parts.headers).into_iter().filter(|(k, _)| !is_hop_by_hop(k)));
         let end = body.is_end_stream();
-        let step = self.phase(Half::Response, false, move |p, id| p.response_headers(id, headers, end)).await?;
+        let step = self.phase(Half::Response, move |p, id| p.response_headers(id, headers, end)).await?;
         let held = match step.verdict {
             // a local reply from the response phase replaces the response as it is
             Verdict::Reply(local) => return Ok(Ending::Local(local)),
@@ -222,7 +202,7 @@ impl Flow {
         }
         let had_length = parts.headers.get(hyper::header::CONTENT_LENGTH).is_some();
         match self.body(Half::Response, &mut body, held).await? {
-            Ok((data, _)) => {
+            Ok(data) => {
                 let mut all = step.body;
                 all.extend(data);
                 Ok(Ending::Filtered { body: all, had_length })
@@ -236,13 +216,13 @@ impl Flow {
         let headers = local_headers(&local);
         let body = local.body;
         let end = body.is_empty();
-        let step = self.phase(Half::Response, false, move |p, id| p.response_headers(id, headers, end)).await?;
+        let step = self.phase(Half::Response, move |p, id| p.response_headers(id, headers, end)).await?;
         if let Verdict::Reply(again) = step.verdict {
             return Ok(Ending::Local(again));
         }
         let mut data = step.body;
         if !end {
-            let step = self.phase(Half::Response, false, move |p, id| p.response_body(id, &body, true)).await?;
+            let step = self.phase(Half::Response, move |p, id| p.response_body(id, &body, true)).await?;
             match step.verdict {
                 Verdict::Reply(again) => return Ok(Ending::Local(again)),
                 _ => data.extend(step.body),

@@ -61,23 +61,6 @@ pub struct EdgeSettings {
     pub workers: usize,
 }
 
-impl EdgeSettings {
-    /// Settings with the defaults `certgate serve` uses for the rest.
-    pub fn new(listen: SocketAddr, upstream: Uri, tls: TlsFiles, wasm: PathBuf, policy: PathBuf) -> EdgeSettings {
-        EdgeSettings {
-            listen,
-            upstream,
-            tls,
-            wasm,
-            policy,
-            handshake_timeout: Duration::from_secs(10),
-            reload_every: Duration::from_millis(250),
-            clusters: HashMap::new(),
-            workers: 2,
-        }
-    }
-}
-
 /// Why an edge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {

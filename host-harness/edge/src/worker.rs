@@ -44,18 +44,13 @@ pub enum Half {
 /// One half's headers and trailers, as the filter left them.
 pub type HalfHeaders = (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>);
 
-/// What one job on the worker gives back about a stream: the verdict and,
-/// when the stream goes on, what goes on with it, so a request costs as few
-/// trips to the worker as possible.
+/// Where a callback left a stream, and the body that goes on with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     /// Where the callback left the stream.
     pub verdict: Verdict,
     /// On [`Verdict::Go`]: the body the filter held, now passed on.
     pub body: Vec<u8>,
-    /// On [`Verdict::Go`], when asked for: this half's headers and trailers
-    /// as the filter left them.
-    pub headers: Option<HalfHeaders>,
 }
 
 /// What the workers of one edge share.
@@ -220,43 +215,28 @@ impl Worker {
         Ok(id)
     }
 
-    /// Runs a callback of an open stream; see [`Step`]. `snapshot`: give the
-    /// half's headers if it goes on.
-    pub fn step(
-        &mut self,
-        id: u32,
-        half: Half,
-        snapshot: bool,
-        f: impl FnOnce(&mut Plugin) -> Result<Action, HarnessError>,
-    ) -> Result<Step, HarnessError> {
+    /// Runs a callback of an open stream; see [`Step`].
+    pub fn step(&mut self, id: u32, half: Half, f: impl FnOnce(&mut Plugin) -> Result<Action, HarnessError>) -> Result<Step, HarnessError> {
         let plugin = self.plugin.as_mut().ok_or(HarnessError::NoStream(id))?;
         let action = f(plugin);
         forward_logs(plugin);
         let action = action?;
         self.dispatch_calls();
-        Ok(self.settle(id, action, half, snapshot))
+        Ok(self.settle(id, action, half))
     }
 
-    /// Where the stream stands now, with what goes on if it does (after a
-    /// callback, or after one of its calls came back: `action` Pause).
-    pub fn settle(&mut self, id: u32, action: Action, half: Half, snapshot: bool) -> Step {
+    /// Where the stream stands now, with the body that goes on if it does
+    /// (after a callback, or after one of its calls came back: `action` Pause).
+    pub fn settle(&mut self, id: u32, action: Action, half: Half) -> Step {
         let verdict = self.verdict(id, action, half);
-        let (mut body, mut headers) = (Vec::new(), None);
-        if verdict == Verdict::Go {
-            if let Some(state) = self.plugin.as_mut().and_then(|p| p.stream_state_mut(id)) {
-                body = match half {
-                    Half::Request => std::mem::take(&mut state.request_body),
-                    Half::Response => std::mem::take(&mut state.response_body),
-                };
-                if snapshot {
-                    headers = Some(match half {
-                        Half::Request => (state.request_headers.clone(), state.request_trailers.clone()),
-                        Half::Response => (state.response_headers.clone(), state.response_trailers.clone()),
-                    });
-                }
-            }
-        }
-        Step { verdict, body, headers }
+        let body = match (&verdict, self.plugin.as_mut()) {
+            (Verdict::Go, Some(p)) => match half {
+                Half::Request => p.take_request_body(id),
+                Half::Response => p.take_response_body(id),
+            },
+            _ => Vec::new(),
+        };
+        Step { verdict, body }
     }
 
     fn verdict(&mut self, id: u32, action: Action, half: Half) -> Verdict {
