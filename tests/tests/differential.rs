@@ -188,6 +188,8 @@ async fn a_callout_authorizer_resumes_or_denies() {
             ("GET", "/api/v0.1/hello", &[("x-want", "403")], ""),
             ("GET", "/api/v0.1/hello", &[("x-want", "500")], ""),
             ("GET", "/api/v0.1/hello", &[("x-upstream", "nowhere")], ""),
+            ("GET", "/api/v0.1/hello", &[("x-second", "200")], ""),
+            ("GET", "/api/v0.1/hello", &[("x-second", "403")], ""),
         ],
         |s| s.status == 200 && s.body.contains("world"),
     )

@@ -205,6 +205,7 @@ impl Worker {
             }
             forward_logs(plugin);
         }
+        self.dispatch_calls();
     }
 
     /// Opens a stream on this worker's plugin; `events` hears when one of
@@ -303,6 +304,8 @@ impl Worker {
             tracing::error!("the filter failed on an HTTP call's response: {e}");
         }
         forward_logs(plugin);
+        // the response's callback may have made calls of its own
+        self.dispatch_calls();
         if let Some((events, pending)) = self.streams.get_mut(&call.context_id) {
             *pending = pending.saturating_sub(1);
             let _ = events.send(());

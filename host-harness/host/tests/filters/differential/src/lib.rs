@@ -8,7 +8,8 @@
 //!   response, and drops the response's now wrong `content-length`;
 //! - `authz`: asks the `authz` upstream (`GET /status/<x-want>`) and resumes
 //!   the request on a 200, or answers 403; a request naming another upstream
-//!   (`x-upstream`) learns the call was refused;
+//!   (`x-upstream`) learns the call was refused; with `x-second: <code>` a
+//!   200 is followed by a second call, made from the first one's callback;
 //! - `late`: answers 451 from the response phase when the upstream said 200
 //!   to a path under `/late`;
 //! - `props`: reports properties and a counter in shared data as response
@@ -115,6 +116,15 @@ struct Authz;
 impl Context for Authz {
     fn on_http_call_response(&mut self, _: u32, _: usize, _: usize, _: usize) {
         let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        // a second opinion, asked from this callback
+        if let (Some("200"), Some(second)) = (status.as_deref(), request_header("x-second")) {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-second", None);
+            let path = format!("/status/{second}");
+            let headers = vec![(":method", "GET"), (":path", path.as_str()), (":authority", "authz")];
+            if hostcalls::dispatch_http_call("authz", headers, None, vec![], Duration::from_secs(5)).is_ok() {
+                return;
+            }
+        }
         if status.as_deref() == Some("200") {
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-authz", Some("granted"));
             let _ = hostcalls::resume_http_request();
