@@ -20,7 +20,9 @@
 //! (one connection and request each), against certgate's cache bound (1,024).
 //! With `CERTGATE_BENCH_ALT_WASM=<path>`, (j) is (d) and (l) is (g) with
 //! another build of the filter, alternating with the rest: an A/B of a change
-//! within one run.
+//! within one run. `CERTGATE_BENCH_VARIANTS=dj` runs only those variants
+//! (with (a), (c), and (f) when a 16-certificate one is named), and no
+//! memory part: a quicker A/B.
 //! The committed configuration's access log is left out: it would cost every
 //! variant the same and hide the filter's share.
 //! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench envoy`
@@ -128,6 +130,12 @@ fn main() {
     }
     // the variants under 16 distinct certificates, compared with (f)
     let distinct = |name: &str| name.contains("16 certs") || name.contains("misses");
+    // a quicker A/B: only the variants named (their letters), with the ones
+    // the ratios need
+    if let Ok(only) = std::env::var("CERTGATE_BENCH_VARIANTS") {
+        let any_distinct = variants.iter().any(|(name, _)| distinct(name) && only.contains(&name[..1]));
+        variants.retain(|(name, _)| only.contains(&name[..1]) || name.starts_with('a') || name.starts_with('c') || (any_distinct && name.starts_with('f')));
+    }
     let scratch = common::TempDir::new("bench-pki").unwrap();
     let clients = distinct_clients(&scratch.0, 2016);
     let root_ca = repo().join("fixtures/pki/root-ca.pem");
@@ -166,6 +174,7 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    let position = |letter: char| variants.iter().position(|(name, _)| name.starts_with(letter)).unwrap_or(0);
     let ratio = |i: usize, j: usize| {
         let mut r: Vec<f64> = (0..ROUNDS).map(|k| results[i][k].0 / results[j][k].0).collect();
         r.sort_by(f64::total_cmp);
@@ -177,11 +186,14 @@ fn main() {
         let rps = median(results[i].iter().map(|r| r.1).collect());
         let p50 = median(results[i].iter().map(|r| r.2 as f64).collect());
         let p99 = median(results[i].iter().map(|r| r.3 as f64).collect());
-        let floor = if distinct(name) { 5 } else { 2 };
+        let floor = if distinct(name) { position('f') } else { position('c') };
         println!("{name:<18} {cpu:>12.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {:<20} {:<20}", ratio(i, 0), ratio(i, floor));
     }
     println!("(f), (g) and (l): ratio to (c) is to (f), the empty filter under the same 16-certificate load");
     drop(envoys);
+    if std::env::var_os("CERTGATE_BENCH_VARIANTS").is_some() {
+        return;
+    }
 
     // Memory: one connection and one request per distinct certificate.
     println!("\nEnvoy resident memory (KiB), certgate cache_size 1024 (the default):");

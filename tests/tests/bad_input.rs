@@ -10,8 +10,9 @@ mod common;
 
 use std::path::PathBuf;
 
+use certgate_host::abi::Status;
 use certgate_host::{Connection, Exchange};
-use common::plugin::{certgate, fixture, request, settings, with_peer_pem};
+use common::plugin::{certgate, client, fixture, request, settings, with_peer_pem};
 use common::repo;
 use certgate_filter::headers::is_safe_value;
 use certgate_pki::fixtures::CRAFTED;
@@ -140,5 +141,48 @@ fn non_utf8_and_hostile_properties_are_denied_or_encoded() {
         let out = plugin.request(&conn(subject), request("GET", "/x")).unwrap();
         assert_eq!(outcome(&out), want, "{case}");
         assert_safe(&out, case);
+    }
+}
+
+/// A host may refuse any call (Envoy answers `BadArgument` or `NotFound` for
+/// a map or property it does not have at that moment). certgate must then
+/// fail the request closed and live on: a trap would kill the VM for every
+/// later request.
+#[test]
+fn a_host_refusing_a_call_fails_the_request_closed_never_traps() {
+    let config = r#"{ "rules": [ { "name": "app", "path_prefix": "/app", "subject_cn": ["alice"] } ] }"#;
+    let alice = client("alice", true);
+    let spoofed = || {
+        let mut r = request("GET", "/app/");
+        r.push(("x-client-cn".into(), b"admin".to_vec()));
+        r
+    };
+    for (import, conn, headers, want) in [
+        ("proxy_get_header_map_pairs", &alice, request("GET", "/app/"), "500 internal_error"),
+        ("proxy_get_property", &alice, request("GET", "/app/"), "500 internal_error"),
+        ("proxy_add_header_map_value", &alice, request("GET", "/app/"), "500 internal_error"),
+        ("proxy_remove_header_map_value", &alice, spoofed(), "500 internal_error"),
+        // a path the rules read as /app/x, forwarded under that spelling
+        ("proxy_replace_header_map_value", &alice, request("GET", "/%61pp/x"), "500 internal_error"),
+        // publishing the decision is for logs: the request still goes on
+        ("proxy_set_property", &alice, request("GET", "/app/"), "allow"),
+        // the deny itself cannot be sent: the request stays paused, never forwarded
+        ("proxy_send_local_response", &Connection::local_tls(), request("GET", "/app/"), "paused"),
+    ] {
+        for status in [Status::BadArgument, Status::NotFound, Status::InternalFailure] {
+            let module = certgate().with_refused_import(import, status).unwrap();
+            let mut plugin = module.start(settings(config)).unwrap();
+            for attempt in 1..=2 {
+                let out = plugin.request(conn, headers.clone()).unwrap_or_else(|e| panic!("{import} {status:?}: {e}"));
+                let got = if out.local_response.is_none() && !out.forwarded() { "paused".to_owned() } else { outcome(&out) };
+                // a property the host does not have: no certificate, denied
+                let want = if import == "proxy_get_property" && status == Status::NotFound { "403 certificate_required" } else { want };
+                assert_eq!(got, want, "{import} refused with {status:?}, request {attempt}");
+                if want == "allow" {
+                    assert_eq!(out.header("x-client-cn").as_deref(), Some("alice"), "{import}");
+                }
+                assert_eq!(plugin.failure(), None, "{import} refused with {status:?}: the VM trapped");
+            }
+        }
     }
 }

@@ -3,10 +3,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType, Status};
+use proxy_wasm::types::{Action, MapType};
 
+use super::abi::{self, CallError};
 use super::shared::{host_now, Shared};
 use crate::admission::{admit, Admission, Host, HostError};
 use crate::reply::reply_body;
@@ -26,8 +26,14 @@ impl CertgateRequest {
     }
 }
 
-fn host_error(call: &'static str) -> impl Fn(Status) -> HostError {
-    move |status| HostError { call, status: format!("{status:?}") }
+fn call_error(call: &'static str) -> impl Fn(CallError) -> HostError {
+    move |e| HostError {
+        call,
+        status: match e {
+            CallError::Status(status) => format!("{status:?}"),
+            CallError::Malformed => "malformed answer".into(),
+        },
+    }
 }
 
 /// proxy-wasm as a [`Host`].
@@ -35,28 +41,27 @@ struct ProxyWasm;
 
 impl Host for ProxyWasm {
     fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
-        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_err(host_error("get_header_map_pairs"))
+        abi::get_header_map(MapType::HttpRequestHeaders).map_err(call_error("get_header_map_pairs"))
     }
 
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
-        hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).map_err(host_error("remove_header_map_value"))
+        abi::remove_header(MapType::HttpRequestHeaders, name).map_err(call_error("remove_header_map_value"))
     }
 
     fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
-        hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value).map_err(host_error("add_header_map_value"))
+        abi::add_header(MapType::HttpRequestHeaders, name, value).map_err(call_error("add_header_map_value"))
     }
 
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
-        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).map_err(host_error("replace_header_map_value"))
+        abi::replace_header(MapType::HttpRequestHeaders, name, value).map_err(call_error("replace_header_map_value"))
     }
 
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        hostcalls::get_property(path.to_vec()).map_err(host_error("get_property"))
+        abi::get_property(path).map_err(call_error("get_property"))
     }
 
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
-        hostcalls::send_http_response(u32::from(status), headers.to_vec(), Some(body))
-            .map_err(host_error("send_local_response"))
+        abi::send_local_response(status, headers, body).map_err(call_error("send_local_response"))
     }
 }
 
@@ -64,7 +69,7 @@ impl Host for ProxyWasm {
 fn fail_closed(why: &str) -> Action {
     log::error!("failing closed: {why}");
     let body = reply_body(DenyReason::InternalError, None);
-    let _ = hostcalls::send_http_response(500, vec![("content-type", "application/json")], Some(body.as_bytes()));
+    let _ = abi::send_local_response(500, &[("content-type", "application/json")], body.as_bytes());
     Action::Pause
 }
 
@@ -106,8 +111,8 @@ impl HttpContext for CertgateRequest {
         metrics::for_each_increment(&policy, &admission, |index, by| shared.count(index, by));
         log_admission(&admission);
         // the decision as filter state, for access logs and tools
-        if let Err(status) = hostcalls::set_property(vec![PROPERTY], Some(&Published::of(&admission).to_bytes())) {
-            log::debug!("decision not published: {status:?}");
+        if let Err(e) = abi::set_property(&[PROPERTY], &Published::of(&admission).to_bytes()) {
+            log::debug!("decision not published: {e:?}");
         }
         if admission.credential == Credential::Failed(DenyReason::VerificationUnknown) && !shared.told_verification_unknown {
             shared.told_verification_unknown = true;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use wasmtime::{Config, Engine, Extern, Func, Instance, Linker, Module, Store, TypedFunc, WasmParams, WasmResults};
 
-use crate::abi::{self, codec::Pairs};
+use crate::abi::{self, codec::Pairs, Status};
 use crate::connection::Connection;
 use crate::state::{Clock, HostState, HttpCall, HttpCallResponse, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};
 
@@ -123,6 +123,18 @@ impl WasmModule {
         let mut linker = Linker::new(&engine);
         abi::add_to_linker(&mut linker, &module).map_err(|e| HarnessError::Instantiate(format!("{e:#}")))?;
         Ok(WasmModule { engine, module, linker: Arc::new(linker) })
+    }
+
+    /// The same module with the host refusing one `env` import: every call
+    /// of it answers `status` and does nothing (as a host may refuse a
+    /// call), so a test can show the filter fails closed rather than traps.
+    pub fn with_refused_import(&self, name: &str, status: Status) -> Result<WasmModule, HarnessError> {
+        let mut linker = (*self.linker).clone();
+        match abi::unsupported::refuse(&mut linker, &self.module, name, status) {
+            Ok(true) => Ok(WasmModule { engine: self.engine.clone(), module: self.module.clone(), linker: Arc::new(linker) }),
+            Ok(false) => Err(HarnessError::Instantiate(format!("the module does not import env.{name} with a status result"))),
+            Err(e) => Err(HarnessError::Instantiate(format!("{e:#}"))),
+        }
     }
 
     /// Starts a plugin: instantiate, `_initialize`, root context,

@@ -9,7 +9,7 @@
 //! `proxy_resolve_shared_queue`, `proxy_dequeue_shared_queue`,
 //! `proxy_enqueue_shared_queue`) and `proxy_call_foreign_function`.
 
-use wasmtime::{Caller, ExternType, Linker, Module, Val, ValType};
+use wasmtime::{Caller, ExternType, FuncType, Linker, Module, Val, ValType};
 
 use super::Status;
 use crate::state::HostState;
@@ -30,16 +30,35 @@ pub fn add_to_linker(linker: &mut Linker<HostState>, module: &Module) -> wasmtim
             continue;
         }
         let status = if m == "wasi_snapshot_preview1" { WASI_ENOSYS } else { Status::Unimplemented as i32 };
-        let label = format!("{m}.{name}");
-        linker.func_new(m, name, ty.clone(), move |mut c: Caller<'_, HostState>, _args: &[Val], out: &mut [Val]| {
-            c.data_mut().host_note(format!("unimplemented: {label}"));
-            if let Some(slot) = out.first_mut() {
-                *slot = Val::I32(status);
-            }
-            Ok(())
-        })?;
+        answer(linker, m, name, ty, status, format!("unimplemented: {m}.{name}"))?;
     }
     linker.define_unknown_imports_as_traps(module)?;
+    Ok(())
+}
+
+/// Makes the `env` import `name` answer `status` and do nothing, shadowing
+/// the working one: a host refusing a call, for tests. `false` if the module
+/// does not import it (or it cannot return a status).
+pub fn refuse(linker: &mut Linker<HostState>, module: &Module, name: &str, status: Status) -> wasmtime::Result<bool> {
+    let found = module.imports().find(|i| i.module() == "env" && i.name() == name).and_then(|i| match i.ty() {
+        ExternType::Func(ty) if matches!(ty.results().collect::<Vec<_>>().as_slice(), [ValType::I32]) => Some(ty),
+        _ => None,
+    });
+    let Some(ty) = found else { return Ok(false) };
+    linker.allow_shadowing(true);
+    answer(linker, "env", name, ty, status as i32, format!("refused: {name} ({status:?})"))?;
+    Ok(true)
+}
+
+/// Defines an import that logs `note` and returns `status`.
+fn answer(linker: &mut Linker<HostState>, m: &str, name: &str, ty: FuncType, status: i32, note: String) -> wasmtime::Result<()> {
+    linker.func_new(m, name, ty, move |mut c: Caller<'_, HostState>, _args: &[Val], out: &mut [Val]| {
+        c.data_mut().host_note(note.clone());
+        if let Some(slot) = out.first_mut() {
+            *slot = Val::I32(status);
+        }
+        Ok(())
+    })?;
     Ok(())
 }
 

@@ -1,0 +1,116 @@
+//! The host calls made on every request, declared here rather than taken
+//! from the SDK: its helpers panic on a status they do not expect, and a
+//! panic kills the VM for every later request. Here every status is an
+//! error, and the request fails closed on it.
+
+use proxy_wasm::types::{MapType, Status};
+
+use crate::header_map;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(map_type: MapType, return_data: *mut *mut u8, return_size: *mut usize) -> Status;
+    fn proxy_add_header_map_value(map_type: MapType, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> Status;
+    fn proxy_replace_header_map_value(map_type: MapType, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> Status;
+    fn proxy_remove_header_map_value(map_type: MapType, key: *const u8, key_size: usize) -> Status;
+    fn proxy_get_property(path: *const u8, path_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> Status;
+    fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> Status;
+    fn proxy_send_local_response(
+        status: u32,
+        details: *const u8,
+        details_size: usize,
+        body: *const u8,
+        body_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> Status;
+}
+
+/// Why a host call failed: its status, or an answer certgate cannot read.
+#[derive(Debug)]
+pub enum CallError {
+    Status(Status),
+    Malformed,
+}
+
+fn ok(status: Status) -> Result<(), CallError> {
+    match status {
+        Status::Ok => Ok(()),
+        status => Err(CallError::Status(status)),
+    }
+}
+
+/// Takes back a buffer the host returned.
+///
+/// SAFETY: `data` is null or a buffer of exactly `size` bytes that the host
+/// allocated with this module's `proxy_on_memory_allocate` (the SDK's: a
+/// boxed `[u8]` of `size` bytes), not yet taken back.
+unsafe fn returned(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    (!data.is_null()).then(|| unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+pub fn get_header_map(map_type: MapType) -> Result<Vec<(String, Vec<u8>)>, CallError> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0);
+    // SAFETY: the host fills `data` and `size` as `returned` expects.
+    let bytes = unsafe {
+        ok(proxy_get_header_map_pairs(map_type, &mut data, &mut size))?;
+        returned(data, size)
+    };
+    header_map::decode(&bytes.unwrap_or_default()).map_err(|_| CallError::Malformed)
+}
+
+pub fn add_header(map_type: MapType, name: &str, value: &str) -> Result<(), CallError> {
+    // SAFETY: the host reads the two buffers, which live across the call.
+    ok(unsafe { proxy_add_header_map_value(map_type, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
+}
+
+pub fn replace_header(map_type: MapType, name: &str, value: &str) -> Result<(), CallError> {
+    // SAFETY: as in `add_header`.
+    ok(unsafe { proxy_replace_header_map_value(map_type, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
+}
+
+pub fn remove_header(map_type: MapType, name: &str) -> Result<(), CallError> {
+    // SAFETY: as in `add_header`.
+    ok(unsafe { proxy_remove_header_map_value(map_type, name.as_ptr(), name.len()) })
+}
+
+/// A property's value; `None` if the host has none.
+pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, CallError> {
+    let path = path.join("\0");
+    let (mut data, mut size) = (std::ptr::null_mut(), 0);
+    // SAFETY: the host reads `path`, and fills `data` and `size` as
+    // `returned` expects.
+    unsafe {
+        match proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) {
+            Status::Ok => Ok(returned(data, size)),
+            Status::NotFound => Ok(None),
+            status => Err(CallError::Status(status)),
+        }
+    }
+}
+
+pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), CallError> {
+    let path = path.join("\0");
+    // SAFETY: the host reads the two buffers, which live across the call.
+    ok(unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) })
+}
+
+/// Answers the request locally (no gRPC status: -1).
+pub fn send_local_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), CallError> {
+    let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    let headers = header_map::encode(&headers);
+    // SAFETY: the host reads the buffers, which live across the call.
+    ok(unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        )
+    })
+}
