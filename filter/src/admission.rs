@@ -2,6 +2,8 @@
 //! identity headers, find the peer's identity ([`crate::peer`]), decide, then
 //! reply or set the identity headers.
 
+use std::borrow::Cow;
+
 use crate::cache::IdentityCache;
 use crate::client_cert::CertificateFields;
 use crate::headers::HeaderKind;
@@ -135,18 +137,18 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
     };
     for (kind, name) in &plan.set {
         let value = match kind {
-            HeaderKind::Verified => Some(decision.credential.verify_status().to_owned()),
-            HeaderKind::Rule => decision.rule.map(str::to_owned),
+            HeaderKind::Verified => Some(Cow::Borrowed(decision.credential.verify_status())),
+            HeaderKind::Rule => decision.rule.map(Cow::Borrowed),
             HeaderKind::Audit => match decision.outcome {
-                Outcome::Deny(reason) => Some(format!(
+                Outcome::Deny(reason) => Some(Cow::Owned(format!(
                     "deny; reason={}; rule={}",
                     reason.as_str(),
                     decision.rule.unwrap_or("-")
-                )),
+                ))),
                 Outcome::Allow => None,
             },
-            HeaderKind::ClientCert => certificate.client_cert.clone(),
-            HeaderKind::ClientCertChain => certificate.chain.clone(),
+            HeaderKind::ClientCert => certificate.client_cert.as_deref().map(Cow::Borrowed),
+            HeaderKind::ClientCertChain => certificate.chain.as_deref().map(Cow::Borrowed),
             kind => usable.and_then(|id| kind.identity_value(id, now)),
         };
         if let Some(value) = value {

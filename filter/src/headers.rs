@@ -1,6 +1,7 @@
 //! The identity headers: which exist, what they are called, what they hold,
 //! and which names a client is never allowed to send.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -95,21 +96,23 @@ impl HeaderKind {
     }
 
     /// The value this header carries for an identity; `None` if it has none.
-    pub fn identity_value(self, id: &PeerIdentity, now: i64) -> Option<String> {
+    /// Borrowed from the (cached) identity where it can be: most requests
+    /// then set their headers without building a string.
+    pub fn identity_value(self, id: &PeerIdentity, now: i64) -> Option<Cow<'_, str>> {
         match self {
-            HeaderKind::Subject => Some(id.subject.text.clone()),
+            HeaderKind::Subject => Some(Cow::Borrowed(&id.subject.text)),
             HeaderKind::Cn => id.cn().map(encode_value),
-            HeaderKind::Issuer => id.issuer.as_ref().map(|dn| dn.text.clone()),
+            HeaderKind::Issuer => id.issuer.as_ref().map(|dn| Cow::Borrowed(dn.text.as_str())),
             HeaderKind::IssuerCn => id.issuer_cn().map(encode_value),
-            HeaderKind::Serial => id.serial.clone(),
-            HeaderKind::NotBefore => id.not_before.map(|t| t.to_string()),
-            HeaderKind::NotAfter => id.not_after.map(|t| t.to_string()),
-            HeaderKind::ExpiresIn => id.not_after.map(|t| t.saturating_sub(now).to_string()),
+            HeaderKind::Serial => id.serial.as_deref().map(Cow::Borrowed),
+            HeaderKind::NotBefore => id.not_before.map(|t| Cow::Owned(t.to_string())),
+            HeaderKind::NotAfter => id.not_after.map(|t| Cow::Owned(t.to_string())),
+            HeaderKind::ExpiresIn => id.not_after.map(|t| Cow::Owned(t.saturating_sub(now).to_string())),
             HeaderKind::SanUri => encode_list(&id.san_uri),
             HeaderKind::SanDns => encode_list(&id.san_dns),
             HeaderKind::SanEmail => encode_list(&id.san_email),
             HeaderKind::SpiffeId => id.spiffe_id.as_deref().map(encode_value),
-            HeaderKind::Sha256 => (!id.sha256.is_empty()).then(|| id.sha256.clone()),
+            HeaderKind::Sha256 => (!id.sha256.is_empty()).then_some(Cow::Borrowed(id.sha256.as_str())),
             // set by the request flow, from the request (not the cached identity)
             HeaderKind::Verified | HeaderKind::Rule | HeaderKind::Audit | HeaderKind::ClientCert | HeaderKind::ClientCertChain => None,
         }
@@ -253,24 +256,31 @@ pub fn is_safe_value(value: &[u8]) -> bool {
 /// bytes, and spaces at either end, are percent-encoded; printable ASCII
 /// passes as it is. So `Zoë` is `Zo%C3%AB` and no value can split a list or
 /// a header line.
-pub fn encode_value(value: &str) -> String {
+pub fn encode_value(value: &str) -> Cow<'_, str> {
     let bytes = value.as_bytes();
     let last = bytes.len().saturating_sub(1);
-    let mut out = String::with_capacity(bytes.len());
+    let needs = |i: usize, b: u8| b == b'%' || b == b',' || !is_printable(b) || (b == b' ' && (i == 0 || i == last));
+    if !bytes.iter().enumerate().any(|(i, &b)| needs(i, b)) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
     for (i, &b) in bytes.iter().enumerate() {
-        let edge_space = b == b' ' && (i == 0 || i == last);
-        if b == b'%' || b == b',' || !is_printable(b) || edge_space {
+        if needs(i, b) {
             let _ = write!(out, "%{b:02X}");
         } else {
             out.push(char::from(b));
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// A list as one header: each element encoded, joined by `,`.
-fn encode_list(values: &[String]) -> Option<String> {
-    (!values.is_empty()).then(|| values.iter().map(|v| encode_value(v)).collect::<Vec<_>>().join(","))
+fn encode_list(values: &[String]) -> Option<Cow<'_, str>> {
+    match values {
+        [] => None,
+        [one] => Some(encode_value(one)),
+        many => Some(Cow::Owned(many.iter().map(|v| encode_value(v)).collect::<Vec<_>>().join(","))),
+    }
 }
 
 #[cfg(test)]

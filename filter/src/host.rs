@@ -3,6 +3,8 @@
 //! implements it with proxy-wasm calls; tests with a map. Also the names
 //! certgate reads, and the one way header values are looked up.
 
+use std::borrow::Cow;
+
 /// A host call failed; the request fails closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("host call {call} failed: {status}")]
@@ -43,8 +45,8 @@ pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
 
 /// The first value of a header (names compare without case), as text;
 /// empty when the request has none.
-pub fn header_text(headers: &[(String, Vec<u8>)], name: &str) -> String {
-    header_texts(headers, name).into_iter().next().unwrap_or_default()
+pub fn header_text<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Cow<'a, str> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map_or(Cow::Borrowed(""), |(_, v)| String::from_utf8_lossy(v))
 }
 
 /// Every value of a header (names compare without case), as text, in order.

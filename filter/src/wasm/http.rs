@@ -1,5 +1,6 @@
 //! One request: proxy-wasm calls behind the [`Host`] trait, then `admit`.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -76,7 +77,7 @@ fn fail_closed(why: &str) -> Action {
 fn log_admission(a: &Admission) {
     let rule = a.rule.as_deref().unwrap_or("-");
     // the CN is the client's text: encoded so it cannot forge log lines
-    let cn = a.cn.as_deref().map_or_else(|| "-".to_owned(), encode_value);
+    let cn = a.cn.as_deref().map_or(Cow::Borrowed("-"), encode_value);
     match a.outcome {
         Outcome::Allow => log::debug!("allow rule={rule} cn={cn}"),
         Outcome::Deny(reason) => log::info!(
