@@ -7,7 +7,11 @@
 //! after start-up and after a request (Wasm memory only grows, so this is
 //! the high-water mark). With `CERTGATE_BENCH_ALT_WASM=<path>` and/or
 //! `CERTGATE_BENCH_ALT_POLICY=<json>`, a third Envoy runs that build and/or
-//! policy, for an A/B of a change.
+//! policy, for an A/B of a change. Then, for each Envoy, where its memory is:
+//! its allocator's heap, what of it is live, free pages and per-CPU caches
+//! (admin `/memory`), and how much is in transparent huge pages.
+//! `CERTGATE_BENCH_BOOTSTRAP=<yaml>` adds top-level bootstrap fields to every
+//! Envoy (e.g. `memory_allocator_manager`), to try an operator's setting.
 //! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench memory`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
@@ -52,6 +56,9 @@ fn main() {
     let pki = root.join("fixtures/pki");
     let tls = loadgen::client_tls(&pki.join("root-ca.pem"), &pki.join("alice-chain.pem"), &pki.join("alice.key")).unwrap();
 
+    // an operator's addition to the bootstrap, e.g. `memory_allocator_manager`
+    let bootstrap = std::env::var("CERTGATE_BENCH_BOOTSTRAP").map(|extra| format!("\n{extra}\n")).unwrap_or_default();
+
     println!("Envoy VmRSS (KiB) after one request on 4 connections per worker:");
     print!("{:<12}", "concurrency");
     for (name, _, _) in &builds {
@@ -62,15 +69,18 @@ fn main() {
     }
     println!();
     let mut over: Vec<Vec<i64>> = vec![Vec::new(); builds.len()];
+    // per concurrency, per build: what Envoy's allocator and the kernel say
+    let mut inside: Vec<(usize, &str, std::collections::BTreeMap<String, u64>, u64, u64)> = Vec::new();
     for workers in [1usize, 2, 4] {
         let mut rss = Vec::new();
         for (name, wasm, policy) in &builds {
-            let yaml = with_filter(&config("required-mtls.yaml", backend.addr, None), &wasm_filter(wasm, policy));
+            let yaml = with_filter(&config("required-mtls.yaml", backend.addr, None), &wasm_filter(wasm, policy)) + &bootstrap;
             let envoy = Envoy::start_with(&yaml, workers, None).unwrap_or_else(|e| panic!("{name}: {e}"));
             let r = rt.block_on(loadgen::run_each(envoy.listener, vec![Some(tls.clone()); 4 * workers], "/app/page", Duration::ZERO, 200));
             assert_eq!(r.errors, 0, "{name}: {:?}", r.first_error);
             std::thread::sleep(Duration::from_millis(1500));
             rss.push(envoy.rss_kib() as i64);
+            inside.push((workers, name, envoy.allocator(), envoy.huge_pages_kib(), envoy.rss_kib()));
         }
         print!("{workers:<12}");
         for r in &rss {
@@ -86,6 +96,25 @@ fn main() {
     for (i, (name, _, _)) in builds.iter().enumerate().skip(1) {
         let slope = (over[i][2] - over[i][0]) as f64 / 3.0;
         println!("{name}: {} KiB over the empty filter at --concurrency 1, {slope:.0} KiB more per worker", over[i][0]);
+    }
+
+    // Where the difference is: Envoy's heap (tcmalloc) holds what is live
+    // and what was freed but kept (free pages, per-CPU caches); its heap is
+    // backed by transparent huge pages, which a release does not split.
+    println!("\nInside Envoy (KiB; admin /memory, and AnonHugePages of smaps_rollup):");
+    println!(
+        "{:<12} {:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "concurrency", "build", "VmRSS", "heap", "live", "free", "caches", "huge pages"
+    );
+    for (workers, name, a, huge, rss) in &inside {
+        let k = |key: &str| a.get(key).copied().unwrap_or(0) / 1024;
+        let free = k("pageheap_free");
+        println!(
+            "{workers:<12} {name:<10} {rss:>10} {:>10} {:>10} {free:>10} {:>10} {huge:>12}",
+            k("heap_size"),
+            k("allocated"),
+            k("total_thread_cache")
+        );
     }
 
     println!("\nOne VM, in the harness (wasmtime):");

@@ -233,6 +233,27 @@ impl Envoy {
             .unwrap_or(0)
     }
 
+    /// Anonymous memory backed by transparent huge pages (`AnonHugePages`
+    /// of `smaps_rollup`), KiB; 0 if unreadable.
+    pub fn huge_pages_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.pid()))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("AnonHugePages:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .unwrap_or(0)
+    }
+
+    /// Envoy's allocator figures from the admin `/memory` endpoint (bytes):
+    /// `allocated`, `heap_size`, `pageheap_free`, `pageheap_unmapped`,
+    /// `total_thread_cache`, ...; empty if unreadable.
+    pub fn allocator(&self) -> std::collections::BTreeMap<String, u64> {
+        let json = admin_get(self.admin, "/memory").unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        value
+            .as_object()
+            .map(|o| o.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.parse().ok()?))).collect())
+            .unwrap_or_default()
+    }
+
     /// A counter once it satisfies `want`, waiting up to 5 s: certgate gives
     /// its counters to Envoy on its one-second tick.
     pub fn stat_eventually(&self, name: &str, want: impl Fn(u64) -> bool) -> Option<u64> {
