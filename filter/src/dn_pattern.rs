@@ -2,7 +2,7 @@
 //! attribute, so a CN that contains `,O=Example` can never pass for an
 //! `O=Example` name.
 
-use certgate_x509::dn::{canonical_kind, split_rdns, Dn, DnError};
+use certgate_x509::dn::{canonical_kind, is_kind, split_rdns, Dn, DnError};
 
 use crate::glob::{Glob, GlobError, Syntax};
 
@@ -52,7 +52,7 @@ impl DnPattern {
             }
             // attributes of one RDN are a set: match each in any order
             want.iter().all(|(wk, wv)| {
-                have.iter().any(|a| canonical_kind(&a.kind) == *wk && wv.matches(&a.value))
+                have.iter().any(|a| is_kind(&a.kind, wk) && wv.matches(&a.value))
             })
         })
     }

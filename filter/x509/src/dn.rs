@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
-use crate::text::is_printable;
+use crate::text::{hex, is_printable};
 
 /// One attribute of a name: its type (`CN`, `O`, or a dotted OID) and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,30 +27,40 @@ pub struct Dn {
     pub text: String,
 }
 
-const SHORT_NAMES: &[(&str, &str)] = &[
-    ("2.5.4.3", "CN"),
-    ("2.5.4.4", "SN"),
-    ("2.5.4.5", "serialNumber"),
-    ("2.5.4.6", "C"),
-    ("2.5.4.7", "L"),
-    ("2.5.4.8", "ST"),
-    ("2.5.4.9", "STREET"),
-    ("2.5.4.10", "O"),
-    ("2.5.4.11", "OU"),
-    ("2.5.4.12", "title"),
-    ("2.5.4.42", "GN"),
-    ("0.9.2342.19200300.100.1.1", "UID"),
-    ("0.9.2342.19200300.100.1.25", "DC"),
-    ("1.2.840.113549.1.9.1", "emailAddress"),
+/// The attribute types known by name: dotted OID, short name, and the OID's
+/// DER content (to recognise a certificate's attribute without formatting
+/// its OID).
+const SHORT_NAMES: &[(&str, &str, &[u8])] = &[
+    ("2.5.4.3", "CN", &[0x55, 0x04, 0x03]),
+    ("2.5.4.4", "SN", &[0x55, 0x04, 0x04]),
+    ("2.5.4.5", "serialNumber", &[0x55, 0x04, 0x05]),
+    ("2.5.4.6", "C", &[0x55, 0x04, 0x06]),
+    ("2.5.4.7", "L", &[0x55, 0x04, 0x07]),
+    ("2.5.4.8", "ST", &[0x55, 0x04, 0x08]),
+    ("2.5.4.9", "STREET", &[0x55, 0x04, 0x09]),
+    ("2.5.4.10", "O", &[0x55, 0x04, 0x0a]),
+    ("2.5.4.11", "OU", &[0x55, 0x04, 0x0b]),
+    ("2.5.4.12", "title", &[0x55, 0x04, 0x0c]),
+    ("2.5.4.42", "GN", &[0x55, 0x04, 0x2a]),
+    ("0.9.2342.19200300.100.1.1", "UID", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01]),
+    ("0.9.2342.19200300.100.1.25", "DC", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]),
+    ("1.2.840.113549.1.9.1", "emailAddress", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
 ];
+
+/// The known type an attribute type names (short name, any case, or dotted OID).
+fn known(kind: &str) -> Option<&'static str> {
+    SHORT_NAMES.iter().find(|(oid, short, _)| short.eq_ignore_ascii_case(kind) || *oid == kind).map(|(_, short, _)| *short)
+}
 
 /// The canonical spelling of an attribute type, for comparisons.
 pub fn canonical_kind(kind: &str) -> String {
-    SHORT_NAMES
-        .iter()
-        .find(|(oid, short)| short.eq_ignore_ascii_case(kind) || *oid == kind)
-        .map(|(_, short)| short.to_ascii_uppercase())
-        .unwrap_or_else(|| kind.to_ascii_uppercase())
+    known(kind).unwrap_or(kind).to_ascii_uppercase()
+}
+
+/// Whether an attribute type is the one a [`canonical_kind`] names, without
+/// building a string (it runs on every request).
+pub fn is_kind(kind: &str, canonical: &str) -> bool {
+    known(kind).unwrap_or(kind).eq_ignore_ascii_case(canonical)
 }
 
 impl Dn {
@@ -102,28 +112,22 @@ impl Dn {
         self.rdns
             .iter()
             .flatten()
-            .find(|a| canonical_kind(&a.kind) == "CN")
+            .find(|a| is_kind(&a.kind, "CN"))
             .map(|a| a.value.as_str())
     }
 }
 
 fn attribute_from_x509(attr: &AttributeTypeAndValue<'_>) -> Attribute {
-    let oid = attr.attr_type().to_id_string();
-    let kind = SHORT_NAMES
-        .iter()
-        .find(|(o, _)| *o == oid)
-        .map(|(_, short)| (*short).to_owned());
+    let oid = attr.attr_type().as_bytes();
+    let kind = SHORT_NAMES.iter().find(|(_, _, der)| *der == oid).map(|(_, short, _)| (*short).to_owned());
     let value = decode_string(attr);
     match (kind, value) {
         (Some(kind), Some(value)) => Attribute { kind, value },
         // RFC 2253 §2.4: unknown types and non-string values are written as #hex.
-        (kind, _) => {
-            let mut hex = String::from("#");
-            for b in attr.as_slice() {
-                let _ = write!(hex, "{b:02x}");
-            }
-            Attribute { kind: kind.unwrap_or(oid), value: hex }
-        }
+        (kind, _) => Attribute {
+            kind: kind.unwrap_or_else(|| attr.attr_type().to_id_string()),
+            value: format!("#{}", hex(attr.as_slice())),
+        },
     }
 }
 
@@ -296,6 +300,16 @@ pub fn split_rdns(text: &str) -> Result<Vec<Vec<(String, String)>>, DnError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_oids_are_spelled_alike_as_text_and_der() {
+        for (dotted, _, der) in SHORT_NAMES {
+            let oid = x509_parser::der_parser::oid::Oid::new(std::borrow::Cow::Borrowed(der));
+            assert_eq!(oid.to_id_string(), *dotted);
+        }
+        assert!(is_kind("cn", "CN") && is_kind("2.5.4.3", "CN") && is_kind("1.2.3", "1.2.3"));
+        assert!(!is_kind("O", "CN") && !is_kind("1.2.3", "1.2.4"));
+    }
 
     fn attr(kind: &str, value: &str) -> Attribute {
         Attribute { kind: kind.into(), value: value.into() }

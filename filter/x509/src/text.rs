@@ -1,12 +1,12 @@
 //! Byte-level text helpers shared by the filter and the host.
 
-use std::fmt::Write as _;
-
 /// Lowercase hex of bytes, no separators.
 pub fn hex(bytes: &[u8]) -> String {
+    let digit = |d: u8| char::from_digit(u32::from(d), 16).unwrap_or('0');
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(digit(b >> 4));
+        s.push(digit(b & 0x0f));
     }
     s
 }
