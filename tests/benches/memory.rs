@@ -38,6 +38,15 @@ fn sections(bytes: &[u8]) -> (usize, usize) {
     (code, data)
 }
 
+/// One Envoy's memory as its allocator and the kernel see it.
+struct Inside<'a> {
+    workers: usize,
+    name: &'a str,
+    allocator: std::collections::BTreeMap<String, u64>,
+    huge_kib: u64,
+    rss_kib: u64,
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let backend = rt.block_on(certgate_test_support::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
@@ -70,7 +79,7 @@ fn main() {
     println!();
     let mut over: Vec<Vec<i64>> = vec![Vec::new(); builds.len()];
     // per concurrency, per build: what Envoy's allocator and the kernel say
-    let mut inside: Vec<(usize, &str, std::collections::BTreeMap<String, u64>, u64, u64)> = Vec::new();
+    let mut inside: Vec<Inside> = Vec::new();
     for workers in [1usize, 2, 4] {
         let mut rss = Vec::new();
         for (name, wasm, policy) in &builds {
@@ -80,7 +89,7 @@ fn main() {
             assert_eq!(r.errors, 0, "{name}: {:?}", r.first_error);
             std::thread::sleep(Duration::from_millis(1500));
             rss.push(envoy.rss_kib() as i64);
-            inside.push((workers, name, envoy.allocator(), envoy.huge_pages_kib(), envoy.rss_kib()));
+            inside.push(Inside { workers, name, allocator: envoy.allocator(), huge_kib: envoy.huge_pages_kib(), rss_kib: envoy.rss_kib() });
         }
         print!("{workers:<12}");
         for r in &rss {
@@ -106,8 +115,8 @@ fn main() {
         "{:<12} {:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
         "concurrency", "build", "VmRSS", "heap", "live", "free", "caches", "huge pages"
     );
-    for (workers, name, a, huge, rss) in &inside {
-        let k = |key: &str| a.get(key).copied().unwrap_or(0) / 1024;
+    for Inside { workers, name, allocator, huge_kib: huge, rss_kib: rss } in &inside {
+        let k = |key: &str| allocator.get(key).copied().unwrap_or(0) / 1024;
         let free = k("pageheap_free");
         println!(
             "{workers:<12} {name:<10} {rss:>10} {:>10} {:>10} {free:>10} {:>10} {huge:>12}",
