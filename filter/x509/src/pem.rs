@@ -22,7 +22,19 @@ pub enum PemError {
 /// Where the first PEM block of a text is: from its `-----BEGIN ` to the end
 /// of its `-----END ...-----` line.
 pub fn first_block_span(text: &[u8]) -> Result<Range<usize>, PemError> {
-    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    // every needle starts with `-`, which a base64 body never holds: jump
+    // from dash to dash
+    let find = |hay: &[u8], needle: &[u8]| {
+        let mut at = 0;
+        loop {
+            let rest = hay.get(at..)?;
+            let dash = at + rest.iter().position(|&b| b == b'-')?;
+            if hay.get(dash..)?.starts_with(needle) {
+                return Some(dash);
+            }
+            at = dash + 1;
+        }
+    };
     let start = find(text, b"-----BEGIN ").ok_or(PemError::Block("no -----BEGIN line"))?;
     let rest = text.get(start..).unwrap_or_default();
     let end_line = find(rest, b"-----END ").ok_or(PemError::Block("no -----END line"))?;
@@ -43,8 +55,11 @@ fn decode_block(block: &[u8]) -> Result<(&str, Vec<u8>), PemError> {
     if end.strip_suffix("-----") != Some(label) {
         return Err(PemError::Block("an -----END line with another label"));
     }
-    let body: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let der = STANDARD.decode(body).map_err(|e| PemError::Base64(e.to_string()))?;
+    let mut clean = Vec::with_capacity(body.len());
+    for line in body.split_ascii_whitespace() {
+        clean.extend_from_slice(line.as_bytes());
+    }
+    let der = STANDARD.decode(clean).map_err(|e| PemError::Base64(e.to_string()))?;
     Ok((label, der))
 }
 
