@@ -1,6 +1,7 @@
 //! One request through the real certgate `.wasm` in the harness: prints the
 //! time per request for an allowed request whose certificate is cached, one
-//! whose certificate is parsed anew, and a denied one. Build the `.wasm`
+//! whose certificate is parsed anew, and a denied one, each with the host
+//! calls one such request makes. Build the `.wasm`
 //! first (`./dev run`). Figures go to BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
@@ -66,6 +67,13 @@ fn measure(name: &str, mut one: impl FnMut(usize) -> Option<Duration>) {
     );
 }
 
+/// Host calls one more request makes (every callback, create to delete).
+fn print_host_calls(p: &mut Plugin, conn: &Connection, path: &str) {
+    let before = p.host_calls();
+    p.request(conn, headers(conn, path)).unwrap();
+    println!("{:<58} {} host calls per request", "", p.host_calls() - before);
+}
+
 fn start(module: &WasmModule, config: &str) -> Plugin {
     let clock = Clock::Fixed(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_305_600));
     module.start(PluginSettings::new(config).clock(clock)).unwrap()
@@ -86,6 +94,7 @@ fn main() {
         assert!(out.forwarded());
         None
     });
+    print_host_calls(&mut p, &alice, "/app/page");
 
     let mut p = start(&module, &example);
     measure("allowed, cached identity (on_request_headers only)", |_| {
@@ -105,6 +114,8 @@ fn main() {
         assert!(out.forwarded());
         None
     });
+    // PER_BATCH is even: bob came last, so alice is not in the cache
+    print_host_calls(&mut p, &alice, "/app/page");
 
     let mut p = start(&module, &example);
     measure("denied (subject_not_allowed), cached identity", |_| {
@@ -112,6 +123,7 @@ fn main() {
         assert!(!out.forwarded());
         None
     });
+    print_host_calls(&mut p, &alice, "/admin/x");
 
     // the floor: a filter that adds one header (tests/filters/hello)
     let hello = repo().join("target/test-filters/wasm32-unknown-unknown/release/hello_filter.wasm");
