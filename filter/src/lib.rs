@@ -8,7 +8,6 @@ pub mod client_cert;
 pub mod config;
 pub mod dn_pattern;
 pub mod glob;
-pub mod header_map;
 pub mod headers;
 pub mod host;
 pub mod identity;

@@ -5,7 +5,7 @@
 
 use proxy_wasm::types::{MapType, Status};
 
-use crate::header_map;
+use certgate_wire::{decode_map, encode_map, encode_path};
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -57,7 +57,7 @@ pub fn get_header_map(map_type: MapType) -> Result<Vec<(String, Vec<u8>)>, CallE
         ok(proxy_get_header_map_pairs(map_type, &mut data, &mut size))?;
         returned(data, size)
     };
-    header_map::decode(&bytes.unwrap_or_default()).map_err(|_| CallError::Malformed)
+    decode_map(&bytes.unwrap_or_default()).map_err(|_| CallError::Malformed)
 }
 
 pub fn add_header(map_type: MapType, name: &str, value: &str) -> Result<(), CallError> {
@@ -77,7 +77,7 @@ pub fn remove_header(map_type: MapType, name: &str) -> Result<(), CallError> {
 
 /// A property's value; `None` if the host has none.
 pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, CallError> {
-    let path = path.join("\0");
+    let path = encode_path(path);
     let (mut data, mut size) = (std::ptr::null_mut(), 0);
     // SAFETY: the host reads `path`, and fills `data` and `size` as
     // `returned` expects.
@@ -91,7 +91,7 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, CallError> {
 }
 
 pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), CallError> {
-    let path = path.join("\0");
+    let path = encode_path(path);
     // SAFETY: the host reads the two buffers, which live across the call.
     ok(unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) })
 }
@@ -99,7 +99,7 @@ pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), CallError> {
 /// Answers the request locally (no gRPC status: -1).
 pub fn send_local_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), CallError> {
     let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
-    let headers = header_map::encode(&headers);
+    let headers = encode_map(&headers);
     // SAFETY: the host reads the buffers, which live across the call.
     ok(unsafe {
         proxy_send_local_response(
