@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 
 use certgate_host::abi::Status;
-use certgate_host::{Connection, Exchange};
+use certgate_host::{Connection, Exchange, HarnessError};
 use common::plugin::{certgate, client, fixture, request, settings, with_peer_pem};
 use common::repo;
 use certgate_filter::headers::is_safe_value;
@@ -183,6 +183,46 @@ fn a_host_refusing_a_call_fails_the_request_closed_never_traps() {
                 }
                 assert_eq!(plugin.failure(), None, "{import} refused with {status:?}: the VM trapped");
             }
+        }
+    }
+}
+
+/// The calls of the plugin rather than of a request: reading the
+/// configuration, defining and counting metrics, the tick, the clock, the
+/// log. A
+/// refusal is an error certgate handles, never a trap: a configuration it
+/// cannot read is refused, a counter the host will not define or increment
+/// is skipped, and without a clock every request fails closed.
+#[test]
+fn a_host_refusing_a_plugin_call_never_traps() {
+    let config = r#"{ "rules": [ { "name": "app", "path_prefix": "/app", "subject_cn": ["alice"] } ] }"#;
+    let alice = client("alice", true);
+    for status in [Status::BadArgument, Status::InternalFailure] {
+        let module = certgate().with_refused_import("proxy_get_buffer_bytes", status).unwrap();
+        match module.start(settings(config)) {
+            Err(HarnessError::ConfigureRefused { .. }) => {}
+            other => panic!("configuration unreadable ({status:?}): {other:?}"),
+        }
+        for (import, want) in [
+            ("proxy_define_metric", "allow"),
+            ("proxy_increment_metric", "allow"),
+            ("proxy_set_tick_period_milliseconds", "allow"),
+            ("proxy_get_current_time_nanoseconds", "500 internal_error"),
+            ("proxy_log", "allow"),
+        ] {
+            let module = certgate().with_refused_import(import, status).unwrap();
+            let mut plugin = module.start(settings(config)).unwrap_or_else(|e| panic!("{import} {status:?}: {e}"));
+            for _ in 0..2 {
+                let out = plugin.request(&alice, request("GET", "/app/")).unwrap_or_else(|e| panic!("{import} {status:?}: {e}"));
+                assert_eq!(outcome(&out), want, "{import} refused with {status:?}");
+                plugin.tick().unwrap_or_else(|e| panic!("{import} {status:?}, tick: {e}"));
+            }
+            if import == "proxy_log" {
+                // a deny logs its reason
+                let out = plugin.request(&Connection::local_tls(), request("GET", "/app/")).unwrap();
+                assert_eq!(outcome(&out), "403 certificate_required");
+            }
+            assert_eq!(plugin.failure(), None, "{import} refused with {status:?}: the VM trapped");
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The host calls made on every request, declared here rather than taken
-//! from the SDK: its helpers panic on a status they do not expect, and a
-//! panic kills the VM for every later request. Here every status is an
-//! error, and the request fails closed on it.
+//! Every host call certgate makes, declared here rather than taken from the
+//! SDK: its helpers panic on a status they do not expect, and a panic kills
+//! the VM for every later request. Here every status is an error: a request
+//! fails closed on it, a configuration is refused, a counter is skipped.
 
-use proxy_wasm::types::{MapType, Status};
+use std::time::Duration;
+
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
 
 use certgate_wire::{decode_map, encode_map, encode_path};
 
@@ -15,6 +17,12 @@ extern "C" {
     fn proxy_remove_header_map_value(map_type: MapType, key: *const u8, key_size: usize) -> Status;
     fn proxy_get_property(path: *const u8, path_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> Status;
     fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> Status;
+    fn proxy_get_buffer_bytes(buffer: BufferType, start: usize, max_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> Status;
+    fn proxy_define_metric(metric_type: MetricType, name: *const u8, name_size: usize, return_id: *mut u32) -> Status;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> Status;
+    fn proxy_log(level: LogLevel, message: *const u8, message_size: usize) -> Status;
     fn proxy_send_local_response(
         status: u32,
         details: *const u8,
@@ -113,4 +121,48 @@ pub fn send_local_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -
             -1,
         )
     })
+}
+
+/// A whole buffer (the plugin configuration); `None` if the host has none.
+pub fn get_buffer(buffer: BufferType) -> Result<Option<Vec<u8>>, CallError> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0);
+    // SAFETY: the host fills `data` and `size` as `returned` expects.
+    unsafe {
+        match proxy_get_buffer_bytes(buffer, 0, usize::MAX, &mut data, &mut size) {
+            Status::Ok => Ok(returned(data, size)),
+            Status::NotFound => Ok(None),
+            status => Err(CallError::Status(status)),
+        }
+    }
+}
+
+pub fn define_counter(name: &str) -> Result<u32, CallError> {
+    let mut id = 0;
+    // SAFETY: the host reads `name` and writes `id`, which live across the call.
+    ok(unsafe { proxy_define_metric(MetricType::Counter, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn increment_metric(id: u32, by: i64) -> Result<(), CallError> {
+    // SAFETY: no memory is passed.
+    ok(unsafe { proxy_increment_metric(id, by) })
+}
+
+pub fn set_tick_period(period: Duration) -> Result<(), CallError> {
+    let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+    // SAFETY: no memory is passed.
+    ok(unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+/// The host's clock, nanoseconds since the Unix epoch.
+pub fn now_nanos() -> Result<u64, CallError> {
+    let mut nanos = 0;
+    // SAFETY: the host writes `nanos`, which lives across the call.
+    ok(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
+    Ok(nanos)
+}
+
+pub fn log(level: LogLevel, message: &str) -> Result<(), CallError> {
+    // SAFETY: the host reads `message`, which lives across the call.
+    ok(unsafe { proxy_log(level, message.as_ptr(), message.len()) })
 }

@@ -5,10 +5,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, MetricType};
+use proxy_wasm::types::{BufferType, ContextType};
 
+use super::abi;
 use super::http::CertgateRequest;
 use super::shared::{host_now, Shared};
 use crate::config::parse_policy;
@@ -27,11 +27,11 @@ impl Context for CertgateRoot {}
 
 impl RootContext for CertgateRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let config = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+        let config = match abi::get_buffer(BufferType::PluginConfiguration) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => Vec::new(),
-            Err(status) => {
-                log::error!("cannot read the plugin configuration: {status:?}");
+            Err(e) => {
+                log::error!("cannot read the plugin configuration: {e:?}");
                 return false;
             }
         };
@@ -48,16 +48,16 @@ impl RootContext for CertgateRoot {
         }
         let mut counters = Vec::new();
         for name in metrics::all_counters(&policy) {
-            match hostcalls::define_metric(MetricType::Counter, &name) {
+            match abi::define_counter(&name) {
                 Ok(id) => counters.push(Some(id)),
-                Err(status) => {
-                    log::warn!("metric {name} not defined: {status:?}");
+                Err(e) => {
+                    log::warn!("metric {name} not defined: {e:?}");
                     counters.push(None);
                 }
             }
         }
-        if let Err(status) = hostcalls::set_tick_period(TICK) {
-            log::warn!("no tick ({status:?}): counters will not reach the host");
+        if let Err(e) = abi::set_tick_period(TICK) {
+            log::warn!("no tick ({e:?}): counters will not reach the host");
         }
         log::info!(
             "policy loaded: {} rules, mode {:?}, identity from {:?}",

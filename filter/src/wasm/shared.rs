@@ -3,9 +3,8 @@
 //! the root and request contexts, which both use it.
 
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
-use proxy_wasm::hostcalls;
+use super::abi;
 
 use crate::cache::IdentityCache;
 use crate::policy::Policy;
@@ -62,7 +61,7 @@ impl Shared {
         for (id, pending) in self.counters.iter().zip(self.pending.iter_mut()) {
             if *pending != 0 {
                 if let Some(id) = id {
-                    let _ = hostcalls::increment_metric(*id, *pending);
+                    let _ = abi::increment_metric(*id, *pending);
                 }
                 *pending = 0;
             }
@@ -72,8 +71,7 @@ impl Shared {
 
 /// Unix seconds from the host clock.
 pub fn host_now() -> Option<i64> {
-    let now = hostcalls::get_current_time().ok()?;
-    i64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()
+    i64::try_from(abi::now_nanos().ok()? / 1_000_000_000).ok()
 }
 
 
