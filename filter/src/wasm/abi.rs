@@ -5,24 +5,24 @@
 
 use std::time::Duration;
 
-use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 
 use certgate_wire::{decode_map, encode_map, encode_path};
 
 #[link(wasm_import_module = "env")]
 extern "C" {
-    fn proxy_get_header_map_pairs(map_type: MapType, return_data: *mut *mut u8, return_size: *mut usize) -> Status;
-    fn proxy_add_header_map_value(map_type: MapType, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> Status;
-    fn proxy_replace_header_map_value(map_type: MapType, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> Status;
-    fn proxy_remove_header_map_value(map_type: MapType, key: *const u8, key_size: usize) -> Status;
-    fn proxy_get_property(path: *const u8, path_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> Status;
-    fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> Status;
-    fn proxy_get_buffer_bytes(buffer: BufferType, start: usize, max_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> Status;
-    fn proxy_define_metric(metric_type: MetricType, name: *const u8, name_size: usize, return_id: *mut u32) -> Status;
-    fn proxy_increment_metric(metric_id: u32, offset: i64) -> Status;
-    fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
-    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> Status;
-    fn proxy_log(level: LogLevel, message: *const u8, message_size: usize) -> Status;
+    fn proxy_get_header_map_pairs(map_type: MapType, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+    fn proxy_add_header_map_value(map_type: MapType, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32;
+    fn proxy_replace_header_map_value(map_type: MapType, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32;
+    fn proxy_remove_header_map_value(map_type: MapType, key: *const u8, key_size: usize) -> u32;
+    fn proxy_get_property(path: *const u8, path_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+    fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> u32;
+    fn proxy_get_buffer_bytes(buffer: BufferType, start: usize, max_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+    fn proxy_define_metric(metric_type: MetricType, name: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_log(level: LogLevel, message: *const u8, message_size: usize) -> u32;
     fn proxy_send_local_response(
         status: u32,
         details: *const u8,
@@ -32,19 +32,43 @@ extern "C" {
         headers: *const u8,
         headers_size: usize,
         grpc_status: i32,
-    ) -> Status;
+    ) -> u32;
 }
 
+// Statuses as numbers: a host may answer one the SDK's `Status` enum does
+// not have, and such a value in an enum would be undefined behaviour.
+const OK: u32 = 0;
+const NOT_FOUND: u32 = 1;
+
 /// Why a host call failed: its status, or an answer certgate cannot read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    Status(Status),
+    #[error("{}", status_name(*.0))]
+    Status(u32),
+    #[error("an answer that is not in the ABI's format")]
     Malformed,
 }
 
-fn ok(status: Status) -> Result<(), CallError> {
+/// ABI 0.2.1's names for the statuses.
+fn status_name(code: u32) -> String {
+    let name = match code {
+        1 => "NotFound",
+        2 => "BadArgument",
+        3 => "SerializationFailure",
+        4 => "ParseFailure",
+        6 => "InvalidMemoryAccess",
+        7 => "Empty",
+        8 => "CasMismatch",
+        10 => "InternalFailure",
+        12 => "Unimplemented",
+        other => return format!("status {other}"),
+    };
+    name.to_owned()
+}
+
+fn ok(status: u32) -> Result<(), CallError> {
     match status {
-        Status::Ok => Ok(()),
+        OK => Ok(()),
         status => Err(CallError::Status(status)),
     }
 }
@@ -91,8 +115,8 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, CallError> {
     // `returned` expects.
     unsafe {
         match proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) {
-            Status::Ok => Ok(returned(data, size)),
-            Status::NotFound => Ok(None),
+            OK => Ok(returned(data, size)),
+            NOT_FOUND => Ok(None),
             status => Err(CallError::Status(status)),
         }
     }
@@ -129,8 +153,8 @@ pub fn get_buffer(buffer: BufferType) -> Result<Option<Vec<u8>>, CallError> {
     // SAFETY: the host fills `data` and `size` as `returned` expects.
     unsafe {
         match proxy_get_buffer_bytes(buffer, 0, usize::MAX, &mut data, &mut size) {
-            Status::Ok => Ok(returned(data, size)),
-            Status::NotFound => Ok(None),
+            OK => Ok(returned(data, size)),
+            NOT_FOUND => Ok(None),
             status => Err(CallError::Status(status)),
         }
     }

@@ -28,13 +28,7 @@ impl CertgateRequest {
 }
 
 fn call_error(call: &'static str) -> impl Fn(CallError) -> HostError {
-    move |e| HostError {
-        call,
-        status: match e {
-            CallError::Status(status) => format!("{status:?}"),
-            CallError::Malformed => "malformed answer".into(),
-        },
-    }
+    move |e| HostError { call, status: e.to_string() }
 }
 
 /// proxy-wasm as a [`Host`].
@@ -113,7 +107,7 @@ impl HttpContext for CertgateRequest {
         log_admission(&admission);
         // the decision as filter state, for access logs and tools
         if let Err(e) = abi::set_property(&[PROPERTY], &Published::of(&admission).to_bytes()) {
-            log::debug!("decision not published: {e:?}");
+            log::debug!("decision not published: {e}");
         }
         if admission.credential == Credential::Failed(DenyReason::VerificationUnknown) && !shared.told_verification_unknown {
             shared.told_verification_unknown = true;

@@ -31,7 +31,7 @@ impl RootContext for CertgateRoot {
             Ok(Some(bytes)) => bytes,
             Ok(None) => Vec::new(),
             Err(e) => {
-                log::error!("cannot read the plugin configuration: {e:?}");
+                log::error!("cannot read the plugin configuration: {e}");
                 return false;
             }
         };
@@ -51,13 +51,13 @@ impl RootContext for CertgateRoot {
             match abi::define_counter(&name) {
                 Ok(id) => counters.push(Some(id)),
                 Err(e) => {
-                    log::warn!("metric {name} not defined: {e:?}");
+                    log::warn!("metric {name} not defined: {e}");
                     counters.push(None);
                 }
             }
         }
         if let Err(e) = abi::set_tick_period(TICK) {
-            log::warn!("no tick ({e:?}): counters will not reach the host");
+            log::warn!("no tick ({e}): counters will not reach the host");
         }
         log::info!(
             "policy loaded: {} rules, mode {:?}, identity from {:?}",

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use wasmtime::{Config, Engine, Extern, Func, Instance, Linker, Module, Store, TypedFunc, WasmParams, WasmResults};
 
-use crate::abi::{self, codec::Pairs, Status};
+use crate::abi::{self, codec::Pairs};
 use crate::connection::Connection;
 use crate::state::{Clock, HostState, HttpCall, HttpCallResponse, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};
 
@@ -128,7 +128,9 @@ impl WasmModule {
     /// The same module with the host refusing one `env` import: every call
     /// of it answers `status` and does nothing (as a host may refuse a
     /// call), so a test can show the filter fails closed rather than traps.
-    pub fn with_refused_import(&self, name: &str, status: Status) -> Result<WasmModule, HarnessError> {
+    /// `status` is a number: an ABI status (`Status::BadArgument as i32`) or
+    /// one the ABI does not define, which a host may answer too.
+    pub fn with_refused_import(&self, name: &str, status: i32) -> Result<WasmModule, HarnessError> {
         let mut linker = (*self.linker).clone();
         match abi::unsupported::refuse(&mut linker, &self.module, name, status) {
             Ok(true) => Ok(WasmModule { engine: self.engine.clone(), module: self.module.clone(), linker: Arc::new(linker) }),
