@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 
-use certgate_wire::{decode_map, encode_map, encode_path};
+use certgate_wire::{decode_map, encode_map, encode_path, Status};
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -37,33 +37,16 @@ extern "C" {
 
 // Statuses as numbers: a host may answer one the SDK's `Status` enum does
 // not have, and such a value in an enum would be undefined behaviour.
-const OK: u32 = 0;
-const NOT_FOUND: u32 = 1;
+const OK: u32 = Status::Ok as u32;
+const NOT_FOUND: u32 = Status::NotFound as u32;
 
 /// Why a host call failed: its status, or an answer certgate cannot read.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    #[error("{}", status_name(*.0))]
+    #[error("{}", Status::from_code(*.0).map_or_else(|| format!("status {}", .0), |s| format!("{s:?}")))]
     Status(u32),
     #[error("an answer that is not in the ABI's format")]
     Malformed,
-}
-
-/// ABI 0.2.1's names for the statuses.
-fn status_name(code: u32) -> String {
-    let name = match code {
-        1 => "NotFound",
-        2 => "BadArgument",
-        3 => "SerializationFailure",
-        4 => "ParseFailure",
-        6 => "InvalidMemoryAccess",
-        7 => "Empty",
-        8 => "CasMismatch",
-        10 => "InternalFailure",
-        12 => "Unimplemented",
-        other => return format!("status {other}"),
-    };
-    name.to_owned()
 }
 
 fn ok(status: u32) -> Result<(), CallError> {
@@ -80,6 +63,19 @@ fn ok(status: u32) -> Result<(), CallError> {
 /// boxed `[u8]` of `size` bytes), not yet taken back.
 unsafe fn returned(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     (!data.is_null()).then(|| unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+/// What a call that hands back a buffer answered: the buffer; `None` for
+/// NOT_FOUND (or a null buffer). `call` gets where the host writes the
+/// buffer's address and size.
+fn fetched(call: impl FnOnce(&mut *mut u8, &mut usize) -> u32) -> Result<Option<Vec<u8>>, CallError> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0);
+    match call(&mut data, &mut size) {
+        // SAFETY: on OK the host filled `data` and `size` as `returned` expects.
+        OK => Ok(unsafe { returned(data, size) }),
+        NOT_FOUND => Ok(None),
+        status => Err(CallError::Status(status)),
+    }
 }
 
 pub fn get_header_map(map_type: MapType) -> Result<Vec<(String, Vec<u8>)>, CallError> {
@@ -110,16 +106,8 @@ pub fn remove_header(map_type: MapType, name: &str) -> Result<(), CallError> {
 /// A property's value; `None` if the host has none.
 pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, CallError> {
     let path = encode_path(path);
-    let (mut data, mut size) = (std::ptr::null_mut(), 0);
-    // SAFETY: the host reads `path`, and fills `data` and `size` as
-    // `returned` expects.
-    unsafe {
-        match proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) {
-            OK => Ok(returned(data, size)),
-            NOT_FOUND => Ok(None),
-            status => Err(CallError::Status(status)),
-        }
-    }
+    // SAFETY: the host reads `path`, which lives across the call.
+    fetched(|data, size| unsafe { proxy_get_property(path.as_ptr(), path.len(), data, size) })
 }
 
 pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), CallError> {
@@ -149,15 +137,8 @@ pub fn send_local_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -
 
 /// A whole buffer (the plugin configuration); `None` if the host has none.
 pub fn get_buffer(buffer: BufferType) -> Result<Option<Vec<u8>>, CallError> {
-    let (mut data, mut size) = (std::ptr::null_mut(), 0);
-    // SAFETY: the host fills `data` and `size` as `returned` expects.
-    unsafe {
-        match proxy_get_buffer_bytes(buffer, 0, usize::MAX, &mut data, &mut size) {
-            OK => Ok(returned(data, size)),
-            NOT_FOUND => Ok(None),
-            status => Err(CallError::Status(status)),
-        }
-    }
+    // SAFETY: no memory of ours is read.
+    fetched(|data, size| unsafe { proxy_get_buffer_bytes(buffer, 0, usize::MAX, data, size) })
 }
 
 pub fn define_counter(name: &str) -> Result<u32, CallError> {

@@ -1,7 +1,44 @@
 //! The byte formats of proxy-wasm ABI 0.2.1 that a filter and its host both
-//! read and write: header maps and property paths. Pure functions: no guest
+//! read and write: status codes, header maps and property paths. Pure functions: no guest
 //! memory, no host calls. certgate reads and writes them itself so that an
 //! answer it does not expect is an error, where the SDK's helpers panic.
+
+/// The statuses of ABI 0.2.1, as their numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Status {
+    Ok = 0,
+    NotFound = 1,
+    BadArgument = 2,
+    SerializationFailure = 3,
+    ParseFailure = 4,
+    InvalidMemoryAccess = 6,
+    Empty = 7,
+    CasMismatch = 8,
+    InternalFailure = 10,
+    Unimplemented = 12,
+}
+
+impl Status {
+    const ALL: [Status; 10] = [
+        Status::Ok,
+        Status::NotFound,
+        Status::BadArgument,
+        Status::SerializationFailure,
+        Status::ParseFailure,
+        Status::InvalidMemoryAccess,
+        Status::Empty,
+        Status::CasMismatch,
+        Status::InternalFailure,
+        Status::Unimplemented,
+    ];
+
+    /// The status a number stands for; `None` for one the ABI does not
+    /// define (which a host may answer all the same).
+    pub fn from_code(code: u32) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| *s as u32 == code)
+    }
+}
 
 /// Why bytes are not a header map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +172,17 @@ mod tests {
         let mut bad_name = bytes;
         bad_name[12] = 0xff;
         assert_eq!(decode_map(&bad_name), Err(MapError::NameNotUtf8));
+    }
+
+    #[test]
+    fn statuses_are_known_by_their_numbers() {
+        assert_eq!(Status::from_code(0), Some(Status::Ok));
+        assert_eq!(Status::from_code(12), Some(Status::Unimplemented));
+        assert_eq!(Status::from_code(5), None);
+        assert_eq!(Status::from_code(99), None);
+        for s in Status::ALL {
+            assert_eq!(Status::from_code(s as u32), Some(s));
+        }
     }
 
     #[test]

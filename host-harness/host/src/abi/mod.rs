@@ -21,21 +21,7 @@ use wasmtime::{Linker, Module};
 
 use crate::state::HostState;
 
-/// proxy-wasm status codes (spec v0.2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Status {
-    Ok = 0,
-    NotFound = 1,
-    BadArgument = 2,
-    SerializationFailure = 3,
-    ParseFailure = 4,
-    InvalidMemoryAccess = 6,
-    Empty = 7,
-    CasMismatch = 8,
-    InternalFailure = 10,
-    Unimplemented = 12,
-}
+pub use certgate_wire::Status;
 
 /// The i32 a host function returns for a call's outcome.
 pub fn code(outcome: memory::Call) -> i32 {
