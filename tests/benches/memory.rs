@@ -94,8 +94,9 @@ fn main() {
             let r = rt.block_on(loadgen::run_each(envoy.listener, vec![Some(tls.clone()); 4 * workers], "/app/page", Duration::ZERO, 200));
             assert_eq!(r.errors, 0, "{name}: {:?}", r.first_error);
             std::thread::sleep(Duration::from_millis(1500));
-            rss.push(envoy.rss_kib() as i64);
-            inside.push(Inside { workers, name, allocator: envoy.allocator(), huge_kib: envoy.huge_pages_kib(), rss_kib: envoy.rss_kib() });
+            let rss_kib = envoy.rss_kib();
+            rss.push(rss_kib as i64);
+            inside.push(Inside { workers, name, allocator: envoy.allocator(), huge_kib: envoy.huge_pages_kib(), rss_kib });
         }
         print!("{workers:<12}");
         for r in &rss {
@@ -114,8 +115,8 @@ fn main() {
     }
 
     // Where the difference is: Envoy's heap (tcmalloc) holds what is live
-    // and what was freed but kept (free pages, per-CPU caches); its heap is
-    // backed by transparent huge pages, which a release does not split.
+    // and what was freed but kept (free pages, per-CPU caches); how much of
+    // it transparent huge pages back (a release does not split them).
     println!("\nInside Envoy (KiB; admin /memory, and AnonHugePages of smaps_rollup):");
     println!(
         "{:<12} {:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
