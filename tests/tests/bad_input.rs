@@ -190,10 +190,10 @@ fn a_host_refusing_a_call_fails_the_request_closed_never_traps() {
 
 /// The calls of the plugin rather than of a request: reading the
 /// configuration, defining and counting metrics, the tick, the clock, the
-/// log. A
-/// refusal is an error certgate handles, never a trap: a configuration it
-/// cannot read is refused, a counter the host will not define or increment
-/// is skipped, and without a clock every request fails closed.
+/// log. A refusal is an error certgate handles, never a trap: a
+/// configuration it cannot read is refused, a counter the host will not
+/// define or increment is skipped, and without a clock every request fails
+/// closed.
 #[test]
 fn a_host_refusing_a_plugin_call_never_traps() {
     let config = r#"{ "rules": [ { "name": "app", "path_prefix": "/app", "subject_cn": ["alice"] } ] }"#;
