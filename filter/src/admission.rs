@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use crate::cache::IdentityCache;
 use crate::client_cert::CertificateFields;
-use crate::headers::HeaderKind;
+use crate::headers::{encode_value, HeaderKind};
 pub use crate::host::{property, Host, HostError, XFCC_HEADER};
 use crate::host::header_text;
 use crate::peer::{certificate_fields, find_peer, Found};
@@ -40,20 +40,57 @@ pub fn admit(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, no
         Err(e) => {
             // Fail closed, even in audit mode: without the headers we cannot
             // know what the application would be told.
-            let reason = DenyReason::InternalError;
-            let body = reply_body(reason, None);
-            let _ = host.send_local_response(reason.status(policy.deny_status), &[("content-type", "application/json")], body.as_bytes());
-            Admission {
-                forwarded: false,
-                outcome: Outcome::Deny(reason),
-                rule: None,
-                credential: Credential::None,
-                cn: None,
-                expiring_soon: false,
-                cache_miss: false,
-                stripped: 0,
-                identity_error: Some(e.to_string()),
-            }
+            let admission = Admission::failed_closed(e.to_string());
+            let _ = send_failed_closed(host, policy.deny_status);
+            admission
+        }
+    }
+}
+
+/// The `internal_error` reply (JSON) of a request that cannot be decided.
+pub fn send_failed_closed(host: &mut dyn Host, policy_status: u16) -> Result<(), HostError> {
+    let reason = DenyReason::InternalError;
+    let body = reply_body(reason, None);
+    host.send_local_response(reason.status(policy_status), &[("content-type", "application/json")], body.as_bytes())
+}
+
+impl Admission {
+    /// A request refused with `internal_error` because it could not be
+    /// decided (a host call failed, or the glue caught a panic): `why` goes
+    /// to the log.
+    pub fn failed_closed(why: String) -> Admission {
+        Admission {
+            forwarded: false,
+            outcome: Outcome::Deny(DenyReason::InternalError),
+            rule: None,
+            credential: Credential::None,
+            cn: None,
+            expiring_soon: false,
+            cache_miss: false,
+            stripped: 0,
+            identity_error: Some(why),
+        }
+    }
+
+    /// The proxy log's line for this request: allows at debug, denies and
+    /// audit denies at info, an expiring certificate once (when first seen)
+    /// at warn.
+    pub fn log(&self) {
+        let rule = self.rule.as_deref().unwrap_or("-");
+        // the CN is the client's text: encoded so it cannot forge log lines
+        let cn = self.cn.as_deref().map_or(Cow::Borrowed("-"), encode_value);
+        match self.outcome {
+            Outcome::Allow => log::debug!("allow rule={rule} cn={cn}"),
+            Outcome::Deny(reason) => log::info!(
+                "{} reason={} rule={rule} cn={cn}{}",
+                if self.forwarded { "audit-deny" } else { "deny" },
+                reason.as_str(),
+                self.identity_error.as_deref().map(|e| format!(" identity_error=\"{}\"", encode_value(e))).unwrap_or_default()
+            ),
+        }
+        // once per certificate, when it is first seen; the counter counts requests
+        if self.expiring_soon && self.cache_miss {
+            log::warn!("certificate of cn={cn} expires soon");
         }
     }
 }

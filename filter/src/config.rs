@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::dn_pattern::DnPattern;
 use crate::glob::{Glob, Syntax};
+use crate::host::HostReads;
 use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset, OVERRIDE_HEADERS};
 use crate::path::{self, PathCase, PathParameters, PathSettings};
 use crate::identity::canonical_serial_checked;
@@ -259,6 +260,32 @@ pub fn parse_policy(json: &[u8]) -> Result<Policy, ConfigError> {
         err(path, inner.to_string())
     })?;
     compile(file)
+}
+
+/// Refuses a policy that needs what this host cannot read, naming the
+/// setting and what to write instead (on the host where the policy fails,
+/// not on every request).
+pub fn check_host_reads(policy: &Policy, reads: HostReads) -> Result<(), ConfigError> {
+    let host = reads.host;
+    if policy.verification == Verification::ProxyFlag && !reads.verified_flag {
+        return Err(err(
+            "verification",
+            format!(
+                "\"proxy_flag\" (the default) needs connection.peer_certificate_valid, which {host} does not give: \
+                 set \"verification\": \"listener\" if this listener verifies every certificate it accepts (SECURITY.md)"
+            ),
+        ));
+    }
+    if policy.identity_source == IdentitySourceSetting::PeerCertificate && !reads.peer_certificate {
+        return Err(err(
+            "identity_source",
+            format!(
+                "\"peer_certificate\" needs connection.peer_certificate, which {host} does not give: use \"auto\" \
+                 (the XFCC element Envoy adds with set_current_client_cert_details cert: true, bound to the connection's digest)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a parsed configuration and builds the policy.

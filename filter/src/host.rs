@@ -43,6 +43,19 @@ pub mod property {
 
 pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
 
+/// What a host can read of the connection besides the subject, SAN and
+/// digest properties and the request's headers, which every host gives. A
+/// policy that needs more is refused ([`crate::config::check_host_reads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostReads {
+    /// Names the host in errors (`Envoy's dynamic module ABI`).
+    pub host: &'static str,
+    /// `connection.peer_certificate`, the certificate itself.
+    pub peer_certificate: bool,
+    /// `connection.peer_certificate_valid`, whether the proxy verified it.
+    pub verified_flag: bool,
+}
+
 /// The first value of a header (names compare without case), as text;
 /// empty when the request has none.
 pub fn header_text<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Cow<'a, str> {

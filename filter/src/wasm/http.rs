@@ -1,6 +1,5 @@
 //! One request: proxy-wasm calls behind the [`Host`] trait, then `admit`.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -9,12 +8,10 @@ use proxy_wasm::types::{Action, MapType};
 
 use super::abi::{self, CallError};
 use super::shared::{host_now, Shared};
-use crate::admission::{admit, Admission, Host, HostError};
-use crate::reply::reply_body;
-use crate::headers::encode_value;
+use crate::admission::{admit, send_failed_closed, Host, HostError};
 use crate::metrics;
 use crate::published::{Published, PROPERTY};
-use crate::policy::{Credential, DenyReason, Outcome, VERIFICATION_UNKNOWN_ADVICE};
+use crate::policy::{Credential, DenyReason, VERIFICATION_UNKNOWN_ADVICE};
 
 #[derive(Debug)]
 pub struct CertgateRequest {
@@ -63,28 +60,8 @@ impl Host for ProxyWasm {
 /// Denies with `internal_error` when the plugin cannot run at all.
 fn fail_closed(why: &str) -> Action {
     log::error!("failing closed: {why}");
-    let body = reply_body(DenyReason::InternalError, None);
-    let _ = abi::send_local_response(500, &[("content-type", "application/json")], body.as_bytes());
+    let _ = send_failed_closed(&mut ProxyWasm, 500);
     Action::Pause
-}
-
-fn log_admission(a: &Admission) {
-    let rule = a.rule.as_deref().unwrap_or("-");
-    // the CN is the client's text: encoded so it cannot forge log lines
-    let cn = a.cn.as_deref().map_or(Cow::Borrowed("-"), encode_value);
-    match a.outcome {
-        Outcome::Allow => log::debug!("allow rule={rule} cn={cn}"),
-        Outcome::Deny(reason) => log::info!(
-            "{} reason={} rule={rule} cn={cn}{}",
-            if a.forwarded { "audit-deny" } else { "deny" },
-            reason.as_str(),
-            a.identity_error.as_deref().map(|e| format!(" identity_error=\"{}\"", encode_value(e))).unwrap_or_default()
-        ),
-    }
-    // once per certificate, when it is first seen; the counter counts requests
-    if a.expiring_soon && a.cache_miss {
-        log::warn!("certificate of cn={cn} expires soon");
-    }
 }
 
 impl Context for CertgateRequest {}
@@ -104,7 +81,7 @@ impl HttpContext for CertgateRequest {
         let policy = Rc::clone(&shared.policy);
         let admission = admit(&mut ProxyWasm, &policy, &mut shared.cache, now);
         metrics::for_each_increment(&policy, &admission, |index, by| shared.count(index, by));
-        log_admission(&admission);
+        admission.log();
         // the decision as filter state, for access logs and tools
         if let Err(e) = abi::set_property(&[PROPERTY], &Published::of(&admission).to_bytes()) {
             log::debug!("decision not published: {e}");
