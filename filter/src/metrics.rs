@@ -1,12 +1,13 @@
-//! Metric names. Envoy shows them under `wasmcustom.` in its stats.
+//! Metric names. Envoy shows them under `wasmcustom.` (the Wasm build) or
+//! `dynamicmodulescustom.` (the dynamic module) in its stats.
 //!
 //! Requests are counted in one family, `certgate_requests_total`, one counter
 //! per outcome, reason and rule, named so that Envoy's `stats_tags` (see the
-//! committed configurations and [`STATS_TAGS`]) turn the parts into labels:
+//! committed configurations and [`stats_tags`]) turn the parts into labels:
 //! `certgate_requests_total.outcome.denied.reason.subject_not_allowed.rule.admin`
 //! is `certgate_requests_total{outcome="denied",reason="subject_not_allowed",
-//! rule="admin"}` in `/stats/prometheus` (Envoy drops the `wasmcustom`
-//! namespace of custom stats there). An
+//! rule="admin"}` in `/stats/prometheus` (Envoy drops the namespace of
+//! custom stats there). An
 //! allowed request has no `reason`; a request no rule matched has no `rule`.
 
 use crate::admission::Admission;
@@ -21,14 +22,22 @@ pub const CACHE_MISSES: &str = "certgate_identity_cache_misses_total";
 /// Identity and override headers removed from requests.
 pub const SPOOFED_HEADERS: &str = "certgate_spoofed_headers_removed_total";
 
+/// The namespace Envoy puts a Wasm filter's counters in (`wasmcustom.`).
+pub const WASM_NAMESPACE: &str = "wasmcustom";
+/// The namespace Envoy puts a dynamic module's counters in.
+pub const MODULE_NAMESPACE: &str = "dynamicmodulescustom";
+
 /// Envoy's `stats_config.stats_tags` that make labels of the request
-/// counters' names: (tag name, regex; the first group is cut from the name,
-/// the second is the value). The committed configurations carry them.
-pub const STATS_TAGS: [(&str, &str); 3] = [
-    ("outcome", r"^wasmcustom\.certgate_requests_total(\.outcome\.([a-z_]+))"),
-    ("reason", r"^wasmcustom\.certgate_requests_total\.outcome\.[a-z_]+(\.reason\.([a-z_]+))"),
-    ("rule", r"^wasmcustom\.certgate_requests_total\..*?(\.rule\.([A-Za-z0-9_.-]+))$"),
-];
+/// counters' names under a stats namespace ([`WASM_NAMESPACE`],
+/// [`MODULE_NAMESPACE`]): (tag name, regex; the first group is cut from the
+/// name, the second is the value). The committed configurations carry them.
+pub fn stats_tags(namespace: &str) -> [(&'static str, String); 3] {
+    [
+        ("outcome", format!(r"^{namespace}\.certgate_requests_total(\.outcome\.([a-z_]+))")),
+        ("reason", format!(r"^{namespace}\.certgate_requests_total\.outcome\.[a-z_]+(\.reason\.([a-z_]+))")),
+        ("rule", format!(r"^{namespace}\.certgate_requests_total\..*?(\.rule\.([A-Za-z0-9_.-]+))$")),
+    ]
+}
 
 /// What became of a request, as the `outcome` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

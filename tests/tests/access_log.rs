@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use certgate_test_support::backend;
-use common::envoy::{config, Envoy};
+use common::envoy::{config, with_listener_verification, Build, Envoy};
 use common::{certgate, get, KillOnDrop};
 
 fn gunicorn_policy() -> String {
@@ -30,21 +30,26 @@ fn eventually(what: impl Fn() -> bool) -> bool {
     false
 }
 
+/// Through each build: the Wasm filter's state is `wasm.certgate`, the
+/// module's `certgate`; the committed configurations print the right one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoys_access_log_shows_rule_reason_and_cn() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let envoy = Envoy::start(&config("required-mtls.yaml", backend.addr, Some(&gunicorn_policy()))).unwrap();
-    let allowed = get(envoy.listener, Some("alice"), "/api/v0.1/hello", &[]).await.unwrap();
-    assert_eq!(allowed.status, 200, "{}", allowed.body);
-    let denied = get(envoy.listener, Some("bob"), "/elsewhere", &[]).await.unwrap();
-    assert_eq!(denied.status, 403);
-    let want_allow = r#"200 certgate={"decision":"allow","rule":"api","cn":"alice"}"#;
-    let want_deny = r#"403 certgate={"decision":"deny","reason":"no_matching_rule","cn":"bob"}"#;
-    assert!(
-        eventually(|| envoy.access_log().contains(want_allow) && envoy.access_log().contains(want_deny)),
-        "access log:\n{}",
-        envoy.access_log()
-    );
+    let policy = with_listener_verification(&gunicorn_policy());
+    for build in Build::BOTH {
+        let envoy = Envoy::start(&build.config(&config("required-mtls.yaml", backend.addr, Some(&policy)))).unwrap();
+        let allowed = get(envoy.listener, Some("alice"), "/api/v0.1/hello", &[]).await.unwrap();
+        assert_eq!(allowed.status, 200, "{build:?}: {}", allowed.body);
+        let denied = get(envoy.listener, Some("bob"), "/elsewhere", &[]).await.unwrap();
+        assert_eq!(denied.status, 403, "{build:?}");
+        let want_allow = r#"200 certgate={"decision":"allow","rule":"api","cn":"alice"}"#;
+        let want_deny = r#"403 certgate={"decision":"deny","reason":"no_matching_rule","cn":"bob"}"#;
+        assert!(
+            eventually(|| envoy.access_log().contains(want_allow) && envoy.access_log().contains(want_deny)),
+            "{build:?}: access log:\n{}",
+            envoy.access_log()
+        );
+    }
 }
 
 #[test]

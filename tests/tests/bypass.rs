@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
-use common::envoy::{committed_policy, config, free_port, Envoy};
+use common::envoy::{committed_policy, config, free_port, Build, Envoy, MODULE_VERSIONS};
 use common::{client_config, raw_request, repo, settings, wait_for_port, Gunicorn, KillOnDrop, TempDir};
 
 /// A backend process, stopped on drop.
@@ -214,6 +214,33 @@ fn outcome(reply: &Result<(u16, String), String>) -> (String, Option<String>) {
     }
 }
 
+/// A probe's row in the matrix.
+fn label(p: &Probe) -> String {
+    if p.headers.is_empty() {
+        p.target.clone()
+    } else {
+        format!("{} {} + {}: {}", p.method, p.target, p.headers[0].0, p.headers[0].1)
+    }
+}
+
+/// Checks one probe's reply from one front (`column`): a forbidden handler
+/// reached, or an override header or method that got through, is a bypass.
+/// The matrix cell.
+fn judge(who: &str, forbidden: &[&str], column: &str, p: &Probe, reply: &Result<(u16, String), String>, bypasses: &mut Vec<String>) -> String {
+    let (_, seen) = outcome(reply);
+    if let Some(seen) = &seen {
+        let mut parts = seen.split('|');
+        let (handler, method, received) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        if forbidden.contains(&handler) {
+            bypasses.push(format!("{who}: {} {} {:?} reached {handler} on {column}", p.method, p.target, p.headers));
+        }
+        if !received.is_empty() || method != p.method {
+            bypasses.push(format!("{who}: {:?} reached {column} (method {method}, overrides {received})", p.headers));
+        }
+    }
+    cell(p, reply)
+}
+
 /// A client, the committed configuration it goes through, and the handlers
 /// it must never reach.
 struct Case {
@@ -256,20 +283,8 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
                 }
                 for p in &probes {
                     let reply = raw_request(addr, Some(tls.clone()), p.method, &p.target, &p.headers).await;
-                    let (_, seen) = outcome(&reply);
-                    let cell = cell(p, &reply);
-                    if let Some(seen) = &seen {
-                        let mut parts = seen.split('|');
-                        let (handler, method, received) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
-                        if forbidden.contains(&handler) {
-                            bypasses.push(format!("{who}: {} {} {:?} reached {handler} on {column}", p.method, p.target, p.headers));
-                        }
-                        if !received.is_empty() || method != p.method {
-                            bypasses.push(format!("{who}: {:?} reached {column} (method {method}, overrides {received})", p.headers));
-                        }
-                    }
-                    let label = if p.headers.is_empty() { p.target.clone() } else { format!("{} {} + {}: {}", p.method, p.target, p.headers[0].0, p.headers[0].1) };
-                    matrix.entry((who.to_owned(), p.group.to_owned(), label)).or_default().insert(column.clone(), cell);
+                    let cell = judge(who, forbidden, &column, p, &reply, &mut bypasses);
+                    matrix.entry((who.to_owned(), p.group.to_owned(), label(p))).or_default().insert(column.clone(), cell);
                 }
             }
             serve.shutdown().await;
@@ -280,8 +295,7 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
             }
             for p in &probes {
                 let cell = cell(p, &raw_request(b.addr, None, p.method, &p.target, &p.headers).await);
-                let label = if p.headers.is_empty() { p.target.clone() } else { format!("{} {} + {}: {}", p.method, p.target, p.headers[0].0, p.headers[0].1) };
-                matrix.entry((who.to_owned(), p.group.to_owned(), label)).or_default().insert(column.clone(), cell);
+                matrix.entry((who.to_owned(), p.group.to_owned(), label(p))).or_default().insert(column.clone(), cell);
             }
         }
     }
@@ -304,6 +318,45 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
     }
     write_matrix(&matrix, &columns);
     assert!(bypasses.is_empty(), "{} failures (matrix in target/bypass-matrix.md):\n{}", bypasses.len(), bypasses.join("\n"));
+}
+
+/// The same probes through the dynamic module and the Wasm build on each
+/// Envoy that runs the module: no bypass through either, and the two answer
+/// every probe alike (the cell: status, and the reason or handler).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spelling_reaches_a_protected_handler_through_the_module() {
+    let backends = tokio::task::block_in_place(backends);
+    let cases = [
+        Case { who: "alice", cert: Some("alice"), file: "required-mtls.yaml", mode: ClientCertMode::Required, forbidden: &["admin"] },
+        Case { who: "no certificate", cert: None, file: "optional-mtls.yaml", mode: ClientCertMode::Optional, forbidden: &["admin", "app"] },
+    ];
+    let mut probes: Vec<Probe> = spellings("admin", false);
+    probes.extend(overrides());
+    let mut failures = Vec::new();
+    let mut sent = 0;
+    for version in MODULE_VERSIONS {
+        for Case { who, cert, file, forbidden, .. } in &cases {
+            let tls: Arc<rustls::ClientConfig> = client_config(*cert, &[b"http/1.1"]);
+            for b in &backends {
+                let yaml = config(file, b.addr, None);
+                let envoys: Vec<Envoy> = Build::BOTH.iter().map(|build| Envoy::start_version(version, &build.config(&yaml)).unwrap()).collect();
+                for p in &probes {
+                    let mut cells = Vec::new();
+                    for (build, envoy) in Build::BOTH.iter().zip(&envoys) {
+                        let column = format!("{} / Envoy {version} {}", b.name, build.name());
+                        let reply = raw_request(envoy.listener, Some(tls.clone()), p.method, &p.target, &p.headers).await;
+                        cells.push(judge(who, forbidden, &column, p, &reply, &mut failures));
+                        sent += 1;
+                    }
+                    if cells[0] != cells[1] {
+                        failures.push(format!("{who}: {} on {} / Envoy {version}: wasm {}, module {}", label(p), b.name, cells[0], cells[1]));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{sent} probes");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 fn write_matrix(matrix: &BTreeMap<(String, String, String), BTreeMap<String, String>>, columns: &[String]) {

@@ -12,28 +12,7 @@ use certgate_test_support::backend;
 use certgate_test_support::scenarios::ScenarioTable;
 use certgate_edge::tls::ClientCertMode;
 use common::envoy::{config, ecds_config, ecds_resource, write_atomically, Envoy};
-use common::{get, judge_scenario, repo, send_scenario, stack, Reply, TempDir};
-
-/// Headers that differ by nature between Envoy and the edge, left out of the
-/// comparison: request ids, Envoy's own timeout hint, the XFCC element (the
-/// same fields, Envoy's URL-encoding of the PEM differs in which characters
-/// it escapes), framing, and `x-client-expires-in` (seconds from now: the two
-/// requests may fall either side of a second; the scenario table checks the
-/// validity headers themselves).
-const DIFFER_BY_NATURE: &[&str] =
-    &["x-request-id", "x-envoy-expected-rq-timeout-ms", "x-forwarded-client-cert", "content-length", "x-client-expires-in"];
-
-fn comparable(r: &Reply) -> Vec<(String, String)> {
-    let mut h: Vec<(String, String)> = r
-        .backend_headers
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(k, _)| !DIFFER_BY_NATURE.contains(&k.as_str()))
-        .collect();
-    h.sort();
-    h
-}
+use common::{comparable_headers, get, judge_scenario, repo, send_scenario, stack, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_holds_in_envoy_and_matches_the_edge() {
@@ -58,12 +37,12 @@ async fn every_scenario_holds_in_envoy_and_matches_the_edge() {
             if (a.status, &a.reason, &a.rule) != (b.status, &b.reason, &b.rule) {
                 failures.push(format!("{}: Envoy {:?} vs edge {:?}", s.name, (a.status, a.reason, a.rule), (b.status, b.reason, b.rule)));
             }
-            if comparable(envoy) != comparable(edge) {
+            if comparable_headers(envoy) != comparable_headers(edge) {
                 failures.push(format!(
                     "{}: headers at the backend differ\n  Envoy: {:?}\n  edge:  {:?}",
                     s.name,
-                    comparable(envoy),
-                    comparable(edge)
+                    comparable_headers(envoy),
+                    comparable_headers(edge)
                 ));
             }
         }

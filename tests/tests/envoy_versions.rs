@@ -3,8 +3,11 @@
 //! table under the committed configurations' verification setting, the
 //! committed configurations as written with clients that resume their TLS
 //! session (TLS 1.2 and 1.3, Python's `ssl`), a listener that accepts
-//! unverified certificates, and the nginx pattern (`envoy/nginx-optional.yaml`). The full suite (`envoy.rs` and the rest) runs on
-//! the default, 1.40.
+//! unverified certificates, and the nginx pattern (`envoy/nginx-optional.yaml`).
+//! From 1.38, where the dynamic module runs, the scenario table and the
+//! nginx pattern go through both builds, which must give the same answers,
+//! and the resumed sessions through `required-mtls-native.yaml` too. The full
+//! suite (`envoy.rs` and the rest) runs on the default, 1.40.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
@@ -13,7 +16,8 @@ use std::collections::HashMap;
 
 use certgate_test_support::backend;
 use certgate_test_support::scenarios::ScenarioTable;
-use common::envoy::{config, matrix, Envoy};
+use common::envoy::{config, matrix, Build, Envoy, MODULE_VERSIONS};
+use common::comparable;
 use common::{judge_scenario, repo, resume_client, send_scenario};
 use serde_json::Value;
 
@@ -43,6 +47,20 @@ per_version! {
     envoy_1_40_0 => "1.40.0",
 }
 
+/// Whether an Envoy runs the dynamic module (from 1.38).
+fn runs_the_module(version: &str) -> bool {
+    MODULE_VERSIONS.contains(&version)
+}
+
+/// The builds of certgate an Envoy runs.
+fn builds(version: &str) -> &'static [Build] {
+    if runs_the_module(version) {
+        &Build::BOTH
+    } else {
+        &[Build::Wasm]
+    }
+}
+
 /// Whether an Envoy says if it verified a certificate
 /// (`connection.peer_certificate_valid`, from 1.39).
 fn has_validity_flag(version: &str) -> bool {
@@ -66,19 +84,28 @@ fn with_setting(policy: &str, (key, value): (&str, &str)) -> String {
 }
 
 /// Every scenario through the committed optional-mTLS configuration, its
-/// policy given the committed verification setting.
+/// policy given the committed verification setting, through each build:
+/// each meets the table, and the two give the same answers.
 async fn scenario_table(version: &str, failures: &mut Vec<String>) {
     let table = ScenarioTable::load(&repo().join("fixtures/scenarios.json")).unwrap();
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let mut envoys: HashMap<String, Envoy> = HashMap::new();
+    let mut envoys: HashMap<(String, Build), Envoy> = HashMap::new();
     for s in &table.scenarios {
         let policy = with_setting(&table.policy_for(s).unwrap(), LISTENER_VERIFIES);
-        if !envoys.contains_key(&policy) {
-            let yaml = config("optional-mtls.yaml", backend.addr, Some(&policy));
-            envoys.insert(policy.clone(), Envoy::start_version(version, &yaml).unwrap());
+        let mut answers = Vec::new();
+        for build in builds(version) {
+            let key = (policy.clone(), *build);
+            if !envoys.contains_key(&key) {
+                let yaml = build.config(&config("optional-mtls.yaml", backend.addr, Some(&policy)));
+                envoys.insert(key.clone(), Envoy::start_version(version, &yaml).unwrap());
+            }
+            let reply = send_scenario(envoys[&key].listener, s).await;
+            judge_scenario(&format!("{version} {}", build.name()), s, &reply, failures);
+            answers.push(comparable(&reply));
         }
-        let reply = send_scenario(envoys[&policy].listener, s).await;
-        judge_scenario(version, s, &reply, failures);
+        if answers.windows(2).any(|w| w[0] != w[1]) {
+            failures.push(format!("{}: the builds disagree:\n  {}", s.name, answers.join("\n  ")));
+        }
     }
 }
 
@@ -86,7 +113,11 @@ async fn scenario_table(version: &str, failures: &mut Vec<String>) {
 /// returning client keeps its whole identity, over TLS 1.2 and 1.3.
 async fn resumed_sessions(version: &str, failures: &mut Vec<String>) {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    for file in ["required-mtls.yaml", "optional-mtls.yaml"] {
+    let mut files = vec!["required-mtls.yaml", "optional-mtls.yaml"];
+    if runs_the_module(version) {
+        files.push("required-mtls-native.yaml");
+    }
+    for file in files {
         let envoy = Envoy::start_version(version, &config(file, backend.addr, None)).unwrap();
         for tls in ["1.2", "1.3"] {
             let at = format!("{file}, TLS {tls}");
@@ -155,15 +186,18 @@ async fn unverified_certificates(version: &str, failures: &mut Vec<String>) {
 /// `dn`; a visitor's own `verified: SUCCESS` changes nothing.
 async fn nginx_pattern(version: &str, failures: &mut Vec<String>) {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let envoy = Envoy::start_version(version, &config("nginx-optional.yaml", backend.addr, None)).unwrap();
-    for spoof in [&[][..], &[("verified", "SUCCESS"), ("dn", "CN=admin")][..]] {
-        let visitor = common::get(envoy.listener, None, "/account", spoof).await.unwrap();
-        if visitor.status != 200 || visitor.backend_headers.is_some() || !visitor.body.contains("Welcome, visitor") {
-            failures.push(format!("nginx pattern, no certificate, headers {spoof:?}: {} {}", visitor.status, visitor.body));
-        }
-        let alice = common::get(envoy.listener, Some("alice"), "/account", spoof).await.unwrap();
-        if alice.backend_header("verified") != ["SUCCESS"] || alice.backend_header("dn") != ["CN=alice,OU=Engineering,O=Example"] {
-            failures.push(format!("nginx pattern, alice, headers {spoof:?}: {} {}", alice.status, alice.body));
+    for build in builds(version) {
+        let at = format!("nginx pattern, {}", build.name());
+        let envoy = Envoy::start_version(version, &build.config(&config("nginx-optional.yaml", backend.addr, None))).unwrap();
+        for spoof in [&[][..], &[("verified", "SUCCESS"), ("dn", "CN=admin")][..]] {
+            let visitor = common::get(envoy.listener, None, "/account", spoof).await.unwrap();
+            if visitor.status != 200 || visitor.backend_headers.is_some() || !visitor.body.contains("Welcome, visitor") {
+                failures.push(format!("{at}, no certificate, headers {spoof:?}: {} {}", visitor.status, visitor.body));
+            }
+            let alice = common::get(envoy.listener, Some("alice"), "/account", spoof).await.unwrap();
+            if alice.backend_header("verified") != ["SUCCESS"] || alice.backend_header("dn") != ["CN=alice,OU=Engineering,O=Example"] {
+                failures.push(format!("{at}, alice, headers {spoof:?}: {} {}", alice.status, alice.body));
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
-use common::envoy::{config, Envoy};
+use common::envoy::{config, native, with_listener_verification, Envoy, MODULE_VERSIONS};
 use common::{pki, repo, settings, venv_python, Gunicorn, TempDir};
 use serde_json::Value;
 
@@ -58,6 +58,23 @@ async fn the_flask_application_gets_what_the_gunicorn_worker_gave_it() {
         check(front, &verdict, "alice");
         let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "carol")).await.unwrap();
         // carol's CA is trusted at the handshake but not by the policy
+        assert_eq!(verdict["got"]["status"], 403, "{front}: {verdict}");
+    }
+}
+
+/// The same application and client through the dynamic module, on each
+/// Envoy that runs it (the gunicorn preset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flask_application_gets_the_same_through_the_module() {
+    let app = Gunicorn::start("migrated_app:app");
+    let policy = with_listener_verification(&std::fs::read_to_string(repo().join("fixtures/policies/gunicorn.json")).unwrap());
+    for version in MODULE_VERSIONS {
+        let envoy = Envoy::start_version(version, &native(&config("required-mtls.yaml", app.addr, Some(&policy)))).unwrap();
+        let front = format!("Envoy {version}, module");
+        let addr = envoy.listener;
+        let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "alice")).await.unwrap();
+        check(&front, &verdict, "alice");
+        let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "carol")).await.unwrap();
         assert_eq!(verdict["got"]["status"], 403, "{front}: {verdict}");
     }
 }

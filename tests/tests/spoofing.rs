@@ -11,8 +11,10 @@ mod common;
 use certgate_filter::headers::{is_safe_value, Preset};
 use certgate_test_support::backend;
 use certgate_edge::tls::ClientCertMode;
-use common::envoy::{config, Envoy};
-use common::{connect, stack, Reply};
+use std::net::SocketAddr;
+
+use common::envoy::{config, with_listener_verification, Build, Envoy, MODULE_VERSIONS};
+use common::{comparable, connect, stack, Reply};
 
 const MARK: &str = "spoofed";
 
@@ -81,10 +83,43 @@ fn check(r: &Reply, what: &str, preset: &str, alice: bool, failures: &mut Vec<St
     }
 }
 
+/// Every spoofing request of one preset and mode to each front, each reply
+/// checked; each front's answers, in order (see [`comparable`]).
+async fn matrix(fronts: &[(String, SocketAddr)], preset: &str, mode: &str, failures: &mut Vec<String>) -> Vec<Vec<String>> {
+    let spoofs = spoofs();
+    let mut answers = Vec::new();
+    for (proxy, addr) in fronts {
+        let mut seen = Vec::new();
+        for cert in [Some("alice"), None] {
+            let mut conn = connect(*addr, cert, false).await.unwrap();
+            for path in ["/open/x", "/alice/x", "/nobody/x"] {
+                // Many spellings at once (Envoy takes at most 100 headers), then each alone.
+                let mut sets: Vec<Vec<(&str, &str)>> =
+                    spoofs.chunks(50).map(|c| c.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()).collect();
+                sets.extend(spoofs.iter().map(|(k, v)| vec![(k.as_str(), v.as_str())]));
+                for headers in sets {
+                    let what = format!("{proxy} {preset}/{mode} cert={cert:?} {path} {:?}", headers.first().map(|h| h.0));
+                    let reply = conn.send("GET", path, &headers).await;
+                    seen.push(comparable(&reply));
+                    let r = reply.unwrap_or_else(|e| panic!("{what}: {e}"));
+                    let forwarded_alice = cert.is_some() && r.backend_headers.is_some();
+                    check(&r, &what, preset, forwarded_alice, failures);
+                    // The decision is the policy's, whatever was sent.
+                    let allowed = path == "/open/x" || (path == "/alice/x" && cert.is_some()) || mode == "audit";
+                    if allowed != r.backend_headers.is_some() {
+                        failures.push(format!("{what}: forwarded = {}, want {allowed}", r.backend_headers.is_some()));
+                    }
+                }
+            }
+        }
+        answers.push(seen);
+    }
+    answers
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_spoofed_identity_header_reaches_the_application() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let spoofs = spoofs();
     let mut failures = Vec::new();
     let mut requests = 0;
     for preset in ["default", "gunicorn", "nginx"] {
@@ -92,33 +127,41 @@ async fn no_spoofed_identity_header_reaches_the_application() {
             let json = policy(preset, mode);
             let envoy = Envoy::start(&config("optional-mtls.yaml", backend.addr, Some(&json))).unwrap();
             let edge = stack(&json, ClientCertMode::Optional).await;
-            for (proxy, addr) in [("envoy", envoy.listener), ("edge", edge.edge.addr)] {
-                for cert in [Some("alice"), None] {
-                    let mut conn = connect(addr, cert, false).await.unwrap();
-                    for path in ["/open/x", "/alice/x", "/nobody/x"] {
-                        // Many spellings at once (Envoy takes at most 100 headers), then each alone.
-                        let mut sets: Vec<Vec<(&str, &str)>> =
-                            spoofs.chunks(50).map(|c| c.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()).collect();
-                        sets.extend(spoofs.iter().map(|(k, v)| vec![(k.as_str(), v.as_str())]));
-                        for headers in sets {
-                            let what = format!("{proxy} {preset}/{mode} cert={cert:?} {path} {:?}", headers.first().map(|h| h.0));
-                            let r = conn.send("GET", path, &headers).await.unwrap_or_else(|e| panic!("{what}: {e}\n{}", envoy.log_tail()));
-                            requests += 1;
-                            let forwarded_alice = cert.is_some() && r.backend_headers.is_some();
-                            check(&r, &what, preset, forwarded_alice, &mut failures);
-                            // The decision is the policy's, whatever was sent.
-                            let allowed = path == "/open/x" || (path == "/alice/x" && cert.is_some()) || mode == "audit";
-                            if allowed != r.backend_headers.is_some() {
-                                failures.push(format!("{what}: forwarded = {}, want {allowed}", r.backend_headers.is_some()));
-                            }
-                        }
-                    }
-                }
-            }
+            let fronts = [("envoy".to_owned(), envoy.listener), ("edge".to_owned(), edge.edge.addr)];
+            requests += matrix(&fronts, preset, mode, &mut failures).await.iter().map(Vec::len).sum::<usize>();
             assert!(envoy.stat_eventually("wasmcustom.certgate_spoofed_headers_removed_total", |v| v > 0).unwrap() > 0);
         }
     }
     eprintln!("{requests} requests");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures[..failures.len().min(30)].join("\n"));
+}
+
+/// The same matrix through the dynamic module and the Wasm build, on each
+/// Envoy that runs the module: each build passes, and they answer every
+/// request alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spoofed_identity_header_reaches_the_application_through_the_module() {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut failures = Vec::new();
+    for version in MODULE_VERSIONS {
+        for preset in ["default", "gunicorn", "nginx"] {
+            for mode in ["enforce", "audit"] {
+                let json = with_listener_verification(&policy(preset, mode));
+                let yaml = config("optional-mtls.yaml", backend.addr, Some(&json));
+                let envoys: Vec<Envoy> = Build::BOTH.iter().map(|b| Envoy::start_version(version, &b.config(&yaml)).unwrap()).collect();
+                let fronts: Vec<(String, SocketAddr)> =
+                    Build::BOTH.iter().zip(&envoys).map(|(b, e)| (format!("envoy {version} {}", b.name()), e.listener)).collect();
+                let answers = matrix(&fronts, preset, mode, &mut failures).await;
+                let differ = answers[0].iter().zip(&answers[1]).filter(|(w, m)| w != m).count();
+                if differ > 0 {
+                    let first = answers[0].iter().zip(&answers[1]).find(|(w, m)| w != m).unwrap();
+                    failures.push(format!("{version} {preset}/{mode}: the builds disagree on {differ} requests; first:\n  wasm: {}\n  module: {}", first.0, first.1));
+                }
+                let spoofed = Build::Module.stat("certgate_spoofed_headers_removed_total");
+                assert!(envoys[1].stat_eventually(&spoofed, |v| v > 0).unwrap() > 0);
+            }
+        }
+    }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures[..failures.len().min(30)].join("\n"));
 }
 

@@ -260,6 +260,18 @@ fn program_init() -> Result<&'static [u8], String> {
     Ok(if lookup(SINCE_1_40).is_ok() { b"v0.2.0\0" } else { b"v0.1.0\0" })
 }
 
+/// Says why the module refuses this Envoy: in Envoy's log if it has the
+/// log callback (every Envoy with dynamic modules has; its arguments are
+/// the same in every version), and on standard error.
+fn refuse(message: &str) {
+    eprintln!("{message}");
+    let Ok(symbol) = lookup("envoy_dynamic_module_callback_log\0") else { return };
+    // SAFETY: Envoy's log callback, whose signature is `LogFn` (see `callback!`).
+    let log = unsafe { std::mem::transmute::<*mut c_void, LogFn>(symbol) };
+    // SAFETY: a plain value and a buffer that lives across the call.
+    unsafe { log(LogLevel::Critical as u32, ModuleBuffer::of(message.as_bytes())) };
+}
+
 /// Runs a hook's work; a panic in it becomes `fallback`. The panic hook
 /// (see `logger`) has already logged it.
 fn guarded<T>(fallback: T, work: impl FnOnce() -> T) -> T {
@@ -433,9 +445,7 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
         match program_init() {
             Ok(version) => version.as_ptr().cast(),
             Err(why) => {
-                let message = format!("certgate: {why}. The dynamic module runs on Envoy 1.38 to 1.40; on older Envoys use certgate_filter.wasm");
-                log(LogLevel::Critical, &message);
-                eprintln!("{message}");
+                refuse(&format!("certgate: {why}. The dynamic module runs on Envoy 1.38 to 1.40; on older Envoys use certgate_filter.wasm"));
                 std::ptr::null()
             }
         }

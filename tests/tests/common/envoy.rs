@@ -137,15 +137,20 @@ impl Envoy {
     /// Starts Envoy with `workers` worker threads, pinned to `cpus` (a
     /// `taskset` list) if given.
     pub fn start_with(yaml: &str, workers: usize, cpus: Option<&str>) -> Result<Envoy, String> {
-        Envoy::start_bin(&envoy_bin(), yaml, workers, cpus)
+        Envoy::start_bin(&envoy_bin(), yaml, workers, cpus, &[])
     }
 
     /// Starts one matrix version of Envoy (two workers).
     pub fn start_version(version: &str, yaml: &str) -> Result<Envoy, String> {
-        Envoy::start_bin(&envoy_bin_of(version), yaml, 2, None)
+        Envoy::start_bin(&envoy_bin_of(version), yaml, 2, None, &[])
     }
 
-    fn start_bin(bin: &Path, yaml: &str, workers: usize, cpus: Option<&str>) -> Result<Envoy, String> {
+    /// Starts one matrix version of Envoy with more environment variables.
+    pub fn start_version_env(version: &str, yaml: &str, env: &[(&str, &Path)]) -> Result<Envoy, String> {
+        Envoy::start_bin(&envoy_bin_of(version), yaml, 2, None, env)
+    }
+
+    fn start_bin(bin: &Path, yaml: &str, workers: usize, cpus: Option<&str>, env: &[(&str, &Path)]) -> Result<Envoy, String> {
         let dir = TempDir::new("envoy").unwrap();
         let cfg = dir.0.join("envoy.yaml");
         // the access log goes to a file the test can read
@@ -168,8 +173,9 @@ impl Envoy {
             .args(["--disable-hot-restart", "--concurrency", &workers.to_string()])
             // the log file is read by the tests: flush it often
             .args(["--file-flush-interval-msec", "100"])
-            .args(["-l", "warning", "--component-log-level", "wasm:info,config:info"])
+            .args(["-l", "warning", "--component-log-level", "wasm:info,config:info,dynamic_modules:info"])
             .current_dir(repo())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -324,4 +330,120 @@ pub fn wasm_filter(path: &str, config: &str) -> String {
                   value: '{config}'
 "#
     )
+}
+
+/// The Envoys of the matrix that run the dynamic module (1.38 and later).
+pub const MODULE_VERSIONS: [&str; 3] = ["1.38.2", "1.39.3", "1.40.0"];
+
+/// A policy with `"verification": "listener"`, as every committed
+/// configuration's (the dynamic module refuses the default).
+pub fn with_listener_verification(policy: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(policy).unwrap();
+    v.as_object_mut().unwrap().insert("verification".into(), "listener".into());
+    v.to_string()
+}
+
+/// The two builds of certgate Envoy loads: the same policy core, two glues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Build {
+    /// `certgate_filter.wasm` through `envoy.filters.http.wasm` (V8).
+    Wasm,
+    /// `libcertgate.so` through `envoy.filters.http.dynamic_modules`.
+    Module,
+}
+
+impl Build {
+    pub const BOTH: [Build; 2] = [Build::Wasm, Build::Module];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Build::Wasm => "wasm",
+            Build::Module => "module",
+        }
+    }
+
+    /// A (Wasm) configuration of this build.
+    pub fn config(self, yaml: &str) -> String {
+        match self {
+            Build::Wasm => yaml.to_owned(),
+            Build::Module => native(yaml),
+        }
+    }
+
+    /// The namespace of certgate's counters in Envoy's stats.
+    pub fn stats_namespace(self) -> &'static str {
+        match self {
+            Build::Wasm => certgate_filter::metrics::WASM_NAMESPACE,
+            Build::Module => certgate_filter::metrics::MODULE_NAMESPACE,
+        }
+    }
+
+    /// What Envoy puts before a counter's name in `/stats/prometheus`: it
+    /// drops its `envoy_` prefix and the namespace for Wasm filters' custom
+    /// stats, not for a dynamic module's (1.38 to 1.40).
+    pub fn prometheus_prefix(self) -> &'static str {
+        match self {
+            Build::Wasm => "",
+            Build::Module => "envoy_dynamicmodulescustom_",
+        }
+    }
+
+    /// One of certgate's counters as Envoy names it.
+    pub fn stat(self, name: &str) -> String {
+        format!("{}.{name}", self.stats_namespace())
+    }
+}
+
+/// The shipped dynamic module, as `./dev` builds it.
+pub fn module() -> PathBuf {
+    let p = repo().join("target/release/libcertgate.so");
+    assert!(p.is_file(), "{} missing: `./dev test` builds it", p.display());
+    p
+}
+
+/// The dynamic module built with the `test-panic` feature.
+pub fn panicking_module() -> PathBuf {
+    let p = repo().join("target/test-module/release/libcertgate.so");
+    assert!(p.is_file(), "{} missing: `./dev test` builds it", p.display());
+    p
+}
+
+/// A configuration's certgate Wasm filter replaced by the dynamic module
+/// with the same policy; its stats tags and access log read the module's
+/// names. `required-mtls-native.yaml` is `required-mtls.yaml` so made.
+pub fn native(yaml: &str) -> String {
+    native_with(yaml, &module())
+}
+
+/// [`native`] with another build of the module.
+pub fn native_with(yaml: &str, module: &Path) -> String {
+    let start = yaml.find("          - name: certgate\n").expect("a certgate filter");
+    let end = yaml[start..].find("          - name: envoy.filters.http.router").expect("the router after certgate") + start;
+    let policy = inline_policy(&yaml[start..end]);
+    let block = format!(
+        r#"          - name: certgate
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config:
+                module: {{ local: {{ filename: {} }} }}
+              filter_name: certgate
+              filter_config:
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: '{}'
+"#,
+        module.display(),
+        policy.replace('\'', "''")
+    );
+    let yaml = format!("{}{block}{}", &yaml[..start], &yaml[end..]);
+    yaml.replace("^wasmcustom\\.", "^dynamicmodulescustom\\.").replace("%FILTER_STATE(wasm.certgate:PLAIN)%", "%FILTER_STATE(certgate:PLAIN)%")
+}
+
+/// The policy of a filter block: a `value: |` block or a `value: '...'` line, as JSON text.
+fn inline_policy(block: &str) -> String {
+    if let Some(at) = block.find("value: |\n") {
+        return block[at + "value: |\n".len()..].lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    }
+    let at = block.find("value: '").expect("an inline policy") + "value: '".len();
+    let quoted = block[at..].trim_end();
+    quoted.strip_suffix('\'').expect("a closing quote").replace("''", "'")
 }

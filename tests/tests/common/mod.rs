@@ -209,6 +209,40 @@ impl Conn {
     }
 }
 
+/// Headers that differ by nature between two fronts, left out of
+/// comparisons: request ids, Envoy's own timeout hint, the XFCC element (the
+/// same fields; Envoy's URL-encoding of the PEM differs from the edge's in
+/// which characters it escapes), framing, and `x-client-expires-in` (seconds
+/// from now: two requests may fall either side of a second; the scenario
+/// table checks the validity headers themselves).
+const DIFFER_BY_NATURE: &[&str] =
+    &["x-request-id", "x-envoy-expected-rq-timeout-ms", "x-forwarded-client-cert", "content-length", "x-client-expires-in"];
+
+/// The headers the application got that must be the same through any front, sorted.
+pub fn comparable_headers(r: &Reply) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = r
+        .backend_headers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| !DIFFER_BY_NATURE.contains(&k.as_str()))
+        .collect();
+    h.sort();
+    h
+}
+
+/// What must be the same whichever build of certgate answered: the status,
+/// a local reply's body, and the [`comparable_headers`].
+pub fn comparable(reply: &Result<Reply, String>) -> String {
+    match reply {
+        Err(_) => "no answer".into(),
+        Ok(r) => {
+            let body = if r.backend_headers.is_none() { r.body.as_str() } else { "" };
+            format!("{} {body} {:?}", r.status, comparable_headers(r))
+        }
+    }
+}
+
 /// Connect and send one GET.
 pub async fn get(addr: SocketAddr, cert: Option<&str>, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
     connect(addr, cert, false).await?.send("GET", path, headers).await
