@@ -38,11 +38,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use certgate_test_support::loadgen;
-use certgate_pki::keys::{KeyKind, Passphrase};
-use certgate_pki::ops::{self, LeafSpec};
-use certgate_pki::profile::{Sans, Subject, Validity};
-use certgate_pki::store::Home;
 use common::envoy::{config, wasm_filter, with_filter, Envoy};
+use common::pki::distinct_clients;
 use common::repo;
 
 const CONNECTIONS: usize = 8;
@@ -63,33 +60,6 @@ const RBAC: &str = r#"          - name: envoy.filters.http.rbac
                     permissions: [{ any: true }]
                     principals: [{ authenticated: { principal_name: { exact: "spiffe://example.org/ns/default/sa/alice" } } }]
 "#;
-
-/// `n` client certificates `load-<i>` from the fixture client CA, with
-/// `certgate pki` in a scratch PKI home: (chain, key) paths.
-fn distinct_clients(dir: &std::path::Path, n: usize) -> Vec<(PathBuf, PathBuf)> {
-    let ca = dir.join("client-ca");
-    std::fs::create_dir_all(&ca).unwrap();
-    for f in ["pem", "key"] {
-        std::fs::copy(repo().join(format!("fixtures/pki/client-ca.{f}")), ca.join(format!("ca.{f}"))).unwrap();
-    }
-    let home = Home::new(dir);
-    (0..n)
-        .map(|i| {
-            let name = format!("load-{i}");
-            let spec = LeafSpec {
-                name: name.clone(),
-                subject: Subject { org: Some("Example".into()), ..Subject::cn(&name) },
-                sans: Sans { uris: vec![format!("spiffe://example.org/ns/load/sa/{i}")], ..Sans::default() },
-                validity: Validity::days(30),
-                key: KeyKind::P256,
-                serial: None,
-                force: false,
-            };
-            ops::client(&home, "client-ca", &Passphrase::default(), &spec).unwrap();
-            (home.issued(&format!("{name}-chain.pem")), home.issued(&format!("{name}.key")))
-        })
-        .collect()
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();

@@ -158,6 +158,7 @@ type IncrementCounterFn = unsafe extern "C" fn(
     label_values_length: usize,
     value: u64,
 ) -> u32;
+type ClearRouteCacheFn = unsafe extern "C" fn(filter: EnvoyPtr);
 type SetFilterStateBytesFn = unsafe extern "C" fn(filter: EnvoyPtr, key: ModuleBuffer, value: ModuleBuffer) -> bool;
 
 /// The callbacks, found once when Envoy loads the module.
@@ -173,6 +174,7 @@ struct Callbacks {
     define_counter: DefineCounterFn,
     increment_counter: IncrementCounterFn,
     set_filter_state_bytes: SetFilterStateBytesFn,
+    clear_route_cache: ClearRouteCacheFn,
 }
 
 static CALLBACKS: OnceLock<Callbacks> = OnceLock::new();
@@ -216,6 +218,7 @@ impl Callbacks {
             define_counter: callback!("http_filter_config_define_counter" as DefineCounterFn),
             increment_counter: callback!("http_filter_increment_counter" as IncrementCounterFn),
             set_filter_state_bytes: callback!("http_set_filter_state_bytes" as SetFilterStateBytesFn),
+            clear_route_cache: callback!("http_clear_route_cache" as ClearRouteCacheFn),
         })
     }
 }
@@ -285,12 +288,14 @@ pub struct Stream<'hook> {
     ptr: EnvoyPtr,
     /// Whether a local reply was sent in this hook: a second one is never sent.
     responded: bool,
+    /// Whether a request header was changed in this hook.
+    changed: bool,
     _hook: PhantomData<&'hook mut ()>,
 }
 
 impl std::fmt::Debug for Stream<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stream").field("responded", &self.responded).finish_non_exhaustive()
+        f.debug_struct("Stream").field("responded", &self.responded).field("changed", &self.changed).finish_non_exhaustive()
     }
 }
 
@@ -326,6 +331,7 @@ impl Stream<'_> {
     /// Sets a request header, replacing every value; `None` removes it.
     pub fn set_request_header(&mut self, name: &str, value: Option<&[u8]>) -> bool {
         let value = value.map_or(ModuleBuffer::NULL, ModuleBuffer::of);
+        self.changed = true;
         callbacks().is_some_and(|c| {
             // SAFETY: the stream of the current hook; buffers live across the call.
             unsafe { (c.set_header)(self.ptr, REQUEST_HEADERS, ModuleBuffer::of(name.as_bytes()), value) }
@@ -334,6 +340,7 @@ impl Stream<'_> {
 
     /// Adds a value to a request header.
     pub fn add_request_header(&mut self, name: &str, value: &[u8]) -> bool {
+        self.changed = true;
         callbacks().is_some_and(|c| {
             // SAFETY: the stream of the current hook; buffers live across the call.
             unsafe { (c.add_header)(self.ptr, REQUEST_HEADERS, ModuleBuffer::of(name.as_bytes()), ModuleBuffer::of(value)) }
@@ -365,6 +372,16 @@ impl Stream<'_> {
         }
         self.responded = true;
         true
+    }
+
+    /// Has Envoy choose the route again if a request header changed: routes
+    /// may match on the headers certgate sets (`envoy/nginx-optional.yaml`
+    /// routes on `verified`). Envoy does this itself for a Wasm filter.
+    pub fn refresh_route(&mut self) {
+        if let (true, Some(c)) = (self.changed, callbacks()) {
+            // SAFETY: the stream of the current hook.
+            unsafe { (c.clear_route_cache)(self.ptr) };
+        }
     }
 
     /// Whether a local reply was sent in this hook.
@@ -488,7 +505,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(config: ModuleP
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(envoy: EnvoyPtr, module: ModulePtr, _end_of_stream: bool) -> u32 {
     // SAFETY: `module` came from `Box::into_raw` in filter_new and is not yet destroyed.
     let stream_filter = unsafe { &*module.cast::<StreamFilter>() };
-    let mut stream = Stream { ptr: envoy, responded: false, _hook: PhantomData };
+    let mut stream = Stream { ptr: envoy, responded: false, changed: false, _hook: PhantomData };
     let forwarded = catch_unwind(AssertUnwindSafe(|| filter::on_request_headers(&mut stream, stream_filter)));
     match forwarded {
         Ok(true) => CONTINUE,

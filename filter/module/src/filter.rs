@@ -97,6 +97,9 @@ pub fn on_request_headers(stream: &mut Stream<'_>, filter: &StreamFilter) -> boo
             Admission::failed_closed("identity cache in use".into())
         });
     finish(stream, config, &admission);
+    if admission.forwarded {
+        stream.refresh_route();
+    }
     admission.forwarded
 }
 

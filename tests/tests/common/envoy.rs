@@ -313,6 +313,24 @@ pub fn with_filter(yaml: &str, filter: &str) -> String {
     format!("{}{}", &yaml[..log], &yaml[log_end..])
 }
 
+/// certgate's dynamic module filter block, for [`with_filter`].
+pub fn module_filter(module: &Path, policy: &str) -> String {
+    format!(
+        r#"          - name: certgate
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config:
+                module: {{ local: {{ filename: {} }} }}
+              filter_name: certgate
+              filter_config:
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: '{}'
+"#,
+        module.display(),
+        policy.replace('\'', "''")
+    )
+}
+
 /// A proxy-wasm filter block (V8, `fail_open: false`) for [`with_filter`].
 pub fn wasm_filter(path: &str, config: &str) -> String {
     format!(
@@ -419,21 +437,7 @@ pub fn native(yaml: &str) -> String {
 pub fn native_with(yaml: &str, module: &Path) -> String {
     let start = yaml.find("          - name: certgate\n").expect("a certgate filter");
     let end = yaml[start..].find("          - name: envoy.filters.http.router").expect("the router after certgate") + start;
-    let policy = inline_policy(&yaml[start..end]);
-    let block = format!(
-        r#"          - name: certgate
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
-              dynamic_module_config:
-                module: {{ local: {{ filename: {} }} }}
-              filter_name: certgate
-              filter_config:
-                "@type": type.googleapis.com/google.protobuf.StringValue
-                value: '{}'
-"#,
-        module.display(),
-        policy.replace('\'', "''")
-    );
+    let block = module_filter(module, &inline_policy(&yaml[start..end]));
     let yaml = format!("{}{block}{}", &yaml[..start], &yaml[end..]);
     yaml.replace("^wasmcustom\\.", "^dynamicmodulescustom\\.").replace("%FILTER_STATE(wasm.certgate:PLAIN)%", "%FILTER_STATE(certgate:PLAIN)%")
 }

@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use certgate_edge::EdgeSettings;
+use certgate_pki::keys::{KeyKind, Passphrase};
+use certgate_pki::ops::{self, LeafSpec};
+use certgate_pki::profile::{Sans, Subject, Validity};
+use certgate_pki::store::Home;
 use certgate_edge::tls::{ClientCertMode, TlsFiles};
 
 use super::envoy::config;
@@ -61,4 +65,31 @@ impl Pki {
             .replace(&format!("{fixtures}trusted-client-cas.pem"), &self.path("root-ca/ca.pem").display().to_string())
             .replace(&format!("{fixtures}crls.pem"), &self.path("crls.pem").display().to_string())
     }
+}
+
+/// `n` client certificates `load-<i>` from the fixture client CA, with
+/// `certgate pki` in a scratch PKI home: (chain, key) paths.
+pub fn distinct_clients(dir: &std::path::Path, n: usize) -> Vec<(PathBuf, PathBuf)> {
+    let ca = dir.join("client-ca");
+    std::fs::create_dir_all(&ca).unwrap();
+    for f in ["pem", "key"] {
+        std::fs::copy(repo().join(format!("fixtures/pki/client-ca.{f}")), ca.join(format!("ca.{f}"))).unwrap();
+    }
+    let home = Home::new(dir);
+    (0..n)
+        .map(|i| {
+            let name = format!("load-{i}");
+            let spec = LeafSpec {
+                name: name.clone(),
+                subject: Subject { org: Some("Example".into()), ..Subject::cn(&name) },
+                sans: Sans { uris: vec![format!("spiffe://example.org/ns/load/sa/{i}")], ..Sans::default() },
+                validity: Validity::days(30),
+                key: KeyKind::P256,
+                serial: None,
+                force: false,
+            };
+            ops::client(&home, "client-ca", &Passphrase::default(), &spec).unwrap();
+            (home.issued(&format!("{name}-chain.pem")), home.issued(&format!("{name}.key")))
+        })
+        .collect()
 }

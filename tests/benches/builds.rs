@@ -1,0 +1,223 @@
+//! Which build to pick, measured in one run on the default Envoy: the
+//! Gunicorn worker's job (strip the identity headers, require the allowed
+//! issuer, set X-USER, X-ISSUER, X-NOT-BEFORE, X-NOT-AFTER) done by
+//! (a) no filter (the floor), (b) Envoy's native RBAC (admits by principal,
+//! sets no header), (c) Envoy's Lua filter doing the job by hand (written
+//! here as a user would, the strongest fair version: every spelling a WSGI
+//! application reads as the same header is removed), (d) an empty proxy-wasm
+//! filter, (e) certgate's Wasm build and (f) its dynamic module, both with
+//! the example policy and the gunicorn preset, and (g) the module with the
+//! default preset (14 headers). Each Envoy has one worker pinned to core 0
+//! (`taskset` when present); the same keep-alive mTLS load (alice, 8
+//! connections) goes to each in turn, A B C ... A B C ..., and the bench
+//! prints Envoy's CPU per request (from /proc), req/s, p50/p99, and the
+//! ratio to (a) with its spread over the rounds.
+//! (A) no filter, (E) the Wasm build and (F) the module then take 16
+//! connections, each with its own certificate, under `cache_size` 8: every
+//! request is a first-seen certificate for certgate; (E) and (F) are
+//! compared with (A).
+//! Memory: Envoy's resident size over no filter, for each variant, at
+//! `--concurrency` 1 and 4 before any request, and after 1,000 distinct
+//! certificates (one connection and request each, `--concurrency` 1).
+//! Last, the issue's targets for the module, each met or missed by how much.
+//! Build first: `./dev test`. Run: `taskset -c 1 cargo bench -p certgate-tests --bench builds`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use certgate_test_support::loadgen;
+use common::envoy::{config, module, module_filter, wasm_filter, with_filter, Envoy};
+use common::pki::distinct_clients;
+use common::repo;
+
+const CONNECTIONS: usize = 8;
+const SECONDS: u64 = 4;
+const ROUNDS: usize = 6;
+
+const RBAC: &str = r#"          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: ALLOW
+                policies:
+                  alice:
+                    permissions: [{ any: true }]
+                    principals: [{ authenticated: { principal_name: { exact: "spiffe://example.org/ns/default/sa/alice" } } }]
+"#;
+
+/// The Gunicorn worker's job in Envoy's Lua filter, as a user would write
+/// it: Envoy lowercases header names, and a WSGI application reads `x-user`
+/// and `x_user` alike, so both spellings are removed.
+const LUA: &str = r#"          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+                  local SPOOFABLE = { "x-user", "x_user", "x-issuer", "x_issuer", "x-not-before", "x_not_before", "x-not_before", "x-not-after", "x_not_after", "x-not_after" }
+                  local function deny(handle, reason)
+                    handle:respond({ [":status"] = "403", ["content-type"] = "application/json" },
+                      '{"error":"forbidden","reason":"' .. reason .. '"}')
+                  end
+                  function envoy_on_request(handle)
+                    local headers = handle:headers()
+                    for _, name in ipairs(SPOOFABLE) do headers:remove(name) end
+                    local ssl = handle:streamInfo():downstreamSslConnection()
+                    if ssl == nil or not ssl:peerCertificatePresented() then return deny(handle, "certificate_required") end
+                    local issuer = ssl:issuerPeerCertificate()
+                    if issuer ~= "CN=Example Client CA,O=Example" then return deny(handle, "issuer_not_allowed") end
+                    headers:add("x-user", string.match(ssl:subjectPeerCertificate(), "CN=([^,]+)") or "")
+                    headers:add("x-issuer", string.match(issuer, "CN=([^,]+)") or "")
+                    headers:add("x-not-before", tostring(ssl:validFromPeerCertificate()))
+                    headers:add("x-not-after", tostring(ssl:expirationPeerCertificate()))
+                  end
+"#;
+
+/// One Envoy set-up and the load it takes.
+struct Variant {
+    name: &'static str,
+    yaml: String,
+    /// Under 16 distinct certificates (compared with `A`), else alice's 8 connections (with `a`).
+    distinct: bool,
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let backend = rt.block_on(certgate_test_support::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
+    let base = || config("required-mtls.yaml", backend.addr, None);
+    let root = repo();
+    let mut gunicorn: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("fixtures/policies/example.json")).unwrap()).unwrap();
+    // the module's requirement, given to both builds alike
+    gunicorn["verification"] = "listener".into();
+    let default = gunicorn.clone();
+    gunicorn["headers"] = serde_json::json!({"preset": "gunicorn"});
+    let mut misses = gunicorn.clone();
+    misses["cache_size"] = 8.into();
+    let (gunicorn, default, misses) = (gunicorn.to_string(), default.to_string(), misses.to_string());
+    let wasm = root.join(certgate_edge::locate::BUILD_PATH).display().to_string();
+    let empty = root.join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm").display().to_string();
+    let so = module();
+    let v = |name, filter: &str, distinct| Variant { name, yaml: with_filter(&base(), filter), distinct };
+    let variants = [
+        v("a no filter", "", false),
+        v("b native RBAC", RBAC, false),
+        v("c Lua, by hand", LUA, false),
+        v("d empty Wasm", &wasm_filter(&empty, ""), false),
+        v("e certgate Wasm", &wasm_filter(&wasm, &gunicorn), false),
+        v("f certgate module", &module_filter(&so, &gunicorn), false),
+        v("g module, 14 hdrs", &module_filter(&so, &default), false),
+        v("A no filter, 16", "", true),
+        v("E Wasm, first-seen", &wasm_filter(&wasm, &misses), true),
+        v("F module, first-seen", &module_filter(&so, &misses), true),
+    ];
+    let scratch = common::TempDir::new("bench-pki").unwrap();
+    let clients = distinct_clients(&scratch.0, 1016);
+    let root_ca = root.join("fixtures/pki/root-ca.pem");
+    let client_tls = |(chain, key): &(PathBuf, PathBuf)| Some(loadgen::client_tls(&root_ca, chain, key).unwrap());
+    let sixteen: Vec<Option<Arc<rustls::ClientConfig>>> = clients[..16].iter().map(client_tls).collect();
+    let pki = root.join("fixtures/pki");
+    let alice = loadgen::client_tls(&pki.join("root-ca.pem"), &pki.join("alice-chain.pem"), &pki.join("alice.key")).unwrap();
+    let taskset = std::process::Command::new("taskset").arg("--version").output().is_ok();
+    let pinned = taskset.then_some("0");
+
+    // What each Lua and module variant answers, before measuring it.
+    let envoys: Vec<Envoy> = variants.iter().map(|v| Envoy::start_with(&v.yaml, 1, pinned).unwrap_or_else(|e| panic!("{}: {e}", v.name))).collect();
+    for (v, e) in variants.iter().zip(&envoys) {
+        let r = rt.block_on(common::get(e.listener, Some("alice"), "/api/v0.1/headers", &[("x-user", "mallory"), ("x_user", "mallory")])).unwrap();
+        assert_eq!(r.status, 200, "{}: {}", v.name, r.body);
+        if v.name.contains("Lua") || v.name.contains("Wasm") && !v.name.contains("empty") || v.name.contains("module") {
+            assert_eq!(r.backend_header("x-user"), ["alice"], "{}: {}", v.name, r.body);
+            assert_eq!(r.backend_header("x-issuer"), ["Example Client CA"], "{}", v.name);
+            assert!(r.backend_header("x_user").is_empty(), "{}", v.name);
+        }
+        let bob = rt.block_on(common::get(e.listener, Some("carol"), "/api/v0.1/headers", &[])).unwrap();
+        if !v.name.contains("no filter") && !v.name.contains("empty") {
+            assert_eq!(bob.status, 403, "{}: carol's issuer is not allowed: {}", v.name, bob.body);
+        }
+    }
+    println!(
+        "{} variants on Envoy {}, {ROUNDS} rounds alternating, {SECONDS} s each, {CONNECTIONS} keep-alive mTLS connections; Envoy pinned: {taskset}",
+        variants.len(),
+        common::envoy::matrix().last().unwrap()
+    );
+    // per variant, per round: (cpu µs/request, req/s, p50, p99)
+    let mut results: Vec<Vec<(f64, f64, u64, u64)>> = vec![Vec::new(); variants.len()];
+    for round in 0..ROUNDS {
+        for (i, envoy) in envoys.iter().enumerate() {
+            let pid = envoy.pid();
+            let before = loadgen::cpu_time(pid).unwrap();
+            let configs = if variants[i].distinct { sixteen.clone() } else { vec![Some(alice.clone()); CONNECTIONS] };
+            let r = rt.block_on(loadgen::run_each(envoy.listener, configs, "/app/page", Duration::from_secs(SECONDS), 200));
+            let cpu = loadgen::cpu_time(pid).unwrap() - before;
+            assert_eq!(r.errors, 0, "{}: {} errors, first: {:?}", variants[i].name, r.errors, r.first_error);
+            results[i].push((cpu.as_secs_f64() * 1e6 / r.requests() as f64, r.per_second(), r.percentile(50), r.percentile(99)));
+        }
+        eprintln!("round {} done", round + 1);
+    }
+    drop(envoys);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let at = |letter: char| variants.iter().position(|v| v.name.starts_with(letter)).unwrap();
+    // the ratio of two variants' CPU per request, round by round: (median, min, max)
+    let ratio = |i: usize, j: usize| {
+        let mut r: Vec<f64> = (0..ROUNDS).map(|k| results[i][k].0 / results[j][k].0).collect();
+        r.sort_by(f64::total_cmp);
+        (r[ROUNDS / 2], r[0], r[ROUNDS - 1])
+    };
+    let cpu = |i: usize| median(results[i].iter().map(|r| r.0).collect());
+    println!("{:<22} {:>11} {:>9} {:>7} {:>7}   ratio to no filter", "variant", "CPU µs/req", "req/s", "p50 µs", "p99 µs");
+    for (i, v) in variants.iter().enumerate() {
+        let rps = median(results[i].iter().map(|r| r.1).collect());
+        let p50 = median(results[i].iter().map(|r| r.2 as f64).collect());
+        let p99 = median(results[i].iter().map(|r| r.3 as f64).collect());
+        let (r, lo, hi) = ratio(i, if v.distinct { at('A') } else { at('a') });
+        println!("{:<22} {:>11.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {r:.2} ({lo:.2}–{hi:.2})", v.name, cpu(i));
+    }
+    println!("(A), (E), (F): 16 connections, each its own certificate, compared with (A)");
+
+    // Memory: resident size over no filter.
+    let rss = |yaml: &str, workers: usize, certificates: usize| {
+        let envoy = Envoy::start_with(yaml, workers, pinned).unwrap();
+        for chunk in clients[16..16 + certificates].chunks(16) {
+            let configs: Vec<_> = chunk.iter().map(client_tls).collect();
+            let r = rt.block_on(loadgen::run_each(envoy.listener, configs, "/app/page", Duration::ZERO, 200));
+            assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        envoy.rss_kib()
+    };
+    let settings = [(1, 0), (4, 0), (1, 1000)];
+    let measure = |yaml: &str| settings.map(|(workers, certificates)| rss(yaml, workers, certificates));
+    let floor = measure(&variants[at('a')].yaml);
+    println!("\nEnvoy resident memory over no filter, MB (no filter's own in KiB):");
+    println!("{:<18} {:>16} {:>16} {:>22}", "variant", "concurrency 1", "concurrency 4", "1,000 certificates");
+    println!("{:<18} {:>12} KiB {:>12} KiB {:>18} KiB", "no filter", floor[0], floor[1], floor[2]);
+    let mut module_rss = [0.0; 3];
+    for letter in ['c', 'd', 'e', 'f'] {
+        let v = &variants[at(letter)];
+        let kib = measure(&v.yaml);
+        let over: Vec<f64> = kib.iter().zip(&floor).map(|(k, f)| (*k as f64 - *f as f64) / 1024.0).collect();
+        println!("{:<18} {:>+16.1} {:>+16.1} {:>+22.1}", v.name, over[0], over[1], over[2]);
+        if letter == 'f' {
+            module_rss = [over[0], over[1], over[2]];
+        }
+    }
+
+    let (f, e, c, a16, f16) = (at('f'), at('e'), at('c'), at('A'), at('F'));
+    println!("\nThe module's targets (this run):");
+    let verdict = |met: bool, text: String| println!("  {} {text}", if met { "met   " } else { "MISSED" });
+    let cached = ratio(f, at('a')).0;
+    verdict(cached <= 1.10, format!("cached requests ≤ 1.10× no filter: {cached:.2}×"));
+    let first = ratio(f16, a16).0;
+    verdict(first <= 1.25, format!("first-seen certificates ≤ 1.25× no filter: {first:.2}×"));
+    verdict(cpu(f) < cpu(c), format!("below the Lua filter in CPU: {:.1} against {:.1} µs/request", cpu(f), cpu(c)));
+    verdict(module_rss[0] <= 2.0, format!("RSS ≤ +2 MB over no filter before any certificate: {:+.1} MB", module_rss[0]));
+    println!("  (the Wasm build: cached {:.2}×, first-seen {:.2}×)", ratio(e, at('a')).0, ratio(at('E'), a16).0);
+}
