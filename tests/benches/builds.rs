@@ -7,7 +7,8 @@
 //! application reads as the same header is removed), (d) an empty proxy-wasm
 //! filter, (e) certgate's Wasm build and (f) its dynamic module, both with
 //! the example policy and the gunicorn preset, and (g) the module with the
-//! default preset (14 headers). Each Envoy has one worker pinned to core 0
+//! default preset (14 headers), (h) the module doing the least it can (no
+//! headers, one anonymous rule). Each Envoy has one worker pinned to core 0
 //! (`taskset` when present); the same keep-alive mTLS load (alice, 8
 //! connections) goes to each in turn, A B C ... A B C ..., and the bench
 //! prints Envoy's CPU per request (from /proc), req/s, p50/p99, and the
@@ -19,7 +20,10 @@
 //! Memory: Envoy's resident size over no filter, for each variant, at
 //! `--concurrency` 1 and 4 before any request, and after 1,000 distinct
 //! certificates (one connection and request each, `--concurrency` 1).
-//! Last, the issue's targets for the module, each met or missed by how much.
+//! Last, the module's targets, each met or missed by how much.
+//! `CERTGATE_BENCH_VARIANTS=fh` runs only those (with the floors), without
+//! the memory part; `CERTGATE_BENCH_ALT_MODULE=<path>` adds (j) and (l), (f)
+//! and (F) with another build of the module: an A/B within one run.
 //! Build first: `./dev test`. Run: `taskset -c 1 cargo bench -p certgate-tests --bench builds`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
@@ -38,6 +42,10 @@ use common::repo;
 const CONNECTIONS: usize = 8;
 const SECONDS: u64 = 4;
 const ROUNDS: usize = 6;
+
+/// The least certgate can do: no identity headers, one anonymous rule (it
+/// still reads the headers and the peer's identity, counts and publishes).
+const MINIMAL: &str = r#"{"verification":"listener","headers":{"preset":"none"},"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#;
 
 const RBAC: &str = r#"          - name: envoy.filters.http.rbac
             typed_config:
@@ -103,7 +111,7 @@ fn main() {
     let empty = root.join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm").display().to_string();
     let so = module();
     let v = |name, filter: &str, distinct| Variant { name, yaml: with_filter(&base(), filter), distinct };
-    let variants = [
+    let mut variants = vec![
         v("a no filter", "", false),
         v("b native RBAC", RBAC, false),
         v("c Lua, by hand", LUA, false),
@@ -111,10 +119,24 @@ fn main() {
         v("e certgate Wasm", &wasm_filter(&wasm, &gunicorn), false),
         v("f certgate module", &module_filter(&so, &gunicorn), false),
         v("g module, 14 hdrs", &module_filter(&so, &default), false),
+        v("h module, minimal", &module_filter(&so, MINIMAL), false),
         v("A no filter, 16", "", true),
         v("E Wasm, first-seen", &wasm_filter(&wasm, &misses), true),
         v("F module, first-seen", &module_filter(&so, &misses), true),
     ];
+    // An A/B of a change within one run: (j) is (f) and (l) is (F) with
+    // another build of the module.
+    if let Ok(alt) = std::env::var("CERTGATE_BENCH_ALT_MODULE") {
+        let alt = PathBuf::from(alt);
+        variants.push(v("j alt module", &module_filter(&alt, &gunicorn), false));
+        variants.push(v("l alt, first-seen", &module_filter(&alt, &misses), true));
+    }
+    // A quicker run: only the variants named (their letters), with the
+    // floors the ratios need, and no memory part.
+    let only = std::env::var("CERTGATE_BENCH_VARIANTS").ok();
+    if let Some(only) = &only {
+        variants.retain(|v| only.contains(&v.name[..1]) || v.name.starts_with(['a', 'A']));
+    }
     let scratch = common::TempDir::new("bench-pki").unwrap();
     let clients = distinct_clients(&scratch.0, 1016);
     let root_ca = root.join("fixtures/pki/root-ca.pem");
@@ -125,18 +147,19 @@ fn main() {
     let taskset = std::process::Command::new("taskset").arg("--version").output().is_ok();
     let pinned = taskset.then_some("0");
 
-    // What each Lua and module variant answers, before measuring it.
+    // What each variant answers, before measuring it.
     let envoys: Vec<Envoy> = variants.iter().map(|v| Envoy::start_with(&v.yaml, 1, pinned).unwrap_or_else(|e| panic!("{}: {e}", v.name))).collect();
     for (v, e) in variants.iter().zip(&envoys) {
         let r = rt.block_on(common::get(e.listener, Some("alice"), "/api/v0.1/headers", &[("x-user", "mallory"), ("x_user", "mallory")])).unwrap();
         assert_eq!(r.status, 200, "{}: {}", v.name, r.body);
-        if v.name.contains("Lua") || v.name.contains("Wasm") && !v.name.contains("empty") || v.name.contains("module") {
+        // the variants doing the Gunicorn worker's job
+        if v.name.starts_with(['c', 'e', 'f', 'E', 'F']) {
             assert_eq!(r.backend_header("x-user"), ["alice"], "{}: {}", v.name, r.body);
             assert_eq!(r.backend_header("x-issuer"), ["Example Client CA"], "{}", v.name);
             assert!(r.backend_header("x_user").is_empty(), "{}", v.name);
         }
         let bob = rt.block_on(common::get(e.listener, Some("carol"), "/api/v0.1/headers", &[])).unwrap();
-        if !v.name.contains("no filter") && !v.name.contains("empty") {
+        if !v.name.starts_with(['a', 'A', 'd', 'h']) {
             assert_eq!(bob.status, 403, "{}: carol's issuer is not allowed: {}", v.name, bob.body);
         }
     }
@@ -181,6 +204,10 @@ fn main() {
         println!("{:<22} {:>11.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {r:.2} ({lo:.2}–{hi:.2})", v.name, cpu(i));
     }
     println!("(A), (E), (F): 16 connections, each its own certificate, compared with (A)");
+
+    if only.is_some() {
+        return;
+    }
 
     // Memory: resident size over no filter.
     let rss = |yaml: &str, workers: usize, certificates: usize| {

@@ -33,3 +33,23 @@ fn the_host_library_depends_on_no_runtime_http_tls_or_filter() {
     let edge = tree("certgate-edge");
     assert!(crates(&edge).contains(&"tokio"), "{edge}");
 }
+
+/// What goes into Envoy's process is the policy core and the glue: no
+/// proxy-wasm SDK, no Wasm runtime, no async runtime, no HTTP or TLS stack.
+#[test]
+fn the_dynamic_module_links_the_core_and_nothing_of_the_harness() {
+    let tree = {
+        let out = Command::new(env!("CARGO"))
+            .args(["tree", "--offline", "--locked", "-e", "normal,build", "--prefix", "none", "-p", "certgate-module"])
+            .current_dir(common::repo())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let names = crates(&tree);
+    assert!(names.contains(&"certgate-filter"), "{tree}");
+    for banned in ["proxy-wasm", "wasmtime", "tokio", "hyper", "rustls", "certgate-host", "certgate-edge", "certgate-test-support"] {
+        assert!(!names.contains(&banned), "certgate-module depends on {banned}:\n{tree}");
+    }
+}

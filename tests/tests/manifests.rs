@@ -55,7 +55,7 @@ fn name(file: &Path, doc: &Value) -> String {
 fn every_manifest_validates_against_its_crd_schema() {
     let docs = documents();
     let kinds: Vec<&str> = docs.iter().filter_map(|(_, d)| d["kind"].as_str()).collect();
-    for kind in ["Gateway", "WasmPlugin", "HTTPRoute", "ClientTrafficPolicy", "EnvoyExtensionPolicy"] {
+    for kind in ["Gateway", "WasmPlugin", "HTTPRoute", "ClientTrafficPolicy", "EnvoyExtensionPolicy", "EnvoyProxy"] {
         assert!(kinds.contains(&kind), "no {kind} manifest");
     }
     let mut failures = Vec::new();
@@ -77,6 +77,12 @@ fn the_schemas_catch_a_broken_manifest() {
         doc["spec"][field] = bad.into();
         assert!(!violations(&schema, &doc).is_empty(), "{}: {field}: {bad} must be refused", file.display());
     }
+    let (_, proxy) = documents().into_iter().find(|(_, d)| d["kind"] == "EnvoyProxy").unwrap();
+    for (pointer, bad) in [("/spec/dynamicModules/0/name", "Certgate"), ("/spec/dynamicModules/0/source/type", "File")] {
+        let mut doc = proxy.clone();
+        *doc.pointer_mut(pointer).unwrap() = bad.into();
+        assert!(!violations(&schema_for(&proxy).unwrap(), &doc).is_empty(), "EnvoyProxy {pointer}: {bad} must be refused");
+    }
     let (_, policy) = documents().into_iter().find(|(_, d)| d["kind"] == "ClientTrafficPolicy").unwrap();
     let mut doc = policy.clone();
     doc["spec"]["headers"]["xForwardedClientCert"]["mode"] = "Sanitise".into();
@@ -87,7 +93,11 @@ fn the_schemas_catch_a_broken_manifest() {
 fn embedded_policies(doc: &Value) -> Vec<Value> {
     match doc["kind"].as_str() {
         Some("WasmPlugin") => vec![doc["spec"]["pluginConfig"].clone()],
-        Some("EnvoyExtensionPolicy") => doc["spec"]["wasm"].as_array().into_iter().flatten().map(|w| w["config"].clone()).collect(),
+        Some("EnvoyExtensionPolicy") => ["wasm", "dynamicModule"]
+            .iter()
+            .flat_map(|field| doc["spec"][field].as_array().into_iter().flatten())
+            .map(|w| w["config"].clone())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -107,7 +117,7 @@ fn every_embedded_policy_passes_certgate_validate() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 4, "a policy in each WasmPlugin and EnvoyExtensionPolicy");
+    assert_eq!(seen, 5, "a policy in each WasmPlugin and EnvoyExtensionPolicy");
 }
 
 fn is_digest(v: &Value) -> bool {
@@ -145,6 +155,18 @@ fn the_settings_certgate_depends_on_are_set() {
                 assert_eq!(xfcc["mode"], "SanitizeSet", "{at}: a client's XFCC never passes");
                 assert!(xfcc["certDetailsToAdd"].as_array().unwrap().contains(&"Cert".into()), "{at}: Cert for Envoy 1.36/1.37");
             }
+            "EnvoyExtensionPolicy" if spec["dynamicModule"].is_array() => {
+                let module = &spec["dynamicModule"][0];
+                assert_eq!(module["name"], "certgate", "{at}: the EnvoyProxy's allowlist entry");
+                assert_eq!(module["filterName"], "certgate", "{at}");
+                assert_eq!(module["config"]["verification"], "listener", "{at}: the module refuses the default");
+            }
+            "EnvoyProxy" => {
+                let entry = &spec["dynamicModules"][0];
+                assert_eq!(entry["name"], "certgate", "{at}");
+                assert_eq!(entry["source"]["type"], "Local", "{at}");
+                assert!(entry["source"]["local"]["path"].as_str().unwrap().ends_with("/libcertgate.so"), "{at}");
+            }
             "EnvoyExtensionPolicy" => {
                 let wasm = &spec["wasm"][0];
                 assert_eq!(wasm["failOpen"], false, "{at}: fail closed, said explicitly");
@@ -157,5 +179,5 @@ fn the_settings_certgate_depends_on_are_set() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 8, "2 Istio Gateways, 2 WasmPlugins, 2 ClientTrafficPolicies, 2 EnvoyExtensionPolicies");
+    assert_eq!(checked, 11, "2 Istio Gateways, 2 WasmPlugins, 3 ClientTrafficPolicies, 3 EnvoyExtensionPolicies (one a module's), 1 EnvoyProxy");
 }

@@ -37,6 +37,14 @@ pub struct FilterConfig {
     panics: Option<usize>,
 }
 
+impl FilterConfig {
+    /// A configuration with no counters, for tests of what holds one.
+    #[cfg(test)]
+    pub fn for_tests(policy: Policy) -> FilterConfig {
+        FilterConfig { policy, counters: Vec::new(), panics: None }
+    }
+}
+
 /// One stream's filter: its configuration.
 #[derive(Debug)]
 pub struct StreamFilter {

@@ -32,3 +32,36 @@ pub fn with<R>(config: &Arc<FilterConfig>, work: impl FnOnce(&mut IdentityCache)
         caches.get_mut(at).map(|(_, cache)| work(cache))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config() -> Arc<FilterConfig> {
+        let policy = certgate_filter::config::parse_policy(br#"{"verification":"listener","cache_size":4,"rules":[{"name":"a"}]}"#).unwrap();
+        Arc::new(FilterConfig::for_tests(policy))
+    }
+
+    fn count() -> usize {
+        CACHES.with(|c| c.borrow().len())
+    }
+
+    #[test]
+    fn each_configuration_has_its_cache_and_a_dropped_ones_goes() {
+        let (a, b) = (config(), config());
+        with(&a, |cache| cache.insert("digest".into(), Err(certgate_filter::identity::IdentityError::Subject("x".into())))).unwrap();
+        assert!(with(&a, |cache| cache.get("digest").is_some()).unwrap());
+        assert!(!with(&b, |cache| cache.get("digest").is_some()).unwrap(), "b has a cache of its own");
+        assert_eq!(count(), 2);
+        drop(a);
+        with(&b, |_| ()).unwrap();
+        assert_eq!(count(), 1, "a's cache went with a");
+    }
+
+    #[test]
+    fn a_reentrant_call_is_refused_not_a_panic() {
+        let a = config();
+        assert_eq!(with(&a, |_| with(&a, |_| ())), Some(None));
+    }
+}
