@@ -262,6 +262,23 @@ pub fn parse_policy(json: &[u8]) -> Result<Policy, ConfigError> {
     compile(file)
 }
 
+/// A configuration as a glue loads it: parsed, checked against what the host
+/// can read, its warnings logged; `None`, with the error logged, if refused.
+pub fn load_policy(json: &[u8], reads: HostReads) -> Option<Policy> {
+    match parse_policy(json).and_then(|p| check_host_reads(&p, reads).map(|()| p)) {
+        Ok(policy) => {
+            for warning in &policy.warnings {
+                log::warn!("{warning}");
+            }
+            Some(policy)
+        }
+        Err(e) => {
+            log::error!("{e}");
+            None
+        }
+    }
+}
+
 /// Refuses a policy that needs what this host cannot read, naming the
 /// setting and what to write instead (on the host where the policy fails,
 /// not on every request).

@@ -88,6 +88,15 @@ pub fn all_counters(policy: &Policy) -> Vec<String> {
     names
 }
 
+/// Defines every counter of [`all_counters`] with the host's `define`, in
+/// index order; one the host refuses is logged and left out (`None`).
+pub fn define_counters<Id, E: std::fmt::Display>(policy: &Policy, mut define: impl FnMut(&str) -> Result<Id, E>) -> Vec<Option<Id>> {
+    all_counters(policy)
+        .iter()
+        .map(|name| define(name).map_err(|e| log::warn!("metric {name} not defined: {e}")).ok())
+        .collect()
+}
+
 /// The index of a request counter in [`all_counters`].
 fn request_index(policy: &Policy, counted: Counted, rule: Option<&str>) -> usize {
     let slot = rule.and_then(|r| policy.rules.iter().position(|x| x.name == r)).unwrap_or(policy.rules.len());

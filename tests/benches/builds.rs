@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certgate_test_support::loadgen;
-use common::envoy::{config, module, module_filter, wasm_filter, with_filter, Envoy};
+use common::envoy::{config, RBAC_FILTER, module, module_filter, wasm_filter, with_filter, Envoy};
 use common::pki::distinct_clients;
 use common::repo;
 
@@ -47,16 +47,6 @@ const ROUNDS: usize = 6;
 /// still reads the headers and the peer's identity, counts and publishes).
 const MINIMAL: &str = r#"{"verification":"listener","headers":{"preset":"none"},"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#;
 
-const RBAC: &str = r#"          - name: envoy.filters.http.rbac
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
-              rules:
-                action: ALLOW
-                policies:
-                  alice:
-                    permissions: [{ any: true }]
-                    principals: [{ authenticated: { principal_name: { exact: "spiffe://example.org/ns/default/sa/alice" } } }]
-"#;
 
 /// The Gunicorn worker's job in Envoy's Lua filter, as a user would write
 /// it: Envoy lowercases header names, and a WSGI application reads `x-user`
@@ -113,7 +103,7 @@ fn main() {
     let v = |name, filter: &str, distinct| Variant { name, yaml: with_filter(&base(), filter), distinct };
     let mut variants = vec![
         v("a no filter", "", false),
-        v("b native RBAC", RBAC, false),
+        v("b native RBAC", RBAC_FILTER, false),
         v("c Lua, by hand", LUA, false),
         v("d empty Wasm", &wasm_filter(&empty, ""), false),
         v("e certgate Wasm", &wasm_filter(&wasm, &gunicorn), false),

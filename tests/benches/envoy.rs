@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use certgate_test_support::loadgen;
-use common::envoy::{config, wasm_filter, with_filter, Envoy};
+use common::envoy::{config, RBAC_FILTER, wasm_filter, with_filter, Envoy};
 use common::pki::distinct_clients;
 use common::repo;
 
@@ -50,16 +50,6 @@ const ROUNDS: usize = 6;
 /// still reads the headers and the peer's identity).
 const MINIMAL: &str = r#"{"headers":{"preset":"none"},"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#;
 
-const RBAC: &str = r#"          - name: envoy.filters.http.rbac
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
-              rules:
-                action: ALLOW
-                policies:
-                  alice:
-                    permissions: [{ any: true }]
-                    principals: [{ authenticated: { principal_name: { exact: "spiffe://example.org/ns/default/sa/alice" } } }]
-"#;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -84,7 +74,7 @@ fn main() {
     small_cache["cache_size"] = 8.into();
     let mut variants: Vec<(&str, String)> = vec![
         ("a no filter", with_filter(&base(), "")),
-        ("b native RBAC", with_filter(&base(), RBAC)),
+        ("b native RBAC", with_filter(&base(), RBAC_FILTER)),
         ("c empty wasm", with_filter(&base(), &wasm_filter(&empty, ""))),
         ("d certgate", with_filter(&base(), &wasm_filter(&certgate, &example.to_string()))),
         ("e certgate audit", with_filter(&base(), &wasm_filter(&certgate, &audit.to_string()))),

@@ -251,15 +251,27 @@ struct Case {
     forbidden: &'static [&'static str],
 }
 
+/// alice, who may not reach the admin handler, and a client without a
+/// certificate, who may reach neither the admin nor the ordinary one.
+fn cases() -> [Case; 2] {
+    [
+        Case { who: "alice", cert: Some("alice"), file: "required-mtls.yaml", mode: ClientCertMode::Required, forbidden: &["admin"] },
+        Case { who: "no certificate", cert: None, file: "optional-mtls.yaml", mode: ClientCertMode::Optional, forbidden: &["admin", "app"] },
+    ]
+}
+
+/// Every spelling of the admin path, and every override header.
+fn protected_probes() -> Vec<Probe> {
+    let mut probes = spellings("admin", false);
+    probes.extend(overrides());
+    probes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
     let backends = tokio::task::block_in_place(backends);
-    let cases = [
-        Case { who: "alice", cert: Some("alice"), file: "required-mtls.yaml", mode: ClientCertMode::Required, forbidden: &["admin"] },
-        Case { who: "no certificate", cert: None, file: "optional-mtls.yaml", mode: ClientCertMode::Optional, forbidden: &["admin", "app"] },
-    ];
-    let mut probes: Vec<Probe> = spellings("admin", false);
-    probes.extend(overrides());
+    let cases = cases();
+    let probes = protected_probes();
     let anonymous_probes: Vec<Probe> =
         spellings("healthz", true).into_iter().chain(spellings("public", false)).chain(spellings("app", false)).collect();
 
@@ -326,12 +338,8 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_spelling_reaches_a_protected_handler_through_the_module() {
     let backends = tokio::task::block_in_place(backends);
-    let cases = [
-        Case { who: "alice", cert: Some("alice"), file: "required-mtls.yaml", mode: ClientCertMode::Required, forbidden: &["admin"] },
-        Case { who: "no certificate", cert: None, file: "optional-mtls.yaml", mode: ClientCertMode::Optional, forbidden: &["admin", "app"] },
-    ];
-    let mut probes: Vec<Probe> = spellings("admin", false);
-    probes.extend(overrides());
+    let cases = cases();
+    let probes = protected_probes();
     let mut failures = Vec::new();
     let mut sent = 0;
     for version in MODULE_VERSIONS {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use certgate_filter::admission::{admit, send_failed_closed, Admission};
-use certgate_filter::config::{check_host_reads, parse_policy};
+use certgate_filter::config::load_policy;
 use certgate_filter::host::HostReads;
 use certgate_filter::metrics;
 use certgate_filter::policy::Policy;
@@ -60,25 +60,9 @@ impl StreamFilter {
 /// Reads and checks a configuration, and defines its counters; `None` (and
 /// the error in Envoy's log) refuses it.
 pub fn new_config(envoy: &mut ConfigHandle<'_>, name: &[u8], json: &[u8]) -> Option<FilterConfig> {
-    let policy = match parse_policy(json).and_then(|p| check_host_reads(&p, MODULE_READS).map(|()| p)) {
-        Ok(policy) => policy,
-        Err(e) => {
-            log::error!("{e}");
-            return None;
-        }
-    };
-    for warning in &policy.warnings {
-        log::warn!("{warning}");
-    }
-    let mut define = |name: &str| {
-        let id = envoy.define_counter(name);
-        if id.is_none() {
-            log::warn!("counter {name} not defined");
-        }
-        id
-    };
-    let counters = metrics::all_counters(&policy).iter().map(|n| define(n)).collect();
-    let panics = define(PANICS);
+    let policy = load_policy(json, MODULE_READS)?;
+    let counters = metrics::define_counters(&policy, |name| envoy.define_counter(name).ok_or("refused by Envoy"));
+    let panics = envoy.define_counter(PANICS);
     log::info!(
         "filter {} loaded: {} rules, mode {:?}, identity from {:?}",
         String::from_utf8_lossy(name),

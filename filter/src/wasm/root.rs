@@ -11,8 +11,14 @@ use proxy_wasm::types::{BufferType, ContextType};
 use super::abi;
 use super::http::CertgateRequest;
 use super::shared::{host_now, Shared};
-use crate::config::parse_policy;
+use crate::config::load_policy;
+use crate::host::HostReads;
 use crate::metrics;
+
+/// proxy-wasm gives the certificate (Envoy 1.38+) and the verification
+/// flag (1.39+); where Envoy does not, certgate finds the identity elsewhere
+/// or denies with a reason, at request time.
+const WASM_READS: HostReads = HostReads { host: "proxy-wasm", peer_certificate: true, verified_flag: true };
 
 /// How often counters are flushed to the host and the clock is read.
 const TICK: Duration = Duration::from_secs(1);
@@ -35,27 +41,12 @@ impl RootContext for CertgateRoot {
                 return false;
             }
         };
-        let policy = match parse_policy(&config) {
-            Ok(p) => p,
-            Err(e) => {
-                // Envoy refuses the plugin; with fail_open: false no request passes.
-                log::error!("{e}");
-                return false;
-            }
+        // Envoy refuses a plugin whose configuration is refused; with
+        // fail_open: false no request passes.
+        let Some(policy) = load_policy(&config, WASM_READS) else {
+            return false;
         };
-        for warning in &policy.warnings {
-            log::warn!("{warning}");
-        }
-        let mut counters = Vec::new();
-        for name in metrics::all_counters(&policy) {
-            match abi::define_counter(&name) {
-                Ok(id) => counters.push(Some(id)),
-                Err(e) => {
-                    log::warn!("metric {name} not defined: {e}");
-                    counters.push(None);
-                }
-            }
-        }
+        let counters = metrics::define_counters(&policy, abi::define_counter);
         if let Err(e) = abi::set_tick_period(TICK) {
             log::warn!("no tick ({e}): counters will not reach the host");
         }

@@ -313,6 +313,19 @@ pub fn with_filter(yaml: &str, filter: &str) -> String {
     format!("{}{}", &yaml[..log], &yaml[log_end..])
 }
 
+/// Envoy's native RBAC admitting alice's URI SAN, for [`with_filter`]: what
+/// Envoy does with no extension at all.
+pub const RBAC_FILTER: &str = r#"          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: ALLOW
+                policies:
+                  alice:
+                    permissions: [{ any: true }]
+                    principals: [{ authenticated: { principal_name: { exact: "spiffe://example.org/ns/default/sa/alice" } } }]
+"#;
+
 /// certgate's dynamic module filter block, for [`with_filter`].
 pub fn module_filter(module: &Path, policy: &str) -> String {
     format!(
