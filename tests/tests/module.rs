@@ -160,3 +160,43 @@ async fn each_build_loads_the_committed_policies() {
         assert!(envoy.log_eventually_contains("certgate: filter certgate loaded:"), "{file}:\n{}", envoy.log_tail());
     }
 }
+
+/// The dynamic symbols a shared library exports, and its machine (`readelf`).
+fn exports(so: &std::path::Path) -> (String, Vec<String>) {
+    let run = |arg: &str| {
+        let out = std::process::Command::new("readelf").args([arg, "-W"]).arg(so).output().unwrap();
+        assert!(out.status.success(), "readelf {arg} {}: {}", so.display(), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let machine = run("-h").lines().find_map(|l| l.trim().strip_prefix("Machine:").map(|m| m.trim().to_owned())).unwrap();
+    let mut symbols: Vec<String> = run("--dyn-syms")
+        .lines()
+        .filter(|l| l.contains(" FUNC ") && l.contains(" GLOBAL ") && !l.contains(" UND "))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+        .filter(|name| name.starts_with("envoy_dynamic_module_on_"))
+        .collect();
+    symbols.sort();
+    (machine, symbols)
+}
+
+/// The aarch64 build (`./dev` cross-builds it) is an AArch64 library that
+/// exports every hook the x86-64 one does, and takes none of Envoy's
+/// callbacks at link time (it finds them by name when loaded). No aarch64
+/// Envoy runs here, so that is as far as it is checked.
+#[test]
+fn the_aarch64_module_exports_every_hook_of_the_x86_64_one() {
+    let aarch64 = repo().join("target/aarch64-unknown-linux-gnu/release/libcertgate.so");
+    assert!(aarch64.is_file(), "{} missing: `./dev test` cross-builds it", aarch64.display());
+    let (machine, hooks) = exports(&common::envoy::module());
+    let (arm, arm_hooks) = exports(&aarch64);
+    assert!(machine.contains("X86-64"), "{machine}");
+    assert!(arm.contains("AArch64"), "{arm}");
+    assert!(hooks.len() >= 30 && hooks.contains(&"envoy_dynamic_module_on_http_filter_request_headers".to_owned()), "{hooks:?}");
+    assert_eq!(arm_hooks, hooks);
+    for so in [common::envoy::module(), aarch64] {
+        let out = std::process::Command::new("readelf").args(["--dyn-syms", "-W"]).arg(&so).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let imported: Vec<&str> = text.lines().filter(|l| l.contains(" UND ") && l.contains("envoy_dynamic_module_callback")).collect();
+        assert!(imported.is_empty(), "{}: {imported:?}", so.display());
+    }
+}
