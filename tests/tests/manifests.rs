@@ -9,21 +9,26 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{certgate, repo, TempDir};
+use common::{certgate, repo, venv_python, TempDir};
 use serde_json::Value;
 
-/// Every YAML document of every manifest file, with its file.
+/// The documents of a YAML file as kubectl reads them: YAML 1.1 rules
+/// (`tests/python/kubectl_yaml.py`, PyYAML's safe loader), where an unquoted
+/// all-digit digest is a number.
+fn kubectl_documents(file: &Path) -> Vec<Value> {
+    let out = std::process::Command::new(venv_python()).arg(repo().join("tests/python/kubectl_yaml.py")).arg(file).output().unwrap();
+    assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every YAML document of every manifest file, with its file, as kubectl reads it.
 fn documents() -> Vec<(PathBuf, Value)> {
     let mut out = Vec::new();
     for dir in ["envoy/istio", "envoy/gateway"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
         files.sort();
         for file in files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
-            let text = std::fs::read_to_string(&file).unwrap();
-            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-                let value: Value = serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-                out.push((file.clone(), value));
-            }
+            out.extend(kubectl_documents(&file).into_iter().map(|doc| (file.clone(), doc)));
         }
     }
     out
@@ -66,6 +71,25 @@ fn every_manifest_validates_against_its_crd_schema() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A digest written unquoted is the number 0 (or a float) to kubectl, and
+/// the CRD schema refuses it: the committed manifests quote every digest.
+#[test]
+fn an_unquoted_digest_is_caught_as_kubectl_reads_it() {
+    let dir = TempDir::new("unquoted").unwrap();
+    for file in ["envoy/istio/required-mtls.yaml", "envoy/gateway/required-mtls.yaml"] {
+        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+        let quoted = format!("\"{}\"", "0".repeat(64));
+        assert!(text.contains(&quoted), "{file}: the digest is quoted");
+        let broken = dir.0.join("broken.yaml");
+        std::fs::write(&broken, text.replace(&quoted, &"0".repeat(64))).unwrap();
+        let refused: Vec<String> = kubectl_documents(&broken)
+            .iter()
+            .flat_map(|doc| violations(&schema_for(doc).unwrap(), doc))
+            .collect();
+        assert!(refused.iter().any(|v| v.contains("is not of type \"string\"") && v.contains("sha256")), "{file}: {refused:?}");
+    }
 }
 
 #[test]
