@@ -443,15 +443,19 @@ impl ConfigHandle<'_> {
 
 // ----------------------------------------------------------------- hooks ---
 
-/// SAFETY (every hook below): Envoy calls the hooks as abi.h says. A
-/// `ModulePtr` it passes is one this module returned and has not yet been
-/// told to destroy; a buffer it passes is valid for the call.
-fn bytes<'a>(buffer: EnvoyBuffer) -> &'a [u8] {
+// SAFETY (every hook below): Envoy calls the hooks as abi.h says. A
+// `ModulePtr` it passes is one this module returned and has not yet been
+// told to destroy; a buffer it passes is valid for the call.
+
+/// The bytes of a buffer Envoy passed to a hook.
+///
+/// SAFETY: `buffer` is null or Envoy's `length` readable bytes, valid for the
+/// current hook call, which the returned slice must not outlive.
+unsafe fn envoy_bytes<'hook>(buffer: EnvoyBuffer) -> &'hook [u8] {
     if buffer.ptr.is_null() {
         return &[];
     }
-    // SAFETY: see above: Envoy's buffer, valid for the hook call, which the
-    // caller does not outlive with the slice.
+    // SAFETY: as the function's contract says.
     unsafe { std::slice::from_raw_parts(buffer.ptr, buffer.length) }
 }
 
@@ -473,7 +477,9 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(envoy: EnvoyPtr, name: EnvoyBuffer, config: EnvoyBuffer) -> ModulePtr {
     guarded(std::ptr::null(), || {
         let mut handle = ConfigHandle { ptr: envoy, _hook: PhantomData };
-        match filter::new_config(&mut handle, bytes(name), bytes(config)) {
+        // SAFETY: the hook's own buffers, read only during this call.
+        let (name, config) = unsafe { (envoy_bytes(name), envoy_bytes(config)) };
+        match filter::new_config(&mut handle, name, config) {
             Some(config) => Arc::into_raw(Arc::new(config)).cast(),
             None => std::ptr::null(),
         }
