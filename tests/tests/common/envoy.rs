@@ -145,6 +145,11 @@ impl Envoy {
         Envoy::start_bin(&envoy_bin_of(version), yaml, 2, None, &[])
     }
 
+    /// Starts one matrix version of Envoy with `workers` worker threads.
+    pub fn start_version_workers(version: &str, yaml: &str, workers: usize) -> Result<Envoy, String> {
+        Envoy::start_bin(&envoy_bin_of(version), yaml, workers, None, &[])
+    }
+
     /// Starts one matrix version of Envoy with more environment variables.
     pub fn start_version_env(version: &str, yaml: &str, env: &[(&str, &Path)]) -> Result<Envoy, String> {
         Envoy::start_bin(&envoy_bin_of(version), yaml, 2, None, env)
