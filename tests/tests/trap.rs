@@ -10,17 +10,23 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use certgate_test_support::backend;
 use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
 use common::envoy::{config, Envoy};
-use common::{connect, repo, TempDir};
+use common::{connect, repo, Reply, TempDir};
 
-/// The smallest proxy-wasm filter: it configures fine and traps on every request.
-const TRAPPING: &str = r#"
+/// The smallest proxy-wasm filter that configures fine: a bump allocator,
+/// the lifecycle exports, then `imports` (module fields before them) and
+/// `on_request_headers` (the body of `proxy_on_request_headers`).
+fn filter_wat(imports: &str, on_request_headers: &str) -> String {
+    format!(
+        r#"
 (module
+  {imports}
   (memory (export "memory") 4)
   (global $next (mut i32) (i32.const 1024))
   (func (export "proxy_abi_version_0_2_1"))
@@ -32,56 +38,66 @@ const TRAPPING: &str = r#"
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
   (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) unreachable))
-"#;
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) {on_request_headers}))
+"#
+    )
+}
+
+/// A filter that traps on every request.
+fn trapping() -> String {
+    filter_wat("", "unreachable")
+}
 
 /// A filter that traps on a request whose path starts `/t` (`/trap`) and
 /// lets every other one through: it reads `:path` with
 /// `proxy_get_header_map_value` (its address and length land at 0 and 4).
-const TRAPPING_ON_PATH: &str = r#"
-(module
-  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 4)
-  (data (i32.const 16) ":path")
-  (global $next (mut i32) (i32.const 1024))
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $n)))
-    (local.get $p))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (drop (call $get (i32.const 0) (i32.const 16) (i32.const 5) (i32.const 0) (i32.const 4)))
+fn trapping_on_path() -> String {
+    filter_wat(
+        r#"(import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (data (i32.const 16) ":path")"#,
+        "(drop (call $get (i32.const 0) (i32.const 16) (i32.const 5) (i32.const 0) (i32.const 4)))
     (if (i32.eq (i32.load8_u offset=1 (i32.load (i32.const 0))) (i32.const 116)) (then unreachable))
-    (i32.const 0)))
-"#;
+    (i32.const 0)",
+    )
+}
+
+/// The module of `wat` written to `dir/name`, and the committed
+/// optional-mTLS configuration loading it where certgate was.
+fn optional_mtls_with(dir: &TempDir, name: &str, wat: &str, backend: SocketAddr) -> (PathBuf, String) {
+    let wasm = dir.0.join(name);
+    std::fs::write(&wasm, wat::parse_str(wat).unwrap()).unwrap();
+    let yaml = config("optional-mtls.yaml", backend, Some(POLICY)).replace(
+        &format!("{}/target/wasm32-wasip1/wasm/certgate_filter.wasm", repo().display()),
+        &wasm.display().to_string(),
+    );
+    assert!(yaml.contains(name) && yaml.contains("fail_open: false"));
+    (wasm, yaml)
+}
+
+/// A 5xx that did not reach the application.
+fn refused_unfiltered(r: &Reply) -> bool {
+    (500..600).contains(&r.status) && r.backend_headers.is_none()
+}
+
+async fn alice_gets(addr: SocketAddr, path: &str) -> Reply {
+    connect(addr, Some("alice"), false).await.unwrap().send("GET", path, &[]).await.unwrap()
+}
 
 const POLICY: &str = r#"{ "rules": [ { "name": "open", "path_prefix": "/", "anonymous": true } ] }"#;
 
 async fn three_requests(addr: SocketAddr, who: &str) {
     for i in 0..3 {
-        let r = connect(addr, Some("alice"), false).await.unwrap().send("GET", "/anything", &[]).await.unwrap();
+        let r = alice_gets(addr, "/anything").await;
         eprintln!("{who} request {i}: {} {}", r.status, r.body);
-        assert!((500..600).contains(&r.status), "{who} request {i}: {} {}", r.status, r.body);
-        assert!(r.backend_headers.is_none(), "{who} request {i} reached the application");
+        assert!(refused_unfiltered(&r), "{who} request {i}: {} {} {:?}", r.status, r.body, r.backend_headers);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapping_filter_fails_closed_in_envoy_and_the_edge() {
     let dir = TempDir::new("trap").unwrap();
-    let wasm = dir.0.join("trap.wasm");
-    std::fs::write(&wasm, wat::parse_str(TRAPPING).unwrap()).unwrap();
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-
-    let yaml = config("optional-mtls.yaml", backend.addr, Some(POLICY)).replace(
-        &format!("{}/target/wasm32-wasip1/wasm/certgate_filter.wasm", repo().display()),
-        &wasm.display().to_string(),
-    );
-    assert!(yaml.contains("trap.wasm") && yaml.contains("fail_open: false"));
+    let (wasm, yaml) = optional_mtls_with(&dir, "trap.wasm", &trapping(), backend.addr);
     let envoy = Envoy::start(&yaml).unwrap();
     three_requests(envoy.listener, "envoy").await;
     drop(envoy);
@@ -107,22 +123,17 @@ async fn a_trapping_filter_fails_closed_in_envoy_and_the_edge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapped_vm_is_started_again_and_nothing_passes_meanwhile() {
     let dir = TempDir::new("reload").unwrap();
-    let wasm = dir.0.join("trap-on-path.wasm");
-    std::fs::write(&wasm, wat::parse_str(TRAPPING_ON_PATH).unwrap()).unwrap();
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let yaml = config("optional-mtls.yaml", backend.addr, Some(POLICY)).replace(
-        &format!("{}/target/wasm32-wasip1/wasm/certgate_filter.wasm", repo().display()),
-        &wasm.display().to_string(),
-    );
-    assert!(yaml.contains("trap-on-path.wasm") && yaml.contains("fail_open: false") && yaml.contains("failure_policy: FAIL_RELOAD"));
+    let (_, yaml) = optional_mtls_with(&dir, "trap-on-path.wasm", &trapping_on_path(), backend.addr);
+    assert!(yaml.contains("failure_policy: FAIL_RELOAD"));
     for version in ["1.36.4", "1.40.0"] {
         let envoy = Envoy::start_version_workers(version, &yaml, 1).unwrap();
-        let send = |path: &'static str| async move { connect(envoy.listener, Some("alice"), false).await.unwrap().send("GET", path, &[]).await.unwrap() };
+        let send = |path| alice_gets(envoy.listener, path);
         let before = send("/ok").await;
         assert_eq!((before.status, before.backend_headers.is_some()), (200, true), "{version}: {}", before.body);
         for round in 0..2 {
             let trapped = send("/trap").await;
-            assert!((500..600).contains(&trapped.status) && trapped.backend_headers.is_none(), "{version}: {} {}", trapped.status, trapped.body);
+            assert!(refused_unfiltered(&trapped), "{version}: {} {}", trapped.status, trapped.body);
             let start = Instant::now();
             let mut refused = 0;
             let recovered = loop {
@@ -130,7 +141,7 @@ async fn a_trapped_vm_is_started_again_and_nothing_passes_meanwhile() {
                 if r.status == 200 && r.backend_headers.is_some() {
                     break start.elapsed();
                 }
-                assert!((500..600).contains(&r.status) && r.backend_headers.is_none(), "{version}: passed unfiltered: {} {}", r.status, r.body);
+                assert!(refused_unfiltered(&r), "{version}: passed unfiltered: {} {}", r.status, r.body);
                 refused += 1;
                 assert!(start.elapsed() < Duration::from_secs(20), "{version}: not served again in 20 s:\n{}", envoy.log_tail());
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -142,13 +153,13 @@ async fn a_trapped_vm_is_started_again_and_nothing_passes_meanwhile() {
     // stays failed: every later request is refused.
     let unset = yaml.lines().filter(|l| !l.contains("failure_policy:") && !l.contains("reload_config:")).collect::<Vec<_>>().join("\n");
     let envoy = Envoy::start_version_workers("1.40.0", &unset, 1).unwrap();
-    let send = |path: &'static str| async move { connect(envoy.listener, Some("alice"), false).await.unwrap().send("GET", path, &[]).await.unwrap() };
+    let send = |path| alice_gets(envoy.listener, path);
     assert_eq!(send("/ok").await.status, 200);
-    assert!((500..600).contains(&send("/trap").await.status));
+    assert!(refused_unfiltered(&send("/trap").await));
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(3) {
         let r = send("/ok").await;
-        assert!((500..600).contains(&r.status) && r.backend_headers.is_none(), "without FAIL_RELOAD: {} {}", r.status, r.body);
+        assert!(refused_unfiltered(&r), "without FAIL_RELOAD: {} {}", r.status, r.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
