@@ -16,13 +16,9 @@ use std::collections::HashMap;
 
 use certgate_test_support::backend;
 use certgate_test_support::scenarios::ScenarioTable;
-use common::envoy::{config, matrix, Build, Envoy, MODULE_VERSIONS};
+use common::envoy::{config, matrix, with_listener_verification, Build, Envoy, MODULE_VERSIONS};
 use common::comparable;
 use common::{judge_scenario, repo, resume_client, send_scenario};
-use serde_json::Value;
-
-/// The policy setting every committed configuration carries.
-const LISTENER_VERIFIES: (&str, &str) = ("verification", "listener");
 
 macro_rules! per_version {
     ($($test:ident => $version:literal),* $(,)?) => {
@@ -77,12 +73,6 @@ async fn compatibility(version: &str) {
     assert!(failures.is_empty(), "Envoy {version}: {} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
-fn with_setting(policy: &str, (key, value): (&str, &str)) -> String {
-    let mut v: Value = serde_json::from_str(policy).unwrap();
-    v.as_object_mut().unwrap().insert(key.into(), value.into());
-    v.to_string()
-}
-
 /// Every scenario through the committed optional-mTLS configuration, its
 /// policy given the committed verification setting, through each build:
 /// each meets the table, and the two give the same answers.
@@ -91,7 +81,7 @@ async fn scenario_table(version: &str, failures: &mut Vec<String>) {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let mut envoys: HashMap<(String, Build), Envoy> = HashMap::new();
     for s in &table.scenarios {
-        let policy = with_setting(&table.policy_for(s).unwrap(), LISTENER_VERIFIES);
+        let policy = with_listener_verification(&table.policy_for(s).unwrap());
         let mut answers = Vec::new();
         for build in builds(version) {
             let key = (policy.clone(), *build);
@@ -174,7 +164,7 @@ async fn unverified_certificates(version: &str, failures: &mut Vec<String>) {
         failures.push(format!("the log does not say which setting would admit verified clients:\n{}", envoy.log_tail()));
     }
     drop(envoy);
-    let envoy = Envoy::start_version(version, &untrusted(&with_setting(policy, LISTENER_VERIFIES))).unwrap();
+    let envoy = Envoy::start_version(version, &untrusted(&with_listener_verification(policy))).unwrap();
     let mallory = common::get(envoy.listener, Some("mallory"), "/app/", &[]).await.unwrap();
     if mallory.status != 200 {
         failures.push(format!("listener setting on an untrusted listener: expected the documented hole, got {}", mallory.status));

@@ -40,25 +40,35 @@ fn check(front: &str, verdict: &Value, cn: &str) {
     assert_eq!(verdict["lookalike"], "SSLError", "{front}: a client from the look-alike CA");
 }
 
+/// The committed gunicorn policy.
+fn gunicorn_policy() -> String {
+    std::fs::read_to_string(repo().join("fixtures/policies/gunicorn.json")).unwrap()
+}
+
+/// The migration client through one front: alice gets what the worker gave
+/// her; carol, whose CA is trusted at the handshake but not by the policy,
+/// is refused.
+async fn the_migration_holds(front: &str, addr: SocketAddr) {
+    let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "alice")).await.unwrap();
+    check(front, &verdict, "alice");
+    let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "carol")).await.unwrap();
+    assert_eq!(verdict["got"]["status"], 403, "{front}: {verdict}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_flask_application_gets_what_the_gunicorn_worker_gave_it() {
     let app = Gunicorn::start("migrated_app:app");
-    let policy = std::fs::read_to_string(repo().join("fixtures/policies/gunicorn.json")).unwrap();
+    let policy = gunicorn_policy();
 
     let dir = TempDir::new("migration").unwrap();
     let policy_file = dir.0.join("policy.json");
     std::fs::write(&policy_file, &policy).unwrap();
     let edge = edge::start(settings(&policy_file, ClientCertMode::Required, &format!("http://{}", app.addr))).await.unwrap();
 
-    let listener_policy = policy.replacen('{', r#"{ "verification": "listener","#, 1);
-    let envoy = Envoy::start(&config("required-mtls.yaml", app.addr, Some(&listener_policy))).unwrap();
+    let envoy = Envoy::start(&config("required-mtls.yaml", app.addr, Some(&with_listener_verification(&policy)))).unwrap();
 
     for (front, addr) in [("certgate serve", edge.addr), ("Envoy", envoy.listener)] {
-        let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "alice")).await.unwrap();
-        check(front, &verdict, "alice");
-        let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "carol")).await.unwrap();
-        // carol's CA is trusted at the handshake but not by the policy
-        assert_eq!(verdict["got"]["status"], 403, "{front}: {verdict}");
+        the_migration_holds(front, addr).await;
     }
 }
 
@@ -67,14 +77,9 @@ async fn the_flask_application_gets_what_the_gunicorn_worker_gave_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_flask_application_gets_the_same_through_the_module() {
     let app = Gunicorn::start("migrated_app:app");
-    let policy = with_listener_verification(&std::fs::read_to_string(repo().join("fixtures/policies/gunicorn.json")).unwrap());
+    let policy = with_listener_verification(&gunicorn_policy());
     for version in MODULE_VERSIONS {
         let envoy = Envoy::start_version(version, &native(&config("required-mtls.yaml", app.addr, Some(&policy)))).unwrap();
-        let front = format!("Envoy {version}, module");
-        let addr = envoy.listener;
-        let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "alice")).await.unwrap();
-        check(&front, &verdict, "alice");
-        let verdict = tokio::task::spawn_blocking(move || requests_client(addr, "carol")).await.unwrap();
-        assert_eq!(verdict["got"]["status"], 403, "{front}: {verdict}");
+        the_migration_holds(&format!("Envoy {version}, module"), envoy.listener).await;
     }
 }
