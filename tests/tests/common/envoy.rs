@@ -300,9 +300,7 @@ pub fn write_atomically(path: &Path, text: &str) {
 /// `configuration.value: |` block), as JSON text.
 pub fn committed_policy(file: &str) -> String {
     let yaml = std::fs::read_to_string(repo().join("envoy").join(file)).unwrap();
-    let start = yaml.find("value: |").expect("an inline policy") + "value: |".len();
-    let end = yaml[start..].find("          - name: envoy.filters.http.router").expect("the router after the policy") + start;
-    let policy: String = yaml[start..end].lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    let policy = inline_policy(&yaml[certgate_block(&yaml)]);
     serde_json::from_str::<serde_json::Value>(&policy).unwrap_or_else(|e| panic!("{file}: the inline policy is not JSON: {e}"));
     policy
 }
@@ -310,9 +308,8 @@ pub fn committed_policy(file: &str) -> String {
 /// Replaces the certgate filter block of required-mtls.yaml, and drops its
 /// access log.
 pub fn with_filter(yaml: &str, filter: &str) -> String {
-    let start = yaml.find("          - name: certgate").unwrap();
-    let end = yaml.find("          - name: envoy.filters.http.router").unwrap();
-    let yaml = format!("{}{}{}", &yaml[..start], filter, &yaml[end..]);
+    let at = certgate_block(yaml);
+    let yaml = format!("{}{}{}", &yaml[..at.start], filter, &yaml[at.end..]);
     let log = yaml.find("          access_log:").unwrap();
     let log_end = yaml.find("          forward_client_cert_details").unwrap();
     format!("{}{}", &yaml[..log], &yaml[log_end..])
@@ -453,11 +450,17 @@ pub fn native(yaml: &str) -> String {
 
 /// [`native`] with another build of the module.
 pub fn native_with(yaml: &str, module: &Path) -> String {
+    let at = certgate_block(yaml);
+    let block = module_filter(module, &inline_policy(&yaml[at.clone()]));
+    let yaml = format!("{}{block}{}", &yaml[..at.start], &yaml[at.end..]);
+    yaml.replace("^wasmcustom\\.", "^dynamicmodulescustom\\.").replace("%FILTER_STATE(wasm.certgate:PLAIN)%", "%FILTER_STATE(certgate:PLAIN)%")
+}
+
+/// Where a configuration's certgate filter block is: from its name to the router.
+fn certgate_block(yaml: &str) -> std::ops::Range<usize> {
     let start = yaml.find("          - name: certgate\n").expect("a certgate filter");
     let end = yaml[start..].find("          - name: envoy.filters.http.router").expect("the router after certgate") + start;
-    let block = module_filter(module, &inline_policy(&yaml[start..end]));
-    let yaml = format!("{}{block}{}", &yaml[..start], &yaml[end..]);
-    yaml.replace("^wasmcustom\\.", "^dynamicmodulescustom\\.").replace("%FILTER_STATE(wasm.certgate:PLAIN)%", "%FILTER_STATE(certgate:PLAIN)%")
+    start..end
 }
 
 /// The policy of a filter block: a `value: |` block or a `value: '...'` line, as JSON text.
