@@ -85,7 +85,7 @@ struct Variant {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let backend = rt.block_on(certgate_test_support::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
+    let backend = rt.block_on(certgate_backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     let base = || config("required-mtls.yaml", backend.addr, None);
     let root = repo();
     let mut gunicorn: serde_json::Value =

@@ -53,7 +53,7 @@ const MINIMAL: &str = r#"{"headers":{"preset":"none"},"rules":[{"name":"all","pa
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let backend = rt.block_on(certgate_test_support::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
+    let backend = rt.block_on(certgate_backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     // each Envoy its own port, picked by the kernel when it binds (a shared
     // port would spread the load over all of them: Envoy uses SO_REUSEPORT)
     let base = || config("required-mtls.yaml", backend.addr, None);

@@ -50,7 +50,7 @@ struct Inside<'a> {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let backend = rt.block_on(certgate_test_support::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
+    let backend = rt.block_on(certgate_backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     let root = repo();
     let example = std::fs::read_to_string(root.join("fixtures/policies/example.json")).unwrap();
     let mut example: serde_json::Value = serde_json::from_str(&example).unwrap();

@@ -62,7 +62,7 @@ fn ssl_stat(envoy: &Envoy, name: &str) -> u64 {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let backend = rt.block_on(certgate_test_support::backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
+    let backend = rt.block_on(certgate_backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     let taskset = std::process::Command::new("taskset").arg("--version").output().is_ok();
     let envoy = Envoy::start_with(&config("required-mtls.yaml", backend.addr, None), 1, taskset.then_some("0")).unwrap();
     let variants = [

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use common::envoy::{config, with_listener_verification, Build, Envoy};
 use common::{certgate, get, KillOnDrop};
 

@@ -3,7 +3,7 @@
 //! pass them on), broken PEM and DER, hostile XFCC, non-UTF-8 properties. Each
 //! gives a deny with the right reason or a correct allow whose header values
 //! the application cannot misread; never a trap.
-//! `certgate pki fixtures` rewrites the crafted certificates with the test PKI.
+//! `./dev fixtures` rewrites the crafted certificates with the test PKI.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
@@ -15,7 +15,7 @@ use certgate_host::{Connection, Exchange, HarnessError};
 use common::plugin::{certgate, client, fixture, request, settings, with_peer_pem};
 use common::repo;
 use certgate_filter::headers::is_safe_value;
-use certgate_pki::fixtures::CRAFTED;
+use certgate_fixtures::CRAFTED;
 
 fn dir() -> PathBuf {
     repo().join("fixtures/bad-input")

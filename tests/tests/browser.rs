@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
 use common::envoy::Envoy;

@@ -149,7 +149,7 @@ fn serve_and_backend_as_processes_answer_curl() {
     let (body, code) = curl(&port, "/api/v0.1/headers", Some("alice"), &["-H", "X-Client-CN: admin"]);
     assert_eq!(code, "200", "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let headers = certgate_test_support::backend::headers_of(&json);
+    let headers = certgate_backend::headers_of(&json);
     let cn: Vec<&str> = headers.iter().filter(|(k, _)| k == "x-client-cn").map(|(_, v)| v.as_str()).collect();
     assert_eq!(cn, ["alice"]);
     let (body, code) = curl(&port, "/admin/", Some("bob"), &["--http2"]);

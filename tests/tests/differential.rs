@@ -1,5 +1,5 @@
 //! The harness against Envoy 1.40, with small proxy-wasm filters that are not
-//! certgate (`host-harness/host/tests/filters/differential`): each runs in
+//! certgate (`crates/host/tests/filters/differential`): each runs in
 //! `certgate serve` and in Envoy in front of the same backend, gets the same
 //! requests, and what the client gets back must match: status, headers (but
 //! for [`IGNORED`]) and body.
@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use certgate_edge::tls::ClientCertMode;
 use certgate_edge::{self as edge};
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use common::envoy::Envoy;
 use common::{client_config, connect_with, repo, settings, Conn, TempDir};
 use http_body_util::{BodyExt, Full};

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use certgate_test_support::scenarios::ScenarioTable;
 use certgate_edge::tls::ClientCertMode;
 use common::envoy::{config, ecds_config, ecds_resource, write_atomically, Envoy};

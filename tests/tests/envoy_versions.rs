@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use certgate_test_support::scenarios::ScenarioTable;
 use common::envoy::{config, matrix, with_listener_verification, Build, Envoy, MODULE_VERSIONS};
 use common::comparable;

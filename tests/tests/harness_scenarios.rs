@@ -6,7 +6,7 @@
 mod common;
 
 use certgate_test_support::scenarios::{Observed, ScenarioTable};
-use certgate_filter::published::{Published, PROPERTY};
+use certgate_decision::{Published, PROPERTY};
 use certgate_host::{Action, Connection, Exchange, HarnessError, Plugin};
 use common::plugin::{certgate, client, fixture, request, settings, with_peer_pem};
 use common::repo;

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use common::envoy::{config, matrix, native, native_with, panicking_module, with_listener_verification, Build, Envoy, MODULE_VERSIONS};
 use common::{get, repo};
 use serde_json::Value;

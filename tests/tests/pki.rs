@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
 use common::envoy::Envoy;

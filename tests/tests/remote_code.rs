@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use common::envoy::{config, Envoy};
 use common::{get, sha256_hex, wasm};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -9,7 +9,7 @@
 mod common;
 
 use certgate_filter::headers::{is_safe_value, Preset};
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use certgate_edge::tls::ClientCertMode;
 use std::net::SocketAddr;
 

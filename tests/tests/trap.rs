@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use certgate_test_support::backend;
+use certgate_backend as backend;
 use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
 use common::envoy::{config, Envoy};

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use certgate_edge::{self as edge, EdgeSettings, RunningEdge};
 use certgate_edge::tls::{certificates, private_key, ClientCertMode, TlsFiles};
-use certgate_test_support::backend::{self, RunningBackend};
+use certgate_backend::{self as backend, RunningBackend};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -203,7 +203,7 @@ impl Conn {
         let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         let body = String::from_utf8_lossy(&body).into_owned();
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let backend_headers = json.get("headers").map(|_| certgate_test_support::backend::headers_of(&json));
+        let backend_headers = json.get("headers").map(|_| certgate_backend::headers_of(&json));
         let version = json["version"].as_str().unwrap_or_default().to_owned();
         Ok(Reply { status, body, backend_headers, version })
     }
@@ -260,7 +260,7 @@ pub struct Resumed {
 impl Resumed {
     pub fn backend_header(&self, name: &str) -> Vec<String> {
         let json: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
-        let headers = if json.get("headers").is_some() { certgate_test_support::backend::headers_of(&json) } else { Vec::new() };
+        let headers = if json.get("headers").is_some() { certgate_backend::headers_of(&json) } else { Vec::new() };
         headers.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).collect()
     }
 }

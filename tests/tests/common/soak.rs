@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use certgate_test_support::backend;
+use certgate_backend as backend;
 
 use super::envoy::{ecds_config, ecds_resource, write_atomically, Envoy};
 use super::{connect, TempDir};

@@ -1,0 +1,99 @@
+//! One request: proxy-wasm calls behind the [`Host`] trait, then `admit`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType};
+
+use super::abi::{self, CallError};
+use super::shared::{host_now, Shared};
+use crate::admission::{admit, send_failed_closed, Host, HostError};
+use crate::metrics;
+use certgate_decision::PROPERTY;
+use crate::policy::{Credential, DenyReason, VERIFICATION_UNKNOWN_ADVICE};
+
+#[derive(Debug)]
+pub struct CertgateRequest {
+    shared: Option<Rc<RefCell<Shared>>>,
+}
+
+impl CertgateRequest {
+    pub fn new(shared: Option<Rc<RefCell<Shared>>>) -> CertgateRequest {
+        CertgateRequest { shared }
+    }
+}
+
+fn call_error(call: &'static str) -> impl Fn(CallError) -> HostError {
+    move |e| HostError { call, status: e.to_string() }
+}
+
+/// proxy-wasm as a [`Host`].
+struct ProxyWasm;
+
+impl Host for ProxyWasm {
+    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+        abi::get_header_map(MapType::HttpRequestHeaders).map_err(call_error("get_header_map_pairs"))
+    }
+
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        abi::remove_header(MapType::HttpRequestHeaders, name).map_err(call_error("remove_header_map_value"))
+    }
+
+    fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        abi::add_header(MapType::HttpRequestHeaders, name, value).map_err(call_error("add_header_map_value"))
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        abi::replace_header(MapType::HttpRequestHeaders, name, value).map_err(call_error("replace_header_map_value"))
+    }
+
+    fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        abi::get_property(path).map_err(call_error("get_property"))
+    }
+
+    fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+        abi::send_local_response(status, headers, body).map_err(call_error("send_local_response"))
+    }
+}
+
+/// Denies with `internal_error` when the plugin cannot run at all.
+fn fail_closed(why: &str) -> Action {
+    log::error!("failing closed: {why}");
+    let _ = send_failed_closed(&mut ProxyWasm, 500);
+    Action::Pause
+}
+
+impl Context for CertgateRequest {}
+
+impl HttpContext for CertgateRequest {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(shared) = &self.shared else {
+            return fail_closed("no configuration accepted");
+        };
+        let Ok(mut shared) = shared.try_borrow_mut() else {
+            return fail_closed("plugin state busy");
+        };
+        // the tick's clock (a second at most behind), else the host's
+        let Some(now) = shared.now.or_else(host_now) else {
+            return fail_closed("no clock");
+        };
+        let policy = Rc::clone(&shared.policy);
+        let admission = admit(&mut ProxyWasm, &policy, &mut shared.cache, now);
+        metrics::for_each_increment(&policy, &admission, |index, by| shared.count(index, by));
+        admission.log();
+        // the decision as filter state, for access logs and tools
+        if let Err(e) = abi::set_property(&[PROPERTY], &admission.published().to_bytes()) {
+            log::debug!("decision not published: {e}");
+        }
+        if admission.credential == Credential::Failed(DenyReason::VerificationUnknown) && !shared.told_verification_unknown {
+            shared.told_verification_unknown = true;
+            log::warn!("{VERIFICATION_UNKNOWN_ADVICE}");
+        }
+        if admission.forwarded {
+            Action::Continue
+        } else {
+            Action::Pause
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! certgate-test-support: what certgate's test suites share (the backend they
+//! send to is `certgate-backend`).
+//!
+//! - [`scenarios`]: the scenario table model and its checker;
+//! - [`loadgen`]: keep-alive mTLS load for the benchmarks;
+//! - [`scratch`]: directories removed when dropped.
+
+pub mod loadgen;
+pub mod scenarios;
+pub mod scratch;

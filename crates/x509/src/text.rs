@@ -1,0 +1,59 @@
+//! Byte-level text helpers shared by the filter, the host and the edge.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Lowercase hex of bytes, no separators.
+pub fn hex(bytes: &[u8]) -> String {
+    let digit = |d: u8| char::from_digit(u32::from(d), 16).unwrap_or('0');
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(digit(b >> 4));
+        s.push(digit(b & 0x0f));
+    }
+    s
+}
+
+/// A byte that may stand in a header value as it is: printable ASCII.
+pub fn is_printable(b: u8) -> bool {
+    (0x20..0x7f).contains(&b)
+}
+
+/// A single value made safe for a header: `%`, `,`, control and non-ASCII
+/// bytes, and spaces at either end, are percent-encoded; printable ASCII
+/// passes as it is. So `Zoë` is `Zo%C3%AB` and no value can split a list or
+/// a header line.
+pub fn encode_value(value: &str) -> Cow<'_, str> {
+    let bytes = value.as_bytes();
+    let last = bytes.len().saturating_sub(1);
+    let needs = |i: usize, b: u8| b == b'%' || b == b',' || !is_printable(b) || (b == b' ' && (i == 0 || i == last));
+    if !bytes.iter().enumerate().any(|(i, &b)| needs(i, b)) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for (i, &b) in bytes.iter().enumerate() {
+        if needs(i, b) {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lowercase_and_padded() {
+        assert_eq!(hex(&[0, 0xab, 0x0f]), "00ab0f");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn printable_is_ascii_without_controls() {
+        assert!(is_printable(b' ') && is_printable(b'~'));
+        assert!(!is_printable(0x7f) && !is_printable(b'\n') && !is_printable(0xc3));
+    }
+}
