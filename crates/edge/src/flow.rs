@@ -25,25 +25,25 @@ use hyper::{HeaderMap, Request, Response, StatusCode};
 use tokio::sync::mpsc as async_mpsc;
 
 use crate::upstream::{from_header_map, to_header_map, Buffered, Upstreams};
-use crate::worker::{Half, Step, Verdict, Worker};
+use certgate_host::{Half, Step, Verdict};
+
+use crate::worker::Worker;
 
 /// Why a request could not go through; each becomes a local 5xx.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FlowError {
     /// The filter trapped or the worker is gone.
-    Filter(HarnessError),
+    #[error("filter failed: {0}")]
+    Filter(#[from] HarnessError),
     /// The filter paused and nothing can resume it.
+    #[error("the filter paused the stream and nothing can resume it")]
     Paused,
     /// The client's body broke off.
+    #[error("the client's request body broke off")]
     Client,
     /// The upstream could not be reached.
+    #[error("the upstream could not be reached")]
     Upstream,
-}
-
-impl From<HarnessError> for FlowError {
-    fn from(e: HarnessError) -> FlowError {
-        FlowError::Filter(e)
-    }
 }
 
 /// A response ready for the client: status, headers, body, trailers.

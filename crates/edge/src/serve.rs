@@ -216,12 +216,13 @@ async fn serve_connection(
     };
     let (_, session) = stream.get_ref();
     let sni = session.server_name().map(str::to_owned);
-    let mut conn = Connection::tls(peer, local, sni.as_deref());
+    // what rustls agreed on; the edge offers only these two
     let version = match session.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-        _ => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
+        Some(rustls::ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
+        _ => None,
     };
-    conn.set("connection.tls_version", version);
+    let mut conn = Connection::tls(peer, local, sni.as_deref(), version);
     if let Some(leaf) = session.peer_certificates().and_then(|c| c.first()) {
         // rustls only completes a handshake with a certificate it verified
         match conn.with_client_cert_der(leaf.as_ref(), true) {
@@ -297,8 +298,8 @@ fn filter_headers(parts: &hyper::http::request::Parts, conn: &Connection) -> Vec
 
 fn error_reply(e: FlowError) -> Response<Body> {
     match e {
-        FlowError::Filter(e) => {
-            tracing::error!("filter failed, request refused: {e}");
+        FlowError::Filter(_) => {
+            tracing::error!("request refused: {e}");
             json_reply(500, "filter_failed")
         }
         FlowError::Paused => json_reply(500, "filter_paused_without_reply"),

@@ -12,46 +12,12 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use certgate_host::{Action, Connection, HarnessError, HttpCall, LocalResponse, Plugin, PluginSettings, SharedData, StreamState};
+use certgate_host::{Action, Connection, Half, HalfHeaders, HarnessError, HttpCall, Plugin, PluginSettings, SharedData, Step, StreamState, Verdict};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::sync::mpsc as async_mpsc;
 
 use crate::policy_file::PolicyStore;
 use crate::upstream::Upstreams;
-
-/// What a callback leaves the stream in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The filter sent a local reply.
-    Reply(LocalResponse),
-    /// The stream goes on: the callback continued, or the filter resumed it.
-    Go,
-    /// Paused, waiting for HTTP calls the stream made.
-    Wait,
-    /// Paused with nothing outstanding: only a later callback can resume it.
-    Held,
-}
-
-/// Which half of the stream a verdict is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Half {
-    /// The request (`continue_stream(Request)` resumes it).
-    Request,
-    /// The response.
-    Response,
-}
-
-/// One half's headers and trailers, as the filter left them.
-pub type HalfHeaders = (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>);
-
-/// Where a callback left a stream, and the body that goes on with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    /// Where the callback left the stream.
-    pub verdict: Verdict,
-    /// On [`Verdict::Go`]: the body the filter held, now passed on.
-    pub body: Vec<u8>,
-}
 
 /// What the workers of one edge share.
 #[derive(Debug)]
@@ -226,48 +192,19 @@ impl Worker {
         Ok(self.settle(id, action, half))
     }
 
-    /// Where the stream stands now, with the body that goes on if it does
-    /// (after a callback, or after one of its calls came back: `action` Pause).
+    /// Where the stream stands now (after a callback, or after one of its
+    /// calls came back: `action` Pause); see [`Plugin::settle`].
     pub fn settle(&mut self, id: u32, action: Action, half: Half) -> Step {
-        let verdict = self.verdict(id, action, half);
-        let body = match (&verdict, self.plugin.as_mut()) {
-            (Verdict::Go, Some(p)) => match half {
-                Half::Request => p.take_request_body(id),
-                Half::Response => p.take_response_body(id),
-            },
-            _ => Vec::new(),
-        };
-        Step { verdict, body }
-    }
-
-    fn verdict(&mut self, id: u32, action: Action, half: Half) -> Verdict {
         let pending = self.streams.get(&id).map_or(0, |(_, n)| *n);
-        let Some(state) = self.plugin.as_mut().and_then(|p| p.stream_state_mut(id)) else {
-            return Verdict::Held;
-        };
-        if let Some(local) = state.local_response.take() {
-            return Verdict::Reply(local);
-        }
-        let resumed = match half {
-            Half::Request => std::mem::take(&mut state.resume_request),
-            Half::Response => std::mem::take(&mut state.resume_response),
-        };
-        if action == Action::Continue || resumed {
-            Verdict::Go
-        } else if pending > 0 {
-            Verdict::Wait
-        } else {
-            Verdict::Held
+        match self.plugin.as_mut() {
+            Some(p) => p.settle(id, action, half, pending),
+            None => Step { verdict: Verdict::Held, body: Vec::new() },
         }
     }
 
     /// One half's headers and trailers as the filter left them.
-    pub fn snapshot(&mut self, id: u32, half: Half) -> Option<HalfHeaders> {
-        let state = self.plugin.as_mut().and_then(|p| p.stream_state_mut(id))?;
-        Some(match half {
-            Half::Request => (state.request_headers.clone(), state.request_trailers.clone()),
-            Half::Response => (state.response_headers.clone(), state.response_trailers.clone()),
-        })
+    pub fn snapshot(&self, id: u32, half: Half) -> Option<HalfHeaders> {
+        self.plugin.as_ref()?.snapshot(id, half)
     }
 
     /// Ends a stream; its last state is what the access log reads.

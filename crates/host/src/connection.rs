@@ -63,10 +63,14 @@ impl Connection {
         c
     }
 
-    /// A TLS connection on which the client sent no certificate.
-    pub fn tls(source: SocketAddr, destination: SocketAddr, sni: Option<&str>) -> Connection {
+    /// A TLS connection on which the client sent no certificate, with the
+    /// version the handshake agreed on as Envoy spells it (`TLSv1.2`,
+    /// `TLSv1.3`), or `None` when the TLS stack does not say.
+    pub fn tls(source: SocketAddr, destination: SocketAddr, sni: Option<&str>, version: Option<&str>) -> Connection {
         let mut c = Connection::plaintext(source, destination);
-        c.set("connection.tls_version", "TLSv1.3");
+        if let Some(version) = version {
+            c.set("connection.tls_version", version);
+        }
         if let Some(sni) = sni {
             c.set("connection.requested_server_name", sni);
         }
@@ -77,7 +81,7 @@ impl Connection {
     pub fn local_tls() -> Connection {
         let src: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 50_000));
         let dst: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8443));
-        Connection::tls(src, dst, Some("localhost"))
+        Connection::tls(src, dst, Some("localhost"), Some("TLSv1.3"))
     }
 
     /// Adds a client certificate (the leaf, PEM), as Envoy 1.40 presents it;

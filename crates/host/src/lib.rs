@@ -16,9 +16,19 @@
 
 pub mod abi;
 pub mod connection;
+pub mod error;
+pub mod module;
 pub mod plugin;
+pub mod settings;
 pub mod state;
+pub mod stream;
+pub mod test_stream;
 
 pub use connection::Connection;
-pub use plugin::{request_headers, Action, Exchange, HarnessError, HttpStream, Plugin, PluginSettings, WasmModule};
+pub use error::HarnessError;
+pub use module::WasmModule;
+pub use plugin::{Action, Plugin};
+pub use settings::PluginSettings;
+pub use stream::{Half, HalfHeaders, Step, Verdict};
+pub use test_stream::{request_headers, Exchange, HttpStream};
 pub use state::{Clock, HttpCall, HttpCallResponse, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};

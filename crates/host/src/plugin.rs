@@ -1,76 +1,20 @@
-//! A proxy-wasm plugin in wasmtime, driven as Envoy drives it: the VM is
-//! started and configured once, then each HTTP stream gets a context and its
-//! callbacks. One instance is reused for every stream (Envoy keeps one VM per
-//! worker); a trap poisons the instance, and every later call fails closed.
-
-use std::path::Path;
-use std::sync::Arc;
+//! A running proxy-wasm plugin, driven as Envoy drives it: the VM is started
+//! and configured once ([`crate::WasmModule::start`]), then each HTTP stream
+//! gets a context and its callbacks. One instance is reused for every stream
+//! (Envoy keeps one VM per worker); a trap poisons the instance, and every
+//! later call fails closed.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use wasmtime::{Config, Engine, Extern, Func, Instance, Linker, Module, Store, TypedFunc, WasmParams, WasmResults};
+use wasmtime::{Func, Instance, Store, TypedFunc, WasmParams, WasmResults};
 
-use crate::abi::{self, codec::Pairs};
+use crate::abi::codec::Pairs;
 use crate::connection::Connection;
-use crate::state::{Clock, HostState, HttpCall, HttpCallResponse, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};
-
-/// Why a plugin could not be loaded or run.
-#[derive(Debug, thiserror::Error)]
-pub enum HarnessError {
-    /// The module file could not be read.
-    #[error("cannot read the module {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// What the system said.
-        source: std::io::Error,
-    },
-    /// wasmtime refused the bytes.
-    #[error("not a usable WebAssembly module: {0}")]
-    Compile(String),
-    /// An import could not be satisfied, or an export has the wrong type.
-    #[error("cannot instantiate the module: {0}")]
-    Instantiate(String),
-    /// The module lacks an export every proxy-wasm module has.
-    #[error("the module does not export {0}")]
-    MissingExport(&'static str),
-    /// `proxy_on_vm_start` returned false.
-    #[error("the plugin refused its VM configuration (proxy_on_vm_start returned false){}", guest_errors(.logs))]
-    VmStartRefused {
-        /// What the plugin logged meanwhile.
-        logs: Vec<LogLine>,
-    },
-    /// `proxy_on_configure` returned false.
-    #[error("the plugin refused its configuration (proxy_on_configure returned false){}", guest_errors(.logs))]
-    ConfigureRefused {
-        /// What the plugin logged meanwhile.
-        logs: Vec<LogLine>,
-    },
-    /// The guest trapped (a panic, an out-of-bounds access...).
-    #[error("the plugin trapped in {during}: {message}")]
-    Trap {
-        /// The export that was running.
-        during: String,
-        /// wasmtime's account of the trap.
-        message: String,
-    },
-    /// A call after a trap: the instance is out of service, as in Envoy.
-    #[error("the plugin is out of service since it trapped: {0}")]
-    Poisoned(String),
-    /// No open stream has this context id.
-    #[error("no open stream {0}")]
-    NoStream(u32),
-}
-
-fn guest_errors(logs: &[LogLine]) -> String {
-    let lines: Vec<&str> = logs.iter().filter(|l| l.level >= LogLevel::Warn).map(|l| l.message.as_str()).collect();
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", lines.join("; "))
-    }
-}
+use crate::error::HarnessError;
+use crate::state::{Clock, HostState, HttpCall, HttpCallResponse, LogLine, Metric, StreamState};
+use crate::test_stream::{Exchange, HttpStream};
 
 /// What a callback told the host to do with the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +28,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn from_i32(v: i32) -> Action {
+    pub(crate) fn from_i32(v: i32) -> Action {
         match v {
             0 => Action::Continue,
             1 => Action::Pause,
@@ -93,185 +37,21 @@ impl Action {
     }
 }
 
-/// A compiled module, shared by every plugin instance made from it.
-#[derive(Clone)]
-pub struct WasmModule {
-    engine: Engine,
-    module: Module,
-    linker: Arc<Linker<HostState>>,
-}
-
-impl std::fmt::Debug for WasmModule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmModule").finish_non_exhaustive()
-    }
-}
-
-impl WasmModule {
-    /// Compiles a module file.
-    pub fn from_file(path: &Path) -> Result<WasmModule, HarnessError> {
-        let bytes = std::fs::read(path).map_err(|source| HarnessError::Read { path: path.display().to_string(), source })?;
-        WasmModule::from_bytes(&bytes)
-    }
-
-    /// Compiles a module (binary, or text when the `wat` format is given).
-    pub fn from_bytes(bytes: &[u8]) -> Result<WasmModule, HarnessError> {
-        let mut config = Config::new();
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = Engine::new(&config).map_err(|e| HarnessError::Compile(e.to_string()))?;
-        let module = Module::new(&engine, bytes).map_err(|e| HarnessError::Compile(format!("{e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        abi::add_to_linker(&mut linker, &module).map_err(|e| HarnessError::Instantiate(format!("{e:#}")))?;
-        Ok(WasmModule { engine, module, linker: Arc::new(linker) })
-    }
-
-    /// The same module with the host refusing one `env` import: every call
-    /// of it answers `status` and does nothing (as a host may refuse a
-    /// call), so a test can show the filter fails closed rather than traps.
-    /// `status` is a number: an ABI status (`Status::BadArgument as i32`) or
-    /// one the ABI does not define, which a host may answer too.
-    pub fn with_refused_import(&self, name: &str, status: i32) -> Result<WasmModule, HarnessError> {
-        let mut linker = (*self.linker).clone();
-        match abi::unsupported::refuse(&mut linker, &self.module, name, status) {
-            Ok(true) => Ok(WasmModule { engine: self.engine.clone(), module: self.module.clone(), linker: Arc::new(linker) }),
-            Ok(false) => Err(HarnessError::Instantiate(format!("the module does not import env.{name} with a status result"))),
-            Err(e) => Err(HarnessError::Instantiate(format!("{e:#}"))),
-        }
-    }
-
-    /// Starts a plugin: instantiate, `_initialize`, root context,
-    /// `proxy_on_vm_start`, `proxy_on_configure`.
-    pub fn start(&self, settings: PluginSettings) -> Result<Plugin, HarnessError> {
-        let mut state = HostState::new(settings.clock, settings.shared_data);
-        state.vm_configuration = settings.vm_configuration;
-        state.plugin_configuration = settings.configuration;
-        state.log_level = settings.log_level;
-        state.upstreams = settings.upstreams;
-        state.plugin_properties.insert("plugin_name".into(), settings.name.into_bytes());
-        state.plugin_properties.insert("plugin_root_id".into(), settings.root_id.into_bytes());
-        state.plugin_properties.insert("plugin_vm_id".into(), settings.vm_id.into_bytes());
-        let mut store = Store::new(&self.engine, state);
-        store.call_hook(|mut ctx, hook| {
-            if matches!(hook, wasmtime::CallHook::CallingHost) {
-                ctx.data_mut().host_calls += 1;
-            }
-            Ok(())
-        });
-        let instance = self
-            .linker
-            .instantiate(&mut store, &self.module)
-            .map_err(|e| HarnessError::Instantiate(format!("{e:#}")))?;
-        // found once, not on every host call
-        store.data_mut().memory = instance.get_memory(&mut store, "memory");
-        let allocator = ["proxy_on_memory_allocate", "malloc"]
-            .iter()
-            .find_map(|name| instance.get_export(&mut store, name).and_then(Extern::into_func));
-        store.data_mut().allocator = allocator.and_then(|f| f.typed::<i32, i32>(&store).ok());
-        let mut plugin =
-            Plugin { store, instance, root_id: 1, next_id: 2, failure: None, exports: HashMap::new(), typed: HashMap::new() };
-        let init = ["_initialize", "_start"].into_iter().find(|n| plugin.has_export(n));
-        if let Some(init) = init {
-            plugin.call::<(), ()>(init, ())?;
-        }
-        if !plugin.has_export("proxy_on_context_create") {
-            return Err(HarnessError::MissingExport("proxy_on_context_create"));
-        }
-        plugin.call::<(i32, i32), ()>("proxy_on_context_create", (1, 0))?;
-        let vm_len = len_i32(plugin.store.data().vm_configuration.len());
-        if plugin.has_export("proxy_on_vm_start") && plugin.call::<(i32, i32), i32>("proxy_on_vm_start", (1, vm_len))? == 0 {
-            return Err(HarnessError::VmStartRefused { logs: plugin.store.data().logs.clone() });
-        }
-        plugin.configure_current()?;
-        Ok(plugin)
-    }
-}
-
-fn len_i32(n: usize) -> i32 {
+pub(crate) fn len_i32(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-/// How to start a plugin: its configuration and what Envoy would give it.
-#[derive(Debug, Clone)]
-pub struct PluginSettings {
-    /// The plugin configuration (`proxy_on_configure`).
-    pub configuration: Vec<u8>,
-    /// The VM configuration (`proxy_on_vm_start`).
-    pub vm_configuration: Vec<u8>,
-    /// The `plugin_name` property.
-    pub name: String,
-    /// The `plugin_root_id` property.
-    pub root_id: String,
-    /// The `plugin_vm_id` property.
-    pub vm_id: String,
-    /// Where the plugin's clock reads.
-    pub clock: Clock,
-    /// The least level logged.
-    pub log_level: LogLevel,
-    /// Shared data: give every plugin of one VM id the same (as Envoy does
-    /// across its workers).
-    pub shared_data: SharedData,
-    /// The upstream names `proxy_http_call` may use.
-    pub upstreams: Vec<String>,
-}
-
-impl PluginSettings {
-    /// Settings with this plugin configuration and defaults for the rest.
-    pub fn new(configuration: impl Into<Vec<u8>>) -> PluginSettings {
-        PluginSettings {
-            configuration: configuration.into(),
-            vm_configuration: Vec::new(),
-            name: "plugin".into(),
-            root_id: String::new(),
-            vm_id: String::new(),
-            clock: Clock::System,
-            log_level: LogLevel::Info,
-            shared_data: SharedData::default(),
-            upstreams: Vec::new(),
-        }
-    }
-
-    /// With this clock.
-    pub fn clock(mut self, clock: Clock) -> PluginSettings {
-        self.clock = clock;
-        self
-    }
-
-    /// With this log level.
-    pub fn log_level(mut self, level: LogLevel) -> PluginSettings {
-        self.log_level = level;
-        self
-    }
-
-    /// With this plugin name.
-    pub fn name(mut self, name: &str) -> PluginSettings {
-        self.name = name.to_owned();
-        self
-    }
-
-    /// Sharing this shared data (that of the plugin's other workers).
-    pub fn shared_data(mut self, shared_data: SharedData) -> PluginSettings {
-        self.shared_data = shared_data;
-        self
-    }
-
-    /// With these upstreams for `proxy_http_call`.
-    pub fn upstreams(mut self, upstreams: Vec<String>) -> PluginSettings {
-        self.upstreams = upstreams;
-        self
-    }
 }
 
 /// A running plugin instance.
 pub struct Plugin {
-    store: Store<HostState>,
-    instance: Instance,
-    root_id: u32,
-    next_id: u32,
-    failure: Option<String>,
+    pub(crate) store: Store<HostState>,
+    pub(crate) instance: Instance,
+    pub(crate) root_id: u32,
+    pub(crate) next_id: u32,
+    pub(crate) failure: Option<String>,
     /// Exports looked up once: `None` for one the module lacks.
-    exports: HashMap<String, Option<Func>>,
+    pub(crate) exports: HashMap<String, Option<Func>>,
     /// Exports with their checked signature, by name and signature.
-    typed: HashMap<(String, TypeId), Box<dyn Any + Send + Sync>>,
+    pub(crate) typed: HashMap<(String, TypeId), Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -304,12 +84,12 @@ impl Plugin {
         Ok(func)
     }
 
-    fn has_export(&mut self, name: &str) -> bool {
+    pub(crate) fn has_export(&mut self, name: &str) -> bool {
         self.export(name).is_some()
     }
 
     /// Calls a guest export. A trap poisons the plugin.
-    fn call<P: WasmParams + 'static, R: WasmResults + 'static>(&mut self, name: &str, params: P) -> Result<R, HarnessError> {
+    pub(crate) fn call<P: WasmParams + 'static, R: WasmResults + 'static>(&mut self, name: &str, params: P) -> Result<R, HarnessError> {
         if let Some(f) = &self.failure {
             return Err(HarnessError::Poisoned(f.clone()));
         }
@@ -329,7 +109,7 @@ impl Plugin {
         Ok(Action::from_i32(self.call::<(i32, i32, i32), i32>(name, params)?))
     }
 
-    fn configure_current(&mut self) -> Result<(), HarnessError> {
+    pub(crate) fn configure_current(&mut self) -> Result<(), HarnessError> {
         self.store.data_mut().current = None;
         let len = len_i32(self.store.data().plugin_configuration.len());
         let logs_before = self.store.data().logs.len();
@@ -421,7 +201,7 @@ impl Plugin {
     /// Opens a stream ([`Plugin::open_stream`]) borrowed as an [`HttpStream`].
     pub fn stream(&mut self, connection: &Connection) -> Result<HttpStream<'_>, HarnessError> {
         let id = self.open_stream(connection)?;
-        Ok(HttpStream { plugin: self, id, finished: false })
+        Ok(HttpStream::new(self, id))
     }
 
     /// The state of an open stream.
@@ -611,142 +391,5 @@ impl Plugin {
             upstream_headers: last.request_headers,
             filter_state: last.filter_state,
         })
-    }
-}
-
-/// One open HTTP stream, borrowing its plugin: the callbacks in order, for
-/// tests. Dropping it ends the stream.
-pub struct HttpStream<'p> {
-    plugin: &'p mut Plugin,
-    id: u32,
-    finished: bool,
-}
-
-impl std::fmt::Debug for HttpStream<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpStream").field("id", &self.id).finish_non_exhaustive()
-    }
-}
-
-impl HttpStream<'_> {
-    fn state(&mut self) -> &mut StreamState {
-        let id = self.id;
-        self.plugin.store.data_mut().streams.entry(id).or_default()
-    }
-
-    /// See [`Plugin::request_headers`].
-    pub fn request_headers(&mut self, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
-        self.plugin.request_headers(self.id, headers, end_of_stream)
-    }
-
-    /// See [`Plugin::request_body`].
-    pub fn request_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
-        self.plugin.request_body(self.id, chunk, end_of_stream)
-    }
-
-    /// See [`Plugin::request_trailers`].
-    pub fn request_trailers(&mut self, trailers: Pairs) -> Result<Action, HarnessError> {
-        self.plugin.request_trailers(self.id, trailers)
-    }
-
-    /// See [`Plugin::response_headers`].
-    pub fn response_headers(&mut self, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
-        self.plugin.response_headers(self.id, headers, end_of_stream)
-    }
-
-    /// See [`Plugin::response_body`].
-    pub fn response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
-        self.plugin.response_body(self.id, chunk, end_of_stream)
-    }
-
-    /// The request headers as they are now (after the filter's changes).
-    pub fn request_headers_now(&mut self) -> &Pairs {
-        &self.state().request_headers
-    }
-
-    /// The response headers as they are now.
-    pub fn response_headers_now(&mut self) -> &Pairs {
-        &self.state().response_headers
-    }
-
-    /// The request body the filter holds.
-    pub fn request_body_now(&mut self) -> &[u8] {
-        &self.state().request_body
-    }
-
-    /// The local reply, if the filter sent one.
-    pub fn local_response(&mut self) -> Option<&LocalResponse> {
-        self.state().local_response.as_ref()
-    }
-
-    /// `proxy_continue_stream`/`proxy_close_stream` calls so far.
-    pub fn stream_calls(&mut self) -> Vec<String> {
-        self.state().stream_calls.clone()
-    }
-
-    /// Ends the stream: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
-    pub fn finish(mut self) -> Result<(), HarnessError> {
-        self.end()
-    }
-
-    fn end(&mut self) -> Result<(), HarnessError> {
-        if self.finished {
-            return Ok(());
-        }
-        self.finished = true;
-        self.plugin.close_stream(self.id).map(drop)
-    }
-}
-
-impl Drop for HttpStream<'_> {
-    fn drop(&mut self) {
-        let _ = self.end();
-    }
-}
-
-/// The request headers of a plain HTTPS request as Envoy would give them
-/// (`:method`, `:path`, `:authority` localhost:8443, `:scheme`, a user agent),
-/// to add to or pass to [`Plugin::request`].
-pub fn request_headers(method: &str, path: &str) -> Pairs {
-    vec![
-        (":method".into(), method.as_bytes().to_vec()),
-        (":path".into(), path.as_bytes().to_vec()),
-        (":authority".into(), b"localhost:8443".to_vec()),
-        (":scheme".into(), b"https".to_vec()),
-        ("user-agent".into(), b"harness".to_vec()),
-    ]
-}
-
-/// The outcome of [`Plugin::request`].
-#[derive(Debug, Clone)]
-pub struct Exchange {
-    /// What the request headers callback returned.
-    pub action: Action,
-    /// The local reply, if the filter sent one.
-    pub local_response: Option<LocalResponse>,
-    /// The request headers after the filter: what the upstream would receive.
-    pub upstream_headers: Pairs,
-    /// What the filter set with `proxy_set_property` (Envoy's filter state).
-    pub filter_state: HashMap<String, Vec<u8>>,
-}
-
-impl Exchange {
-    /// Whether the request goes on to the upstream.
-    pub fn forwarded(&self) -> bool {
-        self.local_response.is_none() && self.action == Action::Continue
-    }
-
-    /// Every value of an upstream header (case-insensitive), as text.
-    pub fn header_values(&self, name: &str) -> Vec<String> {
-        self.upstream_headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-            .collect()
-    }
-
-    /// The single value of an upstream header.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.header_values(name).into_iter().next()
     }
 }

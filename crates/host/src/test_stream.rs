@@ -1,0 +1,150 @@
+//! The test-facing side of a plugin: one stream's callbacks in order
+//! ([`HttpStream`]), and one request start to end ([`Exchange`]).
+
+use std::collections::HashMap;
+
+use crate::abi::codec::Pairs;
+use crate::error::HarnessError;
+use crate::plugin::{Action, Plugin};
+use crate::state::{LocalResponse, StreamState};
+
+/// One open HTTP stream, borrowing its plugin: the callbacks in order, for
+/// tests. Dropping it ends the stream.
+pub struct HttpStream<'p> {
+    plugin: &'p mut Plugin,
+    id: u32,
+    finished: bool,
+}
+
+impl std::fmt::Debug for HttpStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpStream").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl<'p> HttpStream<'p> {
+    pub(crate) fn new(plugin: &'p mut Plugin, id: u32) -> HttpStream<'p> {
+        HttpStream { plugin, id, finished: false }
+    }
+
+    fn state(&mut self) -> &mut StreamState {
+        let id = self.id;
+        self.plugin.store.data_mut().streams.entry(id).or_default()
+    }
+
+    /// See [`Plugin::request_headers`].
+    pub fn request_headers(&mut self, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
+        self.plugin.request_headers(self.id, headers, end_of_stream)
+    }
+
+    /// See [`Plugin::request_body`].
+    pub fn request_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
+        self.plugin.request_body(self.id, chunk, end_of_stream)
+    }
+
+    /// See [`Plugin::request_trailers`].
+    pub fn request_trailers(&mut self, trailers: Pairs) -> Result<Action, HarnessError> {
+        self.plugin.request_trailers(self.id, trailers)
+    }
+
+    /// See [`Plugin::response_headers`].
+    pub fn response_headers(&mut self, headers: Pairs, end_of_stream: bool) -> Result<Action, HarnessError> {
+        self.plugin.response_headers(self.id, headers, end_of_stream)
+    }
+
+    /// See [`Plugin::response_body`].
+    pub fn response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
+        self.plugin.response_body(self.id, chunk, end_of_stream)
+    }
+
+    /// The request headers as they are now (after the filter's changes).
+    pub fn request_headers_now(&mut self) -> &Pairs {
+        &self.state().request_headers
+    }
+
+    /// The response headers as they are now.
+    pub fn response_headers_now(&mut self) -> &Pairs {
+        &self.state().response_headers
+    }
+
+    /// The request body the filter holds.
+    pub fn request_body_now(&mut self) -> &[u8] {
+        &self.state().request_body
+    }
+
+    /// The local reply, if the filter sent one.
+    pub fn local_response(&mut self) -> Option<&LocalResponse> {
+        self.state().local_response.as_ref()
+    }
+
+    /// `proxy_continue_stream`/`proxy_close_stream` calls so far.
+    pub fn stream_calls(&mut self) -> Vec<String> {
+        self.state().stream_calls.clone()
+    }
+
+    /// Ends the stream: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
+    pub fn finish(mut self) -> Result<(), HarnessError> {
+        self.end()
+    }
+
+    fn end(&mut self) -> Result<(), HarnessError> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        self.plugin.close_stream(self.id).map(drop)
+    }
+}
+
+impl Drop for HttpStream<'_> {
+    fn drop(&mut self) {
+        let _ = self.end();
+    }
+}
+
+/// The request headers of a plain HTTPS request as Envoy would give them
+/// (`:method`, `:path`, `:authority` localhost:8443, `:scheme`, a user agent),
+/// to add to or pass to [`Plugin::request`].
+pub fn request_headers(method: &str, path: &str) -> Pairs {
+    vec![
+        (":method".into(), method.as_bytes().to_vec()),
+        (":path".into(), path.as_bytes().to_vec()),
+        (":authority".into(), b"localhost:8443".to_vec()),
+        (":scheme".into(), b"https".to_vec()),
+        ("user-agent".into(), b"harness".to_vec()),
+    ]
+}
+
+/// The outcome of [`Plugin::request`].
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// What the request headers callback returned.
+    pub action: Action,
+    /// The local reply, if the filter sent one.
+    pub local_response: Option<LocalResponse>,
+    /// The request headers after the filter: what the upstream would receive.
+    pub upstream_headers: Pairs,
+    /// What the filter set with `proxy_set_property` (Envoy's filter state).
+    pub filter_state: HashMap<String, Vec<u8>>,
+}
+
+impl Exchange {
+    /// Whether the request goes on to the upstream.
+    pub fn forwarded(&self) -> bool {
+        self.local_response.is_none() && self.action == Action::Continue
+    }
+
+    /// Every value of an upstream header (case-insensitive), as text.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.upstream_headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
+    /// The single value of an upstream header.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.header_values(name).into_iter().next()
+    }
+}
