@@ -4,10 +4,8 @@
 //! application could misread, no identity without a verified certificate.
 //! `cargo test` here replays `corpus/` and `regressions/` through the same code.
 
-use std::collections::HashMap;
-
 use arbitrary::Arbitrary;
-use certgate_filter::admission::{admit, property, Host, HostError, XFCC_HEADER};
+use certgate_filter::admission::{admit, property, XFCC_HEADER};
 use certgate_filter::cache::IdentityCache;
 use certgate_filter::config::parse_policy;
 use certgate_filter::headers::{is_safe_value, HeaderKind};
@@ -15,6 +13,7 @@ use certgate_filter::identity::{IdentitySource, PeerIdentity};
 use certgate_x509::sha256_hex;
 use certgate_filter::path::{self, PathCase, Reading};
 use certgate_filter::policy::{decide, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification};
+use certgate_filter::testing::FakeEnvoy;
 use certgate_filter::xfcc;
 
 /// 2026-11-23, inside the fixtures' validity.
@@ -119,46 +118,6 @@ pub struct Request {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// Envoy, as far as certgate sees it: header names are lower case, removal
-/// removes every value of the name.
-#[derive(Debug, Default)]
-struct FuzzHost {
-    headers: Vec<(String, Vec<u8>)>,
-    properties: HashMap<String, Vec<u8>>,
-    added: Vec<(String, String)>,
-    /// Headers replaced (`:path`, with the spelling the rules matched).
-    rewritten: Vec<(String, String)>,
-    replied: bool,
-}
-
-impl Host for FuzzHost {
-    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
-        Ok(self.headers.clone())
-    }
-    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        Ok(())
-    }
-    fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
-        self.headers.push((name.to_owned(), value.as_bytes().to_vec()));
-        self.added.push((name.to_owned(), value.to_owned()));
-        Ok(())
-    }
-    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.headers.push((name.to_owned(), value.as_bytes().to_vec()));
-        self.rewritten.push((name.to_owned(), value.to_owned()));
-        Ok(())
-    }
-    fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        Ok(self.properties.get(&path.join(".")).cloned())
-    }
-    fn send_local_response(&mut self, _: u16, _: &[(&str, &str)], _: &[u8]) -> Result<(), HostError> {
-        self.replied = true;
-        Ok(())
-    }
-}
-
 fn der_of(pem: &str) -> Vec<u8> {
     pem_rfc7468::decode_vec(pem.as_bytes()).map(|(_, der)| der).unwrap_or_default()
 }
@@ -168,12 +127,11 @@ fn pem_of(der: &[u8]) -> String {
 }
 
 fn run(policy: &Policy, r: &Request) {
-    let mut host = FuzzHost::default();
-    host.headers.push((":method".into(), r.method.clone().into_bytes()));
-    host.headers.push((":path".into(), r.path.clone().into_bytes()));
-    host.headers.push((":authority".into(), r.authority.clone().into_bytes()));
     // Envoy lower-cases header names (HTTP/2 requires it; HTTP/1 is normalised).
-    host.headers.extend(r.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())));
+    let pseudo = [(":method", &r.method), (":path", &r.path), (":authority", &r.authority)];
+    let mut host = FakeEnvoy::from_headers(
+        pseudo.iter().map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec())).chain(r.headers.iter().cloned()),
+    );
     let der = match &r.cert {
         Cert::None => None,
         Cert::Fixture(i) => Some(der_of(CERTS[usize::from(*i) % CERTS.len()])),
@@ -191,7 +149,7 @@ fn run(policy: &Policy, r: &Request) {
     let mut cache = IdentityCache::new(4);
     let admission = admit(&mut host, policy, &mut cache, NOW);
 
-    assert_eq!(admission.forwarded, !host.replied, "a request is either forwarded or answered");
+    assert_eq!(admission.forwarded, host.reply.is_none(), "a request is either forwarded or answered");
     // No identity header from the client survives: every header the policy
     // strips that is still there was set by certgate.
     for (name, value) in &host.headers {

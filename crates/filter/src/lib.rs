@@ -18,6 +18,9 @@ pub mod policy;
 pub mod reply;
 pub mod xfcc;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 #[cfg(test)]
 mod test_pki;
 

@@ -10,7 +10,7 @@ use certgate_filter::cache::IdentityCache;
 use certgate_filter::config::parse_policy;
 use certgate_filter::policy::Outcome;
 use certgate_test_support::scenarios::{Observed, ScenarioTable};
-use common::{fixtures_dir, FakeProxy};
+use common::{fixtures_dir, FakeEnvoy, WithClientCert};
 
 /// 2026-11-22, inside every good fixture's validity.
 const NOW: i64 = 1_795_305_600;
@@ -22,7 +22,7 @@ fn every_scenario_gets_its_expected_decision_and_headers() {
     let mut failures = Vec::new();
     for s in &table.scenarios {
         let policy = parse_policy(table.policy_for(s).unwrap().as_bytes()).unwrap();
-        let mut proxy = FakeProxy { headers: s.request_headers(), ..FakeProxy::default() };
+        let mut proxy = FakeEnvoy::from_headers(s.request_headers());
         if let Some(cert) = &s.cert {
             proxy = proxy.with_client_cert(cert, s.verified);
         }

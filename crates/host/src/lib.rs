@@ -15,7 +15,6 @@
 #![warn(missing_docs)]
 
 pub mod abi;
-pub mod connection;
 pub mod error;
 pub mod module;
 pub mod plugin;
@@ -24,7 +23,7 @@ pub mod state;
 pub mod stream;
 pub mod test_stream;
 
-pub use connection::Connection;
+pub use certgate_wire::connection::{Connection, ConnectionError};
 pub use error::HarnessError;
 pub use module::WasmModule;
 pub use plugin::{Action, Plugin};

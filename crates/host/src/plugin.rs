@@ -11,7 +11,7 @@ use std::sync::Arc;
 use wasmtime::{Func, Instance, Store, TypedFunc, WasmParams, WasmResults};
 
 use crate::abi::codec::Pairs;
-use crate::connection::Connection;
+use certgate_wire::connection::Connection;
 use crate::error::HarnessError;
 use crate::state::{Clock, HostState, HttpCall, HttpCallResponse, LogLine, Metric, StreamState};
 use crate::test_stream::{Exchange, HttpStream};

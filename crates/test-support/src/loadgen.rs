@@ -12,24 +12,40 @@ use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use certgate_edge::tls::{certificates, private_key, TlsError};
+/// Why a client TLS set-up could not be built: the file, or rustls, says why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientTlsError(String);
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientTlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ClientTlsError(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(ClientTlsError(format!("{}: no certificate", path.display())));
+    }
+    Ok(certs)
+}
 
 /// A client TLS set-up trusting `root`, presenting `cert` (chain) and `key`.
-pub fn client_tls(root: &Path, cert: &Path, key: &Path) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_tls(root: &Path, cert: &Path, key: &Path) -> Result<Arc<ClientConfig>, ClientTlsError> {
+    let setup = |e: rustls::Error| ClientTlsError(format!("TLS set-up: {e}"));
     let mut roots = rustls::RootCertStore::empty();
     for c in certificates(root)? {
-        roots.add(c).map_err(|e| TlsError::Setup(e.to_string()))?;
+        roots.add(c).map_err(setup)?;
     }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| ClientTlsError(format!("{}: {e}", key.display())))?;
     let mut c = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Setup(e.to_string()))?
+        .map_err(setup)?
         .with_root_certificates(roots)
-        .with_client_auth_cert(certificates(cert)?, private_key(key)?)
-        .map_err(|e| TlsError::Setup(e.to_string()))?;
+        .with_client_auth_cert(certificates(cert)?, key)
+        .map_err(setup)?;
     c.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(c))
 }

@@ -3,6 +3,22 @@
 //! memory, no host calls. certgate reads and writes them itself so that an
 //! answer it does not expect is an error, where the SDK's helpers panic.
 
+pub mod connection;
+pub mod header_map;
+
+/// A header map: names and values as bytes, in order, repeats allowed.
+pub type Pairs = Vec<(String, Vec<u8>)>;
+
+/// A boolean property as Envoy encodes it: one byte.
+pub fn encode_bool(b: bool) -> Vec<u8> {
+    vec![u8::from(b)]
+}
+
+/// An integer property as Envoy encodes it: 8 bytes, little-endian.
+pub fn encode_int(i: i64) -> Vec<u8> {
+    i.to_le_bytes().to_vec()
+}
+
 /// The statuses of ABI 0.2.1, as their numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
@@ -37,6 +53,101 @@ impl Status {
     /// define (which a host may answer all the same).
     pub fn from_code(code: u32) -> Option<Status> {
         Status::ALL.into_iter().find(|s| *s as u32 == code)
+    }
+}
+
+/// The header maps a call names (`proxy_get_header_map_pairs` and the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum MapType {
+    HttpRequestHeaders = 0,
+    HttpRequestTrailers = 1,
+    HttpResponseHeaders = 2,
+    HttpResponseTrailers = 3,
+    GrpcReceiveInitialMetadata = 4,
+    GrpcReceiveTrailingMetadata = 5,
+    HttpCallResponseHeaders = 6,
+    HttpCallResponseTrailers = 7,
+}
+
+impl MapType {
+    const ALL: [MapType; 8] = [
+        MapType::HttpRequestHeaders,
+        MapType::HttpRequestTrailers,
+        MapType::HttpResponseHeaders,
+        MapType::HttpResponseTrailers,
+        MapType::GrpcReceiveInitialMetadata,
+        MapType::GrpcReceiveTrailingMetadata,
+        MapType::HttpCallResponseHeaders,
+        MapType::HttpCallResponseTrailers,
+    ];
+
+    /// The map a number names; `None` for one ABI 0.2.1 does not define.
+    pub fn from_i32(n: i32) -> Option<MapType> {
+        MapType::ALL.into_iter().find(|m| *m as i32 == n)
+    }
+}
+
+/// The buffers a call names (`proxy_get_buffer_bytes`, `proxy_set_buffer_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum BufferType {
+    HttpRequestBody = 0,
+    HttpResponseBody = 1,
+    DownstreamData = 2,
+    UpstreamData = 3,
+    HttpCallResponseBody = 4,
+    GrpcReceiveBuffer = 5,
+    VmConfiguration = 6,
+    PluginConfiguration = 7,
+    CallData = 8,
+}
+
+impl BufferType {
+    const ALL: [BufferType; 9] = [
+        BufferType::HttpRequestBody,
+        BufferType::HttpResponseBody,
+        BufferType::DownstreamData,
+        BufferType::UpstreamData,
+        BufferType::HttpCallResponseBody,
+        BufferType::GrpcReceiveBuffer,
+        BufferType::VmConfiguration,
+        BufferType::PluginConfiguration,
+        BufferType::CallData,
+    ];
+
+    /// The buffer a number names; `None` for one the ABI does not define.
+    pub fn from_i32(n: i32) -> Option<BufferType> {
+        BufferType::ALL.into_iter().find(|b| *b as i32 == n)
+    }
+}
+
+/// The stream a call names (`proxy_continue_stream`, `proxy_close_stream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum StreamType {
+    HttpRequest = 0,
+    HttpResponse = 1,
+    Downstream = 2,
+    Upstream = 3,
+}
+
+impl StreamType {
+    /// The stream a number names; `None` for one ABI 0.2.1 does not define.
+    pub fn from_i32(n: i32) -> Option<StreamType> {
+        [StreamType::HttpRequest, StreamType::HttpResponse, StreamType::Downstream, StreamType::Upstream]
+            .into_iter()
+            .find(|s| *s as i32 == n)
+    }
+
+    /// The stream's name, as the host records the call.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamType::HttpRequest => "request",
+            StreamType::HttpResponse => "response",
+            StreamType::Downstream => "downstream",
+            StreamType::Upstream => "upstream",
+        }
     }
 }
 

@@ -5,26 +5,21 @@
 use wasmtime::{Caller, Linker};
 
 use super::memory::{read, return_bytes, Call};
+use certgate_wire::BufferType;
+
 use super::{code, Status};
 use crate::state::HostState;
 
-const REQUEST_BODY: i32 = 0;
-const RESPONSE_BODY: i32 = 1;
-const HTTP_CALL_RESPONSE_BODY: i32 = 4;
-const VM_CONFIGURATION: i32 = 6;
-const PLUGIN_CONFIGURATION: i32 = 7;
 
 fn buffer(state: &HostState, kind: i32) -> Call<&[u8]> {
-    match kind {
-        VM_CONFIGURATION => Ok(&state.vm_configuration),
-        PLUGIN_CONFIGURATION => Ok(&state.plugin_configuration),
-        REQUEST_BODY | RESPONSE_BODY => {
-            let stream = state.stream().ok_or(Status::NotFound)?;
-            Ok(if kind == REQUEST_BODY { &stream.request_body } else { &stream.response_body })
-        }
-        HTTP_CALL_RESPONSE_BODY => state.call_response.as_ref().map(|r| r.body.as_slice()).ok_or(Status::NotFound),
-        2 | 3 | 5 | 8 => Err(Status::NotFound),
-        _ => Err(Status::BadArgument),
+    match BufferType::from_i32(kind).ok_or(Status::BadArgument)? {
+        BufferType::VmConfiguration => Ok(&state.vm_configuration),
+        BufferType::PluginConfiguration => Ok(&state.plugin_configuration),
+        BufferType::HttpRequestBody => Ok(&state.stream().ok_or(Status::NotFound)?.request_body),
+        BufferType::HttpResponseBody => Ok(&state.stream().ok_or(Status::NotFound)?.response_body),
+        BufferType::HttpCallResponseBody => state.call_response.as_ref().map(|r| r.body.as_slice()).ok_or(Status::NotFound),
+        // no TCP streams, gRPC calls or foreign calls here
+        BufferType::DownstreamData | BufferType::UpstreamData | BufferType::GrpcReceiveBuffer | BufferType::CallData => Err(Status::NotFound),
     }
 }
 
@@ -55,9 +50,9 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let Some(stream) = c.data_mut().stream_mut() else {
                 return Status::NotFound as i32;
             };
-            let body = match kind {
-                REQUEST_BODY => &mut stream.request_body,
-                RESPONSE_BODY => &mut stream.response_body,
+            let body = match BufferType::from_i32(kind) {
+                Some(BufferType::HttpRequestBody) => &mut stream.request_body,
+                Some(BufferType::HttpResponseBody) => &mut stream.response_body,
                 _ => return Status::BadArgument as i32,
             };
             // replace [start, start+size) with the data, as Envoy does for bodies

@@ -5,30 +5,29 @@ use wasmtime::{Caller, Linker};
 
 use super::codec::{decode_map, encode_map, Pairs};
 use super::memory::{read, read_str, return_bytes, Call};
+use certgate_wire::{header_map, MapType};
+
 use super::{code, Status};
 use crate::state::HostState;
 
 fn map(state: &mut HostState, kind: i32) -> Call<&mut Pairs> {
-    if !(0..=7).contains(&kind) {
-        return Err(Status::BadArgument);
-    }
-    if kind >= 6 {
-        let response = state.call_response.as_mut().ok_or(Status::NotFound)?;
-        return Ok(if kind == 6 { &mut response.headers } else { &mut response.trailers });
-    }
-    let stream = state.stream_mut().ok_or(Status::NotFound)?;
+    let kind = MapType::from_i32(kind).ok_or(Status::BadArgument)?;
     match kind {
-        0 => Ok(&mut stream.request_headers),
-        1 => Ok(&mut stream.request_trailers),
-        2 => Ok(&mut stream.response_headers),
-        3 => Ok(&mut stream.response_trailers),
+        MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
+            let response = state.call_response.as_mut().ok_or(Status::NotFound)?;
+            Ok(if kind == MapType::HttpCallResponseHeaders { &mut response.headers } else { &mut response.trailers })
+        }
         // gRPC metadata: no gRPC calls, so none
-        _ => Err(Status::NotFound),
+        MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => Err(Status::NotFound),
+        MapType::HttpRequestHeaders => Ok(&mut state.stream_mut().ok_or(Status::NotFound)?.request_headers),
+        MapType::HttpRequestTrailers => Ok(&mut state.stream_mut().ok_or(Status::NotFound)?.request_trailers),
+        MapType::HttpResponseHeaders => Ok(&mut state.stream_mut().ok_or(Status::NotFound)?.response_headers),
+        MapType::HttpResponseTrailers => Ok(&mut state.stream_mut().ok_or(Status::NotFound)?.response_trailers),
     }
 }
 
 fn key(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Call<String> {
-    Ok(read_str(caller, ptr, len)?.to_ascii_lowercase())
+    Ok(header_map::name(&read_str(caller, ptr, len)?))
 }
 
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -72,7 +71,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |mut c: Caller<'_, HostState>, kind: i32, kptr: i32, klen: i32| {
             code((|| {
                 let k = key(&mut c, kptr, klen)?;
-                map(c.data_mut(), kind)?.retain(|(n, _)| *n != k);
+                header_map::remove(map(c.data_mut(), kind)?, &k);
                 Ok(())
             })())
         },
@@ -84,25 +83,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             code((|| {
                 let k = key(&mut c, kptr, klen)?;
                 let v = read(&mut c, vptr, vlen)?;
-                let m = map(c.data_mut(), kind)?;
-                // the first one keeps its place; any repeats go
-                match m.iter().position(|(n, _)| *n == k) {
-                    Some(i) => {
-                        if let Some(slot) = m.get_mut(i) {
-                            slot.1 = v;
-                        }
-                        let mut seen = 0usize;
-                        m.retain(|(n, _)| {
-                            if *n == k {
-                                seen += 1;
-                                seen == 1
-                            } else {
-                                true
-                            }
-                        });
-                    }
-                    None => m.push((k, v)),
-                }
+                header_map::replace(map(c.data_mut(), kind)?, &k, v);
                 Ok(())
             })())
         },
@@ -114,7 +95,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             code((|| {
                 let k = key(&mut c, kptr, klen)?;
                 let v = read(&mut c, vptr, vlen)?;
-                map(c.data_mut(), kind)?.push((k, v));
+                header_map::add(map(c.data_mut(), kind)?, &k, v);
                 Ok(())
             })())
         },

@@ -5,30 +5,20 @@ use wasmtime::{Caller, Linker};
 
 use super::codec::decode_map;
 use super::memory::{read, Call};
+use certgate_wire::StreamType;
+
 use super::{code, Status};
 use crate::state::{HostState, LocalResponse};
 
-fn stream_name(kind: i32) -> &'static str {
-    match kind {
-        0 => "request",
-        1 => "response",
-        2 => "downstream",
-        3 => "upstream",
-        _ => "unknown",
-    }
-}
-
 fn record(c: &mut Caller<'_, HostState>, what: &str, kind: i32) -> Call {
-    if !(0..=3).contains(&kind) {
-        return Err(Status::BadArgument);
-    }
+    let kind = StreamType::from_i32(kind).ok_or(Status::BadArgument)?;
     let stream = c.data_mut().stream_mut().ok_or(Status::NotFound)?;
-    stream.stream_calls.push(format!("{what} {}", stream_name(kind)));
+    stream.stream_calls.push(format!("{what} {}", kind.as_str()));
     if what == "continue" {
         match kind {
-            0 => stream.resume_request = true,
-            1 => stream.resume_response = true,
-            _ => {}
+            StreamType::HttpRequest => stream.resume_request = true,
+            StreamType::HttpResponse => stream.resume_response = true,
+            StreamType::Downstream | StreamType::Upstream => {}
         }
     }
     Ok(())
@@ -71,8 +61,8 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     })?;
     linker.func_wrap("env", "proxy_close_stream", |mut c: Caller<'_, HostState>, kind: i32| code(record(&mut c, "close", kind)))?;
     // the 0.2.0 names of the same calls, still used by some SDKs
-    linker.func_wrap("env", "proxy_continue_request", |mut c: Caller<'_, HostState>| code(record(&mut c, "continue", 0)))?;
-    linker.func_wrap("env", "proxy_continue_response", |mut c: Caller<'_, HostState>| code(record(&mut c, "continue", 1)))?;
+    linker.func_wrap("env", "proxy_continue_request", |mut c: Caller<'_, HostState>| code(record(&mut c, "continue", StreamType::HttpRequest as i32)))?;
+    linker.func_wrap("env", "proxy_continue_response", |mut c: Caller<'_, HostState>| code(record(&mut c, "continue", StreamType::HttpResponse as i32)))?;
     linker.func_wrap("env", "proxy_done", |_: Caller<'_, HostState>| Status::Ok as i32)?;
     linker.func_wrap("env", "proxy_set_effective_context", |mut c: Caller<'_, HostState>, id: i32| {
         let state = c.data_mut();

@@ -1,5 +1,5 @@
-//! Imports the harness does not provide (HTTP and gRPC calls, shared queues,
-//! foreign functions, and anything unknown): they answer `UNIMPLEMENTED`
+//! Imports the harness does not provide (gRPC calls, shared queues, foreign
+//! functions, and anything unknown; HTTP calls are provided, by `http_call`): they answer `UNIMPLEMENTED`
 //! (WASI: `ENOSYS`) and log a line, so a filter sees an error, not a trap.
 //! An import whose signature cannot carry a status traps when called.
 //!

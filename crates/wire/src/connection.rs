@@ -10,7 +10,7 @@ use std::sync::Arc;
 use certgate_x509::pem::{self, PemError};
 use certgate_x509::{sha256_hex, CertError, CertFacts};
 
-use crate::abi::codec::{encode_bool, encode_int};
+use crate::{encode_bool, encode_int};
 
 /// Why a certificate could not be turned into connection properties.
 #[derive(Debug, thiserror::Error)]
