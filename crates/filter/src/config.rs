@@ -10,7 +10,7 @@ use crate::dn_pattern::DnPattern;
 use crate::glob::{Glob, Syntax};
 use crate::host::HostReads;
 use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset, OVERRIDE_HEADERS};
-use crate::path::{self, PathCase, PathParameters, PathSettings};
+use crate::path::{self, PathSettings};
 use crate::identity::canonical_serial_checked;
 use crate::policy::{
     Access, DefaultAction, IdentitySourceSetting, Mode, PathMatch, Policy, Requirements, Rule, Verification,
@@ -40,13 +40,13 @@ pub struct PolicyFile {
     pub schema: Option<String>,
     /// `enforce` denies; `audit` lets every request through with `x-certgate-audit` saying what enforce would do.
     #[serde(default)]
-    pub mode: ModeSetting,
+    pub mode: Mode,
     /// Where the peer's identity is read.
     #[serde(default)]
-    pub identity_source: SourceSetting,
+    pub identity_source: IdentitySourceSetting,
     /// When a presented certificate counts as verified.
     #[serde(default)]
-    pub verification: VerificationSetting,
+    pub verification: Verification,
     /// Which identity headers the application receives, and which names are stripped.
     #[serde(default)]
     pub headers: HeadersSetting,
@@ -62,7 +62,7 @@ pub struct PolicyFile {
     pub rules: Vec<RuleSetting>,
     /// What a request no rule matches gets.
     #[serde(default)]
-    pub default: DefaultSetting,
+    pub default: DefaultAction,
     /// The status of a deny.
     #[serde(default)]
     pub deny_response: DenyResponse,
@@ -72,41 +72,11 @@ pub struct PolicyFile {
     pub cache_size: usize,
     /// How the application behind certgate reads paths.
     #[serde(default)]
-    pub paths: PathsSetting,
+    pub paths: PathSettings,
 }
 
-/// How the application behind certgate reads paths.
-#[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct PathsSetting {
-    #[serde(default)]
-    pub case: CaseSetting,
-    #[serde(default)]
-    pub parameters: ParametersSetting,
-}
 
-#[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum CaseSetting {
-    /// Not known: the request must pass the rules of both readings.
-    #[default]
-    Either,
-    Sensitive,
-    Insensitive,
-}
 
-#[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ParametersSetting {
-    /// Not known: the request must pass the rules of both readings.
-    #[default]
-    Either,
-    Strip,
-    Keep,
-}
 
 fn default_expiry_warning_days() -> u32 {
     14
@@ -116,46 +86,9 @@ fn default_cache_size() -> usize {
     1024
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ModeSetting {
-    #[default]
-    Enforce,
-    Audit,
-}
 
-#[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum SourceSetting {
-    #[default]
-    Auto,
-    PeerCertificate,
-    Xfcc,
-    Properties,
-}
 
-/// Who vouches that a presented certificate was verified.
-#[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum VerificationSetting {
-    /// Envoy's `connection.peer_certificate_valid` must be 1.
-    #[default]
-    ProxyFlag,
-    /// The listener verifies every certificate it accepts (the operator says so).
-    Listener,
-}
 
-#[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum DefaultSetting {
-    #[default]
-    Deny,
-    Allow,
-}
 
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -350,43 +283,18 @@ pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
     }
     let warnings = shadowing_warnings(&rules);
     Ok(Policy {
-        mode: match file.mode {
-            ModeSetting::Enforce => Mode::Enforce,
-            ModeSetting::Audit => Mode::Audit,
-        },
-        identity_source: match file.identity_source {
-            SourceSetting::Auto => IdentitySourceSetting::Auto,
-            SourceSetting::PeerCertificate => IdentitySourceSetting::PeerCertificate,
-            SourceSetting::Xfcc => IdentitySourceSetting::Xfcc,
-            SourceSetting::Properties => IdentitySourceSetting::Properties,
-        },
-        verification: match file.verification {
-            VerificationSetting::ProxyFlag => Verification::ProxyFlag,
-            VerificationSetting::Listener => Verification::Listener,
-        },
+        mode: file.mode,
+        identity_source: file.identity_source,
+        verification: file.verification,
         rules,
-        default: match file.default {
-            DefaultSetting::Deny => DefaultAction::Deny,
-            DefaultSetting::Allow => DefaultAction::Allow,
-        },
+        default: file.default,
         deny_status: file.deny_response.status,
         deny_serials,
         deny_sha256,
         expiry_warning_secs: i64::from(file.expiry_warning_days) * 86_400,
         headers: compile_headers(&file.headers)?,
         cache_size: file.cache_size,
-        paths: PathSettings {
-            case: match file.paths.case {
-                CaseSetting::Either => PathCase::Either,
-                CaseSetting::Sensitive => PathCase::Sensitive,
-                CaseSetting::Insensitive => PathCase::Insensitive,
-            },
-            parameters: match file.paths.parameters {
-                ParametersSetting::Either => PathParameters::Either,
-                ParametersSetting::Strip => PathParameters::Strip,
-                ParametersSetting::Keep => PathParameters::Keep,
-            },
-        },
+        paths: file.paths,
         warnings,
     })
 }

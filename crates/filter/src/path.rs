@@ -10,11 +10,16 @@
 //! (servlet containers drop them). The request must pass the rule of every
 //! reading, so whichever reading the application picks, its rule was met.
 
+use serde::Deserialize;
+
 /// How the application behind certgate treats the case of letters in paths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum PathCase {
     /// Not known: the request must pass the rules of the path as written
     /// and with case folded.
+    #[default]
     Either,
     /// The application routes `/Admin/` and `/admin/` apart (Flask, Tomcat, nginx).
     Sensitive,
@@ -25,10 +30,13 @@ pub enum PathCase {
 
 /// What a `;` in a path segment (a path parameter, `/admin;x/`) is to the
 /// application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum PathParameters {
     /// Not known: the request must pass the rules of the path with and
     /// without its parameters.
+    #[default]
     Either,
     /// The application drops them, as servlet containers do (`/admin;x/` is
     /// `/admin/` to Tomcat): rules see the path without them.
@@ -37,17 +45,17 @@ pub enum PathParameters {
     Keep,
 }
 
-/// The path settings of a policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The path settings of a policy: how the application behind certgate reads paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PathSettings {
+    /// Whether the application folds the case of letters.
+    #[serde(default)]
     pub case: PathCase,
+    /// What a `;` in a segment is to the application.
+    #[serde(default)]
     pub parameters: PathParameters,
-}
-
-impl Default for PathSettings {
-    fn default() -> Self {
-        PathSettings { case: PathCase::Either, parameters: PathParameters::Either }
-    }
 }
 
 /// A path rules are matched against, and the query it came with.

@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 
+use serde::Deserialize;
+
 use crate::dn_pattern::DnPattern;
 use crate::glob::Glob;
 use crate::headers::HeaderPlan;
@@ -11,17 +13,23 @@ use crate::identity::PeerIdentity;
 use crate::path::{self, NormalPath, PathCase, PathSettings, Reading};
 
 /// Enforce denies; audit lets everything through but says what enforce would do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum Mode {
+    #[default]
     Enforce,
     Audit,
 }
 
 /// Where the filter reads the peer's identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum IdentitySourceSetting {
     /// `connection.peer_certificate`, else XFCC bound to this connection's
     /// certificate digest, else the subject/SAN properties.
+    #[default]
     Auto,
     PeerCertificate,
     /// Trust the XFCC header alone: only behind a proxy that sanitises it.
@@ -30,10 +38,13 @@ pub enum IdentitySourceSetting {
 }
 
 /// When a presented certificate counts as verified by the proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum Verification {
     /// Only when `connection.peer_certificate_valid` is 1 (Envoy 1.39+, fresh
     /// handshakes). The safe default.
+    #[default]
     ProxyFlag,
     /// The operator states that the listener verifies every certificate it
     /// accepts (trusted CAs, not `ACCEPT_UNTRUSTED`): a presented certificate
@@ -49,8 +60,11 @@ If this listener verifies every certificate it accepts (a validation_context wit
 not ACCEPT_UNTRUSTED), set \"verification\": \"listener\" in the certgate policy (see SECURITY.md)";
 
 /// What happens to a request no rule matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum DefaultAction {
+    #[default]
     Deny,
     /// Let it through as an anonymous request.
     Allow,
