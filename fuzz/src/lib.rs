@@ -128,10 +128,8 @@ fn pem_of(der: &[u8]) -> String {
 
 fn run(policy: &Policy, r: &Request) {
     // Envoy lower-cases header names (HTTP/2 requires it; HTTP/1 is normalised).
-    let pseudo = [(":method", &r.method), (":path", &r.path), (":authority", &r.authority)];
-    let mut host = FakeEnvoy::from_headers(
-        pseudo.iter().map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec())).chain(r.headers.iter().cloned()),
-    );
+    let mut host = FakeEnvoy::request(&r.method, &r.path, &r.authority);
+    host.headers.extend(FakeEnvoy::from_headers(r.headers.iter().cloned()).headers);
     let der = match &r.cert {
         Cert::None => None,
         Cert::Fixture(i) => Some(der_of(CERTS[usize::from(*i) % CERTS.len()])),

@@ -121,12 +121,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     if let Some(cert) = &a.cert {
         conn = conn.with_client_cert_file(cert, !a.unverified)?;
     }
-    let mut headers: Vec<(String, Vec<u8>)> = vec![
-        (":method".into(), a.method.into_bytes()),
-        (":path".into(), a.path.into_bytes()),
-        (":authority".into(), a.host.into_bytes()),
-        (":scheme".into(), b"https".to_vec()),
-    ];
+    let mut headers = certgate_wire::header_map::request(&a.method, &a.path, &a.host);
     for h in &a.headers {
         let (k, v) = h.split_once(':').ok_or_else(|| anyhow!("--header {h}: write `name: value`"))?;
         headers.push((k.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()));

@@ -272,12 +272,7 @@ fn filter_headers(parts: &hyper::http::request::Parts, conn: &Connection) -> Vec
         .map(|a| a.as_str().to_owned())
         .or_else(|| parts.headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned))
         .unwrap_or_default();
-    let mut headers: Vec<(String, Vec<u8>)> = vec![
-        (":method".into(), parts.method.as_str().as_bytes().to_vec()),
-        (":path".into(), path.into_bytes()),
-        (":authority".into(), authority.into_bytes()),
-        (":scheme".into(), b"https".to_vec()),
-    ];
+    let mut headers = certgate_wire::header_map::request(parts.method.as_str(), &path, &authority);
     for (name, value) in &parts.headers {
         let n = name.as_str();
         // SANITIZE_SET: the client's own XFCC never passes

@@ -45,13 +45,9 @@ pub struct FakeEnvoy {
 }
 
 impl FakeEnvoy {
-    /// A request with `:method`, `:path` and `:authority`, on no connection.
+    /// A request with its pseudo-headers ([`header_map::request`]), on no connection.
     pub fn request(method: &str, path: &str, authority: &str) -> FakeEnvoy {
-        let mut p = FakeEnvoy::default();
-        for (name, value) in [(":method", method), (":path", path), (":authority", authority)] {
-            header_map::add(&mut p.headers, name, value.as_bytes().to_vec());
-        }
-        p
+        FakeEnvoy { headers: header_map::request(method, path, authority), ..FakeEnvoy::default() }
     }
 
     /// A request with these headers, names lowercased as Envoy gives them.

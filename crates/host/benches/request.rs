@@ -24,14 +24,9 @@ fn client(name: &str) -> Connection {
 /// A request's headers as Envoy gives them, with the connection's
 /// `x-forwarded-client-cert` (`SANITIZE_SET`, the certificate in `Cert=`).
 fn headers(conn: &Connection, path: &str) -> Vec<(String, Vec<u8>)> {
-    let mut h = vec![
-        (":method".into(), b"GET".to_vec()),
-        (":path".into(), path.as_bytes().to_vec()),
-        (":authority".into(), b"localhost:8443".to_vec()),
-        (":scheme".into(), b"https".to_vec()),
-        ("user-agent".into(), b"bench".to_vec()),
-        ("accept".into(), b"*/*".to_vec()),
-    ];
+    let mut h = certgate_host::abi::codec::request_pseudo_headers("GET", path, "localhost:8443");
+    h.push(("user-agent".into(), b"bench".to_vec()));
+    h.push(("accept".into(), b"*/*".to_vec()));
     if let Some(xfcc) = &conn.xfcc {
         h.push(("x-forwarded-client-cert".into(), xfcc.clone().into_bytes()));
     }

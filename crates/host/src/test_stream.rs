@@ -106,13 +106,9 @@ impl Drop for HttpStream<'_> {
 /// (`:method`, `:path`, `:authority` localhost:8443, `:scheme`, a user agent),
 /// to add to or pass to [`Plugin::request`].
 pub fn request_headers(method: &str, path: &str) -> Pairs {
-    vec![
-        (":method".into(), method.as_bytes().to_vec()),
-        (":path".into(), path.as_bytes().to_vec()),
-        (":authority".into(), b"localhost:8443".to_vec()),
-        (":scheme".into(), b"https".to_vec()),
-        ("user-agent".into(), b"harness".to_vec()),
-    ]
+    let mut h = certgate_wire::header_map::request(method, path, "localhost:8443");
+    h.push(("user-agent".into(), b"harness".to_vec()));
+    h
 }
 
 /// The outcome of [`Plugin::request`].

@@ -171,12 +171,7 @@ impl ScenarioTable {
 impl Scenario {
     /// The request headers: pseudo-headers first, then the extra ones.
     pub fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        let mut h: Vec<(String, Vec<u8>)> = vec![
-            (":method".into(), self.method.clone().into_bytes()),
-            (":path".into(), self.path.clone().into_bytes()),
-            (":authority".into(), self.authority.clone().into_bytes()),
-            (":scheme".into(), b"https".to_vec()),
-        ];
+        let mut h = certgate_wire::header_map::request(&self.method, &self.path, &self.authority);
         h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())));
         h
     }

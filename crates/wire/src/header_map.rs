@@ -12,6 +12,16 @@ pub fn name(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
+/// A request's pseudo-headers as an Envoy HTTPS listener gives them to the
+/// filter chain (`:method`, `:path`, `:authority`, `:scheme`), for the
+/// caller to add the request's own headers to.
+pub fn request(method: &str, path: &str, authority: &str) -> Pairs {
+    [(":method", method), (":path", path), (":authority", authority), (":scheme", "https")]
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+        .collect()
+}
+
 /// `proxy_add_header_map_value`.
 pub fn add(map: &mut Pairs, name: &str, value: Vec<u8>) {
     map.push((self::name(name), value));
