@@ -4,6 +4,7 @@
 //! browser (a request whose `accept` names `text/html`) gets the same as a
 //! readable "who am I" page instead. `/status/NNN` answers that status and
 //! `/echo` sends the request body back (for the differential tests).
+#![warn(missing_docs)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 /// A running backend; dropping it stops it.
 #[derive(Debug)]
 pub struct RunningBackend {
+    /// Where it listens.
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
 }

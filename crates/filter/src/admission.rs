@@ -24,8 +24,11 @@ pub struct Admission {
     pub forwarded: bool,
     /// The decision (in audit mode, what enforce mode would have done).
     pub outcome: Outcome,
+    /// The rule that decided, if one matched.
     pub rule: Option<String>,
+    /// Whether the peer's certificate could be used, and if not why.
     pub credential: Credential,
+    /// The client's common name, when its certificate was usable.
     pub cn: Option<String>,
     /// The certificate is within the expiry warning window.
     pub expiring_soon: bool,

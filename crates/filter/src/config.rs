@@ -22,6 +22,7 @@ use crate::policy::{
 pub struct ConfigError {
     /// A JSON path such as `rules[2].issuer[0]`; `.` for the whole document.
     pub path: String,
+    /// What is wrong there, and what to write instead where it helps.
     pub message: String,
 }
 
@@ -93,8 +94,10 @@ fn default_cache_size() -> usize {
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+/// The `headers` setting: a preset, then changes to it.
 pub struct HeadersSetting {
     #[serde(default)]
+    /// The header set to start from.
     pub preset: Preset,
     /// Header kind → name; adds the header if the preset lacks it.
     #[serde(default)]
@@ -114,18 +117,23 @@ pub struct HeadersSetting {
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+/// The `deny` lists: certificates refused whatever the rules say.
 pub struct DenyLists {
     #[serde(default)]
+    /// Serial numbers, hex (`:` and case ignored).
     pub serials: Vec<String>,
     #[serde(default)]
+    /// SHA-256 fingerprints of the certificate's DER, hex (`:` allowed).
     pub sha256: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+/// The `deny_response` setting.
 pub struct DenyResponse {
     #[serde(default = "default_status")]
+    /// The status of a deny (400-599; 403 by default).
     pub status: u16,
 }
 
@@ -142,6 +150,7 @@ fn default_status() -> u16 {
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+/// One rule as written: where it applies, and who it admits.
 pub struct RuleSetting {
     /// Unique; shown in headers, replies and metrics.
     #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,64}$")))]

@@ -1,21 +1,30 @@
 //! certgate: admits HTTP requests by their verified TLS client certificate.
 //!
 //! Pure modules hold the logic; `wasm/` alone talks to the proxy.
+#![warn(missing_docs)]
 
 pub mod admission;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod cache;
 pub mod client_cert;
 pub mod config;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod dn_pattern;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod glob;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod headers;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod host;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod identity;
 pub mod metrics;
 pub mod path;
 pub mod peer;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod policy;
 pub mod reply;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod xfcc;
 
 #[cfg(feature = "testing")]

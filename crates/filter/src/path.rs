@@ -147,6 +147,7 @@ fn trimmed_elsewhere(segment: &str) -> bool {
 /// One way an application may read a normal path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reading {
+    /// The path as this reading sees it.
     pub path: String,
     /// Compare letters without regard to ASCII case.
     pub fold_case: bool,

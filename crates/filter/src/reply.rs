@@ -7,8 +7,11 @@ use crate::policy::DenyReason;
 /// A deny as sent to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyReply {
+    /// The HTTP status.
     pub status: u16,
+    /// `application/json`, or `text/html` for a browser.
     pub content_type: &'static str,
+    /// The body.
     pub body: String,
 }
 

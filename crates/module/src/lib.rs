@@ -7,6 +7,7 @@
 //! - `host`: the request as the core's [`certgate_filter::host::Host`].
 //! - `identity_cache`: each worker's parsed certificates.
 //! - `logger`: the `log` crate and panics to Envoy's log.
+#![warn(missing_docs)]
 
 mod abi;
 mod filter;

@@ -11,6 +11,7 @@
 //!
 //! Both are reproducible: the same `.wasm` gives the same manifest digest,
 //! which is what a WasmPlugin's or EnvoyExtensionPolicy's `sha256` pins.
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -56,11 +57,13 @@ pub struct Packaged {
     pub manifest_digest: String,
     /// `sha256:<hex>` of the module itself (what `vm_config.code.remote.sha256` pins).
     pub module_digest: String,
+    /// The module's size in bytes.
     pub module_bytes: usize,
 }
 
 /// Why an image could not be written.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's message says what it is
 pub enum PackageError {
     #[error("cannot read the module {path}: {source}")]
     ReadModule { path: String, source: std::io::Error },

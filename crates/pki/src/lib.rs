@@ -22,14 +22,22 @@
 //! `csr` (checking a user's request), `p12` (browser bundles), `store` (the
 //! directories), `ops` (one function per subcommand) and `cli` (its
 //! arguments). The test PKI is built from `ops` by `certgate-fixtures`.
+#![warn(missing_docs)]
 
+#[allow(missing_docs)] // not yet documented item by item
 pub mod cli;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod csr;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod index;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod keys;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod ops;
 pub mod p12;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod profile;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod store;
 
 use std::path::PathBuf;
@@ -37,6 +45,7 @@ use std::path::PathBuf;
 /// Everything `certgate pki` can refuse or fail at. Each names the file, CA,
 /// serial or field at fault.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's message says what it is
 pub enum PkiError {
     // Causes are part of the message (not `source`), so `{:#}` does not repeat them.
     #[error("cannot build certificate {name}: {cause}")]

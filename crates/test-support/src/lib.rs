@@ -4,7 +4,9 @@
 //! - [`scenarios`]: the scenario table model and its checker;
 //! - [`loadgen`]: keep-alive mTLS load for the benchmarks;
 //! - [`scratch`]: directories removed when dropped.
+#![warn(missing_docs)]
 
 pub mod loadgen;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod scenarios;
 pub mod scratch;

@@ -59,18 +59,22 @@ pub struct LoadResult {
     pub errors: usize,
     /// What the first error was.
     pub first_error: Option<String>,
+    /// How long the run took.
     pub elapsed: Duration,
 }
 
 impl LoadResult {
+    /// Requests answered.
     pub fn requests(&self) -> usize {
         self.latencies.len()
     }
 
+    /// Requests answered per second of the run.
     pub fn per_second(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// The `p`th percentile latency, µs.
     pub fn percentile(&self, p: usize) -> u64 {
         let n = self.latencies.len();
         if n == 0 {

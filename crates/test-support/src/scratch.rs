@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct ScratchDir(pub PathBuf);
 
 impl ScratchDir {
+    /// A fresh directory under the system's temporary directory, named with `tag`.
     pub fn new(tag: &str) -> std::io::Result<ScratchDir> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);

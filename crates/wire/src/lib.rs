@@ -2,6 +2,7 @@
 //! read and write: status codes, header maps and property paths. Pure functions: no guest
 //! memory, no host calls. certgate reads and writes them itself so that an
 //! answer it does not expect is an error, where the SDK's helpers panic.
+#![warn(missing_docs)]
 
 pub mod connection;
 pub mod header_map;
