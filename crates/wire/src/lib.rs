@@ -1,6 +1,8 @@
-//! The byte formats of proxy-wasm ABI 0.2.1 that a filter and its host both
-//! read and write: status codes, header maps and property paths. Pure functions: no guest
-//! memory, no host calls. certgate reads and writes them itself so that an
+//! What proxy-wasm ABI 0.2.1 and Envoy give a filter, as a filter and its
+//! host both read and write it: statuses and the map, buffer and stream kinds
+//! as named enums; header map and property path bytes; Envoy's header map
+//! semantics ([`header_map`]); the connection properties an Envoy listener
+//! gives ([`connection`]). Pure functions: no guest memory, no host calls. certgate reads and writes them itself so that an
 //! answer it does not expect is an error, where the SDK's helpers panic.
 #![warn(missing_docs)]
 
