@@ -49,9 +49,13 @@ pub enum FlowError {
 /// A response ready for the client: status, headers, body, trailers.
 #[derive(Debug)]
 pub struct Outgoing {
+    /// The status.
     pub status: StatusCode,
+    /// The headers.
     pub headers: HeaderMap,
+    /// The body, whole.
     pub body: Vec<u8>,
+    /// The trailers.
     pub trailers: HeaderMap,
 }
 
@@ -61,6 +65,7 @@ pub struct Outgoing {
 pub enum Ending {
     /// The response phase ran: its body, and whether the upstream (or the
     /// local reply) stated a length.
+    #[allow(missing_docs)]
     Filtered { body: Vec<u8>, had_length: bool },
     /// A local reply sent from the response phase: sent as it is.
     Local(LocalResponse),
@@ -76,8 +81,11 @@ fn gone() -> FlowError {
 /// the worker is never borrowed across an await).
 #[derive(Debug)]
 pub struct Flow {
+    /// The worker whose VM runs the stream.
     pub worker: Rc<RefCell<Worker>>,
+    /// The stream's context id.
     pub id: u32,
+    /// Told when one of the stream's HTTP calls came back.
     pub events: async_mpsc::UnboundedReceiver<()>,
 }
 

@@ -11,13 +11,11 @@
 //! - [`locate`]: where the filter's `.wasm` is when none is named.
 #![warn(missing_docs)]
 
-#[allow(missing_docs)] // not yet documented item by item
 pub mod flow;
 pub mod locate;
 pub mod policy_file;
 pub mod serve;
 pub mod settings;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod tls;
 pub mod upstream;
 pub mod worker;

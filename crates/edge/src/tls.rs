@@ -25,15 +25,21 @@ pub enum ClientCertMode {
 /// The files the TLS set-up reads.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The server's certificate chain, PEM.
     pub cert: PathBuf,
+    /// Its private key, PEM.
     pub key: PathBuf,
+    /// The CAs client certificates must chain to, PEM.
     pub client_ca: PathBuf,
+    /// CRL files, PEM; a revoked client is refused at the handshake.
     pub crls: Vec<PathBuf>,
+    /// Whether a client certificate is required or optional.
     pub mode: ClientCertMode,
 }
 
 /// A TLS set-up that cannot be built, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's message says what it is
 pub enum TlsError {
     #[error("{path}: {what}")]
     File { path: String, what: String },
@@ -57,10 +63,12 @@ fn pem_blocks<T: PemObject>(path: &Path, what: &str, label: &str) -> Result<Vec<
     Ok(found)
 }
 
+/// Every certificate in a PEM file; none is an error naming the file.
 pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     pem_blocks(path, "certificates", "CERTIFICATE")
 }
 
+/// The private key in a PEM file.
 pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| file_err(path, format!("no usable private key: {e}")))
 }

@@ -10,6 +10,7 @@ use crate::identity::{IdentityError, PeerIdentity};
 pub type Parsed = Result<Rc<PeerIdentity>, IdentityError>;
 
 #[derive(Debug)]
+/// Parsed certificates by key (the certificate's digest, or its XFCC hash), evicted oldest first past the capacity.
 pub struct IdentityCache {
     capacity: usize,
     entries: HashMap<String, Parsed>,
@@ -18,10 +19,12 @@ pub struct IdentityCache {
 }
 
 impl IdentityCache {
+    /// An empty cache of at most `capacity` entries (at least one).
     pub fn new(capacity: usize) -> IdentityCache {
         IdentityCache { capacity: capacity.max(1), entries: HashMap::new(), order: VecDeque::new() }
     }
 
+    /// The cached result for `key`, if any.
     pub fn get(&self, key: &str) -> Option<Parsed> {
         self.entries.get(key).cloned()
     }
@@ -37,6 +40,7 @@ impl IdentityCache {
         (parsed, true)
     }
 
+    /// Caches `value` under `key`, evicting the oldest entries past the capacity.
     pub fn insert(&mut self, key: String, value: Parsed) {
         if self.entries.insert(key.clone(), value).is_none() {
             self.order.push_back(key);
@@ -51,10 +55,12 @@ impl IdentityCache {
         }
     }
 
+    /// How many entries are cached.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -16,6 +16,7 @@ pub struct DnPattern {
 
 /// Why a name pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // each variant's message says what it is
 pub enum DnPatternError {
     #[error(transparent)]
     Syntax(#[from] DnError),
@@ -24,6 +25,7 @@ pub enum DnPatternError {
 }
 
 impl DnPattern {
+    /// Parses a DN pattern: RFC 2253 text whose values may hold globs.
     pub fn parse(text: &str) -> Result<DnPattern, DnPatternError> {
         let rdns = split_rdns(text)?
             .into_iter()
@@ -42,6 +44,7 @@ impl DnPattern {
         Ok(DnPattern { rdns })
     }
 
+    /// Whether `dn` has the pattern's attributes, in order, each value matching.
     pub fn matches(&self, dn: &Dn) -> bool {
         if self.rdns.len() != dn.rdns.len() {
             return false;

@@ -18,9 +18,13 @@ pub struct Syntax {
 }
 
 impl Syntax {
+    /// Names (common names): case matters, `*` crosses everything.
     pub const NAME: Syntax = Syntax { separator: None, ignore_ascii_case: false };
+    /// DNS names: case ignored, `*` stays within one label.
     pub const DNS: Syntax = Syntax { separator: Some(b'.'), ignore_ascii_case: true };
+    /// E-mail addresses: case ignored.
     pub const EMAIL: Syntax = Syntax { separator: None, ignore_ascii_case: true };
+    /// URIs and SPIFFE IDs: case matters, `*` stays within one path segment.
     pub const URI: Syntax = Syntax { separator: Some(b'/'), ignore_ascii_case: false };
 }
 
@@ -49,6 +53,7 @@ impl fmt::Debug for Glob {
 
 /// Why a pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // each variant's message says what it is
 pub enum GlobError {
     #[error("a pattern must not be empty")]
     Empty,
@@ -59,6 +64,7 @@ pub enum GlobError {
 }
 
 impl Glob {
+    /// Compiles `pattern` for `syntax`, or says why it cannot be one.
     pub fn new(pattern: &str, syntax: Syntax) -> Result<Glob, GlobError> {
         if pattern.is_empty() {
             return Err(GlobError::Empty);

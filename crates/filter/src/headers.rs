@@ -19,20 +19,27 @@ pub enum HeaderKind {
     Verified,
     /// The subject DN, RFC 2253.
     Subject,
+    /// The subject's common name.
     Cn,
     /// The issuer DN, RFC 2253.
     Issuer,
+    /// The issuer's common name.
     IssuerCn,
     /// Lowercase hex.
     Serial,
     /// Unix seconds.
     NotBefore,
+    /// Unix seconds.
     NotAfter,
     /// Seconds until `notAfter`.
     ExpiresIn,
+    /// URI SANs, a list.
     SanUri,
+    /// DNS SANs, a list.
     SanDns,
+    /// E-mail SANs, a list.
     SanEmail,
+    /// The SPIFFE ID (the one `spiffe://` URI SAN).
     SpiffeId,
     /// SHA-256 of the DER certificate, lowercase hex.
     Sha256,
@@ -49,6 +56,7 @@ pub enum HeaderKind {
 }
 
 impl HeaderKind {
+    /// Every kind, in the order headers are set.
     pub const ALL: [HeaderKind; 18] = [
         HeaderKind::Verified,
         HeaderKind::Subject,
@@ -192,6 +200,7 @@ pub struct HeaderPlan {
 }
 
 impl HeaderPlan {
+    /// The plan: set these headers, strip every preset's names, `set`'s and `extra_strip`.
     pub fn new(set: Vec<(HeaderKind, String)>, extra_strip: &[String]) -> HeaderPlan {
         // Every preset's names are stripped whatever the preset: an application
         // migrated from the Gunicorn or nginx set-up may still read `X-USER` or
@@ -212,6 +221,7 @@ impl HeaderPlan {
         HeaderPlan { set, strip }
     }
 
+    /// The name the header of `kind` is set under, if it is set.
     pub fn name(&self, kind: HeaderKind) -> Option<&str> {
         self.set.iter().find(|(k, _)| *k == kind).map(|(_, n)| n.as_str())
     }

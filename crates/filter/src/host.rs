@@ -9,7 +9,9 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("host call {call} failed: {status}")]
 pub struct HostError {
+    /// The host call that failed.
     pub call: &'static str,
+    /// The status it answered, as text.
     pub status: String,
 }
 
@@ -33,14 +35,21 @@ pub trait Host {
 
 /// Where things are in the property tree (Envoy's attribute names).
 pub mod property {
+    /// The connection's certificate, PEM.
     pub const PEER_CERTIFICATE: &[&str] = &["connection", "peer_certificate"];
+    /// Whether the listener verified it (Envoy 1.39+): one byte.
     pub const PEER_CERTIFICATE_VALID: &[&str] = &["connection", "peer_certificate_valid"];
+    /// The SHA-256 of its DER, hex.
     pub const SHA256_DIGEST: &[&str] = &["connection", "sha256_peer_certificate_digest"];
+    /// Its subject DN, RFC 2253.
     pub const SUBJECT: &[&str] = &["connection", "subject_peer_certificate"];
+    /// Its first URI SAN.
     pub const URI_SAN: &[&str] = &["connection", "uri_san_peer_certificate"];
+    /// Its first DNS SAN.
     pub const DNS_SAN: &[&str] = &["connection", "dns_san_peer_certificate"];
 }
 
+/// The header Envoy's `forward_client_cert_details` writes.
 pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
 
 /// What a host can read of the connection besides the subject, SAN and

@@ -21,7 +21,9 @@ pub enum IdentitySource {
 /// Everything the policy and the identity headers need to know about a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity {
+    /// Where the identity was read.
     pub source: IdentitySource,
+    /// The subject DN.
     pub subject: Dn,
     /// Unknown when the identity comes from properties alone.
     pub issuer: Option<Dn>,
@@ -29,9 +31,13 @@ pub struct PeerIdentity {
     pub serial: Option<String>,
     /// Unix seconds.
     pub not_before: Option<i64>,
+    /// Unix seconds.
     pub not_after: Option<i64>,
+    /// URI SANs, in certificate order.
     pub san_uri: Vec<String>,
+    /// DNS SANs, in certificate order.
     pub san_dns: Vec<String>,
+    /// E-mail SANs, in certificate order.
     pub san_email: Vec<String>,
     /// The certificate's only `spiffe://` URI SAN. A certificate with several
     /// is not a valid SPIFFE SVID and has none.
@@ -42,6 +48,7 @@ pub struct PeerIdentity {
 
 /// Why a certificate could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // each variant's message says what it is
 pub enum IdentityError {
     #[error(transparent)]
     Pem(#[from] PemError),
@@ -119,10 +126,12 @@ impl PeerIdentity {
         })
     }
 
+    /// The subject's common name.
     pub fn cn(&self) -> Option<&str> {
         self.subject.cn()
     }
 
+    /// The issuer's common name, when the issuer is known.
     pub fn issuer_cn(&self) -> Option<&str> {
         self.issuer.as_ref().and_then(Dn::cn)
     }

@@ -4,19 +4,13 @@
 #![warn(missing_docs)]
 
 pub mod admission;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod cache;
 pub mod client_cert;
 pub mod config;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod dn_pattern;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod glob;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod headers;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod host;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod identity;
 pub mod metrics;
 pub mod path;
@@ -24,7 +18,6 @@ pub mod peer;
 #[allow(missing_docs)] // not yet documented item by item
 pub mod policy;
 pub mod reply;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod xfcc;
 
 #[cfg(feature = "testing")]

@@ -12,6 +12,7 @@
 /// may repeat).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct XfccElement {
+    /// The element's `key=value` pairs, keys lowercase, values unquoted.
     pub pairs: Vec<(String, String)>,
 }
 
@@ -40,6 +41,7 @@ impl XfccElement {
 
 /// Why an XFCC header could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // each variant's message says what it is
 pub enum XfccError {
     #[error("the header is empty")]
     Empty,

@@ -7,6 +7,5 @@
 #![warn(missing_docs)]
 
 pub mod loadgen;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod scenarios;
 pub mod scratch;

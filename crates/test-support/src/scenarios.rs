@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 pub struct ScenarioTable {
     /// Policy name → file, relative to the table.
     pub policies: Map<String, Value>,
+    /// The scenarios, in file order.
     pub scenarios: Vec<Scenario>,
     #[serde(skip)]
     dir: PathBuf,
@@ -22,7 +23,9 @@ pub struct ScenarioTable {
 /// One request and its expected outcome.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Scenario {
+    /// What the scenario shows.
     pub name: String,
+    /// The policy's file name under `fixtures/policies`.
     pub policy: String,
     /// Merged into the policy's top level.
     #[serde(default)]
@@ -36,13 +39,17 @@ pub struct Scenario {
     #[serde(default = "ok")]
     pub handshake: String,
     #[serde(default = "get")]
+    /// The request method.
     pub method: String,
+    /// The request path.
     pub path: String,
     #[serde(default = "localhost")]
+    /// The request's `:authority`.
     pub authority: String,
     /// Extra request headers, in order.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
+    /// What must come of it.
     pub expect: Expectation,
 }
 
@@ -60,11 +67,13 @@ fn localhost() -> String {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+/// What a scenario must produce.
 pub struct Expectation {
     /// 200 for a request that reaches the application.
     pub status: u16,
     /// The deny reason (also for audit mode, where the request goes through).
     pub reason: Option<String>,
+    /// The rule that must decide; `null`: none.
     pub rule: Option<String>,
     /// Header name → the value the application sees, or null for absent.
     #[serde(default)]
@@ -74,7 +83,9 @@ pub struct Expectation {
 /// What a suite saw of one request.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
+    /// The status the client gets.
     pub status: u16,
+    /// The deny reason, if denied.
     pub reason: Option<String>,
     /// `None` when the suite cannot see the rule (an allow without a rule header).
     pub rule: Option<Option<String>>,
@@ -126,6 +137,7 @@ impl Observed {
 
 /// Why a table could not be read.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's message says what it is
 pub enum TableError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
@@ -141,6 +153,7 @@ fn read_json(path: &Path) -> Result<Value, TableError> {
 }
 
 impl ScenarioTable {
+    /// Reads and checks the table at `path`.
     pub fn load(path: &Path) -> Result<ScenarioTable, TableError> {
         let value = read_json(path)?;
         let mut table: ScenarioTable =
