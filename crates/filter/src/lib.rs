@@ -15,7 +15,6 @@ pub mod identity;
 pub mod metrics;
 pub mod path;
 pub mod peer;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod policy;
 pub mod reply;
 pub mod xfcc;

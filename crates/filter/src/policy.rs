@@ -18,7 +18,9 @@ use crate::path::{self, NormalPath, PathCase, PathSettings, Reading};
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     #[default]
+    /// Requests that fail the policy are refused.
     Enforce,
+    /// Every request goes on; `x-certgate-audit` says what enforce would do.
     Audit,
 }
 
@@ -31,9 +33,11 @@ pub enum IdentitySourceSetting {
     /// certificate digest, else the subject/SAN properties.
     #[default]
     Auto,
+    /// `connection.peer_certificate` alone.
     PeerCertificate,
     /// Trust the XFCC header alone: only behind a proxy that sanitises it.
     Xfcc,
+    /// Envoy's subject and first-SAN properties alone (no issuer, serial or validity).
     Properties,
 }
 
@@ -65,6 +69,7 @@ not ACCEPT_UNTRUSTED), set \"verification\": \"listener\" in the certgate policy
 #[serde(rename_all = "snake_case")]
 pub enum DefaultAction {
     #[default]
+    /// Refused with `no_matching_rule`.
     Deny,
     /// Let it through as an anonymous request.
     Allow,
@@ -73,17 +78,27 @@ pub enum DefaultAction {
 /// A compiled policy. Built only by [`crate::config::compile`], so it is always valid.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// Enforce or audit.
     pub mode: Mode,
+    /// Where the peer's identity is read.
     pub identity_source: IdentitySourceSetting,
+    /// Who vouches that a presented certificate was verified.
     pub verification: Verification,
+    /// The rules, in order: the first that applies to a request decides.
     pub rules: Vec<Rule>,
+    /// What a request no rule applies to gets.
     pub default: DefaultAction,
+    /// The status of a deny.
     pub deny_status: u16,
+    /// Serials refused at once: lowercase hex, no leading zeros.
     pub deny_serials: HashSet<String>,
+    /// SHA-256 fingerprints refused at once: lowercase hex.
     pub deny_sha256: HashSet<String>,
     /// Seconds before `notAfter` from which a certificate counts as expiring soon.
     pub expiry_warning_secs: i64,
+    /// Which identity headers are set, and which names are stripped.
     pub headers: HeaderPlan,
+    /// Parsed certificates kept per worker.
     pub cache_size: usize,
     /// How the application reads paths (case, `;` parameters).
     pub paths: PathSettings,
@@ -92,27 +107,35 @@ pub struct Policy {
 }
 
 #[derive(Debug, Clone)]
+/// One compiled rule: where it applies, and what it asks of the caller.
 pub struct Rule {
+    /// Unique; shown in headers, replies and metrics.
     pub name: String,
+    /// The paths it applies to.
     pub path: PathMatch,
     /// Uppercase methods; `None` for any.
     pub methods: Option<Vec<String>>,
     /// Host patterns (port removed before matching); `None` for any.
     pub hosts: Option<Vec<Glob>>,
+    /// Who it admits.
     pub access: Access,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// The paths a rule applies to.
 pub enum PathMatch {
+    /// Every path.
     Any,
     /// This path and everything below it (`path_prefix`), kept without a
     /// trailing `/`: `/admin` covers `/admin`, `/admin/`, `/admin/x`, not
     /// `/administrator`.
     Under(String),
+    /// Exactly this path (`path`).
     Exact(String),
 }
 
 impl PathMatch {
+    /// Whether a reading of the request's path is one this rule applies to.
     pub fn matches(&self, reading: &Reading) -> bool {
         match self {
             PathMatch::Any => true,
@@ -123,6 +146,7 @@ impl PathMatch {
 }
 
 #[derive(Debug, Clone)]
+/// Who a rule admits.
 pub enum Access {
     /// Anyone; a certificate, if sent and usable, still yields identity headers.
     Anonymous,
@@ -133,13 +157,21 @@ pub enum Access {
 /// Allow-lists: ANDed across fields, ORed within one. `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct Requirements {
+    /// Issuer DN patterns.
     pub issuer: Option<Vec<DnPattern>>,
+    /// Issuer common-name patterns.
     pub issuer_cn: Option<Vec<Glob>>,
+    /// Subject DN patterns.
     pub subject: Option<Vec<DnPattern>>,
+    /// Subject common-name patterns.
     pub subject_cn: Option<Vec<Glob>>,
+    /// URI SAN patterns.
     pub san_uri: Option<Vec<Glob>>,
+    /// DNS SAN patterns.
     pub san_dns: Option<Vec<Glob>>,
+    /// E-mail SAN patterns.
     pub san_email: Option<Vec<Glob>>,
+    /// SPIFFE ID patterns.
     pub spiffe: Option<Vec<Glob>>,
 }
 
@@ -154,6 +186,7 @@ pub enum Peer<'a> {
     VerificationUnknown,
     /// One was sent and verified, but could not be read.
     Unreadable,
+    /// One was sent, verified, and read: the identity it proves.
     Verified(&'a PeerIdentity),
 }
 
@@ -162,37 +195,52 @@ pub enum Peer<'a> {
 pub struct RequestFacts<'a> {
     /// `:path` as received, query included.
     pub path: &'a str,
+    /// `:method`.
     pub method: &'a str,
     /// `:authority`, port included or not.
     pub host: &'a str,
+    /// Who is calling.
     pub peer: Peer<'a>,
 }
 
 /// Every reason for a deny, as written in replies, logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DenyReason {
+    /// No certificate, and the rule needs one.
     CertificateRequired,
+    /// A certificate the proxy did not verify.
     CertificateNotVerified,
     /// The proxy does not say whether it verified the certificate (Envoy
     /// before 1.39) and the policy does not vouch for the listener.
     VerificationUnknown,
+    /// A verified certificate that cannot be read.
     UnparseableCertificate,
+    /// On the policy's deny lists.
     Revoked,
+    /// Past its `notAfter`.
     Expired,
+    /// Before its `notBefore`.
     NotYetValid,
     /// A check needed a field the identity source does not give (issuer, serial).
     IdentityIncomplete,
+    /// The issuer meets none of the rule's issuer patterns.
     IssuerNotAllowed,
+    /// The subject meets none of the rule's subject patterns.
     SubjectNotAllowed,
+    /// No SAN meets the rule's SAN patterns.
     SanNotAllowed,
+    /// The SPIFFE ID meets none of the rule's patterns (or there is none).
     SpiffeNotAllowed,
+    /// No rule applies, and the default is deny.
     NoMatchingRule,
+    /// A path an application could read as another path.
     BadPath,
     /// The host refused a call the decision needs: fail closed.
     InternalError,
 }
 
 impl DenyReason {
+    /// Every reason, in the order counters are defined.
     pub const ALL: [DenyReason; 15] = [
         DenyReason::CertificateRequired,
         DenyReason::CertificateNotVerified,
@@ -211,6 +259,7 @@ impl DenyReason {
         DenyReason::InternalError,
     ];
 
+    /// The reason as replies, logs and metrics write it (`subject_not_allowed`).
     pub fn as_str(self) -> &'static str {
         match self {
             DenyReason::CertificateRequired => "certificate_required",
@@ -278,16 +327,22 @@ impl Credential {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The decision on a request.
 pub enum Outcome {
+    /// It goes on.
     Allow,
+    /// It is refused, and why.
     Deny(DenyReason),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// The decision on a request, with the rule, the credential and the path that led to it.
 pub struct Decision<'p> {
+    /// Allow or deny (in audit mode, what enforce would do).
     pub outcome: Outcome,
     /// The rule that decided; `None` when no rule matched.
     pub rule: Option<&'p str>,
+    /// Whether the peer's certificate could be used, and if not why.
     pub credential: Credential,
     /// The path as matched; `None` when it was refused. The application must
     /// get this one, not another spelling of it.
