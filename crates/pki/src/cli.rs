@@ -43,6 +43,7 @@ pub enum PkiCommand {
     Server {
         #[command(flatten)]
         leaf: LeafArgs,
+        /// The CA that signs it.
         #[arg(long, default_value = "root-ca")]
         ca: String,
     },
@@ -50,6 +51,7 @@ pub enum PkiCommand {
     Client {
         #[command(flatten)]
         leaf: LeafArgs,
+        /// The CA that signs it.
         #[arg(long, default_value = "client-ca")]
         ca: String,
     },
@@ -60,6 +62,7 @@ pub enum PkiCommand {
         /// File name under issued/ (default: the CSR's CN).
         #[arg(long)]
         name: Option<String>,
+        /// The CA that signs it.
         #[arg(long, default_value = "client-ca")]
         ca: String,
         #[command(flatten)]
@@ -100,16 +103,19 @@ pub enum PkiCommand {
         /// Only look in this CA's index.
         #[arg(long)]
         ca: Option<String>,
+        /// The reason the CRL gives.
         #[arg(long, value_enum, default_value = "unspecified")]
         reason: Reason,
     },
     /// Sign a fresh CRL for one CA (or every CA whose key is here) and rebuild crls.pem.
     Crl {
+        /// Only this CA (default: every CA whose key is here).
         #[arg(long)]
         ca: Option<String>,
         /// Days until the CRL's next update; verifiers refuse an expired CRL.
         #[arg(long, default_value_t = 180)]
         days: u32,
+        /// File holding the CA key's passphrase, if it is encrypted.
         #[arg(long)]
         ca_password_file: Option<PathBuf>,
     },
@@ -124,6 +130,7 @@ pub struct InitArgs {
     pub subject: SubjectArgs,
     #[command(flatten)]
     pub validity: ValidityArgs,
+    /// The key's algorithm.
     #[arg(long, value_enum, default_value = "p256")]
     pub key_type: KeyKind,
     /// Fixed serial in hex (default: random 128 bits).
@@ -214,6 +221,7 @@ pub struct LeafArgs {
     pub names: SanArgs,
     #[command(flatten)]
     pub validity: ValidityArgs,
+    /// The key's algorithm.
     #[arg(long, value_enum, default_value = "p256")]
     pub key_type: KeyKind,
     #[command(flatten)]

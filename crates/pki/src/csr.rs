@@ -13,9 +13,13 @@ use super::profile::Sans;
 /// What certgate takes from an acceptable CSR.
 #[derive(Debug)]
 pub struct Request {
+    /// The requested subject, as written.
     pub subject: DistinguishedName,
+    /// Its common name, if it has one.
     pub cn: Option<String>,
+    /// The requested SANs certgate copies.
     pub sans: Sans,
+    /// The key the certificate will certify.
     pub public_key: SubjectPublicKeyInfo,
     /// Requested extensions certgate does not copy (by OID), to tell the operator.
     pub ignored: Vec<String>,

@@ -15,20 +15,28 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Reason {
     #[value(name = "unspecified")]
+    /// No reason given.
     Unspecified,
     #[value(name = "keyCompromise")]
+    /// The key was lost or stolen.
     KeyCompromise,
     #[value(name = "caCompromise")]
+    /// The CA's key was lost or stolen.
     CaCompromise,
     #[value(name = "affiliationChanged")]
+    /// The holder's name or affiliation changed.
     AffiliationChanged,
     #[value(name = "superseded")]
+    /// A newer certificate replaces it.
     Superseded,
     #[value(name = "cessationOfOperation")]
+    /// It is no longer needed.
     CessationOfOperation,
     #[value(name = "certificateHold")]
+    /// Suspended for now.
     CertificateHold,
     #[value(name = "privilegeWithdrawn")]
+    /// The holder lost a privilege it certified.
     PrivilegeWithdrawn,
 }
 
@@ -44,6 +52,7 @@ impl Reason {
         Reason::PrivilegeWithdrawn,
     ];
 
+    /// The reason as OpenSSL and `index.txt` spell it.
     pub fn name(self) -> &'static str {
         match self {
             Reason::Unspecified => "unspecified",
@@ -61,6 +70,7 @@ impl Reason {
         Reason::ALL.into_iter().find(|r| r.name() == s)
     }
 
+    /// The reason as rcgen writes it into a CRL.
     pub fn to_rcgen(self) -> rcgen::RevocationReason {
         use rcgen::RevocationReason as R;
         match self {
@@ -81,15 +91,20 @@ impl Reason {
 pub struct Entry {
     /// Upper-case hex, no separators: the form `serial_deny` and `openssl x509 -serial` use.
     pub serial: String,
+    /// When it expires.
     pub not_after: OffsetDateTime,
+    /// When it was revoked, and why; `None` while valid.
     pub revoked: Option<(OffsetDateTime, Reason)>,
+    /// Its file name under `issued/`.
     pub name: String,
+    /// Its subject DN.
     pub subject: String,
 }
 
 /// Every certificate a CA issued, in issue order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
+    /// The entries, in issue order.
     pub entries: Vec<Entry>,
 }
 
@@ -125,10 +140,12 @@ fn unescape(s: &str) -> String {
 }
 
 impl Index {
+    /// The entry with this serial (upper-case hex).
     pub fn find_serial(&self, serial: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.serial == serial)
     }
 
+    /// [`Index::find_serial`], to change.
     pub fn find_serial_mut(&mut self, serial: &str) -> Option<&mut Entry> {
         self.entries.iter_mut().find(|e| e.serial == serial)
     }
@@ -138,10 +155,12 @@ impl Index {
         self.entries.iter().filter(move |e| e.name == name && e.revoked.is_none())
     }
 
+    /// Every revoked entry, with when and why.
     pub fn revoked(&self) -> impl Iterator<Item = (&Entry, OffsetDateTime, Reason)> {
         self.entries.iter().filter_map(|e| e.revoked.map(|(at, why)| (e, at, why)))
     }
 
+    /// The index as `index.txt` holds it.
     pub fn to_text(&self) -> String {
         let mut out = String::from(HEADER);
         for e in &self.entries {

@@ -17,12 +17,16 @@ use super::PkiError;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyKind {
     #[default]
+    /// ECDSA P-256 with SHA-256.
     P256,
+    /// ECDSA P-384 with SHA-384.
     P384,
+    /// Ed25519 (not every browser takes it).
     Ed25519,
 }
 
 impl KeyKind {
+    /// A fresh key of this kind; `name` is for the error.
     pub fn generate(self, name: &str) -> Result<KeyPair, PkiError> {
         let alg = match self {
             KeyKind::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
@@ -37,12 +41,14 @@ impl KeyKind {
 /// terminal. With neither, the operation stops and says which flag to give.
 #[derive(Debug, Clone, Default)]
 pub struct Passphrase {
+    /// The file holding it, if one was given.
     pub file: Option<PathBuf>,
     /// The flag that gives the file, for the error message.
     pub flag: &'static str,
 }
 
 impl Passphrase {
+    /// A passphrase read from `file`, or asked for; `flag` names the option that gives the file.
     pub fn from_file(file: Option<PathBuf>, flag: &'static str) -> Self {
         Passphrase { file, flag }
     }

@@ -23,10 +23,15 @@ pub type Report = Vec<String>;
 /// A new CA.
 #[derive(Debug, Clone)]
 pub struct CaSpec {
+    /// The CA's directory name.
     pub name: String,
+    /// Its subject.
     pub subject: Subject,
+    /// Its validity.
     pub validity: Validity,
+    /// Its key's algorithm.
     pub key: KeyKind,
+    /// A fixed serial in hex; `None` for a random one.
     pub serial: Option<String>,
     /// Encrypt the CA key under this passphrase.
     pub encrypt: Option<Passphrase>,
@@ -37,20 +42,30 @@ pub struct CaSpec {
 /// A new server or client certificate.
 #[derive(Debug, Clone)]
 pub struct LeafSpec {
+    /// Its file name under `issued/`.
     pub name: String,
+    /// Its subject.
     pub subject: Subject,
+    /// Its SANs.
     pub sans: Sans,
+    /// Its validity.
     pub validity: Validity,
+    /// Its key's algorithm.
     pub key: KeyKind,
+    /// A fixed serial in hex; `None` for a random one.
     pub serial: Option<String>,
+    /// Replace existing files of the same name.
     pub force: bool,
 }
 
 /// Which certificate to revoke.
 #[derive(Debug, Clone)]
 pub enum Target {
+    /// By serial, in hex.
     Serial(String),
+    /// By file name under `issued/`.
     Name(String),
+    /// By certificate file.
     Cert(PathBuf),
 }
 

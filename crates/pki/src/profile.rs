@@ -15,17 +15,23 @@ use super::PkiError;
 /// A subject name, written C, O, OU, CN in that order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subject {
+    /// Common name (CN).
     pub cn: Option<String>,
+    /// Organisation (O).
     pub org: Option<String>,
+    /// Organisational unit (OU).
     pub ou: Option<String>,
+    /// Country (C), two letters.
     pub country: Option<String>,
 }
 
 impl Subject {
+    /// A subject with a CN alone.
     pub fn cn(cn: impl Into<String>) -> Self {
         Subject { cn: Some(cn.into()), ..Subject::default() }
     }
 
+    /// The subject as rcgen writes it.
     pub fn to_dn(&self) -> DistinguishedName {
         let mut dn = DistinguishedName::new();
         for (ty, value) in [
@@ -41,6 +47,7 @@ impl Subject {
         dn
     }
 
+    /// Whether it names nothing.
     pub fn is_empty(&self) -> bool {
         self.cn.is_none() && self.org.is_none() && self.ou.is_none() && self.country.is_none()
     }
@@ -49,13 +56,18 @@ impl Subject {
 /// Subject alternative names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sans {
+    /// DNS names.
     pub dns: Vec<String>,
+    /// IP addresses.
     pub ips: Vec<IpAddr>,
+    /// URIs (SPIFFE IDs among them).
     pub uris: Vec<String>,
+    /// E-mail addresses.
     pub emails: Vec<String>,
 }
 
 impl Sans {
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.dns.is_empty() && self.ips.is_empty() && self.uris.is_empty() && self.emails.is_empty()
     }
@@ -114,7 +126,9 @@ fn check_uri(u: &str) -> Result<(), PkiError> {
 /// When a certificate is valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
+    /// Valid from.
     pub not_before: OffsetDateTime,
+    /// Valid until.
     pub not_after: OffsetDateTime,
 }
 

@@ -13,14 +13,18 @@ use super::index::{Entry, Index};
 use super::keys::{load_key, write_new, Passphrase};
 use super::PkiError;
 
-/// The files of a CA directory.
+// The files of a CA directory.
+/// The CA's certificate.
 pub const CERT_FILE: &str = "ca.pem";
+/// The CA's private key (mode 0600; may be moved offline).
 pub const KEY_FILE: &str = "ca.key";
+/// The CA's latest CRL.
 pub const CRL_FILE: &str = "crl.pem";
 
 /// The PKI home directory.
 #[derive(Debug, Clone)]
 pub struct Home {
+    /// Where it is.
     pub dir: PathBuf,
 }
 
@@ -40,18 +44,22 @@ pub fn check_name(what: &str, name: &str) -> Result<(), PkiError> {
 }
 
 impl Home {
+    /// The PKI home at `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Home { dir: dir.into() }
     }
 
+    /// The directory of the CA named `name`.
     pub fn ca_dir(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
+    /// A file under `issued/`.
     pub fn issued(&self, file: &str) -> PathBuf {
         self.dir.join("issued").join(file)
     }
 
+    /// `crls.pem`: every CA's latest CRL, for Envoy and `certgate serve`.
     pub fn crl_bundle(&self) -> PathBuf {
         self.dir.join("crls.pem")
     }
@@ -69,6 +77,7 @@ impl Home {
         names
     }
 
+    /// The CA named `name`, or an error listing the CAs there are.
     pub fn open_ca(&self, name: &str) -> Result<Ca, PkiError> {
         check_name("CA name", name)?;
         let dir = self.ca_dir(name);
@@ -98,19 +107,26 @@ impl Home {
 /// One CA directory.
 #[derive(Debug, Clone)]
 pub struct Ca {
+    /// Its name (the directory's).
     pub name: String,
+    /// Its directory.
     pub dir: PathBuf,
+    /// Its certificate, PEM.
     pub cert_pem: String,
+    /// Its certificate, DER.
     pub cert_der: Vec<u8>,
 }
 
 /// What a CA certificate allows, read from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaFacts {
+    /// Issuer and subject are the same: a root.
     pub self_signed: bool,
     /// Its extended key usage is clientAuth only: it must not sign servers.
     pub client_only: bool,
+    /// When it expires.
     pub not_after: OffsetDateTime,
+    /// Its subject DN.
     pub subject: String,
 }
 
@@ -124,6 +140,7 @@ pub fn cert_file(path: &Path) -> Result<Vec<Vec<u8>>, PkiError> {
     Ok(certs)
 }
 
+/// Parses a certificate read from `path`; the error names the file.
 pub fn parse_cert<'a>(path: &Path, der: &'a [u8]) -> Result<X509Certificate<'a>, PkiError> {
     X509Certificate::from_der(der)
         .map(|(_, c)| c)
@@ -143,19 +160,24 @@ impl Ca {
         Ok(ca)
     }
 
+    /// `ca.pem`.
     pub fn cert_path(&self) -> PathBuf {
         self.dir.join(CERT_FILE)
     }
+    /// `ca.key`.
     pub fn key_path(&self) -> PathBuf {
         self.dir.join(KEY_FILE)
     }
+    /// `index.txt`.
     pub fn index_path(&self) -> PathBuf {
         self.dir.join("index.txt")
     }
+    /// `crl.pem`.
     pub fn crl_path(&self) -> PathBuf {
         self.dir.join(CRL_FILE)
     }
 
+    /// What its certificate allows.
     pub fn facts(&self) -> Result<CaFacts, PkiError> {
         let cert = parse_cert(&self.cert_path(), &self.cert_der)?;
         let client_only = match cert.extended_key_usage() {
@@ -192,6 +214,7 @@ impl Ca {
         Issuer::from_ca_cert_der(&self.cert_der.as_slice().into(), key).map_err(PkiError::cert(&self.name))
     }
 
+    /// Its index, read from `index.txt` (empty if there is none yet).
     pub fn index(&self) -> Result<Index, PkiError> {
         let path = self.index_path();
         match fs::read_to_string(&path) {
@@ -201,6 +224,7 @@ impl Ca {
         }
     }
 
+    /// Writes its index to `index.txt`.
     pub fn save_index(&self, index: &Index) -> Result<(), PkiError> {
         // Written whole, then renamed: a crash leaves the old index, never half of one.
         let path = self.index_path();
