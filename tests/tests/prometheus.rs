@@ -23,6 +23,7 @@ fn every_committed_configuration_carries_the_stats_tags() {
         ("nginx-optional.yaml", WASM_NAMESPACE),
         ("ecds.yaml", WASM_NAMESPACE),
         ("remote-code.yaml", WASM_NAMESPACE),
+        ("required-mtls-sds.yaml", WASM_NAMESPACE),
         ("required-mtls-native.yaml", MODULE_NAMESPACE),
     ] {
         let yaml = std::fs::read_to_string(repo().join("envoy").join(file)).unwrap();

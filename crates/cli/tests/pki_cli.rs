@@ -379,6 +379,42 @@ fn revoke_then_crl_publishes_the_serial_with_its_reason() {
     assert!(index.lines().any(|l| l.starts_with("R\t") && l.contains("\tkeyCompromise\talice\t")), "{index}");
 }
 
+/// `pki crl --sds`: the SDS file Envoy watches holds the CA bundle named and
+/// every CRL, is replaced by a rename (a new inode, never rewritten in place),
+/// and the trusted CAs are never guessed.
+#[test]
+fn crl_sds_writes_the_validation_secret_by_an_atomic_rename() {
+    use std::os::unix::fs::MetadataExt;
+    let d = Dir::quick_start("sds");
+    d.refused(&["crl", "--sds", "pki/v.json"], "--trusted-ca");
+    d.write("empty.pem", "");
+    d.refused(&["crl", "--sds", "pki/v.json", "--trusted-ca", "empty.pem"], "empty.pem: no CERTIFICATE");
+    assert!(!d.path("pki/v.json").exists(), "nothing written for a refused bundle");
+
+    let out = d.ok(&["crl", "--sds", "pki/v.json", "--trusted-ca", "pki/root-ca/ca.pem"]);
+    assert!(out.contains("SDS secret certgate-client-validation"), "{out}");
+    let read = || -> serde_json::Value { serde_json::from_slice(&d.read("pki/v.json")).unwrap() };
+    let first = read();
+    let secret = &first["resources"][0];
+    assert_eq!(secret["@type"], "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret");
+    assert_eq!(secret["name"], "certgate-client-validation");
+    let ca = secret["validation_context"]["trusted_ca"]["inline_string"].as_str().unwrap();
+    assert_eq!(ca.as_bytes(), d.read("pki/root-ca/ca.pem").as_slice());
+    let crls = secret["validation_context"]["crl"]["inline_string"].as_str().unwrap();
+    assert_eq!(crls.as_bytes(), d.read("pki/crls.pem").as_slice());
+    assert_eq!(Pem::iter_from_buffer(crls.as_bytes()).count(), 2, "one CRL per CA");
+    let inode = std::fs::metadata(d.path("pki/v.json")).unwrap().ino();
+
+    d.ok(&["revoke", "alice"]);
+    d.ok(&["crl", "--sds", "pki/v.json", "--trusted-ca", "pki/root-ca/ca.pem", "--sds-name", "edge-ca"]);
+    assert_ne!(std::fs::metadata(d.path("pki/v.json")).unwrap().ino(), inode, "replaced by a rename");
+    let second = read();
+    assert_eq!(second["resources"][0]["name"], "edge-ca");
+    assert_ne!(second["resources"][0]["validation_context"]["crl"], secret["validation_context"]["crl"], "the new CRL is in");
+    let leftovers: Vec<_> = std::fs::read_dir(d.path("pki")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".certgate-")).collect();
+    assert!(leftovers.is_empty(), "no temporary file left");
+}
+
 #[test]
 fn an_encrypted_ca_key_needs_its_passphrase_and_an_offline_root_is_not_needed_every_day() {
     let d = Dir::new("enc");

@@ -118,6 +118,15 @@ pub enum PkiCommand {
         /// File holding the CA key's passphrase, if it is encrypted.
         #[arg(long)]
         ca_password_file: Option<PathBuf>,
+        /// Also write an Envoy SDS file (JSON) with the trusted CAs and every CRL, replaced atomically: Envoy applies it to new handshakes without a restart (envoy/required-mtls-sds.yaml).
+        #[arg(long, requires = "trusted_ca")]
+        sds: Option<PathBuf>,
+        /// The CA bundle client certificates must chain to, for --sds (never guessed from the PKI home).
+        #[arg(long, requires = "sds")]
+        trusted_ca: Option<PathBuf>,
+        /// The SDS secret's name (Envoy's validation_context_sds_secret_config name).
+        #[arg(long, default_value = super::ops::SDS_SECRET, requires = "sds")]
+        sds_name: String,
     },
 }
 
@@ -333,6 +342,12 @@ pub fn run(args: &PkiArgs) -> Result<Report, PkiError> {
             };
             ops::revoke(&home, ca.as_deref(), &target, *reason)
         }
-        PkiCommand::Crl { ca, days, ca_password_file } => ops::crl(&home, ca.as_deref(), *days, &ca_pass(ca_password_file)),
+        PkiCommand::Crl { ca, days, ca_password_file, sds, trusted_ca, sds_name } => {
+            let mut report = ops::crl(&home, ca.as_deref(), *days, &ca_pass(ca_password_file))?;
+            if let (Some(sds), Some(trusted_ca)) = (sds, trusted_ca) {
+                report.push(ops::write_sds_validation(&home, sds, trusted_ca, sds_name)?);
+            }
+            Ok(report)
+        }
     }
 }

@@ -115,6 +115,27 @@ pub fn write_new(path: &Path, contents: &[u8], force: bool, private: bool) -> Re
     file.write_all(contents).map_err(PkiError::write(path))
 }
 
+/// Replaces `path` with `contents` at once: written to a temporary file in the
+/// same directory, synced, then renamed over it. A reader (Envoy watching an
+/// SDS file, `certgate serve` reloading) sees the old file or the new one,
+/// never half of one; Envoy's file watch reacts to the rename.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(PkiError::write(dir))?;
+    let mut tmp = tempfile::Builder::new().prefix(".certgate-").tempfile_in(dir).map_err(PkiError::write(dir))?;
+    tmp.write_all(contents).map_err(PkiError::write(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(PkiError::write(tmp.path()))?;
+    // readable as the file it replaces was (a new file: 0644, not the temp file's 0600)
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(PkiError::write(tmp.path()))?;
+    }
+    tmp.persist(path).map_err(|e| PkiError::Write { path: path.to_owned(), cause: e.error })?;
+    Ok(())
+}
+
 /// The key as PEM: plain PKCS#8, or encrypted PKCS#8 under `passphrase`.
 pub fn key_pem(key: &KeyPair, passphrase: Option<&str>) -> Result<String, PkiError> {
     let Some(passphrase) = passphrase else {

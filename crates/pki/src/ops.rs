@@ -11,7 +11,7 @@ use rcgen::{
 use time::Duration;
 
 use super::index::{timestamp, Entry, Reason};
-use super::keys::{key_pem, load_key, write_new, KeyKind, Passphrase};
+use super::keys::{key_pem, load_key, write_atomically, write_new, KeyKind, Passphrase};
 use super::p12::{self, Protection};
 use super::profile::{self, Sans, Subject, Validity};
 use super::store::{cert_file, check_name, parse_cert, Ca, Home, CERT_FILE, KEY_FILE};
@@ -330,6 +330,51 @@ pub fn crl(home: &Home, ca_name: Option<&str>, days: u32, pass: &Passphrase) -> 
         report.push(format!("wrote {}", write_crl(home, &ca, &issuer, days)?));
     }
     Ok(report)
+}
+
+/// The name of the SDS secret `pki crl --sds` writes, as Envoy's
+/// `validation_context_sds_secret_config` names it (`envoy/required-mtls-sds.yaml`).
+pub const SDS_SECRET: &str = "certgate-client-validation";
+
+/// `pki crl --sds FILE --trusted-ca CA`: the trusted client CAs and every
+/// CA's latest CRL (`crls.pem`) as one Envoy SDS resource file (a
+/// `Secret` with a `validation_context`, both inline), replaced by an atomic
+/// rename. Envoy watches the file (`path_config_source`) and applies it to
+/// new handshakes without a restart. The trusted CAs are named, never
+/// guessed: a PKI home can hold roots that must not be trusted.
+pub fn write_sds_validation(home: &Home, sds: &Path, trusted_ca: &Path, name: &str) -> Result<String, PkiError> {
+    let ca_pem = fs::read_to_string(trusted_ca).map_err(PkiError::read(trusted_ca))?;
+    let cas = cert_file(trusted_ca)?;
+    for der in &cas {
+        parse_cert(trusted_ca, der)?;
+    }
+    let bundle = home.crl_bundle();
+    let crls = match fs::read_to_string(&bundle) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(cause) => return Err(PkiError::Read { path: bundle, cause }),
+    };
+    let mut validation = serde_json::Map::new();
+    validation.insert("trusted_ca".into(), serde_json::json!({ "inline_string": ca_pem }));
+    if !crls.trim().is_empty() {
+        validation.insert("crl".into(), serde_json::json!({ "inline_string": crls }));
+    }
+    let resource = serde_json::json!({
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+            "name": name,
+            "validation_context": validation,
+        }]
+    });
+    let text = serde_json::to_string_pretty(&resource).map_err(|e| PkiError::Invalid(format!("cannot write {}: {e}", sds.display())))?;
+    write_atomically(sds, format!("{text}\n").as_bytes())?;
+    Ok(format!(
+        "wrote {} (SDS secret {name}: {} trusted CA certificate(s) from {}, the CRLs of {})",
+        sds.display(),
+        cas.len(),
+        trusted_ca.display(),
+        bundle.display()
+    ))
 }
 
 /// `pki revoke`: marks a certificate revoked in its CA's index. The next

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::index::{Entry, Index};
-use super::keys::{load_key, write_new, Passphrase};
+use super::keys::{load_key, write_atomically, write_new, Passphrase};
 use super::PkiError;
 
 // The files of a CA directory.
@@ -99,7 +99,7 @@ impl Home {
             }
         }
         let path = self.crl_bundle();
-        write_new(&path, bundle.as_bytes(), true, false)?;
+        write_atomically(&path, bundle.as_bytes())?;
         Ok(path)
     }
 }

@@ -253,11 +253,25 @@ pub async fn get(addr: SocketAddr, cert: Option<&str>, path: &str, headers: &[(&
 pub struct Resumed {
     /// The TLS session was resumed (no certificate exchange on this connection).
     pub reused: bool,
+    /// 0 when the connection failed (see `error`).
     pub status: u16,
     pub body: String,
+    /// Why the connection failed (a refused handshake), if it did.
+    pub error: Option<String>,
 }
 
 impl Resumed {
+    /// One line `resume_client.py` printed.
+    pub fn from_line(line: &str) -> Resumed {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        Resumed {
+            reused: v["reused"].as_bool().unwrap(),
+            status: v["status"].as_u64().unwrap() as u16,
+            body: v["body"].as_str().unwrap().to_owned(),
+            error: v["error"].as_str().map(str::to_owned),
+        }
+    }
+
     pub fn backend_header(&self, name: &str) -> Vec<String> {
         let json: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
         let headers = if json.get("headers").is_some() { certgate_backend::headers_of(&json) } else { Vec::new() };
@@ -282,14 +296,7 @@ pub fn resume_client(addr: SocketAddr, tls: &str, cert: &str, path: &str, count:
     assert!(out.status.success(), "resume_client.py: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            Resumed {
-                reused: v["reused"].as_bool().unwrap(),
-                status: v["status"].as_u64().unwrap() as u16,
-                body: v["body"].as_str().unwrap().to_owned(),
-            }
-        })
+        .map(Resumed::from_line)
         .collect()
 }
 
