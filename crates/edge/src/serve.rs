@@ -23,11 +23,11 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, Uri};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::flow::{outgoing, Flow, FlowError, Outgoing, HOP_BY_HOP};
@@ -53,6 +53,13 @@ pub struct EdgeSettings {
     pub policy: PathBuf,
     /// How long a client has to finish its handshake.
     pub handshake_timeout: Duration,
+    /// How long a client has to send a request's headers (HTTP/1.1), once the
+    /// connection is up or after the previous response: a slower client's
+    /// connection is closed, and the log says why.
+    pub header_timeout: Duration,
+    /// Connections open at once, handshakes included; more are closed at
+    /// once (as Envoy's listener `max_connections`), and counted in the log.
+    pub max_connections: usize,
     /// How often the policy file is looked at.
     pub reload_every: Duration,
     /// Named upstreams for the filter's HTTP calls.
@@ -120,7 +127,13 @@ struct EdgeState {
     upstream: Uri,
     tls: TlsAcceptor,
     handshake_timeout: Duration,
+    header_timeout: Duration,
 }
+
+/// Envoy's default limits on a request's headers (`max_request_headers_kb`,
+/// `max_headers_count`): a request over either is answered 431.
+const MAX_HEADER_BYTES: usize = 60 * 1024;
+const MAX_HEADERS: usize = 100;
 
 /// Starts an edge. Errors name the file or port at fault.
 pub async fn start(settings: EdgeSettings) -> Result<RunningEdge, EdgeError> {
@@ -149,14 +162,27 @@ pub async fn start(settings: EdgeSettings) -> Result<RunningEdge, EdgeError> {
         .map(|i| WorkerHandle::spawn(Arc::clone(&shared), i))
         .collect::<Result<Vec<_>, _>>()
         .map_err(EdgeError::Worker)?;
-    let state = Arc::new(EdgeState { upstream: settings.upstream.clone(), tls, handshake_timeout: settings.handshake_timeout });
-    let done = tokio::spawn(accept_loop(listener, state, workers, stopped));
+    let state = Arc::new(EdgeState {
+        upstream: settings.upstream.clone(),
+        tls,
+        handshake_timeout: settings.handshake_timeout,
+        header_timeout: settings.header_timeout,
+    });
+    let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let done = tokio::spawn(accept_loop(listener, state, workers, slots, stopped));
     tracing::info!(%addr, upstream = %settings.upstream, workers = settings.workers, "certgate edge listening");
     Ok(RunningEdge { addr, stop, done: Some(done) })
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<EdgeState>, workers: Vec<WorkerHandle>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<EdgeState>,
+    workers: Vec<WorkerHandle>,
+    slots: Arc<Semaphore>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut next = 0usize;
+    let mut refused = RefusedConnections::default();
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stopped.changed() => break,
@@ -167,6 +193,12 @@ async fn accept_loop(listener: TcpListener, state: Arc<EdgeState>, workers: Vec<
                     continue;
                 }
             },
+        };
+        // over --max-connections: closed at once, before any TLS work
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            refused.count(peer);
+            drop(tcp);
+            continue;
         };
         let _ = tcp.set_nodelay(true);
         let local = listener.local_addr().unwrap_or(peer);
@@ -179,6 +211,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<EdgeState>, workers: Vec<
             Box::pin(async move {
                 let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else { return };
                 serve_connection(tcp, peer, local, state, worker, upstreams, watcher).await;
+                drop(slot);
             })
         }));
     }
@@ -190,6 +223,25 @@ async fn accept_loop(listener: TcpListener, state: Arc<EdgeState>, workers: Vec<
         }
     })
     .await;
+}
+
+/// Connections refused over `--max-connections`, logged at most once a second
+/// with how many, so a flood cannot flood the log too.
+#[derive(Debug, Default)]
+struct RefusedConnections {
+    since_log: u64,
+    last_log: Option<Instant>,
+}
+
+impl RefusedConnections {
+    fn count(&mut self, peer: SocketAddr) {
+        self.since_log += 1;
+        if self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            tracing::warn!(%peer, refused = self.since_log, "connection refused: --max-connections reached");
+            self.since_log = 0;
+            self.last_log = Some(Instant::now());
+        }
+    }
 }
 
 /// One connection on its worker: the TLS handshake, Envoy's connection
@@ -234,10 +286,21 @@ async fn serve_connection(
         }
     }
     let conn = Rc::new(conn);
+    let header_timeout = state.header_timeout;
     let service = service_fn(move |req| handle(req, Arc::clone(&state), Rc::clone(&conn), Rc::clone(&worker), Rc::clone(&upstreams)));
-    let builder = auto::Builder::new(LocalExec);
+    let mut builder = auto::Builder::new(LocalExec);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    let _ = watcher.watch(serving.into_owned()).await;
+    // a client over a limit (431, header timeout) or gone mid-request: say why
+    if let Err(e) = watcher.watch(serving.into_owned()).await {
+        tracing::info!(%peer, "connection closed: {e}");
+    }
 }
 
 /// Runs HTTP/2 streams on the worker's own loop (they hold the worker).

@@ -52,6 +52,12 @@ pub struct ServeOptions {
     /// Seconds a client has to finish the TLS handshake (default 10).
     #[arg(long)]
     pub handshake_timeout: Option<u64>,
+    /// Seconds a client has to send a request's headers; a slower one is disconnected (default 10).
+    #[arg(long)]
+    pub header_timeout: Option<u64>,
+    /// Connections open at once, handshakes included; more are closed at once (default 1024).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// A named upstream for the filter's HTTP calls (Envoy's cluster):
     /// NAME=http://host:port, repeatable.
     #[arg(long = "cluster")]
@@ -94,6 +100,9 @@ pub enum SettingsError {
     /// No module given and none built.
     #[error(transparent)]
     Wasm(#[from] LocateError),
+    /// `--max-connections 0`: nothing could connect.
+    #[error("--max-connections 0: give at least 1")]
+    NoConnections,
 }
 
 fn http_uri(text: &str) -> Option<Uri> {
@@ -138,6 +147,8 @@ impl ServeOptions {
             client_cert: self.client_cert.or(base.client_cert),
             wasm: self.wasm.or(base.wasm),
             handshake_timeout: self.handshake_timeout.or(base.handshake_timeout),
+            header_timeout: self.header_timeout.or(base.header_timeout),
+            max_connections: self.max_connections.or(base.max_connections),
             cluster: if self.cluster.is_empty() { base.cluster } else { self.cluster },
             workers: self.workers.or(base.workers),
         }
@@ -171,6 +182,12 @@ impl ServeOptions {
             wasm,
             policy: o.policy.ok_or(SettingsError::Missing("policy"))?,
             handshake_timeout: Duration::from_secs(o.handshake_timeout.unwrap_or(10)),
+            header_timeout: Duration::from_secs(o.header_timeout.unwrap_or(10)),
+            max_connections: match o.max_connections {
+                Some(0) => return Err(SettingsError::NoConnections),
+                Some(n) => n,
+                None => 1024,
+            },
             reload_every: Duration::from_millis(250),
             clusters,
             workers: o.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)).max(1),

@@ -82,6 +82,8 @@ pub fn settings(policy: &std::path::Path, mode: ClientCertMode, upstream: &str) 
         wasm: wasm(),
         policy: policy.to_path_buf(),
         handshake_timeout: Duration::from_secs(5),
+        header_timeout: Duration::from_secs(10),
+        max_connections: 1024,
         reload_every: Duration::from_millis(100),
         clusters: Default::default(),
         workers: 2,
