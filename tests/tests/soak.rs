@@ -13,7 +13,7 @@ use std::time::Duration;
 async fn a_short_soak_has_no_error_and_no_misdecision() {
     let seconds: u64 = std::env::var("CERTGATE_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
     let reload_every = Duration::from_secs((seconds / 4).clamp(2, 15));
-    let r = common::soak::soak(Duration::from_secs(seconds), 6, reload_every).await;
+    let r = common::soak::soak("1.40.0", Duration::from_secs(seconds), 6, reload_every).await;
     eprintln!("soak: {seconds} s, {r:#?}");
     eprintln!("Envoy RSS grew {} KiB", r.rss_end_kib as i64 - r.rss_start_kib as i64);
     assert_eq!(r.misdecisions, 0, "{:#?}", r.first_misdecisions);

@@ -84,6 +84,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Hot restart: the shared base id, this process's epoch, the parent's drain time.
+#[derive(Debug, Clone, Copy)]
+struct HotRestart {
+    base_id: u32,
+    epoch: u32,
+    drain: Duration,
+}
+
 pub struct Envoy {
     child: Child,
     pub admin: SocketAddr,
@@ -129,6 +137,11 @@ impl Envoy {
         Envoy::start_with(yaml, 2, None)
     }
 
+    /// Whether the process has ended (a hot-restart parent does, after its drain).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// The process id, for its CPU time.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -155,7 +168,19 @@ impl Envoy {
         Envoy::start_bin(&envoy_bin_of(version), yaml, 2, None, env)
     }
 
+    /// Starts one matrix version with hot restart on: epoch 0 of `base_id`,
+    /// or a later epoch that takes the listeners over from the one before
+    /// (which drains for `drain` and then exits).
+    pub fn start_hot(version: &str, yaml: &str, base_id: u32, epoch: u32, drain: Duration) -> Result<Envoy, String> {
+        let hot = HotRestart { base_id, epoch, drain };
+        Envoy::launch(&envoy_bin_of(version), yaml, 2, None, &[], Some(hot))
+    }
+
     fn start_bin(bin: &Path, yaml: &str, workers: usize, cpus: Option<&str>, env: &[(&str, &Path)]) -> Result<Envoy, String> {
+        Envoy::launch(bin, yaml, workers, cpus, env, None)
+    }
+
+    fn launch(bin: &Path, yaml: &str, workers: usize, cpus: Option<&str>, env: &[(&str, &Path)], hot: Option<HotRestart>) -> Result<Envoy, String> {
         let dir = TempDir::new("envoy").unwrap();
         let cfg = dir.0.join("envoy.yaml");
         // the access log goes to a file the test can read
@@ -171,11 +196,24 @@ impl Envoy {
             }
             None => Command::new(bin),
         };
+        match hot {
+            Some(h) => command.args([
+                "--base-id".to_owned(),
+                h.base_id.to_string(),
+                "--restart-epoch".to_owned(),
+                h.epoch.to_string(),
+                "--drain-time-s".to_owned(),
+                h.drain.as_secs().max(1).to_string(),
+                "--parent-shutdown-time-s".to_owned(),
+                (h.drain.as_secs().max(1) + 2).to_string(),
+            ]),
+            None => command.arg("--disable-hot-restart"),
+        };
         let child = command
             .arg("-c").arg(&cfg)
             .arg("--admin-address-path").arg(&admin_file)
             .arg("--log-path").arg(&log)
-            .args(["--disable-hot-restart", "--concurrency", &workers.to_string()])
+            .args(["--concurrency", &workers.to_string()])
             // the log file is read by the tests: flush it often
             .args(["--file-flush-interval-msec", "100"])
             .args(["-l", "warning", "--component-log-level", "wasm:info,config:info,dynamic_modules:info"])

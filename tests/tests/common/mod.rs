@@ -176,6 +176,14 @@ impl Reply {
 }
 
 impl Conn {
+    /// Waits until the connection can take a request; false if the server closed it.
+    pub async fn ready(&mut self) -> bool {
+        match self {
+            Conn::H1(s) => s.ready().await.is_ok(),
+            Conn::H2(s) => s.ready().await.is_ok(),
+        }
+    }
+
     /// Sends one request. A TLS 1.3 handshake failure on the server side
     /// shows here, on the first request.
     pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
