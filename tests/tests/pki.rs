@@ -12,16 +12,9 @@ use certgate_backend as backend;
 use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
 use common::envoy::Envoy;
-use common::pki::Pki;
+use common::pki::{Pki, POLICY};
 use common::{client_config_files, connect_with};
 
-const POLICY: &str = r#"{
-  "rules": [
-    { "name": "app", "path_prefix": "/",
-      "issuer": ["CN=certgate Client CA,O=Example"],
-      "spiffe": ["spiffe://example.org/ns/*/sa/*"] }
-  ]
-}"#;
 
 /// One request as `who`: the status and the CN the backend was told, or the handshake error.
 async fn call(pki: &Pki, addr: SocketAddr, who: &str) -> Result<(u16, Vec<String>), String> {

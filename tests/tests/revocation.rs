@@ -24,16 +24,9 @@ use std::time::{Duration, Instant};
 
 use certgate_backend as backend;
 use common::envoy::{config, ecds_config, ecds_resource, with_listener_verification, write_atomically, Envoy};
-use common::pki::Pki;
+use common::pki::{Pki, POLICY};
 use common::{client_config_files, connect, connect_with, repo, Resumed, TempDir};
 
-const POLICY: &str = r#"{
-  "rules": [
-    { "name": "app", "path_prefix": "/",
-      "issuer": ["CN=certgate Client CA,O=Example"],
-      "spiffe": ["spiffe://example.org/ns/*/sa/*"] }
-  ]
-}"#;
 
 /// The oldest and the newest Envoy of the matrix.
 const VERSIONS: [&str; 2] = ["1.36.4", "1.40.0"];

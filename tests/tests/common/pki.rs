@@ -14,6 +14,15 @@ use certgate_edge::tls::{ClientCertMode, TlsFiles};
 use super::envoy::config;
 use super::{certgate, repo, TempDir};
 
+/// A policy for a [`Pki`]'s clients: issued by its client CA, with a SPIFFE ID.
+pub const POLICY: &str = r#"{
+  "rules": [
+    { "name": "app", "path_prefix": "/",
+      "issuer": ["CN=certgate Client CA,O=Example"],
+      "spiffe": ["spiffe://example.org/ns/*/sa/*"] }
+  ]
+}"#;
+
 /// A PKI home: a root, a client CA, a server certificate for localhost and
 /// 127.0.0.1, and the named clients (each with a SPIFFE ID).
 pub struct Pki {
