@@ -213,10 +213,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Validate { policy, wasm } => validate(&policy, wasm),
         Command::Pki(args) => {
-            for line in certgate_pki::cli::run(&args)? {
+            let done = certgate_pki::cli::run(&args)?;
+            for line in done.lines {
                 println!("{line}");
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(done.status))
         }
         Command::Package(a) => package(a),
         Command::Schema => {

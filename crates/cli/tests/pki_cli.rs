@@ -459,3 +459,197 @@ fn bad_input_names_what_is_wrong() {
     d.write("pki/client-ca/index.txt", "V\tnot-hex\n");
     d.refused(&["client", "y"], "index.txt: line 1");
 }
+
+/// A directory served over HTTP on loopback (Python's `http.server`), for
+/// `openssl verify -crl_download`; stopped on drop.
+struct Served(std::process::Child);
+
+impl Served {
+    fn start(dir: &Path, port: u16) -> Served {
+        let child = Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "http.server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Served(child)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn crl_urls(c: &X509Certificate<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for ext in c.extensions() {
+        if let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() {
+            for point in points.iter() {
+                if let Some(DistributionPointName::FullName(names)) = &point.distribution_point {
+                    out.extend(names.iter().filter_map(|n| match n {
+                        GeneralName::URI(u) => Some((*u).to_owned()),
+                        _ => None,
+                    }));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `openssl verify -crl_check -crl_download` on a client certificate, with
+/// the root trusted and the client CA as the intermediate.
+fn openssl_verify(d: &Dir, leaf: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["verify", "-crl_check", "-crl_download", "-CAfile", "pki/root-ca/ca.pem", "-untrusted", "pki/client-ca/ca.pem", leaf])
+        .current_dir(d.root())
+        .output()
+        .unwrap();
+    text(&out)
+}
+
+#[test]
+fn crl_urls_go_into_what_a_ca_signs_and_openssl_follows_them() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = |file: &str| format!("http://127.0.0.1:{port}/{file}");
+    let d = Dir::new("crl-url");
+    d.refused(&["init-root", "--crl-url", "ftp://x/crl"], "give an http:// URL");
+    d.refused(&["init-root", "--crl-url", "http://a b/crl"], "give an http:// URL");
+    assert!(!d.path("pki/root-ca").exists(), "nothing written for a bad URL");
+    d.ok(&["init-root", "--org", "Example", "--crl-url", &url("root.crl")]);
+    d.ok(&["init-client-ca", "--org", "Example", "--crl-url", &url("client.crl")]);
+    d.ok(&["client", "alice"]);
+    let out = d.ok(&["crl"]);
+    assert!(out.contains(&format!("publish pki/client-ca/crl.der at {}", url("client.crl"))), "{out}");
+
+    // each certificate names its issuer's CRL; a root names none
+    assert_eq!(crl_urls(&cert(&der(&d, "pki/issued/alice.pem"))), [url("client.crl")]);
+    assert_eq!(crl_urls(&cert(&der(&d, "pki/client-ca/ca.pem"))), [url("root.crl")]);
+    assert!(crl_urls(&cert(&der(&d, "pki/root-ca/ca.pem"))).is_empty());
+    let shown = Command::new("openssl").args(["x509", "-noout", "-text", "-in", "pki/issued/alice.pem"]).current_dir(d.root()).output().unwrap();
+    let shown = text(&shown);
+    assert!(shown.contains("X509v3 CRL Distribution Points") && shown.contains(&format!("URI:{}", url("client.crl"))), "{shown}");
+
+    // openssl fetches the CRL from the URL: valid, then revoked
+    let www = d.path("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let publish = || std::fs::copy(d.path("pki/client-ca/crl.der"), www.join("client.crl")).unwrap();
+    publish();
+    let _server = Served::start(&www, port);
+    let before = openssl_verify(&d, "pki/issued/alice.pem");
+    assert!(before.contains("pki/issued/alice.pem: OK"), "{before}");
+    d.ok(&["revoke", "alice", "--reason", "keyCompromise"]);
+    d.ok(&["crl", "--ca", "client-ca"]);
+    publish();
+    let after = openssl_verify(&d, "pki/issued/alice.pem");
+    assert!(after.contains("certificate revoked"), "{after}");
+
+    // a later URL goes into what is signed from then on; alice keeps hers
+    d.ok(&["set-crl-url", "client-ca", &url("client-v2.crl")]);
+    d.refused(&["set-crl-url", "client-ca", "not a url"], "give an http:// URL");
+    d.ok(&["client", "bob"]);
+    assert_eq!(crl_urls(&cert(&der(&d, "pki/issued/bob.pem"))), [url("client-v2.crl")]);
+    assert_eq!(crl_urls(&cert(&der(&d, "pki/issued/alice.pem"))), [url("client.crl")]);
+}
+
+#[test]
+fn renewing_a_ca_keeps_its_key_and_subject_and_asks_only_for_the_key_it_needs() {
+    let d = Dir::quick_start("renew");
+    let old_client_ca = der(&d, "pki/client-ca/ca.pem");
+    let old_root = der(&d, "pki/root-ca/ca.pem");
+    let today = d.ok(&["renew", "client-ca", "--days", "400"]);
+    assert!(today.contains("kept the old certificate as pki/client-ca/ca.pem."), "{today}");
+    let kept: Vec<_> = std::fs::read_dir(d.path("pki/client-ca")).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("ca.pem.")).collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(der(&d, &format!("pki/client-ca/{}", kept[0])), old_client_ca, "the old certificate is kept as it was");
+    let new_der = der(&d, "pki/client-ca/ca.pem");
+    let (old, new) = (cert(&old_client_ca), cert(&new_der));
+    assert_eq!(new.subject().as_raw(), old.subject().as_raw(), "the same subject, byte for byte");
+    assert_eq!(new.public_key().raw, old.public_key().raw, "the same key");
+    assert_ne!(new.raw_serial(), old.raw_serial(), "a new serial");
+    assert_eq!(days(&new), 400);
+    assert_eq!(eku(&new), eku(&old), "the same extended key usage");
+    assert_eq!(new.basic_constraints().unwrap(), old.basic_constraints().unwrap());
+    assert_eq!(new.key_usage().unwrap().map(|k| k.value.flags), old.key_usage().unwrap().map(|k| k.value.flags));
+    new.verify_signature(Some(cert(&old_root).public_key())).expect("signed by the root");
+    // alice, signed before, verifies against the renewed client CA
+    cert(&der(&d, "pki/issued/alice.pem")).verify_signature(Some(new.public_key())).expect("alice still verifies");
+
+    // the client CA's own key is not needed to renew it; the root's is
+    std::fs::rename(d.path("pki/client-ca/ca.key"), d.path("client-ca.key.away")).unwrap();
+    d.ok(&["renew", "client-ca", "--days", "300"]);
+    std::fs::rename(d.path("pki/root-ca/ca.key"), d.path("root-ca.key.away")).unwrap();
+    d.refused(&["renew", "client-ca"], "cannot sign without its key");
+    d.refused(&["renew", "root-ca"], "cannot sign without its key");
+    std::fs::rename(d.path("root-ca.key.away"), d.path("pki/root-ca/ca.key")).unwrap();
+    d.refused(&["renew", "client-ca", "--days", "4000"], "would outlive its root");
+    let root = d.ok(&["renew", "root-ca"]);
+    assert!(root.contains("give pki/root-ca/ca.pem to every verifier"), "{root}");
+    let renewed_der = der(&d, "pki/root-ca/ca.pem");
+    let renewed_root = cert(&renewed_der);
+    assert_eq!(renewed_root.subject().as_raw(), cert(&old_root).subject().as_raw());
+    assert_eq!(days(&renewed_root), 3650);
+    renewed_root.verify_signature(None).expect("self-signed with the same key");
+    d.refused(&["renew", "nosuch"], "no CA named nosuch");
+}
+
+#[test]
+fn an_encrypted_root_key_asks_for_its_passphrase_to_renew() {
+    let d = Dir::new("renew-pw");
+    d.write("root-pw", "correct horse\n");
+    d.ok(&["init-root", "--ca-password-file", "root-pw"]);
+    d.ok(&["init-client-ca", "--root-password-file", "root-pw"]);
+    d.refused(&["renew", "client-ca"], "--ca-password-file");
+    d.ok(&["renew", "client-ca", "--ca-password-file", "root-pw"]);
+    d.ok(&["renew", "root-ca", "--ca-password-file", "root-pw"]);
+}
+
+#[test]
+fn list_shows_what_was_issued_and_its_exit_status_tells_cron() {
+    let d = Dir::quick_start("list");
+    d.ok(&["client", "bob", "--days", "10"]);
+    d.ok(&["client", "old", "--not-before", "2020-01-01", "--not-after", "2021-01-01"]);
+    d.ok(&["revoke", "alice", "--reason", "superseded"]);
+    let table = d.ok(&["list"]);
+    let row = |name: &str| table.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap_or_else(|| panic!("{name} in {table}")).to_owned();
+    assert!(table.lines().next().unwrap().starts_with("CA"), "{table}");
+    assert!(row("alice").contains("revoked ") && row("alice").contains("(superseded)"), "{table}");
+    assert!(row("bob").contains(" valid") && (row("bob").contains(" 9 ") || row("bob").contains(" 10 ")), "{table}");
+    assert!(row("old").contains("expired"), "{table}");
+    assert!(row("root-ca").starts_with("root-ca"), "the root lists itself: {table}");
+
+    // --expiring: the valid ones ending within the window, and exit 1
+    let out = d.pki(&["list", "--expiring", "30"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("bob") && !t.contains("alice") && !t.contains(" old "), "{t}");
+    let out = d.pki(&["list", "--expiring", "5"]);
+    assert_eq!(out.status.code(), Some(0), "nothing ends within 5 days: {}", text(&out));
+
+    // --json for scripts
+    let json: serde_json::Value = serde_json::from_slice(&d.pki(&["list", "--json", "--ca", "client-ca"]).stdout).unwrap();
+    let certs = json["certificates"].as_array().unwrap();
+    let alice = certs.iter().find(|c| c["name"] == "alice").unwrap();
+    assert_eq!((alice["status"].as_str(), alice["reason"].as_str()), (Some("revoked"), Some("superseded")));
+    assert!(alice["revoked_at"].as_str().is_some() && alice["days_left"].as_i64().unwrap() > 300);
+    assert!(certs.iter().all(|c| c["ca"] == "client-ca"));
+
+    // a hand-edited line is named, and the rest still listed; exit 2
+    let index = String::from_utf8(d.read("pki/client-ca/index.txt")).unwrap();
+    d.write("pki/client-ca/index.txt", format!("{index}V\tnot-hex\t2030-01-01T00:00:00Z\t-\t-\tx\tCN=x\n"));
+    let out = d.pki(&["list"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    let lines = index.lines().count() + 1;
+    assert!(t.contains(&format!("index.txt: line {lines}: serial \"not-hex\" is not hex")), "{t}");
+    assert!(t.contains("bob"), "the readable entries are listed: {t}");
+}

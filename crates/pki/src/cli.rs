@@ -107,6 +107,38 @@ pub enum PkiCommand {
         #[arg(long, value_enum, default_value = "unspecified")]
         reason: Reason,
     },
+    /// List what each CA issued: name, serial, subject, expiry, days left, status (valid, expired, revoked).
+    List {
+        /// Only this CA.
+        #[arg(long)]
+        ca: Option<String>,
+        /// Only valid certificates that end within DAYS; exit status 1 if there are any (for cron).
+        #[arg(long, value_name = "DAYS")]
+        expiring: Option<u32>,
+        /// JSON for scripts: {"certificates": [...], "errors": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew a CA: a new certificate for its key and subject (new validity and serial, same extensions), so what it signed keeps verifying; the old one is kept as ca.pem.<date>.
+    Renew {
+        /// The CA (a root signs its own; a client CA is signed by its root).
+        ca: String,
+        #[command(flatten)]
+        validity: ValidityArgs,
+        /// Fixed serial in hex (default: random 128 bits).
+        #[arg(long)]
+        serial: Option<String>,
+        /// File holding the signing key's passphrase (the root's), if it is encrypted.
+        #[arg(long)]
+        ca_password_file: Option<PathBuf>,
+    },
+    /// Set where a CA's CRL is published (http://...): certificates it signs from now on name that URL.
+    SetCrlUrl {
+        /// The CA.
+        ca: String,
+        /// The URL relying parties fetch its CRL from (publish crl.der there).
+        url: String,
+    },
     /// Sign a fresh CRL for one CA (or every CA whose key is here) and rebuild crls.pem.
     Crl {
         /// Only this CA (default: every CA whose key is here).
@@ -154,6 +186,9 @@ pub struct InitArgs {
     /// Days until the first CRL's next update.
     #[arg(long, default_value_t = 180)]
     pub crl_days: u32,
+    /// Where this CA's CRL will be published (http://...): every certificate it signs names it (CRL Distribution Points).
+    #[arg(long)]
+    pub crl_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +313,7 @@ fn ca_spec(a: &InitArgs, default_name: &str, default_cn: &str, days: u32) -> Res
         serial: a.serial.clone(),
         encrypt: (a.encrypt_key || a.ca_password_file.is_some()).then(|| ca_pass(&a.ca_password_file)),
         crl_days: a.crl_days,
+        crl_url: a.crl_url.clone(),
         name,
     })
 }
@@ -303,10 +339,33 @@ fn leaf_spec(a: &LeafArgs, is_server: bool) -> Result<LeafSpec, PkiError> {
     })
 }
 
+/// What a subcommand printed, and the exit status it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    /// Its report, line by line.
+    pub lines: Report,
+    /// 0, or what `pki list` says (see [`crate::list`]).
+    pub status: u8,
+}
+
 /// Runs one `certgate pki` subcommand and returns its report.
-pub fn run(args: &PkiArgs) -> Result<Report, PkiError> {
+pub fn run(args: &PkiArgs) -> Result<Done, PkiError> {
     let home = Home::new(&args.dir);
-    match &args.command {
+    if let PkiCommand::List { ca, expiring, json } = &args.command {
+        let listing = crate::list::list(&home, ca.as_deref(), *expiring)?;
+        let lines = if *json {
+            vec![serde_json::to_string_pretty(&listing).map_err(|e| PkiError::Invalid(format!("cannot write JSON: {e}")))?]
+        } else {
+            listing.to_lines()
+        };
+        return Ok(Done { status: listing.status(expiring.is_some()), lines });
+    }
+    run_report(&home, &args.command).map(|lines| Done { lines, status: 0 })
+}
+
+fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
+    let home = home.clone();
+    match command {
         PkiCommand::InitRoot(a) => ops::init_root(&home, &ca_spec(a, "root-ca", "certgate Root CA", 3650)?),
         PkiCommand::InitClientCa { init, root, root_password_file } => {
             let spec = ca_spec(init, "client-ca", "certgate Client CA", 1825)?;
@@ -342,6 +401,12 @@ pub fn run(args: &PkiArgs) -> Result<Report, PkiError> {
             };
             ops::revoke(&home, ca.as_deref(), &target, *reason)
         }
+        PkiCommand::Renew { ca, validity, serial, ca_password_file } => {
+            let days = if home.open_ca(ca)?.facts()?.self_signed { 3650 } else { 1825 };
+            ops::renew(&home, ca, validity.validity(days)?, serial.as_deref(), &ca_pass(ca_password_file))
+        }
+        PkiCommand::SetCrlUrl { ca, url } => ops::set_crl_url(&home, ca, url),
+        PkiCommand::List { .. } => Err(PkiError::Invalid("pki list is run by `run`".into())),
         PkiCommand::Crl { ca, days, ca_password_file, sds, trusted_ca, sds_name } => {
             let mut report = ops::crl(&home, ca.as_deref(), *days, &ca_pass(ca_password_file))?;
             if let (Some(sds), Some(trusted_ca)) = (sds, trusted_ca) {

@@ -181,39 +181,58 @@ impl Index {
 
     /// Parses an index; the error names the line (1-based) and what is wrong with it.
     pub fn parse(text: &str) -> Result<Index, String> {
-        let mut entries = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line_no = n + 1;
-            if line.trim().is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let bad = |what: &str| format!("line {line_no}: {what}");
-            let fields: Vec<&str> = line.splitn(7, '\t').collect();
-            let [status, serial, not_after, at, why, name, subject] = fields.as_slice() else {
-                return Err(bad("expected 7 tab-separated fields"));
-            };
-            let time = |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|e| bad(&format!("bad time {s:?}: {e}")));
-            let revoked = match *status {
-                "V" => None,
-                "R" => {
-                    let reason = Reason::from_name(why).ok_or_else(|| bad(&format!("unknown reason {why:?}")))?;
-                    Some((time(at)?, reason))
-                }
-                other => return Err(bad(&format!("status {other:?} is neither V nor R"))),
-            };
-            if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad(&format!("serial {serial:?} is not hex")));
-            }
-            entries.push(Entry {
-                serial: serial.to_ascii_uppercase(),
-                not_after: time(not_after)?,
-                revoked,
-                name: unescape(name),
-                subject: unescape(subject),
-            });
+        let (index, bad) = Index::parse_all(text);
+        match bad.into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(index),
         }
-        Ok(Index { entries })
     }
+
+    /// Parses every line it can; each line it cannot is named (1-based) with
+    /// what is wrong with it, never skipped silently.
+    pub fn parse_all(text: &str) -> (Index, Vec<String>) {
+        let mut entries = Vec::new();
+        let mut bad_lines = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            match parse_line(n + 1, line) {
+                Ok(Some(entry)) => entries.push(entry),
+                Ok(None) => {}
+                Err(e) => bad_lines.push(e),
+            }
+        }
+        (Index { entries }, bad_lines)
+    }
+}
+
+/// One line of an index: an entry, nothing (blank or a comment), or why not.
+fn parse_line(line_no: usize, line: &str) -> Result<Option<Entry>, String> {
+    if line.trim().is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let bad = |what: &str| format!("line {line_no}: {what}");
+    let fields: Vec<&str> = line.splitn(7, '\t').collect();
+    let [status, serial, not_after, at, why, name, subject] = fields.as_slice() else {
+        return Err(bad("expected 7 tab-separated fields"));
+    };
+    let time = |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|e| bad(&format!("bad time {s:?}: {e}")));
+    let revoked = match *status {
+        "V" => None,
+        "R" => {
+            let reason = Reason::from_name(why).ok_or_else(|| bad(&format!("unknown reason {why:?}")))?;
+            Some((time(at)?, reason))
+        }
+        other => return Err(bad(&format!("status {other:?} is neither V nor R"))),
+    };
+    if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad(&format!("serial {serial:?} is not hex")));
+    }
+    Ok(Some(Entry {
+        serial: serial.to_ascii_uppercase(),
+        not_after: time(not_after)?,
+        revoked,
+        name: unescape(name),
+        subject: unescape(subject),
+    }))
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod cli;
 pub mod csr;
 pub mod index;
 pub mod keys;
+pub mod list;
 pub mod ops;
 pub mod p12;
 pub mod profile;

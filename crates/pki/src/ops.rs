@@ -37,6 +37,8 @@ pub struct CaSpec {
     pub encrypt: Option<Passphrase>,
     /// Days until the first (empty) CRL's next update.
     pub crl_days: u32,
+    /// Where this CA's CRL will be published: every certificate it signs names it.
+    pub crl_url: Option<String>,
 }
 
 /// A new server or client certificate.
@@ -99,10 +101,14 @@ fn init_ca(home: &Home, spec: &CaSpec, parent: Option<(&Ca, &Issuer<'_, KeyPair>
     if spec.subject.is_empty() {
         return Err(PkiError::Invalid(format!("CA {}: give it a name with --cn", spec.name)));
     }
+    if let Some(url) = &spec.crl_url {
+        profile::check_crl_url(url)?;
+    }
     let serial = serial_of(spec.serial.as_deref())?;
     let params = match parent {
         None => profile::root_ca(spec.subject.to_dn(), spec.validity, serial),
-        Some(_) => profile::client_ca(spec.subject.to_dn(), spec.validity, serial),
+        // the root's CRL lists this CA if it is ever revoked
+        Some((parent_ca, _)) => profile::with_crl_url(profile::client_ca(spec.subject.to_dn(), spec.validity, serial), parent_ca.crl_url()?.as_deref()),
     };
     let passphrase = match &spec.encrypt {
         Some(p) => Some(p.get(&format!("the new key of CA {}", spec.name), true)?),
@@ -125,6 +131,9 @@ fn init_ca(home: &Home, spec: &CaSpec, parent: Option<(&Ca, &Issuer<'_, KeyPair>
     write_new(&cert_path, cert.pem().as_bytes(), false, false)?;
     let ca = home.open_ca(&spec.name)?;
     ca.save_index(&Default::default())?;
+    if let Some(url) = &spec.crl_url {
+        report.push(format!("wrote {} (certificates it signs name {url} as where its CRL is)", ca.set_crl_url(url)?.display()));
+    }
     let issuer = Issuer::new(params, key);
     let crl = write_crl(home, &ca, &issuer, spec.crl_days)?;
     report.push(format!("wrote {} (the CA certificate)", cert_path.display()));
@@ -197,6 +206,7 @@ fn issue_leaf(
             timestamp(params.not_after), ca.name, timestamp(facts.not_after)
         ));
     }
+    let params = &profile::with_crl_url(params.clone(), ca.crl_url()?.as_deref());
     let cert = match &key {
         LeafKey::Generated(k) => params.signed_by(k.as_ref(), issuer),
         LeafKey::Requested(k) => params.signed_by(k, issuer),
@@ -300,10 +310,15 @@ fn write_crl(home: &Home, ca: &Ca, issuer: &Issuer<'_, KeyPair>, days: u32) -> R
     };
     let crl = params.signed_by(issuer).map_err(PkiError::cert(&ca.name))?;
     let pem = crl.pem().map_err(PkiError::cert(&ca.name))?;
-    write_new(&ca.crl_path(), pem.as_bytes(), true, false)?;
+    write_atomically(&ca.crl_path(), pem.as_bytes())?;
+    write_atomically(&ca.crl_der_path(), crl.der())?;
     let bundle = home.rebuild_crl_bundle()?;
+    let publish = match ca.crl_url()? {
+        Some(url) => format!("; publish {} at {url} (the URL its certificates name)", ca.crl_der_path().display()),
+        None => String::new(),
+    };
     Ok(format!(
-        "{} (CRL number {number}, {count} revoked, next update {}) and {}",
+        "{} (CRL number {number}, {count} revoked, next update {}) and {}{publish}",
         ca.crl_path().display(),
         timestamp(params.next_update),
         bundle.display()
@@ -330,6 +345,106 @@ pub fn crl(home: &Home, ca_name: Option<&str>, days: u32, pass: &Passphrase) -> 
         report.push(format!("wrote {}", write_crl(home, &ca, &issuer, days)?));
     }
     Ok(report)
+}
+
+/// The subject certgate wrote into a CA certificate, read back (C, O, OU, CN).
+fn subject_of(path: &Path, cert: &x509_parser::certificate::X509Certificate<'_>) -> Result<Subject, PkiError> {
+    use x509_parser::oid_registry::{OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_ORGANIZATION_NAME};
+    let mut subject = Subject::default();
+    for attr in cert.subject().iter_attributes() {
+        let value = attr.as_str().map_err(|_| PkiError::bad_file(path, "its subject holds a value that is not text"))?.to_owned();
+        let slot = match attr.attr_type() {
+            t if *t == OID_X509_COMMON_NAME => &mut subject.cn,
+            t if *t == OID_X509_ORGANIZATION_NAME => &mut subject.org,
+            t if *t == OID_X509_ORGANIZATIONAL_UNIT => &mut subject.ou,
+            t if *t == OID_X509_COUNTRY_NAME => &mut subject.country,
+            t => return Err(PkiError::bad_file(path, format!("its subject has an attribute ({t}) certgate does not write: renew it with the tool that made it"))),
+        };
+        *slot = Some(value);
+    }
+    Ok(subject)
+}
+
+/// `pki renew CA`: a new certificate for the CA's own key and subject, with
+/// a new validity and serial and the same extensions, so every certificate
+/// it signed before keeps verifying. A root signs its own (its key is
+/// needed); a client CA is signed by its root (the root's key is needed, not
+/// the client CA's). The old certificate stays beside it as `ca.pem.<date>`.
+pub fn renew(home: &Home, ca_name: &str, validity: Validity, serial: Option<&str>, pass: &Passphrase) -> Result<Report, PkiError> {
+    let ca = home.open_ca(ca_name)?;
+    let path = ca.cert_path();
+    let old = parse_cert(&path, &ca.cert_der)?;
+    let subject = subject_of(&path, &old)?;
+    let serial = serial_of(serial)?;
+    let mut report = Vec::new();
+    let cert = if ca.facts()?.self_signed {
+        let issuer = ca.issuer(pass)?;
+        profile::root_ca(subject.to_dn(), validity, serial.clone()).self_signed(issuer.key()).map_err(PkiError::cert(ca_name))?
+    } else {
+        // its issuer: the root in this home with that subject
+        let issuer_dn = old.issuer().to_string();
+        let mut roots = Vec::new();
+        for name in home.ca_names() {
+            let candidate = home.open_ca(&name)?;
+            let facts = candidate.facts()?;
+            if facts.self_signed && facts.subject == issuer_dn {
+                roots.push((candidate, facts));
+            }
+        }
+        let Some((root, root_facts)) = roots.pop() else {
+            return Err(PkiError::Invalid(format!("CA {ca_name} is signed by {issuer_dn}, and no root here has that name: renew it where its root is")));
+        };
+        if validity.not_after > root_facts.not_after {
+            return Err(PkiError::Invalid(format!(
+                "CA {ca_name} would outlive its root {} (valid until {}): give fewer --days, or renew the root first",
+                root.name,
+                timestamp(root_facts.not_after)
+            )));
+        }
+        let issuer = root.issuer(pass)?;
+        let params = profile::with_crl_url(profile::client_ca(subject.to_dn(), validity, serial.clone()), root.crl_url()?.as_deref());
+        let key = rcgen::SubjectPublicKeyInfo::from_der(old.public_key().raw).map_err(|e| PkiError::bad_file(&path, format!("its public key: {e}")))?;
+        let cert = params.signed_by(&key, &issuer).map_err(PkiError::cert(ca_name))?;
+        root.record(entry_for(&params, ca_name, cert.der())?, &cert.pem())?;
+        report.push(format!("recorded the renewed {ca_name} in {}", root.index_path().display()));
+        cert
+    };
+    // the same name, byte for byte, or nothing it signed would chain to it
+    let new = parse_cert(&path, cert.der())?;
+    if new.subject().as_raw() != old.subject().as_raw() || new.public_key().raw != old.public_key().raw {
+        return Err(PkiError::Invalid(format!("the renewed {ca_name} would not carry the same subject and key: nothing was written")));
+    }
+    let today = profile::now();
+    let mut kept = ca.dir.join(format!("{CERT_FILE}.{}", today.date()));
+    if kept.exists() {
+        kept = ca.dir.join(format!("{CERT_FILE}.{}", today.unix_timestamp()));
+    }
+    write_new(&kept, ca.cert_pem.as_bytes(), false, false)?;
+    write_atomically(&path, cert.pem().as_bytes())?;
+    report.push(format!("kept the old certificate as {}", kept.display()));
+    report.push(format!(
+        "wrote {} (same key and subject, serial {}, valid until {})",
+        path.display(),
+        profile::serial_hex(&serial),
+        timestamp(validity.not_after)
+    ));
+    report.push(if ca.facts()?.self_signed {
+        format!("next: give {} to every verifier that trusts {ca_name} (Envoy's trusted_ca, certgate serve --client-ca, browsers' authorities)", path.display())
+    } else {
+        format!("next: give {} to the clients it signed, as the second certificate of their chain (issued/<name>-chain.pem)", path.display())
+    });
+    Ok(report)
+}
+
+/// `pki set-crl-url CA URL`: where the CA's CRL is published, named in every
+/// certificate it signs from now on (those signed before keep what they had).
+pub fn set_crl_url(home: &Home, ca_name: &str, url: &str) -> Result<Report, PkiError> {
+    let ca = home.open_ca(ca_name)?;
+    let path = ca.set_crl_url(url)?;
+    Ok(vec![
+        format!("wrote {}: certificates {ca_name} signs from now on name {url}", path.display()),
+        format!("publish {} there after each `certgate pki crl`", ca.crl_der_path().display()),
+    ])
 }
 
 /// The name of the SDS secret `pki crl --sds` writes, as Envoy's

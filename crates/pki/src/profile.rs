@@ -123,6 +123,29 @@ fn check_uri(u: &str) -> Result<(), PkiError> {
     Ok(())
 }
 
+/// A CRL URL as relying parties fetch it: `http://` or `https://` (RFC 5280
+/// asks for HTTP; a CRL over HTTPS would need the CA it revokes for), ASCII,
+/// no spaces.
+pub fn check_crl_url(url: &str) -> Result<(), PkiError> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() > "https://".len()
+        && url.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(PkiError::Invalid(format!("CRL URL {url:?}: give an http:// URL (ASCII, no spaces), e.g. http://pki.example.org/client-ca.crl")))
+    }
+}
+
+/// Names where the issuing CA's CRL is published (the CRL Distribution
+/// Points extension), when it has a URL.
+pub fn with_crl_url(mut p: CertificateParams, url: Option<&str>) -> CertificateParams {
+    if let Some(url) = url {
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.to_owned()] }];
+    }
+    p
+}
+
 /// When a certificate is valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {

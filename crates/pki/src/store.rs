@@ -177,6 +177,34 @@ impl Ca {
         self.dir.join(CRL_FILE)
     }
 
+    /// `crl.der`: the CRL in the form relying parties download from the URL.
+    pub fn crl_der_path(&self) -> PathBuf {
+        self.dir.join("crl.der")
+    }
+
+    /// Where its CRL is published (`crl-url` in its directory), if set: every
+    /// certificate it signs names that URL.
+    pub fn crl_url(&self) -> Result<Option<String>, PkiError> {
+        let path = self.dir.join("crl-url");
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let url = text.trim().to_owned();
+                super::profile::check_crl_url(&url).map_err(|e| PkiError::bad_file(&path, e.to_string()))?;
+                Ok(Some(url))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(cause) => Err(PkiError::Read { path, cause }),
+        }
+    }
+
+    /// Sets where its CRL is published, for the certificates it signs from now on.
+    pub fn set_crl_url(&self, url: &str) -> Result<PathBuf, PkiError> {
+        super::profile::check_crl_url(url)?;
+        let path = self.dir.join("crl-url");
+        write_atomically(&path, format!("{url}\n").as_bytes())?;
+        Ok(path)
+    }
+
     /// What its certificate allows.
     pub fn facts(&self) -> Result<CaFacts, PkiError> {
         let cert = parse_cert(&self.cert_path(), &self.cert_der)?;
@@ -215,6 +243,21 @@ impl Ca {
     }
 
     /// Its index, read from `index.txt` (empty if there is none yet).
+    /// Its index as far as it can be read, and each line that cannot
+    /// (`index.txt: line N: ...`), for `pki list`.
+    pub fn index_lenient(&self) -> Result<(Index, Vec<String>), PkiError> {
+        let path = self.index_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let (index, bad) = Index::parse_all(&text);
+                Ok((index, bad.into_iter().map(|b| format!("{}: {b}", path.display())).collect()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Index::default(), Vec::new())),
+            Err(e) => Err(PkiError::Read { path, cause: e }),
+        }
+    }
+
+    /// Its index; a line that cannot be read is an error naming it.
     pub fn index(&self) -> Result<Index, PkiError> {
         let path = self.index_path();
         match fs::read_to_string(&path) {

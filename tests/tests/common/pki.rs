@@ -24,7 +24,8 @@ pub const POLICY: &str = r#"{
 }"#;
 
 /// A PKI home: a root, a client CA, a server certificate for localhost and
-/// 127.0.0.1, and the named clients (each with a SPIFFE ID).
+/// 127.0.0.1, and the named clients (each with a SPIFFE ID). Both CAs have a
+/// CRL URL, so every certificate names one (no verifier here fetches it).
 pub struct Pki {
     pub dir: TempDir,
 }
@@ -33,8 +34,8 @@ impl Pki {
     pub fn new(clients: &[&str]) -> Pki {
         let dir = TempDir::new("pki-e2e").unwrap();
         let p = Pki { dir };
-        p.run(&["init-root", "--org", "Example"]);
-        p.run(&["init-client-ca", "--org", "Example"]);
+        p.run(&["init-root", "--org", "Example", "--crl-url", "http://pki.example.invalid/root-ca.crl"]);
+        p.run(&["init-client-ca", "--org", "Example", "--crl-url", "http://pki.example.invalid/client-ca.crl"]);
         p.run(&["server", "localhost", "--ip", "127.0.0.1"]);
         for who in clients {
             p.run(&["client", who, "--org", "Example", "--spiffe", &format!("spiffe://example.org/ns/default/sa/{who}")]);
