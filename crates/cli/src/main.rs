@@ -1,4 +1,7 @@
-//! The `certgate` command: thin; the work is in the library.
+//! The `certgate` command: thin; the work is in the libraries (and, for
+//! `certgate test`, in `policy_tests`).
+
+mod policy_tests;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,11 +44,33 @@ enum Command {
     /// Certificate tooling: a root CA, a client CA, server and client
     /// certificates, CSR signing, PKCS#12 for browsers, revocation and CRLs.
     Pki(PkiArgs),
+    /// Run files of expected decisions against a policy through the filter.
+    /// Exit code 0: every case passed, 1: one failed, 2: a file cannot be run.
+    Test(TestArgs),
     /// Print the policy's JSON Schema (for editors and CI checks of policies).
-    Schema,
+    Schema {
+        /// The schema of `certgate test`'s cases files instead.
+        #[arg(long)]
+        cases: bool,
+    },
     /// Package the filter as an OCI image (an image layout directory) for
     /// Istio's WasmPlugin and Envoy Gateway; prints the digest to pin.
     Package(PackageArgs),
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// Cases files (JSON: `certgate schema --cases`).
+    #[arg(required = true)]
+    cases: Vec<PathBuf>,
+    /// The policy, instead of each file's own `policy`.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Also write the results as JUnit XML, for CI.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    #[arg(long)]
+    wasm: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +189,32 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn test(a: TestArgs) -> anyhow::Result<ExitCode> {
+    // every file is read and checked before anything runs
+    let mut loaded = Vec::new();
+    for path in &a.cases {
+        match policy_tests::load(path, a.policy.as_deref()) {
+            Ok(l) => loaded.push(l),
+            Err(e) => {
+                eprintln!("certgate test: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    let module = WasmModule::from_file(&wasm_or_default(a.wasm)?)?;
+    let mut runs = Vec::new();
+    for l in loaded {
+        let results = policy_tests::run(&module, &l)?;
+        print!("{}", policy_tests::report(&l, &results));
+        runs.push((l, results));
+    }
+    if let Some(junit) = &a.junit {
+        std::fs::write(junit, policy_tests::junit(&runs)).with_context(|| format!("cannot write {}", junit.display()))?;
+    }
+    let failed = runs.iter().flat_map(|(_, r)| r).any(|r| !r.failures.is_empty());
+    Ok(ExitCode::from(u8::from(failed)))
+}
+
 fn validate(policy: &Path, wasm: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let module = WasmModule::from_file(&wasm_or_default(wasm)?)?;
     let json = std::fs::read_to_string(policy).with_context(|| format!("cannot read {}", policy.display()))?;
@@ -220,10 +271,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(done.status))
         }
         Command::Package(a) => package(a),
-        Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&certgate_filter::config::json_schema())?);
+        Command::Schema { cases } => {
+            let schema = if cases { policy_tests::json_schema() } else { certgate_filter::config::json_schema() };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Test(args) => test(args),
     }
 }
 
