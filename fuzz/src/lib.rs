@@ -148,6 +148,10 @@ fn run(policy: &Policy, r: &Request) {
     let admission = admit(&mut host, policy, &mut cache, NOW);
 
     assert_eq!(admission.forwarded, host.reply.is_none(), "a request is either forwarded or answered");
+    // every series a request counts in was defined (only those that can count are)
+    for (name, _) in certgate_filter::metrics::increments(policy, &admission) {
+        assert!(!name.starts_with("undefined"), "a request counted in a series the policy never defined: {admission:?}");
+    }
     // No identity header from the client survives: every header the policy
     // strips that is still there was set by certgate.
     for (name, value) in &host.headers {

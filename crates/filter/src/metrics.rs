@@ -13,7 +13,7 @@
 use crate::admission::Admission;
 use certgate_decision::Verdict;
 
-use crate::policy::{DenyReason, Outcome, Policy};
+use crate::policy::{Access, DefaultAction, DenyReason, Mode, Outcome, Policy, Rule};
 
 /// The family every request is counted in.
 pub const REQUESTS: &str = "certgate_requests_total";
@@ -74,28 +74,82 @@ const I_SPOOFED_HEADERS: usize = 2;
 /// allowed, then denied and audit-would-deny for each reason.
 const PER_RULE: usize = 1 + 2 * DenyReason::ALL.len();
 
-/// Every counter a policy can touch, to define them all at configure time
-/// (so zeros show too). A counter's position here is its index for
-/// [`for_each_increment`].
-pub fn all_counters(policy: &Policy) -> Vec<String> {
-    let mut names: Vec<String> = FIXED.iter().map(|s| (*s).to_owned()).collect();
-    let rules = policy.rules.iter().map(|r| Some(r.name.as_str())).chain([None]);
+/// Every counter a policy can touch, to define them at configure time (so
+/// zeros show too), by index for [`for_each_increment`]: `None` at the index
+/// of a series no request can count under this policy ([`can_count`]), which
+/// is not defined. Prometheus pays for every series defined.
+pub fn all_counters(policy: &Policy) -> Vec<Option<String>> {
+    let mut names: Vec<Option<String>> = FIXED.iter().map(|s| Some((*s).to_owned())).collect();
+    let rules = policy.rules.iter().map(Some).chain([None]);
     for rule in rules {
-        names.push(request_counter(Counted::Allowed, rule));
-        for reason in DenyReason::ALL {
-            names.push(request_counter(Counted::Denied(reason), rule));
-            names.push(request_counter(Counted::AuditWouldDeny(reason), rule));
+        let mut all = vec![Counted::Allowed];
+        all.extend(DenyReason::ALL.iter().flat_map(|r| [Counted::Denied(*r), Counted::AuditWouldDeny(*r)]));
+        for counted in all {
+            let name = rule.map(|r| r.name.as_str());
+            names.push(can_count(policy, counted, rule).then(|| request_counter(counted, name)));
         }
     }
     names
 }
 
+/// Whether a request can ever be counted as `counted` under `rule` (`None`:
+/// no rule matched), as [`crate::policy::decide`] and the fail-closed path
+/// decide. An anonymous rule only allows; a certificate rule denies for the
+/// credential's reasons and for the checks it has; only the default denies
+/// with `no_matching_rule`, and only it with `bad_path` or a fail-closed
+/// `internal_error`. Enforce mode never counts `audit_would_deny`; audit mode
+/// counts `denied` only for a request it failed closed.
+fn can_count(policy: &Policy, counted: Counted, rule: Option<&Rule>) -> bool {
+    let reason = match (counted, policy.mode) {
+        (Counted::Allowed, _) => {
+            return rule.is_some() || policy.default == DefaultAction::Allow;
+        }
+        (Counted::AuditWouldDeny(_), Mode::Enforce) => return false,
+        (Counted::Denied(r), Mode::Audit) => return r == DenyReason::InternalError && rule.is_none(),
+        (Counted::Denied(r) | Counted::AuditWouldDeny(r), _) => r,
+    };
+    let Some(rule) = rule else {
+        return match reason {
+            DenyReason::NoMatchingRule => policy.default == DefaultAction::Deny,
+            DenyReason::BadPath | DenyReason::InternalError => true,
+            _ => false,
+        };
+    };
+    let Access::Certificate(req) = &rule.access else {
+        return false;
+    };
+    let deny_lists = !policy.deny_serials.is_empty() || !policy.deny_sha256.is_empty();
+    let issuer = req.issuer.is_some() || req.issuer_cn.is_some();
+    match reason {
+        DenyReason::CertificateRequired
+        | DenyReason::CertificateNotVerified
+        | DenyReason::VerificationUnknown
+        | DenyReason::UnparseableCertificate
+        | DenyReason::NotYetValid
+        | DenyReason::Expired
+        // unreachable by construction (a usable credential is a verified
+        // peer), but never dropped if it is not
+        | DenyReason::InternalError => true,
+        DenyReason::Revoked => deny_lists,
+        DenyReason::IdentityIncomplete => !policy.deny_serials.is_empty() || issuer,
+        DenyReason::IssuerNotAllowed => issuer,
+        DenyReason::SubjectNotAllowed => req.subject.is_some() || req.subject_cn.is_some(),
+        DenyReason::SanNotAllowed => req.san_uri.is_some() || req.san_dns.is_some() || req.san_email.is_some(),
+        DenyReason::SpiffeNotAllowed => req.spiffe.is_some(),
+        DenyReason::NoMatchingRule | DenyReason::BadPath => false,
+    }
+}
+
 /// Defines every counter of [`all_counters`] with the host's `define`, in
-/// index order; one the host refuses is logged and left out (`None`).
+/// index order; one the host refuses is logged and left out (`None`), as is
+/// one no request can count.
 pub fn define_counters<Id, E: std::fmt::Display>(policy: &Policy, mut define: impl FnMut(&str) -> Result<Id, E>) -> Vec<Option<Id>> {
     all_counters(policy)
         .iter()
-        .map(|name| define(name).map_err(|e| log::warn!("metric {name} not defined: {e}")).ok())
+        .map(|name| {
+            let name = name.as_deref()?;
+            define(name).map_err(|e| log::warn!("metric {name} not defined: {e}")).ok()
+        })
         .collect()
 }
 
@@ -139,9 +193,9 @@ pub fn increments(policy: &Policy, a: &Admission) -> Vec<(String, i64)> {
     let names = all_counters(policy);
     let mut out = Vec::new();
     for_each_increment(policy, a, |i, by| {
-        if let Some(name) = names.get(i) {
-            out.push((name.clone(), by));
-        }
+        // a series that is not defined shows as `undefined:<index>`, for tests to catch
+        let name = names.get(i).cloned().flatten().unwrap_or_else(|| format!("undefined:{i}"));
+        out.push((name, by));
     });
     out
 }
@@ -158,20 +212,66 @@ mod tests {
         assert_eq!(FIXED[I_SPOOFED_HEADERS], SPOOFED_HEADERS);
     }
 
-    #[test]
-    fn every_request_counter_is_at_its_index() {
-        let policy = crate::config::parse_policy(br#"{"rules":[{"name":"a"},{"name":"b.c"}]}"#).unwrap();
+    fn defined(policy: &str) -> (Policy, Vec<Option<String>>) {
+        let policy = crate::config::parse_policy(policy.as_bytes()).unwrap();
         let names = all_counters(&policy);
+        (policy, names)
+    }
+
+    fn every_counted() -> Vec<Counted> {
+        let mut all = vec![Counted::Allowed];
+        all.extend(DenyReason::ALL.iter().flat_map(|r| [Counted::Denied(*r), Counted::AuditWouldDeny(*r)]));
+        all
+    }
+
+    #[test]
+    fn every_request_counter_is_at_its_index_and_only_what_can_count_is_defined() {
+        let (policy, names) = defined(
+            r#"{"deny":{"serials":["01"]},"rules":[
+                {"name":"a","issuer":["CN=x"],"subject_cn":["x"],"san_dns":["x"],"spiffe":["spiffe://x/y"]},
+                {"name":"b.c","anonymous":true}]}"#,
+        );
         assert_eq!(names.len(), FIXED.len() + 3 * PER_RULE);
         for rule in [Some("a"), Some("b.c"), None] {
-            let mut all = vec![Counted::Allowed];
-            all.extend(DenyReason::ALL.iter().flat_map(|r| [Counted::Denied(*r), Counted::AuditWouldDeny(*r)]));
-            for counted in all {
-                assert_eq!(names[request_index(&policy, counted, rule)], request_counter(counted, rule));
+            for counted in every_counted() {
+                if let Some(name) = &names[request_index(&policy, counted, rule)] {
+                    assert_eq!(*name, request_counter(counted, rule));
+                }
             }
         }
-        assert_eq!(names[request_index(&policy, Counted::Denied(DenyReason::Revoked), Some("b.c"))],
-            "certgate_requests_total.outcome.denied.reason.revoked.rule.b.c");
-        assert_eq!(names[request_index(&policy, Counted::Allowed, None)], "certgate_requests_total.outcome.allowed");
+        let is = |counted, rule| names[request_index(&policy, counted, rule)].is_some();
+        // a certificate rule: every reason but the default's, enforce mode only
+        assert!(is(Counted::Allowed, Some("a")) && is(Counted::Denied(DenyReason::Revoked), Some("a")));
+        assert!(is(Counted::Denied(DenyReason::SpiffeNotAllowed), Some("a")));
+        assert!(!is(Counted::Denied(DenyReason::NoMatchingRule), Some("a")));
+        assert!(!is(Counted::AuditWouldDeny(DenyReason::Expired), Some("a")));
+        // an anonymous rule only allows
+        assert!(is(Counted::Allowed, Some("b.c")));
+        assert!(every_counted().into_iter().filter(|c| *c != Counted::Allowed).all(|c| !is(c, Some("b.c"))));
+        // no rule: the default's deny, bad paths, failing closed
+        assert!(is(Counted::Denied(DenyReason::NoMatchingRule), None) && is(Counted::Denied(DenyReason::BadPath), None));
+        assert!(is(Counted::Denied(DenyReason::InternalError), None) && !is(Counted::Allowed, None));
+        assert!(!is(Counted::Denied(DenyReason::Expired), None));
+
+        // audit mode counts what enforce would deny, and denies only when failing closed
+        let (audit, names) = defined(r#"{"mode":"audit","default":"allow","rules":[{"name":"a","subject_cn":["x"]}]}"#);
+        let is = |counted, rule| names[request_index(&audit, counted, rule)].is_some();
+        assert!(is(Counted::AuditWouldDeny(DenyReason::SubjectNotAllowed), Some("a")));
+        assert!(!is(Counted::Denied(DenyReason::SubjectNotAllowed), Some("a")));
+        assert!(!is(Counted::AuditWouldDeny(DenyReason::IssuerNotAllowed), Some("a")), "no issuer check");
+        assert!(!is(Counted::AuditWouldDeny(DenyReason::Revoked), Some("a")), "no deny lists");
+        assert!(is(Counted::Denied(DenyReason::InternalError), None) && is(Counted::Allowed, None));
+    }
+
+    /// The example policy's series: 344 (every outcome, reason and rule)
+    /// before only what can count was defined.
+    #[test]
+    fn the_example_policy_defines_only_the_series_that_can_count() {
+        let example = include_str!("../../../fixtures/policies/example.json");
+        let (_, names) = defined(example);
+        let series = names.iter().flatten().count();
+        println!("example policy: {series} series defined of {} possible", names.len());
+        assert_eq!(names.len(), 344);
+        assert!(series < 120, "{series}");
     }
 }

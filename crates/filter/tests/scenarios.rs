@@ -27,6 +27,12 @@ fn every_scenario_gets_its_expected_decision_and_headers() {
             proxy = proxy.with_client_cert(cert, s.verified);
         }
         let admission = admit(&mut proxy, &policy, &mut IdentityCache::new(16), NOW);
+        // the series it counts in was defined: only those that can count are
+        for (name, _) in certgate_filter::metrics::increments(&policy, &admission) {
+            if name.starts_with("undefined") {
+                failures.push(format!("{}: counted in a series the policy never defined", s.name));
+            }
+        }
         let seen = Observed {
             status: proxy.reply.as_ref().map_or(200, |r| r.status),
             reason: match admission.outcome {
