@@ -1,4 +1,5 @@
-//! Revocation without a restart, on the oldest and newest Envoy:
+//! Revocation without a restart, on the oldest and newest Envoy (and the
+//! dynamic module on the newest):
 //! `envoy/required-mtls-sds.yaml` takes the trusted CAs and CRLs through SDS
 //! from the file `certgate pki crl --sds` replaces by an atomic rename. While
 //! Envoy runs, alice is revoked and the file published; then
@@ -23,13 +24,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certgate_backend as backend;
-use common::envoy::{config, ecds_config, ecds_resource, with_listener_verification, write_atomically, Envoy};
+use common::envoy::{config, ecds_config, ecds_resource, with_listener_verification, write_atomically, Build, Envoy};
 use common::pki::{Pki, POLICY};
 use common::{client_config_files, connect, connect_with, repo, Resumed, TempDir};
 
 
 /// The oldest and the newest Envoy of the matrix.
 const VERSIONS: [&str; 2] = ["1.36.4", "1.40.0"];
+
+/// The builds and Envoys the revocation runs on: the Wasm build on the
+/// oldest and newest, the dynamic module on the newest (it needs 1.38+).
+const RUNS: [(&str, Build); 3] = [("1.36.4", Build::Wasm), ("1.40.0", Build::Wasm), ("1.40.0", Build::Module)];
 
 /// `envoy/required-mtls-sds.yaml` on this PKI's files.
 fn sds_yaml(pki: &Pki, backend: SocketAddr) -> String {
@@ -155,10 +160,11 @@ impl Bystander {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crl_published_through_sds_refuses_new_and_resumed_handshakes_without_a_restart() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    for version in VERSIONS {
+    for (version, build) in RUNS {
         let pki = Pki::new(&["alice", "bob"]);
         publish(&pki);
-        let envoy = Envoy::start_version(version, &sds_yaml(&pki, backend.addr)).unwrap_or_else(|e| panic!("{version}: {e}"));
+        let envoy = Envoy::start_version(version, &build.config(&sds_yaml(&pki, backend.addr))).unwrap_or_else(|e| panic!("{version}: {e}"));
+        let version = format!("{version} {}", build.name());
         let addr = envoy.listener;
         assert_eq!(call(&pki, addr, "alice").await, Ok(200), "{version}: alice before:\n{}", envoy.log_tail());
 
