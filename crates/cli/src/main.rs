@@ -2,6 +2,7 @@
 //! `certgate test`, in `policy_tests`).
 
 mod policy_tests;
+mod request;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,8 +11,8 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use certgate_edge::locate::default_wasm;
 use certgate_edge::{self as edge, ServeOptions};
-use certgate_decision::{Published, Verdict, PROPERTY};
-use certgate_host::{Connection, HarnessError, PluginSettings, WasmModule};
+use certgate_decision::Verdict;
+use certgate_host::{HarnessError, PluginSettings, WasmModule};
 use certgate_pki::cli::PkiArgs;
 use certgate_backend as backend;
 use clap::{Args, Parser, Subcommand};
@@ -142,25 +143,21 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let module = WasmModule::from_file(&wasm_or_default(a.wasm)?)?;
     let policy = std::fs::read_to_string(&a.policy).with_context(|| format!("cannot read {}", a.policy.display()))?;
     let mut plugin = module.start(PluginSettings::new(policy).name("certgate")).with_context(|| a.policy.display().to_string())?;
-    let mut conn = Connection::local_tls();
-    if let Some(cert) = &a.cert {
-        conn = conn.with_client_cert_file(cert, !a.unverified)?;
-    }
-    let mut headers = certgate_wire::header_map::request(&a.method, &a.path, &a.host);
+    let mut headers = Vec::new();
     for h in &a.headers {
         let (k, v) = h.split_once(':').ok_or_else(|| anyhow!("--header {h}: write `name: value`"))?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()));
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
     }
-    if let Some(x) = &conn.xfcc {
-        headers.push(("x-forwarded-client-cert".into(), x.clone().into_bytes()));
-    }
-    let sent = headers.clone();
-    let out = plugin.request(&conn, headers)?;
-    let published = out
-        .filter_state
-        .get(PROPERTY)
-        .and_then(|v| Published::from_bytes(v))
-        .ok_or_else(|| anyhow!("the filter published no decision: is {} certgate's?", a.policy.display()))?;
+    let request = request::Request {
+        cert: a.cert.as_deref(),
+        verified: !a.unverified,
+        method: &a.method,
+        path: &a.path,
+        host: &a.host,
+        headers: &headers,
+    };
+    let request::Sent { exchange: out, headers: sent, published } = request::send(&mut plugin, &request)?;
+    let published = published.ok_or_else(|| anyhow!("the filter published no decision: is {} certgate's?", a.policy.display()))?;
     let rule = published.rule.as_deref().unwrap_or("-");
     let reason = published.reason.as_deref().unwrap_or("-");
     if let Some(reply) = &out.local_response {

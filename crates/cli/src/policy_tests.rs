@@ -8,20 +8,23 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use certgate_decision::{Published, Verdict, PROPERTY};
-use certgate_host::{Connection, PluginSettings, WasmModule};
+use certgate_decision::Verdict;
+use certgate_host::{PluginSettings, WasmModule};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-/// A cases file as written: its schema. It is read through [`Outline`],
-/// which keeps each case's text to tell its line, then case by case.
-#[allow(dead_code)]
+use crate::request::{send, Request, Sent};
+
+/// A cases file as written. Read with each case kept as its text
+/// (`C` = `&RawValue`, to tell its line), then case by case; its schema is
+/// that of `CasesFile<Case>`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[schemars(title = "certgate policy test cases")]
 #[serde(deny_unknown_fields)]
-pub struct CasesFile {
+pub struct CasesFile<C = Case> {
     /// The JSON Schema editors check the file against (`certgate schema --cases`); ignored.
     #[serde(rename = "$schema", default)]
+    #[allow(dead_code)] // for editors; certgate ignores it
     pub schema: Option<String>,
     /// The policy under test, relative to this file (`--policy` overrides it).
     pub policy: Option<String>,
@@ -29,7 +32,7 @@ pub struct CasesFile {
     pub certificates: Option<String>,
     /// The cases, run in order.
     #[schemars(length(min = 1))]
-    pub cases: Vec<Case>,
+    pub cases: Vec<C>,
 }
 
 /// One request and what must come of it.
@@ -100,18 +103,6 @@ fn localhost() -> String {
     "localhost".into()
 }
 
-/// The top level, with each case kept as its text (to tell its line).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Outline<'a> {
-    #[serde(rename = "$schema", default)]
-    _schema: Option<String>,
-    policy: Option<String>,
-    certificates: Option<String>,
-    #[serde(borrow)]
-    cases: Vec<&'a RawValue>,
-}
-
 /// A cases file that cannot be run, with where.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}:{line}: {message}")]
@@ -144,7 +135,7 @@ fn line_of(text: &str, inner: &str) -> usize {
 pub fn load(path: &Path, policy: Option<&Path>) -> Result<Loaded, CasesError> {
     let err = |line: usize, message: String| CasesError { path: path.display().to_string(), line, message };
     let text = std::fs::read_to_string(path).map_err(|e| err(1, format!("cannot read: {e}")))?;
-    let outline: Outline<'_> = serde_json::from_str(&text).map_err(|e| err(e.line(), e.to_string()))?;
+    let outline: CasesFile<&RawValue> = serde_json::from_str(&text).map_err(|e| err(e.line(), e.to_string()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let policy = match (policy, &outline.policy) {
         (Some(p), _) => p.to_path_buf(),
@@ -197,19 +188,16 @@ pub fn run(module: &WasmModule, loaded: &Loaded) -> anyhow::Result<Vec<Ran>> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.policy.display()))?;
     let mut out = Vec::new();
     for (case, line, cert) in &loaded.cases {
-        let mut conn = Connection::local_tls();
-        if let Some(file) = cert {
-            conn = conn.with_client_cert_file(file, case.verified)?;
-        }
-        let mut headers = certgate_wire::header_map::request(&case.method, &case.path, &case.host);
-        for (k, v) in &case.headers {
-            certgate_wire::header_map::add(&mut headers, k, v.as_bytes().to_vec());
-        }
-        if let Some(x) = &conn.xfcc {
-            certgate_wire::header_map::replace(&mut headers, "x-forwarded-client-cert", x.clone().into_bytes());
-        }
-        let exchange = plugin.request(&conn, headers)?;
-        let published = exchange.filter_state.get(PROPERTY).and_then(|v| Published::from_bytes(v));
+        let headers: Vec<(String, String)> = case.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let request = Request {
+            cert: cert.as_deref(),
+            verified: case.verified,
+            method: &case.method,
+            path: &case.path,
+            host: &case.host,
+            headers: &headers,
+        };
+        let Sent { exchange, published, .. } = send(&mut plugin, &request)?;
         let mut failures = Vec::new();
         let Some(published) = published else {
             failures.push("the filter published no decision: is this certgate's policy and module?".into());
