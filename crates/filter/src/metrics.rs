@@ -74,6 +74,13 @@ const I_SPOOFED_HEADERS: usize = 2;
 /// allowed, then denied and audit-would-deny for each reason.
 const PER_RULE: usize = 1 + 2 * DenyReason::ALL.len();
 
+/// What a request can be counted as, in a rule slot's index order:
+/// allowed, then denied and audit-would-deny for each reason.
+fn every_counted() -> impl Iterator<Item = Counted> {
+    std::iter::once(Counted::Allowed)
+        .chain(DenyReason::ALL.into_iter().flat_map(|r| [Counted::Denied(r), Counted::AuditWouldDeny(r)]))
+}
+
 /// Every counter a policy can touch, to define them at configure time (so
 /// zeros show too), by index for [`for_each_increment`]: `None` at the index
 /// of a series no request can count under this policy ([`can_count`]), which
@@ -82,9 +89,7 @@ pub fn all_counters(policy: &Policy) -> Vec<Option<String>> {
     let mut names: Vec<Option<String>> = FIXED.iter().map(|s| Some((*s).to_owned())).collect();
     let rules = policy.rules.iter().map(Some).chain([None]);
     for rule in rules {
-        let mut all = vec![Counted::Allowed];
-        all.extend(DenyReason::ALL.iter().flat_map(|r| [Counted::Denied(*r), Counted::AuditWouldDeny(*r)]));
-        for counted in all {
+        for counted in every_counted() {
             let name = rule.map(|r| r.name.as_str());
             names.push(can_count(policy, counted, rule).then(|| request_counter(counted, name)));
         }
@@ -218,12 +223,6 @@ mod tests {
         (policy, names)
     }
 
-    fn every_counted() -> Vec<Counted> {
-        let mut all = vec![Counted::Allowed];
-        all.extend(DenyReason::ALL.iter().flat_map(|r| [Counted::Denied(*r), Counted::AuditWouldDeny(*r)]));
-        all
-    }
-
     #[test]
     fn every_request_counter_is_at_its_index_and_only_what_can_count_is_defined() {
         let (policy, names) = defined(
@@ -247,7 +246,7 @@ mod tests {
         assert!(!is(Counted::AuditWouldDeny(DenyReason::Expired), Some("a")));
         // an anonymous rule only allows
         assert!(is(Counted::Allowed, Some("b.c")));
-        assert!(every_counted().into_iter().filter(|c| *c != Counted::Allowed).all(|c| !is(c, Some("b.c"))));
+        assert!(every_counted().filter(|c| *c != Counted::Allowed).all(|c| !is(c, Some("b.c"))));
         // no rule: the default's deny, bad paths, failing closed
         assert!(is(Counted::Denied(DenyReason::NoMatchingRule), None) && is(Counted::Denied(DenyReason::BadPath), None));
         assert!(is(Counted::Denied(DenyReason::InternalError), None) && !is(Counted::Allowed, None));

@@ -364,17 +364,16 @@ pub fn run(args: &PkiArgs) -> Result<Done, PkiError> {
 }
 
 fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
-    let home = home.clone();
     match command {
-        PkiCommand::InitRoot(a) => ops::init_root(&home, &ca_spec(a, "root-ca", "certgate Root CA", 3650)?),
+        PkiCommand::InitRoot(a) => ops::init_root(home, &ca_spec(a, "root-ca", "certgate Root CA", 3650)?),
         PkiCommand::InitClientCa { init, root, root_password_file } => {
             let spec = ca_spec(init, "client-ca", "certgate Client CA", 1825)?;
-            ops::init_client_ca(&home, &spec, root, &Passphrase::from_file(root_password_file.clone(), "--root-password-file"))
+            ops::init_client_ca(home, &spec, root, &Passphrase::from_file(root_password_file.clone(), "--root-password-file"))
         }
-        PkiCommand::Server { leaf, ca } => ops::server(&home, ca, &ca_pass(&leaf.common.ca_password_file), &leaf_spec(leaf, true)?),
-        PkiCommand::Client { leaf, ca } => ops::client(&home, ca, &ca_pass(&leaf.common.ca_password_file), &leaf_spec(leaf, false)?),
+        PkiCommand::Server { leaf, ca } => ops::server(home, ca, &ca_pass(&leaf.common.ca_password_file), &leaf_spec(leaf, true)?),
+        PkiCommand::Client { leaf, ca } => ops::client(home, ca, &ca_pass(&leaf.common.ca_password_file), &leaf_spec(leaf, false)?),
         PkiCommand::SignCsr { csr, name, ca, names, validity, common } => ops::sign_csr(
-            &home,
+            home,
             ca,
             &ca_pass(&common.ca_password_file),
             csr,
@@ -385,7 +384,7 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
             common.force,
         ),
         PkiCommand::P12 { name, password_file, legacy, out, force } => ops::p12(
-            &home,
+            home,
             name,
             &Passphrase::from_file(password_file.clone(), "--password-file"),
             if *legacy { Protection::Legacy } else { Protection::Modern },
@@ -399,18 +398,18 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
                 (Some(n), _, _) => Target::Name(n.clone()),
                 (None, None, None) => return Err(PkiError::Invalid("give a NAME, --serial or --cert".into())),
             };
-            ops::revoke(&home, ca.as_deref(), &target, *reason)
+            ops::revoke(home, ca.as_deref(), &target, *reason)
         }
         PkiCommand::Renew { ca, validity, serial, ca_password_file } => {
             let days = if home.open_ca(ca)?.facts()?.self_signed { 3650 } else { 1825 };
-            ops::renew(&home, ca, validity.validity(days)?, serial.as_deref(), &ca_pass(ca_password_file))
+            ops::renew(home, ca, validity.validity(days)?, serial.as_deref(), &ca_pass(ca_password_file))
         }
-        PkiCommand::SetCrlUrl { ca, url } => ops::set_crl_url(&home, ca, url),
+        PkiCommand::SetCrlUrl { ca, url } => ops::set_crl_url(home, ca, url),
         PkiCommand::List { .. } => Err(PkiError::Invalid("pki list is run by `run`".into())),
         PkiCommand::Crl { ca, days, ca_password_file, sds, trusted_ca, sds_name } => {
-            let mut report = ops::crl(&home, ca.as_deref(), *days, &ca_pass(ca_password_file))?;
+            let mut report = ops::crl(home, ca.as_deref(), *days, &ca_pass(ca_password_file))?;
             if let (Some(sds), Some(trusted_ca)) = (sds, trusted_ca) {
-                report.push(ops::write_sds_validation(&home, sds, trusted_ca, sds_name)?);
+                report.push(ops::write_sds_validation(home, sds, trusted_ca, sds_name)?);
             }
             Ok(report)
         }
