@@ -16,15 +16,12 @@ use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
 use common::envoy::Envoy;
 use common::pki::{Pki, POLICY};
-use common::{client_config_files, connect_with};
+use common::connect_with;
 
 
 /// One request as `who`: the status and the CN the backend was told, or the handshake error.
 async fn call(pki: &Pki, addr: SocketAddr, who: &str) -> Result<(u16, Vec<String>), String> {
-    let chain = pki.path(&format!("issued/{who}-chain.pem"));
-    let key = pki.path(&format!("issued/{who}.key"));
-    let config = client_config_files(&pki.path("root-ca/ca.pem"), Some((&chain, &key)), &[b"http/1.1"]);
-    let reply = connect_with(addr, config, false).await?.send("GET", "/hello", &[]).await?;
+    let reply = pki.connect(addr, who).await?.send("GET", "/hello", &[]).await?;
     Ok((reply.status, reply.backend_header("x-client-cn")))
 }
 
@@ -73,9 +70,7 @@ async fn a_pki_client_certificate_passes_serve_and_envoy_until_revoked() {
 
 /// One request as `who` presenting `chain` (a file under the PKI home).
 async fn call_with_chain(pki: &Pki, addr: SocketAddr, who: &str, chain: &str) -> Result<(u16, Vec<String>), String> {
-    let key = pki.path(&format!("issued/{who}.key"));
-    let config = client_config_files(&pki.path("root-ca/ca.pem"), Some((&pki.path(chain), &key)), &[b"http/1.1"]);
-    let reply = connect_with(addr, config, false).await?.send("GET", "/hello", &[]).await?;
+    let reply = connect_with(addr, pki.client_tls(who, Some(chain)), false).await?.send("GET", "/hello", &[]).await?;
     Ok((reply.status, reply.backend_header("x-client-cn")))
 }
 

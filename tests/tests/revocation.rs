@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use certgate_backend as backend;
 use common::envoy::{config, ecds_config, ecds_resource, with_listener_verification, write_atomically, Build, Envoy};
 use common::pki::{Pki, POLICY};
-use common::{client_config_files, connect, connect_with, repo, Resumed, TempDir};
+use common::{connect, connect_with, repo, Resumed, TempDir};
 
 
 /// The oldest and the newest Envoy of the matrix.
@@ -54,10 +54,7 @@ fn publish(pki: &Pki) {
 
 /// One GET as `who` on a new connection: the status, or the handshake error.
 async fn call(pki: &Pki, addr: SocketAddr, who: &str) -> Result<u16, String> {
-    let chain = pki.path(&format!("issued/{who}-chain.pem"));
-    let key = pki.path(&format!("issued/{who}.key"));
-    let config = client_config_files(&pki.path("root-ca/ca.pem"), Some((&chain, &key)), &[b"http/1.1"]);
-    Ok(connect_with(addr, config, false).await?.send("GET", "/hello", &[]).await?.status)
+    Ok(pki.connect(addr, who).await?.send("GET", "/hello", &[]).await?.status)
 }
 
 /// `resume_client.py` for alice: its first connection now, its second once
@@ -110,9 +107,7 @@ impl Bystander {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let chain = pki.path("issued/bob-chain.pem");
-        let key = pki.path("issued/bob.key");
-        let tls = client_config_files(&pki.path("root-ca/ca.pem"), Some((&chain, &key)), &[b"http/1.1"]);
+        let tls = pki.client_tls("bob", None);
         let mut kept = connect_with(addr, tls.clone(), false).await.unwrap();
         let mut tasks = Vec::new();
         for keep_alive in [false, true] {
@@ -169,11 +164,7 @@ async fn a_crl_published_through_sds_refuses_new_and_resumed_handshakes_without_
         assert_eq!(call(&pki, addr, "alice").await, Ok(200), "{version}: alice before:\n{}", envoy.log_tail());
 
         // alice's connection kept open, and her sessions to resume
-        let chain = pki.path("issued/alice-chain.pem");
-        let key = pki.path("issued/alice.key");
-        let mut open = connect_with(addr, client_config_files(&pki.path("root-ca/ca.pem"), Some((&chain, &key)), &[b"http/1.1"]), false)
-            .await
-            .unwrap();
+        let mut open = pki.connect(addr, "alice").await.unwrap();
         assert_eq!(open.send("GET", "/hello", &[]).await.map(|r| r.status), Ok(200));
         let go = pki.dir.0.join("go");
         let mut resumers: Vec<(&str, Resumer)> = ["1.2", "1.3"].into_iter().map(|tls| (tls, Resumer::start(&pki, addr, tls, &go))).collect();

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use certgate_edge::EdgeSettings;
 use certgate_pki::keys::{KeyKind, Passphrase};
@@ -10,6 +11,7 @@ use certgate_pki::ops::{self, LeafSpec};
 use certgate_pki::profile::{Sans, Subject, Validity};
 use certgate_pki::store::Home;
 use certgate_edge::tls::{ClientCertMode, TlsFiles};
+use rustls::ClientConfig;
 
 use super::envoy::config;
 use super::{certgate, repo, TempDir};
@@ -51,6 +53,19 @@ impl Pki {
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.0.join("pki").join(rel)
+    }
+
+    /// A TLS client (HTTP/1.1) trusting this PKI's root, as `who`, sending
+    /// `chain` (a file under the home) or else `issued/<who>-chain.pem`.
+    pub fn client_tls(&self, who: &str, chain: Option<&str>) -> Arc<ClientConfig> {
+        let chain = chain.map_or_else(|| self.path(&format!("issued/{who}-chain.pem")), |c| self.path(c));
+        let key = self.path(&format!("issued/{who}.key"));
+        super::client_config_files(&self.path("root-ca/ca.pem"), Some((&chain, &key)), &[b"http/1.1"])
+    }
+
+    /// A new connection as `who`: the handshake's error, if it fails.
+    pub async fn connect(&self, addr: SocketAddr, who: &str) -> Result<super::Conn, String> {
+        super::connect_with(addr, self.client_tls(who, None), false).await
     }
 
     pub fn edge_settings(&self, policy: &Path, upstream: SocketAddr, mode: ClientCertMode) -> EdgeSettings {
