@@ -14,6 +14,7 @@ use certgate_x509::sha256_hex;
 use certgate_filter::path::{self, PathCase, Reading};
 use certgate_filter::policy::{decide, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification};
 use certgate_filter::testing::FakeEnvoy;
+use certgate_filter::token::Token;
 use certgate_filter::xfcc;
 
 /// 2026-11-23, inside the fixtures' validity.
@@ -255,7 +256,7 @@ pub fn paths(data: &[u8]) {
                 (1, Some(id)) => Peer::Verified(id),
                 _ => Peer::None,
             };
-            let decide_path = |path: &str| decide(policy, &RequestFacts { path, method: "GET", host: "localhost", peer }, NOW);
+            let decide_path = |path: &str| decide(policy, &RequestFacts { path, method: "GET", host: "localhost", peer, token: &Token::NotRead }, NOW);
             let first = decide_path(&raw);
             let Some(normal) = first.path.clone() else {
                 assert_eq!(first.outcome, Outcome::Deny(DenyReason::BadPath), "{raw:?}: no path, so refused");

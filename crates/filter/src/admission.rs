@@ -16,6 +16,7 @@ use crate::host::header_text;
 use crate::peer::{certificate_fields, find_peer, Found};
 use crate::policy::{decide, Credential, DenyReason, Mode, Outcome, Peer, Policy, RequestFacts};
 use crate::reply::{deny_reply, reply_body};
+use crate::token::{read_token, Token};
 
 /// What happened to a request, for metrics and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,8 +154,15 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
         Found::Identity(id) => (Peer::Verified(id), None),
     };
 
-    // 3. Decide.
-    let facts = RequestFacts { path: &path, method: &method, host: &authority, peer };
+    // 3. The access token jwt_authn verified, when the policy checks tokens
+    // and there is a certificate to bind it to.
+    let token = match (&policy.bound_tokens, peer) {
+        (Some(tokens), Peer::Verified(_)) => read_token(host, tokens, &headers)?,
+        _ => Token::NotRead,
+    };
+
+    // 4. Decide.
+    let facts = RequestFacts { path: &path, method: &method, host: &authority, peer, token: &token };
     let decision = decide(policy, &facts, now);
     let usable = match (decision.credential, peer) {
         (Credential::Usable, Peer::Verified(id)) => Some(id),
@@ -175,14 +183,12 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
         identity_error,
     };
 
-    // 4. Reply, or tell the application who is calling.
+    // 5. Reply, or tell the application who is calling.
     if let (Outcome::Deny(reason), Mode::Enforce) = (decision.outcome, policy.mode) {
         let reply = deny_reply(reason, decision.rule, policy.deny_status, &text("accept"));
-        host.send_local_response(
-            reply.status,
-            &[("content-type", reply.content_type), ("cache-control", "no-store")],
-            reply.body.as_bytes(),
-        )?;
+        let mut reply_headers = vec![("content-type", reply.content_type), ("cache-control", "no-store")];
+        reply_headers.extend(reason.challenge().map(|c| ("www-authenticate", c)));
+        host.send_local_response(reply.status, &reply_headers, reply.body.as_bytes())?;
         return Ok(Admission { forwarded: false, ..admission });
     }
     // The application gets the path the rules matched, not another spelling

@@ -12,6 +12,7 @@ use crate::host::HostReads;
 use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset, OVERRIDE_HEADERS};
 use crate::path::{self, PathSettings};
 use crate::identity::canonical_serial_checked;
+use crate::token::{BoundTokens, WithoutToken};
 use crate::policy::{
     Access, DefaultAction, IdentitySourceSetting, Mode, PathMatch, Policy, Requirements, Rule, Verification,
 };
@@ -74,6 +75,25 @@ pub struct PolicyFile {
     /// How the application behind certgate reads paths.
     #[serde(default)]
     pub paths: PathSettings,
+    /// Access tokens bound to the client certificate (RFC 8705): checked on
+    /// every certificate rule unless the rule sets `bound_token: false`.
+    pub bound_tokens: Option<BoundTokensSetting>,
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+/// The `bound_tokens` setting: which verified tokens are checked, and what a request without one gets.
+pub struct BoundTokensSetting {
+    /// The `payload_in_metadata` name of the Envoy `jwt_authn` provider whose verified tokens are read.
+    pub payload_in_metadata: String,
+    /// The same provider's `forward_payload_header`: needed by the dynamic module, which can tell from
+    /// the metadata whether a token was verified but cannot read inside it. The Wasm build ignores it.
+    pub payload_header: Option<String>,
+    /// What a request with no verified token gets on a rule that checks tokens: `deny` (401
+    /// `token_missing`) or `allow` (a token that is there must still be bound).
+    #[serde(default)]
+    pub without_token: WithoutToken,
 }
 
 
@@ -182,6 +202,9 @@ pub struct RuleSetting {
     pub san_email: Option<Vec<String>>,
     /// SPIFFE ID patterns (`spiffe://example.org/ns/*/sa/*`).
     pub spiffe: Option<Vec<String>>,
+    /// Whether the request's verified access token must be bound to the certificate (the policy's
+    /// `bound_tokens`); absent: checked when the policy has `bound_tokens`.
+    pub bound_token: Option<bool>,
 }
 
 /// Parses and compiles a configuration.
@@ -235,6 +258,18 @@ pub fn check_host_reads(policy: &Policy, reads: HostReads) -> Result<(), ConfigE
             ),
         ));
     }
+    if let Some(tokens) = &policy.bound_tokens {
+        if !reads.token_claims && tokens.payload_header.is_none() {
+            return Err(err(
+                "bound_tokens.payload_header",
+                format!(
+                    "{host} can tell from jwt_authn's metadata whether a token was verified, not read its claims: \
+                     set `forward_payload_header` on the jwt_authn provider and name that header here (README, \
+                     \"Certificate-bound tokens\")"
+                ),
+            ));
+        }
+    }
     if policy.identity_source == IdentitySourceSetting::PeerCertificate && !reads.peer_certificate {
         return Err(err(
             "identity_source",
@@ -259,7 +294,7 @@ pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
         if !names.insert(r.name.clone()) {
             return Err(err(format!("{at}.name"), format!("a second rule named `{}`", r.name)));
         }
-        rules.push(compile_rule(r, &at)?);
+        rules.push(compile_rule(r, &at, file.bound_tokens.is_some())?);
     }
     if !(400..=599).contains(&file.deny_response.status) {
         return Err(err(
@@ -290,6 +325,7 @@ pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
         }
         deny_sha256.insert(hex);
     }
+    let bound_tokens = file.bound_tokens.map(compile_bound_tokens).transpose()?;
     let warnings = shadowing_warnings(&rules);
     Ok(Policy {
         mode: file.mode,
@@ -304,7 +340,26 @@ pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
         headers: compile_headers(&file.headers)?,
         cache_size: file.cache_size,
         paths: file.paths,
+        bound_tokens,
         warnings,
+    })
+}
+
+fn compile_bound_tokens(b: BoundTokensSetting) -> Result<BoundTokens, ConfigError> {
+    let key_ok = !b.payload_in_metadata.is_empty() && b.payload_in_metadata.bytes().all(|c| c.is_ascii_graphic());
+    if !key_ok {
+        return Err(err(
+            "bound_tokens.payload_in_metadata",
+            format!("`{}` is not a metadata key: write the provider's payload_in_metadata name", b.payload_in_metadata),
+        ));
+    }
+    if let Some(name) = &b.payload_header {
+        check_header_name(name, "bound_tokens.payload_header")?;
+    }
+    Ok(BoundTokens {
+        metadata_key: b.payload_in_metadata,
+        payload_header: b.payload_header.map(|h| h.to_ascii_lowercase()),
+        without_token: b.without_token,
     })
 }
 
@@ -363,7 +418,7 @@ fn check_header_name(name: &str, at: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn compile_rule(r: RuleSetting, at: &str) -> Result<Rule, ConfigError> {
+fn compile_rule(r: RuleSetting, at: &str, policy_binds_tokens: bool) -> Result<Rule, ConfigError> {
     let name_ok = !r.name.is_empty()
         && r.name.len() <= 64
         && r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
@@ -410,7 +465,21 @@ fn compile_rule(r: RuleSetting, at: &str) -> Result<Rule, ConfigError> {
         san_dns: globs(r.san_dns, Syntax::DNS, &format!("{at}.san_dns"))?,
         san_email: globs(r.san_email, Syntax::EMAIL, &format!("{at}.san_email"))?,
         spiffe: spiffe_patterns(r.spiffe, &format!("{at}.spiffe"))?,
+        bound_token: r.bound_token.unwrap_or(policy_binds_tokens),
     };
+    if r.bound_token == Some(true) && !policy_binds_tokens {
+        return Err(err(
+            format!("{at}.bound_token"),
+            "the policy has no `bound_tokens` saying which jwt_authn provider's tokens to read; add it",
+        ));
+    }
+    if r.anonymous && r.bound_token == Some(true) {
+        return Err(err(
+            format!("{at}.bound_token"),
+            "an anonymous rule admits requests without a certificate, so no token can be bound to one; \
+             remove `bound_token` or `anonymous`",
+        ));
+    }
     let has_requirements = [
         req.issuer.is_some(),
         req.issuer_cn.is_some(),

@@ -29,6 +29,9 @@ pub trait Host {
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
     /// A property such as `connection.peer_certificate`; `None` if the host has none.
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
+    /// What `jwt_authn` verified for this request under `key` of its dynamic
+    /// metadata namespace (a provider's `payload_in_metadata`).
+    fn verified_token(&mut self, key: &str) -> Result<Verified, HostError>;
     /// Answers the request locally; it goes no further.
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
 }
@@ -49,6 +52,21 @@ pub mod property {
     pub const DNS_SAN: &[&str] = &["connection", "dns_san_peer_certificate"];
 }
 
+/// The dynamic metadata namespace `jwt_authn` writes payloads under.
+pub const JWT_AUTHN_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
+
+/// What the host found of `jwt_authn`'s payload under a metadata key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// Nothing: no token of that provider was verified for this request.
+    Nothing,
+    /// A verified payload, and its `cnf["x5t#S256"]` claim if it has one
+    /// (the claim's bytes as the host gave them).
+    Thumbprint(Option<Vec<u8>>),
+    /// A verified payload this host cannot look inside.
+    Opaque,
+}
+
 /// The header Envoy's `forward_client_cert_details` writes.
 pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
 
@@ -63,6 +81,9 @@ pub struct HostReads {
     pub peer_certificate: bool,
     /// `connection.peer_certificate_valid`, whether the proxy verified it.
     pub verified_flag: bool,
+    /// Claims inside `jwt_authn`'s payload in dynamic metadata; without it
+    /// the host only knows whether a token was verified.
+    pub token_claims: bool,
 }
 
 /// The first value of a header (names compare without case), as text;

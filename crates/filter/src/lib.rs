@@ -17,6 +17,7 @@ pub mod path;
 pub mod peer;
 pub mod policy;
 pub mod reply;
+pub mod token;
 pub mod xfcc;
 
 #[cfg(feature = "testing")]

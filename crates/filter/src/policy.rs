@@ -11,6 +11,7 @@ use crate::glob::Glob;
 use crate::headers::HeaderPlan;
 use crate::identity::PeerIdentity;
 use crate::path::{self, NormalPath, PathCase, PathSettings, Reading};
+use crate::token::{BoundTokens, Token, WithoutToken};
 
 /// Enforce denies; audit lets everything through but says what enforce would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -102,6 +103,8 @@ pub struct Policy {
     pub cache_size: usize,
     /// How the application reads paths (case, `;` parameters).
     pub paths: PathSettings,
+    /// Which verified access tokens must be bound to the certificate.
+    pub bound_tokens: Option<BoundTokens>,
     /// What the operator should know about this policy (logged at load).
     pub warnings: Vec<String>,
 }
@@ -173,6 +176,9 @@ pub struct Requirements {
     pub san_email: Option<Vec<Glob>>,
     /// SPIFFE ID patterns.
     pub spiffe: Option<Vec<Glob>>,
+    /// The verified access token must be bound to the certificate (the
+    /// policy's `bound_tokens`).
+    pub bound_token: bool,
 }
 
 /// What the filter knows of the peer's certificate.
@@ -201,6 +207,8 @@ pub struct RequestFacts<'a> {
     pub host: &'a str,
     /// Who is calling.
     pub peer: Peer<'a>,
+    /// The access token `jwt_authn` verified, if the policy reads tokens.
+    pub token: &'a Token,
 }
 
 /// Every reason for a deny, as written in replies, logs and metrics.
@@ -237,11 +245,17 @@ pub enum DenyReason {
     BadPath,
     /// The host refused a call the decision needs: fail closed.
     InternalError,
+    /// The rule checks tokens and the request has no verified one.
+    TokenMissing,
+    /// The verified token is bound to no certificate (no `cnf["x5t#S256"]`).
+    TokenUnbound,
+    /// The verified token is bound to another certificate.
+    TokenCertificateMismatch,
 }
 
 impl DenyReason {
     /// Every reason, in the order counters are defined.
-    pub const ALL: [DenyReason; 15] = [
+    pub const ALL: [DenyReason; 18] = [
         DenyReason::CertificateRequired,
         DenyReason::CertificateNotVerified,
         DenyReason::VerificationUnknown,
@@ -257,6 +271,9 @@ impl DenyReason {
         DenyReason::NoMatchingRule,
         DenyReason::BadPath,
         DenyReason::InternalError,
+        DenyReason::TokenMissing,
+        DenyReason::TokenUnbound,
+        DenyReason::TokenCertificateMismatch,
     ];
 
     /// The reason as replies, logs and metrics write it (`subject_not_allowed`).
@@ -277,16 +294,34 @@ impl DenyReason {
             DenyReason::NoMatchingRule => "no_matching_rule",
             DenyReason::BadPath => "bad_path",
             DenyReason::InternalError => "internal_error",
+            DenyReason::TokenMissing => "token_missing",
+            DenyReason::TokenUnbound => "token_unbound",
+            DenyReason::TokenCertificateMismatch => "token_certificate_mismatch",
         }
     }
 
     /// The status of the local reply: the policy's for decisions, 400 for a
-    /// path that cannot be matched safely, 500 when the host failed.
+    /// path that cannot be matched safely, 500 when the host failed, 401 for
+    /// a token (RFC 6750 §3.1, as RFC 8705 §3 asks).
     pub fn status(self, policy_status: u16) -> u16 {
         match self {
             DenyReason::BadPath => 400,
             DenyReason::InternalError => 500,
+            DenyReason::TokenMissing | DenyReason::TokenUnbound | DenyReason::TokenCertificateMismatch => 401,
             _ => policy_status,
+        }
+    }
+
+    /// The `www-authenticate` challenge of a 401 (RFC 6750 §3): a missing
+    /// token gets a bare challenge, a token that is not bound to this
+    /// certificate is an `invalid_token` (RFC 8705 §3).
+    pub fn challenge(self) -> Option<&'static str> {
+        match self {
+            DenyReason::TokenMissing => Some("Bearer"),
+            DenyReason::TokenUnbound | DenyReason::TokenCertificateMismatch => {
+                Some("Bearer error=\"invalid_token\", error_description=\"the token is not bound to this client certificate\"")
+            }
+            _ => None,
         }
     }
 }
@@ -375,7 +410,7 @@ pub fn decide<'p>(policy: &'p Policy, facts: &RequestFacts<'_>, now: i64) -> Dec
     let mut allowed = None;
     for index in rules {
         let rule = index.and_then(|i| policy.rules.get(i));
-        let outcome = rule_outcome(policy, rule, credential, facts.peer);
+        let outcome = rule_outcome(policy, rule, credential, facts.peer, facts.token);
         if let Outcome::Deny(_) = outcome {
             return Decision { outcome, rule: rule.map(|r| r.name.as_str()), credential, path: Some(path) };
         }
@@ -386,7 +421,7 @@ pub fn decide<'p>(policy: &'p Policy, facts: &RequestFacts<'_>, now: i64) -> Dec
 }
 
 /// What one rule (or, `None`, the default) says of a request.
-fn rule_outcome(policy: &Policy, rule: Option<&Rule>, credential: Credential, peer: Peer<'_>) -> Outcome {
+fn rule_outcome(policy: &Policy, rule: Option<&Rule>, credential: Credential, peer: Peer<'_>, token: &Token) -> Outcome {
     let Some(rule) = rule else {
         return match policy.default {
             DefaultAction::Deny => Outcome::Deny(DenyReason::NoMatchingRule),
@@ -397,12 +432,32 @@ fn rule_outcome(policy: &Policy, rule: Option<&Rule>, credential: Credential, pe
         (Access::Anonymous, _, _) => Outcome::Allow,
         (Access::Certificate(_), Credential::None, _) => Outcome::Deny(DenyReason::CertificateRequired),
         (Access::Certificate(_), Credential::Failed(reason), _) => Outcome::Deny(reason),
-        (Access::Certificate(req), Credential::Usable, Peer::Verified(id)) => match req.check(id) {
-            Ok(()) => Outcome::Allow,
-            Err(reason) => Outcome::Deny(reason),
-        },
+        (Access::Certificate(req), Credential::Usable, Peer::Verified(id)) => {
+            match req.check(id).and_then(|()| token_check(policy, req, id, token)) {
+                Ok(()) => Outcome::Allow,
+                Err(reason) => Outcome::Deny(reason),
+            }
+        }
         // Usable always comes with Verified; anything else fails closed.
         (Access::Certificate(_), Credential::Usable, _) => Outcome::Deny(DenyReason::InternalError),
+    }
+}
+
+/// RFC 8705 §3: on a rule that checks tokens, the verified token's
+/// `cnf["x5t#S256"]` must be this certificate's thumbprint.
+fn token_check(policy: &Policy, req: &Requirements, id: &PeerIdentity, token: &Token) -> Result<(), DenyReason> {
+    let Some(tokens) = policy.bound_tokens.as_ref().filter(|_| req.bound_token) else {
+        return Ok(());
+    };
+    match token {
+        Token::BoundTo(thumbprint) if Token::is_bound_to(thumbprint, &id.sha256) => Ok(()),
+        Token::BoundTo(_) => Err(DenyReason::TokenCertificateMismatch),
+        Token::Unbound => Err(DenyReason::TokenUnbound),
+        Token::Missing if tokens.without_token == WithoutToken::Allow => Ok(()),
+        Token::Missing => Err(DenyReason::TokenMissing),
+        // the token is read whenever the policy has `bound_tokens`; if it was
+        // not, fail closed
+        Token::NotRead => Err(DenyReason::InternalError),
     }
 }
 

@@ -70,6 +70,10 @@ fn advice(reason: DenyReason) -> &'static str {
         DenyReason::NoMatchingRule => "There is nothing for you at this address.",
         DenyReason::BadPath => "The address of this page is malformed.",
         DenyReason::InternalError => "The service could not check your certificate. Try again later.",
+        DenyReason::TokenMissing => "This page needs an access token as well as your certificate.",
+        DenyReason::TokenUnbound | DenyReason::TokenCertificateMismatch => {
+            "Your access token was not issued for this certificate. Ask for a token with the certificate you use."
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use certgate_wire::connection::Connection;
 use certgate_wire::{header_map, Pairs};
 
-use crate::host::{Host, HostError};
+use crate::host::{Host, HostError, Verified};
 
 /// The local reply the filter sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct FakeEnvoy {
     pub headers: Pairs,
     /// Property path (`connection.mtls`) to its encoded value.
     pub properties: HashMap<String, Vec<u8>>,
+    /// What `jwt_authn` verified, by `payload_in_metadata` key.
+    pub tokens: HashMap<String, Verified>,
     /// The local reply, if the filter sent one.
     pub reply: Option<LocalReply>,
     /// Host calls that fail, by [`Host`] method name.
@@ -129,6 +131,11 @@ impl Host for FakeEnvoy {
         let value = self.properties.get(&key).cloned();
         self.property_reads.push(key);
         Ok(value)
+    }
+
+    fn verified_token(&mut self, key: &str) -> Result<Verified, HostError> {
+        self.fail("verified_token")?;
+        Ok(self.tokens.get(key).cloned().unwrap_or(Verified::Nothing))
     }
 
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {

@@ -376,7 +376,22 @@ impl Plugin {
     /// One request through the filter: request headers (end of stream), then
     /// the stream ends. What the upstream would get, or the local reply.
     pub fn request(&mut self, connection: &Connection, headers: Pairs) -> Result<Exchange, HarnessError> {
+        self.request_with_metadata(connection, headers, Vec::new())
+    }
+
+    /// [`Plugin::request`], after filters before this one set dynamic
+    /// metadata (property path to bytes, as `certgate_wire::metadata` gives
+    /// what Envoy's `jwt_authn` sets).
+    pub fn request_with_metadata(
+        &mut self,
+        connection: &Connection,
+        headers: Pairs,
+        metadata: Vec<(String, Vec<u8>)>,
+    ) -> Result<Exchange, HarnessError> {
         let id = self.open_stream(connection)?;
+        if let Some(stream) = self.stream_state_mut(id) {
+            stream.dynamic_metadata.extend(metadata);
+        }
         let action = match self.request_headers(id, headers, true) {
             Ok(a) => a,
             Err(e) => {

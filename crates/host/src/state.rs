@@ -111,6 +111,10 @@ pub struct StreamState {
     pub filter_state: HashMap<String, Vec<u8>>,
     /// Properties of this stream's connection (Envoy's names).
     pub properties: Arc<HashMap<String, Vec<u8>>>,
+    /// Dynamic metadata filters before this one set, by property path
+    /// (`metadata.filter_metadata.<namespace>...`, as
+    /// `certgate_wire::metadata` writes it).
+    pub dynamic_metadata: HashMap<String, Vec<u8>>,
 }
 
 /// A `proxy_http_call` the guest made, for the driver to perform.

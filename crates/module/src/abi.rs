@@ -160,6 +160,11 @@ type IncrementCounterFn = unsafe extern "C" fn(
 ) -> u32;
 type ClearRouteCacheFn = unsafe extern "C" fn(filter: EnvoyPtr);
 type SetFilterStateBytesFn = unsafe extern "C" fn(filter: EnvoyPtr, key: ModuleBuffer, value: ModuleBuffer) -> bool;
+type GetMetadataKeysCountFn = unsafe extern "C" fn(filter: EnvoyPtr, source: u32, namespace: ModuleBuffer) -> usize;
+type GetMetadataKeysFn = unsafe extern "C" fn(filter: EnvoyPtr, source: u32, namespace: ModuleBuffer, out: *mut EnvoyBuffer) -> bool;
+
+/// `envoy_dynamic_module_type_metadata_source_Dynamic`: the stream's dynamic metadata.
+const METADATA_SOURCE_DYNAMIC: u32 = 0;
 
 /// The callbacks, found once when Envoy loads the module.
 struct Callbacks {
@@ -175,6 +180,8 @@ struct Callbacks {
     increment_counter: IncrementCounterFn,
     set_filter_state_bytes: SetFilterStateBytesFn,
     clear_route_cache: ClearRouteCacheFn,
+    get_metadata_keys_count: GetMetadataKeysCountFn,
+    get_metadata_keys: GetMetadataKeysFn,
 }
 
 static CALLBACKS: OnceLock<Callbacks> = OnceLock::new();
@@ -219,6 +226,8 @@ impl Callbacks {
             increment_counter: callback!("http_filter_increment_counter" as IncrementCounterFn),
             set_filter_state_bytes: callback!("http_set_filter_state_bytes" as SetFilterStateBytesFn),
             clear_route_cache: callback!("http_clear_route_cache" as ClearRouteCacheFn),
+            get_metadata_keys_count: callback!("http_get_metadata_keys_count" as GetMetadataKeysCountFn),
+            get_metadata_keys: callback!("http_get_metadata_keys" as GetMetadataKeysFn),
         })
     }
 }
@@ -393,6 +402,30 @@ impl Stream<'_> {
         // SAFETY: the stream of the current hook; `out` is written by Envoy
         // with a buffer of its own, read at once.
         unsafe { (c.get_attribute_string)(self.ptr, id as u32, &mut out).then(|| out.to_vec()) }
+    }
+
+    /// The keys of a namespace of the stream's dynamic metadata, copied;
+    /// empty if it has none.
+    pub fn metadata_keys(&mut self, namespace: &str) -> Vec<Vec<u8>> {
+        let Some(c) = callbacks() else {
+            return Vec::new();
+        };
+        let namespace = ModuleBuffer::of(namespace.as_bytes());
+        // SAFETY: the stream of the current hook; `namespace` lives across the call.
+        let count = unsafe { (c.get_metadata_keys_count)(self.ptr, METADATA_SOURCE_DYNAMIC, namespace) };
+        if count == 0 {
+            return Vec::new();
+        }
+        let mut keys = vec![EnvoyBuffer::NULL; count];
+        // SAFETY: Envoy writes `count` buffers (the count it just gave, on the
+        // same thread, nothing changed between) into `keys`, which has room
+        // for them; each is Envoy's, read at once.
+        unsafe {
+            if !(c.get_metadata_keys)(self.ptr, METADATA_SOURCE_DYNAMIC, namespace, keys.as_mut_ptr()) {
+                return Vec::new();
+            }
+            keys.into_iter().map(|k| k.to_vec()).collect()
+        }
     }
 
     /// Adds to a counter the stream's configuration defined.

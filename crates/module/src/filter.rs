@@ -17,7 +17,7 @@ use crate::identity_cache;
 
 /// What Envoy's dynamic module ABI lets certgate read: no attribute gives
 /// the certificate itself or Envoy's verification flag.
-pub const MODULE_READS: HostReads = HostReads { host: "Envoy's dynamic module ABI", peer_certificate: false, verified_flag: false };
+pub const MODULE_READS: HostReads = HostReads { host: "Envoy's dynamic module ABI", peer_certificate: false, verified_flag: false, token_claims: false };
 
 /// The filter state certgate publishes each decision under (the Wasm
 /// build's is `wasm.certgate`): `%FILTER_STATE(certgate:PLAIN)%`.

@@ -2,7 +2,7 @@
 //! them, the connection's attributes for the properties certgate reads,
 //! and the local reply.
 
-use certgate_filter::host::{property, Host, HostError};
+use certgate_filter::host::{property, Host, HostError, Verified, JWT_AUTHN_NAMESPACE};
 
 use crate::abi::{Attribute, Stream};
 
@@ -53,6 +53,13 @@ impl Host for EnvoyHost<'_, '_> {
 
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         Ok(attribute(path).and_then(|id| self.0.attribute(id)))
+    }
+
+    fn verified_token(&mut self, key: &str) -> Result<Verified, HostError> {
+        // The ABI reads top-level metadata values only: it can tell that
+        // jwt_authn verified a token, not read the payload Struct.
+        let verified = self.0.metadata_keys(JWT_AUTHN_NAMESPACE).iter().any(|k| k == key.as_bytes());
+        Ok(if verified { Verified::Opaque } else { Verified::Nothing })
     }
 
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {

@@ -8,6 +8,7 @@
 
 pub mod connection;
 pub mod header_map;
+pub mod metadata;
 
 /// A header map: names and values as bytes, in order, repeats allowed.
 pub type Pairs = Vec<(String, Vec<u8>)>;

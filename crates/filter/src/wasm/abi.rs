@@ -39,6 +39,8 @@ extern "C" {
 // not have, and such a value in an enum would be undefined behaviour.
 const OK: u32 = Status::Ok as u32;
 const NOT_FOUND: u32 = Status::NotFound as u32;
+/// A property that is there but has no byte form (a Struct holding a null).
+pub const SERIALIZATION_FAILURE: u32 = Status::SerializationFailure as u32;
 
 /// Why a host call failed: its status, or an answer certgate cannot read.
 #[derive(Debug, thiserror::Error)]

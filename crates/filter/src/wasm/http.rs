@@ -12,6 +12,7 @@ use crate::admission::{admit, send_failed_closed, Host, HostError};
 use crate::metrics;
 use certgate_decision::PROPERTY;
 use crate::policy::{Credential, DenyReason, VERIFICATION_UNKNOWN_ADVICE};
+use crate::host::{Verified, JWT_AUTHN_NAMESPACE};
 
 #[derive(Debug)]
 pub struct CertgateRequest {
@@ -50,6 +51,24 @@ impl Host for ProxyWasm {
 
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         abi::get_property(path).map_err(call_error("get_property"))
+    }
+
+    fn verified_token(&mut self, key: &str) -> Result<Verified, HostError> {
+        // Envoy walks the metadata Struct by path and returns a string leaf as
+        // its bytes; a missing field is NotFound or empty.
+        let payload = ["metadata", "filter_metadata", JWT_AUTHN_NAMESPACE, key];
+        let claim = abi::get_property(&[&payload[..], &["cnf", "x5t#S256"]].concat()).map_err(call_error("get_property"))?;
+        if let Some(claim) = claim.filter(|c| !c.is_empty()) {
+            return Ok(Verified::Thumbprint(Some(claim)));
+        }
+        // Is there a payload at all? Envoy returns it as a serialized Struct,
+        // or fails to serialize one holding a JSON null: either way it is there.
+        match abi::get_property(&payload) {
+            Ok(Some(bytes)) if !bytes.is_empty() => Ok(Verified::Thumbprint(None)),
+            Ok(_) => Ok(Verified::Nothing),
+            Err(CallError::Status(abi::SERIALIZATION_FAILURE)) => Ok(Verified::Thumbprint(None)),
+            Err(e) => Err(call_error("get_property")(e)),
+        }
     }
 
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {

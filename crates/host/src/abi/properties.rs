@@ -1,6 +1,6 @@
 //! `proxy_get_property`, `proxy_set_property`. Lookup order: what the guest
 //! set (in this stream: its filter state; outside: the plugin's), the
-//! stream's connection properties, values derived from the request headers
+//! stream's connection properties, its dynamic metadata, values derived from the request headers
 //! (`request.path`, ...), then the plugin's.
 
 use wasmtime::{Caller, Linker};
@@ -44,6 +44,7 @@ pub fn lookup(state: &HostState, path: &str) -> Option<Vec<u8>> {
         .and_then(|s| s.filter_state.get(path).cloned())
         .or_else(|| state.set_properties.get(path).cloned())
         .or_else(|| stream.and_then(|s| s.properties.get(path).cloned()))
+        .or_else(|| stream.and_then(|s| s.dynamic_metadata.get(path).cloned()))
         .or_else(|| from_request(state, path))
         .or_else(|| state.plugin_properties.get(path).cloned())
 }
