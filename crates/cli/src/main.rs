@@ -155,6 +155,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         path: &a.path,
         host: &a.host,
         headers: &headers,
+        token: None,
     };
     let request::Sent { exchange: out, headers: sent, published } = request::send(&mut plugin, &request)?;
     let published = published.ok_or_else(|| anyhow!("the filter published no decision: is {} certgate's?", a.policy.display()))?;

@@ -13,6 +13,8 @@ use certgate_host::{PluginSettings, WasmModule};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use certgate_filter::token::thumbprint_of;
+
 use crate::request::{send, Request, Sent};
 
 /// A cases file as written. Read with each case kept as its text
@@ -59,8 +61,22 @@ pub struct Case {
     /// Headers the client sends, spoofed identity headers included.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The access token Envoy's jwt_authn verified for the request (a policy with `bound_tokens`); absent: none.
+    #[serde(default)]
+    pub token: Option<TokenCase>,
     /// What must come of it.
     pub expect: Expect,
+}
+
+/// A verified token: the payload jwt_authn puts in dynamic metadata.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCase {
+    /// The token's claims (`sub`, `scope`...).
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// A certificate, named as `cert` is, the token is bound to: its `cnf["x5t#S256"]` is that certificate's thumbprint.
+    pub bound_to: Option<String>,
 }
 
 /// What must come of a case; a field left out is not checked.
@@ -122,8 +138,9 @@ pub struct Loaded {
     pub path: PathBuf,
     /// The policy's file.
     pub policy: PathBuf,
-    /// Each case with the line it starts on, and its certificate's file.
-    pub cases: Vec<(Case, usize, Option<PathBuf>)>,
+    /// Each case with the line it starts on, its certificate's file, and
+    /// the payload of its verified token.
+    pub cases: Vec<(Case, usize, Option<PathBuf>, Option<serde_json::Value>)>,
 }
 
 fn line_of(text: &str, inner: &str) -> usize {
@@ -156,17 +173,37 @@ pub fn load(path: &Path, policy: Option<&Path>) -> Result<Loaded, CasesError> {
             let field = if at == "." { String::new() } else { format!(".{at}") };
             err(start + inner.line().saturating_sub(1), format!("cases[{i}]{field}: {inner}"))
         })?;
-        let cert = match &case.cert {
-            None => None,
-            Some(c) if c.contains('/') || c.ends_with(".pem") => Some(dir.join(c)),
-            Some(c) => Some(certificates.join(format!("{c}.pem"))),
+        let find = |name: &str, field: &str| {
+            let file = if name.contains('/') || name.ends_with(".pem") { dir.join(name) } else { certificates.join(format!("{name}.pem")) };
+            if file.is_file() {
+                Ok(file)
+            } else {
+                Err(err(start, format!("cases[{i}].{field}: no certificate {name:?} ({} does not exist)", file.display())))
+            }
         };
-        if let Some(file) = cert.as_ref().filter(|f| !f.is_file()) {
-            return Err(err(start, format!("cases[{i}].cert: no certificate {:?} ({} does not exist)", case.cert.as_deref().unwrap_or(""), file.display())));
-        }
-        cases.push((case, start, cert));
+        let cert = case.cert.as_deref().map(|c| find(c, "cert")).transpose()?;
+        let token = match &case.token {
+            None => None,
+            Some(t) => {
+                let mut payload = t.claims.clone();
+                if let Some(who) = &t.bound_to {
+                    let file = find(who, "token.bound_to")?;
+                    let thumbprint = certificate_thumbprint(&file).map_err(|m| err(start, format!("cases[{i}].token.bound_to: {m}")))?;
+                    payload.insert("cnf".into(), serde_json::json!({ "x5t#S256": thumbprint }));
+                }
+                Some(serde_json::Value::Object(payload))
+            }
+        };
+        cases.push((case, start, cert, token));
     }
     Ok(Loaded { path: path.to_path_buf(), policy, cases })
+}
+
+/// The RFC 8705 thumbprint of a PEM file's first certificate.
+fn certificate_thumbprint(file: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let der = certgate_x509::pem::first_certificate(text.as_bytes()).map_err(|e| format!("{}: {e}", file.display()))?;
+    thumbprint_of(&certgate_x509::sha256_hex(&der)).ok_or_else(|| "no digest".to_owned())
 }
 
 /// One case's result: its name and line, and each way it differed.
@@ -183,11 +220,15 @@ pub struct Ran {
 /// Runs every case of a loaded file through a fresh plugin of `module`.
 pub fn run(module: &WasmModule, loaded: &Loaded) -> anyhow::Result<Vec<Ran>> {
     let policy = std::fs::read_to_string(&loaded.policy).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", loaded.policy.display()))?;
+    // the metadata key a verified token goes under: the policy's provider
+    let token_key = serde_json::from_str::<serde_json::Value>(&policy)
+        .ok()
+        .and_then(|p| p["bound_tokens"]["payload_in_metadata"].as_str().map(str::to_owned));
     let mut plugin = module
         .start(PluginSettings::new(policy).name("certgate"))
         .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.policy.display()))?;
     let mut out = Vec::new();
-    for (case, line, cert) in &loaded.cases {
+    for (case, line, cert, token) in &loaded.cases {
         let headers: Vec<(String, String)> = case.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let request = Request {
             cert: cert.as_deref(),
@@ -196,9 +237,13 @@ pub fn run(module: &WasmModule, loaded: &Loaded) -> anyhow::Result<Vec<Ran>> {
             path: &case.path,
             host: &case.host,
             headers: &headers,
+            token: token_key.as_deref().zip(token.as_ref()),
         };
         let Sent { exchange, published, .. } = send(&mut plugin, &request)?;
         let mut failures = Vec::new();
+        if token.is_some() && token_key.is_none() {
+            failures.push("the case has a token, but the policy has no `bound_tokens` saying where tokens are read".into());
+        }
         let Some(published) = published else {
             failures.push("the filter published no decision: is this certgate's policy and module?".into());
             out.push(Ran { name: case.name.clone(), line: *line, failures });

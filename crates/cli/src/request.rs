@@ -1,11 +1,13 @@
 //! One request through the real `.wasm`, as an Envoy listener would give it
 //! to the filter: on a loopback TLS connection with the client certificate
-//! (verified or not) and its `x-forwarded-client-cert` element, for
+//! (verified or not) and its `x-forwarded-client-cert` element, and the
+//! dynamic metadata of a token `jwt_authn` verified, for
 //! `certgate check` and `certgate test`.
 
 use std::path::Path;
 
 use certgate_decision::{Published, PROPERTY};
+use certgate_filter::host::JWT_AUTHN_NAMESPACE;
 use certgate_host::{Connection, Exchange, Plugin};
 use certgate_wire::{header_map, Pairs};
 
@@ -25,6 +27,9 @@ pub struct Request<'a> {
     pub host: &'a str,
     /// Headers the client sends (names lowercased, as Envoy gives them).
     pub headers: &'a [(String, String)],
+    /// A token Envoy's `jwt_authn` verified: the provider's
+    /// `payload_in_metadata` name and the payload it put there.
+    pub token: Option<(&'a str, &'a serde_json::Value)>,
 }
 
 /// What came of it: the exchange, the headers sent to the filter, and the
@@ -53,7 +58,11 @@ pub fn send(plugin: &mut Plugin, r: &Request<'_>) -> anyhow::Result<Sent> {
     if let Some(x) = &conn.xfcc {
         header_map::replace(&mut headers, "x-forwarded-client-cert", x.clone().into_bytes());
     }
-    let exchange = plugin.request(&conn, headers.clone())?;
+    let metadata = r
+        .token
+        .map(|(key, payload)| certgate_wire::metadata::properties(JWT_AUTHN_NAMESPACE, key, payload))
+        .unwrap_or_default();
+    let exchange = plugin.request_with_metadata(&conn, headers.clone(), metadata)?;
     let published = exchange.filter_state.get(PROPERTY).and_then(|v| Published::from_bytes(v));
     Ok(Sent { exchange, headers, published })
 }
