@@ -161,6 +161,8 @@ fn the_committed_jwks_is_the_test_issuers_key() {
     let policy: Value = serde_json::from_str(&committed_policy("bound-tokens.yaml")).unwrap();
     assert_eq!(policy["bound_tokens"]["payload_in_metadata"], "certgate_jwt");
     assert_eq!(policy["bound_tokens"]["payload_header"], "x-jwt-payload");
+    let fixture = std::fs::read_to_string(repo().join("fixtures/policies/bound-tokens.json")).unwrap();
+    assert_eq!(policy, serde_json::from_str::<Value>(&fixture).unwrap(), "the policy `certgate test` runs its cases on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
