@@ -223,7 +223,7 @@ pub fn run(module: &WasmModule, loaded: &Loaded) -> anyhow::Result<Vec<Ran>> {
     // the metadata key a verified token goes under: the policy's provider
     let token_key = serde_json::from_str::<serde_json::Value>(&policy)
         .ok()
-        .and_then(|p| p["bound_tokens"]["payload_in_metadata"].as_str().map(str::to_owned));
+        .and_then(|p| p.pointer("/bound_tokens/payload_in_metadata")?.as_str().map(str::to_owned));
     let mut plugin = module
         .start(PluginSettings::new(policy).name("certgate"))
         .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.policy.display()))?;

@@ -134,6 +134,7 @@ fn payload_thumbprint(header: &str) -> Result<Option<Vec<u8>>, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 
