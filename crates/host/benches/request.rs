@@ -69,6 +69,13 @@ fn print_host_calls(p: &mut Plugin, conn: &Connection, path: &str) {
     println!("{:<58} {} host calls per request", "", p.host_calls() - before);
 }
 
+/// RFC 8705's thumbprint of a hex SHA-256: its bytes in base64url.
+fn thumbprint(hex: &str) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    Base64UrlUnpadded::encode_string(&bytes)
+}
+
 fn start(module: &WasmModule, config: &str) -> Plugin {
     let clock = Clock::Fixed(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_305_600));
     module.start(PluginSettings::new(config).clock(clock)).unwrap()
@@ -119,6 +126,21 @@ fn main() {
         None
     });
     print_host_calls(&mut p, &alice, "/admin/x");
+
+    // a token bound to alice's certificate, in jwt_authn's metadata
+    let bound = std::fs::read_to_string(repo().join("fixtures/policies/bound-tokens.json")).unwrap();
+    let digest = alice.properties.get("connection.sha256_peer_certificate_digest").cloned().unwrap();
+    let thumbprint = thumbprint(&String::from_utf8(digest).unwrap());
+    let payload = serde_json::json!({"iss": "https://issuer.certgate.test", "sub": "alice", "exp": 4_000_000_000u64, "cnf": {"x5t#S256": thumbprint}});
+    let metadata = certgate_wire::metadata::properties("envoy.filters.http.jwt_authn", "certgate_jwt", &payload);
+    for (name, policy) in [("example policy, no token read", &example), ("bound-tokens policy, token bound to alice", &bound)] {
+        let mut p = start(&module, policy);
+        measure(&format!("allowed, cached identity, {name}"), |_| {
+            let out = p.request_with_metadata(&alice, headers(&alice, "/app/page"), metadata.clone()).unwrap();
+            assert!(out.forwarded(), "{:?}", out.local_response);
+            None
+        });
+    }
 
     // the floor: a filter that adds one header (tests/filters/hello)
     let hello = repo().join("target/test-filters/wasm32-unknown-unknown/release/hello_filter.wasm");
