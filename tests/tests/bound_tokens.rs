@@ -1,7 +1,7 @@
 //! Access tokens bound to the client certificate (RFC 8705), end to end:
 //! `envoy/bound-tokens.yaml` (Envoy's `jwt_authn` with a local JWKS, then
-//! certgate) on the oldest and newest Envoy with the Wasm build and on the
-//! newest with the dynamic module, and the real `.wasm` in the harness with
+//! certgate) on the oldest and newest Envoy with the Wasm build and on 1.38.2
+//! and the newest with the dynamic module, and the real `.wasm` in the harness with
 //! the dynamic metadata `jwt_authn` sets. Tokens are ES256, signed here with
 //! the test issuer's key (`fixtures/jwt/issuer.key`, whose public half is
 //! `fixtures/jwt/jwks.json`).
@@ -21,8 +21,11 @@ use common::{pki, repo};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-/// The Wasm build on the oldest and newest Envoy, the module on the newest.
-const RUNS: [(&str, Build); 3] = [("1.36.4", Build::Wasm), ("1.40.0", Build::Wasm), ("1.40.0", Build::Module)];
+/// The Wasm build on the oldest and newest Envoy; the module on the first
+/// Envoy it runs on (whose ABI passes buffers as pointer and length) and the
+/// newest.
+const RUNS: [(&str, Build); 4] =
+    [("1.36.4", Build::Wasm), ("1.40.0", Build::Wasm), ("1.38.2", Build::Module), ("1.40.0", Build::Module)];
 
 const ISSUER: &str = "https://issuer.certgate.test";
 const AUDIENCE: &str = "certgate-api";

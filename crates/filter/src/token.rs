@@ -81,18 +81,6 @@ pub fn thumbprint_of(sha256_hex: &str) -> Option<String> {
     bytes.filter(|b| b.len() == 32).map(|b| Base64UrlUnpadded::encode_string(&b))
 }
 
-/// The part of a JWT payload certgate reads.
-#[derive(Deserialize)]
-struct Payload {
-    cnf: Option<Confirmation>,
-}
-
-#[derive(Deserialize)]
-struct Confirmation {
-    #[serde(rename = "x5t#S256")]
-    x5t_s256: Option<serde_json::Value>,
-}
-
 /// Reads the verified token of a request.
 pub fn read_token(host: &mut dyn Host, settings: &BoundTokens, headers: &[(String, Vec<u8>)]) -> Result<Token, HostError> {
     let claim = match host.verified_token(&settings.metadata_key)? {
@@ -125,10 +113,15 @@ pub fn read_token(host: &mut dyn Host, settings: &BoundTokens, headers: &[(Strin
 fn payload_thumbprint(header: &str) -> Result<Option<Vec<u8>>, String> {
     let json = Base64UrlUnpadded::decode_vec(header.trim_end_matches('='))
         .map_err(|_| "the payload header is not base64url".to_owned())?;
-    let payload: Payload = serde_json::from_slice(&json).map_err(|e| format!("the payload header is not a JWT payload: {e}"))?;
-    Ok(payload.cnf.and_then(|c| c.x5t_s256).map(|v| match v {
-        serde_json::Value::String(s) => s.into_bytes(),
-        // not a string: kept as its JSON text, which no digest equals
+    let payload: serde_json::Value =
+        serde_json::from_slice(&json).map_err(|e| format!("the payload header is not JSON: {e}"))?;
+    if !payload.is_object() {
+        return Err("the payload header is not a JWT payload (a JSON object)".into());
+    }
+    // read as the Wasm build reads the metadata: a `cnf` that is not an
+    // object has no claim; a claim that is not a string binds nothing
+    Ok(payload.get("cnf").and_then(|c| c.get("x5t#S256")).map(|v| match v {
+        serde_json::Value::String(s) => s.clone().into_bytes(),
         other => other.to_string().into_bytes(),
     }))
 }
@@ -160,6 +153,7 @@ mod tests {
         assert_eq!(payload_thumbprint(&enc(r#"{"sub":"x"}"#)).unwrap(), None);
         assert_eq!(payload_thumbprint(&enc(r#"{"cnf":{"jkt":"x"}}"#)).unwrap(), None);
         assert_eq!(payload_thumbprint(&enc(r#"{"cnf":{"x5t#S256":5}}"#)).unwrap(), Some(b"5".to_vec()));
+        assert_eq!(payload_thumbprint(&enc(r#"{"cnf":"x"}"#)).unwrap(), None);
         assert!(payload_thumbprint("!!").is_err());
         assert!(payload_thumbprint(&enc("[1]")).is_err());
     }
