@@ -68,7 +68,8 @@ impl Token {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let digit = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('?');
+    bytes.iter().flat_map(|b| [digit(b >> 4), digit(b & 0xf)]).collect()
 }
 
 /// The RFC 8705 thumbprint of a certificate's SHA-256 digest (lowercase hex):
