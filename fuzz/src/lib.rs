@@ -12,9 +12,12 @@ use certgate_filter::headers::{is_safe_value, HeaderKind};
 use certgate_filter::identity::{IdentitySource, PeerIdentity};
 use certgate_x509::sha256_hex;
 use certgate_filter::path::{self, PathCase, Reading};
-use certgate_filter::policy::{decide, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification};
+use certgate_filter::policy::{
+    decide, Access, Credential, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification,
+};
 use certgate_filter::testing::FakeEnvoy;
-use certgate_filter::token::Token;
+use certgate_filter::host::Verified;
+use certgate_filter::token::{thumbprint_of, Token, WithoutToken};
 use certgate_filter::xfcc;
 
 /// 2026-11-23, inside the fixtures' validity.
@@ -75,11 +78,13 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// The seed policies: the README's full example and the two migrations.
-const POLICIES: [&str; 3] = [
+/// The seed policies: the README's full example, the two migrations, and
+/// certificate-bound tokens.
+const POLICIES: [&str; 4] = [
     include_str!("../../fixtures/policies/example.json"),
     include_str!("../../fixtures/policies/gunicorn.json"),
     include_str!("../../fixtures/policies/nginx-optional.json"),
+    include_str!("../../fixtures/policies/bound-tokens.json"),
 ];
 
 /// The fixture certificates, DER: good, from another CA, odd names, expired.
@@ -101,8 +106,25 @@ pub enum Cert {
     Bytes(Vec<u8>),
 }
 
-/// One request: which policy, which certificate (verified or not), and
-/// whatever headers a client sends.
+/// The access token Envoy's `jwt_authn` verified, as the host gives it.
+#[derive(Debug, Clone, Default, Arbitrary)]
+pub enum TokenInput {
+    /// None was verified.
+    #[default]
+    None,
+    /// One bound to the connection's certificate.
+    BoundToPeer,
+    /// One whose `cnf["x5t#S256"]` is any bytes.
+    Claim(Vec<u8>),
+    /// One without the claim.
+    Unbound,
+    /// One the host cannot look inside (the dynamic module): the claims come
+    /// from the payload header among the request's headers.
+    Opaque,
+}
+
+/// One request: which policy, which certificate (verified or not), the
+/// token `jwt_authn` verified, and whatever headers a client sends.
 #[derive(Debug, Clone, Default, Arbitrary)]
 pub struct Request {
     pub policy: u8,
@@ -113,6 +135,8 @@ pub struct Request {
     pub cert: Cert,
     /// `connection.peer_certificate_valid`; `None`: the proxy does not say.
     pub verified: Option<bool>,
+    /// What `jwt_authn` verified (read by policies with `bound_tokens`).
+    pub token: TokenInput,
     pub method: String,
     pub path: String,
     pub authority: String,
@@ -144,9 +168,40 @@ fn run(policy: &Policy, r: &Request) {
             host.properties.insert(property::PEER_CERTIFICATE_VALID.join("."), vec![u8::from(v)]);
         }
     }
+    let thumbprint = der.as_ref().and_then(|d| thumbprint_of(&sha256_hex(d)));
+    if let Some(tokens) = &policy.bound_tokens {
+        let verified = match &r.token {
+            TokenInput::None => None,
+            TokenInput::BoundToPeer => Some(Verified::Thumbprint(thumbprint.clone().map(String::into_bytes))),
+            TokenInput::Claim(c) => Some(Verified::Thumbprint(Some(c.clone()))),
+            TokenInput::Unbound => Some(Verified::Thumbprint(None)),
+            TokenInput::Opaque => Some(Verified::Opaque),
+        };
+        if let Some(v) = verified {
+            host.tokens.insert(tokens.metadata_key.clone(), v);
+        }
+    }
     let sent = host.headers.clone();
     let mut cache = IdentityCache::new(4);
     let admission = admit(&mut host, policy, &mut cache, NOW);
+
+    // RFC 8705: a request allowed on a rule that checks tokens, with this
+    // connection's certificate, had a token bound to it (or none, where the
+    // policy lets tokenless requests through). The module's header path is
+    // checked by its own tests.
+    if let (Outcome::Allow, Some(tokens), Credential::Usable) = (admission.outcome, &policy.bound_tokens, admission.credential) {
+        let rule = admission.rule.as_deref().and_then(|n| policy.rules.iter().find(|x| x.name == n));
+        let checks = rule.is_some_and(|rule| matches!(&rule.access, Access::Certificate(req) if req.bound_token));
+        if checks && policy.identity_source != IdentitySourceSetting::Xfcc {
+            let bound = match &r.token {
+                TokenInput::BoundToPeer | TokenInput::Opaque => true,
+                TokenInput::Claim(c) => thumbprint.as_ref().is_some_and(|t| t.as_bytes() == c.as_slice()),
+                TokenInput::None => tokens.without_token == WithoutToken::Allow,
+                TokenInput::Unbound => false,
+            };
+            assert!(bound, "allowed on a rule that checks tokens without a token bound to this certificate: {:?}", r.token);
+        }
+    }
 
     assert_eq!(admission.forwarded, host.reply.is_none(), "a request is either forwarded or answered");
     // every series a request counts in was defined (only those that can count are)
@@ -256,7 +311,13 @@ pub fn paths(data: &[u8]) {
                 (1, Some(id)) => Peer::Verified(id),
                 _ => Peer::None,
             };
-            let decide_path = |path: &str| decide(policy, &RequestFacts { path, method: "GET", host: "localhost", peer, token: &Token::NotRead }, NOW);
+            // alice's token is bound to her, as jwt_authn would have verified it
+            let token = match (policy.bound_tokens.is_some(), peer) {
+                (true, Peer::Verified(id)) => thumbprint_of(&id.sha256).map_or(Token::Missing, Token::BoundTo),
+                (true, _) => Token::Missing,
+                (false, _) => Token::NotRead,
+            };
+            let decide_path = |path: &str| decide(policy, &RequestFacts { path, method: "GET", host: "localhost", peer, token: &token }, NOW);
             let first = decide_path(&raw);
             let Some(normal) = first.path.clone() else {
                 assert_eq!(first.outcome, Outcome::Deny(DenyReason::BadPath), "{raw:?}: no path, so refused");

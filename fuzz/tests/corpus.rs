@@ -54,3 +54,27 @@ fn admission_corpus() {
         }
     });
 }
+
+/// The bound-tokens seed policy (the fourth) with alice's certificate, each
+/// kind of token: the admission target's checks hold on every one (the
+/// fuzzer starts from these).
+#[test]
+fn admission_with_each_kind_of_token() {
+    use certgate_fuzz::{Cert, Request, TokenInput};
+    for token in [TokenInput::None, TokenInput::BoundToPeer, TokenInput::Claim(b"x".to_vec()), TokenInput::Unbound, TokenInput::Opaque] {
+        for listener_verifies in [false, true] {
+            let request = Request {
+                policy: 3,
+                listener_verifies,
+                cert: Cert::Fixture(0),
+                verified: Some(true),
+                token: token.clone(),
+                method: "GET".into(),
+                path: "/api/orders".into(),
+                authority: "localhost".into(),
+                ..Request::default()
+            };
+            certgate_fuzz::admission(&request);
+        }
+    }
+}
