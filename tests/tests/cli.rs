@@ -47,6 +47,31 @@ fn check_denies_with_reason_and_exit_code_1() {
 }
 
 #[test]
+fn check_answers_for_a_verified_token_bound_or_not() {
+    const BOUND: &str = "fixtures/policies/bound-tokens.json";
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--policy", BOUND, "--cert", "fixtures/pki/alice.pem", "--path", "/api/orders"];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        (o.status.code(), text(&o))
+    };
+    let (code, out) = check(&["--token-bound-to", "fixtures/pki/alice.pem"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("decision: allow") && out.contains("x-client-cn: alice"), "{out}");
+    let (code, out) = check(&["--token-bound-to", "fixtures/pki/bob.pem"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("status: 401") && out.contains("reason: token_certificate_mismatch"), "{out}");
+    let (_, out) = check(&["--token-unbound"]);
+    assert!(out.contains("reason: token_unbound"), "{out}");
+    let (_, out) = check(&[]);
+    assert!(out.contains("reason: token_missing"), "{out}");
+    // a policy that reads no tokens: said, not ignored
+    let o = run(&["check", "--policy", EXAMPLE, "--cert", "fixtures/pki/alice.pem", "--token-unbound"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("has no `bound_tokens`"), "{}", text(&o));
+}
+
+#[test]
 fn check_and_validate_errors_exit_2_and_name_the_fault() {
     let o = run(&["check", "--policy", "no/such/policy.json", "--path", "/"]);
     assert_eq!(o.status.code(), Some(2));

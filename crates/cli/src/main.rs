@@ -113,6 +113,12 @@ struct CheckArgs {
     /// Extra request header `name: value`, repeatable.
     #[arg(long = "header")]
     headers: Vec<String>,
+    /// The request carries an access token Envoy's jwt_authn verified, bound to this certificate (PEM); for a policy with `bound_tokens`.
+    #[arg(long, value_name = "PEM")]
+    token_bound_to: Option<PathBuf>,
+    /// The request carries a verified access token bound to no certificate.
+    #[arg(long, conflicts_with = "token_bound_to")]
+    token_unbound: bool,
     #[arg(long)]
     wasm: Option<PathBuf>,
 }
@@ -142,6 +148,19 @@ async fn shutdown_signal() {
 fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let module = WasmModule::from_file(&wasm_or_default(a.wasm)?)?;
     let policy = std::fs::read_to_string(&a.policy).with_context(|| format!("cannot read {}", a.policy.display()))?;
+    let token = match (&a.token_bound_to, a.token_unbound) {
+        (None, false) => None,
+        (bound_to, _) => {
+            let key = request::token_metadata_key(&policy)
+                .ok_or_else(|| anyhow!("--token-*: {} has no `bound_tokens` saying where tokens are read", a.policy.display()))?;
+            let payload = match bound_to {
+                Some(pem) => serde_json::json!({ "cnf": { "x5t#S256": request::thumbprint_of_file(pem).map_err(|e| anyhow!("--token-bound-to: {e}"))? } }),
+                // not `{}`: an empty payload reads as no token (SECURITY.md)
+                None => serde_json::json!({ "sub": "certgate-check" }),
+            };
+            Some((key, payload))
+        }
+    };
     let mut plugin = module.start(PluginSettings::new(policy).name("certgate")).with_context(|| a.policy.display().to_string())?;
     let mut headers = Vec::new();
     for h in &a.headers {
@@ -155,7 +174,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         path: &a.path,
         host: &a.host,
         headers: &headers,
-        token: None,
+        token: token.as_ref().map(|(key, payload)| (key.as_str(), payload)),
     };
     let request::Sent { exchange: out, headers: sent, published } = request::send(&mut plugin, &request)?;
     let published = published.ok_or_else(|| anyhow!("the filter published no decision: is {} certgate's?", a.policy.display()))?;

@@ -13,9 +13,7 @@ use certgate_host::{PluginSettings, WasmModule};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use certgate_filter::token::thumbprint_of;
-
-use crate::request::{send, Request, Sent};
+use crate::request::{send, thumbprint_of_file, token_metadata_key, Request, Sent};
 
 /// A cases file as written. Read with each case kept as its text
 /// (`C` = `&RawValue`, to tell its line), then case by case; its schema is
@@ -188,7 +186,7 @@ pub fn load(path: &Path, policy: Option<&Path>) -> Result<Loaded, CasesError> {
                 let mut payload = t.claims.clone();
                 if let Some(who) = &t.bound_to {
                     let file = find(who, "token.bound_to")?;
-                    let thumbprint = certificate_thumbprint(&file).map_err(|m| err(start, format!("cases[{i}].token.bound_to: {m}")))?;
+                    let thumbprint = thumbprint_of_file(&file).map_err(|m| err(start, format!("cases[{i}].token.bound_to: {m}")))?;
                     payload.insert("cnf".into(), serde_json::json!({ "x5t#S256": thumbprint }));
                 }
                 Some(serde_json::Value::Object(payload))
@@ -197,13 +195,6 @@ pub fn load(path: &Path, policy: Option<&Path>) -> Result<Loaded, CasesError> {
         cases.push((case, start, cert, token));
     }
     Ok(Loaded { path: path.to_path_buf(), policy, cases })
-}
-
-/// The RFC 8705 thumbprint of a PEM file's first certificate.
-fn certificate_thumbprint(file: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let der = certgate_x509::pem::first_certificate(text.as_bytes()).map_err(|e| format!("{}: {e}", file.display()))?;
-    thumbprint_of(&certgate_x509::sha256_hex(&der)).ok_or_else(|| "no digest".to_owned())
 }
 
 /// One case's result: its name and line, and each way it differed.
@@ -220,10 +211,7 @@ pub struct Ran {
 /// Runs every case of a loaded file through a fresh plugin of `module`.
 pub fn run(module: &WasmModule, loaded: &Loaded) -> anyhow::Result<Vec<Ran>> {
     let policy = std::fs::read_to_string(&loaded.policy).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", loaded.policy.display()))?;
-    // the metadata key a verified token goes under: the policy's provider
-    let token_key = serde_json::from_str::<serde_json::Value>(&policy)
-        .ok()
-        .and_then(|p| p.pointer("/bound_tokens/payload_in_metadata")?.as_str().map(str::to_owned));
+    let token_key = token_metadata_key(&policy);
     let mut plugin = module
         .start(PluginSettings::new(policy).name("certgate"))
         .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.policy.display()))?;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use certgate_decision::{Published, PROPERTY};
 use certgate_filter::host::JWT_AUTHN_NAMESPACE;
+use certgate_filter::token::thumbprint_of;
 use certgate_host::{Connection, Exchange, Plugin};
 use certgate_wire::{header_map, Pairs};
 
@@ -65,4 +66,19 @@ pub fn send(plugin: &mut Plugin, r: &Request<'_>) -> anyhow::Result<Sent> {
     let exchange = plugin.request_with_metadata(&conn, headers.clone(), metadata)?;
     let published = exchange.filter_state.get(PROPERTY).and_then(|v| Published::from_bytes(v));
     Ok(Sent { exchange, headers, published })
+}
+
+/// The metadata key a verified token goes under: the policy's
+/// `bound_tokens.payload_in_metadata`, if it has one.
+pub fn token_metadata_key(policy: &str) -> Option<String> {
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    policy.pointer("/bound_tokens/payload_in_metadata")?.as_str().map(str::to_owned)
+}
+
+/// The RFC 8705 thumbprint of a PEM file's first certificate: what a token
+/// bound to it carries in `cnf["x5t#S256"]`.
+pub fn thumbprint_of_file(file: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let der = certgate_x509::pem::first_certificate(text.as_bytes()).map_err(|e| format!("{}: {e}", file.display()))?;
+    thumbprint_of(&certgate_x509::sha256_hex(&der)).ok_or_else(|| "no digest".to_owned())
 }
