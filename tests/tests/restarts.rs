@@ -5,7 +5,8 @@
 //! - a listener update (LDS from a watched file: the old filter chain drains),
 //! - a hot restart to a new epoch with the same configuration,
 //!
-//! gives zero failed requests and zero misdecisions. A connection the server
+//! gives zero failed requests and zero misdecisions, with the Wasm build and
+//! (on 1.40.0) the dynamic module. A connection the server
 //! closes after answering (a drain's `connection: close`) is replaced before
 //! the next request, as browsers and `requests` do.
 //! Figures: `cargo nextest run -p certgate-tests --test restarts --no-capture`.
@@ -17,11 +18,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use certgate_backend as backend;
-use common::envoy::{config, free_port, write_atomically, Envoy};
+use common::envoy::{config, free_port, write_atomically, Build, Envoy};
 use common::soak::{swap_policy, ecds_envoy, Load, Policies, SoakReport, POLICY_A};
 use common::TempDir;
 
-const VERSIONS: [&str; 2] = ["1.36.4", "1.40.0"];
+/// Each restart runs the Wasm build on the oldest and newest Envoy, and the
+/// dynamic module on the newest (it needs 1.38+).
+const RUNS: [(&str, Build); 3] = [("1.36.4", Build::Wasm), ("1.40.0", Build::Wasm), ("1.40.0", Build::Module)];
 const CLIENTS: usize = 6;
 
 fn judge(version: &str, what: &str, r: &SoakReport) {
@@ -29,6 +32,13 @@ fn judge(version: &str, what: &str, r: &SoakReport) {
     assert_eq!(r.errors, 0, "{version} {what}: failed requests: {:#?}", r.first_errors);
     assert_eq!(r.misdecisions, 0, "{version} {what}: {:#?}", r.first_misdecisions);
     assert!(r.requests > 100, "{version} {what}: the load ran ({} requests)", r.requests);
+}
+
+/// certgate's build under test counted requests in this Envoy (its counters
+/// are under the build's stats namespace).
+fn assert_answered_by(envoy: &Envoy, build: Build, at: &str) {
+    let stat = build.stat("certgate_requests_total.outcome.allowed.rule.app");
+    assert!(envoy.stat_eventually(&stat, |v| v > 0).is_some(), "{at}: {stat} counted nothing");
 }
 
 /// Waits until the load has sent `more` requests beyond what it had.
@@ -43,19 +53,21 @@ async fn run_for(load: &Load, more: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ecds_policy_swap_under_load_fails_nothing() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    for version in VERSIONS {
+    for (version, build) in RUNS {
+        let at = format!("{version} {}", build.name());
         let dir = TempDir::new("swap").unwrap();
         let file = dir.0.join("certgate.yaml");
-        let envoy = ecds_envoy(version, backend.addr, &file).await;
+        let envoy = ecds_envoy(version, build, backend.addr, &file).await;
         let load = Load::start(envoy.listener, CLIENTS, Policies::Both);
         for to_b in [true, false, true] {
             run_for(&load, 200).await;
-            swap_policy(&file, to_b);
+            swap_policy(&file, build, to_b);
         }
         run_for(&load, 200).await;
         let r = load.finish().await;
-        judge(version, "ECDS swap", &r);
-        assert!(r.only_a > 0 && r.only_b > 0, "{version}: both policies were in force");
+        judge(&at, "ECDS swap", &r);
+        assert!(r.only_a > 0 && r.only_b > 0, "{at}: both policies were in force");
+        assert_answered_by(&envoy, build, &at);
     }
 }
 
@@ -71,34 +83,36 @@ fn on_port(backend: SocketAddr, port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_restart_under_load_fails_nothing() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    for version in VERSIONS {
+    for (version, build) in RUNS {
+        let at = format!("{version} {}", build.name());
         let port = free_port();
-        let yaml = on_port(backend.addr, port);
+        let yaml = build.config(&on_port(backend.addr, port));
         // a base id of its own, so parallel tests never share Envoy's shared memory
         let base_id = 10_000 + u32::from(port);
         let drain = Duration::from_secs(2);
-        let parent = Envoy::start_hot(version, &yaml, base_id, 0, drain).unwrap_or_else(|e| panic!("{version}: {e}"));
+        let parent = Envoy::start_hot(version, &yaml, base_id, 0, drain).unwrap_or_else(|e| panic!("{at}: {e}"));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         assert_eq!(parent.listener, addr);
         let load = Load::start(addr, CLIENTS, Policies::OnlyA);
         run_for(&load, 200).await;
         let restarted = Instant::now();
-        let child = Envoy::start_hot(version, &yaml, base_id, 1, drain).unwrap_or_else(|e| panic!("{version} epoch 1: {e}\nparent:\n{}", parent.log_tail()));
+        let child = Envoy::start_hot(version, &yaml, base_id, 1, drain).unwrap_or_else(|e| panic!("{at} epoch 1: {e}\nparent:\n{}", parent.log_tail()));
         // the parent drains, then the child tells it to exit
         let mut parent = parent;
         let exited = loop {
             if parent.exited() {
                 break restarted.elapsed();
             }
-            assert!(restarted.elapsed() < Duration::from_secs(30), "{version}: the parent never exited:\n{}", parent.log_tail());
+            assert!(restarted.elapsed() < Duration::from_secs(30), "{at}: the parent never exited:\n{}", parent.log_tail());
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         run_for(&load, 300).await;
         let r = load.finish().await;
-        println!("{version}: hot restart: the parent exited {} ms after epoch 1 started", exited.as_millis());
-        judge(version, "hot restart", &r);
+        println!("{at}: hot restart: the parent exited {} ms after epoch 1 started", exited.as_millis());
+        judge(&at, "hot restart", &r);
         let served = child.stat("http.ingress.downstream_rq_completed").unwrap_or(0);
-        assert!(served > 0, "{version}: the new epoch served requests");
+        assert!(served > 0, "{at}: the new epoch served requests");
+        assert_answered_by(&child, build, &at);
     }
 }
 
@@ -122,13 +136,14 @@ fn lds_file(listener: &serde_json::Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_update_under_load_fails_nothing() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    for version in VERSIONS {
+    for (version, build) in RUNS {
+        let at = format!("{version} {}", build.name());
         let dir = TempDir::new("lds").unwrap();
         let lds = dir.0.join("lds.json");
         let port = free_port();
-        let (bootstrap, listener) = with_lds(&on_port(backend.addr, port), &lds);
+        let (bootstrap, listener) = with_lds(&build.config(&on_port(backend.addr, port)), &lds);
         std::fs::write(&lds, lds_file(&listener)).unwrap();
-        let envoy = Envoy::start_version(version, &bootstrap).unwrap_or_else(|e| panic!("{version}: {e}"));
+        let envoy = Envoy::start_version(version, &bootstrap).unwrap_or_else(|e| panic!("{at}: {e}"));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let load = Load::start(addr, CLIENTS, Policies::OnlyA);
         run_for(&load, 200).await;
@@ -140,12 +155,13 @@ async fn a_listener_update_under_load_fails_nothing() {
         updated = serde_json::from_str(&text).unwrap();
         write_atomically(&lds, &lds_file(&updated));
         let applied = envoy.stat_eventually("http.ingress_v2.downstream_rq_completed", |v| v > 0);
-        assert!(applied.is_some(), "{version}: the updated listener serves:\n{}", envoy.log_tail());
+        assert!(applied.is_some(), "{at}: the updated listener serves:\n{}", envoy.log_tail());
         run_for(&load, 300).await;
         let r = load.finish().await;
-        judge(version, "listener update", &r);
+        judge(&at, "listener update", &r);
         let drained = envoy.stat("listener_manager.total_filter_chains_draining").unwrap_or(0)
             + envoy.stat("listener_manager.listener_modified").unwrap_or(0);
-        assert!(drained > 0, "{version}: Envoy says the listener changed");
+        assert!(drained > 0, "{at}: Envoy says the listener changed");
+        assert_answered_by(&envoy, build, &at);
     }
 }

@@ -463,6 +463,43 @@ impl Build {
     pub fn stat(self, name: &str) -> String {
         format!("{}.{name}", self.stats_namespace())
     }
+
+    /// The ECDS resource of this build ([`ecds_resource`] for the Wasm
+    /// build; for the module, the same policy in a `DynamicModuleFilter`).
+    pub fn ecds_resource(self, policy: Option<&str>) -> String {
+        let wasm = ecds_resource(policy);
+        match self {
+            Build::Wasm => wasm,
+            Build::Module => {
+                let policy = policy.map_or_else(|| inline_policy(&wasm), str::to_owned);
+                let at = wasm.find("  typed_config:").expect("a typed_config");
+                format!(
+                    "{}  typed_config:\n    \"@type\": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter\n    \
+                     dynamic_module_config: {{ module: {{ local: {{ filename: {} }} }} }}\n    filter_name: certgate\n    filter_config:\n      \
+                     \"@type\": type.googleapis.com/google.protobuf.StringValue\n      value: '{}'\n",
+                    &wasm[..at],
+                    module().display(),
+                    policy.replace('\n', " ").replace('\'', "''")
+                )
+            }
+        }
+    }
+
+    /// `envoy/ecds.yaml` for this build: the discovered type and the stats
+    /// tags' namespace are the module's for the module.
+    pub fn ecds_config(self, backend: SocketAddr, resource: &Path) -> String {
+        let yaml = ecds_config(backend, resource);
+        match self {
+            Build::Wasm => yaml,
+            Build::Module => yaml
+                .replace(
+                    "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\"]",
+                    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter\"]",
+                )
+                .replace("^wasmcustom\\.", "^dynamicmodulescustom\\.")
+                .replace("%FILTER_STATE(wasm.certgate:PLAIN)%", "%FILTER_STATE(certgate:PLAIN)%"),
+        }
+    }
 }
 
 /// The shipped dynamic module, as `./dev` builds it.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use certgate_backend as backend;
 
-use super::envoy::{ecds_config, ecds_resource, write_atomically, Envoy};
+use super::envoy::{write_atomically, Build, Envoy};
 use super::{connect, TempDir};
 
 /// What a soak run saw.
@@ -180,9 +180,9 @@ impl Load {
 }
 
 /// Envoy `version` with certgate by ECDS, with policy A; ready once A applies.
-pub async fn ecds_envoy(version: &str, backend: SocketAddr, file: &std::path::Path) -> Envoy {
-    std::fs::write(file, ecds_resource(Some(POLICY_A))).unwrap();
-    let envoy = Envoy::start_version(version, &ecds_config(backend, file)).unwrap();
+pub async fn ecds_envoy(version: &str, build: Build, backend: SocketAddr, file: &std::path::Path) -> Envoy {
+    std::fs::write(file, build.ecds_resource(Some(POLICY_A))).unwrap();
+    let envoy = Envoy::start_version(version, &build.ecds_config(backend, file)).unwrap();
     // Wait for the first policy (ECDS delivers it after start).
     let started = Instant::now();
     while connect(envoy.listener, Some("alice"), false).await.unwrap().send("GET", "/app/", &[]).await.map(|r| r.status) != Ok(200) {
@@ -193,8 +193,8 @@ pub async fn ecds_envoy(version: &str, backend: SocketAddr, file: &std::path::Pa
 }
 
 /// Writes policy B (or A) to the ECDS file, by a rename.
-pub fn swap_policy(file: &std::path::Path, to_b: bool) {
-    write_atomically(file, &ecds_resource(Some(if to_b { POLICY_B } else { POLICY_A })));
+pub fn swap_policy(file: &std::path::Path, build: Build, to_b: bool) {
+    write_atomically(file, &build.ecds_resource(Some(if to_b { POLICY_B } else { POLICY_A })));
 }
 
 /// Runs `clients` keep-alive connections for `duration` against Envoy
@@ -203,7 +203,7 @@ pub async fn soak(version: &str, duration: Duration, clients: usize, reload_ever
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = TempDir::new("soak").unwrap();
     let file = dir.0.join("certgate.yaml");
-    let envoy = ecds_envoy(version, backend.addr, &file).await;
+    let envoy = ecds_envoy(version, Build::Wasm, backend.addr, &file).await;
     let rss_start_kib = envoy.rss_kib();
     let load = Load::start(envoy.listener, clients, Policies::Both);
     let begin = Instant::now();
@@ -213,7 +213,7 @@ pub async fn soak(version: &str, duration: Duration, clients: usize, reload_ever
         tokio::time::sleep(reload_every.min(duration.saturating_sub(begin.elapsed()))).await;
         if begin.elapsed() < duration {
             use_b = !use_b;
-            swap_policy(&file, use_b);
+            swap_policy(&file, Build::Wasm, use_b);
             reloads += 1;
         }
     }
