@@ -216,6 +216,57 @@ async fn a_crl_published_through_sds_refuses_new_and_resumed_handshakes_without_
     }
 }
 
+/// SECURITY.md's question, measured: with `session_ticket_keys` set by the
+/// operator (the same keys before and after the CRL), do alice's sessions
+/// from before her revocation resume? They resume while nothing changes
+/// (the control), and not after the CRL: the new validation context is a
+/// new session context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_operator_ticket_keys_sessions_from_before_a_crl_do_not_resume() {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    for version in VERSIONS {
+        let pki = Pki::new(&["alice", "bob"]);
+        publish(&pki);
+        let keys = pki.dir.0.join("ticket.key");
+        std::fs::write(&keys, (0..80u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect::<Vec<u8>>()).unwrap();
+        let yaml = sds_yaml(&pki, backend.addr).replacen(
+            "          session_timeout: 600s",
+            &format!("          session_timeout: 600s\n          session_ticket_keys: {{ keys: [ {{ filename: {} }} ] }}", keys.display()),
+            1,
+        );
+        let envoy = Envoy::start_version(version, &yaml).unwrap_or_else(|e| panic!("{version}: {e}"));
+        let addr = envoy.listener;
+        let start = |go: &std::path::Path| -> Vec<(&str, Resumer)> {
+            ["1.2", "1.3"].into_iter().map(|tls| (tls, Resumer::start(&pki, addr, tls, go))).collect()
+        };
+        let (go_before, go_after) = (pki.dir.0.join("go-before"), pki.dir.0.join("go-after"));
+        let (mut control, mut after) = (start(&go_before), start(&go_after));
+        for (tls, r) in control.iter_mut().chain(after.iter_mut()) {
+            let first = r.next();
+            assert_eq!((first.status, first.reused), (200, false), "{version} TLS {tls}: a full handshake first: {first:?}");
+        }
+        // the control: the keys work, sessions resume while nothing changed
+        std::fs::write(&go_before, b"").unwrap();
+        for (tls, r) in &mut control {
+            let second = r.next();
+            assert_eq!((second.status, second.reused), (200, true), "{version} TLS {tls}: with the operator's keys a session resumes: {second:?}");
+        }
+        pki.run(&["revoke", "alice", "--reason", "keyCompromise"]);
+        publish(&pki);
+        let published = Instant::now();
+        while call(&pki, addr, "alice").await.is_ok() {
+            assert!(published.elapsed() < Duration::from_secs(20), "{version}: the CRL never applied:\n{}", envoy.log_tail());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        std::fs::write(&go_after, b"").unwrap();
+        for (tls, r) in &mut after {
+            let second = r.next();
+            println!("{version} with session_ticket_keys: TLS {tls} session from before the CRL: resumed={} status={} error={:?}", second.reused, second.status, second.error);
+            assert!(!second.reused && second.status != 200, "{version} TLS {tls}: a session from before the CRL resumed: {second:?}");
+        }
+    }
+}
+
 /// alice's certificate serial, as `deny.serials` takes it.
 fn alice_serial() -> String {
     let pem = std::fs::read(common::pki("alice.pem")).unwrap();
