@@ -106,6 +106,8 @@ fn cases() -> Vec<Case> {
             "jwt_authn:Jwt verification fails",
         ),
         case("unbound token with a null claim", "alice", vec![bearer(&sign(&with_null_claim()))], 401, "token_unbound"),
+        case("a null thumbprint", "alice", vec![bearer(&sign(&with_thumbprint(Value::Null)))], 401, "token_certificate_mismatch"),
+        case("an empty thumbprint", "alice", vec![bearer(&sign(&with_thumbprint(json!(""))))], 401, "token_unbound"),
         case("forged payload header, no token", "alice", vec![("x-jwt-payload", forged_payload_header("alice"))], 401, "token_missing"),
         case(
             "forged payload header beside an unbound token",
@@ -123,6 +125,13 @@ fn cases() -> Vec<Case> {
 fn with_null_claim() -> Value {
     let mut c = claims("alice", None, 3600);
     c["nonce"] = Value::Null;
+    c
+}
+
+/// A token for alice whose `cnf["x5t#S256"]` is `value`.
+fn with_thumbprint(value: Value) -> Value {
+    let mut c = claims("alice", None, 3600);
+    c["cnf"] = json!({ "x5t#S256": value });
     c
 }
 
@@ -199,10 +208,12 @@ async fn through_envoy_only_a_token_bound_to_the_connections_certificate_passes(
         // the challenge of a 401 (RFC 6750)
         let reply = common::get(envoy.listener, Some("alice"), "/api", &[]).await.unwrap();
         assert_eq!(reply.status, 401, "{version} {}", build.name());
+        // each mismatch counted under the rule that decided
+        let want = cases().iter().filter(|c| c.answer == "token_certificate_mismatch").count() as u64;
         let stat = build.stat("certgate_requests_total.outcome.denied.reason.token_certificate_mismatch.rule.app");
-        match envoy.stat_eventually(&stat, |v| v == 2) {
-            Some(2) => {}
-            other => failures.push(format!("{version} {}: {stat} = {other:?}, want 2", build.name())),
+        match envoy.stat_eventually(&stat, |v| v == want) {
+            Some(n) if n == want => {}
+            other => failures.push(format!("{version} {}: {stat} = {other:?}, want {want}", build.name())),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

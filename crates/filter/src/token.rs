@@ -102,10 +102,12 @@ pub fn read_token(host: &mut dyn Host, settings: &BoundTokens, headers: &[(Strin
         }
     };
     Ok(match claim.map(String::from_utf8) {
+        // an empty claim is no claim (Envoy gives a missing field as empty)
         None => Token::Unbound,
-        Some(Ok(t)) if !t.is_empty() => Token::BoundTo(t),
+        Some(Ok(t)) if t.is_empty() => Token::Unbound,
+        Some(Ok(t)) => Token::BoundTo(t),
         // a claim that is not text is bound to no certificate
-        Some(_) => Token::BoundTo(String::new()),
+        Some(Err(_)) => Token::BoundTo(String::new()),
     })
 }
 

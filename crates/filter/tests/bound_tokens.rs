@@ -112,6 +112,8 @@ fn a_host_that_cannot_read_claims_reads_the_header_jwt_authn_wrote() {
     // the same header with no verified token behind it is a forgery
     assert_eq!(with_header(&alice, false), Outcome::Deny(DenyReason::TokenMissing));
     assert_eq!(with_header(&payload(r#"{"sub":"alice"}"#), true), Outcome::Deny(DenyReason::TokenUnbound));
+    assert_eq!(with_header(&payload(r#"{"cnf":{"x5t#S256":""}}"#), true), Outcome::Deny(DenyReason::TokenUnbound));
+    assert_eq!(with_header(&payload(r#"{"cnf":{"x5t#S256":null}}"#), true), Outcome::Deny(DenyReason::TokenCertificateMismatch));
     // a verified token but no readable header: jwt_authn is set up wrong, fail closed
     assert_eq!(with_header("%%%", true), Outcome::Deny(DenyReason::InternalError));
 }

@@ -57,9 +57,13 @@ impl Host for ProxyWasm {
         // Envoy walks the metadata Struct by path and returns a string leaf as
         // its bytes; a missing field is NotFound or empty.
         let payload = ["metadata", "filter_metadata", JWT_AUTHN_NAMESPACE, key];
-        let claim = abi::get_property(&[&payload[..], &["cnf", "x5t#S256"]].concat()).map_err(call_error("get_property"))?;
-        if let Some(claim) = claim.filter(|c| !c.is_empty()) {
-            return Ok(Verified::Thumbprint(Some(claim)));
+        match abi::get_property(&[&payload[..], &["cnf", "x5t#S256"]].concat()) {
+            Ok(Some(claim)) if !claim.is_empty() => return Ok(Verified::Thumbprint(Some(claim))),
+            Ok(_) => {}
+            // a claim Envoy cannot give as bytes (null, or an object holding
+            // one) is not a thumbprint: as the module reads it, its JSON text
+            Err(CallError::Status(abi::SERIALIZATION_FAILURE)) => return Ok(Verified::Thumbprint(Some(b"null".to_vec()))),
+            Err(e) => return Err(call_error("get_property")(e)),
         }
         // Is there a payload at all? Envoy returns it as a serialized Struct,
         // or fails to serialize one holding a JSON null: either way it is there.
