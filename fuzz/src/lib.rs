@@ -17,7 +17,7 @@ use certgate_filter::policy::{
 };
 use certgate_filter::testing::FakeEnvoy;
 use certgate_filter::host::Verified;
-use certgate_filter::token::{thumbprint_of, Token, WithoutToken};
+use certgate_filter::token::{Token, WithoutToken};
 use certgate_filter::xfcc;
 
 /// 2026-11-23, inside the fixtures' validity.
@@ -168,7 +168,7 @@ fn run(policy: &Policy, r: &Request) {
             host.properties.insert(property::PEER_CERTIFICATE_VALID.join("."), vec![u8::from(v)]);
         }
     }
-    let thumbprint = der.as_ref().and_then(|d| thumbprint_of(&sha256_hex(d)));
+    let thumbprint = der.as_deref().map(certgate_x509::x5t_s256);
     if let Some(tokens) = &policy.bound_tokens {
         let verified = match &r.token {
             TokenInput::None => None,
@@ -313,7 +313,7 @@ pub fn paths(data: &[u8]) {
             };
             // alice's token is bound to her, as jwt_authn would have verified it
             let token = match (policy.bound_tokens.is_some(), peer) {
-                (true, Peer::Verified(id)) => thumbprint_of(&id.sha256).map_or(Token::Missing, Token::BoundTo),
+                (true, Peer::Verified(_)) => Token::BoundTo(certgate_x509::x5t_s256(&der_of(CERTS[0]))),
                 (true, _) => Token::Missing,
                 (false, _) => Token::NotRead,
             };

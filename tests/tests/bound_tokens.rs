@@ -14,7 +14,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use certgate_backend as backend;
 use certgate_filter::host::JWT_AUTHN_NAMESPACE;
-use certgate_filter::token::thumbprint_of;
 use common::envoy::{committed_policy, config, Build, Envoy};
 use common::plugin::{certgate, client, settings};
 use common::{pki, repo};
@@ -38,7 +37,7 @@ fn now() -> i64 {
 fn thumbprint(name: &str) -> String {
     let pem = std::fs::read_to_string(pki(&format!("{name}.pem"))).unwrap();
     let (_, der) = pem_rfc7468::decode_vec(pem.as_bytes()).unwrap();
-    thumbprint_of(&certgate_x509::sha256_hex(&der)).unwrap()
+    certgate_x509::x5t_s256(&der)
 }
 
 /// The claims of a token for `sub`, bound to `bound_to`'s certificate if

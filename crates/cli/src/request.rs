@@ -8,7 +8,6 @@ use std::path::Path;
 
 use certgate_decision::{Published, PROPERTY};
 use certgate_filter::host::JWT_AUTHN_NAMESPACE;
-use certgate_filter::token::thumbprint_of;
 use certgate_host::{Connection, Exchange, Plugin};
 use certgate_wire::{header_map, Pairs};
 
@@ -80,5 +79,5 @@ pub fn token_metadata_key(policy: &str) -> Option<String> {
 pub fn thumbprint_of_file(file: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let der = certgate_x509::pem::first_certificate(text.as_bytes()).map_err(|e| format!("{}: {e}", file.display()))?;
-    thumbprint_of(&certgate_x509::sha256_hex(&der)).ok_or_else(|| "no digest".to_owned())
+    Ok(certgate_x509::x5t_s256(&der))
 }

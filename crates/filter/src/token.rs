@@ -13,6 +13,8 @@
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::Deserialize;
 
+use certgate_x509::text::hex;
+
 use crate::host::{header_texts, Host, HostError, Verified};
 
 /// What a request without a verified token gets, on a rule that checks tokens.
@@ -67,21 +69,6 @@ impl Token {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let digit = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('?');
-    bytes.iter().flat_map(|b| [digit(b >> 4), digit(b & 0xf)]).collect()
-}
-
-/// The RFC 8705 thumbprint of a certificate's SHA-256 digest (lowercase hex):
-/// what a token bound to it carries in `cnf["x5t#S256"]`.
-pub fn thumbprint_of(sha256_hex: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..sha256_hex.len())
-        .step_by(2)
-        .map(|i| sha256_hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    bytes.filter(|b| b.len() == 32).map(|b| Base64UrlUnpadded::encode_string(&b))
-}
-
 /// Reads the verified token of a request.
 pub fn read_token(host: &mut dyn Host, settings: &BoundTokens, headers: &[(String, Vec<u8>)]) -> Result<Token, HostError> {
     let claim = match host.verified_token(&settings.metadata_key)? {
@@ -134,19 +121,16 @@ fn payload_thumbprint(header: &str) -> Result<Option<Vec<u8>>, String> {
 mod tests {
     use super::*;
 
-    const SHA: &str = "8a0e9ad6b1bb0e2e0a5c4d4f5a0f4b7f3c8a1d0e9f2b3c4d5e6f708192a3b4c5";
-
     #[test]
     fn a_thumbprint_is_the_base64url_of_the_digest() {
-        let t = thumbprint_of(SHA).unwrap();
+        let der = b"a certificate's DER";
+        let (t, sha) = (certgate_x509::x5t_s256(der), certgate_x509::sha256_hex(der));
         assert_eq!(t.len(), 43);
-        assert!(Token::is_bound_to(&t, SHA));
-        assert!(!Token::is_bound_to(&format!("{t}="), SHA), "padding is not base64url as RFC 8705 writes it");
-        assert!(!Token::is_bound_to(&t[..42], SHA));
-        assert!(!Token::is_bound_to("", SHA));
-        let other = SHA.replace('8', "9");
-        assert!(!Token::is_bound_to(&t, &other));
-        assert_eq!(thumbprint_of("zz"), None);
+        assert!(Token::is_bound_to(&t, &sha));
+        assert!(!Token::is_bound_to(&format!("{t}="), &sha), "padding is not base64url as RFC 8705 writes it");
+        assert!(!Token::is_bound_to(&t[..42], &sha));
+        assert!(!Token::is_bound_to("", &sha));
+        assert!(!Token::is_bound_to(&t, &certgate_x509::sha256_hex(b"another")));
     }
 
     #[test]

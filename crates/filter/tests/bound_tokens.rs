@@ -12,8 +12,7 @@ use certgate_filter::config::{check_host_reads, parse_policy};
 use certgate_filter::host::{HostReads, Verified};
 use certgate_filter::metrics;
 use certgate_filter::policy::{DenyReason, Outcome, Policy};
-use certgate_filter::token::thumbprint_of;
-use common::{client_cert, sha256_hex, FakeEnvoy, WithClientCert};
+use common::{client_cert, FakeEnvoy, WithClientCert};
 
 const NOW: i64 = 1_795_305_600;
 
@@ -28,7 +27,7 @@ fn policy(json: &str) -> Policy {
 
 /// `name`'s certificate thumbprint, as a token bound to it carries.
 fn thumbprint(name: &str) -> String {
-    thumbprint_of(&sha256_hex(&client_cert(name).1)).unwrap()
+    certgate_x509::x5t_s256(&client_cert(name).1)
 }
 
 /// A GET of `path` by `client`, with what jwt_authn verified.

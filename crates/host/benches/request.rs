@@ -69,13 +69,6 @@ fn print_host_calls(p: &mut Plugin, conn: &Connection, path: &str) {
     println!("{:<58} {} host calls per request", "", p.host_calls() - before);
 }
 
-/// RFC 8705's thumbprint of a hex SHA-256: its bytes in base64url.
-fn thumbprint(hex: &str) -> String {
-    use base64ct::{Base64UrlUnpadded, Encoding};
-    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
-    Base64UrlUnpadded::encode_string(&bytes)
-}
-
 fn start(module: &WasmModule, config: &str) -> Plugin {
     let clock = Clock::Fixed(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_305_600));
     module.start(PluginSettings::new(config).clock(clock)).unwrap()
@@ -129,8 +122,8 @@ fn main() {
 
     // a token bound to alice's certificate, in jwt_authn's metadata
     let bound = std::fs::read_to_string(repo().join("fixtures/policies/bound-tokens.json")).unwrap();
-    let digest = alice.properties.get("connection.sha256_peer_certificate_digest").cloned().unwrap();
-    let thumbprint = thumbprint(&String::from_utf8(digest).unwrap());
+    let alice_pem = std::fs::read(repo().join("fixtures/pki/alice.pem")).unwrap();
+    let thumbprint = certgate_x509::x5t_s256(&certgate_x509::pem::first_certificate(&alice_pem).unwrap());
     let payload = serde_json::json!({"iss": "https://issuer.certgate.test", "sub": "alice", "exp": 4_000_000_000u64, "cnf": {"x5t#S256": thumbprint}});
     let metadata = certgate_wire::metadata::properties("envoy.filters.http.jwt_authn", "certgate_jwt", &payload);
     // the same rules without `bound_tokens`: what the token check costs

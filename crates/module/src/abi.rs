@@ -404,27 +404,26 @@ impl Stream<'_> {
         unsafe { (c.get_attribute_string)(self.ptr, id as u32, &mut out).then(|| out.to_vec()) }
     }
 
-    /// The keys of a namespace of the stream's dynamic metadata, copied;
-    /// empty if it has none.
-    pub fn metadata_keys(&mut self, namespace: &str) -> Vec<Vec<u8>> {
+    /// Whether a namespace of the stream's dynamic metadata has `key`
+    /// (compared in Envoy's buffers: nothing is copied per request).
+    pub fn has_metadata_key(&mut self, namespace: &str, key: &str) -> bool {
         let Some(c) = callbacks() else {
-            return Vec::new();
+            return false;
         };
         let namespace = ModuleBuffer::of(namespace.as_bytes());
         // SAFETY: the stream of the current hook; `namespace` lives across the call.
         let count = unsafe { (c.get_metadata_keys_count)(self.ptr, METADATA_SOURCE_DYNAMIC, namespace) };
         if count == 0 {
-            return Vec::new();
+            return false;
         }
         let mut keys = vec![EnvoyBuffer::NULL; count];
         // SAFETY: Envoy writes `count` buffers (the count it just gave, on the
         // same thread, nothing changed between) into `keys`, which has room
-        // for them; each is Envoy's, read at once.
+        // for them; each is Envoy's, valid for the current hook, and read
+        // before this function returns.
         unsafe {
-            if !(c.get_metadata_keys)(self.ptr, METADATA_SOURCE_DYNAMIC, namespace, keys.as_mut_ptr()) {
-                return Vec::new();
-            }
-            keys.into_iter().map(|k| k.to_vec()).collect()
+            (c.get_metadata_keys)(self.ptr, METADATA_SOURCE_DYNAMIC, namespace, keys.as_mut_ptr())
+                && keys.iter().any(|k| envoy_bytes(*k) == key.as_bytes())
         }
     }
 

@@ -58,8 +58,7 @@ impl Host for EnvoyHost<'_, '_> {
     fn verified_token(&mut self, key: &str) -> Result<Verified, HostError> {
         // The ABI reads top-level metadata values only: it can tell that
         // jwt_authn verified a token, not read the payload Struct.
-        let verified = self.0.metadata_keys(JWT_AUTHN_NAMESPACE).iter().any(|k| k == key.as_bytes());
-        Ok(if verified { Verified::Opaque } else { Verified::Nothing })
+        Ok(if self.0.has_metadata_key(JWT_AUTHN_NAMESPACE, key) { Verified::Opaque } else { Verified::Nothing })
     }
 
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {

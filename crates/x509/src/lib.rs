@@ -115,3 +115,11 @@ pub fn sha256_hex(der: &[u8]) -> String {
     use sha2::Digest as _;
     text::hex(&sha2::Sha256::digest(der))
 }
+
+/// A certificate's RFC 8705 thumbprint: the base64url (unpadded) SHA-256 of
+/// its DER, what a token bound to it carries in `cnf["x5t#S256"]`.
+pub fn x5t_s256(der: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der))
+}
