@@ -5,20 +5,20 @@
 //! `cargo test` here replays `corpus/` and `regressions/` through the same code.
 
 use arbitrary::Arbitrary;
-use certgate_filter::admission::{admit, property, XFCC_HEADER};
-use certgate_filter::cache::IdentityCache;
-use certgate_filter::config::parse_policy;
-use certgate_filter::headers::{is_safe_value, HeaderKind};
-use certgate_filter::identity::{IdentitySource, PeerIdentity};
+use certgate_core::admission::{admit, property, XFCC_HEADER};
+use certgate_core::cache::IdentityCache;
+use certgate_core::config::parse_policy;
+use certgate_core::headers::{is_safe_value, HeaderKind};
+use certgate_core::identity::{IdentitySource, PeerIdentity};
 use certgate_x509::sha256_hex;
-use certgate_filter::path::{self, PathCase, Reading};
-use certgate_filter::policy::{
+use certgate_core::path::{self, PathCase, Reading};
+use certgate_core::policy::{
     decide, Access, Credential, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification,
 };
-use certgate_filter::testing::FakeEnvoy;
-use certgate_filter::host::Verified;
-use certgate_filter::token::{Token, WithoutToken};
-use certgate_filter::xfcc;
+use certgate_core::testing::FakeEnvoy;
+use certgate_core::host::Verified;
+use certgate_core::token::{Token, WithoutToken};
+use certgate_core::xfcc;
 
 /// 2026-11-23, inside the fixtures' validity.
 const NOW: i64 = 1_795_400_000;
@@ -205,7 +205,7 @@ fn run(policy: &Policy, r: &Request) {
 
     assert_eq!(admission.forwarded, host.reply.is_none(), "a request is either forwarded or answered");
     // every series a request counts in was defined (only those that can count are)
-    for (name, _) in certgate_filter::metrics::increments(policy, &admission) {
+    for (name, _) in certgate_core::metrics::increments(policy, &admission) {
         assert!(!name.starts_with("undefined"), "a request counted in a series the policy never defined: {admission:?}");
     }
     // No identity header from the client survives: every header the policy

@@ -14,7 +14,7 @@ use certgate_host::abi::Status;
 use certgate_host::{Connection, Exchange, HarnessError};
 use common::plugin::{certgate, client, fixture, request, settings, with_peer_pem};
 use common::repo;
-use certgate_filter::headers::is_safe_value;
+use certgate_core::headers::is_safe_value;
 use certgate_fixtures::CRAFTED;
 
 fn dir() -> PathBuf {

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use certgate_backend as backend;
-use certgate_filter::host::JWT_AUTHN_NAMESPACE;
+use certgate_core::host::JWT_AUTHN_NAMESPACE;
 use common::envoy::{committed_policy, config, Build, Envoy};
 use common::plugin::{certgate, client, settings};
 use common::{pki, repo};

@@ -103,7 +103,7 @@ fn schema_prints_the_policy_json_schema_and_a_policy_may_name_it() {
     let o = run(&["schema"]);
     assert_eq!(o.status.code(), Some(0));
     let schema: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(schema, certgate_filter::config::json_schema());
+    assert_eq!(schema, certgate_core::config::json_schema());
     assert_eq!(schema["title"], "certgate policy");
     assert_eq!(schema["required"], serde_json::json!(["rules"]));
     // editors find the schema through `$schema`, which the filter ignores

@@ -1,5 +1,5 @@
 //! The harness against Envoy 1.40, with small proxy-wasm filters that are not
-//! certgate (`crates/host/tests/filters/differential`): each runs in
+//! certgate (`host-harness/host/tests/filters/differential`): each runs in
 //! `certgate serve` and in Envoy in front of the same backend, gets the same
 //! requests, and what the client gets back must match: status, headers (but
 //! for [`IGNORED`]) and body.

@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use certgate_filter::metrics::{stats_tags, MODULE_NAMESPACE, WASM_NAMESPACE};
+use certgate_core::metrics::{stats_tags, MODULE_NAMESPACE, WASM_NAMESPACE};
 use certgate_backend as backend;
 use common::envoy::{admin_get, config, Build, Envoy};
 use common::{get, repo, venv_python};

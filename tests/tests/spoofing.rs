@@ -8,7 +8,7 @@
 
 mod common;
 
-use certgate_filter::headers::{is_safe_value, Preset};
+use certgate_core::headers::{is_safe_value, Preset};
 use certgate_backend as backend;
 use certgate_edge::tls::ClientCertMode;
 use std::net::SocketAddr;

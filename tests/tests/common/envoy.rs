@@ -444,8 +444,8 @@ impl Build {
     /// The namespace of certgate's counters in Envoy's stats.
     pub fn stats_namespace(self) -> &'static str {
         match self {
-            Build::Wasm => certgate_filter::metrics::WASM_NAMESPACE,
-            Build::Module => certgate_filter::metrics::MODULE_NAMESPACE,
+            Build::Wasm => certgate_core::metrics::WASM_NAMESPACE,
+            Build::Module => certgate_core::metrics::MODULE_NAMESPACE,
         }
     }
 

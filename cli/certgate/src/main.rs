@@ -1,0 +1,326 @@
+//! The `certgate` command: thin; the work is in the libraries (and, for
+//! `certgate test`, in `policy_tests`).
+
+mod policy_tests;
+mod request;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context};
+use certgate_edge::locate::default_wasm;
+use certgate_edge::{self as edge, ServeOptions};
+use certgate_decision::Verdict;
+use certgate_host::{HarnessError, PluginSettings, WasmModule};
+use certgate_pki::cli::PkiArgs;
+use certgate_backend as backend;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "certgate", version, about = "Admit HTTP requests by their TLS client certificate")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local mTLS edge: verify clients, run the filter, forward to the upstream.
+    Serve(ServeOptions),
+    /// Run the test backend: answers every request with the headers it received, as JSON.
+    Backend {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run one request through the filter with a certificate and print the decision.
+    /// Exit code 0: allowed, 1: denied, 2: error.
+    Check(CheckArgs),
+    /// Load a policy into the filter and report what it says. Exit code 0: valid, 2: not.
+    Validate {
+        policy: PathBuf,
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+    },
+    /// Certificate tooling: a root CA, a client CA, server and client
+    /// certificates, CSR signing, PKCS#12 for browsers, revocation and CRLs.
+    Pki(PkiArgs),
+    /// Run files of expected decisions against a policy through the filter.
+    /// Exit code 0: every case passed, 1: one failed, 2: a file cannot be run.
+    Test(TestArgs),
+    /// Print the policy's JSON Schema (for editors and CI checks of policies).
+    Schema {
+        /// The schema of `certgate test`'s cases files instead.
+        #[arg(long)]
+        cases: bool,
+    },
+    /// Package the filter as an OCI image (an image layout directory) for
+    /// Istio's WasmPlugin and Envoy Gateway; prints the digest to pin.
+    Package(PackageArgs),
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// Cases files (JSON: `certgate schema --cases`).
+    #[arg(required = true)]
+    cases: Vec<PathBuf>,
+    /// The policy, instead of each file's own `policy`.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Also write the results as JUnit XML, for CI.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    #[arg(long)]
+    wasm: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct PackageArgs {
+    /// The image layout directory to write (new or empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// `compat`: a gzip tar layer holding plugin.wasm (any registry and tool);
+    /// `artifact`: the Wasm OCI artifact, the raw module as its layer.
+    #[arg(long, value_enum, default_value = "compat")]
+    format: certgate_oci::Format,
+    /// The image's tag (its name in the layout: `oci:DIR:TAG`).
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    tag: String,
+    /// The filter's root id, recorded in the artifact's config.
+    #[arg(long, default_value = "certgate")]
+    root_id: String,
+    /// The module (default: the ./dev build, or $CERTGATE_WASM).
+    #[arg(long)]
+    wasm: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[arg(long)]
+    policy: PathBuf,
+    /// The client certificate (PEM); without it, a request with no certificate.
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Treat the certificate as not verified by the proxy.
+    #[arg(long)]
+    unverified: bool,
+    #[arg(long, default_value = "/")]
+    path: String,
+    #[arg(long, default_value = "GET")]
+    method: String,
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Extra request header `name: value`, repeatable.
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// The request carries an access token Envoy's jwt_authn verified, bound to this certificate (PEM); for a policy with `bound_tokens`.
+    #[arg(long, value_name = "PEM")]
+    token_bound_to: Option<PathBuf>,
+    /// The request carries a verified access token bound to no certificate.
+    #[arg(long, conflicts_with = "token_bound_to")]
+    token_unbound: bool,
+    #[arg(long)]
+    wasm: Option<PathBuf>,
+}
+
+fn wasm_or_default(w: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match w {
+        Some(w) => Ok(w),
+        None => Ok(default_wasm()?),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
+    let module = WasmModule::from_file(&wasm_or_default(a.wasm)?)?;
+    let policy = std::fs::read_to_string(&a.policy).with_context(|| format!("cannot read {}", a.policy.display()))?;
+    let token = match (&a.token_bound_to, a.token_unbound) {
+        (None, false) => None,
+        (bound_to, _) => {
+            let key = request::token_metadata_key(&policy)
+                .ok_or_else(|| anyhow!("--token-*: {} has no `bound_tokens` saying where tokens are read", a.policy.display()))?;
+            let payload = match bound_to {
+                Some(pem) => serde_json::json!({ "cnf": { "x5t#S256": request::thumbprint_of_file(pem).map_err(|e| anyhow!("--token-bound-to: {e}"))? } }),
+                // not `{}`: an empty payload reads as no token (SECURITY.md)
+                None => serde_json::json!({ "sub": "certgate-check" }),
+            };
+            Some((key, payload))
+        }
+    };
+    let mut plugin = module.start(PluginSettings::new(policy).name("certgate")).with_context(|| a.policy.display().to_string())?;
+    let mut headers = Vec::new();
+    for h in &a.headers {
+        let (k, v) = h.split_once(':').ok_or_else(|| anyhow!("--header {h}: write `name: value`"))?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let request = request::Request {
+        cert: a.cert.as_deref(),
+        verified: !a.unverified,
+        method: &a.method,
+        path: &a.path,
+        host: &a.host,
+        headers: &headers,
+        token: token.as_ref().map(|(key, payload)| (key.as_str(), payload)),
+    };
+    let request::Sent { exchange: out, headers: sent, published } = request::send(&mut plugin, &request)?;
+    let published = published.ok_or_else(|| anyhow!("the filter published no decision: is {} certgate's?", a.policy.display()))?;
+    let rule = published.rule.as_deref().unwrap_or("-");
+    let reason = published.reason.as_deref().unwrap_or("-");
+    if let Some(reply) = &out.local_response {
+        println!("decision: deny");
+        println!("status: {}", reply.status);
+        println!("reason: {reason}");
+        println!("rule: {rule}");
+        return Ok(ExitCode::from(1));
+    }
+    match published.decision {
+        Verdict::AuditDeny => println!("decision: allow (audit mode; enforce would: deny reason={reason})"),
+        _ => println!("decision: allow"),
+    }
+    println!("rule: {rule}");
+    println!("headers the application gets from certgate:");
+    for (k, v) in &out.upstream_headers {
+        if !sent.iter().any(|(sk, sv)| sk == k && sv == v) && !k.starts_with(':') {
+            println!("  {k}: {}", String::from_utf8_lossy(v));
+        }
+    }
+    for (k, _) in &sent {
+        if !k.starts_with(':') && !out.upstream_headers.iter().any(|(uk, _)| uk == k) {
+            println!("  (removed) {k}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(a: TestArgs) -> anyhow::Result<ExitCode> {
+    // every file is read and checked before anything runs
+    let mut loaded = Vec::new();
+    for path in &a.cases {
+        match policy_tests::load(path, a.policy.as_deref()) {
+            Ok(l) => loaded.push(l),
+            Err(e) => {
+                eprintln!("certgate test: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    let module = WasmModule::from_file(&wasm_or_default(a.wasm)?)?;
+    let mut runs = Vec::new();
+    for l in loaded {
+        let results = policy_tests::run(&module, &l)?;
+        print!("{}", policy_tests::report(&l, &results));
+        runs.push((l, results));
+    }
+    if let Some(junit) = &a.junit {
+        std::fs::write(junit, policy_tests::junit(&runs)).with_context(|| format!("cannot write {}", junit.display()))?;
+    }
+    let failed = runs.iter().flat_map(|(_, r)| r).any(|r| !r.failures.is_empty());
+    Ok(ExitCode::from(u8::from(failed)))
+}
+
+fn validate(policy: &Path, wasm: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let module = WasmModule::from_file(&wasm_or_default(wasm)?)?;
+    let json = std::fs::read_to_string(policy).with_context(|| format!("cannot read {}", policy.display()))?;
+    match module.start(PluginSettings::new(json).name("certgate")) {
+        Ok(plugin) => {
+            for line in plugin.logs() {
+                println!("{}", line.message);
+            }
+            println!("{}: valid", policy.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(HarnessError::ConfigureRefused { logs }) => {
+            for line in logs {
+                eprintln!("{}: {}", policy.display(), line.message);
+            }
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = args.resolve()?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let edge = edge::start(settings).await?;
+                println!("certgate edge on https://{}", edge.addr);
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                edge.shutdown().await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backend { listen } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let b = backend::start(listen).await?;
+                println!("certgate test backend on http://{}", b.addr);
+                shutdown_signal().await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(args) => check(args),
+        Command::Validate { policy, wasm } => validate(&policy, wasm),
+        Command::Pki(args) => {
+            let done = certgate_pki::cli::run(&args)?;
+            for line in done.lines {
+                println!("{line}");
+            }
+            Ok(ExitCode::from(done.status))
+        }
+        Command::Package(a) => package(a),
+        Command::Schema { cases } => {
+            let schema = if cases { policy_tests::json_schema() } else { certgate_core::config::json_schema() };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test(args) => test(args),
+    }
+}
+
+fn package(a: PackageArgs) -> anyhow::Result<ExitCode> {
+    let wasm = wasm_or_default(a.wasm)?;
+    let p = certgate_oci::write_layout(&wasm, &a.out, a.format, &a.tag, &a.root_id)?;
+    let out = a.out.display();
+    println!("wrote an OCI image layout to {out} ({} format, tag {})", a.format, a.tag);
+    println!("module:   {} ({} bytes, from {})", p.module_digest, p.module_bytes, wasm.display());
+    println!("manifest: {}", p.manifest_digest);
+    println!("push:     skopeo copy oci:{out}:{} docker://REGISTRY/certgate:{}", a.tag, a.tag);
+    println!("pin:      sha256: {}   (WasmPlugin spec.sha256; EnvoyExtensionPolicy wasm[].code.image.sha256)", p.manifest_digest.trim_start_matches("sha256:"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("certgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! One filter configuration (the policy, its counters) and one request
+//! (`admit`, then counters, log and the published decision), in safe Rust
+//! over the handles of `abi`. What the Wasm glue does with proxy-wasm calls.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use certgate_core::admission::{admit, send_failed_closed, Admission};
+use certgate_core::config::load_policy;
+use certgate_core::host::HostReads;
+use certgate_core::metrics;
+use certgate_core::policy::Policy;
+
+use crate::abi::{ConfigHandle, Stream};
+use crate::host::EnvoyHost;
+use crate::identity_cache;
+
+/// What Envoy's dynamic module ABI lets certgate read: no attribute gives
+/// the certificate itself or Envoy's verification flag.
+pub const MODULE_READS: HostReads = HostReads { host: "Envoy's dynamic module ABI", peer_certificate: false, verified_flag: false, token_claims: false };
+
+/// The filter state certgate publishes each decision under (the Wasm
+/// build's is `wasm.certgate`): `%FILTER_STATE(certgate:PLAIN)%`.
+pub const FILTER_STATE_KEY: &str = "certgate";
+
+/// Requests whose filter code panicked: each was refused with 500
+/// `internal_error` (and is counted under that reason too).
+pub const PANICS: &str = "certgate_panics_total";
+
+/// One configuration of the filter: Envoy shares it between its workers.
+#[derive(Debug)]
+pub struct FilterConfig {
+    pub policy: Policy,
+    /// Envoy's id of each counter of [`metrics::all_counters`], by index.
+    counters: Vec<Option<usize>>,
+    panics: Option<usize>,
+}
+
+impl FilterConfig {
+    /// A configuration with no counters, for tests of what holds one.
+    #[cfg(test)]
+    pub fn for_tests(policy: Policy) -> FilterConfig {
+        FilterConfig { policy, counters: Vec::new(), panics: None }
+    }
+}
+
+/// One stream's filter: its configuration.
+#[derive(Debug)]
+pub struct StreamFilter {
+    config: Arc<FilterConfig>,
+}
+
+impl StreamFilter {
+    pub fn new(config: Arc<FilterConfig>) -> StreamFilter {
+        StreamFilter { config }
+    }
+}
+
+/// Reads and checks a configuration, and defines its counters; `None` (and
+/// the error in Envoy's log) refuses it.
+pub fn new_config(envoy: &mut ConfigHandle<'_>, name: &[u8], json: &[u8]) -> Option<FilterConfig> {
+    let policy = load_policy(json, MODULE_READS)?;
+    let counters = metrics::define_counters(&policy, |name| envoy.define_counter(name).ok_or("refused by Envoy"));
+    let panics = envoy.define_counter(PANICS);
+    log::info!(
+        "filter {} loaded: {} rules, mode {:?}, identity from {:?}",
+        String::from_utf8_lossy(name),
+        policy.rules.len(),
+        policy.mode,
+        policy.identity_source
+    );
+    Some(FilterConfig { policy, counters, panics })
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Runs the filter on a request's headers; whether the request goes on.
+pub fn on_request_headers(stream: &mut Stream<'_>, filter: &StreamFilter) -> bool {
+    #[cfg(feature = "test-panic")]
+    panic_on_request(stream);
+    let config = &filter.config;
+    let policy = &config.policy;
+    let admission = identity_cache::with(config, |cache| admit(&mut EnvoyHost(stream), policy, cache, unix_now()))
+        .unwrap_or_else(|| {
+            let _ = send_failed_closed(&mut EnvoyHost(stream), policy.deny_status);
+            Admission::failed_closed("identity cache in use".into())
+        });
+    finish(stream, config, &admission);
+    if admission.forwarded {
+        stream.refresh_route();
+    }
+    admission.forwarded
+}
+
+/// Counters, the log line and the published decision of one request.
+fn finish(stream: &mut Stream<'_>, config: &FilterConfig, admission: &Admission) {
+    metrics::for_each_increment(&config.policy, admission, |index, by| {
+        if let (Some(Some(id)), Ok(by)) = (config.counters.get(index), u64::try_from(by)) {
+            stream.increment_counter(*id, by);
+        }
+    });
+    admission.log();
+    if !stream.set_filter_state(FILTER_STATE_KEY, &admission.published().to_bytes()) {
+        log::debug!("decision not published");
+    }
+}
+
+/// After a panic in [`on_request_headers`]: the request fails closed (unless
+/// it was already answered), and is counted and logged.
+pub fn on_panic(stream: &mut Stream<'_>, filter: &StreamFilter) {
+    let config = &filter.config;
+    if !stream.responded() {
+        let _ = send_failed_closed(&mut EnvoyHost(stream), config.policy.deny_status);
+    }
+    if let Some(id) = config.panics {
+        stream.increment_counter(id, 1);
+    }
+    finish(stream, config, &Admission::failed_closed("the filter panicked".into()));
+}
+
+/// Tests only (feature `test-panic`): a request with this header panics.
+#[cfg(feature = "test-panic")]
+#[allow(clippy::panic)]
+fn panic_on_request(stream: &mut Stream<'_>) {
+    if stream.request_headers().unwrap_or_default().iter().any(|(n, _)| n == "x-certgate-test-panic") {
+        panic!("x-certgate-test-panic");
+    }
+}
