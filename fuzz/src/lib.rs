@@ -11,6 +11,8 @@ use certgate_core::config::parse_policy;
 use certgate_core::headers::{is_safe_value, HeaderKind};
 use certgate_core::identity::{IdentitySource, PeerIdentity};
 use certgate_x509::sha256_hex;
+use certgate_x509::san;
+use certgate_x509::spiffe::SpiffeId;
 use certgate_core::path::{self, PathCase, Reading};
 use certgate_core::policy::{
     decide, Access, Credential, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification,
@@ -48,6 +50,54 @@ fn check_identity(id: &PeerIdentity) {
     for kind in HeaderKind::ALL {
         if let Some(v) = kind.identity_value(id, NOW) {
             assert_safe_value(kind.default_name(), &v);
+        }
+    }
+    // every name the identity keeps meets its standard
+    if let Some(s) = &id.spiffe_id {
+        assert!(SpiffeId::parse(s).is_ok(), "invalid SPIFFE ID kept: {s:?}");
+    }
+    assert!(id.san_uri.iter().all(|u| san::check_uri(u).is_ok()), "{:?}", id.san_uri);
+    assert!(id.san_dns.iter().all(|d| san::check_dns_name(d).is_ok()), "{:?}", id.san_dns);
+    assert!(id.san_email.iter().all(|e| san::check_email(e).is_ok()), "{:?}", id.san_email);
+}
+
+/// A SPIFFE ID as read by a reader under test: its trust domain and path.
+pub type SpiffeReading = Option<(String, String)>;
+
+/// certgate's reading.
+pub fn certgate_spiffe(uri: &str) -> SpiffeReading {
+    SpiffeId::parse(uri).ok().map(|id| (id.trust_domain.to_owned(), id.path.to_owned()))
+}
+
+/// The `spiffe` crate's reading: the independent oracle.
+pub fn oracle_spiffe(uri: &str) -> SpiffeReading {
+    spiffe::SpiffeId::new(uri).ok().map(|id| (id.trust_domain_name().to_owned(), id.path().to_owned()))
+}
+
+/// Whether `uri` has an uppercase letter in its scheme or trust domain:
+/// the `spiffe` crate folds those to lowercase, go-spiffe and certgate
+/// refuse them (the standard's trust domain is lowercase).
+fn folds_case(uri: &str) -> bool {
+    let (scheme, rest) = uri.split_once("://").unwrap_or((uri, ""));
+    let td = rest.split('/').next().unwrap_or("");
+    scheme.bytes().chain(td.bytes()).any(|b| b.is_ascii_uppercase())
+}
+
+/// What a reader gets wrong about `uri` against the oracle; `None` if
+/// nothing. Where the oracle folds case, the reader must refuse.
+pub fn spiffe_disagreement(uri: &str, reading: SpiffeReading) -> Option<String> {
+    if folds_case(uri) {
+        return reading.map(|r| format!("{uri:?}: read as {r:?}, but uppercase in the scheme or trust domain is no SPIFFE ID"));
+    }
+    let oracle = oracle_spiffe(uri);
+    (reading != oracle).then(|| format!("{uri:?}: read as {reading:?}, the spiffe crate reads {oracle:?}"))
+}
+
+/// The differential target: certgate and the oracle agree on every string.
+pub fn spiffe(data: &[u8]) {
+    if let Ok(uri) = std::str::from_utf8(data) {
+        if let Some(d) = spiffe_disagreement(uri, certgate_spiffe(uri)) {
+            panic!("{d}");
         }
     }
 }

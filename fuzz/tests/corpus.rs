@@ -78,3 +78,8 @@ fn admission_with_each_kind_of_token() {
         }
     }
 }
+
+#[test]
+fn spiffe_corpus() {
+    replay("spiffe", certgate_fuzz::spiffe);
+}

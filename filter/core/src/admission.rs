@@ -11,6 +11,7 @@ use crate::client_cert::CertificateFields;
 use certgate_x509::text::encode_value;
 
 use crate::headers::HeaderKind;
+use crate::identity::RefusedName;
 pub use crate::host::{property, Host, HostError, XFCC_HEADER};
 use crate::host::header_text;
 use crate::peer::{certificate_fields, find_peer, Found};
@@ -39,6 +40,9 @@ pub struct Admission {
     pub stripped: usize,
     /// Why the identity could not be read, for the log.
     pub identity_error: Option<String>,
+    /// The certificate's names that fail their standard, when it was first
+    /// seen (so each is logged and counted once per certificate).
+    pub refused: Vec<RefusedName>,
 }
 
 /// Runs the whole filter for one request's headers.
@@ -77,6 +81,7 @@ impl Admission {
             cache_miss: false,
             stripped: 0,
             identity_error: Some(why),
+            refused: Vec::new(),
         }
     }
 
@@ -117,6 +122,13 @@ impl Admission {
         // once per certificate, when it is first seen; the counter counts requests
         if self.expiring_soon && self.cache_miss {
             log::warn!("certificate of cn={cn} expires soon");
+        }
+        for name in &self.refused {
+            log::warn!(
+                "certificate of cn={cn}: {} (\"{}\"): no rule matches it, no header carries it",
+                name.why,
+                encode_value(&name.value)
+            );
         }
     }
 }
@@ -181,6 +193,10 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
         cache_miss,
         stripped: stripped.len(),
         identity_error,
+        refused: match &found {
+            Found::Identity(id) if cache_miss => id.refused.clone(),
+            _ => Vec::new(),
+        },
     };
 
     // 5. Reply, or tell the application who is calling.

@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 
 use crate::dn_pattern::DnPattern;
-use crate::glob::{Glob, Syntax};
+use crate::glob::{EmailPattern, Glob, Syntax};
+use certgate_x509::spiffe::{self, SpiffeIdError};
 use crate::host::HostReads;
 use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset, OVERRIDE_HEADERS};
 use crate::path::{self, PathSettings};
@@ -198,9 +199,11 @@ pub struct RuleSetting {
     pub san_uri: Option<Vec<String>>,
     /// DNS SAN patterns (`*.svc.example.org`).
     pub san_dns: Option<Vec<String>>,
-    /// E-mail SAN patterns (`*@example.org`).
+    /// E-mail SAN patterns (`*@example.org`): the local part compares exactly, case included
+    /// (RFC 5280 §7.5), the domain without regard to case.
     pub san_email: Option<Vec<String>>,
-    /// SPIFFE ID patterns (`spiffe://example.org/ns/*/sa/*`).
+    /// SPIFFE ID patterns (`spiffe://example.org/ns/*/sa/*`): the trust domain written out, `*` one
+    /// path segment or part of one, `**` any number of segments. Only valid SPIFFE IDs match.
     pub spiffe: Option<Vec<String>>,
     /// Whether the request's verified access token must be bound to the certificate (the policy's
     /// `bound_tokens`); absent: checked when the policy has `bound_tokens`.
@@ -463,7 +466,7 @@ fn compile_rule(r: RuleSetting, at: &str, policy_binds_tokens: bool) -> Result<R
         subject_cn: globs(r.subject_cn, Syntax::NAME, &format!("{at}.subject_cn"))?,
         san_uri: globs(r.san_uri, Syntax::URI, &format!("{at}.san_uri"))?,
         san_dns: globs(r.san_dns, Syntax::DNS, &format!("{at}.san_dns"))?,
-        san_email: globs(r.san_email, Syntax::EMAIL, &format!("{at}.san_email"))?,
+        san_email: email_patterns(r.san_email, &format!("{at}.san_email"))?,
         spiffe: spiffe_patterns(r.spiffe, &format!("{at}.spiffe"))?,
         bound_token: r.bound_token.unwrap_or(policy_binds_tokens),
     };
@@ -582,23 +585,60 @@ fn dn_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<DnPatte
         .map(Some)
 }
 
+fn email_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<EmailPattern>>, ConfigError> {
+    let Some(list) = list else { return Ok(None) };
+    non_empty(&list, at)?;
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| EmailPattern::new(p).map_err(|e| err(format!("{at}[{i}]"), format!("`{p}`: {e}"))))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 fn spiffe_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
     let Some(list) = list else { return Ok(None) };
     non_empty(&list, at)?;
     for (i, p) in list.iter().enumerate() {
-        let td = p.strip_prefix("spiffe://").and_then(|rest| rest.split('/').next());
-        let td_ok = td.is_some_and(|td| {
-            !td.is_empty() && td.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b))
-        });
-        if !td_ok {
+        if let Err(why) = check_spiffe_pattern(p) {
             return Err(err(
                 format!("{at}[{i}]"),
-                format!("`{p}` is not a SPIFFE ID pattern: `spiffe://<trust domain>/<path>`, the trust domain \
-                         written out in lowercase (no `*`), e.g. `spiffe://example.org/ns/*/sa/*`"),
+                format!("`{p}` can match no valid SPIFFE ID: {why}; write `spiffe://<trust domain>/<path>`, \
+                         the trust domain in lowercase and in full, e.g. `spiffe://example.org/ns/*/sa/*`"),
             ));
         }
     }
     globs(Some(list), Syntax::URI, at)
+}
+
+/// Whether some valid SPIFFE ID could match `pattern`: the standard's rules
+/// on the ID, with `*` standing for segment characters. A `*` may not stand
+/// in the trust domain: a rule must say which trust it admits.
+fn check_spiffe_pattern(pattern: &str) -> Result<(), SpiffeIdError> {
+    let rest = pattern.strip_prefix("spiffe://").ok_or(SpiffeIdError::Scheme)?;
+    for (c, e) in [('#', SpiffeIdError::Fragment), ('?', SpiffeIdError::Query), ('%', SpiffeIdError::PercentEncoding)] {
+        if rest.contains(c) {
+            return Err(e);
+        }
+    }
+    let (td, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    spiffe::check_trust_domain(td)?;
+    if path.is_empty() {
+        return Ok(());
+    }
+    let mut segments = path.split('/').skip(1).peekable();
+    while let Some(segment) = segments.next() {
+        let literal: Vec<u8> = segment.bytes().filter(|b| *b != b'*').collect();
+        let starred = literal.len() < segment.len();
+        match segment {
+            "" if segments.peek().is_none() => return Err(SpiffeIdError::TrailingSlash),
+            "" => return Err(SpiffeIdError::EmptySegment),
+            "." | ".." => return Err(SpiffeIdError::DotSegment),
+            _ if !literal.iter().all(|b| spiffe::is_segment_byte(*b)) => return Err(SpiffeIdError::PathCharacter),
+            _ if !starred && literal.is_empty() => return Err(SpiffeIdError::EmptySegment),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The policy's JSON Schema, generated from the types the filter parses, so

@@ -22,8 +22,8 @@ impl Syntax {
     pub const NAME: Syntax = Syntax { separator: None, ignore_ascii_case: false };
     /// DNS names: case ignored, `*` stays within one label.
     pub const DNS: Syntax = Syntax { separator: Some(b'.'), ignore_ascii_case: true };
-    /// E-mail addresses: case ignored.
-    pub const EMAIL: Syntax = Syntax { separator: None, ignore_ascii_case: true };
+    /// The domain of an e-mail address ([`EmailPattern`]): case ignored.
+    pub const EMAIL_DOMAIN: Syntax = Syntax { separator: None, ignore_ascii_case: true };
     /// URIs and SPIFFE IDs: case matters, `*` stays within one path segment.
     pub const URI: Syntax = Syntax { separator: Some(b'/'), ignore_ascii_case: false };
 }
@@ -61,6 +61,8 @@ pub enum GlobError {
     TripleStar,
     #[error("a pattern must not contain control characters")]
     Control,
+    #[error("an e-mail pattern is `local@domain`, each part text with `*`, e.g. `*@example.org`")]
+    NotEmail,
 }
 
 impl Glob {
@@ -160,6 +162,32 @@ impl Glob {
     }
 }
 
+/// An e-mail pattern, `local@domain`. The local part compares exactly, case
+/// included: RFC 5321 §2.4 leaves its meaning to the mailbox's own host and
+/// RFC 5280 §7.5 matches it exactly, so `Alice@` and `alice@` may be two
+/// people. The domain compares without regard to ASCII case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailPattern {
+    local: Glob,
+    domain: Glob,
+}
+
+impl EmailPattern {
+    /// Compiles `pattern`, split at its last `@`.
+    pub fn new(pattern: &str) -> Result<EmailPattern, GlobError> {
+        let (local, domain) = certgate_x509::san::split_email(pattern).ok_or(GlobError::NotEmail)?;
+        if local.is_empty() || domain.is_empty() {
+            return Err(GlobError::NotEmail);
+        }
+        Ok(EmailPattern { local: Glob::new(local, Syntax::NAME)?, domain: Glob::new(domain, Syntax::EMAIL_DOMAIN)? })
+    }
+
+    /// Whether `address` matches both parts.
+    pub fn matches(&self, address: &str) -> bool {
+        certgate_x509::san::split_email(address).is_some_and(|(l, d)| self.local.matches(l) && self.domain.matches(d))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,9 +226,18 @@ mod tests {
     }
 
     #[test]
-    fn dns_and_email_ignore_ascii_case() {
+    fn dns_ignores_case_and_email_only_in_its_domain() {
         assert!(m("*.SVC.example.org", Syntax::DNS, "Bob.svc.EXAMPLE.org"));
-        assert!(m("alice@example.org", Syntax::EMAIL, "Alice@Example.ORG"));
+        let email = |p: &str, a: &str| EmailPattern::new(p).unwrap().matches(a);
+        assert!(email("alice@example.org", "alice@Example.ORG"));
+        assert!(!email("alice@example.org", "Alice@example.org"), "the local part is the mailbox host's to read");
+        assert!(email("*@example.org", "Alice.Smith@EXAMPLE.org"));
+        assert!(!email("*@example.org", "alice@example.org.evil"));
+        assert!(!email("*@example.org", "alice@evil.org"));
+        assert!(email("\"a@b\"@example.org", "\"a@b\"@example.org"));
+        for bad in ["example.org", "@example.org", "alice@", "*"] {
+            assert_eq!(EmailPattern::new(bad), Err(GlobError::NotEmail), "{bad}");
+        }
     }
 
     #[test]

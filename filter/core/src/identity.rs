@@ -4,6 +4,8 @@
 
 use certgate_x509::dn::Dn;
 use certgate_x509::pem::{self, PemError};
+use certgate_x509::san::{check_dns_name, check_email, check_uri, DnsNameError, EmailError, UriError};
+use certgate_x509::spiffe::{SpiffeId, SpiffeIdError};
 use certgate_x509::text::hex;
 use certgate_x509::{sha256_hex, CertError, CertFacts};
 
@@ -33,17 +35,112 @@ pub struct PeerIdentity {
     pub not_before: Option<i64>,
     /// Unix seconds.
     pub not_after: Option<i64>,
-    /// URI SANs, in certificate order.
+    /// URI SANs that are RFC 3986 URIs, in certificate order.
     pub san_uri: Vec<String>,
-    /// DNS SANs, in certificate order.
+    /// DNS SANs that are DNS names (RFC 5280 §4.2.1.6), in certificate order.
     pub san_dns: Vec<String>,
-    /// E-mail SANs, in certificate order.
+    /// E-mail SANs that are mailboxes (RFC 5321), in certificate order.
     pub san_email: Vec<String>,
-    /// The certificate's only `spiffe://` URI SAN. A certificate with several
-    /// is not a valid SPIFFE SVID and has none.
+    /// The SPIFFE ID: the certificate's one URI SAN, if it is a valid SPIFFE
+    /// ID (the SPIFFE-ID standard; an X.509-SVID has exactly one URI SAN).
     pub spiffe_id: Option<String>,
+    /// The names that fail their standard: no rule matches them and no
+    /// header carries them (they are in none of the lists above).
+    pub refused: Vec<RefusedName>,
     /// SHA-256 of the DER certificate, lowercase hex.
     pub sha256: String,
+}
+
+/// A name of the certificate that fails its standard, and which rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedName {
+    /// The name as the certificate writes it.
+    pub value: String,
+    /// What is wrong with it.
+    pub why: NameError,
+}
+
+/// Why a name is no identity, by the kind of name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// A `spiffe:` URI SAN that is not a valid SPIFFE ID.
+    #[error("URI SAN is not a SPIFFE ID: {0}")]
+    SpiffeId(SpiffeIdError),
+    /// A `spiffe:` URI SAN beside other URI SANs: no X.509-SVID.
+    #[error("URI SAN is not a SPIFFE ID: an X.509-SVID has exactly one URI SAN, this certificate has more")]
+    SeveralUris,
+    /// A URI SAN that is not an RFC 3986 URI.
+    #[error("URI SAN is not an RFC 3986 URI: {0}")]
+    Uri(UriError),
+    /// A DNS SAN that is not a DNS name.
+    #[error("DNS SAN is not a DNS name: {0}")]
+    Dns(DnsNameError),
+    /// An e-mail SAN that is not a mailbox.
+    #[error("e-mail SAN is not a mailbox: {0}")]
+    Email(EmailError),
+}
+
+impl NameError {
+    /// Whether the name claimed to be a SPIFFE ID.
+    pub fn is_spiffe(self) -> bool {
+        matches!(self, NameError::SpiffeId(_) | NameError::SeveralUris)
+    }
+}
+
+/// The SANs of a certificate, each kept or refused by its standard.
+struct CheckedNames {
+    san_uri: Vec<String>,
+    san_dns: Vec<String>,
+    san_email: Vec<String>,
+    spiffe_id: Option<String>,
+    refused: Vec<RefusedName>,
+}
+
+/// Keeps the names that meet their standards, and says why of the others.
+fn check_names(uris: Vec<String>, dns: Vec<String>, emails: Vec<String>) -> CheckedNames {
+    let mut refused = Vec::new();
+    let spiffe_id = spiffe_id_of(&uris, &mut refused);
+    let mut keep = |names: Vec<String>, check: &dyn Fn(&str) -> Result<(), NameError>| -> Vec<String> {
+        names
+            .into_iter()
+            .filter_map(|value| match check(&value) {
+                Ok(()) => Some(value),
+                Err(why) => {
+                    refused.push(RefusedName { value, why });
+                    None
+                }
+            })
+            .collect()
+    };
+    let san_uri = keep(uris, &|u| check_uri(u).map_err(NameError::Uri));
+    let san_dns = keep(dns, &|d| check_dns_name(d).map_err(NameError::Dns));
+    let san_email = keep(emails, &|e| check_email(e).map_err(NameError::Email));
+    CheckedNames { san_uri, san_dns, san_email, spiffe_id, refused }
+}
+
+/// Whether a URI claims to be a SPIFFE ID: its scheme is `spiffe`, in any case.
+fn claims_spiffe(uri: &str) -> bool {
+    uri.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("spiffe:"))
+}
+
+/// The SPIFFE ID of a certificate with these URI SANs: the only one, if it is
+/// valid. A `spiffe:` URI that is not is said in `refused`.
+fn spiffe_id_of(uris: &[String], refused: &mut Vec<RefusedName>) -> Option<String> {
+    let claims: Vec<&String> = uris.iter().filter(|u| claims_spiffe(u)).collect();
+    match (uris, claims.as_slice()) {
+        (_, []) => None,
+        ([only], _) => match SpiffeId::parse(only) {
+            Ok(_) => Some(only.clone()),
+            Err(e) => {
+                refused.push(RefusedName { value: only.clone(), why: NameError::SpiffeId(e) });
+                None
+            }
+        },
+        (_, claims) => {
+            refused.extend(claims.iter().map(|u| RefusedName { value: (*u).clone(), why: NameError::SeveralUris }));
+            None
+        }
+    }
 }
 
 /// Why a certificate could not be read.
@@ -82,7 +179,7 @@ impl PeerIdentity {
         if let Some(e) = facts.san_error {
             return Err(e.into());
         }
-        let spiffe_id = spiffe_id_of(&facts.san_uri);
+        let names = check_names(facts.san_uri, facts.san_dns, facts.san_email);
         Ok(PeerIdentity {
             source,
             subject: facts.subject,
@@ -90,10 +187,11 @@ impl PeerIdentity {
             serial: Some(canonical_serial(&hex(&facts.serial))),
             not_before: Some(facts.not_before),
             not_after: Some(facts.not_after),
-            spiffe_id,
-            san_uri: facts.san_uri,
-            san_dns: facts.san_dns,
-            san_email: facts.san_email,
+            spiffe_id: names.spiffe_id,
+            san_uri: names.san_uri,
+            san_dns: names.san_dns,
+            san_email: names.san_email,
+            refused: names.refused,
             sha256: match sha256 {
                 Some(known) => known.to_owned(),
                 None => sha256_hex(der),
@@ -102,7 +200,8 @@ impl PeerIdentity {
     }
 
     /// Pieces an identity together from Envoy's properties: an RFC 2253 subject,
-    /// the first URI and DNS SANs, and the certificate digest.
+    /// the first URI and DNS SANs, and the certificate digest. Envoy shows one
+    /// URI SAN only, so its SPIFFE ID is read as the certificate's only one.
     pub fn from_properties(
         subject: &str,
         uri_san: Option<&str>,
@@ -110,7 +209,8 @@ impl PeerIdentity {
         sha256: &str,
     ) -> Result<PeerIdentity, IdentityError> {
         let subject = Dn::parse(subject).map_err(|e| IdentityError::Subject(e.to_string()))?;
-        let san_uri: Vec<String> = uri_san.filter(|s| !s.is_empty()).map(str::to_owned).into_iter().collect();
+        let first = |san: Option<&str>| san.filter(|s| !s.is_empty()).map(str::to_owned).into_iter().collect();
+        let names = check_names(first(uri_san), first(dns_san), Vec::new());
         Ok(PeerIdentity {
             source: IdentitySource::Properties,
             subject,
@@ -118,10 +218,11 @@ impl PeerIdentity {
             serial: None,
             not_before: None,
             not_after: None,
-            spiffe_id: spiffe_id_of(&san_uri),
-            san_uri,
-            san_dns: dns_san.filter(|s| !s.is_empty()).map(str::to_owned).into_iter().collect(),
-            san_email: Vec::new(),
+            spiffe_id: names.spiffe_id,
+            san_uri: names.san_uri,
+            san_dns: names.san_dns,
+            san_email: names.san_email,
+            refused: names.refused,
             sha256: sha256.to_ascii_lowercase(),
         })
     }
@@ -134,14 +235,6 @@ impl PeerIdentity {
     /// The issuer's common name, when the issuer is known.
     pub fn issuer_cn(&self) -> Option<&str> {
         self.issuer.as_ref().and_then(Dn::cn)
-    }
-}
-
-fn spiffe_id_of(uris: &[String]) -> Option<String> {
-    let mut spiffe = uris.iter().filter(|u| u.starts_with("spiffe://"));
-    match (spiffe.next(), spiffe.next()) {
-        (Some(id), None) => Some(id.clone()),
-        _ => None,
     }
 }
 
@@ -268,11 +361,49 @@ mod tests {
         assert!(PeerIdentity::from_properties("not a dn", None, None, "").is_err());
     }
 
+    fn spiffe(uris: &[&str]) -> (Option<String>, Vec<RefusedName>) {
+        let mut refused = Vec::new();
+        let id = spiffe_id_of(&uris.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>(), &mut refused);
+        (id, refused)
+    }
+
     #[test]
-    fn several_spiffe_uris_mean_no_spiffe_id() {
-        let two = ["spiffe://a/x".to_owned(), "spiffe://b/y".to_owned()];
-        assert_eq!(spiffe_id_of(&two), None);
-        assert_eq!(spiffe_id_of(&["https://a".to_owned()]), None);
+    fn an_svid_has_exactly_one_uri_san() {
+        assert_eq!(spiffe(&["spiffe://a/x"]).0.as_deref(), Some("spiffe://a/x"));
+        let (id, refused) = spiffe(&["spiffe://a/x", "spiffe://b/y"]);
+        assert_eq!(id, None);
+        assert_eq!(refused.len(), 2);
+        assert!(refused.iter().all(|r| r.why == NameError::SeveralUris));
+        let (id, refused) = spiffe(&["spiffe://a/x", "https://a.example/"]);
+        assert_eq!((id, refused.len()), (None, 1));
+        assert_eq!(spiffe(&["https://a"]), (None, Vec::new()));
+    }
+
+    #[test]
+    fn an_invalid_spiffe_id_is_no_spiffe_id_but_stays_a_uri_san() {
+        let id = PeerIdentity::from_properties("CN=x", Some("spiffe://example.org/ns/prod/sa/.."), None, "ab").unwrap();
+        assert_eq!(id.spiffe_id, None);
+        assert_eq!(id.san_uri, ["spiffe://example.org/ns/prod/sa/.."]);
+        assert_eq!(id.refused, [RefusedName { value: "spiffe://example.org/ns/prod/sa/..".into(), why: NameError::SpiffeId(SpiffeIdError::DotSegment) }]);
+        // uppercase is refused, not folded: `SPIFFE:` still claims to be one
+        let upper = PeerIdentity::from_properties("CN=x", Some("SPIFFE://example.org/x"), None, "ab").unwrap();
+        assert_eq!((upper.spiffe_id, upper.refused.len()), (None, 1));
+        assert!(upper.refused.iter().all(|r| r.why.is_spiffe()));
+    }
+
+    #[test]
+    fn sans_that_fail_their_standard_are_in_no_list() {
+        let names = check_names(
+            vec!["https://example.org/a b".into(), "urn:x:y".into()],
+            vec!["*.example.org".into(), "ok.example.org".into(), "bad_name.example.org".into()],
+            vec!["Alice <alice@example.org>".into(), "alice@example.org".into()],
+        );
+        assert_eq!(names.san_uri, ["urn:x:y"]);
+        assert_eq!(names.san_dns, ["ok.example.org"]);
+        assert_eq!(names.san_email, ["alice@example.org"]);
+        let refused: Vec<&str> = names.refused.iter().map(|r| r.value.as_str()).collect();
+        assert_eq!(refused, ["https://example.org/a b", "*.example.org", "bad_name.example.org", "Alice <alice@example.org>"]);
+        assert_eq!(names.refused[1].why.to_string(), "DNS SAN is not a DNS name: a label is `*` or holds one: a wildcard is not a client's name");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! allowed request has no `reason`; a request no rule matched has no `rule`.
 
 use crate::admission::Admission;
+use crate::identity::NameError;
 use certgate_decision::Verdict;
 
 use crate::policy::{Access, DefaultAction, DenyReason, Mode, Outcome, Policy, Rule};
@@ -24,6 +25,15 @@ pub const EXPIRING_SOON: &str = "certgate_expiring_certificates_total";
 pub const CACHE_MISSES: &str = "certgate_identity_cache_misses_total";
 /// Identity and override headers removed from requests.
 pub const SPOOFED_HEADERS: &str = "certgate_spoofed_headers_removed_total";
+/// Certificates, when first seen, with a `spiffe:` URI SAN that is no valid
+/// SPIFFE ID (or beside other URI SANs): none of their requests has a SPIFFE ID.
+pub const INVALID_SPIFFE_IDS: &str = "certgate_invalid_spiffe_ids_total";
+/// Certificates, when first seen, with a URI SAN that is no RFC 3986 URI.
+pub const INVALID_URI_SANS: &str = "certgate_invalid_uri_sans_total";
+/// Certificates, when first seen, with a DNS SAN that is no DNS name.
+pub const INVALID_DNS_SANS: &str = "certgate_invalid_dns_sans_total";
+/// Certificates, when first seen, with an e-mail SAN that is no mailbox.
+pub const INVALID_EMAIL_SANS: &str = "certgate_invalid_email_sans_total";
 
 /// The namespace Envoy puts a Wasm filter's counters in (`wasmcustom.`).
 pub const WASM_NAMESPACE: &str = "wasmcustom";
@@ -66,10 +76,21 @@ fn request_counter(counted: Counted, rule: Option<&str>) -> String {
 }
 
 /// The counters every policy has, first in index order.
-const FIXED: [&str; 3] = [EXPIRING_SOON, CACHE_MISSES, SPOOFED_HEADERS];
+const FIXED: [&str; 7] =
+    [EXPIRING_SOON, CACHE_MISSES, SPOOFED_HEADERS, INVALID_SPIFFE_IDS, INVALID_URI_SANS, INVALID_DNS_SANS, INVALID_EMAIL_SANS];
 const I_EXPIRING_SOON: usize = 0;
 const I_CACHE_MISSES: usize = 1;
 const I_SPOOFED_HEADERS: usize = 2;
+
+/// The counter of certificates with a name refused for this reason.
+fn refused_index(why: NameError) -> usize {
+    match why {
+        NameError::SpiffeId(_) | NameError::SeveralUris => 3,
+        NameError::Uri(_) => 4,
+        NameError::Dns(_) => 5,
+        NameError::Email(_) => 6,
+    }
+}
 
 /// Request counters per rule slot (the policy's rules, then "no rule"):
 /// allowed, then denied and audit-would-deny for each reason.
@@ -196,6 +217,13 @@ pub fn for_each_increment(policy: &Policy, a: &Admission, mut add: impl FnMut(us
     if a.stripped > 0 {
         add(I_SPOOFED_HEADERS, i64::try_from(a.stripped).unwrap_or(i64::MAX));
     }
+    // a certificate counts once per kind of name, however many it has
+    let mut kinds: Vec<usize> = a.refused.iter().map(|r| refused_index(r.why)).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for index in kinds {
+        add(index, 1);
+    }
 }
 
 /// [`for_each_increment`] with names, for tests and logs.
@@ -269,14 +297,15 @@ mod tests {
 
     /// The example policy's series: 344 (every outcome, reason and rule)
     /// before only what can count was defined; 410 possible since the three
-    /// token reasons, which its rules cannot produce.
+    /// token reasons, which its rules cannot produce; 414 since the four
+    /// counters of names refused by their standards.
     #[test]
     fn the_example_policy_defines_only_the_series_that_can_count() {
         let example = include_str!("../../../fixtures/policies/example.json");
         let (_, names) = defined(example);
         let series = names.iter().flatten().count();
         println!("example policy: {series} series defined of {} possible", names.len());
-        assert_eq!(names.len(), 410);
+        assert_eq!(names.len(), 414);
         assert!(series < 120, "{series}");
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde::Deserialize;
 
 use crate::dn_pattern::DnPattern;
-use crate::glob::Glob;
+use crate::glob::{EmailPattern, Glob};
 use crate::headers::HeaderPlan;
 use crate::identity::PeerIdentity;
 use crate::path::{self, NormalPath, PathCase, PathSettings, Reading};
@@ -173,7 +173,7 @@ pub struct Requirements {
     /// DNS SAN patterns.
     pub san_dns: Option<Vec<Glob>>,
     /// E-mail SAN patterns.
-    pub san_email: Option<Vec<Glob>>,
+    pub san_email: Option<Vec<EmailPattern>>,
     /// SPIFFE ID patterns.
     pub spiffe: Option<Vec<Glob>>,
     /// The verified access token must be bound to the certificate (the
@@ -526,15 +526,16 @@ impl Requirements {
                 return Err(DenyReason::SubjectNotAllowed);
             }
         }
-        for (list, values) in [
-            (&self.san_uri, &id.san_uri),
-            (&self.san_dns, &id.san_dns),
-            (&self.san_email, &id.san_email),
-        ] {
+        for (list, values) in [(&self.san_uri, &id.san_uri), (&self.san_dns, &id.san_dns)] {
             if let Some(list) = list {
                 if !any_glob(list, values) {
                     return Err(DenyReason::SanNotAllowed);
                 }
+            }
+        }
+        if let Some(list) = &self.san_email {
+            if !id.san_email.iter().any(|v| list.iter().any(|p| p.matches(v))) {
+                return Err(DenyReason::SanNotAllowed);
             }
         }
         if let Some(list) = &self.spiffe {

@@ -31,8 +31,21 @@ fn each_mistake_names_its_json_path() {
         (rule(r#","issuer":["Example Client CA"]"#), "rules[0].issuer[0]", "`_cn` field"),
         (rule(r#","subject":["CN=a,\\q"]"#), "rules[0].subject[0]", "distinguished name"),
         (rule(r#","spiffe":["spiffe://*.org/x"]"#), "rules[0].spiffe[0]", "trust domain"),
-        (rule(r#","spiffe":["https://example.org/x"]"#), "rules[0].spiffe[0]", "SPIFFE ID pattern"),
+        (rule(r#","spiffe":["https://example.org/x"]"#), "rules[0].spiffe[0]", "can match no valid SPIFFE ID: the scheme"),
         (rule(r#","spiffe":["spiffe://Example.org/x"]"#), "rules[0].spiffe[0]", "lowercase"),
+        // patterns no valid SPIFFE ID could match (SPIFFE-ID §2)
+        (rule(r#","spiffe":["spiffe://example.org/ns/prod/sa/.."]"#), "rules[0].spiffe[0]", "`.` or `..`"),
+        (rule(r#","spiffe":["spiffe://example.org/ns/*?x=1"]"#), "rules[0].spiffe[0]", "query"),
+        (rule(r#","spiffe":["spiffe://example.org/ns/*#f"]"#), "rules[0].spiffe[0]", "fragment"),
+        (rule(r#","spiffe":["spiffe://example.org/ns%2F*"]"#), "rules[0].spiffe[0]", "percent-encoding"),
+        (rule(r#","spiffe":["spiffe://example.org/ns/"]"#), "rules[0].spiffe[0]", "ends with `/`"),
+        (rule(r#","spiffe":["spiffe://example.org/ns//*"]"#), "rules[0].spiffe[0]", "empty"),
+        (rule(r#","spiffe":["spiffe://example.org:443/*"]"#), "rules[0].spiffe[0]", "port"),
+        (rule(r#","spiffe":["spiffe://me@example.org/*"]"#), "rules[0].spiffe[0]", "userinfo"),
+        (rule(r#","spiffe":["spiffe://example.org/ns/a b"]"#), "rules[0].spiffe[0]", "path segment has a character"),
+        (rule(r#","spiffe":["spiffe:///ns/*"]"#), "rules[0].spiffe[0]", "no trust domain"),
+        (rule(r#","san_email":["example.org"]"#), "rules[0].san_email[0]", "`local@domain`"),
+        (rule(r#","san_email":["@example.org"]"#), "rules[0].san_email[0]", "`local@domain`"),
         (rule(r#","anonymous":true,"subject_cn":["a"]"#), "rules[0]", "anonymous rule"),
         (rule(r#","path":"/a","path_prefix":"/a/""#), "rules[0]", "not both"),
         (rule(r#","path_prefix":"/a/../b/""#), "rules[0].path_prefix", "not a path"),
@@ -105,4 +118,11 @@ fn header_names_are_lowercased_renamed_and_omitted() {
     assert!(p.headers.strips("x-client-cn"));
     assert!(p.headers.strips("X_USER"));
     assert!(p.headers.strips("x-certgate-audit"));
+}
+
+#[test]
+fn spiffe_patterns_some_valid_id_can_match_are_accepted() {
+    for p in ["spiffe://example.org", "spiffe://example.org/**", "spiffe://example.org/ns/*/sa/web-*", "spiffe://a_b-c.9/X.y", "spiffe://example.org/*.*"] {
+        parse_policy(rule(&format!(r#","spiffe":["{p}"]"#)).as_bytes()).unwrap_or_else(|e| panic!("{p}: {e}"));
+    }
 }

@@ -6,6 +6,8 @@
 
 pub mod dn;
 pub mod pem;
+pub mod san;
+pub mod spiffe;
 pub mod text;
 
 use x509_parser::certificate::{X509Certificate, X509CertificateParser};
