@@ -9,17 +9,19 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-/// What each crate's dependency tree must not hold, on any target (the Wasm
-/// glue's dependencies exist on wasm32 only). `dev`: the tree of its tests
-/// too. Runtimes and stacks: `wasmtime` (the Wasm VM), `tokio`, `hyper`,
+/// What each crate's dependency tree must not hold, on the host target (the
+/// wasm32 trees of the Wasm build are checked on their own below). `dev`:
+/// the tree of its tests too. Runtimes and stacks: `wasmtime` (the Wasm VM), `tokio`, `hyper`,
 /// `rustls` (the network), `proxy-wasm` (the SDK: the Wasm glue's alone).
 const RULES: &[(&str, bool, &[&str])] = &[
     // the leaves: bytes and certificates, shared by both sides of the ABI
     ("certgate-x509", true, &["certgate-wire", "certgate-core", "certgate-host", "wasmtime", "tokio", "hyper", "rustls", "proxy-wasm"]),
     ("certgate-wire", true, &["certgate-core", "certgate-host", "wasmtime", "tokio", "hyper", "rustls", "proxy-wasm"]),
     ("certgate-decision", true, &["certgate-x509", "certgate-wire", "certgate-core", "wasmtime", "tokio", "hyper", "rustls", "proxy-wasm"]),
-    // the policy core: no proxy runtime of any kind; its tests run on FakeEnvoy, no VM
-    ("certgate-core", true, &["certgate-wasm", "certgate-module", "certgate-host", "certgate-edge", "proxy-wasm", "wasmtime", "tokio", "hyper", "rustls"]),
+    // the policy core: no proxy runtime of any kind, and no network; its
+    // tests run on FakeEnvoy, no VM (the scenario checker they share brings tokio)
+    ("certgate-core", false, &["proxy-wasm", "wasmtime", "tokio", "hyper", "rustls"]),
+    ("certgate-core", true, &["certgate-wasm", "certgate-module", "certgate-host", "certgate-edge", "proxy-wasm", "wasmtime"]),
     // the Wasm glue: the core and the SDK, never the VM that runs it
     ("certgate-wasm", true, &["certgate-module", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper", "rustls"]),
     // the native glue: what goes into Envoy's process is the core and the glue
@@ -40,9 +42,18 @@ const RULES: &[(&str, bool, &[&str])] = &[
 ];
 
 fn tree(package: &str, dev: bool) -> String {
+    tree_for(package, dev, None)
+}
+
+/// The tree for `target` (the host's if `None`).
+fn tree_for(package: &str, dev: bool, target: Option<&str>) -> String {
     let edges = if dev { "normal,build,dev" } else { "normal,build" };
+    let mut args = vec!["tree", "--offline", "--locked", "-e", edges, "--prefix", "none", "-p", package];
+    if let Some(target) = target {
+        args.extend(["--target", target]);
+    }
     let out = Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "--locked", "--target", "all", "-e", edges, "--prefix", "none", "-p", package])
+        .args(&args)
         .current_dir(common::repo())
         .output()
         .unwrap();
@@ -95,7 +106,23 @@ fn the_runtimes_are_where_the_rules_put_them() {
     assert!(crates(&tree("certgate-edge", false)).contains("tokio"));
     assert!(crates(&tree("certgate-edge", false)).contains("certgate-decision"));
     assert!(crates(&tree("certgate-module", false)).contains("certgate-core"));
-    assert!(crates(&tree("certgate-wasm", false)).contains("certgate-core"));
-    // the SDK is the Wasm glue's, on wasm32: a tree of the host target alone would miss it
-    assert!(crates(&tree("certgate-wasm", false)).contains("proxy-wasm"));
+}
+
+/// What goes into the `.wasm`, on its own target: the glue holds the core
+/// and the SDK, and no runtime; the core holds no SDK there either.
+#[test]
+fn the_wasm_build_holds_the_core_and_the_sdk_and_no_runtime() {
+    const WASM: Option<&str> = Some("wasm32-wasip1");
+    let glue = tree_for("certgate-wasm", false, WASM);
+    let glue = crates(&glue);
+    assert!(glue.contains("certgate-core") && glue.contains("proxy-wasm"), "{glue:?}");
+    // on the host the glue is empty: a host tree alone would miss the SDK
+    assert!(!crates(&tree("certgate-wasm", false)).contains("proxy-wasm"));
+    for banned in ["wasmtime", "tokio", "hyper", "rustls", "certgate-module", "certgate-host", "certgate-edge"] {
+        assert!(!glue.contains(banned), "the .wasm would hold {banned}");
+    }
+    let core = tree_for("certgate-core", false, WASM);
+    for banned in ["proxy-wasm", "wasmtime", "tokio", "hyper", "rustls"] {
+        assert!(!crates(&core).contains(banned), "the core on wasm32 holds {banned}");
+    }
 }

@@ -10,6 +10,9 @@ use rcgen::{
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
 
+use certgate_x509::san;
+use certgate_x509::spiffe::{has_spiffe_scheme, SpiffeId};
+
 use super::PkiError;
 
 /// A subject name, written C, O, OU, CN in that order.
@@ -72,55 +75,42 @@ impl Sans {
         self.dns.is_empty() && self.ips.is_empty() && self.uris.is_empty() && self.emails.is_empty()
     }
 
-    /// The names as rcgen wants them; each refused one is named.
-    pub fn to_rcgen(&self) -> Result<Vec<SanType>, PkiError> {
+    /// The names as rcgen wants them, each by its standard as certgate
+    /// reads it (so certgate would not refuse what this CA issued); each
+    /// refused one is named. `server`: a DNS name may start with a `*`
+    /// label (RFC 6125), which is never a client's name.
+    pub fn to_rcgen(&self, server: bool) -> Result<Vec<SanType>, PkiError> {
         let ia5 = |kind: &str, v: &str| -> Result<rcgen::string::Ia5String, PkiError> {
             v.try_into()
                 .map_err(|_| PkiError::Invalid(format!("{kind} SAN {v:?}: only ASCII is allowed here")))
         };
+        let refuse = |kind: &str, v: &str, why: &dyn std::fmt::Display| PkiError::Invalid(format!("{kind} SAN {v:?}: {why}"));
         let mut out = Vec::new();
         for d in &self.dns {
-            if d.is_empty() || d.contains(char::is_whitespace) {
-                return Err(PkiError::Invalid(format!("DNS SAN {d:?} is not a DNS name")));
-            }
-            out.push(SanType::DnsName(ia5("DNS", d)?));
+            let name = if server { d.strip_prefix("*.").unwrap_or(d) } else { d };
+            let ascii = ia5("DNS", d)?;
+            san::check_dns_name(name).map_err(|e| refuse("DNS", d, &e))?;
+            out.push(SanType::DnsName(ascii));
         }
         out.extend(self.ips.iter().map(|ip| SanType::IpAddress(*ip)));
         for u in &self.uris {
-            check_uri(u)?;
-            out.push(SanType::URI(ia5("URI", u)?));
+            let ascii = ia5("URI", u)?;
+            san::check_uri(u).map_err(|e| refuse("URI", u, &format!("not an RFC 3986 URI: {e}")))?;
+            if has_spiffe_scheme(u) {
+                SpiffeId::parse(u).map_err(|e| refuse("URI", u, &format!("not a SPIFFE ID: {e}")))?;
+            }
+            out.push(SanType::URI(ascii));
         }
         for e in &self.emails {
-            match e.split_once('@') {
-                Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {}
-                _ => return Err(PkiError::Invalid(format!("email SAN {e:?} is not an address (user@domain)"))),
-            }
-            out.push(SanType::Rfc822Name(ia5("email", e)?));
+            let ascii = ia5("email", e)?;
+            san::check_email(e).map_err(|why| refuse("email", e, &format!("not a mailbox (user@domain): {why}")))?;
+            out.push(SanType::Rfc822Name(ascii));
+        }
+        if self.uris.len() > 1 && self.uris.iter().any(|u| has_spiffe_scheme(u)) {
+            return Err(PkiError::Invalid("a SPIFFE ID must be the certificate's only URI SAN (X509-SVID §2)".into()));
         }
         Ok(out)
     }
-}
-
-/// A URI SAN needs a scheme; a SPIFFE ID also needs a trust domain and no
-/// query or fragment (the SPIFFE ID standard).
-fn check_uri(u: &str) -> Result<(), PkiError> {
-    let bad = |why: &str| Err(PkiError::Invalid(format!("URI SAN {u:?}: {why}")));
-    let Some((scheme, rest)) = u.split_once("://") else {
-        return bad("not a URI (scheme://...)");
-    };
-    if scheme.is_empty() || rest.is_empty() {
-        return bad("not a URI (scheme://...)");
-    }
-    if scheme.eq_ignore_ascii_case("spiffe") {
-        let domain = rest.split('/').next().unwrap_or("");
-        if domain.is_empty() || domain.contains(|c: char| c.is_ascii_uppercase()) {
-            return bad("a SPIFFE ID needs a lower-case trust domain: spiffe://example.org/path");
-        }
-        if rest.contains(['?', '#']) {
-            return bad("a SPIFFE ID has no query or fragment");
-        }
-    }
-    Ok(())
 }
 
 /// A CRL URL as relying parties fetch it: `http://` or `https://` (RFC 5280
@@ -277,7 +267,7 @@ pub fn server(subject: DistinguishedName, sans: &Sans, validity: Validity, seria
         return Err(PkiError::Invalid("a server certificate needs at least one --dns name or --ip".into()));
     }
     let mut p = base(subject, validity, serial);
-    p.subject_alt_names = sans.to_rcgen()?;
+    p.subject_alt_names = sans.to_rcgen(true)?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     Ok(p)
@@ -289,7 +279,7 @@ pub fn client(subject: DistinguishedName, sans: &Sans, validity: Validity, seria
         return Err(PkiError::Invalid("a client certificate needs a --cn or at least one SAN".into()));
     }
     let mut p = base(subject, validity, serial);
-    p.subject_alt_names = sans.to_rcgen()?;
+    p.subject_alt_names = sans.to_rcgen(false)?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     Ok(p)
@@ -319,13 +309,23 @@ mod tests {
         assert!(parse_date("2030-02-30").is_err());
         assert!(parse_date("soon").is_err());
         assert!(Validity::from_args(1, Some("2030-01-02"), Some("2030-01-01")).is_err());
-        for bad in ["spiffe://Example.org/x", "spiffe:///x", "spiffe://e.org/x?y", "no-scheme"] {
+        for bad in ["spiffe://Example.org/x", "spiffe:///x", "spiffe://e.org/x?y", "spiffe://e.org/ns/..", "no-scheme", "https://e.org/a b"] {
             let sans = Sans { uris: vec![bad.into()], ..Sans::default() };
-            assert!(sans.to_rcgen().is_err(), "{bad}");
+            assert!(sans.to_rcgen(false).is_err(), "{bad}");
         }
-        let sans = Sans { emails: vec!["nobody".into()], ..Sans::default() };
-        assert!(sans.to_rcgen().is_err());
+        let two = Sans { uris: vec!["spiffe://e.org/a".into(), "https://e.org/".into()], ..Sans::default() };
+        assert!(two.to_rcgen(false).unwrap_err().to_string().contains("only URI SAN"));
+        for bad in ["nobody", "Alice <a@e.org>", "a@b@e.org"] {
+            let sans = Sans { emails: vec![bad.into()], ..Sans::default() };
+            assert!(sans.to_rcgen(false).is_err(), "{bad}");
+        }
         let sans = Sans { dns: vec!["zoë.example".into()], ..Sans::default() };
-        assert!(sans.to_rcgen().unwrap_err().to_string().contains("only ASCII"));
+        assert!(sans.to_rcgen(false).unwrap_err().to_string().contains("only ASCII"));
+        // a wildcard names a server, never a client
+        let wild = Sans { dns: vec!["*.example.org".into()], ..Sans::default() };
+        assert!(wild.to_rcgen(true).is_ok());
+        assert!(wild.to_rcgen(false).unwrap_err().to_string().contains("wildcard"));
+        let bad = Sans { dns: vec!["bad_name.example.org".into()], ..Sans::default() };
+        assert!(bad.to_rcgen(true).is_err());
     }
 }

@@ -5,7 +5,7 @@
 use certgate_x509::dn::Dn;
 use certgate_x509::pem::{self, PemError};
 use certgate_x509::san::{check_dns_name, check_email, check_uri, DnsNameError, EmailError, UriError};
-use certgate_x509::spiffe::{SpiffeId, SpiffeIdError};
+use certgate_x509::spiffe::{has_spiffe_scheme, SpiffeId, SpiffeIdError};
 use certgate_x509::text::hex;
 use certgate_x509::{sha256_hex, CertError, CertFacts};
 
@@ -118,15 +118,10 @@ fn check_names(uris: Vec<String>, dns: Vec<String>, emails: Vec<String>) -> Chec
     CheckedNames { san_uri, san_dns, san_email, spiffe_id, refused }
 }
 
-/// Whether a URI claims to be a SPIFFE ID: its scheme is `spiffe`, in any case.
-fn claims_spiffe(uri: &str) -> bool {
-    uri.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("spiffe:"))
-}
-
 /// The SPIFFE ID of a certificate with these URI SANs: the only one, if it is
 /// valid. A `spiffe:` URI that is not is said in `refused`.
 fn spiffe_id_of(uris: &[String], refused: &mut Vec<RefusedName>) -> Option<String> {
-    let claims: Vec<&String> = uris.iter().filter(|u| claims_spiffe(u)).collect();
+    let claims: Vec<&String> = uris.iter().filter(|u| has_spiffe_scheme(u)).collect();
     match (uris, claims.as_slice()) {
         (_, []) => None,
         ([only], _) => match SpiffeId::parse(only) {

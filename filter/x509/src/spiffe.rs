@@ -70,6 +70,12 @@ pub enum SpiffeIdError {
     PathCharacter,
 }
 
+/// Whether a URI claims to be a SPIFFE ID: its scheme is `spiffe`, in any
+/// case. Such a URI is read as one, and refused if it is not valid.
+pub fn has_spiffe_scheme(uri: &str) -> bool {
+    uri.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("spiffe:"))
+}
+
 /// A byte a trust domain may hold.
 pub fn is_trust_domain_byte(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
