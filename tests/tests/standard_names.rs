@@ -135,7 +135,7 @@ async fn names_that_fail_their_standard_match_nothing_and_reach_no_application()
         .enumerate()
         .map(|(i, c)| {
             let crafted = client_certificate(&repo(), "crafted", &c.names).unwrap();
-            let paths = files(dir.path(), i, &crafted);
+            let paths = files(&dir.0, i, &crafted);
             (c, paths)
         })
         .collect();
@@ -200,7 +200,7 @@ async fn certgate_writes_subject_and_issuer_as_envoy_does() {
         let envoy = Envoy::start_version(version, &build.config(&yaml)).unwrap();
         for (i, cn) in cns.iter().enumerate() {
             let crafted = client_certificate(&repo(), cn, &[]).unwrap();
-            let (chain, key) = files(dir.path(), i, &crafted);
+            let (chain, key) = files(&dir.0, i, &crafted);
             let tls = client_config_files(&pki("root-ca.pem"), Some((&chain, &key)), &[b"http/1.1"]);
             let r = connect_with(envoy.listener, tls, false).await.unwrap().send("GET", "/", &[]).await.unwrap();
             for (ours, envoys) in [("x-client-subject", "x-envoy-peer-subject"), ("x-client-issuer", "x-envoy-peer-issuer")] {

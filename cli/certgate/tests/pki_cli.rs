@@ -443,8 +443,10 @@ fn an_encrypted_ca_key_needs_its_passphrase_and_an_offline_root_is_not_needed_ev
 fn bad_input_names_what_is_wrong() {
     let d = Dir::quick_start("bad");
     d.refused(&["client", "x", "--ca", "nosuch"], "no CA named nosuch");
-    d.refused(&["client", "x", "--spiffe", "spiffe://Example.org/x"], "lower-case trust domain");
-    d.refused(&["client", "x", "--email", "nobody"], "not an address");
+    d.refused(&["client", "x", "--spiffe", "spiffe://Example.org/x"], "not a SPIFFE ID: the trust domain has a character other than lowercase");
+    d.refused(&["client", "x", "--spiffe", "spiffe://example.org/ns/prod/sa/.."], "not a SPIFFE ID: a path segment is `.` or `..`");
+    d.refused(&["client", "x", "--email", "nobody"], "not a mailbox");
+    d.refused(&["client", "x", "--dns", "*.example.org"], "a wildcard is not a client's name");
     d.refused(&["client", "x", "--serial", "xyz"], "serial \"xyz\"");
     d.refused(&["client", "x", "--not-before", "2030-01-02", "--not-after", "2030-01-01"], "ends");
     d.refused(&["client", "../escape"], "certificate name");

@@ -557,57 +557,43 @@ fn non_empty<T>(list: &[T], at: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn globs(list: Option<Vec<String>>, syntax: Syntax, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
+/// Compiles each pattern of an allow-list with `compile`; a refused one is
+/// named by its JSON path, with `compile`'s reason.
+fn patterns<T>(list: Option<Vec<String>>, at: &str, compile: impl Fn(&str) -> Result<T, String>) -> Result<Option<Vec<T>>, ConfigError> {
     let Some(list) = list else { return Ok(None) };
     non_empty(&list, at)?;
     list.iter()
         .enumerate()
-        .map(|(i, p)| Glob::new(p, syntax).map_err(|e| err(format!("{at}[{i}]"), format!("`{p}`: {e}"))))
+        .map(|(i, p)| compile(p).map_err(|why| err(format!("{at}[{i}]"), why)))
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
+}
+
+fn globs(list: Option<Vec<String>>, syntax: Syntax, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
+    patterns(list, at, |p| Glob::new(p, syntax).map_err(|e| format!("`{p}`: {e}")))
 }
 
 fn dn_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<DnPattern>>, ConfigError> {
-    let Some(list) = list else { return Ok(None) };
-    non_empty(&list, at)?;
-    list.iter()
-        .enumerate()
-        .map(|(i, p)| {
-            DnPattern::parse(p).map_err(|e| {
-                err(
-                    format!("{at}[{i}]"),
-                    format!("`{p}` is not a distinguished name such as `CN=Example CA,O=Example`: {e} \
-                             (to match the common name alone, use the `_cn` field)"),
-                )
-            })
+    patterns(list, at, |p| {
+        DnPattern::parse(p).map_err(|e| {
+            format!("`{p}` is not a distinguished name such as `CN=Example CA,O=Example`: {e} \
+                     (to match the common name alone, use the `_cn` field)")
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    })
 }
 
 fn email_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<EmailPattern>>, ConfigError> {
-    let Some(list) = list else { return Ok(None) };
-    non_empty(&list, at)?;
-    list.iter()
-        .enumerate()
-        .map(|(i, p)| EmailPattern::new(p).map_err(|e| err(format!("{at}[{i}]"), format!("`{p}`: {e}"))))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    patterns(list, at, |p| EmailPattern::new(p).map_err(|e| format!("`{p}`: {e}")))
 }
 
 fn spiffe_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
-    let Some(list) = list else { return Ok(None) };
-    non_empty(&list, at)?;
-    for (i, p) in list.iter().enumerate() {
-        if let Err(why) = check_spiffe_pattern(p) {
-            return Err(err(
-                format!("{at}[{i}]"),
-                format!("`{p}` can match no valid SPIFFE ID: {why}; write `spiffe://<trust domain>/<path>`, \
-                         the trust domain in lowercase and in full, e.g. `spiffe://example.org/ns/*/sa/*`"),
-            ));
-        }
-    }
-    globs(Some(list), Syntax::URI, at)
+    patterns(list, at, |p| {
+        check_spiffe_pattern(p).map_err(|why| {
+            format!("`{p}` can match no valid SPIFFE ID: {why}; write `spiffe://<trust domain>/<path>`, \
+                     the trust domain in lowercase and in full, e.g. `spiffe://example.org/ns/*/sa/*`")
+        })?;
+        Glob::new(p, Syntax::URI).map_err(|e| format!("`{p}`: {e}"))
+    })
 }
 
 /// Whether some valid SPIFFE ID could match `pattern`: the standard's rules

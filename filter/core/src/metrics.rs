@@ -82,13 +82,17 @@ const I_EXPIRING_SOON: usize = 0;
 const I_CACHE_MISSES: usize = 1;
 const I_SPOOFED_HEADERS: usize = 2;
 
-/// The counter of certificates with a name refused for this reason.
-fn refused_index(why: NameError) -> usize {
+/// The first of the counters of certificates with a refused name, one per
+/// kind of name, in [`refused_kind`]'s order.
+const I_INVALID_NAMES: usize = 3;
+
+/// Which kind of name a refusal is about: 0 SPIFFE ID, 1 URI, 2 DNS, 3 e-mail.
+fn refused_kind(why: NameError) -> usize {
     match why {
-        NameError::SpiffeId(_) | NameError::SeveralUris => 3,
-        NameError::Uri(_) => 4,
-        NameError::Dns(_) => 5,
-        NameError::Email(_) => 6,
+        NameError::SpiffeId(_) | NameError::SeveralUris => 0,
+        NameError::Uri(_) => 1,
+        NameError::Dns(_) => 2,
+        NameError::Email(_) => 3,
     }
 }
 
@@ -218,11 +222,14 @@ pub fn for_each_increment(policy: &Policy, a: &Admission, mut add: impl FnMut(us
         add(I_SPOOFED_HEADERS, i64::try_from(a.stripped).unwrap_or(i64::MAX));
     }
     // a certificate counts once per kind of name, however many it has
-    let mut kinds: Vec<usize> = a.refused.iter().map(|r| refused_index(r.why)).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    for index in kinds {
-        add(index, 1);
+    let mut kinds = [false; 4];
+    for r in &a.refused {
+        if let Some(k) = kinds.get_mut(refused_kind(r.why)) {
+            *k = true;
+        }
+    }
+    for (kind, _) in kinds.iter().enumerate().filter(|(_, seen)| **seen) {
+        add(I_INVALID_NAMES + kind, 1);
     }
 }
 
