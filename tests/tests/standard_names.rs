@@ -153,6 +153,12 @@ async fn names_that_fail_their_standard_match_nothing_and_reach_no_application()
         if counted.is_none_or(|v| v < 8) {
             failures.push(format!("{front}: certgate_invalid_spiffe_ids_total = {counted:?}, want at least 8"));
         }
+        // and the log says why
+        for why in ["URI SAN is not a SPIFFE ID: a path segment is `.` or `..`", "DNS SAN is not a DNS name: a label is `*`"] {
+            if !envoy.log_eventually_contains(why) {
+                failures.push(format!("{front}: the log does not say {why:?}"));
+            }
+        }
         fronts += 1;
     }
     let edge = stack(&policy, ClientCertMode::Optional).await;

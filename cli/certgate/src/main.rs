@@ -15,7 +15,7 @@ use certgate_decision::Verdict;
 use certgate_host::{HarnessError, PluginSettings, WasmModule};
 use certgate_pki::cli::PkiArgs;
 use certgate_backend as backend;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "certgate", version, about = "Admit HTTP requests by their TLS client certificate")]
@@ -57,6 +57,19 @@ enum Command {
     /// Package the filter as an OCI image (an image layout directory) for
     /// Istio's WasmPlugin and Envoy Gateway; prints the digest to pin.
     Package(PackageArgs),
+    /// Print a shell's completion script, e.g.
+    /// `certgate completions bash > ~/.local/share/bash-completion/completions/certgate`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages, certgate(1) and one per subcommand
+    /// (certgate-serve(1), certgate-pki-client(1), ...), into a directory.
+    Man {
+        /// The directory (made if missing); `./dev` uses target/man.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +307,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Test(args) => test(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "certgate", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot make {}", out.display()))?;
+            clap_mangen::generate_to(Cli::command(), &out).with_context(|| format!("cannot write the man pages to {}", out.display()))?;
+            println!("man pages in {} (read one with: man -l {}/certgate.1)", out.display(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
