@@ -43,6 +43,11 @@ pub enum CraftError {
 /// A certificate for `O=Example, CN=<cn>` with `names`, valid 2025 to 2075,
 /// signed by `fixtures/pki/client-ca` of the repository at `repo`.
 pub fn client_certificate(repo: &Path, cn: &str, names: &[Name<'_>]) -> Result<Crafted, CraftError> {
+    client_certificate_until(repo, cn, names, (2075, 1, 1))
+}
+
+/// [`client_certificate`] valid from 2025 until `(year, month, day)`.
+pub fn client_certificate_until(repo: &Path, cn: &str, names: &[Name<'_>], until: (i32, u8, u8)) -> Result<Crafted, CraftError> {
     let pki = repo.join("fixtures/pki");
     let ca_pem = std::fs::read_to_string(pki.join("client-ca.pem"))?;
     let ca_key = KeyPair::from_pem(&std::fs::read_to_string(pki.join("client-ca.key"))?)?;
@@ -52,7 +57,7 @@ pub fn client_certificate(repo: &Path, cn: &str, names: &[Name<'_>]) -> Result<C
     p.distinguished_name.push(DnType::CommonName, cn);
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     p.not_before = date_time_ymd(2025, 1, 1);
-    p.not_after = date_time_ymd(2075, 1, 1);
+    p.not_after = date_time_ymd(until.0, until.1, until.2);
     for name in names {
         p.subject_alt_names.push(match name {
             Name::Uri(u) => SanType::URI(Ia5String::try_from(*u)?),
