@@ -129,9 +129,9 @@ fn the_cases_schema_accepts_the_committed_files_and_refuses_a_bad_one() {
         let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{file}: {errors:?}");
     }
-    // the README's example too
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let start = readme.find("```json certgate-cases\n").expect("the README's cases example") + "```json certgate-cases\n".len();
+    // the book's example too
+    let readme = std::fs::read_to_string(repo().join("docs/src/policies/testing.md")).unwrap();
+    let start = readme.find("```json certgate-cases\n").expect("the book's cases example") + "```json certgate-cases\n".len();
     let end = readme[start..].find("```").unwrap() + start;
     let example: serde_json::Value = serde_json::from_str(&readme[start..end]).unwrap();
     assert!(validator.is_valid(&example), "{example}");

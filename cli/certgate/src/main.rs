@@ -2,6 +2,7 @@
 //! `certgate test`, in `policy_tests`).
 
 mod policy_tests;
+mod reference;
 mod request;
 
 use std::net::SocketAddr;
@@ -67,6 +68,13 @@ enum Command {
     /// (certgate-serve(1), certgate-pki-client(1), ...), into a directory.
     Man {
         /// The directory (made if missing); `./dev` uses target/man.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the book's reference pages (policy, deny reasons, metrics, command
+    /// line) from the code into a directory: docs/src/reference.
+    #[command(hide = true)]
+    Reference {
         #[arg(long)]
         out: PathBuf,
     },
@@ -309,6 +317,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => test(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "certgate", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reference { out } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot make {}", out.display()))?;
+            for (file, text) in reference::pages(&Cli::command()) {
+                let path = out.join(file);
+                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { out } => {

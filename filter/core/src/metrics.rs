@@ -75,9 +75,26 @@ fn request_counter(counted: Counted, rule: Option<&str>) -> String {
     name
 }
 
-/// The counters every policy has, first in index order.
-const FIXED: [&str; 7] =
-    [EXPIRING_SOON, CACHE_MISSES, SPOOFED_HEADERS, INVALID_SPIFFE_IDS, INVALID_URI_SANS, INVALID_DNS_SANS, INVALID_EMAIL_SANS];
+/// The counters every policy has, first in index order, and what each
+/// counts (the book's metrics page is written from this).
+pub const FIXED_COUNTERS: [(&str, &str); 7] = [
+    (EXPIRING_SOON, "requests with a certificate inside the expiry warning window (`expiry_warning_days`)"),
+    (CACHE_MISSES, "certificates parsed (not found in the per-worker identity cache)"),
+    (SPOOFED_HEADERS, "identity and override headers a client sent, removed"),
+    (INVALID_SPIFFE_IDS, "certificates, when first seen, whose `spiffe:` URI SAN is no valid SPIFFE ID or not their only URI SAN"),
+    (INVALID_URI_SANS, "certificates, when first seen, with a URI SAN that is no RFC 3986 URI"),
+    (INVALID_DNS_SANS, "certificates, when first seen, with a DNS SAN that is no DNS name"),
+    (INVALID_EMAIL_SANS, "certificates, when first seen, with an e-mail SAN that is no mailbox"),
+];
+const FIXED: [&str; 7] = {
+    let mut names = [""; 7];
+    let mut i = 0;
+    while i < FIXED_COUNTERS.len() {
+        names[i] = FIXED_COUNTERS[i].0;
+        i += 1;
+    }
+    names
+};
 const I_EXPIRING_SOON: usize = 0;
 const I_CACHE_MISSES: usize = 1;
 const I_SPOOFED_HEADERS: usize = 2;

@@ -211,45 +211,55 @@ pub struct RequestFacts<'a> {
     pub token: &'a Token,
 }
 
-/// Every reason for a deny, as written in replies, logs and metrics.
+/// Every reason for a deny, as written in replies, logs and metrics. (The
+/// book's deny-reasons page is written from these doc comments.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(rename_all = "snake_case"))]
 pub enum DenyReason {
-    /// No certificate, and the rule needs one.
+    /// No certificate, on a rule that needs one.
     CertificateRequired,
-    /// A certificate the proxy did not verify.
+    /// The proxy says it did not verify the certificate (`peer_certificate_valid` 0: an untrusted
+    /// chain, or a resumed TLS session on Envoy 1.39+ without `"verification": "listener"`).
     CertificateNotVerified,
-    /// The proxy does not say whether it verified the certificate (Envoy
-    /// before 1.39) and the policy does not vouch for the listener.
+    /// The proxy does not say whether it verified the certificate (Envoy before 1.39) and the
+    /// policy does not set `"verification": "listener"`; Envoy's log says so once per worker.
     VerificationUnknown,
-    /// A verified certificate that cannot be read.
+    /// A verified certificate that cannot be read (not DER X.509, a malformed SAN extension).
     UnparseableCertificate,
-    /// On the policy's deny lists.
+    /// On the policy's deny lists, `deny.serials` or `deny.sha256`.
     Revoked,
-    /// Past its `notAfter`.
+    /// Past its `notAfter`, by the host clock.
     Expired,
-    /// Before its `notBefore`.
+    /// Before its `notBefore`, by the host clock.
     NotYetValid,
-    /// A check needed a field the identity source does not give (issuer, serial).
+    /// A check needs what the identity source lacks (the issuer or serial, from Envoy's
+    /// properties alone).
     IdentityIncomplete,
     /// The issuer meets none of the rule's issuer patterns.
     IssuerNotAllowed,
     /// The subject meets none of the rule's subject patterns.
     SubjectNotAllowed,
-    /// No SAN meets the rule's SAN patterns.
+    /// No SAN meets the rule's SAN patterns (a SAN that fails its standard meets none).
     SanNotAllowed,
-    /// The SPIFFE ID meets none of the rule's patterns (or there is none).
+    /// The SPIFFE ID meets none of the rule's patterns, or there is none (no URI SAN, several, or
+    /// one that is no valid SPIFFE ID).
     SpiffeNotAllowed,
-    /// No rule applies, and the default is deny.
+    /// No rule matched, and `default` is `deny`.
     NoMatchingRule,
-    /// A path an application could read as another path.
+    /// The path cannot be matched safely: an application could read it as another path (`.` or
+    /// `..` segments, an encoded `/`, `\` or `;`, control characters...).
     BadPath,
-    /// The host refused a call the decision needs: fail closed.
+    /// A host call the decision needs failed (or the dynamic module caught a panic): the request
+    /// fails closed, in audit mode too.
     InternalError,
-    /// The rule checks tokens and the request has no verified one.
+    /// The rule checks tokens, no token was verified, and `bound_tokens.without_token` is `deny`;
+    /// the reply carries `www-authenticate: Bearer`.
     TokenMissing,
-    /// The verified token is bound to no certificate (no `cnf["x5t#S256"]`).
+    /// The verified token has no `cnf["x5t#S256"]` (`www-authenticate: Bearer
+    /// error="invalid_token"`).
     TokenUnbound,
-    /// The verified token is bound to another certificate.
+    /// The verified token is bound to another certificate (`www-authenticate: Bearer
+    /// error="invalid_token"`).
     TokenCertificateMismatch,
 }
 

@@ -1,5 +1,6 @@
-//! Every policy shown to users parses: the README's JSON blocks and the
-//! files in fixtures/policies/. The README's full example is the fixture.
+//! Every policy shown to users parses: the JSON blocks of the README and the
+//! book (`docs/src`) and the files in fixtures/policies/. The book's full
+//! example is the fixture.
 //! Every policy the project ships (those, the ones inside `envoy/` and its
 //! Istio and Envoy Gateway manifests) validates against the JSON Schema
 //! `certgate schema` prints, and broken ones do not.
@@ -10,9 +11,22 @@ mod common;
 use certgate_core::config::parse_policy;
 use common::fixtures_dir;
 
+/// The README and every page of the book, one text.
 fn readme() -> String {
-    let path = fixtures_dir().join("../README.md");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "md") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = vec![fixtures_dir().join("../README.md")];
+    walk(&fixtures_dir().join("../docs/src"), &mut files);
+    files.sort();
+    files.iter().map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).collect::<Vec<_>>().join("\n")
 }
 
 /// The ```json blocks of a Markdown text (policies; a ```json block with
@@ -35,24 +49,24 @@ fn json_blocks(markdown: &str) -> Vec<String> {
 }
 
 #[test]
-fn every_json_block_in_the_readme_is_a_valid_policy() {
+fn every_json_block_in_the_readme_and_the_book_is_a_valid_policy() {
     let blocks = json_blocks(&readme());
     assert!(blocks.len() >= 3, "found {} JSON blocks", blocks.len());
     for (i, block) in blocks.iter().enumerate() {
         if let Err(e) = parse_policy(block.as_bytes()) {
-            panic!("README JSON block {} does not parse: {e}\n{block}", i + 1);
+            panic!("JSON block {} of the README and the book does not parse: {e}\n{block}", i + 1);
         }
     }
 }
 
 #[test]
-fn the_readme_full_example_is_the_example_fixture() {
+fn the_books_full_example_is_the_example_fixture() {
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures_dir().join("policies/example.json")).unwrap()).unwrap();
     let found = json_blocks(&readme())
         .iter()
         .any(|b| serde_json::from_str::<serde_json::Value>(b).ok().as_ref() == Some(&fixture));
-    assert!(found, "README.md must show fixtures/policies/example.json as its full example");
+    assert!(found, "the book must show fixtures/policies/example.json as its full example");
 }
 
 #[test]
@@ -73,7 +87,7 @@ fn every_policy_fixture_is_valid() {
 fn shipped_policies() -> Vec<(String, serde_json::Value)> {
     let mut out: Vec<(String, serde_json::Value)> = Vec::new();
     for (i, block) in json_blocks(&readme()).iter().enumerate() {
-        out.push((format!("README.md JSON block {}", i + 1), serde_json::from_str(block).unwrap()));
+        out.push((format!("JSON block {} of the README and the book", i + 1), serde_json::from_str(block).unwrap()));
     }
     for entry in std::fs::read_dir(fixtures_dir().join("policies")).unwrap() {
         let path = entry.unwrap().path();

@@ -1,0 +1,255 @@
+//! The book (`docs/`) and the front page cannot rot: the reference pages are
+//! what the code generates; every link between pages (and to an anchor)
+//! resolves; every page is in SUMMARY.md; and every snippet a reader may
+//! copy is checked: each policy loads into the filter, each TOML file into
+//! `certgate serve`, each Envoy configuration passes `envoy --mode validate`
+//! once set into a committed configuration where it says it goes. A snippet
+//! that is deliberately partial says so on its fence (`yaml partial`), and
+//! the test prints how many were skipped that way.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use certgate_core::config::parse_policy;
+use certgate_edge::ServeOptions;
+use common::envoy::{config, envoy_bin};
+use common::{certgate, repo, TempDir};
+use serde_yaml_ng::Value as Yaml;
+
+fn book() -> PathBuf {
+    repo().join("docs/src")
+}
+
+/// Every Markdown page of the book, and the front page.
+fn pages() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "md") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = vec![repo().join("README.md")];
+    walk(&book(), &mut out);
+    out.sort();
+    out
+}
+
+/// A page's text, with mdBook's `{{#include FILE:N:}}` expanded.
+fn text(page: &Path) -> String {
+    let raw = std::fs::read_to_string(page).unwrap();
+    let mut out = String::new();
+    for line in raw.lines() {
+        match line.strip_prefix("{{#include ").and_then(|l| l.strip_suffix("}}")) {
+            Some(spec) => {
+                let (file, from) = spec.split_once(':').map_or((spec, 1), |(f, n)| (f, n.trim_end_matches(':').parse().unwrap_or(1)));
+                let included = std::fs::read_to_string(page.parent().unwrap().join(file)).unwrap();
+                for l in included.lines().skip(from - 1) {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// A fenced block: its info string (`json`, `yaml envoy-hcm`, ...) and body.
+struct Block {
+    info: String,
+    body: String,
+    line: usize,
+}
+
+fn blocks(markdown: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut open: Option<Block> = None;
+    for (i, line) in markdown.lines().enumerate() {
+        match (&mut open, line.strip_prefix("```")) {
+            (None, Some(info)) => open = Some(Block { info: info.trim().to_owned(), body: String::new(), line: i + 1 }),
+            (Some(_), Some(_)) => out.push(open.take().unwrap()),
+            (Some(b), None) => {
+                b.body.push_str(line);
+                b.body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// The anchors mdBook gives a page's headings.
+fn anchors(markdown: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut fence = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            fence = !fence;
+        }
+        if !fence && line.starts_with('#') {
+            let title = line.trim_start_matches('#').trim().to_lowercase();
+            let anchor: String = title.chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ').collect();
+            out.insert(anchor.replace(' ', "-"));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_reference_pages_are_what_the_code_generates() {
+    let dir = TempDir::new("reference").unwrap();
+    let out = certgate().args(["reference", "--out"]).arg(&dir.0).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut pages = 0;
+    for e in std::fs::read_dir(&dir.0).unwrap() {
+        let generated = e.unwrap().path();
+        let name = generated.file_name().unwrap().to_owned();
+        let committed = book().join("reference").join(&name);
+        let (want, have) = (std::fs::read_to_string(&generated).unwrap(), std::fs::read_to_string(&committed).unwrap_or_default());
+        assert!(want == have, "docs/src/reference/{} differs from what the code generates: run `./dev docs`", name.to_string_lossy());
+        pages += 1;
+    }
+    assert_eq!(pages, 4, "policy, deny reasons, metrics, command line");
+}
+
+#[test]
+fn every_page_is_in_the_summary_and_every_link_resolves() {
+    let summary = std::fs::read_to_string(book().join("SUMMARY.md")).unwrap();
+    let mut broken = Vec::new();
+    for page in pages() {
+        let name = page.strip_prefix(repo()).unwrap().display().to_string();
+        let rel = page.strip_prefix(book()).map(|p| p.display().to_string()).unwrap_or_default();
+        if page.starts_with(book()) && rel != "SUMMARY.md" && !summary.contains(&format!("]({rel})")) {
+            broken.push(format!("{name} is not in SUMMARY.md"));
+        }
+        let body = text(&page);
+        let mut fence = false;
+        for line in body.lines() {
+            if line.starts_with("```") {
+                fence = !fence;
+            }
+            if fence {
+                continue;
+            }
+            let mut rest = line;
+            while let Some(at) = rest.find("](") {
+                let after = &rest[at + 2..];
+                let end = after.find(')').unwrap_or(after.len());
+                let target = &after[..end];
+                rest = &after[end..];
+                if target.contains("://") || target.starts_with("mailto:") || target.contains(' ') {
+                    continue;
+                }
+                let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+                let resolved = if file.is_empty() { page.clone() } else { page.parent().unwrap().join(file) };
+                if !resolved.is_file() {
+                    broken.push(format!("{name}: [..]({target}): no file {}", resolved.display()));
+                } else if !anchor.is_empty() && resolved.extension().is_some_and(|e| e == "md") && !anchors(&text(&resolved)).contains(anchor) {
+                    broken.push(format!("{name}: [..]({target}): no heading #{anchor}"));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{} broken:\n{}", broken.len(), broken.join("\n"));
+}
+
+/// Where an Envoy snippet goes in `envoy/required-mtls.yaml`, by its fence's
+/// second word: the bootstrap's top level, the HTTP connection manager, or
+/// in place of certgate's HTTP filter.
+fn envoy_with(snippet: &str, place: &str) -> String {
+    let backend = "127.0.0.1:8080".parse().unwrap();
+    let mut bootstrap: Yaml = serde_yaml_ng::from_str(&config("required-mtls.yaml", backend, None)).unwrap();
+    let fragment: Yaml = serde_yaml_ng::from_str(snippet).unwrap();
+    let hcm = &mut bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    match place {
+        "envoy-bootstrap" => merge(&mut bootstrap, fragment),
+        "envoy-hcm" => merge(hcm, fragment),
+        "envoy-http-filter" => {
+            let filters = hcm["http_filters"].as_sequence_mut().unwrap();
+            let at = filters.iter().position(|f| f["name"] == Yaml::from("certgate")).unwrap();
+            filters.splice(at..=at, fragment.as_sequence().unwrap().iter().cloned());
+        }
+        other => panic!("unknown place {other}"),
+    }
+    serde_yaml_ng::to_string(&bootstrap).unwrap()
+}
+
+fn merge(into: &mut Yaml, from: Yaml) {
+    if let (Some(into), Yaml::Mapping(from)) = (into.as_mapping_mut(), from) {
+        for (k, v) in from {
+            into.insert(k, v);
+        }
+    }
+}
+
+#[test]
+fn every_snippet_a_reader_may_copy_is_checked() {
+    let dir = TempDir::new("snippets").unwrap();
+    let (mut checked, mut partial, mut failures) = (0, 0, Vec::new());
+    for page in pages() {
+        let name = page.strip_prefix(repo()).unwrap().display().to_string();
+        for (i, b) in blocks(&text(&page)).into_iter().enumerate() {
+            let at = format!("{name}:{}", b.line);
+            let mut words = b.info.split_whitespace();
+            let (lang, place) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            if place == "partial" {
+                partial += 1;
+                continue;
+            }
+            match (lang, place) {
+                ("json", "") => match parse_policy(b.body.as_bytes()) {
+                    Ok(_) => checked += 1,
+                    Err(e) => failures.push(format!("{at}: the policy does not load: {e}")),
+                },
+                ("toml", "") => {
+                    // as `certgate serve --config` reads it, beside the fixtures its paths name
+                    for sub in ["policies", "pki"] {
+                        let link = dir.0.join(sub);
+                        if !link.exists() {
+                            std::os::unix::fs::symlink(repo().join("fixtures").join(sub), link).unwrap();
+                        }
+                    }
+                    let file = dir.0.join(format!("serve-{i}.toml"));
+                    std::fs::write(&file, &b.body).unwrap();
+                    let loaded = ServeOptions { config: Some(file), ..ServeOptions::default() }.resolve();
+                    match loaded {
+                        Ok(_) => checked += 1,
+                        Err(e) => failures.push(format!("{at}: certgate serve does not load it: {e}")),
+                    }
+                }
+                ("yaml", place) if place.starts_with("envoy-") => {
+                    // the pages' placeholders for the two builds' files
+                    let snippet = b
+                        .body
+                        .replace("/path/to/certgate_filter.wasm", &common::wasm().display().to_string())
+                        .replace("/path/to/libcertgate.so", &common::envoy::module().display().to_string());
+                    let file = dir.0.join(format!("envoy-{i}.yaml"));
+                    std::fs::write(&file, envoy_with(&snippet, place)).unwrap();
+                    let out = Command::new(envoy_bin()).args(["--mode", "validate", "-c"]).arg(&file).current_dir(repo()).output().unwrap();
+                    if out.status.success() {
+                        checked += 1;
+                    } else {
+                        failures.push(format!("{at}: envoy --mode validate: {}", String::from_utf8_lossy(&out.stderr)));
+                    }
+                }
+                ("yaml", _) => failures.push(format!("{at}: a yaml block must say where it goes (envoy-bootstrap, envoy-hcm, envoy-http-filter) or that it is partial")),
+                // output, diagrams, commands, the harness's Rust and cases files: checked elsewhere or not code
+                _ => {}
+            }
+        }
+    }
+    eprintln!("{checked} snippets checked, {partial} marked partial and skipped");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked >= 10, "{checked} snippets checked");
+}
