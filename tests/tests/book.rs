@@ -177,7 +177,7 @@ fn envoy_with(snippet: &str, place: &str) -> String {
         "envoy-hcm" => merge(hcm, fragment),
         "envoy-http-filter" => {
             let filters = hcm["http_filters"].as_sequence_mut().unwrap();
-            let at = filters.iter().position(|f| f["name"] == Yaml::from("certgate")).unwrap();
+            let at = filters.iter().position(|f| f["name"] == "certgate").unwrap();
             filters.splice(at..=at, fragment.as_sequence().unwrap().iter().cloned());
         }
         other => panic!("unknown place {other}"),

@@ -24,9 +24,18 @@ pub fn pages(cli: &clap::Command) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Text a page shows as text: `<` and `>` outside code spans are not HTML tags.
+fn escape_html(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 0 { part.replace('<', "&lt;").replace('>', "&gt;") } else { part.to_owned() })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
 /// A Markdown table cell: one line, `|` escaped.
 fn cell(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+    escape_html(&text.split_whitespace().collect::<Vec<_>>().join(" ")).replace('|', "\\|")
 }
 
 fn def_name(reference: &str) -> Option<&str> {
@@ -122,8 +131,7 @@ pub fn policy() -> String {
     let defs = schema.get("$defs").and_then(Value::as_object).cloned().unwrap_or_default();
     let mut done = BTreeSet::new();
     let mut i = 0;
-    while i < used.len() {
-        let name = used[i].clone();
+    while let Some(name) = used.get(i).cloned() {
         i += 1;
         if !done.insert(name.clone()) {
             continue;
@@ -222,7 +230,7 @@ pub fn command_line(cli: &clap::Command) -> String {
 fn command_section(cmd: &clap::Command, path: &str, out: &mut String) {
     let _ = write!(out, "\n## `{path}`\n\n");
     if let Some(about) = cmd.get_long_about().or_else(|| cmd.get_about()) {
-        let _ = writeln!(out, "{}\n", about.to_string().trim());
+        let _ = writeln!(out, "{}\n", escape_html(about.to_string().trim()));
     }
     let usage = cmd.clone().render_usage().to_string();
     let _ = writeln!(out, "```text\n{}\n```\n", usage.trim());

@@ -86,15 +86,6 @@ pub const FIXED_COUNTERS: [(&str, &str); 7] = [
     (INVALID_DNS_SANS, "certificates, when first seen, with a DNS SAN that is no DNS name"),
     (INVALID_EMAIL_SANS, "certificates, when first seen, with an e-mail SAN that is no mailbox"),
 ];
-const FIXED: [&str; 7] = {
-    let mut names = [""; 7];
-    let mut i = 0;
-    while i < FIXED_COUNTERS.len() {
-        names[i] = FIXED_COUNTERS[i].0;
-        i += 1;
-    }
-    names
-};
 const I_EXPIRING_SOON: usize = 0;
 const I_CACHE_MISSES: usize = 1;
 const I_SPOOFED_HEADERS: usize = 2;
@@ -129,7 +120,7 @@ fn every_counted() -> impl Iterator<Item = Counted> {
 /// of a series no request can count under this policy ([`can_count`]), which
 /// is not defined. Prometheus pays for every series defined.
 pub fn all_counters(policy: &Policy) -> Vec<Option<String>> {
-    let mut names: Vec<Option<String>> = FIXED.iter().map(|s| Some((*s).to_owned())).collect();
+    let mut names: Vec<Option<String>> = FIXED_COUNTERS.iter().map(|(name, _)| Some((*name).to_owned())).collect();
     let rules = policy.rules.iter().map(Some).chain([None]);
     for rule in rules {
         for counted in every_counted() {
@@ -213,7 +204,7 @@ fn request_index(policy: &Policy, counted: Counted, rule: Option<&str>) -> usize
         Counted::Denied(r) => 1 + 2 * reason_position(r),
         Counted::AuditWouldDeny(r) => 2 + 2 * reason_position(r),
     };
-    FIXED.len() + slot * PER_RULE + within
+    FIXED_COUNTERS.len() + slot * PER_RULE + within
 }
 
 fn reason_position(reason: DenyReason) -> usize {
@@ -269,9 +260,11 @@ mod tests {
 
     #[test]
     fn fixed_indices_name_their_counters() {
-        assert_eq!(FIXED[I_EXPIRING_SOON], EXPIRING_SOON);
-        assert_eq!(FIXED[I_CACHE_MISSES], CACHE_MISSES);
-        assert_eq!(FIXED[I_SPOOFED_HEADERS], SPOOFED_HEADERS);
+        assert_eq!(FIXED_COUNTERS[I_EXPIRING_SOON].0, EXPIRING_SOON);
+        assert_eq!(FIXED_COUNTERS[I_CACHE_MISSES].0, CACHE_MISSES);
+        assert_eq!(FIXED_COUNTERS[I_SPOOFED_HEADERS].0, SPOOFED_HEADERS);
+        assert_eq!(FIXED_COUNTERS[I_INVALID_NAMES].0, INVALID_SPIFFE_IDS);
+        assert_eq!(FIXED_COUNTERS[I_INVALID_NAMES + 3].0, INVALID_EMAIL_SANS);
     }
 
     fn defined(policy: &str) -> (Policy, Vec<Option<String>>) {
@@ -287,7 +280,7 @@ mod tests {
                 {"name":"a","issuer":["CN=x"],"subject_cn":["x"],"san_dns":["x"],"spiffe":["spiffe://x/y"]},
                 {"name":"b.c","anonymous":true}]}"#,
         );
-        assert_eq!(names.len(), FIXED.len() + 3 * PER_RULE);
+        assert_eq!(names.len(), FIXED_COUNTERS.len() + 3 * PER_RULE);
         for rule in [Some("a"), Some("b.c"), None] {
             for counted in every_counted() {
                 if let Some(name) = &names[request_index(&policy, counted, rule)] {
