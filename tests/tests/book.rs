@@ -26,20 +26,7 @@ fn book() -> PathBuf {
 
 /// Every Markdown page of the book, and the front page.
 fn pages() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "md") {
-                out.push(p);
-            }
-        }
-    }
-    let mut out = vec![repo().join("README.md")];
-    walk(&book(), &mut out);
-    out.sort();
-    out
+    certgate_test_support::book::pages(&repo())
 }
 
 /// A page's text, with mdBook's `{{#include FILE:N:}}` expanded.

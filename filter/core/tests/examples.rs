@@ -13,20 +13,8 @@ use common::fixtures_dir;
 
 /// The README and every page of the book, one text.
 fn readme() -> String {
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "md") {
-                out.push(p);
-            }
-        }
-    }
-    let mut files = vec![fixtures_dir().join("../README.md")];
-    walk(&fixtures_dir().join("../docs/src"), &mut files);
-    files.sort();
-    files.iter().map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).collect::<Vec<_>>().join("\n")
+    let pages = certgate_test_support::book::pages(&fixtures_dir().join(".."));
+    pages.iter().map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).collect::<Vec<_>>().join("\n")
 }
 
 /// The ```json blocks of a Markdown text (policies; a ```json block with
