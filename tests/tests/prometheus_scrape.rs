@@ -3,7 +3,8 @@
 //! dynamic module (its test build, which panics on request), loads
 //! `deploy/prometheus/certgate.rules.yml`, and after allowed, denied,
 //! expiring-certificate, invalid-name and panicking requests every
-//! recording rule returns the series it should and the alerts fire.
+//! recording rule returns the series it should, the alerts fire, and every
+//! query of the Grafana dashboard (`deploy/grafana/certgate.json`) answers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
 
 mod common;
@@ -161,5 +162,17 @@ async fn prometheus_computes_every_rule_and_fires_the_alerts_from_real_envoys() 
         expect(&format!(r#"ALERTS{{alertname="{alert}",alertstate="firing"}}"#), |v| v == 1.0);
     }
     expect(r#"ALERTS{alertname="CertgateFailingClosed"}"#, |v| v == 1.0);
+    // every panel of the dashboard has an answer (the reload count is 0: no VM trapped)
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("deploy/grafana/certgate.json")).unwrap()).unwrap();
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(queries.len() >= 9, "{queries:?}");
+    for q in &queries {
+        expect(q, |v| v >= 0.0);
+    }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
