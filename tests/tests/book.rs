@@ -3,6 +3,7 @@
 //! resolves; every page is in SUMMARY.md; and every snippet a reader may
 //! copy is checked: each policy loads into the filter, each TOML file into
 //! `certgate serve`, each Envoy configuration passes `envoy --mode validate`
+//! on every Envoy of the matrix (the dynamic module's on 1.38 and later)
 //! once set into a committed configuration where it says it goes. A snippet
 //! that is deliberately partial says so on its fence (`yaml partial`), and
 //! the test prints how many were skipped that way.
@@ -16,7 +17,7 @@ use std::process::Command;
 
 use certgate_core::config::parse_policy;
 use certgate_edge::ServeOptions;
-use common::envoy::{config, envoy_bin};
+use common::envoy::{config, envoy_bin_of, matrix, MODULE_VERSIONS};
 use common::{certgate, repo, TempDir};
 use serde_yaml_ng::Value as Yaml;
 
@@ -183,7 +184,7 @@ fn merge(into: &mut Yaml, from: Yaml) {
 #[test]
 fn every_snippet_a_reader_may_copy_is_checked() {
     let dir = TempDir::new("snippets").unwrap();
-    let (mut checked, mut partial, mut failures) = (0, 0, Vec::new());
+    let (mut checked, mut partial, mut validations, mut failures) = (0, 0, 0, Vec::new());
     for page in pages() {
         let name = page.strip_prefix(repo()).unwrap().display().to_string();
         for (i, b) in blocks(&text(&page)).into_iter().enumerate() {
@@ -223,11 +224,20 @@ fn every_snippet_a_reader_may_copy_is_checked() {
                         .replace("/path/to/libcertgate.so", &common::envoy::module().display().to_string());
                     let file = dir.0.join(format!("envoy-{i}.yaml"));
                     std::fs::write(&file, envoy_with(&snippet, place)).unwrap();
-                    let out = Command::new(envoy_bin()).args(["--mode", "validate", "-c"]).arg(&file).current_dir(repo()).output().unwrap();
-                    if out.status.success() {
+                    // on every Envoy of the matrix; the dynamic module's on those that run it
+                    let module = snippet.contains("DynamicModuleFilter");
+                    let versions: Vec<String> = matrix().into_iter().filter(|v| !module || MODULE_VERSIONS.contains(&v.as_str())).collect();
+                    let mut ok = true;
+                    for version in &versions {
+                        let out = Command::new(envoy_bin_of(version)).args(["--mode", "validate", "-c"]).arg(&file).current_dir(repo()).output().unwrap();
+                        if !out.status.success() {
+                            ok = false;
+                            failures.push(format!("{at}: envoy {version} --mode validate: {}", String::from_utf8_lossy(&out.stderr)));
+                        }
+                    }
+                    if ok {
                         checked += 1;
-                    } else {
-                        failures.push(format!("{at}: envoy --mode validate: {}", String::from_utf8_lossy(&out.stderr)));
+                        validations += versions.len();
                     }
                 }
                 ("yaml", _) => failures.push(format!("{at}: a yaml block must say where it goes (envoy-bootstrap, envoy-hcm, envoy-http-filter) or that it is partial")),
@@ -236,7 +246,7 @@ fn every_snippet_a_reader_may_copy_is_checked() {
             }
         }
     }
-    eprintln!("{checked} snippets checked, {partial} marked partial and skipped");
+    eprintln!("{checked} snippets checked ({validations} Envoy validations), {partial} marked partial and skipped");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
     assert!(checked >= 10, "{checked} snippets checked");
 }
