@@ -17,8 +17,10 @@ use std::process::Command;
 
 use certgate_core::config::parse_policy;
 use certgate_edge::ServeOptions;
-use common::envoy::{config, envoy_bin_of, matrix, MODULE_VERSIONS};
-use common::{certgate, repo, TempDir};
+use std::time::Duration;
+
+use common::envoy::{config, envoy_bin_of, free_port, matrix, MODULE_VERSIONS};
+use common::{certgate, repo, wait_for_port, KillOnDrop, TempDir};
 use serde_yaml_ng::Value as Yaml;
 
 fn book() -> PathBuf {
@@ -249,4 +251,44 @@ fn every_snippet_a_reader_may_copy_is_checked() {
     eprintln!("{checked} snippets checked ({validations} Envoy validations), {partial} marked partial and skipped");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
     assert!(checked >= 10, "{checked} snippets checked");
+}
+
+/// The getting-started page as a person follows it: the edge `./dev run`
+/// starts (the same arguments, on free ports), then each shell block that
+/// the page follows with its output (```` ```text output ````) run by bash in
+/// the repository, with the `certgate` `./dev test` built on the PATH; what
+/// it prints must be what the page shows.
+#[test]
+fn the_getting_started_commands_print_what_the_page_shows() {
+    let all = blocks(&text(&book().join("getting-started.md")));
+    let runs: Vec<(&Block, &Block)> = all.windows(2).filter(|w| w[0].info == "sh" && w[1].info == "text output").map(|w| (&w[0], &w[1])).collect();
+    assert!(runs.len() >= 3, "{} blocks with their output", runs.len());
+    let (backend_port, edge_port) = (free_port(), free_port());
+    let pki = |f: &str| repo().join("fixtures/pki").join(f);
+    let _backend = KillOnDrop(certgate().args(["backend", "--listen", &format!("127.0.0.1:{backend_port}")]).spawn().unwrap());
+    let _edge = KillOnDrop(
+        certgate()
+            .args(["serve", "--listen", &format!("127.0.0.1:{edge_port}"), "--upstream", &format!("http://127.0.0.1:{backend_port}")])
+            .args(["--policy", "fixtures/policies/example.json", "--client-cert", "optional"])
+            .arg("--cert")
+            .arg(pki("server.pem"))
+            .arg("--key")
+            .arg(pki("server.key"))
+            .arg("--client-ca")
+            .arg(pki("trusted-client-cas.pem"))
+            .arg("--crl")
+            .arg(pki("crls.pem"))
+            .spawn()
+            .unwrap(),
+    );
+    for port in [backend_port, edge_port] {
+        wait_for_port(format!("127.0.0.1:{port}").parse().unwrap(), "the getting-started edge", Duration::from_secs(30));
+    }
+    let path = format!("{}:{}", repo().join("target/debug").display(), std::env::var("PATH").unwrap_or_default());
+    for (run, shown) in runs {
+        let script = run.body.replace("localhost:8443", &format!("localhost:{edge_port}"));
+        let out = Command::new("bash").args(["-c", &script]).current_dir(repo()).env("PATH", &path).output().unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(printed, shown.body, "getting-started.md:{}: printed otherwise than the page shows\n{}", run.line, String::from_utf8_lossy(&out.stderr));
+    }
 }

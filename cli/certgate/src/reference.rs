@@ -162,7 +162,7 @@ pub fn deny_reasons() -> String {
     let mut out = String::from("# Deny reasons\n\n");
     out.push_str(GENERATED);
     out.push_str(
-        "\nEvery refused request has one reason. It is in the JSON reply (`{\"reason\":\"...\",\"rule\":\"...\"}`), \
+        "\nEvery refused request has one reason. It is in the JSON reply (`{\"error\":\"forbidden\",\"reason\":\"...\",\"rule\":\"...\"}`, or an HTML page for a browser), \
          the log line (`deny reason=... rule=... cn=...`), the published decision (filter state) and the \
          `reason` label of `certgate_requests_total`. The status is the policy's `deny_response.status` \
          (403 by default) unless the table says otherwise.\n\n| reason | status | meaning |\n|---|---|---|\n",
