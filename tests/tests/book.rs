@@ -292,3 +292,20 @@ fn the_getting_started_commands_print_what_the_page_shows() {
         assert_eq!(printed, shown.body, "getting-started.md:{}: printed otherwise than the page shows\n{}", run.line, String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// BENCHMARKS' headline picture is what `tests/benches/chart.py` makes of
+/// the builds bench's committed output: a new run means a new chart.
+#[test]
+fn the_benchmarks_chart_is_drawn_from_the_committed_bench_output() {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/benches/chart.py"))
+        .arg(repo().join("tests/benches/results/builds.txt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let committed = std::fs::read(book().join("images/builds.svg")).unwrap();
+    assert!(out.stdout == committed, "docs/src/images/builds.svg is not what chart.py draws from tests/benches/results/builds.txt");
+    let svg = String::from_utf8(committed).unwrap();
+    assert!(svg.matches("<rect").count() >= 8, "a bar per variant");
+    assert!(std::fs::read_to_string(book().join("benchmarks.md")).unwrap().contains("](images/builds.svg)"));
+}
