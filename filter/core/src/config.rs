@@ -32,7 +32,7 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { path: path.into(), message: message.into() }
 }
 
-/// The configuration as written: certgate's policy (README, "Configuration reference").
+/// The configuration as written: certgate's policy (the book: "Writing a policy", and the policy reference).
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", schemars(title = "certgate policy"))]
@@ -267,7 +267,7 @@ pub fn check_host_reads(policy: &Policy, reads: HostReads) -> Result<(), ConfigE
                 "bound_tokens.payload_header",
                 format!(
                     "{host} can tell from jwt_authn's metadata whether a token was verified, not read its claims: \
-                     set `forward_payload_header` on the jwt_authn provider and name that header here (README, \
+                     set `forward_payload_header` on the jwt_authn provider and name that header here (the book, \
                      \"Certificate-bound tokens\")"
                 ),
             ));
