@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::dn_pattern::DnPattern;
 use crate::glob::{EmailPattern, Glob, Syntax};
-use certgate_x509::spiffe::{self, SpiffeIdError};
+use certgate_x509::spiffe;
 use crate::host::HostReads;
 use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset, OVERRIDE_HEADERS};
 use crate::path::{self, PathSettings};
@@ -588,43 +588,12 @@ fn email_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<Emai
 
 fn spiffe_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
     patterns(list, at, |p| {
-        check_spiffe_pattern(p).map_err(|why| {
+        spiffe::check_pattern(p).map_err(|why| {
             format!("`{p}` can match no valid SPIFFE ID: {why}; write `spiffe://<trust domain>/<path>`, \
                      the trust domain in lowercase and in full, e.g. `spiffe://example.org/ns/*/sa/*`")
         })?;
         Glob::new(p, Syntax::URI).map_err(|e| format!("`{p}`: {e}"))
     })
-}
-
-/// Whether some valid SPIFFE ID could match `pattern`: the standard's rules
-/// on the ID, with `*` standing for segment characters. A `*` may not stand
-/// in the trust domain: a rule must say which trust it admits.
-fn check_spiffe_pattern(pattern: &str) -> Result<(), SpiffeIdError> {
-    let rest = pattern.strip_prefix("spiffe://").ok_or(SpiffeIdError::Scheme)?;
-    for (c, e) in [('#', SpiffeIdError::Fragment), ('?', SpiffeIdError::Query), ('%', SpiffeIdError::PercentEncoding)] {
-        if rest.contains(c) {
-            return Err(e);
-        }
-    }
-    let (td, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-    spiffe::check_trust_domain(td)?;
-    if path.is_empty() {
-        return Ok(());
-    }
-    let mut segments = path.split('/').skip(1).peekable();
-    while let Some(segment) = segments.next() {
-        let literal: Vec<u8> = segment.bytes().filter(|b| *b != b'*').collect();
-        let starred = literal.len() < segment.len();
-        match segment {
-            "" if segments.peek().is_none() => return Err(SpiffeIdError::TrailingSlash),
-            "" => return Err(SpiffeIdError::EmptySegment),
-            "." | ".." => return Err(SpiffeIdError::DotSegment),
-            _ if !literal.iter().all(|b| spiffe::is_segment_byte(*b)) => return Err(SpiffeIdError::PathCharacter),
-            _ if !starred && literal.is_empty() => return Err(SpiffeIdError::EmptySegment),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// The policy's JSON Schema, generated from the types the filter parses, so

@@ -77,38 +77,52 @@ pub fn has_spiffe_scheme(uri: &str) -> bool {
 }
 
 /// A byte a trust domain may hold.
-pub fn is_trust_domain_byte(b: u8) -> bool {
+fn is_trust_domain_byte(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
 }
 
 /// A byte a path segment may hold.
-pub fn is_segment_byte(b: u8) -> bool {
+fn is_segment_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
 }
 
 impl<'a> SpiffeId<'a> {
     /// Reads `uri` as a SPIFFE ID, or says which rule of the standard it breaks.
     pub fn parse(uri: &'a str) -> Result<SpiffeId<'a>, SpiffeIdError> {
-        let rest = uri.strip_prefix(SCHEME).ok_or(SpiffeIdError::Scheme)?;
-        // query and fragment first: they end the path, whatever is before them
-        if rest.contains('#') {
-            return Err(SpiffeIdError::Fragment);
-        }
-        if rest.contains('?') {
-            return Err(SpiffeIdError::Query);
-        }
-        if rest.contains('%') {
-            return Err(SpiffeIdError::PercentEncoding);
-        }
-        let (trust_domain, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-        check_trust_domain(trust_domain)?;
-        check_path(path)?;
+        let (trust_domain, path) = split_checked(uri, false)?;
         Ok(SpiffeId { id: uri, trust_domain, path })
     }
 }
 
+/// Whether some valid SPIFFE ID could match the pattern: the standard's
+/// rules, with `*` allowed in path segments (for segment characters). A `*`
+/// may not stand in the trust domain: a rule must say which trust it admits.
+pub fn check_pattern(pattern: &str) -> Result<(), SpiffeIdError> {
+    split_checked(pattern, true).map(|_| ())
+}
+
+/// The trust domain and path of `uri`, each checked; `stars`: a path
+/// segment may hold `*` (a pattern).
+fn split_checked(uri: &str, stars: bool) -> Result<(&str, &str), SpiffeIdError> {
+    let rest = uri.strip_prefix(SCHEME).ok_or(SpiffeIdError::Scheme)?;
+    // query and fragment first: they end the path, whatever is before them
+    if rest.contains('#') {
+        return Err(SpiffeIdError::Fragment);
+    }
+    if rest.contains('?') {
+        return Err(SpiffeIdError::Query);
+    }
+    if rest.contains('%') {
+        return Err(SpiffeIdError::PercentEncoding);
+    }
+    let (trust_domain, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    check_trust_domain(trust_domain)?;
+    check_path(path, stars)?;
+    Ok((trust_domain, path))
+}
+
 /// A trust domain as the standard writes it.
-pub fn check_trust_domain(td: &str) -> Result<(), SpiffeIdError> {
+fn check_trust_domain(td: &str) -> Result<(), SpiffeIdError> {
     if td.is_empty() {
         return Err(SpiffeIdError::NoTrustDomain);
     }
@@ -127,8 +141,8 @@ pub fn check_trust_domain(td: &str) -> Result<(), SpiffeIdError> {
     Ok(())
 }
 
-/// A path: empty, or `/`-led segments.
-fn check_path(path: &str) -> Result<(), SpiffeIdError> {
+/// A path: empty, or `/`-led segments (which may hold `*` if `stars`).
+fn check_path(path: &str, stars: bool) -> Result<(), SpiffeIdError> {
     if path.is_empty() {
         return Ok(());
     }
@@ -138,7 +152,7 @@ fn check_path(path: &str) -> Result<(), SpiffeIdError> {
             "" if segments.peek().is_none() => return Err(SpiffeIdError::TrailingSlash),
             "" => return Err(SpiffeIdError::EmptySegment),
             "." | ".." => return Err(SpiffeIdError::DotSegment),
-            s if !s.bytes().all(is_segment_byte) => return Err(SpiffeIdError::PathCharacter),
+            s if !s.bytes().all(|b| is_segment_byte(b) || (stars && b == b'*')) => return Err(SpiffeIdError::PathCharacter),
             _ => {}
         }
     }
@@ -191,6 +205,17 @@ mod tests {
             assert_eq!(why(uri), Some(want), "{uri}");
         }
         assert_eq!(why(&format!("spiffe://{}/x", "a".repeat(256))), Some(TrustDomainTooLong));
+    }
+
+    #[test]
+    fn a_pattern_holds_stars_in_its_path_only_and_otherwise_follows_the_ids_rules() {
+        for ok in ["spiffe://example.org/ns/*/sa/web-*", "spiffe://example.org/**", "spiffe://example.org"] {
+            assert_eq!(check_pattern(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_pattern("spiffe://*.org/x"), Err(SpiffeIdError::TrustDomainCharacter));
+        assert_eq!(check_pattern("spiffe://example.org/ns/*/.."), Err(SpiffeIdError::DotSegment));
+        assert_eq!(check_pattern("spiffe://example.org/ns/*/"), Err(SpiffeIdError::TrailingSlash));
+        assert_eq!(SpiffeId::parse("spiffe://example.org/ns/*").err(), Some(SpiffeIdError::PathCharacter), "an ID holds no star");
         assert_eq!(why(&format!("spiffe://{}/x", "a".repeat(255))), None);
     }
 }
