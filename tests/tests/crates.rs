@@ -65,22 +65,10 @@ fn crates(tree: &str) -> BTreeSet<&str> {
     tree.lines().filter_map(|l| l.split_whitespace().next()).collect()
 }
 
-/// The package names of the workspace's members, as cargo sees them.
-fn workspace_crates() -> BTreeSet<String> {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--offline", "--locked", "--no-deps", "--format-version", "1"])
-        .current_dir(common::repo())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    meta["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
-}
-
 #[test]
 fn every_crate_has_a_rule() {
     let ruled: BTreeSet<String> = RULES.iter().map(|(c, _, _)| (*c).to_owned()).collect();
-    assert_eq!(workspace_crates(), ruled, "the workspace and RULES differ: give every crate a line in RULES");
+    assert_eq!(common::workspace_crates(), ruled, "the workspace and RULES differ: give every crate a line in RULES");
 }
 
 #[test]

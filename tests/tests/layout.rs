@@ -49,18 +49,6 @@ fn package_name(manifest: &Path) -> Option<String> {
     package.lines().find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"').map(str::to_owned))
 }
 
-/// The workspace's members, as cargo sees them.
-fn workspace_crates(repo: &Path) -> BTreeSet<String> {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--offline", "--locked", "--no-deps", "--format-version", "1"])
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    meta["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
-}
-
 /// The top-level folders git tracks (not the dot-folders).
 fn tracked_top_folders(repo: &Path) -> BTreeSet<String> {
     let out = Command::new("git").args(["ls-files"]).current_dir(repo).output().unwrap();
@@ -125,7 +113,7 @@ fn the_tree_is_the_one_the_card_names_and_architecture_draws() {
     assert!(!repo.join("crates").exists(), "crates/ is gone: the crates sit in filter/, host-harness/, cli/");
     let entries = tree(&architecture());
     assert!(entries.contains(&Entry { path: "filter/core".into(), krate: Some("certgate-core".into()) }), "{entries:?}");
-    let found = disagreements(&entries, &repo, &workspace_crates(&repo), &tracked_top_folders(&repo));
+    let found = disagreements(&entries, &repo, &common::workspace_crates(), &tracked_top_folders(&repo));
     assert!(found.is_empty(), "{found:#?}");
 }
 
@@ -134,7 +122,7 @@ fn the_tree_is_the_one_the_card_names_and_architecture_draws() {
 #[test]
 fn a_tree_that_disagrees_with_the_repository_is_caught() {
     let repo = common::repo();
-    let members = workspace_crates(&repo);
+    let members = common::workspace_crates();
     let drawn = architecture();
     let broken = drawn
         .replace("  core/            certgate-core", "  kernel/          certgate-core")
