@@ -108,9 +108,7 @@ async fn prometheus_computes_every_rule_and_fires_the_alerts_from_real_envoys() 
 
     let dir = TempDir::new("scrape").unwrap();
     let write = |name: &str, c: &certgate_test_support::crafted::Crafted| {
-        let (chain, key) = (dir.0.join(format!("{name}-chain.pem")), dir.0.join(format!("{name}.key")));
-        std::fs::write(&chain, &c.chain_pem).unwrap();
-        std::fs::write(&key, &c.key_pem).unwrap();
+        let (chain, key) = c.write_files(&dir.0, name).unwrap();
         client_config_files(&pki("root-ca.pem"), Some((&chain, &key)), &[b"http/1.1"])
     };
     let expiring = write("expiring", &client_certificate_until(&repo(), "soon", &[], (2030, 1, 1)).unwrap());

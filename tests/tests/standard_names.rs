@@ -12,11 +12,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 
 use certgate_backend as backend;
 use certgate_edge::tls::ClientCertMode;
-use certgate_test_support::crafted::{client_certificate, Crafted, Name};
+use certgate_test_support::crafted::{client_certificate, Name};
 use common::envoy::{config, with_listener_verification, Build, Envoy};
 use common::{client_config_files, connect_with, pki, repo, stack, TempDir};
 
@@ -81,14 +80,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Writes a crafted client's chain and key to `dir`; their paths.
-fn files(dir: &Path, i: usize, crafted: &Crafted) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (chain, key) = (dir.join(format!("c{i}-chain.pem")), dir.join(format!("c{i}.key")));
-    std::fs::write(&chain, &crafted.chain_pem).unwrap();
-    std::fs::write(&key, &crafted.key_pem).unwrap();
-    (chain, key)
-}
-
 /// Every case through one front; what went wrong.
 async fn run(front: &str, addr: SocketAddr, certs: &[(Case, (std::path::PathBuf, std::path::PathBuf))]) -> Vec<String> {
     let mut failures = Vec::new();
@@ -135,7 +126,7 @@ async fn names_that_fail_their_standard_match_nothing_and_reach_no_application()
         .enumerate()
         .map(|(i, c)| {
             let crafted = client_certificate(&repo(), "crafted", &c.names).unwrap();
-            let paths = files(&dir.0, i, &crafted);
+            let paths = crafted.write_files(&dir.0, &format!("c{i}")).unwrap();
             (c, paths)
         })
         .collect();
@@ -206,7 +197,7 @@ async fn certgate_writes_subject_and_issuer_as_envoy_does() {
         let envoy = Envoy::start_version(version, &build.config(&yaml)).unwrap();
         for (i, cn) in cns.iter().enumerate() {
             let crafted = client_certificate(&repo(), cn, &[]).unwrap();
-            let (chain, key) = files(&dir.0, i, &crafted);
+            let (chain, key) = crafted.write_files(&dir.0, &format!("c{i}")).unwrap();
             let tls = client_config_files(&pki("root-ca.pem"), Some((&chain, &key)), &[b"http/1.1"]);
             let r = connect_with(envoy.listener, tls, false).await.unwrap().send("GET", "/", &[]).await.unwrap();
             for (ours, envoys) in [("x-client-subject", "x-envoy-peer-subject"), ("x-client-issuer", "x-envoy-peer-issuer")] {

@@ -2,7 +2,7 @@
 //! with the names the test needs: what a CA that signs its users' CSRs
 //! could issue, so a proxy verifies them like any other.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rcgen::string::Ia5String;
 use rcgen::{date_time_ymd, CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
@@ -27,6 +27,17 @@ pub struct Crafted {
     pub chain_pem: String,
     /// Its PKCS#8 key.
     pub key_pem: String,
+}
+
+impl Crafted {
+    /// Writes the chain and the key into `dir` as `<name>-chain.pem` and
+    /// `<name>.key`, what a TLS client loads; their paths.
+    pub fn write_files(&self, dir: &Path, name: &str) -> std::io::Result<(PathBuf, PathBuf)> {
+        let (chain, key) = (dir.join(format!("{name}-chain.pem")), dir.join(format!("{name}.key")));
+        std::fs::write(&chain, &self.chain_pem)?;
+        std::fs::write(&key, &self.key_pem)?;
+        Ok((chain, key))
+    }
 }
 
 /// Why a certificate could not be made.
