@@ -17,6 +17,7 @@ use std::process::Command;
 
 use certgate_core::config::parse_policy;
 use certgate_edge::ServeOptions;
+use certgate_test_support::book::{blocks, Block};
 use std::time::Duration;
 
 use common::envoy::{config, envoy_bin_of, free_port, matrix, MODULE_VERSIONS};
@@ -50,30 +51,6 @@ fn text(page: &Path) -> String {
                 out.push_str(line);
                 out.push('\n');
             }
-        }
-    }
-    out
-}
-
-/// A fenced block: its info string (`json`, `yaml envoy-hcm`, ...) and body.
-struct Block {
-    info: String,
-    body: String,
-    line: usize,
-}
-
-fn blocks(markdown: &str) -> Vec<Block> {
-    let mut out = Vec::new();
-    let mut open: Option<Block> = None;
-    for (i, line) in markdown.lines().enumerate() {
-        match (&mut open, line.strip_prefix("```")) {
-            (None, Some(info)) => open = Some(Block { info: info.trim().to_owned(), body: String::new(), line: i + 1 }),
-            (Some(_), Some(_)) => out.push(open.take().unwrap()),
-            (Some(b), None) => {
-                b.body.push_str(line);
-                b.body.push('\n');
-            }
-            (None, None) => {}
         }
     }
     out

@@ -20,20 +20,7 @@ fn readme() -> String {
 /// The ```json blocks of a Markdown text (policies; a ```json block with
 /// more on its line, such as `certgate-cases`, is something else).
 fn json_blocks(markdown: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in markdown.lines() {
-        match (&mut current, line.trim_start()) {
-            (None, l) if l.trim_end() == "```json" => current = Some(String::new()),
-            (Some(_), l) if l.starts_with("```") => blocks.push(current.take().unwrap()),
-            (Some(b), _) => {
-                b.push_str(line);
-                b.push('\n');
-            }
-            _ => {}
-        }
-    }
-    blocks
+    certgate_test_support::book::blocks(markdown).into_iter().filter(|b| b.info == "json").map(|b| b.body).collect()
 }
 
 #[test]
