@@ -3,8 +3,9 @@
 //! resolves; every page is in SUMMARY.md; and every snippet a reader may
 //! copy is checked: each policy loads into the filter, each TOML file into
 //! `certgate serve`, each Envoy configuration passes `envoy --mode validate`
-//! on every Envoy of the matrix (the dynamic module's on 1.38 and later)
-//! once set into a committed configuration where it says it goes. A snippet
+//! on every Envoy of the matrix that the sentence before it claims ("(Envoy
+//! 1.36.4 to 1.40.0)"; the dynamic module's from 1.38) once set into a
+//! committed configuration where it says it goes. A snippet
 //! that is deliberately partial says so on its fence (`yaml partial`), and
 //! the test prints how many were skipped that way.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
@@ -152,6 +153,22 @@ fn envoy_with(snippet: &str, place: &str) -> String {
     serde_yaml_ng::to_string(&bootstrap).unwrap()
 }
 
+/// The Envoys the paragraph before a page's block (fence on `line`, 1-based)
+/// says it is for: "(Envoy 1.36.4 to 1.40.0)".
+fn claim(page: &str, line: usize) -> Option<(String, String)> {
+    let lines: Vec<&str> = page.lines().take(line.saturating_sub(1)).collect();
+    let paragraph: Vec<&str> = lines.iter().rev().skip_while(|l| l.trim().is_empty()).take_while(|l| !l.trim().is_empty() && !l.starts_with("```")).copied().collect();
+    let text = paragraph.into_iter().rev().collect::<Vec<_>>().join(" ");
+    let at = text.find("(Envoy ")?;
+    let (from, rest) = text[at + 7..].split_once(" to ")?;
+    let to = rest.split(')').next()?;
+    Some((from.to_owned(), to.to_owned()))
+}
+
+fn version(v: &str) -> Vec<u32> {
+    v.split('.').map(|n| n.parse().unwrap_or(0)).collect()
+}
+
 fn merge(into: &mut Yaml, from: Yaml) {
     if let (Some(into), Yaml::Mapping(from)) = (into.as_mapping_mut(), from) {
         for (k, v) in from {
@@ -166,7 +183,8 @@ fn every_snippet_a_reader_may_copy_is_checked() {
     let (mut checked, mut partial, mut validations, mut failures) = (0, 0, 0, Vec::new());
     for page in pages() {
         let name = page.strip_prefix(repo()).unwrap().display().to_string();
-        for (i, b) in blocks(&text(&page)).into_iter().enumerate() {
+        let body = text(&page);
+        for (i, b) in blocks(&body).into_iter().enumerate() {
             let at = format!("{name}:{}", b.line);
             let mut words = b.info.split_whitespace();
             let (lang, place) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
@@ -203,9 +221,19 @@ fn every_snippet_a_reader_may_copy_is_checked() {
                         .replace("/path/to/libcertgate.so", &common::envoy::module().display().to_string());
                     let file = dir.0.join(format!("envoy-{i}.yaml"));
                     std::fs::write(&file, envoy_with(&snippet, place)).unwrap();
-                    // on every Envoy of the matrix; the dynamic module's on those that run it
+                    // on every Envoy of the matrix the page says it works on
+                    let Some((from, to)) = claim(&body, b.line) else {
+                        failures.push(format!("{at}: the sentence before an Envoy snippet says which Envoys it is for: (Envoy X.Y.Z to X.Y.Z)"));
+                        continue;
+                    };
+                    let versions: Vec<String> = matrix().into_iter().filter(|v| version(v) >= version(&from) && version(v) <= version(&to)).collect();
                     let module = snippet.contains("DynamicModuleFilter");
-                    let versions: Vec<String> = matrix().into_iter().filter(|v| !module || MODULE_VERSIONS.contains(&v.as_str())).collect();
+                    if !matrix().contains(&from) || !matrix().contains(&to) || versions.is_empty() {
+                        failures.push(format!("{at}: it claims Envoy {from} to {to}; the versions tested are those of envoy/versions.txt"));
+                    }
+                    if module && versions.iter().any(|v| !MODULE_VERSIONS.contains(&v.as_str())) {
+                        failures.push(format!("{at}: a dynamic-module snippet claims Envoy {from}: the module runs on {} and later", MODULE_VERSIONS[0]));
+                    }
                     let mut ok = true;
                     for version in &versions {
                         let out = Command::new(envoy_bin_of(version)).args(["--mode", "validate", "-c"]).arg(&file).current_dir(repo()).output().unwrap();
@@ -286,3 +314,28 @@ fn the_benchmarks_chart_is_drawn_from_the_committed_bench_output() {
     assert!(svg.matches("<rect").count() >= 8, "a bar per variant");
     assert!(std::fs::read_to_string(book().join("benchmarks.md")).unwrap().contains("](images/builds.svg)"));
 }
+
+/// The data path and the crate map are what `docs/diagrams.py` draws, the
+/// crate map from `cargo metadata`: a crate added, removed or given a new
+/// dependency means a new picture.
+#[test]
+fn the_diagrams_are_drawn_from_the_workspace() {
+    let dir = TempDir::new("diagrams").unwrap();
+    let metadata = Command::new(env!("CARGO")).args(["metadata", "--format-version", "1", "--no-deps", "--offline"]).current_dir(repo()).output().unwrap();
+    assert!(metadata.status.success(), "{}", String::from_utf8_lossy(&metadata.stderr));
+    let mut draw = Command::new("python3").arg(repo().join("docs/diagrams.py")).arg(&dir.0).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut draw.stdin.take().unwrap(), &metadata.stdout).unwrap();
+    assert!(draw.wait().unwrap().success());
+    let page = std::fs::read_to_string(book().join("architecture.md")).unwrap();
+    for name in ["data-path.svg", "crates.svg"] {
+        let drawn = std::fs::read_to_string(dir.0.join(name)).unwrap();
+        let committed = std::fs::read_to_string(book().join("images").join(name)).unwrap_or_default();
+        assert!(drawn == committed, "docs/src/images/{name} is not what docs/diagrams.py draws: run `./dev docs`");
+        assert!(page.contains(&format!("](images/{name})")), "the architecture page shows {name}");
+    }
+    let crates = std::fs::read_to_string(dir.0.join("crates.svg")).unwrap();
+    for name in common::workspace_crates() {
+        assert!(crates.contains(&format!(">{name}</text>")), "the crate map has no box for {name}");
+    }
+}
+

@@ -205,8 +205,10 @@ pub fn metrics_page() -> String {
         let _ = writeln!(out, "| `{name}` | {} |", cell(meaning));
     }
     let _ = writeln!(out, "| `certgate_panics_total` | the dynamic module only: requests whose filter panicked (caught; the request failed closed) |");
-    out.push_str("\n## Stats tags\n\nEnvoy's `stats_config.stats_tags` that make the labels, as every committed configuration carries them:\n\n");
-    for namespace in [metrics::WASM_NAMESPACE, metrics::MODULE_NAMESPACE] {
+    out.push_str("\n## Stats tags\n\nEnvoy's `stats_config.stats_tags` that make the labels, as every committed configuration carries them.\n\n");
+    let (first, last, module_first) = envoy_versions();
+    for (namespace, build, from) in [(metrics::WASM_NAMESPACE, "The Wasm build's", first), (metrics::MODULE_NAMESPACE, "The dynamic module's", module_first)] {
+        let _ = writeln!(out, "{build} (Envoy {from} to {last}):\n");
         let _ = writeln!(out, "```yaml envoy-bootstrap\n# {namespace}\nstats_config:\n  stats_tags:");
         for (tag, regex) in metrics::stats_tags(namespace) {
             let _ = writeln!(out, "  - tag_name: {tag}\n    regex: '{regex}'");
@@ -214,6 +216,17 @@ pub fn metrics_page() -> String {
         out.push_str("```\n\n");
     }
     out.trim_end().to_owned() + "\n"
+}
+
+/// The Envoys of the tested matrix (`envoy/versions.txt`): the first, the
+/// last, and the first that runs the dynamic module (its ABI is 1.38's).
+fn envoy_versions() -> (&'static str, &'static str, &'static str) {
+    const MATRIX: &str = include_str!("../../../envoy/versions.txt");
+    let mut versions = MATRIX.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let first = versions.clone().next().unwrap_or("?");
+    let last = versions.clone().last().unwrap_or("?");
+    let module_first = versions.find(|v| v.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= 38)).unwrap_or("?");
+    (first, last, module_first)
 }
 
 /// The command line, from clap: each command, its usage and its arguments.
