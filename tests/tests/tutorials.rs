@@ -3,12 +3,12 @@
 //! directory that is also `$HOME`, with the `certgate` `./dev test` built and
 //! the project's venv (Flask, gunicorn, requests) on the `PATH`. What a block
 //! prints must be what the page shows when it follows the block with its
-//! output (```` ```text output ````).
+//! output (```` ```text output ````), line by line, trailing spaces aside.
 //!
 //! How a page says what a person would do that a script cannot see:
 //! - a command that asks at the terminal (a password) is in a block fenced
-//!   ```` ```sh tty ````: it runs on a pseudo-terminal (`script`) and the
-//!   runner types [`TYPED`] at every prompt;
+//!   ```` ```sh tty ````: it runs on a pseudo-terminal and the runner types
+//!   [`TYPED`] at each prompt once it shows ([`TYPIST`]);
 //! - a server started in the background (`... &`) names its address
 //!   (`--listen` or `--bind`): the next block waits until it accepts
 //!   connections, as a person would wait for it to start;
@@ -28,6 +28,36 @@ use common::{repo, TempDir};
 
 /// What the runner types at a `sh tty` block's prompts.
 const TYPED: &str = "certgate-tutorial";
+
+/// Runs a command on a pseudo-terminal and types `argv[1]` each time it
+/// waits at a prompt (its output so far ends in `:` and a space), as a person
+/// would: after the prompt shows (some programs flush what was typed
+/// before). Exits with the command's status.
+const TYPIST: &str = r#"
+import os, pty, select, sys
+typed, command = sys.argv[1].encode() + b"\n", sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("bash", ["bash", command])
+seen = b""
+while True:
+    ready, _, _ = select.select([fd], [], [], 30)
+    if not ready:
+        sys.exit("no prompt and no output for 30 s: " + seen[-200:].decode(errors="replace"))
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    sys.stdout.buffer.write(chunk)
+    seen += chunk
+    if seen.rstrip(b" ").endswith(b":") and seen.endswith(b" "):
+        os.write(fd, typed)
+        seen = b""
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
 
 /// The tutorial pages this file runs, each by its own test below.
 const PAGES: [&str; 4] = ["from-nothing.md", "gunicorn.md", "nginx.md", "browsers.md"];
@@ -105,6 +135,7 @@ fn run_page(name: &str) {
     let home = TempDir::new("tutorial").unwrap();
     let runner = home.0.join(".runner");
     std::fs::create_dir_all(&runner).unwrap();
+    std::fs::write(runner.join("typist.py"), TYPIST).unwrap();
 
     // one script, the blocks in order, each followed by its mark on stdout
     let mut script = String::from(
@@ -121,7 +152,8 @@ fn run_page(name: &str) {
             let file = runner.join(format!("block-{n}.sh"));
             std::fs::write(&file, &b.body).unwrap();
             script.push_str(&format!(
-                "{{ yes {TYPED} || true; }} | script -qec 'bash {}' /dev/null > {}\n",
+                "python3 {} {TYPED} {} > {}\n",
+                runner.join("typist.py").display(),
                 file.display(),
                 runner.join(format!("block-{n}.tty")).display()
             ));
@@ -176,8 +208,10 @@ fn run_page(name: &str) {
     let stopped = sh.get(done).map_or(String::new(), |(_, b)| format!(" at the block of line {}", b.line));
     assert!(status.is_some_and(|s| s.success()), "{name}: the commands stopped{stopped} ({status:?}):\n{errors}");
     assert_eq!(done, sh.len(), "{name}: {done} of {} blocks ran:\n{errors}", sh.len());
+    // line by line as a reader sees them: trailing spaces aside
+    let lines = |text: &str| text.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
     for (n, line, want) in &shown {
-        assert_eq!(parts[2 * n], want.as_str(), "{name}:{line}: printed otherwise than the page shows\n{errors}");
+        assert_eq!(lines(parts[2 * n]), lines(want), "{name}:{line}: printed otherwise than the page shows\n{errors}");
     }
     eprintln!("{name}: {} shell blocks run ({ttys} on a terminal), {} outputs compared", sh.len(), shown.len());
     assert!(!shown.is_empty(), "{name}: the page shows no output to compare");

@@ -224,7 +224,7 @@ fn envoy_versions() -> (&'static str, &'static str, &'static str) {
     const MATRIX: &str = include_str!("../../../envoy/versions.txt");
     let mut versions = MATRIX.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
     let first = versions.clone().next().unwrap_or("?");
-    let last = versions.clone().last().unwrap_or("?");
+    let last = versions.clone().next_back().unwrap_or("?");
     let module_first = versions.find(|v| v.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= 38)).unwrap_or("?");
     (first, last, module_first)
 }
