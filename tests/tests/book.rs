@@ -321,10 +321,9 @@ fn the_benchmarks_chart_is_drawn_from_the_committed_bench_output() {
 #[test]
 fn the_diagrams_are_drawn_from_the_workspace() {
     let dir = TempDir::new("diagrams").unwrap();
-    let metadata = Command::new(env!("CARGO")).args(["metadata", "--format-version", "1", "--no-deps", "--offline"]).current_dir(repo()).output().unwrap();
-    assert!(metadata.status.success(), "{}", String::from_utf8_lossy(&metadata.stderr));
+    let metadata = common::cargo_metadata();
     let mut draw = Command::new("python3").arg(repo().join("docs/diagrams.py")).arg(&dir.0).stdin(std::process::Stdio::piped()).spawn().unwrap();
-    std::io::Write::write_all(&mut draw.stdin.take().unwrap(), &metadata.stdout).unwrap();
+    std::io::Write::write_all(&mut draw.stdin.take().unwrap(), &metadata).unwrap();
     assert!(draw.wait().unwrap().success());
     let page = std::fs::read_to_string(book().join("architecture.md")).unwrap();
     for name in ["data-path.svg", "crates.svg"] {
@@ -334,7 +333,7 @@ fn the_diagrams_are_drawn_from_the_workspace() {
         assert!(page.contains(&format!("](images/{name})")), "the architecture page shows {name}");
     }
     let crates = std::fs::read_to_string(dir.0.join("crates.svg")).unwrap();
-    for name in common::workspace_crates() {
+    for name in common::crates_of(&metadata) {
         assert!(crates.contains(&format!(">{name}</text>")), "the crate map has no box for {name}");
     }
 }

@@ -31,13 +31,23 @@ pub fn repo() -> PathBuf {
 
 /// The package names of the workspace's members, as cargo sees them.
 pub fn workspace_crates() -> std::collections::BTreeSet<String> {
+    crates_of(&cargo_metadata())
+}
+
+/// What `cargo metadata --no-deps` says of the workspace, as it printed it.
+pub fn cargo_metadata() -> Vec<u8> {
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--offline", "--locked", "--no-deps", "--format-version", "1"])
         .current_dir(repo())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+/// The crate names of [`cargo_metadata`]'s output.
+pub fn crates_of(metadata: &[u8]) -> std::collections::BTreeSet<String> {
+    let meta: serde_json::Value = serde_json::from_slice(metadata).unwrap();
     meta["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
 }
 
