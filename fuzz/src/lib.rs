@@ -9,18 +9,18 @@ use certgate_core::admission::{admit, property, XFCC_HEADER};
 use certgate_core::cache::IdentityCache;
 use certgate_core::config::parse_policy;
 use certgate_core::headers::{is_safe_value, HeaderKind};
+use certgate_core::host::Verified;
 use certgate_core::identity::{IdentitySource, PeerIdentity};
-use certgate_x509::sha256_hex;
-use certgate_x509::san;
-use certgate_x509::spiffe::SpiffeId;
 use certgate_core::path::{self, PathCase, Reading};
 use certgate_core::policy::{
     decide, Access, Credential, DenyReason, IdentitySourceSetting, Outcome, PathMatch, Peer, Policy, RequestFacts, Verification,
 };
 use certgate_core::testing::FakeEnvoy;
-use certgate_core::host::Verified;
 use certgate_core::token::{Token, WithoutToken};
 use certgate_core::xfcc;
+use certgate_x509::san;
+use certgate_x509::sha256_hex;
+use certgate_x509::spiffe::SpiffeId;
 
 /// 2026-11-23, inside the fixtures' validity.
 const NOW: i64 = 1_795_400_000;
@@ -71,7 +71,9 @@ pub fn certgate_spiffe(uri: &str) -> SpiffeReading {
 
 /// The `spiffe` crate's reading: the independent oracle.
 pub fn oracle_spiffe(uri: &str) -> SpiffeReading {
-    spiffe::SpiffeId::new(uri).ok().map(|id| (id.trust_domain_name().to_owned(), id.path().to_owned()))
+    spiffe::SpiffeId::new(uri)
+        .ok()
+        .map(|id| (id.trust_domain_name().to_owned(), id.path().to_owned()))
 }
 
 /// Whether `uri` has an uppercase letter in its scheme or trust domain:
@@ -123,7 +125,10 @@ pub fn identity(data: &[u8]) {
 pub fn config(data: &[u8]) {
     if let Ok(policy) = parse_policy(data) {
         // A policy that loads can decide any request without panicking.
-        let request = Request { policy: 0, ..Request::default() };
+        let request = Request {
+            policy: 0,
+            ..Request::default()
+        };
         run(&policy, &request);
     }
 }
@@ -213,9 +218,11 @@ fn run(policy: &Policy, r: &Request) {
     if let Some(der) = &der {
         let digest = sha256_hex(der);
         host.properties.insert(property::SHA256_DIGEST.join("."), digest.into_bytes());
-        host.properties.insert(property::PEER_CERTIFICATE.join("."), pem_of(der).into_bytes());
+        host.properties
+            .insert(property::PEER_CERTIFICATE.join("."), pem_of(der).into_bytes());
         if let Some(v) = r.verified {
-            host.properties.insert(property::PEER_CERTIFICATE_VALID.join("."), vec![u8::from(v)]);
+            host.properties
+                .insert(property::PEER_CERTIFICATE_VALID.join("."), vec![u8::from(v)]);
         }
     }
     let thumbprint = der.as_deref().map(certgate_x509::x5t_s256);
@@ -249,14 +256,25 @@ fn run(policy: &Policy, r: &Request) {
                 TokenInput::None => tokens.without_token == WithoutToken::Allow,
                 TokenInput::Unbound => false,
             };
-            assert!(bound, "allowed on a rule that checks tokens without a token bound to this certificate: {:?}", r.token);
+            assert!(
+                bound,
+                "allowed on a rule that checks tokens without a token bound to this certificate: {:?}",
+                r.token
+            );
         }
     }
 
-    assert_eq!(admission.forwarded, host.reply.is_none(), "a request is either forwarded or answered");
+    assert_eq!(
+        admission.forwarded,
+        host.reply.is_none(),
+        "a request is either forwarded or answered"
+    );
     // every series a request counts in was defined (only those that can count are)
     for (name, _) in certgate_core::metrics::increments(policy, &admission) {
-        assert!(!name.starts_with("undefined"), "a request counted in a series the policy never defined: {admission:?}");
+        assert!(
+            !name.starts_with("undefined"),
+            "a request counted in a series the policy never defined: {admission:?}"
+        );
     }
     // No identity header from the client survives: every header the policy
     // strips that is still there was set by certgate.
@@ -352,7 +370,9 @@ thread_local! {
 /// spelling reaches a rule the request would not pass), and the normal path
 /// certgate forwards decides the same as the path it came as.
 pub fn paths(data: &[u8]) {
-    let (Some(&pick), Some(&who)) = (data.first(), data.get(1)) else { return };
+    let (Some(&pick), Some(&who)) = (data.first(), data.get(1)) else {
+        return;
+    };
     let raw = String::from_utf8_lossy(data.get(2..).unwrap_or_default()).into_owned();
     PATH_POLICIES.with(|policies| {
         ALICE.with(|alice| {
@@ -367,27 +387,55 @@ pub fn paths(data: &[u8]) {
                 (true, _) => Token::Missing,
                 (false, _) => Token::NotRead,
             };
-            let decide_path = |path: &str| decide(policy, &RequestFacts { path, method: "GET", host: "localhost", peer, token: &token }, NOW);
+            let decide_path = |path: &str| {
+                decide(
+                    policy,
+                    &RequestFacts {
+                        path,
+                        method: "GET",
+                        host: "localhost",
+                        peer,
+                        token: &token,
+                    },
+                    NOW,
+                )
+            };
             let first = decide_path(&raw);
             let Some(normal) = first.path.clone() else {
                 assert_eq!(first.outcome, Outcome::Deny(DenyReason::BadPath), "{raw:?}: no path, so refused");
                 return;
             };
             let forwarded = decide_path(&format!("{}{}", normal.path, normal.query));
-            assert_eq!((forwarded.outcome, forwarded.rule), (first.outcome, first.rule), "{raw:?}: the forwarded path decides the same");
+            assert_eq!(
+                (forwarded.outcome, forwarded.rule),
+                (first.outcome, first.rule),
+                "{raw:?}: the forwarded path decides the same"
+            );
             if first.outcome != Outcome::Allow {
                 return;
             }
             // An exact rule names its path as the application does.
-            let as_written = Reading { path: normal.path.clone(), fold_case: policy.paths.case == PathCase::Insensitive };
+            let as_written = Reading {
+                path: normal.path.clone(),
+                fold_case: policy.paths.case == PathCase::Insensitive,
+            };
             let literal = policy.rules.iter().find(|r| r.applies_to(&as_written, "GET", "localhost"));
             if literal.is_some_and(|r| matches!(r.path, PathMatch::Exact(_))) {
                 return;
             }
             for reading in path::readings(&normal.path, policy.paths).unwrap_or_default() {
-                let read = if reading.fold_case { reading.path.to_ascii_lowercase() } else { reading.path.clone() };
+                let read = if reading.fold_case {
+                    reading.path.to_ascii_lowercase()
+                } else {
+                    reading.path.clone()
+                };
                 let d = decide_path(&read);
-                assert_eq!(d.outcome, Outcome::Allow, "{raw:?} is allowed ({:?}) but an application may read it as {read:?}: {d:?}", first.rule);
+                assert_eq!(
+                    d.outcome,
+                    Outcome::Allow,
+                    "{raw:?} is allowed ({:?}) but an application may read it as {read:?}: {d:?}",
+                    first.rule
+                );
             }
         })
     });

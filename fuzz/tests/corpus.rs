@@ -61,7 +61,13 @@ fn admission_corpus() {
 #[test]
 fn admission_with_each_kind_of_token() {
     use certgate_fuzz::{Cert, Request, TokenInput};
-    for token in [TokenInput::None, TokenInput::BoundToPeer, TokenInput::Claim(b"x".to_vec()), TokenInput::Unbound, TokenInput::Opaque] {
+    for token in [
+        TokenInput::None,
+        TokenInput::BoundToPeer,
+        TokenInput::Claim(b"x".to_vec()),
+        TokenInput::Unbound,
+        TokenInput::Opaque,
+    ] {
         for listener_verifies in [false, true] {
             let request = Request {
                 policy: 3,

@@ -10,7 +10,10 @@ use certgate_x509::spiffe::{SpiffeId, SpiffeIdError};
 /// The seeds: one or more cases for every rule.
 fn seeds() -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/spiffe");
-    let mut out: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
     out.sort();
     out
 }
@@ -18,9 +21,31 @@ fn seeds() -> Vec<String> {
 /// Strings made of the pieces SPIFFE IDs and their mistakes are made of,
 /// from a fixed seed (the same strings every run).
 fn generated(count: usize) -> Vec<String> {
-    const SCHEMES: [&str; 8] = ["spiffe://", "spiffe://", "spiffe://", "spiffe://", "SPIFFE://", "spiffe:/", "https://", "spiffe:"];
+    const SCHEMES: [&str; 8] = [
+        "spiffe://",
+        "spiffe://",
+        "spiffe://",
+        "spiffe://",
+        "SPIFFE://",
+        "spiffe:/",
+        "https://",
+        "spiffe:",
+    ];
     const DOMAINS: [&str; 14] = [
-        "example.org", "example.org", "td", "a-b_c.9", "", "Example.org", "exa mple", "u@td", "td:443", "td.", "*.td", "ex%41", "t\u{e4}", "td?q",
+        "example.org",
+        "example.org",
+        "td",
+        "a-b_c.9",
+        "",
+        "Example.org",
+        "exa mple",
+        "u@td",
+        "td:443",
+        "td.",
+        "*.td",
+        "ex%41",
+        "t\u{e4}",
+        "td?q",
     ];
     const PIECES: [&str; 24] = [
         "/", "/", "/", "a", "B", "9", ".", "..", "-", "_", "ns", "prod", "%2F", "%", "?", "#", " ", "*", ",", ":", "@", "\\", "\u{f6}", "~",
@@ -62,7 +87,12 @@ fn certgate_reads_every_spiffe_id_as_the_spiffe_crate_does() {
     eprintln!("{} strings, {valid} valid SPIFFE IDs", corpus.len());
     assert!(valid > 1_000 && valid < corpus.len() / 2, "the corpus has both kinds: {valid}");
     let found = disagreements(&corpus, certgate_spiffe);
-    assert!(found.is_empty(), "{} disagreements, first: {:#?}", found.len(), &found[..found.len().min(10)]);
+    assert!(
+        found.is_empty(),
+        "{} disagreements, first: {:#?}",
+        found.len(),
+        &found[..found.len().min(10)]
+    );
 }
 
 /// A reader that lets one rule's breach through (reads the trust domain and

@@ -34,7 +34,13 @@
 //! and (F) with another build of the module: an A/B within one run
 //! (`<path>:<path>...` adds (k), (m), (n), cached, with more builds).
 //! Build first: `./dev test`. Run: `taskset -c 1 cargo bench -p certgate-tests --bench builds`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -44,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certgate_test_support::loadgen;
-use common::envoy::{config, RBAC_FILTER, module, module_filter, wasm_filter, with_filter, Envoy};
+use common::envoy::{config, module, module_filter, wasm_filter, with_filter, Envoy, RBAC_FILTER};
 use common::pki::distinct_clients;
 use common::repo;
 
@@ -55,13 +61,16 @@ const ROUNDS: usize = 6;
 /// A configuration without the XFCC settings: what a filter that reads the
 /// connection itself (RBAC, Lua, no filter) needs.
 fn without_xfcc(yaml: &str) -> String {
-    yaml.lines().filter(|l| !l.contains("forward_client_cert_details") && !l.contains("set_current_client_cert_details")).map(|l| format!("{l}\n")).collect()
+    yaml.lines()
+        .filter(|l| !l.contains("forward_client_cert_details") && !l.contains("set_current_client_cert_details"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// The least certgate can do: no identity headers, one anonymous rule (it
 /// still reads the headers and the peer's identity, counts and publishes).
-const MINIMAL: &str = r#"{"verification":"listener","headers":{"preset":"none"},"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#;
-
+const MINIMAL: &str =
+    r#"{"verification":"listener","headers":{"preset":"none"},"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#;
 
 /// The Gunicorn worker's job in Envoy's Lua filter, as a user would write
 /// it: Envoy lowercases header names, and a WSGI application reads `x-user`
@@ -121,7 +130,11 @@ impl Variant {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let backend = rt.block_on(certgate_backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     let base = || config("required-mtls.yaml", backend.addr, None);
     let root = repo();
@@ -135,10 +148,21 @@ fn main() {
     misses["cache_size"] = 8.into();
     let (gunicorn, default, misses) = (gunicorn.to_string(), default.to_string(), misses.to_string());
     let wasm = root.join(certgate_edge::locate::BUILD_PATH).display().to_string();
-    let empty = root.join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm").display().to_string();
+    let empty = root
+        .join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm")
+        .display()
+        .to_string();
     let so = module();
-    let v = |name, filter: &str, distinct| Variant { name, yaml: with_filter(&base(), filter), distinct };
-    let bare = |name, filter: &str| Variant { name, yaml: without_xfcc(&with_filter(&base(), filter)), distinct: false };
+    let v = |name, filter: &str, distinct| Variant {
+        name,
+        yaml: with_filter(&base(), filter),
+        distinct,
+    };
+    let bare = |name, filter: &str| Variant {
+        name,
+        yaml: without_xfcc(&with_filter(&base(), filter)),
+        distinct: false,
+    };
     let mut variants = vec![
         bare("a no filter", ""),
         v("x no filter, XFCC", "", false),
@@ -168,7 +192,11 @@ fn main() {
     // floors their ratios need, and no memory part.
     let only = std::env::var("CERTGATE_BENCH_VARIANTS").ok();
     if let Some(only) = &only {
-        let floors: String = variants.iter().filter(|v| only.contains(&v.name[..1])).map(Variant::floor).collect();
+        let floors: String = variants
+            .iter()
+            .filter(|v| only.contains(&v.name[..1]))
+            .map(Variant::floor)
+            .collect();
         variants.retain(|v| only.contains(&v.name[..1]) || floors.contains(&v.name[..1]) || v.name.starts_with(['a', 'A', 'x']));
     }
     let scratch = common::TempDir::new("bench-pki").unwrap();
@@ -182,9 +210,19 @@ fn main() {
     let pinned = taskset.then_some("0");
 
     // What each variant answers, before measuring it.
-    let envoys: Vec<Envoy> = variants.iter().map(|v| Envoy::start_with(&v.yaml, 1, pinned).unwrap_or_else(|e| panic!("{}: {e}", v.name))).collect();
+    let envoys: Vec<Envoy> = variants
+        .iter()
+        .map(|v| Envoy::start_with(&v.yaml, 1, pinned).unwrap_or_else(|e| panic!("{}: {e}", v.name)))
+        .collect();
     for (v, e) in variants.iter().zip(&envoys) {
-        let r = rt.block_on(common::get(e.listener, Some("alice"), "/api/v0.1/headers", &[("x-user", "mallory"), ("x_user", "mallory")])).unwrap();
+        let r = rt
+            .block_on(common::get(
+                e.listener,
+                Some("alice"),
+                "/api/v0.1/headers",
+                &[("x-user", "mallory"), ("x_user", "mallory")],
+            ))
+            .unwrap();
         assert_eq!(r.status, 200, "{}: {}", v.name, r.body);
         // the variants doing the Gunicorn worker's job
         if v.name.starts_with(['c', 'e', 'f', 'E', 'F']) {
@@ -192,7 +230,9 @@ fn main() {
             assert_eq!(r.backend_header("x-issuer"), ["Example Client CA"], "{}", v.name);
             assert!(r.backend_header("x_user").is_empty(), "{}", v.name);
         }
-        let bob = rt.block_on(common::get(e.listener, Some("carol"), "/api/v0.1/headers", &[])).unwrap();
+        let bob = rt
+            .block_on(common::get(e.listener, Some("carol"), "/api/v0.1/headers", &[]))
+            .unwrap();
         if !v.name.starts_with(['a', 'x', 'A', 'd', 'h']) && !v.alt() {
             assert_eq!(bob.status, 403, "{}: carol's issuer is not allowed: {}", v.name, bob.body);
         }
@@ -208,11 +248,26 @@ fn main() {
         for (i, envoy) in envoys.iter().enumerate() {
             let pid = envoy.pid();
             let before = loadgen::cpu_time(pid).unwrap();
-            let configs = if variants[i].distinct { sixteen.clone() } else { vec![Some(alice.clone()); CONNECTIONS] };
-            let r = rt.block_on(loadgen::run_each(envoy.listener, configs, "/app/page", Duration::from_secs(SECONDS), 200));
+            let configs = if variants[i].distinct {
+                sixteen.clone()
+            } else {
+                vec![Some(alice.clone()); CONNECTIONS]
+            };
+            let r = rt.block_on(loadgen::run_each(
+                envoy.listener,
+                configs,
+                "/app/page",
+                Duration::from_secs(SECONDS),
+                200,
+            ));
             let cpu = loadgen::cpu_time(pid).unwrap() - before;
             assert_eq!(r.errors, 0, "{}: {} errors, first: {:?}", variants[i].name, r.errors, r.first_error);
-            results[i].push((cpu.as_secs_f64() * 1e6 / r.requests() as f64, r.per_second(), r.percentile(50), r.percentile(99)));
+            results[i].push((
+                cpu.as_secs_f64() * 1e6 / r.requests() as f64,
+                r.per_second(),
+                r.percentile(50),
+                r.percentile(99),
+            ));
         }
         eprintln!("round {} done", round + 1);
     }
@@ -246,7 +301,12 @@ fn main() {
             let (f, flo, fhi) = ratio(i, at(floor));
             format!("{f:.2} × ({floor}) ({flo:.2}–{fhi:.2})")
         };
-        println!("{:<22} {:>11.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {:<20} {own}", v.name, cpu(i), format!("{r:.2} ({lo:.2}–{hi:.2})"));
+        println!(
+            "{:<22} {:>11.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {:<20} {own}",
+            v.name,
+            cpu(i),
+            format!("{r:.2} ({lo:.2}–{hi:.2})")
+        );
     }
     println!("CPU: the least of the rounds; (A), (E), (F): 16 connections, each its own certificate, compared with (A), which has the XFCC settings");
 
@@ -269,7 +329,10 @@ fn main() {
     let measure = |yaml: &str| settings.map(|(workers, certificates)| rss(yaml, workers, certificates));
     let floor = measure(&variants[at('a')].yaml);
     println!("\nEnvoy resident memory over no filter, MB (no filter's own in KiB):");
-    println!("{:<18} {:>16} {:>16} {:>22}", "variant", "concurrency 1", "concurrency 4", "1,000 certificates");
+    println!(
+        "{:<18} {:>16} {:>16} {:>22}",
+        "variant", "concurrency 1", "concurrency 4", "1,000 certificates"
+    );
     println!("{:<18} {:>12} KiB {:>12} KiB {:>18} KiB", "no filter", floor[0], floor[1], floor[2]);
     let mut module_rss = [0.0; 3];
     let mut wasm_rss = [0.0; 3];
@@ -292,16 +355,25 @@ fn main() {
     let verdict = |met: bool, text: String| println!("  {} {text}", if met { "met   " } else { "MISSED" });
     let share = ratio(f, at('x')).0;
     verdict(share <= 1.05, format!("module ≤ 1.05× the XFCC-only variant: {share:.2}×"));
-    verdict(cpu(f) < cpu(c), format!("module below the Lua filter in CPU: {:.1} against {:.1} µs/request", cpu(f), cpu(c)));
+    verdict(
+        cpu(f) < cpu(c),
+        format!("module below the Lua filter in CPU: {:.1} against {:.1} µs/request", cpu(f), cpu(c)),
+    );
     verdict(
         module_rss[0] <= 2.0 && module_rss[2] <= 2.0,
-        format!("module RSS ≤ +2 MB over no filter, before and after 1,000 certificates: {:+.1}, {:+.1} MB", module_rss[0], module_rss[2]),
+        format!(
+            "module RSS ≤ +2 MB over no filter, before and after 1,000 certificates: {:+.1}, {:+.1} MB",
+            module_rss[0], module_rss[2]
+        ),
     );
     let wasm = ratio(e, at('d')).0;
     verdict(wasm <= 1.25, format!("Wasm ≤ 1.25× the empty Wasm filter: {wasm:.2}×"));
     verdict(
         wasm_rss[0] - empty_rss[0] <= 16.3,
-        format!("Wasm RSS over the empty Wasm filter no worse than 2026-12-01's +16.3 MB: {:+.1} MB", wasm_rss[0] - empty_rss[0]),
+        format!(
+            "Wasm RSS over the empty Wasm filter no worse than 2026-12-01's +16.3 MB: {:+.1} MB",
+            wasm_rss[0] - empty_rss[0]
+        ),
     );
     println!(
         "  (first-seen certificates against (A): module {:.2}×, Wasm {:.2}×; the module against no filter: {:.2}×)",

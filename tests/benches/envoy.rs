@@ -27,7 +27,13 @@
 //! variant the same and hide the filter's share.
 //! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench envoy`
 //! (best as `taskset -c 1 cargo bench ...` so the load stays off Envoy's core).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -38,7 +44,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use certgate_test_support::loadgen;
-use common::envoy::{config, RBAC_FILTER, wasm_filter, with_filter, Envoy};
+use common::envoy::{config, wasm_filter, with_filter, Envoy, RBAC_FILTER};
 use common::pki::distinct_clients;
 use common::repo;
 
@@ -50,9 +56,12 @@ const ROUNDS: usize = 6;
 /// still reads the headers and the peer's identity).
 const MINIMAL: &str = r#"{"headers":{"preset":"none"},"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#;
 
-
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let backend = rt.block_on(certgate_backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     // each Envoy its own port, picked by the kernel when it binds (a shared
     // port would spread the load over all of them: Envoy uses SO_REUSEPORT)
@@ -63,11 +72,13 @@ fn main() {
     let mut audit = example.clone();
     audit["mode"] = "audit".into();
     let certgate = root.join(certgate_edge::locate::BUILD_PATH).display().to_string();
-    let empty = root.join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm").display().to_string();
+    let empty = root
+        .join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm")
+        .display()
+        .to_string();
     // the same policy setting 7 headers instead of 14: what each header costs
     let mut lean = example.clone();
-    lean["headers"]["omit"] =
-        serde_json::json!(["issuer_cn", "serial", "not_before", "expires_in", "san_uri", "san_dns", "san_email"]);
+    lean["headers"]["omit"] = serde_json::json!(["issuer_cn", "serial", "not_before", "expires_in", "san_uri", "san_dns", "san_email"]);
     let mut gunicorn = example.clone();
     gunicorn["headers"] = serde_json::json!({"preset": "gunicorn"});
     let mut small_cache = example.clone();
@@ -77,12 +88,24 @@ fn main() {
         ("b native RBAC", with_filter(&base(), RBAC_FILTER)),
         ("c empty wasm", with_filter(&base(), &wasm_filter(&empty, ""))),
         ("d certgate", with_filter(&base(), &wasm_filter(&certgate, &example.to_string()))),
-        ("e certgate audit", with_filter(&base(), &wasm_filter(&certgate, &audit.to_string()))),
+        (
+            "e certgate audit",
+            with_filter(&base(), &wasm_filter(&certgate, &audit.to_string())),
+        ),
         ("f empty, 16 certs", with_filter(&base(), &wasm_filter(&empty, ""))),
-        ("g certgate, misses", with_filter(&base(), &wasm_filter(&certgate, &small_cache.to_string()))),
-        ("h certgate, 7 hdrs", with_filter(&base(), &wasm_filter(&certgate, &lean.to_string()))),
+        (
+            "g certgate, misses",
+            with_filter(&base(), &wasm_filter(&certgate, &small_cache.to_string())),
+        ),
+        (
+            "h certgate, 7 hdrs",
+            with_filter(&base(), &wasm_filter(&certgate, &lean.to_string())),
+        ),
         ("i certgate, minimal", with_filter(&base(), &wasm_filter(&certgate, MINIMAL))),
-        ("k certgate, gunicorn", with_filter(&base(), &wasm_filter(&certgate, &gunicorn.to_string()))),
+        (
+            "k certgate, gunicorn",
+            with_filter(&base(), &wasm_filter(&certgate, &gunicorn.to_string())),
+        ),
     ];
     if let Ok(alt) = std::env::var("CERTGATE_BENCH_ALT_WASM") {
         variants.push(("j certgate, alt", with_filter(&base(), &wasm_filter(&alt, &example.to_string()))));
@@ -94,7 +117,9 @@ fn main() {
     // the ratios need
     if let Ok(only) = std::env::var("CERTGATE_BENCH_VARIANTS") {
         let any_distinct = variants.iter().any(|(name, _)| distinct(name) && only.contains(&name[..1]));
-        variants.retain(|(name, _)| only.contains(&name[..1]) || name.starts_with('a') || name.starts_with('c') || (any_distinct && name.starts_with('f')));
+        variants.retain(|(name, _)| {
+            only.contains(&name[..1]) || name.starts_with('a') || name.starts_with('c') || (any_distinct && name.starts_with('f'))
+        });
     }
     let scratch = common::TempDir::new("bench-pki").unwrap();
     let clients = distinct_clients(&scratch.0, 2016);
@@ -121,8 +146,18 @@ fn main() {
         for (i, envoy) in envoys.iter().enumerate() {
             let pid = envoy.pid();
             let before = loadgen::cpu_time(pid).unwrap();
-            let configs = if distinct(variants[i].0) { sixteen.clone() } else { vec![Some(tls.clone()); CONNECTIONS] };
-            let r = rt.block_on(loadgen::run_each(envoy.listener, configs, "/app/page", Duration::from_secs(SECONDS), 200));
+            let configs = if distinct(variants[i].0) {
+                sixteen.clone()
+            } else {
+                vec![Some(tls.clone()); CONNECTIONS]
+            };
+            let r = rt.block_on(loadgen::run_each(
+                envoy.listener,
+                configs,
+                "/app/page",
+                Duration::from_secs(SECONDS),
+                200,
+            ));
             let cpu = loadgen::cpu_time(pid).unwrap() - before;
             assert_eq!(r.errors, 0, "{}: {} errors, first: {:?}", variants[i].0, r.errors, r.first_error);
             let per = cpu.as_secs_f64() * 1e6 / r.requests() as f64;
@@ -140,14 +175,21 @@ fn main() {
         r.sort_by(f64::total_cmp);
         format!("{:.2} ({:.2}–{:.2})", r[ROUNDS / 2], r[0], r[ROUNDS - 1])
     };
-    println!("{:<18} {:>12} {:>9} {:>7} {:>7}   {:<20} {:<20}", "variant", "CPU µs/req", "req/s", "p50 µs", "p99 µs", "ratio to (a)", "ratio to (c)");
+    println!(
+        "{:<18} {:>12} {:>9} {:>7} {:>7}   {:<20} {:<20}",
+        "variant", "CPU µs/req", "req/s", "p50 µs", "p99 µs", "ratio to (a)", "ratio to (c)"
+    );
     for (i, (name, _)) in variants.iter().enumerate() {
         let cpu = median(results[i].iter().map(|r| r.0).collect());
         let rps = median(results[i].iter().map(|r| r.1).collect());
         let p50 = median(results[i].iter().map(|r| r.2 as f64).collect());
         let p99 = median(results[i].iter().map(|r| r.3 as f64).collect());
         let floor = if distinct(name) { position('f') } else { position('c') };
-        println!("{name:<18} {cpu:>12.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {:<20} {:<20}", ratio(i, 0), ratio(i, floor));
+        println!(
+            "{name:<18} {cpu:>12.1} {rps:>9.0} {p50:>7.0} {p99:>7.0}   {:<20} {:<20}",
+            ratio(i, 0),
+            ratio(i, floor)
+        );
     }
     println!("(f), (g) and (l): ratio to (c) is to (f), the empty filter under the same 16-certificate load");
     drop(envoys);
@@ -167,7 +209,14 @@ fn main() {
                 assert_eq!(r.errors, 0, "{name}: {:?}", r.first_error);
             }
         };
-        rt.block_on(loadgen::run(envoy.listener, Some(tls.clone()), "/app/page", 4, Duration::from_secs(2), 200));
+        rt.block_on(loadgen::run(
+            envoy.listener,
+            Some(tls.clone()),
+            "/app/page",
+            4,
+            Duration::from_secs(2),
+            200,
+        ));
         let one = envoy.rss_kib();
         once(16..1016);
         let thousand = envoy.rss_kib();

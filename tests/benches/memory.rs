@@ -14,7 +14,13 @@
 //! Envoy (e.g. `memory_allocator_manager`), to try an operator's setting.
 //! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench memory`
 //! (another Envoy of the matrix: `CERTGATE_ENVOY=.venvs/envoy-<version>/bin/envoy`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -49,7 +55,11 @@ struct Inside<'a> {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let backend = rt.block_on(certgate_backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     let root = repo();
     let example = std::fs::read_to_string(root.join("fixtures/policies/example.json")).unwrap();
@@ -61,8 +71,14 @@ fn main() {
     example["verification"] = "listener".into();
     let example = example.to_string();
     let certgate = root.join(certgate_edge::locate::BUILD_PATH).display().to_string();
-    let empty = root.join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm").display().to_string();
-    let mut builds = vec![("empty", empty.clone(), String::new()), ("certgate", certgate.clone(), example.clone())];
+    let empty = root
+        .join("target/test-filters/wasm32-wasip1/release/empty_filter.wasm")
+        .display()
+        .to_string();
+    let mut builds = vec![
+        ("empty", empty.clone(), String::new()),
+        ("certgate", certgate.clone(), example.clone()),
+    ];
     let alt_wasm = std::env::var("CERTGATE_BENCH_ALT_WASM").ok();
     let alt_policy = std::env::var("CERTGATE_BENCH_ALT_POLICY").ok();
     if alt_wasm.is_some() || alt_policy.is_some() {
@@ -72,7 +88,9 @@ fn main() {
     let tls = loadgen::client_tls(&pki.join("root-ca.pem"), &pki.join("alice-chain.pem"), &pki.join("alice.key")).unwrap();
 
     // an operator's addition to the bootstrap, e.g. `memory_allocator_manager`
-    let bootstrap = std::env::var("CERTGATE_BENCH_BOOTSTRAP").map(|extra| format!("\n{extra}\n")).unwrap_or_default();
+    let bootstrap = std::env::var("CERTGATE_BENCH_BOOTSTRAP")
+        .map(|extra| format!("\n{extra}\n"))
+        .unwrap_or_default();
 
     println!("Envoy VmRSS (KiB) after one request on 4 connections per worker:");
     print!("{:<12}", "concurrency");
@@ -91,12 +109,24 @@ fn main() {
         for (name, wasm, policy) in &builds {
             let yaml = with_filter(&config("required-mtls.yaml", backend.addr, None), &wasm_filter(wasm, policy)) + &bootstrap;
             let envoy = Envoy::start_with(&yaml, workers, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let r = rt.block_on(loadgen::run_each(envoy.listener, vec![Some(tls.clone()); 4 * workers], "/app/page", Duration::ZERO, 200));
+            let r = rt.block_on(loadgen::run_each(
+                envoy.listener,
+                vec![Some(tls.clone()); 4 * workers],
+                "/app/page",
+                Duration::ZERO,
+                200,
+            ));
             assert_eq!(r.errors, 0, "{name}: {:?}", r.first_error);
             std::thread::sleep(Duration::from_millis(1500));
             let rss_kib = envoy.rss_kib();
             rss.push(rss_kib as i64);
-            inside.push(Inside { workers, name, allocator: envoy.allocator(), huge_kib: envoy.huge_pages_kib(), rss_kib });
+            inside.push(Inside {
+                workers,
+                name,
+                allocator: envoy.allocator(),
+                huge_kib: envoy.huge_pages_kib(),
+                rss_kib,
+            });
         }
         print!("{workers:<12}");
         for r in &rss {
@@ -111,7 +141,10 @@ fn main() {
     }
     for (i, (name, _, _)) in builds.iter().enumerate().skip(1) {
         let slope = (over[i][2] - over[i][0]) as f64 / 3.0;
-        println!("{name}: {} KiB over the empty filter at --concurrency 1, {slope:.0} KiB more per worker", over[i][0]);
+        println!(
+            "{name}: {} KiB over the empty filter at --concurrency 1, {slope:.0} KiB more per worker",
+            over[i][0]
+        );
     }
 
     // Where the difference is: Envoy's heap (tcmalloc) holds what is live
@@ -122,7 +155,14 @@ fn main() {
         "{:<12} {:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
         "concurrency", "build", "VmRSS", "heap", "live", "free", "caches", "huge pages"
     );
-    for Inside { workers, name, allocator, huge_kib: huge, rss_kib: rss } in &inside {
+    for Inside {
+        workers,
+        name,
+        allocator,
+        huge_kib: huge,
+        rss_kib: rss,
+    } in &inside
+    {
         let k = |key: &str| allocator.get(key).copied().unwrap_or(0) / 1024;
         let free = k("pageheap_free");
         println!(
@@ -134,7 +174,10 @@ fn main() {
     }
 
     println!("\nOne VM, in the harness (wasmtime):");
-    println!("{:<10} {:>12} {:>12} {:>18} {:>18}", "module", "code bytes", "data bytes", "memory at start", "after a request");
+    println!(
+        "{:<10} {:>12} {:>12} {:>18} {:>18}",
+        "module", "code bytes", "data bytes", "memory at start", "after a request"
+    );
     for (name, wasm, policy) in &builds {
         let bytes = std::fs::read(wasm).unwrap();
         let (code, data) = sections(&bytes);

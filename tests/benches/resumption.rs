@@ -7,7 +7,13 @@
 //! CPU time per new connection, connections per second and the share Envoy
 //! counted as resumed (its `ssl.session_reused` stat).
 //! Build first: `./dev test`. Run: `taskset -c 1 cargo bench -p certgate-tests --bench resumption`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -57,11 +63,18 @@ fn root_store() -> rustls::RootCertStore {
 /// Sums a counter over every listener (`listener.<addr>.ssl.<name>`).
 fn ssl_stat(envoy: &Envoy, name: &str) -> u64 {
     let stats = admin_get(envoy.admin, &format!("/stats?filter=^listener\\..*\\.ssl\\.{name}$")).unwrap_or_default();
-    stats.lines().filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok()).sum()
+    stats
+        .lines()
+        .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
+        .sum()
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let backend = rt.block_on(certgate_backend::start("127.0.0.1:0".parse().unwrap())).unwrap();
     let taskset = std::process::Command::new("taskset").arg("--version").output().is_ok();
     let envoy = Envoy::start_with(&config("required-mtls.yaml", backend.addr, None), 1, taskset.then_some("0")).unwrap();
@@ -83,7 +96,13 @@ fn main() {
             let cpu = loadgen::cpu_time(envoy.pid()).unwrap();
             let start = Instant::now();
             for _ in 0..CONNECTIONS / PARALLEL {
-                let r = rt.block_on(loadgen::run_each(envoy.listener, vec![Some(tls.clone()); PARALLEL], "/app/", Duration::ZERO, 200));
+                let r = rt.block_on(loadgen::run_each(
+                    envoy.listener,
+                    vec![Some(tls.clone()); PARALLEL],
+                    "/app/",
+                    Duration::ZERO,
+                    200,
+                ));
                 assert_eq!(r.errors, 0, "{name}: {:?}", r.first_error);
             }
             let elapsed = start.elapsed();
@@ -104,7 +123,10 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    println!("{:<18} {:>16} {:>8} {:>9}   {:<22}", "variant", "CPU µs/conn", "conn/s", "resumed", "ratio to full (min–max)");
+    println!(
+        "{:<18} {:>16} {:>8} {:>9}   {:<22}",
+        "variant", "CPU µs/conn", "conn/s", "resumed", "ratio to full (min–max)"
+    );
     for (i, (name, _)) in variants.iter().enumerate() {
         let full = i - i % 2;
         let mut ratios: Vec<f64> = (0..ROUNDS).map(|k| results[i][k].0 / results[full][k].0).collect();

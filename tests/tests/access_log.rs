@@ -2,7 +2,13 @@
 //! rule nor the CN to the application (gunicorn): Envoy's log from the
 //! filter state certgate publishes (`%FILTER_STATE(wasm.certgate:PLAIN)%`
 //! in the committed configuration), and `certgate serve`'s own log.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -83,9 +89,15 @@ fn serves_access_log_shows_rule_reason_and_cn() {
         assert_eq!(get(addr, Some("alice"), "/api/v0.1/hello", &[]).await.unwrap().status, 200);
         assert_eq!(get(addr, Some("bob"), "/elsewhere", &[]).await.unwrap().status, 403);
     });
-    let seen = |needle: &str| log.lock().unwrap().lines().any(|l| l.contains("certgate::access") && l.contains(needle));
+    let seen = |needle: &str| {
+        log.lock()
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("certgate::access") && l.contains(needle))
+    };
     assert!(
-        eventually(|| seen("status=200 decision=allow rule=api reason=- cn=alice") && seen("status=403 decision=deny rule=- reason=no_matching_rule cn=bob")),
+        eventually(|| seen("status=200 decision=allow rule=api reason=- cn=alice")
+            && seen("status=403 decision=deny rule=- reason=no_matching_rule cn=bob")),
         "serve's log:\n{}",
         log.lock().unwrap()
     );

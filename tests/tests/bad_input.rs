@@ -4,18 +4,24 @@
 //! gives a deny with the right reason or a correct allow whose header values
 //! the application cannot misread; never a trap.
 //! `./dev fixtures` rewrites the crafted certificates with the test PKI.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
 use std::path::PathBuf;
 
+use certgate_core::headers::is_safe_value;
+use certgate_fixtures::CRAFTED;
 use certgate_host::abi::Status;
 use certgate_host::{Connection, Exchange, HarnessError};
 use common::plugin::{certgate, client, fixture, request, settings, with_peer_pem};
 use common::repo;
-use certgate_core::headers::is_safe_value;
-use certgate_fixtures::CRAFTED;
 
 fn dir() -> PathBuf {
     repo().join("fixtures/bad-input")
@@ -24,7 +30,11 @@ fn dir() -> PathBuf {
 /// Header values certgate set: printable ASCII only (no CR, LF, NUL, no
 /// non-ASCII), and list headers cannot gain an element from a comma.
 fn assert_safe(out: &Exchange, case: &str) {
-    let set: Vec<_> = out.upstream_headers.iter().filter(|(k, _)| k.starts_with("x-client-") || k.starts_with("x-certgate-")).collect();
+    let set: Vec<_> = out
+        .upstream_headers
+        .iter()
+        .filter(|(k, _)| k.starts_with("x-client-") || k.starts_with("x-certgate-"))
+        .collect();
     for (k, v) in set {
         assert!(is_safe_value(v), "{case}: {k} = {:?}", String::from_utf8_lossy(v));
     }
@@ -58,14 +68,25 @@ fn crafted_certificates_are_allowed_with_safe_headers_or_denied_as_unparseable()
         assert_safe(&out, name);
         if want == "allow" {
             let cn = out.header("x-client-cn").unwrap_or_default();
-            assert!(!cn.contains(',') && !cn.contains('\r') && !cn.contains('\0'), "{name}: x-client-cn {cn:?}");
+            assert!(
+                !cn.contains(',') && !cn.contains('\r') && !cn.contains('\0'),
+                "{name}: x-client-cn {cn:?}"
+            );
             assert_eq!(out.upstream_headers.iter().filter(|(k, _)| k == "x-client-cn").count(), 1, "{name}");
         }
     }
     // The comma in a URI SAN stays inside one percent-encoded element.
     let pem = std::fs::read_to_string(dir().join("comma-san.pem")).unwrap();
-    let out = plugin.request(&Connection::local_tls().with_client_cert_pem(&pem, true).unwrap(), request("GET", "/x")).unwrap();
-    assert_eq!(out.header("x-client-san-uri").as_deref(), Some("spiffe://example.org/ns/a%2CURI=spiffe://example.org/ns/admin"));
+    let out = plugin
+        .request(
+            &Connection::local_tls().with_client_cert_pem(&pem, true).unwrap(),
+            request("GET", "/x"),
+        )
+        .unwrap();
+    assert_eq!(
+        out.header("x-client-san-uri").as_deref(),
+        Some("spiffe://example.org/ns/a%2CURI=spiffe://example.org/ns/admin")
+    );
     assert!(plugin.logs().iter().all(|l| !l.message.contains("panicked")));
 }
 
@@ -81,10 +102,20 @@ fn broken_pem_and_der_are_denied_as_unparseable() {
         ("truncated PEM", alice.as_bytes()[..alice.len() / 2].to_vec()),
         ("truncated DER", wrap(&der[..der.len() - 10]).into_bytes()),
         ("DER with trailing bytes", wrap(&trailing).into_bytes()),
-        ("bad base64", b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".to_vec()),
+        (
+            "bad base64",
+            b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".to_vec(),
+        ),
         ("NUL bytes", vec![0; 64]),
         ("not UTF-8", vec![0xff, 0xfe, 0x80, 0x00, 0xc3]),
-        ("a megabyte of base64", format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", "QUFB".repeat(262_144)).into_bytes()),
+        (
+            "a megabyte of base64",
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                "QUFB".repeat(262_144)
+            )
+            .into_bytes(),
+        ),
         ("wrong label", alice.replace("CERTIFICATE", "PRIVATE KEY").into_bytes()),
     ];
     for (case, pem) in cases {
@@ -93,7 +124,14 @@ fn broken_pem_and_der_are_denied_as_unparseable() {
         assert_safe(&out, case);
     }
     // Still one healthy instance: alice passes afterwards.
-    assert_eq!(outcome(&plugin.request(&common::plugin::client("alice", true), request("GET", "/x")).unwrap()), "allow");
+    assert_eq!(
+        outcome(
+            &plugin
+                .request(&common::plugin::client("alice", true), request("GET", "/x"))
+                .unwrap()
+        ),
+        "allow"
+    );
 }
 
 #[test]
@@ -104,13 +142,39 @@ fn hostile_xfcc_is_denied_or_read_safely_never_a_trap() {
     let files = ["unbalanced-quote", "escaped-quotes", "empty-elements", "garbage-cert"];
     let mut cases: Vec<(String, Vec<String>, &str)> = files
         .iter()
-        .map(|f| (f.to_string(), vec![std::fs::read_to_string(dir().join(format!("xfcc-{f}.txt"))).unwrap()], "403 unparseable_certificate"))
+        .map(|f| {
+            (
+                f.to_string(),
+                vec![std::fs::read_to_string(dir().join(format!("xfcc-{f}.txt"))).unwrap()],
+                "403 unparseable_certificate",
+            )
+        })
         .collect();
-    cases.push(("5000 elements, the nearest good".into(), vec![format!("{}{good}", "By=spiffe://x;Hash=00,".repeat(5000))], "allow"));
-    cases.push(("5000 elements, the nearest bad".into(), vec![format!("{good}{}", ",By=spiffe://x;Hash=00".repeat(5000))], "403 unparseable_certificate"));
-    cases.push(("a megabyte value".into(), vec![format!("By=\"{}\";{good}", "a".repeat(1 << 20))], "allow"));
-    cases.push(("two headers, the nearest last".into(), vec!["Hash=00;Cert=\"x\"".into(), good.clone()], "allow"));
-    cases.push(("two headers, the nearest bad".into(), vec![good.clone(), "Hash=00;Cert=\"x\"".into()], "403 unparseable_certificate"));
+    cases.push((
+        "5000 elements, the nearest good".into(),
+        vec![format!("{}{good}", "By=spiffe://x;Hash=00,".repeat(5000))],
+        "allow",
+    ));
+    cases.push((
+        "5000 elements, the nearest bad".into(),
+        vec![format!("{good}{}", ",By=spiffe://x;Hash=00".repeat(5000))],
+        "403 unparseable_certificate",
+    ));
+    cases.push((
+        "a megabyte value".into(),
+        vec![format!("By=\"{}\";{good}", "a".repeat(1 << 20))],
+        "allow",
+    ));
+    cases.push((
+        "two headers, the nearest last".into(),
+        vec!["Hash=00;Cert=\"x\"".into(), good.clone()],
+        "allow",
+    ));
+    cases.push((
+        "two headers, the nearest bad".into(),
+        vec![good.clone(), "Hash=00;Cert=\"x\"".into()],
+        "403 unparseable_certificate",
+    ));
     for (case, values, want) in cases {
         let mut headers = request("GET", "/x");
         headers.extend(values.into_iter().map(|v| ("x-forwarded-client-cert".to_owned(), v.into_bytes())));
@@ -163,21 +227,46 @@ fn a_host_refusing_a_call_fails_the_request_closed_never_traps() {
         ("proxy_add_header_map_value", &alice, request("GET", "/app/"), "500 internal_error"),
         ("proxy_remove_header_map_value", &alice, spoofed(), "500 internal_error"),
         // a path the rules read as /app/x, forwarded under that spelling
-        ("proxy_replace_header_map_value", &alice, request("GET", "/%61pp/x"), "500 internal_error"),
+        (
+            "proxy_replace_header_map_value",
+            &alice,
+            request("GET", "/%61pp/x"),
+            "500 internal_error",
+        ),
         // publishing the decision is for logs: the request still goes on
         ("proxy_set_property", &alice, request("GET", "/app/"), "allow"),
         // the deny itself cannot be sent: the request stays paused, never forwarded
-        ("proxy_send_local_response", &Connection::local_tls(), request("GET", "/app/"), "paused"),
+        (
+            "proxy_send_local_response",
+            &Connection::local_tls(),
+            request("GET", "/app/"),
+            "paused",
+        ),
     ] {
         // 99: no status of the ABI, which a host may answer all the same
-        for status in [Status::BadArgument as i32, Status::NotFound as i32, Status::InternalFailure as i32, 99] {
+        for status in [
+            Status::BadArgument as i32,
+            Status::NotFound as i32,
+            Status::InternalFailure as i32,
+            99,
+        ] {
             let module = certgate().with_refused_import(import, status).unwrap();
             let mut plugin = module.start(settings(config)).unwrap();
             for attempt in 1..=2 {
-                let out = plugin.request(conn, headers.clone()).unwrap_or_else(|e| panic!("{import} {status}: {e}"));
-                let got = if out.local_response.is_none() && !out.forwarded() { "paused".to_owned() } else { outcome(&out) };
+                let out = plugin
+                    .request(conn, headers.clone())
+                    .unwrap_or_else(|e| panic!("{import} {status}: {e}"));
+                let got = if out.local_response.is_none() && !out.forwarded() {
+                    "paused".to_owned()
+                } else {
+                    outcome(&out)
+                };
                 // a property the host does not have: no certificate, denied
-                let want = if import == "proxy_get_property" && status == Status::NotFound as i32 { "403 certificate_required" } else { want };
+                let want = if import == "proxy_get_property" && status == Status::NotFound as i32 {
+                    "403 certificate_required"
+                } else {
+                    want
+                };
                 assert_eq!(got, want, "{import} refused with {status}, request {attempt}");
                 if want == "allow" {
                     assert_eq!(out.header("x-client-cn").as_deref(), Some("alice"), "{import}");
@@ -214,7 +303,9 @@ fn a_host_refusing_a_plugin_call_never_traps() {
             let module = certgate().with_refused_import(import, status).unwrap();
             let mut plugin = module.start(settings(config)).unwrap_or_else(|e| panic!("{import} {status}: {e}"));
             for _ in 0..2 {
-                let out = plugin.request(&alice, request("GET", "/app/")).unwrap_or_else(|e| panic!("{import} {status}: {e}"));
+                let out = plugin
+                    .request(&alice, request("GET", "/app/"))
+                    .unwrap_or_else(|e| panic!("{import} {status}: {e}"));
                 assert_eq!(outcome(&out), want, "{import} refused with {status}");
                 plugin.tick().unwrap_or_else(|e| panic!("{import} {status}, tick: {e}"));
             }

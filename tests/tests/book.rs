@@ -8,7 +8,13 @@
 //! committed configuration where it says it goes. A snippet
 //! that is deliberately partial says so on its fence (`yaml partial`), and
 //! the test prints how many were skipped that way.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -41,7 +47,9 @@ fn text(page: &Path) -> String {
     for line in raw.lines() {
         match line.strip_prefix("{{#include ").and_then(|l| l.strip_suffix("}}")) {
             Some(spec) => {
-                let (file, from) = spec.split_once(':').map_or((spec, 1), |(f, n)| (f, n.trim_end_matches(':').parse().unwrap_or(1)));
+                let (file, from) = spec
+                    .split_once(':')
+                    .map_or((spec, 1), |(f, n)| (f, n.trim_end_matches(':').parse().unwrap_or(1)));
                 let included = std::fs::read_to_string(page.parent().unwrap().join(file)).unwrap();
                 for l in included.lines().skip(from - 1) {
                     out.push_str(l);
@@ -67,7 +75,10 @@ fn anchors(markdown: &str) -> BTreeSet<String> {
         }
         if !fence && line.starts_with('#') {
             let title = line.trim_start_matches('#').trim().to_lowercase();
-            let anchor: String = title.chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ').collect();
+            let anchor: String = title
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
+                .collect();
             out.insert(anchor.replace(' ', "-"));
         }
     }
@@ -84,8 +95,15 @@ fn the_reference_pages_are_what_the_code_generates() {
         let generated = e.unwrap().path();
         let name = generated.file_name().unwrap().to_owned();
         let committed = book().join("reference").join(&name);
-        let (want, have) = (std::fs::read_to_string(&generated).unwrap(), std::fs::read_to_string(&committed).unwrap_or_default());
-        assert!(want == have, "docs/src/reference/{} differs from what the code generates: run `./dev docs`", name.to_string_lossy());
+        let (want, have) = (
+            std::fs::read_to_string(&generated).unwrap(),
+            std::fs::read_to_string(&committed).unwrap_or_default(),
+        );
+        assert!(
+            want == have,
+            "docs/src/reference/{} differs from what the code generates: run `./dev docs`",
+            name.to_string_lossy()
+        );
         pages += 1;
     }
     assert_eq!(pages, 4, "policy, deny reasons, metrics, command line");
@@ -120,10 +138,17 @@ fn every_page_is_in_the_summary_and_every_link_resolves() {
                     continue;
                 }
                 let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
-                let resolved = if file.is_empty() { page.clone() } else { page.parent().unwrap().join(file) };
+                let resolved = if file.is_empty() {
+                    page.clone()
+                } else {
+                    page.parent().unwrap().join(file)
+                };
                 if !resolved.is_file() {
                     broken.push(format!("{name}: [..]({target}): no file {}", resolved.display()));
-                } else if !anchor.is_empty() && resolved.extension().is_some_and(|e| e == "md") && !anchors(&text(&resolved)).contains(anchor) {
+                } else if !anchor.is_empty()
+                    && resolved.extension().is_some_and(|e| e == "md")
+                    && !anchors(&text(&resolved)).contains(anchor)
+                {
                     broken.push(format!("{name}: [..]({target}): no heading #{anchor}"));
                 }
             }
@@ -157,7 +182,13 @@ fn envoy_with(snippet: &str, place: &str) -> String {
 /// says it is for: "(Envoy 1.36.4 to 1.40.0)".
 fn claim(page: &str, line: usize) -> Option<(String, String)> {
     let lines: Vec<&str> = page.lines().take(line.saturating_sub(1)).collect();
-    let paragraph: Vec<&str> = lines.iter().rev().skip_while(|l| l.trim().is_empty()).take_while(|l| !l.trim().is_empty() && !l.starts_with("```")).copied().collect();
+    let paragraph: Vec<&str> = lines
+        .iter()
+        .rev()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("```"))
+        .copied()
+        .collect();
     let text = paragraph.into_iter().rev().collect::<Vec<_>>().join(" ");
     let at = text.find("(Envoy ")?;
     let (from, rest) = text[at + 7..].split_once(" to ")?;
@@ -207,7 +238,11 @@ fn every_snippet_a_reader_may_copy_is_checked() {
                     }
                     let file = dir.0.join(format!("serve-{i}.toml"));
                     std::fs::write(&file, &b.body).unwrap();
-                    let loaded = ServeOptions { config: Some(file), ..ServeOptions::default() }.resolve();
+                    let loaded = ServeOptions {
+                        config: Some(file),
+                        ..ServeOptions::default()
+                    }
+                    .resolve();
                     match loaded {
                         Ok(_) => checked += 1,
                         Err(e) => failures.push(format!("{at}: certgate serve does not load it: {e}")),
@@ -223,23 +258,41 @@ fn every_snippet_a_reader_may_copy_is_checked() {
                     std::fs::write(&file, envoy_with(&snippet, place)).unwrap();
                     // on every Envoy of the matrix the page says it works on
                     let Some((from, to)) = claim(&body, b.line) else {
-                        failures.push(format!("{at}: the sentence before an Envoy snippet says which Envoys it is for: (Envoy X.Y.Z to X.Y.Z)"));
+                        failures.push(format!(
+                            "{at}: the sentence before an Envoy snippet says which Envoys it is for: (Envoy X.Y.Z to X.Y.Z)"
+                        ));
                         continue;
                     };
-                    let versions: Vec<String> = matrix().into_iter().filter(|v| version(v) >= version(&from) && version(v) <= version(&to)).collect();
+                    let versions: Vec<String> = matrix()
+                        .into_iter()
+                        .filter(|v| version(v) >= version(&from) && version(v) <= version(&to))
+                        .collect();
                     let module = snippet.contains("DynamicModuleFilter");
                     if !matrix().contains(&from) || !matrix().contains(&to) || versions.is_empty() {
-                        failures.push(format!("{at}: it claims Envoy {from} to {to}; the versions tested are those of envoy/versions.txt"));
+                        failures.push(format!(
+                            "{at}: it claims Envoy {from} to {to}; the versions tested are those of envoy/versions.txt"
+                        ));
                     }
                     if module && versions.iter().any(|v| !MODULE_VERSIONS.contains(&v.as_str())) {
-                        failures.push(format!("{at}: a dynamic-module snippet claims Envoy {from}: the module runs on {} and later", MODULE_VERSIONS[0]));
+                        failures.push(format!(
+                            "{at}: a dynamic-module snippet claims Envoy {from}: the module runs on {} and later",
+                            MODULE_VERSIONS[0]
+                        ));
                     }
                     let mut ok = true;
                     for version in &versions {
-                        let out = Command::new(envoy_bin_of(version)).args(["--mode", "validate", "-c"]).arg(&file).current_dir(repo()).output().unwrap();
+                        let out = Command::new(envoy_bin_of(version))
+                            .args(["--mode", "validate", "-c"])
+                            .arg(&file)
+                            .current_dir(repo())
+                            .output()
+                            .unwrap();
                         if !out.status.success() {
                             ok = false;
-                            failures.push(format!("{at}: envoy {version} --mode validate: {}", String::from_utf8_lossy(&out.stderr)));
+                            failures.push(format!(
+                                "{at}: envoy {version} --mode validate: {}",
+                                String::from_utf8_lossy(&out.stderr)
+                            ));
                         }
                     }
                     if ok {
@@ -247,7 +300,9 @@ fn every_snippet_a_reader_may_copy_is_checked() {
                         validations += versions.len();
                     }
                 }
-                ("yaml", _) => failures.push(format!("{at}: a yaml block must say where it goes (envoy-bootstrap, envoy-hcm, envoy-http-filter) or that it is partial")),
+                ("yaml", _) => failures.push(format!(
+                    "{at}: a yaml block must say where it goes (envoy-bootstrap, envoy-hcm, envoy-http-filter) or that it is partial"
+                )),
                 // output, diagrams, commands, the harness's Rust and cases files: checked elsewhere or not code
                 _ => {}
             }
@@ -266,14 +321,29 @@ fn every_snippet_a_reader_may_copy_is_checked() {
 #[test]
 fn the_getting_started_commands_print_what_the_page_shows() {
     let all = blocks(&text(&book().join("getting-started.md")));
-    let runs: Vec<(&Block, &Block)> = all.windows(2).filter(|w| w[0].info == "sh" && w[1].info == "text output").map(|w| (&w[0], &w[1])).collect();
+    let runs: Vec<(&Block, &Block)> = all
+        .windows(2)
+        .filter(|w| w[0].info == "sh" && w[1].info == "text output")
+        .map(|w| (&w[0], &w[1]))
+        .collect();
     assert!(runs.len() >= 3, "{} blocks with their output", runs.len());
     let (backend_port, edge_port) = (free_port(), free_port());
     let pki = |f: &str| repo().join("fixtures/pki").join(f);
-    let _backend = KillOnDrop(certgate().args(["backend", "--listen", &format!("127.0.0.1:{backend_port}")]).spawn().unwrap());
+    let _backend = KillOnDrop(
+        certgate()
+            .args(["backend", "--listen", &format!("127.0.0.1:{backend_port}")])
+            .spawn()
+            .unwrap(),
+    );
     let _edge = KillOnDrop(
         certgate()
-            .args(["serve", "--listen", &format!("127.0.0.1:{edge_port}"), "--upstream", &format!("http://127.0.0.1:{backend_port}")])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{edge_port}"),
+                "--upstream",
+                &format!("http://127.0.0.1:{backend_port}"),
+            ])
             .args(["--policy", "fixtures/policies/example.json", "--client-cert", "optional"])
             .arg("--cert")
             .arg(pki("server.pem"))
@@ -287,14 +357,33 @@ fn the_getting_started_commands_print_what_the_page_shows() {
             .unwrap(),
     );
     for port in [backend_port, edge_port] {
-        wait_for_port(format!("127.0.0.1:{port}").parse().unwrap(), "the getting-started edge", Duration::from_secs(30));
+        wait_for_port(
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            "the getting-started edge",
+            Duration::from_secs(30),
+        );
     }
-    let path = format!("{}:{}", repo().join("target/debug").display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        repo().join("target/debug").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     for (run, shown) in runs {
         let script = run.body.replace("localhost:8443", &format!("localhost:{edge_port}"));
-        let out = Command::new("bash").args(["-c", &script]).current_dir(repo()).env("PATH", &path).output().unwrap();
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(repo())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
         let printed = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(printed, shown.body, "getting-started.md:{}: printed otherwise than the page shows\n{}", run.line, String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            printed,
+            shown.body,
+            "getting-started.md:{}: printed otherwise than the page shows\n{}",
+            run.line,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -309,10 +398,15 @@ fn the_benchmarks_chart_is_drawn_from_the_committed_bench_output() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let committed = std::fs::read(book().join("images/builds.svg")).unwrap();
-    assert!(out.stdout == committed, "docs/src/images/builds.svg is not what chart.py draws from tests/benches/results/builds.txt");
+    assert!(
+        out.stdout == committed,
+        "docs/src/images/builds.svg is not what chart.py draws from tests/benches/results/builds.txt"
+    );
     let svg = String::from_utf8(committed).unwrap();
     assert!(svg.matches("<rect").count() >= 8, "a bar per variant");
-    assert!(std::fs::read_to_string(book().join("benchmarks.md")).unwrap().contains("](images/builds.svg)"));
+    assert!(std::fs::read_to_string(book().join("benchmarks.md"))
+        .unwrap()
+        .contains("](images/builds.svg)"));
 }
 
 /// The data path and the crate map are what `docs/diagrams.py` draws, the
@@ -322,14 +416,22 @@ fn the_benchmarks_chart_is_drawn_from_the_committed_bench_output() {
 fn the_diagrams_are_drawn_from_the_workspace() {
     let dir = TempDir::new("diagrams").unwrap();
     let metadata = common::cargo_metadata();
-    let mut draw = Command::new("python3").arg(repo().join("docs/diagrams.py")).arg(&dir.0).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let mut draw = Command::new("python3")
+        .arg(repo().join("docs/diagrams.py"))
+        .arg(&dir.0)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::io::Write::write_all(&mut draw.stdin.take().unwrap(), &metadata).unwrap();
     assert!(draw.wait().unwrap().success());
     let page = std::fs::read_to_string(book().join("architecture.md")).unwrap();
     for name in ["data-path.svg", "crates.svg"] {
         let drawn = std::fs::read_to_string(dir.0.join(name)).unwrap();
         let committed = std::fs::read_to_string(book().join("images").join(name)).unwrap_or_default();
-        assert!(drawn == committed, "docs/src/images/{name} is not what docs/diagrams.py draws: run `./dev docs`");
+        assert!(
+            drawn == committed,
+            "docs/src/images/{name} is not what docs/diagrams.py draws: run `./dev docs`"
+        );
         assert!(page.contains(&format!("](images/{name})")), "the architecture page shows {name}");
     }
     let crates = std::fs::read_to_string(dir.0.join("crates.svg")).unwrap();
@@ -337,4 +439,3 @@ fn the_diagrams_are_drawn_from_the_workspace() {
         assert!(crates.contains(&format!(">{name}</text>")), "the crate map has no box for {name}");
     }
 }
-

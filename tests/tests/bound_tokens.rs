@@ -5,7 +5,13 @@
 //! the dynamic metadata `jwt_authn` sets. Tokens are ES256, signed here with
 //! the test issuer's key (`fixtures/jwt/issuer.key`, whose public half is
 //! `fixtures/jwt/jwks.json`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -23,8 +29,12 @@ use serde_json::{json, Value};
 /// The Wasm build on the oldest and newest Envoy; the module on the first
 /// Envoy it runs on (whose ABI passes buffers as pointer and length) and the
 /// newest.
-const RUNS: [(&str, Build); 4] =
-    [("1.36.4", Build::Wasm), ("1.40.0", Build::Wasm), ("1.38.2", Build::Module), ("1.40.0", Build::Module)];
+const RUNS: [(&str, Build); 4] = [
+    ("1.36.4", Build::Wasm),
+    ("1.40.0", Build::Wasm),
+    ("1.38.2", Build::Module),
+    ("1.40.0", Build::Module),
+];
 
 const ISSUER: &str = "https://issuer.certgate.test";
 const AUDIENCE: &str = "certgate-api";
@@ -88,26 +98,89 @@ fn bearer(token: &str) -> (&'static str, String) {
 fn cases() -> Vec<Case> {
     let alice = sign(&claims("alice", Some("alice"), 3600));
     let unbound = sign(&claims("alice", None, 3600));
-    let case = |name, client, headers, status, answer| Case { name, client, headers, status, answer };
+    let case = |name, client, headers, status, answer| Case {
+        name,
+        client,
+        headers,
+        status,
+        answer,
+    };
     vec![
-        case("token bound to alice, on alice's connection", "alice", vec![bearer(&alice)], 200, "allow"),
-        case("token bound to bob, on bob's connection", "bob", vec![bearer(&sign(&claims("bob", Some("bob"), 3600)))], 200, "allow"),
-        case("alice's token, stolen, on bob's connection", "bob", vec![bearer(&alice)], 401, "token_certificate_mismatch"),
-        case("token bound to bob, on alice's connection", "alice", vec![bearer(&sign(&claims("bob", Some("bob"), 3600)))], 401, "token_certificate_mismatch"),
+        case(
+            "token bound to alice, on alice's connection",
+            "alice",
+            vec![bearer(&alice)],
+            200,
+            "allow",
+        ),
+        case(
+            "token bound to bob, on bob's connection",
+            "bob",
+            vec![bearer(&sign(&claims("bob", Some("bob"), 3600)))],
+            200,
+            "allow",
+        ),
+        case(
+            "alice's token, stolen, on bob's connection",
+            "bob",
+            vec![bearer(&alice)],
+            401,
+            "token_certificate_mismatch",
+        ),
+        case(
+            "token bound to bob, on alice's connection",
+            "alice",
+            vec![bearer(&sign(&claims("bob", Some("bob"), 3600)))],
+            401,
+            "token_certificate_mismatch",
+        ),
         case("unbound token", "alice", vec![bearer(&unbound)], 401, "token_unbound"),
         case("no token", "alice", vec![], 401, "token_missing"),
-        case("expired token bound to alice", "alice", vec![bearer(&sign(&claims("alice", Some("alice"), -600)))], 401, "jwt_authn:Jwt is expired"),
+        case(
+            "expired token bound to alice",
+            "alice",
+            vec![bearer(&sign(&claims("alice", Some("alice"), -600)))],
+            401,
+            "jwt_authn:Jwt is expired",
+        ),
         case(
             "bob's token, its payload rebound to alice (signature kept)",
             "alice",
-            vec![bearer(&tampered(&sign(&claims("bob", Some("bob"), 3600)), &claims("bob", Some("alice"), 3600)))],
+            vec![bearer(&tampered(
+                &sign(&claims("bob", Some("bob"), 3600)),
+                &claims("bob", Some("alice"), 3600),
+            ))],
             401,
             "jwt_authn:Jwt verification fails",
         ),
-        case("unbound token with a null claim", "alice", vec![bearer(&sign(&with_null_claim()))], 401, "token_unbound"),
-        case("a null thumbprint", "alice", vec![bearer(&sign(&with_thumbprint(Value::Null)))], 401, "token_certificate_mismatch"),
-        case("an empty thumbprint", "alice", vec![bearer(&sign(&with_thumbprint(json!(""))))], 401, "token_unbound"),
-        case("forged payload header, no token", "alice", vec![("x-jwt-payload", forged_payload_header("alice"))], 401, "token_missing"),
+        case(
+            "unbound token with a null claim",
+            "alice",
+            vec![bearer(&sign(&with_null_claim()))],
+            401,
+            "token_unbound",
+        ),
+        case(
+            "a null thumbprint",
+            "alice",
+            vec![bearer(&sign(&with_thumbprint(Value::Null)))],
+            401,
+            "token_certificate_mismatch",
+        ),
+        case(
+            "an empty thumbprint",
+            "alice",
+            vec![bearer(&sign(&with_thumbprint(json!(""))))],
+            401,
+            "token_unbound",
+        ),
+        case(
+            "forged payload header, no token",
+            "alice",
+            vec![("x-jwt-payload", forged_payload_header("alice"))],
+            401,
+            "token_missing",
+        ),
         case(
             "forged payload header beside an unbound token",
             "alice",
@@ -148,7 +221,10 @@ fn answer_of(reply: &common::Reply) -> String {
     if reply.backend_headers.is_some() {
         return "allow".into();
     }
-    match serde_json::from_str::<Value>(&reply.body).ok().and_then(|v| v["reason"].as_str().map(str::to_owned)) {
+    match serde_json::from_str::<Value>(&reply.body)
+        .ok()
+        .and_then(|v| v["reason"].as_str().map(str::to_owned))
+    {
         Some(reason) => reason,
         None => format!("jwt_authn:{}", reply.body),
     }
@@ -173,7 +249,11 @@ fn the_committed_jwks_is_the_test_issuers_key() {
     assert_eq!(policy["bound_tokens"]["payload_in_metadata"], "certgate_jwt");
     assert_eq!(policy["bound_tokens"]["payload_header"], "x-jwt-payload");
     let fixture = std::fs::read_to_string(repo().join("fixtures/policies/bound-tokens.json")).unwrap();
-    assert_eq!(policy, serde_json::from_str::<Value>(&fixture).unwrap(), "the policy `certgate test` runs its cases on");
+    assert_eq!(
+        policy,
+        serde_json::from_str::<Value>(&fixture).unwrap(),
+        "the policy `certgate test` runs its cases on"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,7 +307,9 @@ fn in_the_harness_the_wasm_reads_the_metadata_jwt_authn_sets() {
         for (k, v) in extra {
             certgate_wire::header_map::add(&mut headers, k, v.as_bytes().to_vec());
         }
-        let metadata = payload.map(|p| certgate_wire::metadata::properties(JWT_AUTHN_NAMESPACE, "certgate_jwt", &p)).unwrap_or_default();
+        let metadata = payload
+            .map(|p| certgate_wire::metadata::properties(JWT_AUTHN_NAMESPACE, "certgate_jwt", &p))
+            .unwrap_or_default();
         let exchange = plugin.request_with_metadata(&client(who, true), headers, metadata).unwrap();
         match exchange.local_response {
             None => "allow".to_owned(),
@@ -238,12 +320,21 @@ fn in_the_harness_the_wasm_reads_the_metadata_jwt_authn_sets() {
         }
     };
     assert_eq!(send(&mut plugin, "alice", Some(claims("alice", Some("alice"), 3600)), &[]), "allow");
-    assert_eq!(send(&mut plugin, "bob", Some(claims("alice", Some("alice"), 3600)), &[]), "401 token_certificate_mismatch");
-    assert_eq!(send(&mut plugin, "alice", Some(claims("alice", None, 3600)), &[]), "401 token_unbound");
+    assert_eq!(
+        send(&mut plugin, "bob", Some(claims("alice", Some("alice"), 3600)), &[]),
+        "401 token_certificate_mismatch"
+    );
+    assert_eq!(
+        send(&mut plugin, "alice", Some(claims("alice", None, 3600)), &[]),
+        "401 token_unbound"
+    );
     assert_eq!(send(&mut plugin, "alice", None, &[]), "401 token_missing");
     // a payload with a null claim is still a verified token (Envoy fails to
     // serialize it for the Wasm; certgate reads that failure as "there")
     assert_eq!(send(&mut plugin, "alice", Some(with_null_claim()), &[]), "401 token_unbound");
     // the Wasm build reads the metadata, never the header
-    assert_eq!(send(&mut plugin, "alice", None, &[("x-jwt-payload", forged_payload_header("alice"))]), "401 token_missing");
+    assert_eq!(
+        send(&mut plugin, "alice", None, &[("x-jwt-payload", forged_payload_header("alice"))]),
+        "401 token_missing"
+    );
 }

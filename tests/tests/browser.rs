@@ -4,7 +4,13 @@
 //! and through `certgate serve`, the browser with the bundle sees its own
 //! identity on the backend's page; one without it sees Envoy's visitors'
 //! page, and a readable deny page where the policy wants a certificate.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -40,8 +46,15 @@ struct Browser {
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (./dev test installs libnss3-tools and chromium)"));
-    assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (./dev test installs libnss3-tools and chromium)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Browser {
@@ -51,9 +64,17 @@ impl Browser {
         std::fs::create_dir_all(&nssdb).unwrap();
         let db = format!("sql:{}", nssdb.display());
         run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
-        run(Command::new("certutil").args(["-A", "-n", "certgate test root", "-t", "C,,", "-d", &db]).arg("-i").arg(pki.path("root-ca/ca.pem")));
+        run(Command::new("certutil")
+            .args(["-A", "-n", "certgate test root", "-t", "C,,", "-d", &db])
+            .arg("-i")
+            .arg(pki.path("root-ca/ca.pem")));
         if let Some((p12, password)) = bundle {
-            run(Command::new("pk12util").arg("-i").arg(p12).args(["-d", &db, "-K", ""]).arg("-w").arg(password));
+            run(Command::new("pk12util")
+                .arg("-i")
+                .arg(p12)
+                .args(["-d", &db, "-K", ""])
+                .arg("-w")
+                .arg(password));
         }
         let exceptions: serde_json::Map<String, serde_json::Value> = origins
             .iter()
@@ -101,20 +122,31 @@ async fn a_browser_with_an_imported_p12_sees_its_identity_through_envoy_and_the_
     let envoy = Envoy::start(&pki.envoy_yaml("nginx-optional.yaml", backend.addr, POLICY)).unwrap();
     let policy = pki.dir.0.join("policy.json");
     std::fs::write(&policy, POLICY).unwrap();
-    let edge = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Optional)).await.unwrap();
+    let edge = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Optional))
+        .await
+        .unwrap();
     let origins = [envoy.listener, edge.addr];
     let member = Browser::new(&pki, Some((&p12, &password)), &origins);
     let visitor = Browser::new(&pki, None, &origins);
 
     for (front, addr) in [("Envoy", envoy.listener), ("certgate serve", edge.addr)] {
         let page = tokio::task::block_in_place(|| member.open(&format!("https://{addr}/private/account")));
-        assert!(page.contains(r#"You are <strong id="who">CN=alice,O=Example</strong>"#), "{front}, with the bundle:\n{page}");
+        assert!(
+            page.contains(r#"You are <strong id="who">CN=alice,O=Example</strong>"#),
+            "{front}, with the bundle:\n{page}"
+        );
         assert!(page.contains("<tr><th>verified</th><td>SUCCESS</td></tr>"), "{front}:\n{page}");
     }
     let page = tokio::task::block_in_place(|| visitor.open(&format!("https://{}/", envoy.listener)));
-    assert!(page.contains("Welcome, visitor"), "Envoy, no certificate: the visitors' page\n{page}");
+    assert!(
+        page.contains("Welcome, visitor"),
+        "Envoy, no certificate: the visitors' page\n{page}"
+    );
     for (front, addr) in [("Envoy", envoy.listener), ("certgate serve", edge.addr)] {
         let page = tokio::task::block_in_place(|| visitor.open(&format!("https://{addr}/private/account")));
-        assert!(page.contains("<title>403 Forbidden</title>") && page.contains("needs a client certificate"), "{front}, no certificate:\n{page}");
+        assert!(
+            page.contains("<title>403 Forbidden</title>") && page.contains("needs a client certificate"),
+            "{front}, no certificate:\n{page}"
+        );
     }
 }

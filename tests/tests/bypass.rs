@@ -8,7 +8,13 @@
 //! must never reach the admin handler, and a client without a certificate
 //! neither the admin nor the ordinary one. The matrix is written to
 //! `target/bypass-matrix.md` (SECURITY.md shows it).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -33,27 +39,50 @@ struct Backend {
 }
 
 fn spawn(name: &'static str, command: &mut Command, addr: SocketAddr, dir: TempDir) -> Backend {
-    let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{name}: {e} (./dev test installs it)"));
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name}: {e} (./dev test installs it)"));
     let child = KillOnDrop(child);
     wait_for_port(addr, name, Duration::from_secs(30));
-    Backend { name, addr, _child: Some(child), _gunicorn: None, _dir: dir }
+    Backend {
+        name,
+        addr,
+        _child: Some(child),
+        _gunicorn: None,
+        _dir: dir,
+    }
 }
 
 fn backends() -> Vec<Backend> {
     let bypass = repo().join("tests/bypass");
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let flask = Gunicorn::start_in(&bypass, "flask_app:app");
-    let flask = Backend { name: "flask", addr: flask.addr, _child: None, _gunicorn: Some(flask), _dir: TempDir::new("flask").unwrap() };
+    let flask = Backend {
+        name: "flask",
+        addr: flask.addr,
+        _child: None,
+        _gunicorn: Some(flask),
+        _dir: TempDir::new("flask").unwrap(),
+    };
 
     let port = free_port();
-    let express = spawn("express", Command::new("node").arg(bypass.join("express/app.js")).arg(port.to_string()), local(port), TempDir::new("express").unwrap());
+    let express = spawn(
+        "express",
+        Command::new("node").arg(bypass.join("express/app.js")).arg(port.to_string()),
+        local(port),
+        TempDir::new("express").unwrap(),
+    );
 
     let port = free_port();
     let dir = TempDir::new("tomcat").unwrap();
     let classpath = [repo().join("target/bypass-tomcat").display().to_string(), TOMCAT_JARS.join(":")].join(":");
     let tomcat = spawn(
         "tomcat",
-        Command::new("java").args(["-cp", &classpath, "BypassApp", &port.to_string()]).arg(&dir.0),
+        Command::new("java")
+            .args(["-cp", &classpath, "BypassApp", &port.to_string()])
+            .arg(&dir.0),
         local(port),
         dir,
     );
@@ -75,7 +104,10 @@ fn backends() -> Vec<Backend> {
 }
 
 /// Debian's embedded Tomcat and what it loads (`./dev test` installs them).
-const TOMCAT_JARS: [&str; 2] = ["/usr/share/java/tomcat10-embed-core.jar", "/usr/share/java/jakarta-annotation-api.jar"];
+const TOMCAT_JARS: [&str; 2] = [
+    "/usr/share/java/tomcat10-embed-core.jar",
+    "/usr/share/java/jakarta-annotation-api.jar",
+];
 
 /// One request of the matrix: a spelling of a path, or an override header.
 #[derive(Debug, Clone)]
@@ -87,7 +119,12 @@ struct Probe {
 }
 
 fn probe(group: &'static str, target: impl Into<String>) -> Probe {
-    Probe { group, method: "GET", target: target.into(), headers: Vec::new() }
+    Probe {
+        group,
+        method: "GET",
+        target: target.into(),
+        headers: Vec::new(),
+    }
 }
 
 /// Spellings of `/<word>/x` (and of `/<word>` itself) that some application
@@ -167,7 +204,12 @@ fn overrides() -> Vec<Probe> {
         ("x-http-method-override", "PUT"),
         ("X_HTTP_METHOD_OVERRIDE", "DELETE"),
     ] {
-        p.push(Probe { group: "override header", method: "POST", target: "/app/x".into(), headers: vec![(name, value)] });
+        p.push(Probe {
+            group: "override header",
+            method: "POST",
+            target: "/app/x".into(),
+            headers: vec![(name, value)],
+        });
     }
     p
 }
@@ -197,7 +239,8 @@ fn outcome(reply: &Result<(u16, String), String>) -> (String, Option<String>) {
         Ok((status, body)) => {
             let field = |name: &str| {
                 let key = format!("\"{name}\":\"");
-                body.find(&key).map(|i| body[i + key.len()..].split('"').next().unwrap_or("").to_owned())
+                body.find(&key)
+                    .map(|i| body[i + key.len()..].split('"').next().unwrap_or("").to_owned())
             };
             match field("handler") {
                 Some(h) => {
@@ -226,16 +269,29 @@ fn label(p: &Probe) -> String {
 /// Checks one probe's reply from one front (`column`): a forbidden handler
 /// reached, or an override header or method that got through, is a bypass.
 /// The matrix cell.
-fn judge(who: &str, forbidden: &[&str], column: &str, p: &Probe, reply: &Result<(u16, String), String>, bypasses: &mut Vec<String>) -> String {
+fn judge(
+    who: &str,
+    forbidden: &[&str],
+    column: &str,
+    p: &Probe,
+    reply: &Result<(u16, String), String>,
+    bypasses: &mut Vec<String>,
+) -> String {
     let (_, seen) = outcome(reply);
     if let Some(seen) = &seen {
         let mut parts = seen.split('|');
         let (handler, method, received) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
         if forbidden.contains(&handler) {
-            bypasses.push(format!("{who}: {} {} {:?} reached {handler} on {column}", p.method, p.target, p.headers));
+            bypasses.push(format!(
+                "{who}: {} {} {:?} reached {handler} on {column}",
+                p.method, p.target, p.headers
+            ));
         }
         if !received.is_empty() || method != p.method {
-            bypasses.push(format!("{who}: {:?} reached {column} (method {method}, overrides {received})", p.headers));
+            bypasses.push(format!(
+                "{who}: {:?} reached {column} (method {method}, overrides {received})",
+                p.headers
+            ));
         }
     }
     cell(p, reply)
@@ -255,8 +311,20 @@ struct Case {
 /// certificate, who may reach neither the admin nor the ordinary one.
 fn cases() -> [Case; 2] {
     [
-        Case { who: "alice", cert: Some("alice"), file: "required-mtls.yaml", mode: ClientCertMode::Required, forbidden: &["admin"] },
-        Case { who: "no certificate", cert: None, file: "optional-mtls.yaml", mode: ClientCertMode::Optional, forbidden: &["admin", "app"] },
+        Case {
+            who: "alice",
+            cert: Some("alice"),
+            file: "required-mtls.yaml",
+            mode: ClientCertMode::Required,
+            forbidden: &["admin"],
+        },
+        Case {
+            who: "no certificate",
+            cert: None,
+            file: "optional-mtls.yaml",
+            mode: ClientCertMode::Optional,
+            forbidden: &["admin", "app"],
+        },
     ]
 }
 
@@ -272,22 +340,38 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
     let backends = tokio::task::block_in_place(backends);
     let cases = cases();
     let probes = protected_probes();
-    let anonymous_probes: Vec<Probe> =
-        spellings("healthz", true).into_iter().chain(spellings("public", false)).chain(spellings("app", false)).collect();
+    let anonymous_probes: Vec<Probe> = spellings("healthz", true)
+        .into_iter()
+        .chain(spellings("public", false))
+        .chain(spellings("app", false))
+        .collect();
 
     let mut bypasses = Vec::new();
     let mut matrix: BTreeMap<(String, String, String), BTreeMap<String, String>> = BTreeMap::new();
     let mut columns = Vec::new();
-    for Case { who, cert, file, mode, forbidden } in cases {
+    for Case {
+        who,
+        cert,
+        file,
+        mode,
+        forbidden,
+    } in cases
+    {
         let policy = committed_policy(file);
         let tls: Arc<rustls::ClientConfig> = client_config(cert, &[b"http/1.1"]);
-        let probes: Vec<Probe> = if cert.is_none() { probes.iter().cloned().chain(anonymous_probes.clone()).collect() } else { probes.clone() };
+        let probes: Vec<Probe> = if cert.is_none() {
+            probes.iter().cloned().chain(anonymous_probes.clone()).collect()
+        } else {
+            probes.clone()
+        };
         for b in &backends {
             let envoy = Envoy::start(&config(file, b.addr, None)).unwrap();
             let dir = TempDir::new("bypass-policy").unwrap();
             let policy_file = dir.0.join("policy.json");
             std::fs::write(&policy_file, &policy).unwrap();
-            let serve = edge::start(settings(&policy_file, mode, &format!("http://{}", b.addr))).await.unwrap();
+            let serve = edge::start(settings(&policy_file, mode, &format!("http://{}", b.addr)))
+                .await
+                .unwrap();
             for (front, addr) in [("Envoy", envoy.listener), ("serve", serve.addr)] {
                 let column = format!("{} / {front}", b.name);
                 if !columns.contains(&column) {
@@ -296,7 +380,10 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
                 for p in &probes {
                     let reply = raw_request(addr, Some(tls.clone()), p.method, &p.target, &p.headers).await;
                     let cell = judge(who, forbidden, &column, p, &reply, &mut bypasses);
-                    matrix.entry((who.to_owned(), p.group.to_owned(), label(p))).or_default().insert(column.clone(), cell);
+                    matrix
+                        .entry((who.to_owned(), p.group.to_owned(), label(p)))
+                        .or_default()
+                        .insert(column.clone(), cell);
                 }
             }
             serve.shutdown().await;
@@ -307,7 +394,10 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
             }
             for p in &probes {
                 let cell = cell(p, &raw_request(b.addr, None, p.method, &p.target, &p.headers).await);
-                matrix.entry((who.to_owned(), p.group.to_owned(), label(p))).or_default().insert(column.clone(), cell);
+                matrix
+                    .entry((who.to_owned(), p.group.to_owned(), label(p)))
+                    .or_default()
+                    .insert(column.clone(), cell);
             }
         }
     }
@@ -329,7 +419,12 @@ async fn no_spelling_reaches_a_protected_handler_on_any_backend() {
         }
     }
     write_matrix(&matrix, &columns);
-    assert!(bypasses.is_empty(), "{} failures (matrix in target/bypass-matrix.md):\n{}", bypasses.len(), bypasses.join("\n"));
+    assert!(
+        bypasses.is_empty(),
+        "{} failures (matrix in target/bypass-matrix.md):\n{}",
+        bypasses.len(),
+        bypasses.join("\n")
+    );
 }
 
 /// The same probes through the dynamic module and the Wasm build on each
@@ -343,11 +438,21 @@ async fn no_spelling_reaches_a_protected_handler_through_the_module() {
     let mut failures = Vec::new();
     let mut sent = 0;
     for version in MODULE_VERSIONS {
-        for Case { who, cert, file, forbidden, .. } in &cases {
+        for Case {
+            who,
+            cert,
+            file,
+            forbidden,
+            ..
+        } in &cases
+        {
             let tls: Arc<rustls::ClientConfig> = client_config(*cert, &[b"http/1.1"]);
             for b in &backends {
                 let yaml = config(file, b.addr, None);
-                let envoys: Vec<Envoy> = Build::BOTH.iter().map(|build| Envoy::start_version(version, &build.config(&yaml)).unwrap()).collect();
+                let envoys: Vec<Envoy> = Build::BOTH
+                    .iter()
+                    .map(|build| Envoy::start_version(version, &build.config(&yaml)).unwrap())
+                    .collect();
                 for p in &probes {
                     let mut cells = Vec::new();
                     for (build, envoy) in Build::BOTH.iter().zip(&envoys) {
@@ -357,7 +462,13 @@ async fn no_spelling_reaches_a_protected_handler_through_the_module() {
                         sent += 1;
                     }
                     if cells[0] != cells[1] {
-                        failures.push(format!("{who}: {} on {} / Envoy {version}: wasm {}, module {}", label(p), b.name, cells[0], cells[1]));
+                        failures.push(format!(
+                            "{who}: {} on {} / Envoy {version}: wasm {}, module {}",
+                            label(p),
+                            b.name,
+                            cells[0],
+                            cells[1]
+                        ));
                     }
                 }
             }
@@ -368,10 +479,18 @@ async fn no_spelling_reaches_a_protected_handler_through_the_module() {
 }
 
 fn write_matrix(matrix: &BTreeMap<(String, String, String), BTreeMap<String, String>>, columns: &[String]) {
-    let mut out = format!("| client | kind | request | {} |\n|---|---|---|{}\n", columns.join(" | "), "---|".repeat(columns.len()));
+    let mut out = format!(
+        "| client | kind | request | {} |\n|---|---|---|{}\n",
+        columns.join(" | "),
+        "---|".repeat(columns.len())
+    );
     for ((who, group, label), cells) in matrix {
         let row: Vec<&str> = columns.iter().map(|c| cells.get(c).map_or("", String::as_str)).collect();
-        out.push_str(&format!("| {who} | {group} | `{}` | {} |\n", label.replace('|', "\\|"), row.join(" | ")));
+        out.push_str(&format!(
+            "| {who} | {group} | `{}` | {} |\n",
+            label.replace('|', "\\|"),
+            row.join(" | ")
+        ));
     }
     let path = repo().join("target/bypass-matrix.md");
     std::fs::write(&path, out).unwrap();

@@ -1,7 +1,13 @@
 //! The `certgate` command as a user runs it (`./dev test` builds it first):
 //! `check` and `validate` with their exit codes, and `serve` + `backend` as
 //! processes, called with curl.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -10,7 +16,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{certgate, pki, KillOnDrop};
-
 
 fn run(args: &[&str]) -> Output {
     certgate().args(args).output().unwrap()
@@ -24,7 +29,17 @@ const EXAMPLE: &str = "fixtures/policies/example.json";
 
 #[test]
 fn check_allows_alice_and_prints_her_headers() {
-    let o = run(&["check", "--policy", EXAMPLE, "--cert", "fixtures/pki/alice.pem", "--path", "/app/x", "--header", "x-client-cn: admin"]);
+    let o = run(&[
+        "check",
+        "--policy",
+        EXAMPLE,
+        "--cert",
+        "fixtures/pki/alice.pem",
+        "--path",
+        "/app/x",
+        "--header",
+        "x-client-cn: admin",
+    ]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("decision: allow"), "{out}");
@@ -38,11 +53,23 @@ fn check_denies_with_reason_and_exit_code_1() {
     let o = run(&["check", "--policy", EXAMPLE, "--cert", "fixtures/pki/bob.pem", "--path", "/admin/"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("decision: deny") && out.contains("reason: subject_not_allowed") && out.contains("rule: admin"), "{out}");
+    assert!(
+        out.contains("decision: deny") && out.contains("reason: subject_not_allowed") && out.contains("rule: admin"),
+        "{out}"
+    );
     let o = run(&["check", "--policy", EXAMPLE, "--path", "/app/"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("certificate_required"));
-    let o = run(&["check", "--policy", EXAMPLE, "--cert", "fixtures/pki/mallory.pem", "--unverified", "--path", "/app/"]);
+    let o = run(&[
+        "check",
+        "--policy",
+        EXAMPLE,
+        "--cert",
+        "fixtures/pki/mallory.pem",
+        "--unverified",
+        "--path",
+        "/app/",
+    ]);
     assert!(text(&o).contains("certificate_not_verified"));
 }
 
@@ -50,7 +77,15 @@ fn check_denies_with_reason_and_exit_code_1() {
 fn check_answers_for_a_verified_token_bound_or_not() {
     const BOUND: &str = "fixtures/policies/bound-tokens.json";
     let check = |extra: &[&str]| {
-        let mut args = vec!["check", "--policy", BOUND, "--cert", "fixtures/pki/alice.pem", "--path", "/api/orders"];
+        let mut args = vec![
+            "check",
+            "--policy",
+            BOUND,
+            "--cert",
+            "fixtures/pki/alice.pem",
+            "--path",
+            "/api/orders",
+        ];
         args.extend_from_slice(extra);
         let o = run(&args);
         (o.status.code(), text(&o))
@@ -60,7 +95,10 @@ fn check_answers_for_a_verified_token_bound_or_not() {
     assert!(out.contains("decision: allow") && out.contains("x-client-cn: alice"), "{out}");
     let (code, out) = check(&["--token-bound-to", "fixtures/pki/bob.pem"]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("status: 401") && out.contains("reason: token_certificate_mismatch"), "{out}");
+    assert!(
+        out.contains("status: 401") && out.contains("reason: token_certificate_mismatch"),
+        "{out}"
+    );
     let (_, out) = check(&["--token-unbound"]);
     assert!(out.contains("reason: token_unbound"), "{out}");
     let (_, out) = check(&[]);
@@ -95,7 +133,10 @@ fn validate_reports_the_json_path() {
     let o = run(&["validate", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("rules[0].issuer[0]"), "{}", text(&o));
-    assert!(!text(&run(&["validate", EXAMPLE])).contains("never used"), "the example has no rule in the wrong place");
+    assert!(
+        !text(&run(&["validate", EXAMPLE])).contains("never used"),
+        "the example has no rule in the wrong place"
+    );
 }
 
 #[test]
@@ -109,7 +150,11 @@ fn schema_prints_the_policy_json_schema_and_a_policy_may_name_it() {
     // editors find the schema through `$schema`, which the filter ignores
     let dir = common::TempDir::new("schema").unwrap();
     let policy = dir.0.join("policy.json");
-    std::fs::write(&policy, r#"{"$schema": "./certgate-policy.schema.json", "rules": [{"name": "all"}]}"#).unwrap();
+    std::fs::write(
+        &policy,
+        r#"{"$schema": "./certgate-policy.schema.json", "rules": [{"name": "all"}]}"#,
+    )
+    .unwrap();
     let o = run(&["validate", policy.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
@@ -122,7 +167,11 @@ fn validate_warns_about_a_rule_in_the_wrong_place() {
     std::fs::write(&shadowed, policy).unwrap();
     let o = run(&["validate", shadowed.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "a warning, not an error: {}", text(&o));
-    assert!(text(&o).contains("at `rules[1]`: rule `admin` is never used: rule `app` before it"), "{}", text(&o));
+    assert!(
+        text(&o).contains("at `rules[1]`: rule `admin` is never used: rule `app` before it"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// Starts a command and waits for its first stdout line containing `ready`.
@@ -147,9 +196,14 @@ fn port_of(line: &str) -> String {
 
 fn curl(port: &str, path: &str, cert: Option<&str>, extra: &[&str]) -> (String, String) {
     let mut c = Command::new("curl");
-    c.args(["-s", "--max-time", "10", "--cacert"]).arg(pki("root-ca.pem")).args(["-w", "\n%{http_code}"]);
+    c.args(["-s", "--max-time", "10", "--cacert"])
+        .arg(pki("root-ca.pem"))
+        .args(["-w", "\n%{http_code}"]);
     if let Some(name) = cert {
-        c.arg("--cert").arg(pki(&format!("{name}-chain.pem"))).arg("--key").arg(pki(&format!("{name}.key")));
+        c.arg("--cert")
+            .arg(pki(&format!("{name}-chain.pem")))
+            .arg("--key")
+            .arg(pki(&format!("{name}.key")));
     }
     c.args(extra).arg(format!("https://localhost:{port}{path}"));
     let out = c.output().expect("curl is part of the test set-up");
@@ -175,7 +229,11 @@ fn serve_and_backend_as_processes_answer_curl() {
     assert_eq!(code, "200", "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let headers = certgate_backend::headers_of(&json);
-    let cn: Vec<&str> = headers.iter().filter(|(k, _)| k == "x-client-cn").map(|(_, v)| v.as_str()).collect();
+    let cn: Vec<&str> = headers
+        .iter()
+        .filter(|(k, _)| k == "x-client-cn")
+        .map(|(_, v)| v.as_str())
+        .collect();
     assert_eq!(cn, ["alice"]);
     let (body, code) = curl(&port, "/admin/", Some("bob"), &["--http2"]);
     assert_eq!(code, "403");
@@ -188,7 +246,21 @@ fn serve_and_backend_as_processes_answer_curl() {
 
 #[test]
 fn serve_without_its_files_says_which() {
-    let o = run(&["serve", "--policy", EXAMPLE, "--upstream", "http://127.0.0.1:9", "--cert", "fixtures/pki/server.pem", "--key", "nope.key", "--client-ca", "fixtures/pki/trusted-client-cas.pem", "--listen", "127.0.0.1:0"]);
+    let o = run(&[
+        "serve",
+        "--policy",
+        EXAMPLE,
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--cert",
+        "fixtures/pki/server.pem",
+        "--key",
+        "nope.key",
+        "--client-ca",
+        "fixtures/pki/trusted-client-cas.pem",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("nope.key"), "{}", text(&o));
     let o = run(&["serve", "--policy", EXAMPLE]);

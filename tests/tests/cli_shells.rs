@@ -1,7 +1,13 @@
 //! What operators reach for besides `--help`: shell completions that load
 //! in bash and parse in zsh and fish, and man pages, one per subcommand,
 //! that man(1) renders. Both come from the command's own clap definition.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -13,7 +19,13 @@ use common::{certgate, TempDir};
 fn subcommands(args: &[&str]) -> Vec<String> {
     let out = certgate().args(args).arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    let list = help.split("Commands:\n").nth(1).expect("a Commands: section").split("\n\n").next().unwrap();
+    let list = help
+        .split("Commands:\n")
+        .nth(1)
+        .expect("a Commands: section")
+        .split("\n\n")
+        .next()
+        .unwrap();
     list.lines()
         .filter_map(|l| l.strip_prefix("  ").and_then(|l| l.split_whitespace().next()))
         .filter(|c| *c != "help")
@@ -53,7 +65,10 @@ fn bash_completes_subcommands_and_their_flags() {
     assert_eq!(complete("certgate pk", 1).trim(), "pki");
     let serve = complete("certgate serve --pol", 2);
     assert!(serve.lines().any(|l| l == "--policy"), "{serve}");
-    let registered = Command::new("bash").args(["-c", &format!("source {}; complete -p certgate", script.display())]).output().unwrap();
+    let registered = Command::new("bash")
+        .args(["-c", &format!("source {}; complete -p certgate", script.display())])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&registered.stdout).contains("_certgate"));
 }
 
@@ -63,17 +78,27 @@ fn fish_completes_subcommands_and_zsh_parses_its_script() {
     let fish = completion("fish", &dir);
     let complete = |line: &str| {
         let cmd = format!("source {}; complete -C '{line}'", fish.display());
-        let out = Command::new("fish").args(["-c", &cmd]).output().unwrap_or_else(|e| panic!("fish: {e} (./dev test installs it)"));
+        let out = Command::new("fish")
+            .args(["-c", &cmd])
+            .output()
+            .unwrap_or_else(|e| panic!("fish: {e} (./dev test installs it)"));
         assert!(out.status.success(), "fish: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
     let all = complete("certgate ");
     for sub in subcommands(&[]) {
-        assert!(all.lines().any(|l| l.split('\t').next() == Some(sub.as_str())), "fish does not offer `{sub}`: {all}");
+        assert!(
+            all.lines().any(|l| l.split('\t').next() == Some(sub.as_str())),
+            "fish does not offer `{sub}`: {all}"
+        );
     }
     assert!(complete("certgate serve --pol").lines().any(|l| l.starts_with("--policy")));
     let zsh = completion("zsh", &dir);
-    let out = Command::new("zsh").arg("-n").arg(&zsh).output().unwrap_or_else(|e| panic!("zsh: {e} (./dev test installs it)"));
+    let out = Command::new("zsh")
+        .arg("-n")
+        .arg(&zsh)
+        .output()
+        .unwrap_or_else(|e| panic!("zsh: {e} (./dev test installs it)"));
     assert!(out.status.success(), "zsh: {}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::read_to_string(&zsh).unwrap().starts_with("#compdef certgate"));
 }
@@ -89,12 +114,26 @@ fn man_pages_cover_every_subcommand_and_render() {
     for page in &pages {
         let path = dir.0.join(format!("{page}.1"));
         assert!(path.is_file(), "{page}.1 missing");
-        let rendered = Command::new("man").arg("-l").arg(&path).env("MANPAGER", "cat").env("MANWIDTH", "80").output().unwrap();
+        let rendered = Command::new("man")
+            .arg("-l")
+            .arg(&path)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&rendered.stdout);
         assert!(rendered.status.success() && text.contains("NAME"), "{page}: {text}");
     }
-    let main = Command::new("man").arg("-l").arg(dir.0.join("certgate.1")).env("MANPAGER", "cat").output().unwrap();
+    let main = Command::new("man")
+        .arg("-l")
+        .arg(dir.0.join("certgate.1"))
+        .env("MANPAGER", "cat")
+        .output()
+        .unwrap();
     let main = String::from_utf8_lossy(&main.stdout);
     assert!(main.contains("Admit HTTP requests by their TLS client certificate"), "{main}");
-    assert!(main.contains("certgate-serve(1)"), "the main page names the subcommands' pages: {main}");
+    assert!(
+        main.contains("certgate-serve(1)"),
+        "the main page names the subcommands' pages: {main}"
+    );
 }

@@ -2,7 +2,13 @@
 //! of the workspace has a line here saying what it must not depend on
 //! (ARCHITECTURE.md draws the same arrows). A new crate fails this test until
 //! it has one.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -15,28 +21,159 @@ use std::process::Command;
 /// `rustls` (the network), `proxy-wasm` (the SDK: the Wasm glue's alone).
 const RULES: &[(&str, bool, &[&str])] = &[
     // the leaves: bytes and certificates, shared by both sides of the ABI
-    ("certgate-x509", true, &["certgate-wire", "certgate-core", "certgate-host", "wasmtime", "tokio", "hyper", "rustls", "proxy-wasm"]),
-    ("certgate-wire", true, &["certgate-core", "certgate-host", "wasmtime", "tokio", "hyper", "rustls", "proxy-wasm"]),
-    ("certgate-decision", true, &["certgate-x509", "certgate-wire", "certgate-core", "wasmtime", "tokio", "hyper", "rustls", "proxy-wasm"]),
+    (
+        "certgate-x509",
+        true,
+        &[
+            "certgate-wire",
+            "certgate-core",
+            "certgate-host",
+            "wasmtime",
+            "tokio",
+            "hyper",
+            "rustls",
+            "proxy-wasm",
+        ],
+    ),
+    (
+        "certgate-wire",
+        true,
+        &[
+            "certgate-core",
+            "certgate-host",
+            "wasmtime",
+            "tokio",
+            "hyper",
+            "rustls",
+            "proxy-wasm",
+        ],
+    ),
+    (
+        "certgate-decision",
+        true,
+        &[
+            "certgate-x509",
+            "certgate-wire",
+            "certgate-core",
+            "wasmtime",
+            "tokio",
+            "hyper",
+            "rustls",
+            "proxy-wasm",
+        ],
+    ),
     // the policy core: no proxy runtime of any kind, and no network; its
     // tests run on FakeEnvoy, no VM (the scenario checker they share brings tokio)
     ("certgate-core", false, &["proxy-wasm", "wasmtime", "tokio", "hyper", "rustls"]),
-    ("certgate-core", true, &["certgate-wasm", "certgate-module", "certgate-host", "certgate-edge", "proxy-wasm", "wasmtime"]),
+    (
+        "certgate-core",
+        true,
+        &[
+            "certgate-wasm",
+            "certgate-module",
+            "certgate-host",
+            "certgate-edge",
+            "proxy-wasm",
+            "wasmtime",
+        ],
+    ),
     // the Wasm glue: the core and the SDK, never the VM that runs it
-    ("certgate-wasm", true, &["certgate-module", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper", "rustls"]),
+    (
+        "certgate-wasm",
+        true,
+        &[
+            "certgate-module",
+            "certgate-host",
+            "certgate-edge",
+            "wasmtime",
+            "tokio",
+            "hyper",
+            "rustls",
+        ],
+    ),
     // the native glue: what goes into Envoy's process is the core and the glue
-    ("certgate-module", false, &["certgate-wasm", "certgate-host", "certgate-edge", "certgate-test-support", "proxy-wasm", "wasmtime", "tokio", "hyper", "rustls"]),
+    (
+        "certgate-module",
+        false,
+        &[
+            "certgate-wasm",
+            "certgate-host",
+            "certgate-edge",
+            "certgate-test-support",
+            "proxy-wasm",
+            "wasmtime",
+            "tokio",
+            "hyper",
+            "rustls",
+        ],
+    ),
     // the proxy-wasm host runs any filter: no network, no certgate filter
-    ("certgate-host", true, &["certgate-core", "certgate-wasm", "certgate-edge", "certgate-decision", "tokio", "hyper", "rustls", "clap", "proxy-wasm"]),
+    (
+        "certgate-host",
+        true,
+        &[
+            "certgate-core",
+            "certgate-wasm",
+            "certgate-edge",
+            "certgate-decision",
+            "tokio",
+            "hyper",
+            "rustls",
+            "clap",
+            "proxy-wasm",
+        ],
+    ),
     // the edge runs any filter over real connections: it reads the published decision, not the filter
-    ("certgate-edge", false, &["certgate-core", "certgate-wasm", "certgate-module", "certgate-backend", "certgate-pki", "certgate-test-support", "proxy-wasm"]),
-    ("certgate-backend", false, &["certgate-host", "certgate-edge", "wasmtime", "rustls", "proxy-wasm"]),
-    ("certgate-pki", true, &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper"]),
-    ("certgate-fixtures", true, &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper"]),
-    ("certgate-oci", true, &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper"]),
-    ("certgate-test-support", false, &["certgate-core", "certgate-host", "certgate-edge", "wasmtime"]),
+    (
+        "certgate-edge",
+        false,
+        &[
+            "certgate-core",
+            "certgate-wasm",
+            "certgate-module",
+            "certgate-backend",
+            "certgate-pki",
+            "certgate-test-support",
+            "proxy-wasm",
+        ],
+    ),
+    (
+        "certgate-backend",
+        false,
+        &["certgate-host", "certgate-edge", "wasmtime", "rustls", "proxy-wasm"],
+    ),
+    (
+        "certgate-pki",
+        true,
+        &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper"],
+    ),
+    (
+        "certgate-fixtures",
+        true,
+        &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper"],
+    ),
+    (
+        "certgate-oci",
+        true,
+        &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper"],
+    ),
+    (
+        "certgate-test-support",
+        false,
+        &["certgate-core", "certgate-host", "certgate-edge", "wasmtime"],
+    ),
     // the command users install: no test support, no fixtures generator, no glue
-    ("certgate-cli", false, &["certgate-test-support", "certgate-fixtures", "certgate-module", "certgate-wasm", "proxy-wasm"]),
+    (
+        "certgate-cli",
+        false,
+        &[
+            "certgate-test-support",
+            "certgate-fixtures",
+            "certgate-module",
+            "certgate-wasm",
+            "proxy-wasm",
+        ],
+    ),
     // the whole-system tests use everything; they only need a line
     ("certgate-tests", true, &[]),
 ];
@@ -68,7 +205,11 @@ fn crates(tree: &str) -> BTreeSet<&str> {
 #[test]
 fn every_crate_has_a_rule() {
     let ruled: BTreeSet<String> = RULES.iter().map(|(c, _, _)| (*c).to_owned()).collect();
-    assert_eq!(common::workspace_crates(), ruled, "the workspace and RULES differ: give every crate a line in RULES");
+    assert_eq!(
+        common::workspace_crates(),
+        ruled,
+        "the workspace and RULES differ: give every crate a line in RULES"
+    );
 }
 
 #[test]
@@ -106,7 +247,15 @@ fn the_wasm_build_holds_the_core_and_the_sdk_and_no_runtime() {
     assert!(glue.contains("certgate-core") && glue.contains("proxy-wasm"), "{glue:?}");
     // on the host the glue is empty: a host tree alone would miss the SDK
     assert!(!crates(&tree("certgate-wasm", false)).contains("proxy-wasm"));
-    for banned in ["wasmtime", "tokio", "hyper", "rustls", "certgate-module", "certgate-host", "certgate-edge"] {
+    for banned in [
+        "wasmtime",
+        "tokio",
+        "hyper",
+        "rustls",
+        "certgate-module",
+        "certgate-host",
+        "certgate-edge",
+    ] {
         assert!(!glue.contains(banned), "the .wasm would hold {banned}");
     }
     let core = tree_for("certgate-core", false, WASM);

@@ -3,7 +3,13 @@
 //! `certgate serve` and in Envoy in front of the same backend, gets the same
 //! requests, and what the client gets back must match: status, headers (but
 //! for [`IGNORED`]) and body.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -11,16 +17,22 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use certgate_backend as backend;
 use certgate_edge::tls::ClientCertMode;
 use certgate_edge::{self as edge};
-use certgate_backend as backend;
 use common::envoy::Envoy;
 use common::{client_config, connect_with, repo, settings, Conn, TempDir};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 
 /// Headers a proxy writes its own way, or that carry framing, not meaning.
-const IGNORED: &[&str] = &["date", "server", "x-envoy-upstream-service-time", "content-length", "transfer-encoding"];
+const IGNORED: &[&str] = &[
+    "date",
+    "server",
+    "x-envoy-upstream-service-time",
+    "content-length",
+    "transfer-encoding",
+];
 
 fn filters_wasm() -> std::path::PathBuf {
     let p = repo().join("target/test-filters/wasm32-wasip1/release/differential_filters.wasm");
@@ -54,11 +66,18 @@ async fn send(addr: SocketAddr, (method, path, headers, body): &Case<'_>) -> See
     let mut seen_headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in response.headers() {
         if !IGNORED.contains(&k.as_str()) {
-            seen_headers.entry(k.as_str().to_owned()).or_default().push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+            seen_headers
+                .entry(k.as_str().to_owned())
+                .or_default()
+                .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
         }
     }
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    Seen { status, headers: seen_headers, body: String::from_utf8_lossy(&body).into_owned() }
+    Seen {
+        status,
+        headers: seen_headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 fn envoy_yaml(kind: &str, backend: SocketAddr) -> String {
@@ -138,7 +157,8 @@ async fn check(kind: &str, cases: &[Case<'_>], sanity: impl Fn(&Seen) -> bool) {
     std::fs::write(&config, kind).unwrap();
     let mut s = settings(&config, ClientCertMode::Optional, &format!("http://{}", backend.addr));
     s.wasm = filters_wasm();
-    s.clusters.insert("authz".into(), format!("http://{}", backend.addr).parse().unwrap());
+    s.clusters
+        .insert("authz".into(), format!("http://{}", backend.addr).parse().unwrap());
     let edge = edge::start(s).await.unwrap();
     let mut differences = Vec::new();
     let mut first = None;
@@ -146,7 +166,10 @@ async fn check(kind: &str, cases: &[Case<'_>], sanity: impl Fn(&Seen) -> bool) {
         let from_envoy = send(envoy.listener, case).await;
         let from_edge = send(edge.addr, case).await;
         if from_envoy != from_edge {
-            differences.push(format!("{kind} {} {}:\n  envoy: {from_envoy:?}\n  edge:  {from_edge:?}", case.0, case.1));
+            differences.push(format!(
+                "{kind} {} {}:\n  envoy: {from_envoy:?}\n  edge:  {from_edge:?}",
+                case.0, case.1
+            ));
         }
         first.get_or_insert(from_edge);
     }
@@ -158,9 +181,15 @@ async fn check(kind: &str, cases: &[Case<'_>], sanity: impl Fn(&Seen) -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_headers_are_set_on_upstream_and_local_replies_alike() {
-    check("headers", &[("GET", "/api/v0.1/hello", &[], ""), ("GET", "/teapot", &[], ""), ("GET", "/status/404", &[], "")], |s| {
-        s.headers.get("x-filter-saw-status") == Some(&vec!["200".to_owned()])
-    })
+    check(
+        "headers",
+        &[
+            ("GET", "/api/v0.1/hello", &[], ""),
+            ("GET", "/teapot", &[], ""),
+            ("GET", "/status/404", &[], ""),
+        ],
+        |s| s.headers.get("x-filter-saw-status") == Some(&vec!["200".to_owned()]),
+    )
     .await;
 }
 
@@ -198,16 +227,28 @@ async fn a_callout_authorizer_resumes_or_denies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_reply_from_the_response_phase_replaces_the_response() {
-    check("late", &[("GET", "/late/api", &[], ""), ("GET", "/api/v0.1/hello", &[], ""), ("GET", "/late/status/404", &[], "")], |s| {
-        s.status == 451
-    })
+    check(
+        "late",
+        &[
+            ("GET", "/late/api", &[], ""),
+            ("GET", "/api/v0.1/hello", &[], ""),
+            ("GET", "/late/status/404", &[], ""),
+        ],
+        |s| s.status == 451,
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn properties_and_shared_data_read_the_same() {
-    check("props", &[("GET", "/api/v0.1/hello?x=1", &[], ""), ("POST", "/echo", &[], "x"), ("GET", "/status/204", &[], "")], |s| {
-        s.headers.get("x-request-path") == Some(&vec!["/api/v0.1/hello?x=1".to_owned()])
-    })
+    check(
+        "props",
+        &[
+            ("GET", "/api/v0.1/hello?x=1", &[], ""),
+            ("POST", "/echo", &[], "x"),
+            ("GET", "/status/204", &[], ""),
+        ],
+        |s| s.headers.get("x-request-path") == Some(&vec!["/api/v0.1/hello?x=1".to_owned()]),
+    )
     .await;
 }

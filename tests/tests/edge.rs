@@ -1,14 +1,20 @@
 //! The `certgate serve` edge end to end: real TLS clients with the fixture
 //! certificates, the real `.wasm`, the test backend, on loopback.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use certgate_test_support::scenarios::ScenarioTable;
 use certgate_edge::tls::ClientCertMode;
+use certgate_test_support::scenarios::ScenarioTable;
 use common::{connect, get, judge_scenario, repo, send_scenario, stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,9 +39,14 @@ const EXAMPLE: &str = include_str!("../../fixtures/policies/example.json");
 async fn the_seed_cases_alice_mallory_and_a_spoofed_header() {
     let st = stack(EXAMPLE, ClientCertMode::Required).await;
     // the seed app's endpoint; alice's SPIFFE ID fits the `api` rule
-    let alice = get(st.edge.addr, Some("alice"), "/api/v0.1/headers", &[("x-client-cn", "admin"), ("x-forwarded-client-cert", "Hash=evil")])
-        .await
-        .unwrap();
+    let alice = get(
+        st.edge.addr,
+        Some("alice"),
+        "/api/v0.1/headers",
+        &[("x-client-cn", "admin"), ("x-forwarded-client-cert", "Hash=evil")],
+    )
+    .await
+    .unwrap();
     assert_eq!(alice.status, 200, "{}", alice.body);
     assert_eq!(alice.backend_header("x-certgate-rule"), ["api"]);
     assert_eq!(alice.backend_header("x-client-cn"), ["alice"]);
@@ -44,7 +55,10 @@ async fn the_seed_cases_alice_mallory_and_a_spoofed_header() {
     assert_eq!(alice.backend_header("x-client-not-after"), ["3313526400"]);
     let xfcc = alice.backend_header("x-forwarded-client-cert");
     assert_eq!(xfcc.len(), 1);
-    assert!(xfcc[0].starts_with("Hash=") && xfcc[0] != "Hash=evil" && xfcc[0].contains("Cert=\""), "{xfcc:?}");
+    assert!(
+        xfcc[0].starts_with("Hash=") && xfcc[0] != "Hash=evil" && xfcc[0].contains("Cert=\""),
+        "{xfcc:?}"
+    );
     // the look-alike CA fails the handshake; so does no certificate here
     assert!(get(st.edge.addr, Some("mallory"), "/app/", &[]).await.is_err());
     assert!(get(st.edge.addr, None, "/healthz", &[]).await.is_err());
@@ -77,7 +91,10 @@ async fn a_backend_that_is_down_gives_502_with_a_reason() {
     let edge = certgate_edge::start(common::settings(&policy, ClientCertMode::Optional, &format!("http://{free}")))
         .await
         .unwrap();
-    let r = tokio::time::timeout(Duration::from_secs(10), get(edge.addr, Some("alice"), "/app/", &[])).await.unwrap().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), get(edge.addr, Some("alice"), "/app/", &[]))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.status, 502);
     assert!(r.body.contains("upstream_unavailable"), "{}", r.body);
 }
@@ -129,7 +146,9 @@ async fn startup_errors_name_what_is_wrong() {
     let dir = common::TempDir::new("errors").unwrap();
     let policy = dir.0.join("p.json");
     std::fs::write(&policy, r#"{"rules":[]}"#).unwrap();
-    let err = certgate_edge::start(common::settings(&policy, ClientCertMode::Required, "http://127.0.0.1:9")).await.unwrap_err();
+    let err = certgate_edge::start(common::settings(&policy, ClientCertMode::Required, "http://127.0.0.1:9"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("p.json") && err.to_string().contains("`rules`"), "{err}");
 
     std::fs::write(&policy, EXAMPLE).unwrap();

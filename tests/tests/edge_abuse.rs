@@ -2,7 +2,13 @@
 //! header blocks, a slow client and a connection flood. Each is refused with
 //! a clear answer or closed, the edge does not crash, and a well-behaved
 //! client is served all along.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -34,13 +40,20 @@ async fn edge_with(limits: impl FnOnce(&mut edge::EdgeSettings)) -> (edge::Runni
 
 /// A well-behaved client: a new connection, one GET.
 async fn served(addr: SocketAddr) -> Result<u16, String> {
-    connect(addr, Some("alice"), false).await?.send("GET", "/hello", &[]).await.map(|r| r.status)
+    connect(addr, Some("alice"), false)
+        .await?
+        .send("GET", "/hello", &[])
+        .await
+        .map(|r| r.status)
 }
 
 /// A TLS connection as alice, for writing raw HTTP/1.1.
 async fn tls(addr: SocketAddr) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    TlsConnector::from(client_config(Some("alice"), &[b"http/1.1"])).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
+    TlsConnector::from(client_config(Some("alice"), &[b"http/1.1"]))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
 }
 
 /// Everything the server sends until it closes (10 s at most).
@@ -74,8 +87,14 @@ async fn idle_and_half_open_connections_are_closed_after_the_handshake_timeout()
         assert!(closed_within(tcp, Duration::from_secs(5)).await, "connection {i} still open");
     }
     let closed_after = started.elapsed();
-    println!("60 idle or half-open connections closed {} ms after they opened (timeout 1 s)", closed_after.as_millis());
-    assert!(closed_after >= Duration::from_millis(900), "not before the timeout: {closed_after:?}");
+    println!(
+        "60 idle or half-open connections closed {} ms after they opened (timeout 1 s)",
+        closed_after.as_millis()
+    );
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "not before the timeout: {closed_after:?}"
+    );
     assert_eq!(served(edge.addr).await, Ok(200));
 }
 
@@ -96,13 +115,22 @@ async fn oversized_header_blocks_and_header_counts_are_answered_431() {
     }
     // just under the limits: served
     let fits = format!("x{}", "a".repeat(50 * 1024));
-    let r = connect(edge.addr, Some("alice"), false).await.unwrap().send("GET", "/hello", &[("x-big", &fits)]).await.unwrap();
+    let r = connect(edge.addr, Some("alice"), false)
+        .await
+        .unwrap()
+        .send("GET", "/hello", &[("x-big", &fits)])
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     // HTTP/2: a header list over 60 KiB is refused, the connection's next request served
     let mut h2 = connect(edge.addr, Some("alice"), true).await.unwrap();
     let huge = "a".repeat(70 * 1024);
     let refused = h2.send("GET", "/hello", &[("x-big", &huge)]).await;
-    assert!(refused.as_ref().map_or(true, |r| r.status == 431), "HTTP/2 over the limit: {:?}", refused.map(|r| r.status));
+    assert!(
+        refused.as_ref().map_or(true, |r| r.status == 431),
+        "HTTP/2 over the limit: {:?}",
+        refused.map(|r| r.status)
+    );
     assert_eq!(served(edge.addr).await, Ok(200));
 }
 
@@ -138,7 +166,10 @@ async fn a_slow_client_is_disconnected_and_others_are_served_meanwhile() {
         }
     };
     let ((reply, after), ()) = tokio::join!(slow, others);
-    println!("a client trickling its headers was disconnected after {} ms (header timeout 1 s)", after.as_millis());
+    println!(
+        "a client trickling its headers was disconnected after {} ms (header timeout 1 s)",
+        after.as_millis()
+    );
     assert_eq!(reply, "", "no response to a request that never ended");
     assert!(after >= Duration::from_millis(900) && after < Duration::from_secs(5), "{after:?}");
 }

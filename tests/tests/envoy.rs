@@ -1,7 +1,13 @@
 //! certgate in a real Envoy 1.40 (V8): the committed configurations, the
 //! scenario table, the same outcome as `certgate serve` for every scenario,
 //! a refused configuration, and a policy change through ECDS.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -9,8 +15,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use certgate_backend as backend;
-use certgate_test_support::scenarios::ScenarioTable;
 use certgate_edge::tls::ClientCertMode;
+use certgate_test_support::scenarios::ScenarioTable;
 use common::envoy::{config, ecds_config, ecds_resource, write_atomically, Envoy};
 use common::{comparable_headers, get, judge_scenario, repo, send_scenario, stack, TempDir};
 
@@ -35,7 +41,12 @@ async fn every_scenario_holds_in_envoy_and_matches_the_edge() {
         if let (Some(envoy), Some(edge)) = (seen_envoy, seen_edge) {
             let (a, b) = (envoy.observed(), edge.observed());
             if (a.status, &a.reason, &a.rule) != (b.status, &b.reason, &b.rule) {
-                failures.push(format!("{}: Envoy {:?} vs edge {:?}", s.name, (a.status, a.reason, a.rule), (b.status, b.reason, b.rule)));
+                failures.push(format!(
+                    "{}: Envoy {:?} vs edge {:?}",
+                    s.name,
+                    (a.status, a.reason, a.rule),
+                    (b.status, b.reason, b.rule)
+                ));
             }
             if comparable_headers(envoy) != comparable_headers(edge) {
                 failures.push(format!(
@@ -54,27 +65,49 @@ async fn every_scenario_holds_in_envoy_and_matches_the_edge() {
 async fn the_committed_required_mtls_configuration_works_as_written() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let envoy = Envoy::start(&config("required-mtls.yaml", backend.addr, None)).unwrap();
-    let alice = get(envoy.listener, Some("alice"), "/app/", &[("x-client-cn", "root")]).await.unwrap();
+    let alice = get(envoy.listener, Some("alice"), "/app/", &[("x-client-cn", "root")])
+        .await
+        .unwrap();
     assert_eq!(alice.status, 200, "{}", alice.body);
     assert_eq!(alice.backend_header("x-client-cn"), ["alice"]);
     let bob = get(envoy.listener, Some("bob"), "/admin/", &[]).await.unwrap();
     assert_eq!(bob.status, 403);
     assert!(bob.body.contains("subject_not_allowed"), "{}", bob.body);
     for who in [None, Some("mallory"), Some("revoked"), Some("expired")] {
-        assert!(get(envoy.listener, who, "/healthz", &[]).await.is_err(), "{who:?} must fail the handshake");
+        assert!(
+            get(envoy.listener, who, "/healthz", &[]).await.is_err(),
+            "{who:?} must fail the handshake"
+        );
     }
     // clients that resume TLS sessions (browsers do) are still admitted:
     // Envoy reports a resumed session's certificate as not validated, and the
     // committed policy's `verification: listener` vouches for the listener
     let shared = common::client_config(Some("alice"), &[b"http/1.1"]);
     for _ in 0..3 {
-        let r = common::connect_with(envoy.listener, shared.clone(), false).await.unwrap().send("GET", "/app/", &[]).await.unwrap();
+        let r = common::connect_with(envoy.listener, shared.clone(), false)
+            .await
+            .unwrap()
+            .send("GET", "/app/", &[])
+            .await
+            .unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
     }
     // the filter's counters are Envoy stats
-    assert_eq!(envoy.stat_eventually("wasmcustom.certgate_requests_total.outcome.allowed.rule.app", |v| v == 4), Some(4));
-    assert_eq!(envoy.stat_eventually("wasmcustom.certgate_requests_total.outcome.denied.reason.subject_not_allowed.rule.admin", |v| v == 1), Some(1));
-    assert_eq!(envoy.stat_eventually("wasmcustom.certgate_spoofed_headers_removed_total", |v| v == 1), Some(1));
+    assert_eq!(
+        envoy.stat_eventually("wasmcustom.certgate_requests_total.outcome.allowed.rule.app", |v| v == 4),
+        Some(4)
+    );
+    assert_eq!(
+        envoy.stat_eventually(
+            "wasmcustom.certgate_requests_total.outcome.denied.reason.subject_not_allowed.rule.admin",
+            |v| v == 1
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        envoy.stat_eventually("wasmcustom.certgate_spoofed_headers_removed_total", |v| v == 1),
+        Some(1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +151,12 @@ async fn an_ecds_policy_edit_applies_without_a_restart_and_a_bad_one_is_rejected
             }
         }
     };
-    assert_eq!(wait_for(200, "bob").await, 200, "the first policy allows bob:\n{}", envoy.log_tail());
+    assert_eq!(
+        wait_for(200, "bob").await,
+        200,
+        "the first policy allows bob:\n{}",
+        envoy.log_tail()
+    );
 
     let ops_only = resource.replace(
         r#"{ "name": "app", "path_prefix": "/", "issuer": ["CN=Example Client CA,O=Example"] }"#,
@@ -132,7 +170,15 @@ async fn an_ecds_policy_edit_applies_without_a_restart_and_a_bad_one_is_rejected
     let refused = resource.replace(r#""issuer": ["CN=Example Client CA,O=Example"]"#, r#""issuer": []"#);
     write_atomically(&file, &refused);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(get(envoy.listener, Some("bob"), "/app/", &[]).await.unwrap().status, 403, "the refused edit changed nothing");
+    assert_eq!(
+        get(envoy.listener, Some("bob"), "/app/", &[]).await.unwrap().status,
+        403,
+        "the refused edit changed nothing"
+    );
     assert_eq!(get(envoy.listener, Some("ops-anna"), "/app/", &[]).await.unwrap().status, 200);
-    assert!(envoy.log_text().contains("rules[0]") || envoy.log_text().contains("rules[1]"), "{}", envoy.log_tail());
+    assert!(
+        envoy.log_text().contains("rules[0]") || envoy.log_text().contains("rules[1]"),
+        "{}",
+        envoy.log_tail()
+    );
 }

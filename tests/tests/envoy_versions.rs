@@ -8,7 +8,13 @@
 //! nginx pattern go through both builds, which must give the same answers,
 //! and the resumed sessions through `required-mtls-native.yaml` too. The full
 //! suite (`envoy.rs` and the rest) runs on the default, 1.40.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -16,8 +22,8 @@ use std::collections::HashMap;
 
 use certgate_backend as backend;
 use certgate_test_support::scenarios::ScenarioTable;
-use common::envoy::{config, matrix, with_listener_verification, Build, Envoy, MODULE_VERSIONS};
 use common::comparable;
+use common::envoy::{config, matrix, with_listener_verification, Build, Envoy, MODULE_VERSIONS};
 use common::{judge_scenario, repo, resume_client, send_scenario};
 
 macro_rules! per_version {
@@ -70,7 +76,12 @@ async fn compatibility(version: &str) {
     resumed_sessions(version, &mut failures).await;
     unverified_certificates(version, &mut failures).await;
     nginx_pattern(version, &mut failures).await;
-    assert!(failures.is_empty(), "Envoy {version}: {} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "Envoy {version}: {} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Every scenario through the committed optional-mTLS configuration, its
@@ -116,8 +127,14 @@ async fn resumed_sessions(version: &str, failures: &mut Vec<String>) {
                 failures.push(format!("{at}: the session was not resumed: {replies:?}"));
             }
             for (i, r) in replies.iter().enumerate() {
-                let identity = ["x-client-cn", "x-client-issuer", "x-client-serial", "x-client-verified", "x-client-spiffe-id"]
-                    .map(|h| r.backend_header(h));
+                let identity = [
+                    "x-client-cn",
+                    "x-client-issuer",
+                    "x-client-serial",
+                    "x-client-verified",
+                    "x-client-spiffe-id",
+                ]
+                .map(|h| r.backend_header(h));
                 let want = [
                     "alice",
                     "CN=Example Client CA,O=Example",
@@ -147,27 +164,46 @@ async fn unverified_certificates(version: &str, failures: &mut Vec<String>) {
         let yaml = config("optional-mtls.yaml", backend.addr, Some(policy));
         let trusted = "trusted_ca: { filename: ";
         assert!(yaml.contains(trusted));
-        yaml.replacen(trusted, &format!("trust_chain_verification: ACCEPT_UNTRUSTED\n              {trusted}"), 1)
+        yaml.replacen(
+            trusted,
+            &format!("trust_chain_verification: ACCEPT_UNTRUSTED\n              {trusted}"),
+            1,
+        )
     };
     let envoy = Envoy::start_version(version, &untrusted(policy)).unwrap();
-    let (mallory_reason, alice_status) =
-        if has_validity_flag(version) { ("certificate_not_verified", 200) } else { ("verification_unknown", 403) };
+    let (mallory_reason, alice_status) = if has_validity_flag(version) {
+        ("certificate_not_verified", 200)
+    } else {
+        ("verification_unknown", 403)
+    };
     let mallory = common::get(envoy.listener, Some("mallory"), "/app/", &[]).await.unwrap();
     if mallory.status != 403 || !mallory.body.contains(mallory_reason) {
-        failures.push(format!("default setting, untrusted listener: mallory got {} {}", mallory.status, mallory.body));
+        failures.push(format!(
+            "default setting, untrusted listener: mallory got {} {}",
+            mallory.status, mallory.body
+        ));
     }
     let alice = common::get(envoy.listener, Some("alice"), "/app/", &[]).await.unwrap();
     if alice.status != alice_status {
-        failures.push(format!("default setting, untrusted listener: alice got {} {}", alice.status, alice.body));
+        failures.push(format!(
+            "default setting, untrusted listener: alice got {} {}",
+            alice.status, alice.body
+        ));
     }
     if !has_validity_flag(version) && !envoy.log_eventually_contains(r#"set "verification": "listener""#) {
-        failures.push(format!("the log does not say which setting would admit verified clients:\n{}", envoy.log_tail()));
+        failures.push(format!(
+            "the log does not say which setting would admit verified clients:\n{}",
+            envoy.log_tail()
+        ));
     }
     drop(envoy);
     let envoy = Envoy::start_version(version, &untrusted(&with_listener_verification(policy))).unwrap();
     let mallory = common::get(envoy.listener, Some("mallory"), "/app/", &[]).await.unwrap();
     if mallory.status != 200 {
-        failures.push(format!("listener setting on an untrusted listener: expected the documented hole, got {}", mallory.status));
+        failures.push(format!(
+            "listener setting on an untrusted listener: expected the documented hole, got {}",
+            mallory.status
+        ));
     }
 }
 
@@ -182,7 +218,10 @@ async fn nginx_pattern(version: &str, failures: &mut Vec<String>) {
         for spoof in [&[][..], &[("verified", "SUCCESS"), ("dn", "CN=admin")][..]] {
             let visitor = common::get(envoy.listener, None, "/account", spoof).await.unwrap();
             if visitor.status != 200 || visitor.backend_headers.is_some() || !visitor.body.contains("Welcome, visitor") {
-                failures.push(format!("{at}, no certificate, headers {spoof:?}: {} {}", visitor.status, visitor.body));
+                failures.push(format!(
+                    "{at}, no certificate, headers {spoof:?}: {} {}",
+                    visitor.status, visitor.body
+                ));
             }
             let alice = common::get(envoy.listener, Some("alice"), "/account", spoof).await.unwrap();
             if alice.backend_header("verified") != ["SUCCESS"] || alice.backend_header("dn") != ["CN=alice,OU=Engineering,O=Example"] {

@@ -1,26 +1,39 @@
 //! The real release certgate `.wasm` through the harness: the whole scenario
 //! table, and what only a real VM shows (configuration refused, metrics,
 //! reconfiguration, failing closed).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
-use certgate_test_support::scenarios::{Observed, ScenarioTable};
 use certgate_decision::{Published, PROPERTY};
 use certgate_host::{Action, Connection, Exchange, HarnessError, Plugin};
+use certgate_test_support::scenarios::{Observed, ScenarioTable};
 use common::plugin::{certgate, client, fixture, request, settings, with_peer_pem};
 use common::repo;
 
 /// The outcome from the decision the filter published, and, as a client
 /// sees it, from the reply: both must say the same.
 fn observe(out: &Exchange) -> Observed {
-    let upstream: Vec<(String, String)> =
-        out.upstream_headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
+    let upstream: Vec<(String, String)> = out
+        .upstream_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
     let (status, body) = match &out.local_response {
         Some(r) => (r.status as u16, Some(String::from_utf8_lossy(&r.body).into_owned())),
         None => (200, None),
     };
-    let published = out.filter_state.get(PROPERTY).and_then(|v| Published::from_bytes(v)).expect("a published decision");
+    let published = out
+        .filter_state
+        .get(PROPERTY)
+        .and_then(|v| Published::from_bytes(v))
+        .expect("a published decision");
     let seen = Observed::published(status, &published, body.clone(), upstream.clone());
     let client = Observed::black_box(status, body, upstream);
     assert_eq!(seen.reason, client.reason, "filter state and reply disagree");
@@ -42,7 +55,9 @@ fn every_scenario_runs_the_same_on_the_real_wasm() {
     for s in &table.scenarios {
         let mut plugin = certgate().start(settings(&table.policy_for(s).unwrap())).unwrap();
         let conn = match &s.cert {
-            Some(c) => Connection::local_tls().with_client_cert_file(&table.cert_path(c), s.verified).unwrap(),
+            Some(c) => Connection::local_tls()
+                .with_client_cert_file(&table.cert_path(c), s.verified)
+                .unwrap(),
             None => Connection::local_tls(),
         };
         let out = plugin.request(&conn, s.request_headers()).unwrap();
@@ -53,7 +68,13 @@ fn every_scenario_runs_the_same_on_the_real_wasm() {
             failures.push(format!("{}: {why}", s.name));
         }
     }
-    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), table.scenarios.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        table.scenarios.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -81,8 +102,14 @@ fn metrics_count_each_decision() {
     for (who, path) in [("alice", "/app/"), ("alice", "/app/"), ("bob", "/admin/x"), ("carol", "/app/")] {
         p.request(&client(who, true), request("GET", path)).unwrap();
     }
-    p.request(&Connection::local_tls(), request("GET", "/healthz").into_iter().chain([("x-client-cn".into(), b"x".to_vec())]).collect())
-        .unwrap();
+    p.request(
+        &Connection::local_tls(),
+        request("GET", "/healthz")
+            .into_iter()
+            .chain([("x-client-cn".into(), b"x".to_vec())])
+            .collect(),
+    )
+    .unwrap();
     // counters reach the host on the tick
     let requests = |outcome_reason_rule: &str| format!("certgate_requests_total.outcome.{outcome_reason_rule}");
     assert_eq!(p.metric(&requests("allowed.rule.app")), Some(0));
@@ -95,7 +122,11 @@ fn metrics_count_each_decision() {
     assert_eq!(p.metric("certgate_identity_cache_misses_total"), Some(3), "alice parsed once");
     assert_eq!(p.metric("certgate_spoofed_headers_removed_total"), Some(1));
     assert_eq!(p.metric(&requests("denied.reason.revoked.rule.app")), Some(0), "defined up front");
-    assert_eq!(p.metric(&requests("denied.reason.no_matching_rule")), Some(0), "no rule, no rule label");
+    assert_eq!(
+        p.metric(&requests("denied.reason.no_matching_rule")),
+        Some(0),
+        "no rule, no rule label"
+    );
 }
 
 #[test]
@@ -131,7 +162,11 @@ fn envoy_1_36(name: &str) -> (Connection, Vec<(String, Vec<u8>)>) {
     let conn = client(name, true);
     let mut headers = request("GET", "/app/");
     headers.push(("x-forwarded-client-cert".into(), conn.xfcc.clone().unwrap().into_bytes()));
-    (conn.without("connection.peer_certificate").without("connection.peer_certificate_valid"), headers)
+    (
+        conn.without("connection.peer_certificate")
+            .without("connection.peer_certificate_valid"),
+        headers,
+    )
 }
 
 #[test]
@@ -143,7 +178,11 @@ fn without_peer_certificate_valid_a_certificate_is_denied_as_verification_unknow
         assert_eq!(reply.status, 403);
         assert!(String::from_utf8_lossy(&reply.body).contains("verification_unknown"));
     }
-    let advice: Vec<_> = p.logs().iter().filter(|l| l.message.contains(r#"set "verification": "listener""#)).collect();
+    let advice: Vec<_> = p
+        .logs()
+        .iter()
+        .filter(|l| l.message.contains(r#"set "verification": "listener""#))
+        .collect();
     assert_eq!(advice.len(), 1, "the advice is logged once per worker: {:?}", p.logs());
 }
 
@@ -176,11 +215,20 @@ fn audit_headers_and_identity_reach_the_upstream_in_audit_mode() {
     let mut p = certgate().start(settings(&config)).unwrap();
     let out = p.request(&client("bob", true), request("GET", "/admin/x")).unwrap();
     assert!(out.forwarded());
-    assert_eq!(out.header("x-certgate-audit").as_deref(), Some("deny; reason=subject_not_allowed; rule=admin"));
+    assert_eq!(
+        out.header("x-certgate-audit").as_deref(),
+        Some("deny; reason=subject_not_allowed; rule=admin")
+    );
     p.tick().unwrap();
-    assert_eq!(p.metric("certgate_requests_total.outcome.audit_would_deny.reason.subject_not_allowed.rule.admin"), Some(1));
+    assert_eq!(
+        p.metric("certgate_requests_total.outcome.audit_would_deny.reason.subject_not_allowed.rule.admin"),
+        Some(1)
+    );
     // audit mode denies nothing for a rule: that series is not defined at all
-    assert_eq!(p.metric("certgate_requests_total.outcome.denied.reason.subject_not_allowed.rule.admin"), None);
+    assert_eq!(
+        p.metric("certgate_requests_total.outcome.denied.reason.subject_not_allowed.rule.admin"),
+        None
+    );
 }
 
 fn reason(out: &Exchange) -> String {
@@ -194,7 +242,10 @@ fn the_reasons_the_table_cannot_show() {
     // a verified certificate the filter cannot read
     let mut p = example();
     let conn = with_peer_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
-    assert_eq!(reason(&p.request(&conn, request("GET", "/app/")).unwrap()), "unparseable_certificate");
+    assert_eq!(
+        reason(&p.request(&conn, request("GET", "/app/")).unwrap()),
+        "unparseable_certificate"
+    );
 
     // Envoy's properties alone cannot prove an issuer
     let config = fixture("policies/example.json").replacen("\"auto\"", "\"properties\"", 1);

@@ -2,7 +2,13 @@
 //! the card's top-level entries exist, every folder of ARCHITECTURE.md's
 //! tree is there and holds the crate it names, every crate of the workspace
 //! is named there, and no tracked top-level folder is missing from it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -24,8 +30,15 @@ struct Entry {
 /// The `text` block under "## The tree": two spaces of indent a level; a
 /// folder ends in `/`; a word starting `certgate-` after it is its crate.
 fn tree(architecture: &str) -> Vec<Entry> {
-    let section = architecture.split("\n## The tree\n").nth(1).expect("ARCHITECTURE.md has a section \"## The tree\"");
-    let block = section.split("```text\n").nth(1).and_then(|b| b.split("\n```").next()).expect("a ```text block in it");
+    let section = architecture
+        .split("\n## The tree\n")
+        .nth(1)
+        .expect("ARCHITECTURE.md has a section \"## The tree\"");
+    let block = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a ```text block in it");
     let mut parents: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for line in block.lines().filter(|l| !l.trim().is_empty()) {
@@ -33,7 +46,12 @@ fn tree(architecture: &str) -> Vec<Entry> {
         let mut words = line.split_whitespace();
         let name = words.next().unwrap();
         parents.truncate(depth);
-        let path = parents.iter().map(String::as_str).chain([name.trim_end_matches('/')]).collect::<Vec<_>>().join("/");
+        let path = parents
+            .iter()
+            .map(String::as_str)
+            .chain([name.trim_end_matches('/')])
+            .collect::<Vec<_>>()
+            .join("/");
         let krate = words.next().filter(|w| w.starts_with("certgate-")).map(str::to_owned);
         if name.ends_with('/') {
             parents.push(name.trim_end_matches('/').to_owned());
@@ -46,7 +64,9 @@ fn tree(architecture: &str) -> Vec<Entry> {
 fn package_name(manifest: &Path) -> Option<String> {
     let text = std::fs::read_to_string(manifest).ok()?;
     let package = text.split("[package]").nth(1)?;
-    package.lines().find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"').map(str::to_owned))
+    package
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"').map(str::to_owned))
 }
 
 /// The top-level folders git tracks (not the dot-folders).
@@ -110,9 +130,18 @@ fn the_tree_is_the_one_the_card_names_and_architecture_draws() {
     for name in CARD {
         assert!(repo.join(name).exists(), "{name} missing at the top");
     }
-    assert!(!repo.join("crates").exists(), "crates/ is gone: the crates sit in filter/, host-harness/, cli/");
+    assert!(
+        !repo.join("crates").exists(),
+        "crates/ is gone: the crates sit in filter/, host-harness/, cli/"
+    );
     let entries = tree(&architecture());
-    assert!(entries.contains(&Entry { path: "filter/core".into(), krate: Some("certgate-core".into()) }), "{entries:?}");
+    assert!(
+        entries.contains(&Entry {
+            path: "filter/core".into(),
+            krate: Some("certgate-core".into())
+        }),
+        "{entries:?}"
+    );
     let found = disagreements(&entries, &repo, &common::workspace_crates(), &tracked_top_folders(&repo));
     assert!(found.is_empty(), "{found:#?}");
 }

@@ -3,7 +3,13 @@
 //! Envoy Gateway and the Gateway API), every embedded policy passes
 //! `certgate validate`, and the settings certgate depends on are what they
 //! must be, so that an edit that breaks one fails here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -16,7 +22,11 @@ use serde_json::Value;
 /// (`tests/python/kubectl_yaml.py`, PyYAML's safe loader), where an unquoted
 /// all-digit digest is a number.
 fn kubectl_documents(file: &Path) -> Vec<Value> {
-    let out = std::process::Command::new(venv_python()).arg(repo().join("tests/python/kubectl_yaml.py")).arg(file).output().unwrap();
+    let out = std::process::Command::new(venv_python())
+        .arg(repo().join("tests/python/kubectl_yaml.py"))
+        .arg(file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -49,24 +59,44 @@ fn violations(schema: &Value, doc: &Value) -> Vec<String> {
     let mut schema = schema.clone();
     schema["properties"]["metadata"] = serde_json::json!({ "type": "object" });
     let validator = jsonschema::draft4::new(&schema).unwrap();
-    validator.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 fn name(file: &Path, doc: &Value) -> String {
-    format!("{} {}/{}", file.strip_prefix(repo()).unwrap_or(file).display(), doc["kind"].as_str().unwrap_or("?"), doc["metadata"]["name"].as_str().unwrap_or("?"))
+    format!(
+        "{} {}/{}",
+        file.strip_prefix(repo()).unwrap_or(file).display(),
+        doc["kind"].as_str().unwrap_or("?"),
+        doc["metadata"]["name"].as_str().unwrap_or("?")
+    )
 }
 
 #[test]
 fn every_manifest_validates_against_its_crd_schema() {
     let docs = documents();
     let kinds: Vec<&str> = docs.iter().filter_map(|(_, d)| d["kind"].as_str()).collect();
-    for kind in ["Gateway", "WasmPlugin", "HTTPRoute", "ClientTrafficPolicy", "EnvoyExtensionPolicy", "EnvoyProxy"] {
+    for kind in [
+        "Gateway",
+        "WasmPlugin",
+        "HTTPRoute",
+        "ClientTrafficPolicy",
+        "EnvoyExtensionPolicy",
+        "EnvoyProxy",
+    ] {
         assert!(kinds.contains(&kind), "no {kind} manifest");
     }
     let mut failures = Vec::new();
     for (file, doc) in &docs {
         match schema_for(doc) {
-            None => failures.push(format!("{}: no CRD schema in fixtures/crds for {} {}", name(file, doc), doc["apiVersion"], doc["kind"])),
+            None => failures.push(format!(
+                "{}: no CRD schema in fixtures/crds for {} {}",
+                name(file, doc),
+                doc["apiVersion"],
+                doc["kind"]
+            )),
             Some(schema) => failures.extend(violations(&schema, doc).into_iter().map(|v| format!("{}: {v}", name(file, doc)))),
         }
     }
@@ -88,7 +118,12 @@ fn an_unquoted_digest_is_caught_as_kubectl_reads_it() {
             .iter()
             .flat_map(|doc| violations(&schema_for(doc).unwrap(), doc))
             .collect();
-        assert!(refused.iter().any(|v| v.contains("is not of type \"string\"") && v.contains("sha256")), "{file}: {refused:?}");
+        assert!(
+            refused
+                .iter()
+                .any(|v| v.contains("is not of type \"string\"") && v.contains("sha256")),
+            "{file}: {refused:?}"
+        );
     }
 }
 
@@ -99,13 +134,23 @@ fn the_schemas_catch_a_broken_manifest() {
     for (field, bad) in [("phase", "AUTHENTICATE"), ("failStrategy", "CLOSE"), ("sha256", "sha256:abc")] {
         let mut doc = wasm_plugin.clone();
         doc["spec"][field] = bad.into();
-        assert!(!violations(&schema, &doc).is_empty(), "{}: {field}: {bad} must be refused", file.display());
+        assert!(
+            !violations(&schema, &doc).is_empty(),
+            "{}: {field}: {bad} must be refused",
+            file.display()
+        );
     }
     let (_, proxy) = documents().into_iter().find(|(_, d)| d["kind"] == "EnvoyProxy").unwrap();
-    for (pointer, bad) in [("/spec/dynamicModules/0/name", "Certgate"), ("/spec/dynamicModules/0/source/type", "File")] {
+    for (pointer, bad) in [
+        ("/spec/dynamicModules/0/name", "Certgate"),
+        ("/spec/dynamicModules/0/source/type", "File"),
+    ] {
         let mut doc = proxy.clone();
         *doc.pointer_mut(pointer).unwrap() = bad.into();
-        assert!(!violations(&schema_for(&proxy).unwrap(), &doc).is_empty(), "EnvoyProxy {pointer}: {bad} must be refused");
+        assert!(
+            !violations(&schema_for(&proxy).unwrap(), &doc).is_empty(),
+            "EnvoyProxy {pointer}: {bad} must be refused"
+        );
     }
     let (_, policy) = documents().into_iter().find(|(_, d)| d["kind"] == "ClientTrafficPolicy").unwrap();
     let mut doc = policy.clone();
@@ -145,7 +190,8 @@ fn every_embedded_policy_passes_certgate_validate() {
 }
 
 fn is_digest(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    v.as_str()
+        .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
 }
 
 #[test]
@@ -165,19 +211,28 @@ fn the_settings_certgate_depends_on_are_set() {
             }
             "Gateway" if doc["apiVersion"] == "networking.istio.io/v1" => {
                 let mode = spec["servers"][0]["tls"]["mode"].as_str().unwrap();
-                assert!(["MUTUAL", "OPTIONAL_MUTUAL"].contains(&mode), "{at}: the gateway verifies client certificates ({mode})");
+                assert!(
+                    ["MUTUAL", "OPTIONAL_MUTUAL"].contains(&mode),
+                    "{at}: the gateway verifies client certificates ({mode})"
+                );
                 assert!(spec["servers"][0]["tls"]["credentialName"].is_string(), "{at}");
             }
             "ClientTrafficPolicy" => {
                 let validation = &spec["tls"]["clientValidation"];
                 let mode = validation["mode"].as_str().unwrap();
-                assert!(["RequireAndVerify", "VerifyIfGiven"].contains(&mode), "{at}: a mode that verifies ({mode})");
+                assert!(
+                    ["RequireAndVerify", "VerifyIfGiven"].contains(&mode),
+                    "{at}: a mode that verifies ({mode})"
+                );
                 assert!(!validation["caCertificateRefs"].as_array().unwrap().is_empty(), "{at}: trusted CAs");
                 assert!(!validation["crl"]["refs"].as_array().unwrap().is_empty(), "{at}: CRLs");
                 assert!(validation["allowExpiredCertificate"].is_null(), "{at}");
                 let xfcc = &spec["headers"]["xForwardedClientCert"];
                 assert_eq!(xfcc["mode"], "SanitizeSet", "{at}: a client's XFCC never passes");
-                assert!(xfcc["certDetailsToAdd"].as_array().unwrap().contains(&"Cert".into()), "{at}: Cert for Envoy 1.36/1.37");
+                assert!(
+                    xfcc["certDetailsToAdd"].as_array().unwrap().contains(&"Cert".into()),
+                    "{at}: Cert for Envoy 1.36/1.37"
+                );
             }
             "EnvoyExtensionPolicy" if spec["dynamicModule"].is_array() => {
                 let module = &spec["dynamicModule"][0];
@@ -189,7 +244,10 @@ fn the_settings_certgate_depends_on_are_set() {
                 let entry = &spec["dynamicModules"][0];
                 assert_eq!(entry["name"], "certgate", "{at}");
                 assert_eq!(entry["source"]["type"], "Local", "{at}");
-                assert!(entry["source"]["local"]["path"].as_str().unwrap().ends_with("/libcertgate.so"), "{at}");
+                assert!(
+                    entry["source"]["local"]["path"].as_str().unwrap().ends_with("/libcertgate.so"),
+                    "{at}"
+                );
             }
             "EnvoyExtensionPolicy" => {
                 let wasm = &spec["wasm"][0];
@@ -203,5 +261,8 @@ fn the_settings_certgate_depends_on_are_set() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 11, "2 Istio Gateways, 2 WasmPlugins, 3 ClientTrafficPolicies, 3 EnvoyExtensionPolicies (one a module's), 1 EnvoyProxy");
+    assert_eq!(
+        checked, 11,
+        "2 Istio Gateways, 2 WasmPlugins, 3 ClientTrafficPolicies, 3 EnvoyExtensionPolicies (one a module's), 1 EnvoyProxy"
+    );
 }

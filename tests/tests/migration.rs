@@ -2,7 +2,13 @@
 //! application under gunicorn reads X-USER, X-ISSUER, X-NOT_BEFORE and
 //! X-NOT_AFTER, and its `requests` client test passes through certgate, in
 //! `certgate serve` and in Envoy, with exactly the values the old worker gave.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -27,12 +33,19 @@ fn requests_client(front: SocketAddr, client: &str) -> Value {
         .arg(pki("mallory.key"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "migration_client.py: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "migration_client.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn check(front: &str, verdict: &Value, cn: &str) {
-    assert_eq!(verdict["got"], verdict["want"], "{front}: the application reads what the Gunicorn worker gave it");
+    assert_eq!(
+        verdict["got"], verdict["want"],
+        "{front}: the application reads what the Gunicorn worker gave it"
+    );
     // anchors independent of the Python side's arithmetic
     assert_eq!(verdict["got"]["X-USER"], cn, "{front}");
     assert_eq!(verdict["got"]["X-ISSUER"], "Example Client CA", "{front}");
@@ -63,7 +76,9 @@ async fn the_flask_application_gets_what_the_gunicorn_worker_gave_it() {
     let dir = TempDir::new("migration").unwrap();
     let policy_file = dir.0.join("policy.json");
     std::fs::write(&policy_file, &policy).unwrap();
-    let edge = edge::start(settings(&policy_file, ClientCertMode::Required, &format!("http://{}", app.addr))).await.unwrap();
+    let edge = edge::start(settings(&policy_file, ClientCertMode::Required, &format!("http://{}", app.addr)))
+        .await
+        .unwrap();
 
     let envoy = Envoy::start(&config("required-mtls.yaml", app.addr, Some(&with_listener_verification(&policy)))).unwrap();
 

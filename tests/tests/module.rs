@@ -5,7 +5,13 @@
 //! (`spoofing.rs`), the bypass matrix (`bypass.rs`), the gunicorn migration
 //! (`migration.rs`), the access log and Prometheus run through both builds
 //! in their own suites.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -18,7 +24,10 @@ use serde_json::Value;
 
 #[test]
 fn the_module_versions_are_the_matrix_from_1_38() {
-    let from_1_38: Vec<String> = matrix().into_iter().filter(|v| !v.starts_with("1.36.") && !v.starts_with("1.37.")).collect();
+    let from_1_38: Vec<String> = matrix()
+        .into_iter()
+        .filter(|v| !v.starts_with("1.36.") && !v.starts_with("1.37."))
+        .collect();
     assert_eq!(from_1_38, MODULE_VERSIONS);
 }
 
@@ -62,11 +71,22 @@ fn envoy_before_1_38_refuses_the_module_with_a_message_that_says_why() {
         let yaml = native(&config("required-mtls.yaml", "127.0.0.1:9".parse().unwrap(), None));
         let by_path = Envoy::start_version(version, &yaml).map(|_| ()).unwrap_err();
         // (Envoy's protobuf messages vary their spacing on purpose)
-        assert!(by_path.contains("'module'") && by_path.contains("unknown fields"), "{version}: {by_path}");
-        let by_name = yaml.replace(&format!("module: {{ local: {{ filename: {} }} }}", common::envoy::module().display()), "name: certgate");
+        assert!(
+            by_path.contains("'module'") && by_path.contains("unknown fields"),
+            "{version}: {by_path}"
+        );
+        let by_name = yaml.replace(
+            &format!("module: {{ local: {{ filename: {} }} }}", common::envoy::module().display()),
+            "name: certgate",
+        );
         assert!(by_name.contains("name: certgate\n"));
-        let err = Envoy::start_version_env(version, &by_name, &[("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", &dir)]).map(|_| ()).unwrap_err();
-        assert!(err.contains("certgate: this Envoy") && err.contains("on older Envoys use certgate_filter.wasm"), "{version}: {err}");
+        let err = Envoy::start_version_env(version, &by_name, &[("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", &dir)])
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            err.contains("certgate: this Envoy") && err.contains("on older Envoys use certgate_filter.wasm"),
+            "{version}: {err}"
+        );
     }
 }
 
@@ -76,26 +96,45 @@ fn envoy_before_1_38_refuses_the_module_with_a_message_that_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_module_refuses_a_policy_by_its_json_path() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let refused = |build: Build, policy: &str| match Envoy::start(&build.config(&config("required-mtls.yaml", backend.addr, Some(policy)))) {
+    let refused = |build: Build, policy: &str| match Envoy::start(&build.config(&config("required-mtls.yaml", backend.addr, Some(policy))))
+    {
         Err(log) => log,
         Ok(e) => panic!("{build:?}: Envoy started with {policy}; log:\n{}", e.log_tail()),
     };
     // What the module cannot read: Envoy's verification flag, the certificate itself.
     let err = refused(Build::Module, r#"{"rules":[{"name":"a","issuer_cn":["Example Client CA"]}]}"#);
-    assert!(err.contains("certgate configuration: at `verification`:") && err.contains(r#"set "verification": "listener""#), "{err}");
-    let err = refused(Build::Module, r#"{"verification":"listener","identity_source":"peer_certificate","rules":[{"name":"a"}]}"#);
-    assert!(err.contains("certgate configuration: at `identity_source`:") && err.contains(r#"use "auto""#), "{err}");
+    assert!(
+        err.contains("certgate configuration: at `verification`:") && err.contains(r#"set "verification": "listener""#),
+        "{err}"
+    );
+    let err = refused(
+        Build::Module,
+        r#"{"verification":"listener","identity_source":"peer_certificate","rules":[{"name":"a"}]}"#,
+    );
+    assert!(
+        err.contains("certgate configuration: at `identity_source`:") && err.contains(r#"use "auto""#),
+        "{err}"
+    );
     // What neither build accepts: the same message in each log.
     for (bad, path) in [
-        (r#"{"verification":"listener","rules":[{"name":"a","issuer":[]}]}"#, "rules[0].issuer"),
-        (r#"{"verification":"listener","rules":[{"name":"a","isuer":["CN=x"]}]}"#, "rules[0].isuer"),
+        (
+            r#"{"verification":"listener","rules":[{"name":"a","issuer":[]}]}"#,
+            "rules[0].issuer",
+        ),
+        (
+            r#"{"verification":"listener","rules":[{"name":"a","isuer":["CN=x"]}]}"#,
+            "rules[0].isuer",
+        ),
         ("not json", "`.`"),
     ] {
         let messages: Vec<String> = Build::BOTH
             .iter()
             .map(|b| {
                 let log = refused(*b, bad);
-                let line = log.lines().find(|l| l.contains("certgate configuration: at ")).unwrap_or_else(|| panic!("{b:?} {bad}:\n{log}"));
+                let line = log
+                    .lines()
+                    .find(|l| l.contains("certgate configuration: at "))
+                    .unwrap_or_else(|| panic!("{b:?} {bad}:\n{log}"));
                 line[line.find("certgate configuration").unwrap()..].to_owned()
             })
             .collect();
@@ -117,7 +156,9 @@ async fn a_panic_fails_its_request_closed_and_the_next_is_served() {
         let before = get(envoy.listener, Some("alice"), "/app/", &[]).await.unwrap();
         assert_eq!(before.status, 200, "{version}: {}", before.body);
         for _ in 0..3 {
-            let r = get(envoy.listener, Some("alice"), "/app/", &[("x-certgate-test-panic", "1")]).await.unwrap();
+            let r = get(envoy.listener, Some("alice"), "/app/", &[("x-certgate-test-panic", "1")])
+                .await
+                .unwrap();
             assert_eq!((r.status, r.backend_headers.is_none()), (500, true), "{version}: {}", r.body);
             assert!(r.body.contains(r#""reason":"internal_error""#), "{version}: {}", r.body);
             let at = Instant::now();
@@ -126,9 +167,21 @@ async fn a_panic_fails_its_request_closed_and_the_next_is_served() {
             eprintln!("Envoy {version}: served again {:?} after a panic", at.elapsed());
         }
         assert_eq!(envoy.stat(&Build::Module.stat("certgate_panics_total")), Some(3), "{version}");
-        assert_eq!(envoy.stat(&Build::Module.stat("certgate_requests_total.outcome.denied.reason.internal_error")), Some(3), "{version}");
-        assert_eq!(envoy.stat(&Build::Module.stat("certgate_requests_total.outcome.allowed.rule.app")), Some(4), "{version}");
-        assert!(envoy.log_eventually_contains("certgate panicked (the request fails closed)"), "{version}:\n{}", envoy.log_tail());
+        assert_eq!(
+            envoy.stat(&Build::Module.stat("certgate_requests_total.outcome.denied.reason.internal_error")),
+            Some(3),
+            "{version}"
+        );
+        assert_eq!(
+            envoy.stat(&Build::Module.stat("certgate_requests_total.outcome.allowed.rule.app")),
+            Some(4),
+            "{version}"
+        );
+        assert!(
+            envoy.log_eventually_contains("certgate panicked (the request fails closed)"),
+            "{version}:\n{}",
+            envoy.log_tail()
+        );
         let published = r#"500 certgate={"decision":"deny","reason":"internal_error"}"#;
         let start = Instant::now();
         while !envoy.access_log().contains(published) && start.elapsed() < Duration::from_secs(5) {
@@ -144,7 +197,9 @@ async fn a_panic_fails_its_request_closed_and_the_next_is_served() {
 async fn the_shipped_module_ignores_the_test_panic_header() {
     let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let envoy = Envoy::start(&native(&config("required-mtls.yaml", backend.addr, None))).unwrap();
-    let r = get(envoy.listener, Some("alice"), "/app/", &[("x-certgate-test-panic", "1")]).await.unwrap();
+    let r = get(envoy.listener, Some("alice"), "/app/", &[("x-certgate-test-panic", "1")])
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(envoy.stat(&Build::Module.stat("certgate_panics_total")), Some(0));
 }
@@ -157,7 +212,11 @@ async fn each_build_loads_the_committed_policies() {
     for file in ["example.json", "gunicorn.json", "nginx-optional.json"] {
         let policy = with_listener_verification(&std::fs::read_to_string(repo().join("fixtures/policies").join(file)).unwrap());
         let envoy = Envoy::start(&native(&config("optional-mtls.yaml", backend.addr, Some(&policy)))).unwrap();
-        assert!(envoy.log_eventually_contains("certgate: filter certgate loaded:"), "{file}:\n{}", envoy.log_tail());
+        assert!(
+            envoy.log_eventually_contains("certgate: filter certgate loaded:"),
+            "{file}:\n{}",
+            envoy.log_tail()
+        );
     }
 }
 
@@ -165,10 +224,18 @@ async fn each_build_loads_the_committed_policies() {
 fn exports(so: &std::path::Path) -> (String, Vec<String>) {
     let run = |arg: &str| {
         let out = std::process::Command::new("readelf").args([arg, "-W"]).arg(so).output().unwrap();
-        assert!(out.status.success(), "readelf {arg} {}: {}", so.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "readelf {arg} {}: {}",
+            so.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
-    let machine = run("-h").lines().find_map(|l| l.trim().strip_prefix("Machine:").map(|m| m.trim().to_owned())).unwrap();
+    let machine = run("-h")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Machine:").map(|m| m.trim().to_owned()))
+        .unwrap();
     let mut symbols: Vec<String> = run("--dyn-syms")
         .lines()
         .filter(|l| l.contains(" FUNC ") && l.contains(" GLOBAL ") && !l.contains(" UND "))
@@ -191,12 +258,22 @@ fn the_aarch64_module_exports_every_hook_of_the_x86_64_one() {
     let (arm, arm_hooks) = exports(&aarch64);
     assert!(machine.contains("X86-64"), "{machine}");
     assert!(arm.contains("AArch64"), "{arm}");
-    assert!(hooks.len() >= 30 && hooks.contains(&"envoy_dynamic_module_on_http_filter_request_headers".to_owned()), "{hooks:?}");
+    assert!(
+        hooks.len() >= 30 && hooks.contains(&"envoy_dynamic_module_on_http_filter_request_headers".to_owned()),
+        "{hooks:?}"
+    );
     assert_eq!(arm_hooks, hooks);
     for so in [common::envoy::module(), aarch64] {
-        let out = std::process::Command::new("readelf").args(["--dyn-syms", "-W"]).arg(&so).output().unwrap();
+        let out = std::process::Command::new("readelf")
+            .args(["--dyn-syms", "-W"])
+            .arg(&so)
+            .output()
+            .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        let imported: Vec<&str> = text.lines().filter(|l| l.contains(" UND ") && l.contains("envoy_dynamic_module_callback")).collect();
+        let imported: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(" UND ") && l.contains("envoy_dynamic_module_callback"))
+            .collect();
         assert!(imported.is_empty(), "{}: {imported:?}", so.display());
     }
 }

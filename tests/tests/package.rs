@@ -3,7 +3,13 @@
 //! and pull (`./dev test` installs both). Both formats round-trip: the
 //! registry serves the manifest under the digest `certgate package`
 //! printed, and the module pulled back is byte for byte the one packaged.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -42,12 +48,19 @@ impl Registry {
             .expect("docker-registry (./dev test installs Debian's docker-registry)");
         let child = KillOnDrop(child);
         wait_for_port(addr, "the registry", Duration::from_secs(20));
-        Registry { _child: child, addr, _dir: dir }
+        Registry {
+            _child: child,
+            addr,
+            _dir: dir,
+        }
     }
 }
 
 fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo").args(args).output().expect("skopeo (./dev test installs Debian's skopeo)");
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo (./dev test installs Debian's skopeo)");
     assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
@@ -86,7 +99,15 @@ fn module_in(layout: &Path, tag: &str) -> (Value, Vec<u8>) {
 
 /// `certgate package`'s output: the line starting with `label:`.
 fn printed(stdout: &str, label: &str) -> String {
-    stdout.lines().find_map(|l| l.strip_prefix(label)).unwrap_or_else(|| panic!("no {label} in {stdout}")).trim().split(' ').next().unwrap().to_owned()
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label} in {stdout}"))
+        .trim()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -96,30 +117,63 @@ fn both_formats_round_trip_through_a_registry_with_the_printed_digest() {
     let module = std::fs::read(wasm()).unwrap();
     for format in ["compat", "artifact"] {
         let out = dir.0.join(format);
-        let run = certgate().args(["package", "--format", format, "--tag", "1.0.0", "--out"]).arg(&out).output().unwrap();
+        let run = certgate()
+            .args(["package", "--format", format, "--tag", "1.0.0", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
         let digest = printed(&stdout, "manifest:");
         assert_eq!(printed(&stdout, "module:"), format!("sha256:{}", common::sha256_hex(&module)));
 
         // reproducible: packaging again gives the same digest
-        let again = certgate().args(["package", "--format", format, "--tag", "1.0.0", "--out"]).arg(dir.0.join(format!("{format}-again"))).output().unwrap();
-        assert_eq!(printed(&String::from_utf8_lossy(&again.stdout), "manifest:"), digest, "{format}: the same module gives the same digest");
+        let again = certgate()
+            .args(["package", "--format", format, "--tag", "1.0.0", "--out"])
+            .arg(dir.0.join(format!("{format}-again")))
+            .output()
+            .unwrap();
+        assert_eq!(
+            printed(&String::from_utf8_lossy(&again.stdout), "manifest:"),
+            digest,
+            "{format}: the same module gives the same digest"
+        );
 
         let reference = format!("docker://{}/certgate-{format}:1.0.0", registry.addr);
-        skopeo(&["copy", "--preserve-digests", "--dest-tls-verify=false", &format!("oci:{}:1.0.0", out.display()), &reference]);
+        skopeo(&[
+            "copy",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:1.0.0", out.display()),
+            &reference,
+        ]);
         let served = skopeo(&["inspect", "--raw", "--tls-verify=false", &reference]);
-        assert_eq!(format!("sha256:{}", common::sha256_hex(&served)), digest, "{format}: the registry serves the manifest under the printed digest");
+        assert_eq!(
+            format!("sha256:{}", common::sha256_hex(&served)),
+            digest,
+            "{format}: the registry serves the manifest under the printed digest"
+        );
 
         let pulled = dir.0.join(format!("{format}-pulled"));
-        skopeo(&["copy", "--src-tls-verify=false", &format!("{reference}@{digest}").replace(":1.0.0@", "@"), &format!("oci:{}:pulled", pulled.display())]);
+        skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("{reference}@{digest}").replace(":1.0.0@", "@"),
+            &format!("oci:{}:pulled", pulled.display()),
+        ]);
         let (manifest, pulled_module) = module_in(&pulled, "pulled");
-        assert!(pulled_module == module, "{format}: the pulled module is the packaged one, byte for byte");
+        assert!(
+            pulled_module == module,
+            "{format}: the pulled module is the packaged one, byte for byte"
+        );
         match format {
             "compat" => assert_eq!(manifest["annotations"]["module.wasm.image/variant"], "compat"),
             _ => {
                 assert_eq!(manifest["config"]["mediaType"], "application/vnd.module.wasm.config.v1+json");
-                assert_eq!(manifest["layers"][0]["mediaType"], "application/vnd.module.wasm.content.layer.v1+wasm");
+                assert_eq!(
+                    manifest["layers"][0]["mediaType"],
+                    "application/vnd.module.wasm.content.layer.v1+wasm"
+                );
             }
         }
     }

@@ -5,7 +5,13 @@
 //! certificate that was not revoked still passes. After `pki renew` of both
 //! CAs, what they signed before still verifies against the renewed chain,
 //! with CRLs signed after the renewal.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -14,10 +20,9 @@ use std::net::SocketAddr;
 use certgate_backend as backend;
 use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
+use common::connect_with;
 use common::envoy::Envoy;
 use common::pki::{Pki, POLICY};
-use common::connect_with;
-
 
 /// One request as `who`: the status and the CN the backend was told, or the handshake error.
 async fn call(pki: &Pki, addr: SocketAddr, who: &str) -> Result<(u16, Vec<String>), String> {
@@ -45,7 +50,9 @@ async fn a_pki_client_certificate_passes_serve_and_envoy_until_revoked() {
     std::fs::write(&policy, POLICY).unwrap();
 
     // Before: both admit alice and bob.
-    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required)).await.unwrap();
+    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required))
+        .await
+        .unwrap();
     admitted(call(&pki, serve.addr, "alice").await, "alice");
     admitted(call(&pki, serve.addr, "bob").await, "bob");
     serve.shutdown().await;
@@ -57,7 +64,9 @@ async fn a_pki_client_certificate_passes_serve_and_envoy_until_revoked() {
     // Revoke alice and publish the CRL; both load it when they start.
     pki.run(&["revoke", "alice", "--reason", "keyCompromise"]);
     pki.run(&["crl"]);
-    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required)).await.unwrap();
+    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required))
+        .await
+        .unwrap();
     refused_at_handshake(call(&pki, serve.addr, "alice").await);
     admitted(call(&pki, serve.addr, "bob").await, "bob");
     serve.shutdown().await;
@@ -65,12 +74,18 @@ async fn a_pki_client_certificate_passes_serve_and_envoy_until_revoked() {
     refused_at_handshake(call(&pki, envoy.listener, "alice").await);
     admitted(call(&pki, envoy.listener, "bob").await, "bob");
     // alice never reached the filter: only bob's request was counted.
-    assert_eq!(envoy.stat_eventually("wasmcustom.certgate_requests_total.outcome.allowed.rule.app", |v| v >= 1), Some(1));
+    assert_eq!(
+        envoy.stat_eventually("wasmcustom.certgate_requests_total.outcome.allowed.rule.app", |v| v >= 1),
+        Some(1)
+    );
 }
 
 /// One request as `who` presenting `chain` (a file under the PKI home).
 async fn call_with_chain(pki: &Pki, addr: SocketAddr, who: &str, chain: &str) -> Result<(u16, Vec<String>), String> {
-    let reply = connect_with(addr, pki.client_tls(who, Some(chain)), false).await?.send("GET", "/hello", &[]).await?;
+    let reply = connect_with(addr, pki.client_tls(who, Some(chain)), false)
+        .await?
+        .send("GET", "/hello", &[])
+        .await?;
     Ok((reply.status, reply.backend_header("x-client-cn")))
 }
 
@@ -86,7 +101,14 @@ async fn after_renewing_both_cas_what_they_signed_before_still_verifies_in_serve
     pki.run(&["renew", "client-ca"]);
     pki.run(&["renew", "root-ca"]);
     // a client from the renewed client CA, and CRLs signed after the renewal
-    pki.run(&["client", "bob", "--org", "Example", "--spiffe", "spiffe://example.org/ns/default/sa/bob"]);
+    pki.run(&[
+        "client",
+        "bob",
+        "--org",
+        "Example",
+        "--spiffe",
+        "spiffe://example.org/ns/default/sa/bob",
+    ]);
     pki.run(&["crl"]);
     // her certificate with the renewed client CA as its intermediate
     let renewed_chain = format!(
@@ -97,7 +119,9 @@ async fn after_renewing_both_cas_what_they_signed_before_still_verifies_in_serve
     std::fs::write(pki.path("issued/alice-renewed-chain.pem"), renewed_chain).unwrap();
 
     // both trust only the renewed root (pki/root-ca/ca.pem)
-    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required)).await.unwrap();
+    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required))
+        .await
+        .unwrap();
     let envoy = Envoy::start(&pki.envoy_yaml("required-mtls.yaml", backend.addr, POLICY)).unwrap();
     for (front, addr) in [("serve", serve.addr), ("envoy", envoy.listener)] {
         for chain in ["issued/alice-old-chain.pem", "issued/alice-renewed-chain.pem"] {
@@ -111,7 +135,9 @@ async fn after_renewing_both_cas_what_they_signed_before_still_verifies_in_serve
     pki.run(&["crl"]);
     serve.shutdown().await;
     drop(envoy);
-    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required)).await.unwrap();
+    let serve = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Required))
+        .await
+        .unwrap();
     let envoy = Envoy::start(&pki.envoy_yaml("required-mtls.yaml", backend.addr, POLICY)).unwrap();
     for addr in [serve.addr, envoy.listener] {
         refused_at_handshake(call_with_chain(&pki, addr, "alice", "issued/alice-old-chain.pem").await);

@@ -3,7 +3,13 @@
 //! what differed (exit 1, JUnit for CI); a file with a mistake is refused
 //! with its path and line (exit 2); the cases schema accepts the committed
 //! files and refuses a bad one.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -76,7 +82,10 @@ fn a_wrong_expectation_fails_with_what_differed() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("ok    right"), "{out}");
-    assert!(out.contains(&format!("FAIL  wrong ({}:3)", file.display())), "the case and its line: {out}");
+    assert!(
+        out.contains(&format!("FAIL  wrong ({}:3)", file.display())),
+        "the case and its line: {out}"
+    );
     for want in [
         "decision: expected allow, got deny",
         "status: expected 200, got 403",
@@ -90,7 +99,10 @@ fn a_wrong_expectation_fails_with_what_differed() {
         assert!(out.contains(want), "{want:?} in {out}");
     }
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("tests=\"3\" failures=\"2\"") && xml.matches("<failure ").count() == 2, "{xml}");
+    assert!(
+        xml.contains("tests=\"3\" failures=\"2\"") && xml.matches("<failure ").count() == 2,
+        "{xml}"
+    );
 }
 
 #[test]
@@ -98,7 +110,11 @@ fn a_cases_file_with_a_mistake_is_refused_with_its_path_and_line() {
     let dir = TempDir::new("cases-bad").unwrap();
     let policy = repo().join("fixtures/policies/example.json");
     let pki = repo().join("fixtures/pki");
-    let head = format!(r#"{{ "policy": "{}", "certificates": "{}", "cases": ["#, policy.display(), pki.display());
+    let head = format!(
+        r#"{{ "policy": "{}", "certificates": "{}", "cases": ["#,
+        policy.display(),
+        pki.display()
+    );
     for (body, line, needle) in [
         ("\n  { \"name\": \"a\", \"expect\": { \"decision\": \"allow\" } },\n  { \"name\": \"b\",\n    \"expect\": { \"decison\": \"deny\" } }\n] }", 4, "cases[1].expect.decison: unknown field `decison`"),
         ("\n  { \"name\": \"a\", \"cert\": \"alicia\", \"expect\": { \"decision\": \"allow\" } }\n] }", 2, "cases[0].cert: no certificate \"alicia\""),

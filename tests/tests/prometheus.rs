@@ -2,15 +2,21 @@
 //! tags make one labelled metric of the request counters. Known traffic goes
 //! through Envoy; `/stats/prometheus` is parsed with Prometheus's own text
 //! parser (Python's prometheus_client) and the labelled counts are checked.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use certgate_core::metrics::{stats_tags, MODULE_NAMESPACE, WASM_NAMESPACE};
 use certgate_backend as backend;
+use certgate_core::metrics::{stats_tags, MODULE_NAMESPACE, WASM_NAMESPACE};
 use common::envoy::{admin_get, config, Build, Envoy};
 use common::{get, repo, venv_python};
 use serde_json::Value;
@@ -28,7 +34,10 @@ fn every_committed_configuration_carries_the_stats_tags() {
     ] {
         let yaml = std::fs::read_to_string(repo().join("envoy").join(file)).unwrap();
         for (tag, regex) in stats_tags(namespace) {
-            assert!(yaml.contains(&format!("- tag_name: {tag}\n    regex: '{regex}'")), "{file}: the `{tag}` stats tag");
+            assert!(
+                yaml.contains(&format!("- tag_name: {tag}\n    regex: '{regex}'")),
+                "{file}: the `{tag}` stats tag"
+            );
         }
     }
 }
@@ -78,18 +87,45 @@ async fn prometheus_sees_labelled_certgate_counters() {
         let prefix = build.prometheus_prefix();
         let total = format!("{prefix}certgate_requests_total");
         let total = total.as_str();
-        envoy.stat_eventually(&build.stat("certgate_requests_total.outcome.denied.reason.certificate_required.rule.app"), |v| v == 2);
+        envoy.stat_eventually(
+            &build.stat("certgate_requests_total.outcome.denied.reason.certificate_required.rule.app"),
+            |v| v == 2,
+        );
         let samples = parse(&admin_get(envoy.admin, "/stats/prometheus").unwrap());
         let count = |labels: &[(&str, &str)]| sample(&samples, total, labels).map(|s| s["value"].as_f64().unwrap());
         let nonzero: Vec<&Value> = samples.iter().filter(|s| s["value"].as_f64() != Some(0.0)).collect();
-        assert_eq!(count(&[("outcome", "allowed"), ("rule", "app")]), Some(2.0), "{build:?}: {nonzero:?}");
+        assert_eq!(
+            count(&[("outcome", "allowed"), ("rule", "app")]),
+            Some(2.0),
+            "{build:?}: {nonzero:?}"
+        );
         assert_eq!(count(&[("outcome", "allowed"), ("rule", "health")]), Some(1.0), "{build:?}");
-        assert_eq!(count(&[("outcome", "denied"), ("reason", "subject_not_allowed"), ("rule", "admin")]), Some(1.0), "{build:?}");
-        assert_eq!(count(&[("outcome", "denied"), ("reason", "certificate_required"), ("rule", "app")]), Some(2.0), "{build:?}");
-        assert_eq!(count(&[("outcome", "denied"), ("reason", "bad_path")]), Some(1.0), "{build:?}: no rule: no rule label");
-        assert_eq!(count(&[("outcome", "denied"), ("reason", "revoked"), ("rule", "app")]), Some(0.0), "{build:?}: defined up front");
+        assert_eq!(
+            count(&[("outcome", "denied"), ("reason", "subject_not_allowed"), ("rule", "admin")]),
+            Some(1.0),
+            "{build:?}"
+        );
+        assert_eq!(
+            count(&[("outcome", "denied"), ("reason", "certificate_required"), ("rule", "app")]),
+            Some(2.0),
+            "{build:?}"
+        );
+        assert_eq!(
+            count(&[("outcome", "denied"), ("reason", "bad_path")]),
+            Some(1.0),
+            "{build:?}: no rule: no rule label"
+        );
+        assert_eq!(
+            count(&[("outcome", "denied"), ("reason", "revoked"), ("rule", "app")]),
+            Some(0.0),
+            "{build:?}: defined up front"
+        );
         let family = sample(&samples, total, &[("outcome", "allowed"), ("rule", "app")]).unwrap();
-        assert_eq!((family["family"].as_str(), family["type"].as_str()), (Some(format!("{prefix}certgate_requests").as_str()), Some("counter")), "{build:?}");
+        assert_eq!(
+            (family["family"].as_str(), family["type"].as_str()),
+            (Some(format!("{prefix}certgate_requests").as_str()), Some("counter")),
+            "{build:?}"
+        );
         let spoofed = sample(&samples, &format!("{prefix}certgate_spoofed_headers_removed_total"), &[]).unwrap();
         assert_eq!(spoofed["value"].as_f64(), Some(7.0), "{build:?}");
     }

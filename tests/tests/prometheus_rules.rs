@@ -2,7 +2,13 @@
 //! checks them and runs their unit tests (series named as each build's
 //! Envoy names them), and every certgate series they read is one the
 //! filter defines, so a renamed counter cannot leave a rule reading nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -35,7 +41,10 @@ fn promtool_checks_the_rules_and_their_tests_pass() {
 fn certgate_series(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (i, _) in text.match_indices("certgate_") {
-        let name: String = text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || "_()|".contains(*c)).collect();
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "_()|".contains(*c))
+            .collect();
         // `certgate_invalid_(a|b)_total` → each
         match (name.find('('), name.find(')')) {
             (Some(open), Some(close)) if close > open => {
@@ -82,6 +91,9 @@ fn every_series_the_rules_read_is_one_certgate_defines() {
         metrics::INVALID_DNS_SANS,
         metrics::INVALID_EMAIL_SANS,
     ] {
-        assert!(rules.contains(&format!("\"{name}|envoy_dynamicmodulescustom_{name}\"")), "{name} for both builds");
+        assert!(
+            rules.contains(&format!("\"{name}|envoy_dynamicmodulescustom_{name}\"")),
+            "{name} for both builds"
+        );
     }
 }

@@ -5,7 +5,13 @@
 //! expiring-certificate, invalid-name and panicking requests every
 //! recording rule returns the series it should, the alerts fire, and every
 //! query of the Grafana dashboard (`deploy/grafana/certgate.json`) answers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -73,7 +79,13 @@ impl Prometheus {
     fn query(&self, promql: &str) -> Vec<Value> {
         let encoded: String = promql
             .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect();
         let body = admin_get(self.addr, &format!("/api/v1/query?query={encoded}")).unwrap();
         let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{promql}: {e}: {body}"));
@@ -128,13 +140,32 @@ async fn prometheus_computes_every_rule_and_fires_the_alerts_from_real_envoys() 
             let mut alice = alice.unwrap();
             assert_eq!(alice.send("GET", "/app/x", &[]).await.unwrap().status, 200);
             assert_eq!(alice.send("GET", "/admin/x", &[]).await.unwrap().status, 403);
-            let r = connect_with(envoy.listener, expiring.clone(), false).await.unwrap().send("GET", "/app/x", &[]).await.unwrap();
+            let r = connect_with(envoy.listener, expiring.clone(), false)
+                .await
+                .unwrap()
+                .send("GET", "/app/x", &[])
+                .await
+                .unwrap();
             assert_eq!(r.status, 200);
-            let r = connect_with(envoy.listener, bad_name.clone(), false).await.unwrap().send("GET", "/app/x", &[]).await.unwrap();
+            let r = connect_with(envoy.listener, bad_name.clone(), false)
+                .await
+                .unwrap()
+                .send("GET", "/app/x", &[])
+                .await
+                .unwrap();
             assert_eq!(r.status, 200, "a refused name does not deny a rule that does not read it");
         }
-        let mut panics = connect_with(module.listener, client_config(Some("alice"), &[b"http/1.1"]), false).await.unwrap();
-        assert_eq!(panics.send("GET", "/app/x", &[("x-certgate-test-panic", "1")]).await.unwrap().status, 500);
+        let mut panics = connect_with(module.listener, client_config(Some("alice"), &[b"http/1.1"]), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            panics
+                .send("GET", "/app/x", &[("x-certgate-test-panic", "1")])
+                .await
+                .unwrap()
+                .status,
+            500
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
@@ -146,17 +177,27 @@ async fn prometheus_computes_every_rule_and_fires_the_alerts_from_real_envoys() 
     };
     // each build's own series, as Envoy names them
     expect(r#"certgate_requests_total{outcome="allowed",rule="app"}"#, |v| v > 0.0);
-    expect(r#"envoy_dynamicmodulescustom_certgate_requests_total{outcome="allowed",rule="app"}"#, |v| v > 0.0);
+    expect(
+        r#"envoy_dynamicmodulescustom_certgate_requests_total{outcome="allowed",rule="app"}"#,
+        |v| v > 0.0,
+    );
     // every recording rule
     expect(r#"certgate:requests:rate5m{outcome="allowed",rule="app"}"#, |v| v > 0.0);
-    expect(r#"certgate:requests:rate5m{outcome="denied",reason="subject_not_allowed",rule="admin"}"#, |v| v > 0.0);
+    expect(
+        r#"certgate:requests:rate5m{outcome="denied",reason="subject_not_allowed",rule="admin"}"#,
+        |v| v > 0.0,
+    );
     expect("certgate:denied:ratio5m", |v| v > 0.0 && v < 1.0);
     expect("certgate:expiring_certificates:rate1h", |v| v > 0.0);
     expect(r#"certgate:invalid_names:increase1h{kind="dns"}"#, |v| v > 0.0);
     expect(r#"certgate:invalid_names:increase1h{kind="spiffe_id"}"#, |v| v == 0.0);
     expect("certgate:failed_closed:rate5m", |v| v > 0.0);
     // the alerts without a `for` fire; failing closed is pending its minute
-    for alert in ["CertgateCertificatesExpiring", "CertgateInvalidIdentityNames", "CertgateModulePanicked"] {
+    for alert in [
+        "CertgateCertificatesExpiring",
+        "CertgateInvalidIdentityNames",
+        "CertgateModulePanicked",
+    ] {
         expect(&format!(r#"ALERTS{{alertname="{alert}",alertstate="firing"}}"#), |v| v == 1.0);
     }
     expect(r#"ALERTS{alertname="CertgateFailingClosed"}"#, |v| v == 1.0);
@@ -166,7 +207,13 @@ async fn prometheus_computes_every_rule_and_fires_the_alerts_from_real_envoys() 
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_owned()))
+        .flat_map(|p| {
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["expr"].as_str().unwrap().to_owned())
+        })
         .collect();
     assert!(queries.len() >= 9, "{queries:?}");
     for q in &queries {

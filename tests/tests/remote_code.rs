@@ -2,7 +2,13 @@
 //! on loopback, pinned by the module's SHA-256. With the right digest the
 //! scenario smoke test passes through it; with a wrong one Envoy refuses the
 //! module and no request reaches the application (fail closed).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -31,7 +37,10 @@ async fn module_server(body: Vec<u8>) -> (SocketAddr, Arc<std::sync::atomic::Ato
                 let mut request = [0u8; 4096];
                 let _ = tcp.read(&mut request).await;
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/wasm\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/wasm\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = tcp.write_all(head.as_bytes()).await;
                 let _ = tcp.write_all(&body).await;
             });
@@ -42,8 +51,12 @@ async fn module_server(body: Vec<u8>) -> (SocketAddr, Arc<std::sync::atomic::Ato
 
 fn remote_config(backend: SocketAddr, server: SocketAddr, sha256: &str) -> String {
     let yaml = config("remote-code.yaml", backend, None);
-    assert!(yaml.contains(PLACEHOLDER) && yaml.contains("port_value: 8081"), "the committed file's placeholder and port");
-    yaml.replace(PLACEHOLDER, sha256).replace("port_value: 8081", &format!("port_value: {}", server.port()))
+    assert!(
+        yaml.contains(PLACEHOLDER) && yaml.contains("port_value: 8081"),
+        "the committed file's placeholder and port"
+    );
+    yaml.replace(PLACEHOLDER, sha256)
+        .replace("port_value: 8081", &format!("port_value: {}", server.port()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +67,9 @@ async fn envoy_runs_the_fetched_module_and_refuses_one_with_another_digest() {
 
     let envoy = Envoy::start(&remote_config(backend.addr, server, &sha256_hex(&module))).unwrap();
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1, "Envoy fetched the module");
-    let alice = get(envoy.listener, Some("alice"), "/app/", &[("x-client-cn", "root")]).await.unwrap();
+    let alice = get(envoy.listener, Some("alice"), "/app/", &[("x-client-cn", "root")])
+        .await
+        .unwrap();
     assert_eq!(alice.status, 200, "{}", alice.body);
     assert_eq!(alice.backend_header("x-client-cn"), ["alice"]);
     let bob = get(envoy.listener, Some("bob"), "/admin/", &[]).await.unwrap();
@@ -70,7 +85,16 @@ async fn envoy_runs_the_fetched_module_and_refuses_one_with_another_digest() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     for (who, path) in [("alice", "/app/"), ("ops-anna", "/admin/"), ("bob", "/healthz")] {
         let r = get(envoy.listener, Some(who), path, &[]).await.unwrap();
-        assert_eq!((r.status, r.backend_headers.is_none()), (503, true), "{who} {path} must not reach the application: {}", r.body);
+        assert_eq!(
+            (r.status, r.backend_headers.is_none()),
+            (503, true),
+            "{who} {path} must not reach the application: {}",
+            r.body
+        );
     }
-    assert!(envoy.log_eventually_contains("Plugin configured to fail closed failed to load"), "{}", envoy.log_tail());
+    assert!(
+        envoy.log_eventually_contains("Plugin configured to fail closed failed to load"),
+        "{}",
+        envoy.log_tail()
+    );
 }

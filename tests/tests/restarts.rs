@@ -10,7 +10,13 @@
 //! closes after answering (a drain's `connection: close`) is replaced before
 //! the next request, as browsers and `requests` do.
 //! Figures: `cargo nextest run -p certgate-tests --test restarts --no-capture`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -19,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use certgate_backend as backend;
 use common::envoy::{config, free_port, write_atomically, Build, Envoy};
-use common::soak::{swap_policy, ecds_envoy, Load, Policies, SoakReport, POLICY_A};
+use common::soak::{ecds_envoy, swap_policy, Load, Policies, SoakReport, POLICY_A};
 use common::TempDir;
 
 /// Each restart runs the Wasm build on the oldest and newest Envoy, and the
@@ -28,7 +34,10 @@ const RUNS: [(&str, Build); 3] = [("1.36.4", Build::Wasm), ("1.40.0", Build::Was
 const CLIENTS: usize = 6;
 
 fn judge(version: &str, what: &str, r: &SoakReport) {
-    println!("{version} {what}: {} requests, {} failed, {} misdecisions", r.requests, r.errors, r.misdecisions);
+    println!(
+        "{version} {what}: {} requests, {} failed, {} misdecisions",
+        r.requests, r.errors, r.misdecisions
+    );
     assert_eq!(r.errors, 0, "{version} {what}: failed requests: {:#?}", r.first_errors);
     assert_eq!(r.misdecisions, 0, "{version} {what}: {:#?}", r.first_misdecisions);
     assert!(r.requests > 100, "{version} {what}: the load ran ({} requests)", r.requests);
@@ -96,19 +105,27 @@ async fn a_hot_restart_under_load_fails_nothing() {
         let load = Load::start(addr, CLIENTS, Policies::OnlyA);
         run_for(&load, 200).await;
         let restarted = Instant::now();
-        let child = Envoy::start_hot(version, &yaml, base_id, 1, drain).unwrap_or_else(|e| panic!("{at} epoch 1: {e}\nparent:\n{}", parent.log_tail()));
+        let child = Envoy::start_hot(version, &yaml, base_id, 1, drain)
+            .unwrap_or_else(|e| panic!("{at} epoch 1: {e}\nparent:\n{}", parent.log_tail()));
         // the parent drains, then the child tells it to exit
         let mut parent = parent;
         let exited = loop {
             if parent.exited() {
                 break restarted.elapsed();
             }
-            assert!(restarted.elapsed() < Duration::from_secs(30), "{at}: the parent never exited:\n{}", parent.log_tail());
+            assert!(
+                restarted.elapsed() < Duration::from_secs(30),
+                "{at}: the parent never exited:\n{}",
+                parent.log_tail()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         run_for(&load, 300).await;
         let r = load.finish().await;
-        println!("{at}: hot restart: the parent exited {} ms after epoch 1 started", exited.as_millis());
+        println!(
+            "{at}: hot restart: the parent exited {} ms after epoch 1 started",
+            exited.as_millis()
+        );
         judge(&at, "hot restart", &r);
         let served = child.stat("http.ingress.downstream_rq_completed").unwrap_or(0);
         assert!(served > 0, "{at}: the new epoch served requests");
@@ -122,7 +139,10 @@ fn with_lds(yaml: &str, lds: &std::path::Path) -> (String, serde_json::Value) {
     let mut boot: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
     let listeners = boot["static_resources"].as_object_mut().unwrap().remove("listeners").unwrap();
     let mut listener = listeners[0].clone();
-    listener.as_object_mut().unwrap().insert("@type".into(), "type.googleapis.com/envoy.config.listener.v3.Listener".into());
+    listener
+        .as_object_mut()
+        .unwrap()
+        .insert("@type".into(), "type.googleapis.com/envoy.config.listener.v3.Listener".into());
     boot["dynamic_resources"] = serde_json::json!({
         "lds_config": { "path_config_source": { "path": lds.display().to_string() }, "resource_api_version": "V3" }
     });
@@ -150,7 +170,9 @@ async fn a_listener_update_under_load_fails_nothing() {
         // the same listener with another HTTP stat prefix: a new filter chain,
         // the old one drains its connections
         let mut updated = listener.clone();
-        let text = updated.to_string().replace("\"stat_prefix\":\"ingress\"", "\"stat_prefix\":\"ingress_v2\"");
+        let text = updated
+            .to_string()
+            .replace("\"stat_prefix\":\"ingress\"", "\"stat_prefix\":\"ingress_v2\"");
         assert_ne!(text, updated.to_string());
         updated = serde_json::from_str(&text).unwrap();
         write_atomically(&lds, &lds_file(&updated));

@@ -12,7 +12,13 @@
 //! And certgate's own deny list, the instant path: an ECDS update denying
 //! alice's serial refuses her next request on a connection that stays open.
 //! Figures: `cargo nextest run -p certgate-tests --test revocation --no-capture`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -28,7 +34,6 @@ use common::envoy::{config, ecds_config, ecds_resource, with_listener_verificati
 use common::pki::{Pki, POLICY};
 use common::{connect, connect_with, repo, Resumed, TempDir};
 
-
 /// The oldest and the newest Envoy of the matrix.
 const VERSIONS: [&str; 2] = ["1.36.4", "1.40.0"];
 
@@ -41,8 +46,14 @@ fn sds_yaml(pki: &Pki, backend: SocketAddr) -> String {
     let home = pki.dir.0.join("pki");
     let yaml = config("required-mtls-sds.yaml", backend, Some(&with_listener_verification(POLICY)))
         .replace("filename: pki/", &format!("filename: {}/", home.display()))
-        .replace("path: pki/client-validation.json", &format!("path: {}", home.join("client-validation.json").display()));
-    let unreplaced = yaml.lines().filter(|l| !l.trim_start().starts_with('#') && l.contains(" pki/")).count();
+        .replace(
+            "path: pki/client-validation.json",
+            &format!("path: {}", home.join("client-validation.json").display()),
+        );
+    let unreplaced = yaml
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains(" pki/"))
+        .count();
     assert_eq!(unreplaced, 0, "every path of the PKI replaced:\n{yaml}");
     yaml
 }
@@ -112,7 +123,11 @@ impl Bystander {
         let mut tasks = Vec::new();
         for keep_alive in [false, true] {
             let (stop, sent, failed, tls) = (stop.clone(), sent.clone(), failed.clone(), tls.clone());
-            let mut kept = if keep_alive { Some(std::mem::replace(&mut kept, connect_with(addr, tls.clone(), false).await.unwrap())) } else { None };
+            let mut kept = if keep_alive {
+                Some(std::mem::replace(&mut kept, connect_with(addr, tls.clone(), false).await.unwrap()))
+            } else {
+                None
+            };
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let result = match kept.as_mut() {
@@ -158,36 +173,58 @@ async fn a_crl_published_through_sds_refuses_new_and_resumed_handshakes_without_
     for (version, build) in RUNS {
         let pki = Pki::new(&["alice", "bob"]);
         publish(&pki);
-        let envoy = Envoy::start_version(version, &build.config(&sds_yaml(&pki, backend.addr))).unwrap_or_else(|e| panic!("{version}: {e}"));
+        let envoy =
+            Envoy::start_version(version, &build.config(&sds_yaml(&pki, backend.addr))).unwrap_or_else(|e| panic!("{version}: {e}"));
         let version = format!("{version} {}", build.name());
         let addr = envoy.listener;
-        assert_eq!(call(&pki, addr, "alice").await, Ok(200), "{version}: alice before:\n{}", envoy.log_tail());
+        assert_eq!(
+            call(&pki, addr, "alice").await,
+            Ok(200),
+            "{version}: alice before:\n{}",
+            envoy.log_tail()
+        );
 
         // alice's connection kept open, and her sessions to resume
         let mut open = pki.connect(addr, "alice").await.unwrap();
         assert_eq!(open.send("GET", "/hello", &[]).await.map(|r| r.status), Ok(200));
         let go = pki.dir.0.join("go");
-        let mut resumers: Vec<(&str, Resumer)> = ["1.2", "1.3"].into_iter().map(|tls| (tls, Resumer::start(&pki, addr, tls, &go))).collect();
+        let mut resumers: Vec<(&str, Resumer)> = ["1.2", "1.3"]
+            .into_iter()
+            .map(|tls| (tls, Resumer::start(&pki, addr, tls, &go)))
+            .collect();
         for (tls, r) in &mut resumers {
             let first = r.next();
-            assert_eq!((first.status, first.reused), (200, false), "{version} TLS {tls}: a full handshake first: {first:?}");
+            assert_eq!(
+                (first.status, first.reused),
+                (200, false),
+                "{version} TLS {tls}: a full handshake first: {first:?}"
+            );
         }
         let bob = Bystander::start(&pki, addr).await;
         bob.until_sent(20).await;
 
         // revoke and publish, Envoy running
         pki.run(&["revoke", "alice", "--reason", "keyCompromise"]);
-        let updates = envoy.stat("sds.certgate-client-validation.update_success").unwrap_or_else(|| panic!("{version}: no SDS stats:\n{}", envoy.log_tail()));
+        let updates = envoy
+            .stat("sds.certgate-client-validation.update_success")
+            .unwrap_or_else(|| panic!("{version}: no SDS stats:\n{}", envoy.log_tail()));
         publish(&pki);
         let published = Instant::now();
         let refused_after = loop {
             if call(&pki, addr, "alice").await.is_err() {
                 break published.elapsed();
             }
-            assert!(published.elapsed() < Duration::from_secs(20), "{version}: alice still admitted 20 s after the CRL:\n{}", envoy.log_tail());
+            assert!(
+                published.elapsed() < Duration::from_secs(20),
+                "{version}: alice still admitted 20 s after the CRL:\n{}",
+                envoy.log_tail()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        println!("{version}: alice's new handshake refused {} ms after `pki crl --sds` returned", refused_after.as_millis());
+        println!(
+            "{version}: alice's new handshake refused {} ms after `pki crl --sds` returned",
+            refused_after.as_millis()
+        );
         let counted = envoy.stat_eventually("sds.certgate-client-validation.update_success", |v| v > updates);
         assert!(counted.is_some(), "{version}: Envoy counts the SDS update (it was {updates})");
 
@@ -195,15 +232,28 @@ async fn a_crl_published_through_sds_refuses_new_and_resumed_handshakes_without_
         std::fs::write(&go, b"").unwrap();
         for (tls, r) in &mut resumers {
             let second = r.next();
-            println!("{version}: TLS {tls} session from before the CRL: resumed={} status={} error={:?}", second.reused, second.status, second.error);
-            assert!(!second.reused, "{version} TLS {tls}: a session from before the CRL must not resume: {second:?}");
-            assert_ne!(second.status, 200, "{version} TLS {tls}: alice refused on the resumption attempt: {second:?}");
+            println!(
+                "{version}: TLS {tls} session from before the CRL: resumed={} status={} error={:?}",
+                second.reused, second.status, second.error
+            );
+            assert!(
+                !second.reused,
+                "{version} TLS {tls}: a session from before the CRL must not resume: {second:?}"
+            );
+            assert_ne!(
+                second.status, 200,
+                "{version} TLS {tls}: alice refused on the resumption attempt: {second:?}"
+            );
         }
 
         // the connection she opened before: Envoy checks CRLs at handshakes only
         let still = open.send("GET", "/hello", &[]).await.map(|r| r.status);
         println!("{version}: alice's connection opened before the CRL: {still:?}");
-        assert_eq!(still, Ok(200), "{version}: an open connection is not re-checked (README step 7 says so)");
+        assert_eq!(
+            still,
+            Ok(200),
+            "{version}: an open connection is not re-checked (README step 7 says so)"
+        );
 
         // bob goes on for a while after the switch too
         let at_switch = bob.sent.load(Ordering::Relaxed);
@@ -231,38 +281,62 @@ async fn with_operator_ticket_keys_sessions_from_before_a_crl_do_not_resume() {
         std::fs::write(&keys, (0..80u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect::<Vec<u8>>()).unwrap();
         let yaml = sds_yaml(&pki, backend.addr).replacen(
             "          session_timeout: 600s",
-            &format!("          session_timeout: 600s\n          session_ticket_keys: {{ keys: [ {{ filename: {} }} ] }}", keys.display()),
+            &format!(
+                "          session_timeout: 600s\n          session_ticket_keys: {{ keys: [ {{ filename: {} }} ] }}",
+                keys.display()
+            ),
             1,
         );
         let envoy = Envoy::start_version(version, &yaml).unwrap_or_else(|e| panic!("{version}: {e}"));
         let addr = envoy.listener;
         let start = |go: &std::path::Path| -> Vec<(&str, Resumer)> {
-            ["1.2", "1.3"].into_iter().map(|tls| (tls, Resumer::start(&pki, addr, tls, go))).collect()
+            ["1.2", "1.3"]
+                .into_iter()
+                .map(|tls| (tls, Resumer::start(&pki, addr, tls, go)))
+                .collect()
         };
         let (go_before, go_after) = (pki.dir.0.join("go-before"), pki.dir.0.join("go-after"));
         let (mut control, mut after) = (start(&go_before), start(&go_after));
         for (tls, r) in control.iter_mut().chain(after.iter_mut()) {
             let first = r.next();
-            assert_eq!((first.status, first.reused), (200, false), "{version} TLS {tls}: a full handshake first: {first:?}");
+            assert_eq!(
+                (first.status, first.reused),
+                (200, false),
+                "{version} TLS {tls}: a full handshake first: {first:?}"
+            );
         }
         // the control: the keys work, sessions resume while nothing changed
         std::fs::write(&go_before, b"").unwrap();
         for (tls, r) in &mut control {
             let second = r.next();
-            assert_eq!((second.status, second.reused), (200, true), "{version} TLS {tls}: with the operator's keys a session resumes: {second:?}");
+            assert_eq!(
+                (second.status, second.reused),
+                (200, true),
+                "{version} TLS {tls}: with the operator's keys a session resumes: {second:?}"
+            );
         }
         pki.run(&["revoke", "alice", "--reason", "keyCompromise"]);
         publish(&pki);
         let published = Instant::now();
         while call(&pki, addr, "alice").await.is_ok() {
-            assert!(published.elapsed() < Duration::from_secs(20), "{version}: the CRL never applied:\n{}", envoy.log_tail());
+            assert!(
+                published.elapsed() < Duration::from_secs(20),
+                "{version}: the CRL never applied:\n{}",
+                envoy.log_tail()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         std::fs::write(&go_after, b"").unwrap();
         for (tls, r) in &mut after {
             let second = r.next();
-            println!("{version} with session_ticket_keys: TLS {tls} session from before the CRL: resumed={} status={} error={:?}", second.reused, second.status, second.error);
-            assert!(!second.reused && second.status != 200, "{version} TLS {tls}: a session from before the CRL resumed: {second:?}");
+            println!(
+                "{version} with session_ticket_keys: TLS {tls} session from before the CRL: resumed={} status={} error={:?}",
+                second.reused, second.status, second.error
+            );
+            assert!(
+                !second.reused && second.status != 200,
+                "{version} TLS {tls}: a session from before the CRL resumed: {second:?}"
+            );
         }
     }
 }
@@ -286,22 +360,42 @@ async fn an_ecds_deny_list_update_refuses_a_serial_on_a_connection_that_stays_op
         let envoy = Envoy::start_version(version, &ecds_config(backend.addr, &file)).unwrap_or_else(|e| panic!("{version}: {e}"));
         let mut alice = connect(envoy.listener, Some("alice"), false).await.unwrap();
         let mut bob = connect(envoy.listener, Some("bob"), false).await.unwrap();
-        assert_eq!(alice.send("GET", "/app/", &[]).await.map(|r| r.status), Ok(200), "{version}:\n{}", envoy.log_tail());
+        assert_eq!(
+            alice.send("GET", "/app/", &[]).await.map(|r| r.status),
+            Ok(200),
+            "{version}:\n{}",
+            envoy.log_tail()
+        );
 
         write_atomically(&file, &ecds_resource(Some(&deny)));
         let written = Instant::now();
         let denied_after = loop {
-            let status = alice.send("GET", "/app/", &[]).await.map(|r| r.status).unwrap_or_else(|e| panic!("{version}: the connection stays open: {e}"));
+            let status = alice
+                .send("GET", "/app/", &[])
+                .await
+                .map(|r| r.status)
+                .unwrap_or_else(|e| panic!("{version}: the connection stays open: {e}"));
             if status == 403 {
                 break written.elapsed();
             }
-            assert!(written.elapsed() < Duration::from_secs(20), "{version}: the deny list never applied:\n{}", envoy.log_tail());
+            assert!(
+                written.elapsed() < Duration::from_secs(20),
+                "{version}: the deny list never applied:\n{}",
+                envoy.log_tail()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        println!("{version}: alice's serial denied on her open connection {} ms after the ECDS file was renamed", denied_after.as_millis());
+        println!(
+            "{version}: alice's serial denied on her open connection {} ms after the ECDS file was renamed",
+            denied_after.as_millis()
+        );
         let body = alice.send("GET", "/app/", &[]).await.unwrap();
         assert_eq!(body.status, 403);
         assert!(body.body.contains("\"reason\":\"revoked\""), "{version}: {}", body.body);
-        assert_eq!(bob.send("GET", "/app/", &[]).await.map(|r| r.status), Ok(200), "{version}: bob is not on the list");
+        assert_eq!(
+            bob.send("GET", "/app/", &[]).await.map(|r| r.status),
+            Ok(200),
+            "{version}: bob is not on the list"
+        );
     }
 }

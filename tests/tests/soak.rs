@@ -3,7 +3,13 @@
 //! the long run is
 //! `CERTGATE_SOAK_SECONDS=300 cargo nextest run -p certgate-tests --test soak --no-capture`
 //! (it prints requests, errors, misdecisions and Envoy's memory at start and end).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -11,7 +17,10 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_has_no_error_and_no_misdecision() {
-    let seconds: u64 = std::env::var("CERTGATE_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let seconds: u64 = std::env::var("CERTGATE_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
     let reload_every = Duration::from_secs((seconds / 4).clamp(2, 15));
     let r = common::soak::soak("1.40.0", Duration::from_secs(seconds), 6, reload_every).await;
     eprintln!("soak: {seconds} s, {r:#?}");

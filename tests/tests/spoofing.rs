@@ -4,12 +4,18 @@
 //! rule, in enforce and audit mode, through Envoy and through `certgate serve`.
 //! The application sees only values certgate derived from the verified
 //! certificate, or nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
-use certgate_core::headers::{is_safe_value, Preset};
 use certgate_backend as backend;
+use certgate_core::headers::{is_safe_value, Preset};
 use certgate_edge::tls::ClientCertMode;
 use std::net::SocketAddr;
 
@@ -41,8 +47,15 @@ fn spoofs() -> Vec<(String, String)> {
     names.dedup();
     let mut out = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let mixed: String = name.chars().enumerate().map(|(j, c)| if j % 2 == 0 { c.to_ascii_uppercase() } else { c }).collect();
-        for (k, spelling) in [name.clone(), name.to_ascii_uppercase(), mixed, name.replace('-', "_"), name.clone()].into_iter().enumerate() {
+        let mixed: String = name
+            .chars()
+            .enumerate()
+            .map(|(j, c)| if j % 2 == 0 { c.to_ascii_uppercase() } else { c })
+            .collect();
+        for (k, spelling) in [name.clone(), name.to_ascii_uppercase(), mixed, name.replace('-', "_"), name.clone()]
+            .into_iter()
+            .enumerate()
+        {
             out.push((spelling, format!("{MARK}-{i}-{k}, CN=admin")));
         }
     }
@@ -94,8 +107,10 @@ async fn matrix(fronts: &[(String, SocketAddr)], preset: &str, mode: &str, failu
             let mut conn = connect(*addr, cert, false).await.unwrap();
             for path in ["/open/x", "/alice/x", "/nobody/x"] {
                 // Many spellings at once (Envoy takes at most 100 headers), then each alone.
-                let mut sets: Vec<Vec<(&str, &str)>> =
-                    spoofs.chunks(50).map(|c| c.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()).collect();
+                let mut sets: Vec<Vec<(&str, &str)>> = spoofs
+                    .chunks(50)
+                    .map(|c| c.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+                    .collect();
                 sets.extend(spoofs.iter().map(|(k, v)| vec![(k.as_str(), v.as_str())]));
                 for headers in sets {
                     let what = format!("{proxy} {preset}/{mode} cert={cert:?} {path} {:?}", headers.first().map(|h| h.0));
@@ -128,12 +143,26 @@ async fn no_spoofed_identity_header_reaches_the_application() {
             let envoy = Envoy::start(&config("optional-mtls.yaml", backend.addr, Some(&json))).unwrap();
             let edge = stack(&json, ClientCertMode::Optional).await;
             let fronts = [("envoy".to_owned(), envoy.listener), ("edge".to_owned(), edge.edge.addr)];
-            requests += matrix(&fronts, preset, mode, &mut failures).await.iter().map(Vec::len).sum::<usize>();
-            assert!(envoy.stat_eventually("wasmcustom.certgate_spoofed_headers_removed_total", |v| v > 0).unwrap() > 0);
+            requests += matrix(&fronts, preset, mode, &mut failures)
+                .await
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>();
+            assert!(
+                envoy
+                    .stat_eventually("wasmcustom.certgate_spoofed_headers_removed_total", |v| v > 0)
+                    .unwrap()
+                    > 0
+            );
         }
     }
     eprintln!("{requests} requests");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures[..failures.len().min(30)].join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures[..failures.len().min(30)].join("\n")
+    );
 }
 
 /// The same matrix through the dynamic module and the Wasm build, on each
@@ -148,21 +177,35 @@ async fn no_spoofed_identity_header_reaches_the_application_through_the_module()
             for mode in ["enforce", "audit"] {
                 let json = with_listener_verification(&policy(preset, mode));
                 let yaml = config("optional-mtls.yaml", backend.addr, Some(&json));
-                let envoys: Vec<Envoy> = Build::BOTH.iter().map(|b| Envoy::start_version(version, &b.config(&yaml)).unwrap()).collect();
-                let fronts: Vec<(String, SocketAddr)> =
-                    Build::BOTH.iter().zip(&envoys).map(|(b, e)| (format!("envoy {version} {}", b.name()), e.listener)).collect();
+                let envoys: Vec<Envoy> = Build::BOTH
+                    .iter()
+                    .map(|b| Envoy::start_version(version, &b.config(&yaml)).unwrap())
+                    .collect();
+                let fronts: Vec<(String, SocketAddr)> = Build::BOTH
+                    .iter()
+                    .zip(&envoys)
+                    .map(|(b, e)| (format!("envoy {version} {}", b.name()), e.listener))
+                    .collect();
                 let answers = matrix(&fronts, preset, mode, &mut failures).await;
                 let differ = answers[0].iter().zip(&answers[1]).filter(|(w, m)| w != m).count();
                 if differ > 0 {
                     let first = answers[0].iter().zip(&answers[1]).find(|(w, m)| w != m).unwrap();
-                    failures.push(format!("{version} {preset}/{mode}: the builds disagree on {differ} requests; first:\n  wasm: {}\n  module: {}", first.0, first.1));
+                    failures.push(format!(
+                        "{version} {preset}/{mode}: the builds disagree on {differ} requests; first:\n  wasm: {}\n  module: {}",
+                        first.0, first.1
+                    ));
                 }
                 let spoofed = Build::Module.stat("certgate_spoofed_headers_removed_total");
                 assert!(envoys[1].stat_eventually(&spoofed, |v| v > 0).unwrap() > 0);
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures[..failures.len().min(30)].join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures[..failures.len().min(30)].join("\n")
+    );
 }
 
 /// The crafted certificates of `fixtures/bad-input/` (signed by the client CA)
@@ -178,7 +221,15 @@ async fn crafted_certificates_through_envoy_and_the_edge() {
     let mut outcomes = Vec::new();
     // (duplicate-san is left out: rustls will not even send it; the harness
     // test shows the filter denies it as unparseable.)
-    for name in ["nul-cn", "crlf-cn", "quotes-cn", "huge-extension", "many-sans", "long-uri", "comma-san"] {
+    for name in [
+        "nul-cn",
+        "crlf-cn",
+        "quotes-cn",
+        "huge-extension",
+        "many-sans",
+        "long-uri",
+        "comma-san",
+    ] {
         let (pem, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
         for (proxy, addr) in [("envoy", envoy.listener), ("edge", edge.edge.addr)] {
             let config = common::client_config_files(&common::pki("root-ca.pem"), Some((&pem, &key)), &[b"http/1.1"]);

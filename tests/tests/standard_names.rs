@@ -7,7 +7,13 @@
 //! `x-client-spiffe-id`, no SAN that fails its standard is passed on. And
 //! certgate's subject and issuer DNs are Envoy's own
 //! (`%DOWNSTREAM_PEER_SUBJECT%`, `%DOWNSTREAM_PEER_ISSUER%`) on crafted names.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -37,46 +43,96 @@ struct Case {
 }
 
 fn case(names: Vec<Name<'static>>, path: &'static str, status: u16, headers: &'static [(&'static str, Option<&'static str>)]) -> Case {
-    Case { names, path, status, headers }
+    Case {
+        names,
+        path,
+        status,
+        headers,
+    }
 }
 
 fn cases() -> Vec<Case> {
     use Name::*;
     const WEB: &str = "spiffe://example.org/ns/prod/sa/web";
     vec![
-        case(vec![Uri(WEB)], "/spiffe/x", 200, &[("x-client-spiffe-id", Some(WEB)), ("x-client-san-uri", Some(WEB))]),
+        case(
+            vec![Uri(WEB)],
+            "/spiffe/x",
+            200,
+            &[("x-client-spiffe-id", Some(WEB)), ("x-client-san-uri", Some(WEB))],
+        ),
         // the issue's attack: an ID that normalises to another identity
         case(vec![Uri("spiffe://example.org/ns/prod/sa/..")], "/spiffe/x", 403, &[]),
-        case(vec![Uri("spiffe://example.org/ns/prod/sa/..")], "/uri/x", 200, &[
-            ("x-client-spiffe-id", None),
-            ("x-client-san-uri", Some("spiffe://example.org/ns/prod/sa/..")),
-        ]),
+        case(
+            vec![Uri("spiffe://example.org/ns/prod/sa/..")],
+            "/uri/x",
+            200,
+            &[
+                ("x-client-spiffe-id", None),
+                ("x-client-san-uri", Some("spiffe://example.org/ns/prod/sa/..")),
+            ],
+        ),
         case(vec![Uri("spiffe://example.org/ns/prod/sa/%2e%2e")], "/spiffe/x", 403, &[]),
         case(vec![Uri("spiffe://example.org/ns/prod/sa/web/")], "/spiffe/x", 403, &[]),
         case(vec![Uri("spiffe://example.org/ns/prod/sa//web")], "/spiffe/x", 403, &[]),
         case(vec![Uri("spiffe://example.org/ns/prod/sa/web?admin=1")], "/spiffe/x", 403, &[]),
         case(vec![Uri("spiffe://example.org:8443/ns/prod/sa/web")], "/spiffe/x", 403, &[]),
         case(vec![Uri("spiffe://Example.org/ns/prod/sa/web")], "/spiffe/x", 403, &[]),
-        case(vec![Uri("spiffe://Example.org/ns/prod/sa/web")], "/any/x", 200, &[("x-client-spiffe-id", None)]),
+        case(
+            vec![Uri("spiffe://Example.org/ns/prod/sa/web")],
+            "/any/x",
+            200,
+            &[("x-client-spiffe-id", None)],
+        ),
         // an X.509-SVID has exactly one URI SAN
         case(vec![Uri(WEB), Uri("https://example.org/")], "/spiffe/x", 403, &[]),
-        case(vec![Uri(WEB), Uri("https://example.org/")], "/any/x", 200, &[
-            ("x-client-spiffe-id", None),
-            ("x-client-san-uri", Some("spiffe://example.org/ns/prod/sa/web,https://example.org/")),
-        ]),
+        case(
+            vec![Uri(WEB), Uri("https://example.org/")],
+            "/any/x",
+            200,
+            &[
+                ("x-client-spiffe-id", None),
+                ("x-client-san-uri", Some("spiffe://example.org/ns/prod/sa/web,https://example.org/")),
+            ],
+        ),
         // URI SANs: RFC 3986
         case(vec![Uri("https://example.org/a b")], "/uri/x", 403, &[]),
         case(vec![Uri("https://example.org/a b")], "/any/x", 200, &[("x-client-san-uri", None)]),
         // DNS SANs: preferred name syntax, A-labels, no wildcard
-        case(vec![Dns("Web.Example.org")], "/dns/x", 200, &[("x-client-san-dns", Some("Web.Example.org"))]),
-        case(vec![Dns("xn--bcher-kva.example.org")], "/dns/x", 200, &[("x-client-san-dns", Some("xn--bcher-kva.example.org"))]),
+        case(
+            vec![Dns("Web.Example.org")],
+            "/dns/x",
+            200,
+            &[("x-client-san-dns", Some("Web.Example.org"))],
+        ),
+        case(
+            vec![Dns("xn--bcher-kva.example.org")],
+            "/dns/x",
+            200,
+            &[("x-client-san-dns", Some("xn--bcher-kva.example.org"))],
+        ),
         case(vec![Dns("*.example.org")], "/dns/x", 403, &[]),
-        case(vec![Dns("*.example.org"), Dns("bad_name.example.org")], "/any/x", 200, &[("x-client-san-dns", None)]),
+        case(
+            vec![Dns("*.example.org"), Dns("bad_name.example.org")],
+            "/any/x",
+            200,
+            &[("x-client-san-dns", None)],
+        ),
         // e-mail SANs: the domain without case, the local part exactly
-        case(vec![Email("alice@EXAMPLE.org")], "/mail/x", 200, &[("x-client-san-email", Some("alice@EXAMPLE.org"))]),
+        case(
+            vec![Email("alice@EXAMPLE.org")],
+            "/mail/x",
+            200,
+            &[("x-client-san-email", Some("alice@EXAMPLE.org"))],
+        ),
         case(vec![Email("Alice@example.org")], "/mail/x", 403, &[]),
         case(vec![Email("alice@example.org@evil.org")], "/mail/x", 403, &[]),
-        case(vec![Email("Alice <alice@example.org>")], "/any/x", 200, &[("x-client-san-email", None)]),
+        case(
+            vec![Email("Alice <alice@example.org>")],
+            "/any/x",
+            200,
+            &[("x-client-san-email", None)],
+        ),
     ]
 }
 
@@ -87,7 +143,10 @@ async fn run(front: &str, addr: SocketAddr, certs: &[(Case, (std::path::PathBuf,
         let what = format!("{front} {:?} {}", c.names, c.path);
         let tls = client_config_files(&pki("root-ca.pem"), Some((chain, key)), &[b"http/1.1"]);
         let reply = match connect_with(addr, tls, false).await {
-            Ok(mut conn) => conn.send("GET", c.path, &[("x-client-spiffe-id", "spiffe://example.org/ns/prod/sa/admin")]).await,
+            Ok(mut conn) => {
+                conn.send("GET", c.path, &[("x-client-spiffe-id", "spiffe://example.org/ns/prod/sa/admin")])
+                    .await
+            }
             Err(e) => Err(e),
         };
         let r = match reply {
@@ -145,7 +204,10 @@ async fn names_that_fail_their_standard_match_nothing_and_reach_no_application()
             failures.push(format!("{front}: certgate_invalid_spiffe_ids_total = {counted:?}, want at least 8"));
         }
         // and the log says why
-        for why in ["URI SAN is not a SPIFFE ID: a path segment is `.` or `..`", "DNS SAN is not a DNS name: a label is `*`"] {
+        for why in [
+            "URI SAN is not a SPIFFE ID: a path segment is `.` or `..`",
+            "DNS SAN is not a DNS name: a label is `*`",
+        ] {
             if !envoy.log_eventually_contains(why) {
                 failures.push(format!("{front}: the log does not say {why:?}"));
             }
@@ -199,8 +261,16 @@ async fn certgate_writes_subject_and_issuer_as_envoy_does() {
             let crafted = client_certificate(&repo(), cn, &[]).unwrap();
             let (chain, key) = crafted.write_files(&dir.0, &format!("c{i}")).unwrap();
             let tls = client_config_files(&pki("root-ca.pem"), Some((&chain, &key)), &[b"http/1.1"]);
-            let r = connect_with(envoy.listener, tls, false).await.unwrap().send("GET", "/", &[]).await.unwrap();
-            for (ours, envoys) in [("x-client-subject", "x-envoy-peer-subject"), ("x-client-issuer", "x-envoy-peer-issuer")] {
+            let r = connect_with(envoy.listener, tls, false)
+                .await
+                .unwrap()
+                .send("GET", "/", &[])
+                .await
+                .unwrap();
+            for (ours, envoys) in [
+                ("x-client-subject", "x-envoy-peer-subject"),
+                ("x-client-issuer", "x-envoy-peer-issuer"),
+            ] {
                 let (a, b) = (r.backend_header(ours), r.backend_header(envoys));
                 if a != b || a.len() != 1 {
                     failures.push(format!("{version} {} CN {cn:?}: certgate {ours} {a:?}, Envoy {b:?}", build.name()));

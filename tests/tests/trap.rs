@@ -5,7 +5,13 @@
 //! committed `failure_policy: FAIL_RELOAD`, Envoy starts a trapped VM again:
 //! the trapping request is refused, nothing passes unfiltered meanwhile, and
 //! requests are served again after the backoff.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -80,7 +86,12 @@ fn refused_unfiltered(r: &Reply) -> bool {
 }
 
 async fn alice_gets(addr: SocketAddr, path: &str) -> Reply {
-    connect(addr, Some("alice"), false).await.unwrap().send("GET", path, &[]).await.unwrap()
+    connect(addr, Some("alice"), false)
+        .await
+        .unwrap()
+        .send("GET", path, &[])
+        .await
+        .unwrap()
 }
 
 const POLICY: &str = r#"{ "rules": [ { "name": "open", "path_prefix": "/", "anonymous": true } ] }"#;
@@ -89,7 +100,13 @@ async fn three_requests(addr: SocketAddr, who: &str) {
     for i in 0..3 {
         let r = alice_gets(addr, "/anything").await;
         eprintln!("{who} request {i}: {} {}", r.status, r.body);
-        assert!(refused_unfiltered(&r), "{who} request {i}: {} {} {:?}", r.status, r.body, r.backend_headers);
+        assert!(
+            refused_unfiltered(&r),
+            "{who} request {i}: {} {} {:?}",
+            r.status,
+            r.body,
+            r.backend_headers
+        );
     }
 }
 
@@ -130,7 +147,12 @@ async fn a_trapped_vm_is_started_again_and_nothing_passes_meanwhile() {
         let envoy = Envoy::start_version_workers(version, &yaml, 1).unwrap();
         let send = |path| alice_gets(envoy.listener, path);
         let before = send("/ok").await;
-        assert_eq!((before.status, before.backend_headers.is_some()), (200, true), "{version}: {}", before.body);
+        assert_eq!(
+            (before.status, before.backend_headers.is_some()),
+            (200, true),
+            "{version}: {}",
+            before.body
+        );
         for round in 0..2 {
             let trapped = send("/trap").await;
             assert!(refused_unfiltered(&trapped), "{version}: {} {}", trapped.status, trapped.body);
@@ -143,15 +165,26 @@ async fn a_trapped_vm_is_started_again_and_nothing_passes_meanwhile() {
                 }
                 assert!(refused_unfiltered(&r), "{version}: passed unfiltered: {} {}", r.status, r.body);
                 refused += 1;
-                assert!(start.elapsed() < Duration::from_secs(20), "{version}: not served again in 20 s:\n{}", envoy.log_tail());
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "{version}: not served again in 20 s:\n{}",
+                    envoy.log_tail()
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             };
-            eprintln!("Envoy {version}, trap {}: served again after {recovered:?} ({refused} requests refused meanwhile)", round + 1);
+            eprintln!(
+                "Envoy {version}, trap {}: served again after {recovered:?} ({refused} requests refused meanwhile)",
+                round + 1
+            );
         }
     }
     // Without the setting (Envoy's default, FAIL_CLOSED) the trapped VM
     // stays failed: every later request is refused.
-    let unset = yaml.lines().filter(|l| !l.contains("failure_policy:") && !l.contains("reload_config:")).collect::<Vec<_>>().join("\n");
+    let unset = yaml
+        .lines()
+        .filter(|l| !l.contains("failure_policy:") && !l.contains("reload_config:"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let envoy = Envoy::start_version_workers("1.40.0", &unset, 1).unwrap();
     let send = |path| alice_gets(envoy.listener, path);
     assert_eq!(send("/ok").await.status, 200);

@@ -14,7 +14,13 @@
 //!   connections, as a person would wait for it to start;
 //! - the pages' fixed ports (`localhost:8443`, `127.0.0.1:8000`, ...) become
 //!   free ones, so the pages run beside every other test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -72,7 +78,10 @@ fn every_tutorial_page_is_run() {
     found.sort();
     let mut listed = PAGES.map(str::to_owned).to_vec();
     listed.sort();
-    assert_eq!(found, listed, "a tutorial page without its test in tests/tests/tutorials.rs, or the other way round");
+    assert_eq!(
+        found, listed,
+        "a tutorial page without its test in tests/tests/tutorials.rs, or the other way round"
+    );
 }
 
 #[test]
@@ -100,7 +109,11 @@ fn with_free_ports(text: &str) -> String {
     let mut ports = BTreeMap::new();
     let mut out = String::new();
     let mut rest = text;
-    while let Some(at) = ["localhost:", "127.0.0.1:"].iter().filter_map(|h| rest.find(h).map(|i| i + h.len())).min() {
+    while let Some(at) = ["localhost:", "127.0.0.1:"]
+        .iter()
+        .filter_map(|h| rest.find(h).map(|i| i + h.len()))
+        .min()
+    {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
         let digits = rest.chars().take_while(char::is_ascii_digit).count();
@@ -118,10 +131,18 @@ fn with_free_ports(text: &str) -> String {
 fn background_addresses(block: &Block) -> Vec<(String, String)> {
     let logical = block.body.replace("\\\n", " ");
     let mut out = Vec::new();
-    for line in logical.lines().filter(|l| l.split('#').next().unwrap_or("").trim_end().ends_with('&')) {
+    for line in logical
+        .lines()
+        .filter(|l| l.split('#').next().unwrap_or("").trim_end().ends_with('&'))
+    {
         let words: Vec<&str> = line.split_whitespace().collect();
         let addr = words.windows(2).find(|w| w[0] == "--listen" || w[0] == "--bind").map(|w| w[1]);
-        let addr = addr.unwrap_or_else(|| panic!("line {}: a background command must name its address (--listen or --bind): {line}", block.line));
+        let addr = addr.unwrap_or_else(|| {
+            panic!(
+                "line {}: a background command must name its address (--listen or --bind): {line}",
+                block.line
+            )
+        });
         let (host, port) = addr.rsplit_once(':').unwrap();
         out.push((host.to_owned(), port.to_owned()));
     }
@@ -144,7 +165,11 @@ fn run_page(name: &str) {
          wait_for() { for _ in $(seq 300); do (exec 3<>\"/dev/tcp/$1/$2\") 2>/dev/null && return; sleep 0.1; done; echo \"nothing listens on $1:$2\" >&2; exit 1; }\n",
     );
     let (mut shown, mut ttys) = (Vec::new(), 0);
-    let sh: Vec<(usize, &Block)> = all.iter().enumerate().filter(|(_, b)| b.info == "sh" || b.info == "sh tty").collect();
+    let sh: Vec<(usize, &Block)> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.info == "sh" || b.info == "sh tty")
+        .collect();
     assert!(!sh.is_empty(), "{name}: a tutorial with no shell block");
     for (n, (i, b)) in sh.iter().enumerate() {
         if b.info == "sh tty" {
@@ -171,7 +196,12 @@ fn run_page(name: &str) {
     }
     std::fs::write(runner.join("page.sh"), &script).unwrap();
 
-    let path = format!("{}:{}:{}", repo().join("target/debug").display(), repo().join(".venv/bin").display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}:{}",
+        repo().join("target/debug").display(),
+        repo().join(".venv/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let (stdout, stderr) = (runner.join("stdout"), runner.join("stderr"));
     let mut child = {
         use std::os::unix::process::CommandExt;
@@ -205,14 +235,27 @@ fn run_page(name: &str) {
     let parts: Vec<&str> = printed.split('\u{1e}').collect();
     // parts: output of block 0, "0", output of block 1, "1", ...
     let done = parts.len() / 2;
-    let stopped = sh.get(done).map_or(String::new(), |(_, b)| format!(" at the block of line {}", b.line));
-    assert!(status.is_some_and(|s| s.success()), "{name}: the commands stopped{stopped} ({status:?}):\n{errors}");
+    let stopped = sh
+        .get(done)
+        .map_or(String::new(), |(_, b)| format!(" at the block of line {}", b.line));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{name}: the commands stopped{stopped} ({status:?}):\n{errors}"
+    );
     assert_eq!(done, sh.len(), "{name}: {done} of {} blocks ran:\n{errors}", sh.len());
     // line by line as a reader sees them: trailing spaces aside
     let lines = |text: &str| text.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
     for (n, line, want) in &shown {
-        assert_eq!(lines(parts[2 * n]), lines(want), "{name}:{line}: printed otherwise than the page shows\n{errors}");
+        assert_eq!(
+            lines(parts[2 * n]),
+            lines(want),
+            "{name}:{line}: printed otherwise than the page shows\n{errors}"
+        );
     }
-    eprintln!("{name}: {} shell blocks run ({ttys} on a terminal), {} outputs compared", sh.len(), shown.len());
+    eprintln!(
+        "{name}: {} shell blocks run ({ttys} on a terminal), {} outputs compared",
+        sh.len(),
+        shown.len()
+    );
     assert!(!shown.is_empty(), "{name}: the page shows no output to compare");
 }

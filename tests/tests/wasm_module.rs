@@ -1,23 +1,27 @@
 //! The release `.wasm` that Envoy loads: a valid module that speaks
 //! proxy-wasm ABI 0.2.1 and imports nothing a proxy does not provide.
 //! `./dev test` builds it before the tests run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 use std::path::PathBuf;
 
 use wasmparser::{Parser, Payload, Validator};
 
 fn wasm_path() -> PathBuf {
-    std::env::var_os("CERTGATE_WASM").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/wasm/certgate_filter.wasm")
-    })
+    std::env::var_os("CERTGATE_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/wasm/certgate_filter.wasm"))
 }
 
 fn wasm() -> Vec<u8> {
     let path = wasm_path();
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; build it with `./dev test` (or `./dev run`)", path.display())
-    })
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build it with `./dev test` (or `./dev run`)", path.display()))
 }
 
 #[test]
@@ -62,10 +66,20 @@ fn the_module_validates_and_speaks_proxy_wasm_0_2_1() {
         );
     }
     // the calls certgate's request path relies on
-    for want in ["proxy_get_header_map_pairs", "proxy_get_property", "proxy_send_local_response", "proxy_define_metric"] {
+    for want in [
+        "proxy_get_header_map_pairs",
+        "proxy_get_property",
+        "proxy_send_local_response",
+        "proxy_define_metric",
+    ] {
         assert!(imports.iter().any(|(_, n)| n == want), "missing import {want}");
     }
-    println!("certgate filter: {} bytes, {} exports, {} imports", bytes.len(), exports.len(), imports.len());
+    println!(
+        "certgate filter: {} bytes, {} exports, {} imports",
+        bytes.len(),
+        exports.len(),
+        imports.len()
+    );
 }
 
 #[test]

@@ -2,7 +2,13 @@
 //! edge process's CPU time per request, against the backend alone in the
 //! same run. Keep-alive HTTP/1.1 over mTLS (alice), loopback, real processes.
 //! Build the `.wasm` first (`./dev run` or `./dev test`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -47,7 +53,9 @@ fn spawn(args: &[&str], ready: &str) -> (Proc, u16) {
 }
 
 fn report(name: &str, r: &LoadResult, cpu: Option<Duration>) {
-    let cpu = cpu.map(|c| format!("   edge CPU {:>6.1} µs/request", c.as_secs_f64() * 1e6 / r.requests() as f64)).unwrap_or_default();
+    let cpu = cpu
+        .map(|c| format!("   edge CPU {:>6.1} µs/request", c.as_secs_f64() * 1e6 / r.requests() as f64))
+        .unwrap_or_default();
     println!(
         "{name:<22} {:>8.0} req/s   p50 {:>6} µs   p99 {:>6} µs   errors {}{cpu}",
         r.per_second(),
@@ -63,21 +71,42 @@ fn main() {
     let (_backend, bport) = spawn(&["backend", "--listen", "127.0.0.1:0"], "backend on");
     let upstream = format!("http://127.0.0.1:{bport}");
     let (edge, eport) = spawn(
-        &["serve", "--config", "fixtures/serve.toml", "--listen", "127.0.0.1:0", "--upstream", &upstream, "--wasm", wasm.to_str().unwrap()],
+        &[
+            "serve",
+            "--config",
+            "fixtures/serve.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--wasm",
+            wasm.to_str().unwrap(),
+        ],
         "edge on",
     );
     let pid = edge.0.id();
     let pki = repo().join("fixtures/pki");
     let tls = loadgen::client_tls(&pki.join("root-ca.pem"), &pki.join("alice-chain.pem"), &pki.join("alice.key")).unwrap();
     println!("{CONNECTIONS} keep-alive connections, {SECONDS} s per run, {ROUNDS} rounds alternating; example policy, alice");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let d = Duration::from_secs(SECONDS);
     for round in 1..=ROUNDS {
         println!("round {round}");
         let r = rt.block_on(loadgen::run(([127, 0, 0, 1], bport).into(), None, "/app/page", CONNECTIONS, d, 200));
         report("  backend alone (HTTP)", &r, None);
         let before = loadgen::cpu_time(pid).unwrap();
-        let r = rt.block_on(loadgen::run(([127, 0, 0, 1], eport).into(), Some(tls.clone()), "/app/page", CONNECTIONS, d, 200));
+        let r = rt.block_on(loadgen::run(
+            ([127, 0, 0, 1], eport).into(),
+            Some(tls.clone()),
+            "/app/page",
+            CONNECTIONS,
+            d,
+            200,
+        ));
         let cpu = loadgen::cpu_time(pid).unwrap() - before;
         report("  through the edge", &r, Some(cpu));
     }

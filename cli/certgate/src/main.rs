@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
+use certgate_backend as backend;
+use certgate_decision::Verdict;
 use certgate_edge::locate::default_wasm;
 use certgate_edge::{self as edge, ServeOptions};
-use certgate_decision::Verdict;
 use certgate_host::{HarnessError, PluginSettings, WasmModule};
 use certgate_pki::cli::PkiArgs;
-use certgate_backend as backend;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -172,17 +172,25 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let token = match (&a.token_bound_to, a.token_unbound) {
         (None, false) => None,
         (bound_to, _) => {
-            let key = request::token_metadata_key(&policy)
-                .ok_or_else(|| anyhow!("--token-*: {} has no `bound_tokens` saying where tokens are read", a.policy.display()))?;
+            let key = request::token_metadata_key(&policy).ok_or_else(|| {
+                anyhow!(
+                    "--token-*: {} has no `bound_tokens` saying where tokens are read",
+                    a.policy.display()
+                )
+            })?;
             let payload = match bound_to {
-                Some(pem) => serde_json::json!({ "cnf": { "x5t#S256": request::thumbprint_of_file(pem).map_err(|e| anyhow!("--token-bound-to: {e}"))? } }),
+                Some(pem) => {
+                    serde_json::json!({ "cnf": { "x5t#S256": request::thumbprint_of_file(pem).map_err(|e| anyhow!("--token-bound-to: {e}"))? } })
+                }
                 // not `{}`: an empty payload reads as no token (SECURITY.md)
                 None => serde_json::json!({ "sub": "certgate-check" }),
             };
             Some((key, payload))
         }
     };
-    let mut plugin = module.start(PluginSettings::new(policy).name("certgate")).with_context(|| a.policy.display().to_string())?;
+    let mut plugin = module
+        .start(PluginSettings::new(policy).name("certgate"))
+        .with_context(|| a.policy.display().to_string())?;
     let mut headers = Vec::new();
     for h in &a.headers {
         let (k, v) = h.split_once(':').ok_or_else(|| anyhow!("--header {h}: write `name: value`"))?;
@@ -197,7 +205,11 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         headers: &headers,
         token: token.as_ref().map(|(key, payload)| (key.as_str(), payload)),
     };
-    let request::Sent { exchange: out, headers: sent, published } = request::send(&mut plugin, &request)?;
+    let request::Sent {
+        exchange: out,
+        headers: sent,
+        published,
+    } = request::send(&mut plugin, &request)?;
     let published = published.ok_or_else(|| anyhow!("the filter published no decision: is {} certgate's?", a.policy.display()))?;
     let rule = published.rule.as_deref().unwrap_or("-");
     let reason = published.reason.as_deref().unwrap_or("-");
@@ -310,7 +322,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Package(a) => package(a),
         Command::Schema { cases } => {
-            let schema = if cases { policy_tests::json_schema() } else { certgate_core::config::json_schema() };
+            let schema = if cases {
+                policy_tests::json_schema()
+            } else {
+                certgate_core::config::json_schema()
+            };
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -330,7 +346,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man { out } => {
             std::fs::create_dir_all(&out).with_context(|| format!("cannot make {}", out.display()))?;
             clap_mangen::generate_to(Cli::command(), &out).with_context(|| format!("cannot write the man pages to {}", out.display()))?;
-            println!("man pages in {} (read one with: man -l {}/certgate.1)", out.display(), out.display());
+            println!(
+                "man pages in {} (read one with: man -l {}/certgate.1)",
+                out.display(),
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -344,15 +364,16 @@ fn package(a: PackageArgs) -> anyhow::Result<ExitCode> {
     println!("module:   {} ({} bytes, from {})", p.module_digest, p.module_bytes, wasm.display());
     println!("manifest: {}", p.manifest_digest);
     println!("push:     skopeo copy oci:{out}:{} docker://REGISTRY/certgate:{}", a.tag, a.tag);
-    println!("pin:      sha256: {}   (WasmPlugin spec.sha256; EnvoyExtensionPolicy wasm[].code.image.sha256)", p.manifest_digest.trim_start_matches("sha256:"));
+    println!(
+        "pin:      sha256: {}   (WasmPlugin spec.sha256; EnvoyExtensionPolicy wasm[].code.image.sha256)",
+        p.manifest_digest.trim_start_matches("sha256:")
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CERTGATE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {

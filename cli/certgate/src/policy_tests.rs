@@ -148,7 +148,11 @@ fn line_of(text: &str, inner: &str) -> usize {
 
 /// Reads and checks a cases file; `policy` overrides the file's own.
 pub fn load(path: &Path, policy: Option<&Path>) -> Result<Loaded, CasesError> {
-    let err = |line: usize, message: String| CasesError { path: path.display().to_string(), line, message };
+    let err = |line: usize, message: String| CasesError {
+        path: path.display().to_string(),
+        line,
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| err(1, format!("cannot read: {e}")))?;
     let outline: CasesFile<&RawValue> = serde_json::from_str(&text).map_err(|e| err(e.line(), e.to_string()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -172,11 +176,18 @@ pub fn load(path: &Path, policy: Option<&Path>) -> Result<Loaded, CasesError> {
             err(start + inner.line().saturating_sub(1), format!("cases[{i}]{field}: {inner}"))
         })?;
         let find = |name: &str, field: &str| {
-            let file = if name.contains('/') || name.ends_with(".pem") { dir.join(name) } else { certificates.join(format!("{name}.pem")) };
+            let file = if name.contains('/') || name.ends_with(".pem") {
+                dir.join(name)
+            } else {
+                certificates.join(format!("{name}.pem"))
+            };
             if file.is_file() {
                 Ok(file)
             } else {
-                Err(err(start, format!("cases[{i}].{field}: no certificate {name:?} ({} does not exist)", file.display())))
+                Err(err(
+                    start,
+                    format!("cases[{i}].{field}: no certificate {name:?} ({} does not exist)", file.display()),
+                ))
             }
         };
         let cert = case.cert.as_deref().map(|c| find(c, "cert")).transpose()?;
@@ -194,7 +205,11 @@ pub fn load(path: &Path, policy: Option<&Path>) -> Result<Loaded, CasesError> {
         };
         cases.push((case, start, cert, token));
     }
-    Ok(Loaded { path: path.to_path_buf(), policy, cases })
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        policy,
+        cases,
+    })
 }
 
 /// One case's result: its name and line, and each way it differed.
@@ -234,7 +249,11 @@ pub fn run(module: &WasmModule, loaded: &Loaded) -> anyhow::Result<Vec<Ran>> {
         }
         let Some(published) = published else {
             failures.push("the filter published no decision: is this certgate's policy and module?".into());
-            out.push(Ran { name: case.name.clone(), line: *line, failures });
+            out.push(Ran {
+                name: case.name.clone(),
+                line: *line,
+                failures,
+            });
             continue;
         };
         let e = &case.expect;
@@ -267,7 +286,11 @@ pub fn run(module: &WasmModule, loaded: &Loaded) -> anyhow::Result<Vec<Ran>> {
         } else if !e.headers.is_empty() {
             failures.push("headers: expected the request to reach the application, but it was answered locally".into());
         }
-        out.push(Ran { name: case.name.clone(), line: *line, failures });
+        out.push(Ran {
+            name: case.name.clone(),
+            line: *line,
+            failures,
+        });
     }
     Ok(out)
 }
@@ -275,7 +298,13 @@ pub fn run(module: &WasmModule, loaded: &Loaded) -> anyhow::Result<Vec<Ran>> {
 /// The run as a test runner prints it.
 pub fn report(loaded: &Loaded, results: &[Ran]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{} (policy {}, {} cases)", loaded.path.display(), loaded.policy.display(), results.len());
+    let _ = writeln!(
+        s,
+        "{} (policy {}, {} cases)",
+        loaded.path.display(),
+        loaded.policy.display(),
+        results.len()
+    );
     for r in results {
         if r.failures.is_empty() {
             let _ = writeln!(s, "ok    {}", r.name);
@@ -292,7 +321,10 @@ pub fn report(loaded: &Loaded, results: &[Ran]) -> String {
 }
 
 fn xml(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The runs as JUnit XML, one test suite per cases file, for CI.
@@ -301,13 +333,22 @@ pub fn junit(runs: &[(Loaded, Vec<Ran>)]) -> String {
     for (loaded, results) in runs {
         let failed = results.iter().filter(|r| !r.failures.is_empty()).count();
         let suite = xml(&loaded.path.display().to_string());
-        let _ = writeln!(s, "  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failed}\">", results.len());
+        let _ = writeln!(
+            s,
+            "  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failed}\">",
+            results.len()
+        );
         for r in results {
             let _ = write!(s, "    <testcase classname=\"{suite}\" name=\"{}\"", xml(&r.name));
             if r.failures.is_empty() {
                 s.push_str("/>\n");
             } else {
-                let _ = writeln!(s, ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>", xml(&r.failures.join("; ")), xml(&r.failures.join("\n")));
+                let _ = writeln!(
+                    s,
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                    xml(&r.failures.join("; ")),
+                    xml(&r.failures.join("\n"))
+                );
             }
         }
         s.push_str("  </testsuite>\n");

@@ -28,7 +28,13 @@ pub fn pages(cli: &clap::Command) -> Vec<(&'static str, String)> {
 fn escape_html(text: &str) -> String {
     text.split('`')
         .enumerate()
-        .map(|(i, part)| if i % 2 == 0 { part.replace('<', "&lt;").replace('>', "&gt;") } else { part.to_owned() })
+        .map(|(i, part)| {
+            if i % 2 == 0 {
+                part.replace('<', "&lt;").replace('>', "&gt;")
+            } else {
+                part.to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join("`")
 }
@@ -49,7 +55,11 @@ fn type_of(schema: &Value, used: &mut Vec<String>) -> String {
         return format!("[{name}](#{})", name.to_ascii_lowercase());
     }
     if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
-        let kinds: Vec<String> = any.iter().filter(|s| s.get("type") != Some(&Value::from("null"))).map(|s| type_of(s, used)).collect();
+        let kinds: Vec<String> = any
+            .iter()
+            .filter(|s| s.get("type") != Some(&Value::from("null")))
+            .map(|s| type_of(s, used))
+            .collect();
         return kinds.join(" or ");
     }
     let kinds: Vec<&str> = match schema.get("type") {
@@ -58,7 +68,10 @@ fn type_of(schema: &Value, used: &mut Vec<String>) -> String {
         _ => Vec::new(),
     };
     match kinds.first().copied() {
-        Some("array") => format!("list of {}", schema.get("items").map_or_else(|| "values".to_owned(), |i| type_of(i, used))),
+        Some("array") => format!(
+            "list of {}",
+            schema.get("items").map_or_else(|| "values".to_owned(), |i| type_of(i, used))
+        ),
         Some("object") => match schema.get("additionalProperties").filter(|a| a.is_object()) {
             Some(values) => {
                 let keys = schema.get("propertyNames").map_or_else(|| "name".to_owned(), |k| type_of(k, used));
@@ -98,7 +111,10 @@ fn definition(name: &str, def: &Value, used: &mut Vec<String>) -> String {
     if let Some(values) = def.get("oneOf").and_then(Value::as_array) {
         out.push_str("| value | meaning |\n|---|---|\n");
         for v in values {
-            let value = v.get("const").or_else(|| v.get("enum").and_then(|e| e.get(0))).map_or_else(|| "?".to_owned(), |c| c.to_string());
+            let value = v
+                .get("const")
+                .or_else(|| v.get("enum").and_then(|e| e.get(0)))
+                .map_or_else(|| "?".to_owned(), |c| c.to_string());
             let meaning = v.get("description").and_then(Value::as_str).unwrap_or("");
             let _ = writeln!(out, "| `{value}` | {} |", cell(meaning));
         }
@@ -106,7 +122,11 @@ fn definition(name: &str, def: &Value, used: &mut Vec<String>) -> String {
         let list: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
         let _ = writeln!(out, "One of {}.", list.join(", "));
     } else {
-        let required: Vec<&str> = def.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let required: Vec<&str> = def
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         out.push_str(&fields_table(def, &required, used));
     }
     out
@@ -125,7 +145,11 @@ pub fn policy() -> String {
     );
     out.push_str("## Top level\n\n");
     let mut used = Vec::new();
-    let required: Vec<&str> = schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     out.push_str(&fields_table(&schema, &required, &mut used));
     // each definition once, in the order the tables first name them
     let defs = schema.get("$defs").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -204,10 +228,18 @@ pub fn metrics_page() -> String {
     for (name, meaning) in metrics::FIXED_COUNTERS {
         let _ = writeln!(out, "| `{name}` | {} |", cell(meaning));
     }
-    let _ = writeln!(out, "| `certgate_panics_total` | the dynamic module only: requests whose filter panicked (caught; the request failed closed) |");
-    out.push_str("\n## Stats tags\n\nEnvoy's `stats_config.stats_tags` that make the labels, as every committed configuration carries them.\n\n");
+    let _ = writeln!(
+        out,
+        "| `certgate_panics_total` | the dynamic module only: requests whose filter panicked (caught; the request failed closed) |"
+    );
+    out.push_str(
+        "\n## Stats tags\n\nEnvoy's `stats_config.stats_tags` that make the labels, as every committed configuration carries them.\n\n",
+    );
     let (first, last, module_first) = envoy_versions();
-    for (namespace, build, from) in [(metrics::WASM_NAMESPACE, "The Wasm build's", first), (metrics::MODULE_NAMESPACE, "The dynamic module's", module_first)] {
+    for (namespace, build, from) in [
+        (metrics::WASM_NAMESPACE, "The Wasm build's", first),
+        (metrics::MODULE_NAMESPACE, "The dynamic module's", module_first),
+    ] {
         let _ = writeln!(out, "{build} (Envoy {from} to {last}):\n");
         let _ = writeln!(out, "```yaml envoy-bootstrap\n# {namespace}\nstats_config:\n  stats_tags:");
         for (tag, regex) in metrics::stats_tags(namespace) {
@@ -225,7 +257,9 @@ fn envoy_versions() -> (&'static str, &'static str, &'static str) {
     let mut versions = MATRIX.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
     let first = versions.clone().next().unwrap_or("?");
     let last = versions.clone().next_back().unwrap_or("?");
-    let module_first = versions.find(|v| v.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= 38)).unwrap_or("?");
+    let module_first = versions
+        .find(|v| v.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= 38))
+        .unwrap_or("?");
     (first, last, module_first)
 }
 
@@ -233,7 +267,9 @@ fn envoy_versions() -> (&'static str, &'static str, &'static str) {
 pub fn command_line(cli: &clap::Command) -> String {
     let mut out = String::from("# Command line\n\n");
     out.push_str(GENERATED);
-    out.push_str("\nThe same text as `certgate help <command>`, and `man certgate-<command>` (`./dev` writes the man pages to `target/man`).\n");
+    out.push_str(
+        "\nThe same text as `certgate help <command>`, and `man certgate-<command>` (`./dev` writes the man pages to `target/man`).\n",
+    );
     let mut cmd = cli.clone();
     cmd.build();
     command_section(&cmd, "certgate", &mut out);
@@ -247,7 +283,10 @@ fn command_section(cmd: &clap::Command, path: &str, out: &mut String) {
     }
     let usage = cmd.clone().render_usage().to_string();
     let _ = writeln!(out, "```text\n{}\n```\n", usage.trim());
-    let args: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| !a.is_hide_set() && a.get_id() != "help" && a.get_id() != "version").collect();
+    let args: Vec<&clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && a.get_id() != "help" && a.get_id() != "version")
+        .collect();
     if !args.is_empty() {
         out.push_str("| argument | meaning |\n|---|---|\n");
         for a in args {
@@ -261,7 +300,12 @@ fn command_section(cmd: &clap::Command, path: &str, out: &mut String) {
             if !defaults.is_empty() {
                 let _ = write!(meaning, " (default: `{}`)", defaults.join(", "));
             }
-            let values: Vec<String> = a.get_possible_values().iter().filter(|v| !v.is_hide_set()).map(|v| format!("`{}`", v.get_name())).collect();
+            let values: Vec<String> = a
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| format!("`{}`", v.get_name()))
+                .collect();
             if !values.is_empty() {
                 let _ = write!(meaning, " (one of {})", values.join(", "));
             }

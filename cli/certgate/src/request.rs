@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use certgate_decision::{Published, PROPERTY};
 use certgate_core::host::JWT_AUTHN_NAMESPACE;
+use certgate_decision::{Published, PROPERTY};
 use certgate_host::{Connection, Exchange, Plugin};
 use certgate_wire::{header_map, Pairs};
 
@@ -64,7 +64,11 @@ pub fn send(plugin: &mut Plugin, r: &Request<'_>) -> anyhow::Result<Sent> {
         .unwrap_or_default();
     let exchange = plugin.request_with_metadata(&conn, headers.clone(), metadata)?;
     let published = exchange.filter_state.get(PROPERTY).and_then(|v| Published::from_bytes(v));
-    Ok(Sent { exchange, headers, published })
+    Ok(Sent {
+        exchange,
+        headers,
+        published,
+    })
 }
 
 /// The metadata key a verified token goes under: the policy's

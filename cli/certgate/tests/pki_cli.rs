@@ -1,7 +1,13 @@
 //! `certgate pki` as a user runs it: every command's output is parsed back and
 //! checked; PKCS#12 bundles are read by OpenSSL and by NSS (what Firefox and
 //! Chromium use); bad input is refused with a message and changes nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -87,7 +93,11 @@ fn text(o: &Output) -> String {
 }
 
 fn ders(pem: &[u8]) -> Vec<Vec<u8>> {
-    Pem::iter_from_buffer(pem).map(|p| p.unwrap()).filter(|p| p.label == "CERTIFICATE").map(|p| p.contents).collect()
+    Pem::iter_from_buffer(pem)
+        .map(|p| p.unwrap())
+        .filter(|p| p.label == "CERTIFICATE")
+        .map(|p| p.contents)
+        .collect()
 }
 
 fn der(d: &Dir, rel: &str) -> Vec<u8> {
@@ -115,7 +125,12 @@ fn sans(c: &X509Certificate<'_>) -> Vec<String> {
 }
 
 fn serial_hex(c: &X509Certificate<'_>) -> String {
-    c.raw_serial().iter().map(|b| format!("{b:02X}")).collect::<String>().trim_start_matches("00").to_owned()
+    c.raw_serial()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<String>()
+        .trim_start_matches("00")
+        .to_owned()
 }
 
 fn is_p256(c: &X509Certificate<'_>) -> bool {
@@ -145,7 +160,8 @@ fn from_nothing_to_a_root_a_client_ca_a_server_and_a_client() {
     assert!(ku.key_cert_sign() && ku.crl_sign());
     assert!((3649..=3650).contains(&days(&root)), "root valid {} days", days(&root));
 
-    ca.verify_signature(Some(root.public_key())).expect("the client CA is signed by the root");
+    ca.verify_signature(Some(root.public_key()))
+        .expect("the client CA is signed by the root");
     assert!(ca.is_ca());
     assert_eq!(ca.basic_constraints().unwrap().unwrap().value.path_len_constraint, Some(0));
     assert_eq!(eku(&ca), (true, false, false), "the client CA is for client authentication only");
@@ -156,13 +172,19 @@ fn from_nothing_to_a_root_a_client_ca_a_server_and_a_client() {
     assert_eq!(eku(&server), (false, true, false));
     assert_eq!(sans(&server), ["DNSName(localhost)", "IPAddress(7f:00:00:01)"]);
 
-    alice.verify_signature(Some(ca.public_key())).expect("alice is signed by the client CA");
+    alice
+        .verify_signature(Some(ca.public_key()))
+        .expect("alice is signed by the client CA");
     assert!(!alice.is_ca());
     assert_eq!(eku(&alice), (true, false, false), "clientAuth only");
     assert!(alice.key_usage().unwrap().unwrap().value.digital_signature());
     assert_eq!(
         sans(&alice),
-        ["DNSName(alice.svc.example.org)", "URI(spiffe://example.org/ns/default/sa/alice)", "RFC822Name(alice@example.org)"]
+        [
+            "DNSName(alice.svc.example.org)",
+            "URI(spiffe://example.org/ns/default/sa/alice)",
+            "RFC822Name(alice@example.org)"
+        ]
     );
     assert_eq!(alice.subject().to_string(), "O=Example, CN=alice");
     assert_eq!(alice.raw_serial().len(), 16, "a random 128-bit serial");
@@ -173,7 +195,11 @@ fn from_nothing_to_a_root_a_client_ca_a_server_and_a_client() {
     assert_eq!(ders(&d.read("pki/issued/alice-chain.pem")), vec![alice_der.clone(), ca_der.clone()]);
 
     // Each key belongs to its certificate and only its owner can read it.
-    for (key, c) in [("pki/root-ca/ca.key", &root), ("pki/client-ca/ca.key", &ca), ("pki/issued/alice.key", &alice)] {
+    for (key, c) in [
+        ("pki/root-ca/ca.key", &root),
+        ("pki/client-ca/ca.key", &ca),
+        ("pki/issued/alice.key", &alice),
+    ] {
         let pair = rcgen::KeyPair::from_pem(&String::from_utf8(d.read(key)).unwrap()).unwrap();
         assert_eq!(rcgen::PublicKeyData::subject_public_key_info(&pair), c.public_key().raw, "{key}");
         #[cfg(unix)]
@@ -186,7 +212,10 @@ fn from_nothing_to_a_root_a_client_ca_a_server_and_a_client() {
     assert!(line.starts_with(&format!("V\t{}\t", serial_hex(&alice))), "{line}");
     assert_eq!(der(&d, &format!("pki/client-ca/certs/{}.pem", serial_hex(&alice))), alice_der);
     let root_index = String::from_utf8(d.read("pki/root-ca/index.txt")).unwrap();
-    assert!(root_index.contains("\tclient-ca\t") && root_index.contains("\tlocalhost\t"), "{root_index}");
+    assert!(
+        root_index.contains("\tclient-ca\t") && root_index.contains("\tlocalhost\t"),
+        "{root_index}"
+    );
 
     // A second client gets another serial; explicit dates are honoured.
     d.ok(&["client", "bob", "--not-before", "2030-01-01", "--not-after", "2030-06-30"]);
@@ -202,17 +231,32 @@ fn nothing_is_overwritten_without_force_and_a_ca_never() {
     let d = Dir::quick_start("force");
     let before = (d.read("pki/issued/alice.pem"), d.read("pki/issued/alice.key"));
     d.refused(&["client", "alice"], "pki/issued/alice");
-    assert_eq!(before, (d.read("pki/issued/alice.pem"), d.read("pki/issued/alice.key")), "a refusal changes nothing");
+    assert_eq!(
+        before,
+        (d.read("pki/issued/alice.pem"), d.read("pki/issued/alice.key")),
+        "a refusal changes nothing"
+    );
     d.ok(&["client", "alice", "--force"]);
     assert_ne!(before.0, d.read("pki/issued/alice.pem"));
     assert_ne!(before.1, d.read("pki/issued/alice.key"));
     #[cfg(unix)]
     assert_eq!(mode(&d.path("pki/issued/alice.key")), 0o600);
 
-    let root = (d.read("pki/root-ca/ca.pem"), d.read("pki/root-ca/ca.key"), d.read("pki/root-ca/index.txt"));
+    let root = (
+        d.read("pki/root-ca/ca.pem"),
+        d.read("pki/root-ca/ca.key"),
+        d.read("pki/root-ca/index.txt"),
+    );
     d.refused(&["init-root"], "already holds a CA");
     d.refused(&["init-client-ca", "--name", "root-ca"], "already holds a CA");
-    assert_eq!(root, (d.read("pki/root-ca/ca.pem"), d.read("pki/root-ca/ca.key"), d.read("pki/root-ca/index.txt")));
+    assert_eq!(
+        root,
+        (
+            d.read("pki/root-ca/ca.pem"),
+            d.read("pki/root-ca/ca.key"),
+            d.read("pki/root-ca/index.txt")
+        )
+    );
 }
 
 #[test]
@@ -241,13 +285,23 @@ fn a_p12_is_read_by_openssl_and_by_nss_and_a_wrong_password_is_named() {
         let certs = ders(pem.as_bytes());
         assert!(certs.contains(&alice_der), "{file}: alice's certificate is in it");
         assert!(certs.contains(&der(&d, "pki/client-ca/ca.pem")), "{file}: so is her CA");
-        let bad = Command::new("openssl").args(["pkcs12", "-in", file, "-passin", "file:wrong", "-nodes"]).current_dir(d.root()).output().unwrap();
+        let bad = Command::new("openssl")
+            .args(["pkcs12", "-in", file, "-passin", "file:wrong", "-nodes"])
+            .current_dir(d.root())
+            .output()
+            .unwrap();
         assert!(!bad.status.success(), "{file}: a wrong password must not open it");
 
         // NSS, the key store of Firefox and Chromium on Linux, imports it.
         let db = d.path(&format!("nssdb-{}", file.replace('/', "_")));
         std::fs::create_dir_all(&db).unwrap();
-        let nss = |args: &[&str]| Command::new(args[0]).args(&args[1..]).current_dir(d.root()).output().expect("pk12util (NSS tools) is installed by ./dev");
+        let nss = |args: &[&str]| {
+            Command::new(args[0])
+                .args(&args[1..])
+                .current_dir(d.root())
+                .output()
+                .expect("pk12util (NSS tools) is installed by ./dev")
+        };
         let db_arg = format!("sql:{}", db.display());
         let o = nss(&["certutil", "-N", "-d", &db_arg, "--empty-password"]);
         assert!(o.status.success(), "{}", text(&o));
@@ -272,7 +326,9 @@ fn a_p12_is_read_by_openssl_and_by_nss_and_a_wrong_password_is_named() {
     let (alias, chain) = certgate_pki::p12::open(&data, "correct horse").unwrap();
     assert_eq!((alias.as_str(), chain.len()), ("alice", 2));
     assert!(certgate_pki::p12::open(&data, "nope").unwrap_err().contains("wrong password"));
-    assert!(certgate_pki::p12::open(&data[..data.len() / 2], "correct horse").unwrap_err().contains("not a PKCS#12"));
+    assert!(certgate_pki::p12::open(&data[..data.len() / 2], "correct horse")
+        .unwrap_err()
+        .contains("not a PKCS#12"));
     d.refused(&["p12", "nobody", "--password-file", "pw"], "no certificate named nobody");
     d.refused(&["p12", "alice", "--out", "x.p12"], "--password-file");
 }
@@ -295,20 +351,29 @@ fn csr_params(cn: &str) -> rcgen::CertificateParams {
 fn sign_csr_keeps_the_users_key_and_refuses_what_a_client_must_not_have() {
     let d = Dir::quick_start("csr");
     let mut good = csr_params("dave");
-    good.subject_alt_names.push(rcgen::SanType::URI("spiffe://example.org/ns/default/sa/dave".try_into().unwrap()));
+    good.subject_alt_names
+        .push(rcgen::SanType::URI("spiffe://example.org/ns/default/sa/dave".try_into().unwrap()));
     good.extended_key_usages.push(rcgen::ExtendedKeyUsagePurpose::ClientAuth);
     let (pem, key) = csr(good);
     d.write("dave.csr", &pem);
     d.ok(&["sign-csr", "dave.csr", "--email", "dave@example.org"]);
     let dave_der = der(&d, "pki/issued/dave.pem");
     let dave = cert(&dave_der);
-    assert_eq!(dave.public_key().raw, rcgen::PublicKeyData::subject_public_key_info(&key), "the user's own key");
+    assert_eq!(
+        dave.public_key().raw,
+        rcgen::PublicKeyData::subject_public_key_info(&key),
+        "the user's own key"
+    );
     assert!(!d.path("pki/issued/dave.key").exists(), "the CA never had the key");
     assert_eq!(dave.subject().to_string(), "O=Example, CN=dave");
-    assert_eq!(sans(&dave), ["URI(spiffe://example.org/ns/default/sa/dave)", "RFC822Name(dave@example.org)"]);
+    assert_eq!(
+        sans(&dave),
+        ["URI(spiffe://example.org/ns/default/sa/dave)", "RFC822Name(dave@example.org)"]
+    );
     assert_eq!(eku(&dave), (true, false, false));
     assert!(!dave.is_ca());
-    dave.verify_signature(Some(cert(&der(&d, "pki/client-ca/ca.pem")).public_key())).unwrap();
+    dave.verify_signature(Some(cert(&der(&d, "pki/client-ca/ca.pem")).public_key()))
+        .unwrap();
 
     // A request for a CA certificate.
     let mut ca = csr_params("sneaky");
@@ -338,7 +403,11 @@ fn sign_csr_keeps_the_users_key_and_refuses_what_a_client_must_not_have() {
         assert!(!d.path(&format!("pki/issued/{refused}.pem")).exists(), "{refused} was not signed");
     }
     let index = String::from_utf8(d.read("pki/client-ca/index.txt")).unwrap();
-    assert_eq!(index.lines().filter(|l| !l.starts_with('#')).count(), 2, "only alice and dave: {index}");
+    assert_eq!(
+        index.lines().filter(|l| !l.starts_with('#')).count(),
+        2,
+        "only alice and dave: {index}"
+    );
 }
 
 #[test]
@@ -362,12 +431,19 @@ fn revoke_then_crl_publishes_the_serial_with_its_reason() {
     let (_, crl) = parse_x509_crl(&crl_der).unwrap();
     crl.verify_signature(ca.public_key()).expect("signed by the client CA");
     assert_eq!(crl.issuer(), ca.subject());
-    assert_eq!(crl.crl_number().map(|n| n.to_string()), Some("2".into()), "the CRL at init was number 1");
+    assert_eq!(
+        crl.crl_number().map(|n| n.to_string()),
+        Some("2".into()),
+        "the CRL at init was number 1"
+    );
     let next = crl.next_update().unwrap().to_datetime() - crl.last_update().to_datetime();
     assert_eq!(next.whole_days(), 7);
     let revoked: Vec<_> = crl.iter_revoked_certificates().collect();
     assert_eq!(revoked.len(), 2);
-    let entry = revoked.iter().find(|r| r.raw_serial() == alice.raw_serial()).expect("alice is listed");
+    let entry = revoked
+        .iter()
+        .find(|r| r.raw_serial() == alice.raw_serial())
+        .expect("alice is listed");
     assert_eq!(entry.reason_code().map(|(_, r)| r.0), Some(1), "keyCompromise");
 
     // The bundle for Envoy and `certgate serve` holds every CA's latest CRL.
@@ -376,7 +452,12 @@ fn revoke_then_crl_publishes_the_serial_with_its_reason() {
     assert_eq!(blocks.len(), 2);
     assert!(blocks.contains(&crl_der));
     let index = String::from_utf8(d.read("pki/client-ca/index.txt")).unwrap();
-    assert!(index.lines().any(|l| l.starts_with("R\t") && l.contains("\tkeyCompromise\talice\t")), "{index}");
+    assert!(
+        index
+            .lines()
+            .any(|l| l.starts_with("R\t") && l.contains("\tkeyCompromise\talice\t")),
+        "{index}"
+    );
 }
 
 /// `pki crl --sds`: the SDS file Envoy watches holds the CA bundle named and
@@ -388,7 +469,10 @@ fn crl_sds_writes_the_validation_secret_by_an_atomic_rename() {
     let d = Dir::quick_start("sds");
     d.refused(&["crl", "--sds", "pki/v.json"], "--trusted-ca");
     d.write("empty.pem", "");
-    d.refused(&["crl", "--sds", "pki/v.json", "--trusted-ca", "empty.pem"], "empty.pem: no CERTIFICATE");
+    d.refused(
+        &["crl", "--sds", "pki/v.json", "--trusted-ca", "empty.pem"],
+        "empty.pem: no CERTIFICATE",
+    );
     assert!(!d.path("pki/v.json").exists(), "nothing written for a refused bundle");
 
     let out = d.ok(&["crl", "--sds", "pki/v.json", "--trusted-ca", "pki/root-ca/ca.pem"]);
@@ -396,7 +480,10 @@ fn crl_sds_writes_the_validation_secret_by_an_atomic_rename() {
     let read = || -> serde_json::Value { serde_json::from_slice(&d.read("pki/v.json")).unwrap() };
     let first = read();
     let secret = &first["resources"][0];
-    assert_eq!(secret["@type"], "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret");
+    assert_eq!(
+        secret["@type"],
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+    );
     assert_eq!(secret["name"], "certgate-client-validation");
     let ca = secret["validation_context"]["trusted_ca"]["inline_string"].as_str().unwrap();
     assert_eq!(ca.as_bytes(), d.read("pki/root-ca/ca.pem").as_slice());
@@ -406,12 +493,31 @@ fn crl_sds_writes_the_validation_secret_by_an_atomic_rename() {
     let inode = std::fs::metadata(d.path("pki/v.json")).unwrap().ino();
 
     d.ok(&["revoke", "alice"]);
-    d.ok(&["crl", "--sds", "pki/v.json", "--trusted-ca", "pki/root-ca/ca.pem", "--sds-name", "edge-ca"]);
-    assert_ne!(std::fs::metadata(d.path("pki/v.json")).unwrap().ino(), inode, "replaced by a rename");
+    d.ok(&[
+        "crl",
+        "--sds",
+        "pki/v.json",
+        "--trusted-ca",
+        "pki/root-ca/ca.pem",
+        "--sds-name",
+        "edge-ca",
+    ]);
+    assert_ne!(
+        std::fs::metadata(d.path("pki/v.json")).unwrap().ino(),
+        inode,
+        "replaced by a rename"
+    );
     let second = read();
     assert_eq!(second["resources"][0]["name"], "edge-ca");
-    assert_ne!(second["resources"][0]["validation_context"]["crl"], secret["validation_context"]["crl"], "the new CRL is in");
-    let leftovers: Vec<_> = std::fs::read_dir(d.path("pki")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".certgate-")).collect();
+    assert_ne!(
+        second["resources"][0]["validation_context"]["crl"], secret["validation_context"]["crl"],
+        "the new CRL is in"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d.path("pki"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".certgate-"))
+        .collect();
     assert!(leftovers.is_empty(), "no temporary file left");
 }
 
@@ -423,7 +529,11 @@ fn an_encrypted_ca_key_needs_its_passphrase_and_an_offline_root_is_not_needed_ev
     d.ok(&["init-root", "--ca-password-file", "root-pw"]);
     let key = String::from_utf8(d.read("pki/root-ca/ca.key")).unwrap();
     assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{key}");
-    let o = Command::new("openssl").args(["pkey", "-in", "pki/root-ca/ca.key", "-passin", "file:root-pw", "-noout"]).current_dir(d.root()).output().unwrap();
+    let o = Command::new("openssl")
+        .args(["pkey", "-in", "pki/root-ca/ca.key", "-passin", "file:root-pw", "-noout"])
+        .current_dir(d.root())
+        .output()
+        .unwrap();
     assert!(o.status.success(), "OpenSSL reads the encrypted key: {}", text(&o));
 
     d.refused(&["init-client-ca"], "give --root-password-file");
@@ -443,8 +553,14 @@ fn an_encrypted_ca_key_needs_its_passphrase_and_an_offline_root_is_not_needed_ev
 fn bad_input_names_what_is_wrong() {
     let d = Dir::quick_start("bad");
     d.refused(&["client", "x", "--ca", "nosuch"], "no CA named nosuch");
-    d.refused(&["client", "x", "--spiffe", "spiffe://Example.org/x"], "not a SPIFFE ID: the trust domain has a character other than lowercase");
-    d.refused(&["client", "x", "--spiffe", "spiffe://example.org/ns/prod/sa/.."], "not a SPIFFE ID: a path segment is `.` or `..`");
+    d.refused(
+        &["client", "x", "--spiffe", "spiffe://Example.org/x"],
+        "not a SPIFFE ID: the trust domain has a character other than lowercase",
+    );
+    d.refused(
+        &["client", "x", "--spiffe", "spiffe://example.org/ns/prod/sa/.."],
+        "not a SPIFFE ID: a path segment is `.` or `..`",
+    );
     d.refused(&["client", "x", "--email", "nobody"], "not a mailbox");
     d.refused(&["client", "x", "--dns", "*.example.org"], "a wildcard is not a client's name");
     d.refused(&["client", "x", "--serial", "xyz"], "serial \"xyz\"");
@@ -512,7 +628,16 @@ fn crl_urls(c: &X509Certificate<'_>) -> Vec<String> {
 /// the root trusted and the client CA as the intermediate.
 fn openssl_verify(d: &Dir, leaf: &str) -> String {
     let out = Command::new("openssl")
-        .args(["verify", "-crl_check", "-crl_download", "-CAfile", "pki/root-ca/ca.pem", "-untrusted", "pki/client-ca/ca.pem", leaf])
+        .args([
+            "verify",
+            "-crl_check",
+            "-crl_download",
+            "-CAfile",
+            "pki/root-ca/ca.pem",
+            "-untrusted",
+            "pki/client-ca/ca.pem",
+            leaf,
+        ])
         .current_dir(d.root())
         .output()
         .unwrap();
@@ -531,15 +656,25 @@ fn crl_urls_go_into_what_a_ca_signs_and_openssl_follows_them() {
     d.ok(&["init-client-ca", "--org", "Example", "--crl-url", &url("client.crl")]);
     d.ok(&["client", "alice"]);
     let out = d.ok(&["crl"]);
-    assert!(out.contains(&format!("publish pki/client-ca/crl.der at {}", url("client.crl"))), "{out}");
+    assert!(
+        out.contains(&format!("publish pki/client-ca/crl.der at {}", url("client.crl"))),
+        "{out}"
+    );
 
     // each certificate names its issuer's CRL; a root names none
     assert_eq!(crl_urls(&cert(&der(&d, "pki/issued/alice.pem"))), [url("client.crl")]);
     assert_eq!(crl_urls(&cert(&der(&d, "pki/client-ca/ca.pem"))), [url("root.crl")]);
     assert!(crl_urls(&cert(&der(&d, "pki/root-ca/ca.pem"))).is_empty());
-    let shown = Command::new("openssl").args(["x509", "-noout", "-text", "-in", "pki/issued/alice.pem"]).current_dir(d.root()).output().unwrap();
+    let shown = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", "pki/issued/alice.pem"])
+        .current_dir(d.root())
+        .output()
+        .unwrap();
     let shown = text(&shown);
-    assert!(shown.contains("X509v3 CRL Distribution Points") && shown.contains(&format!("URI:{}", url("client.crl"))), "{shown}");
+    assert!(
+        shown.contains("X509v3 CRL Distribution Points") && shown.contains(&format!("URI:{}", url("client.crl"))),
+        "{shown}"
+    );
 
     // openssl fetches the CRL from the URL: valid, then revoked
     let www = d.path("www");
@@ -570,9 +705,18 @@ fn renewing_a_ca_keeps_its_key_and_subject_and_asks_only_for_the_key_it_needs() 
     let old_root = der(&d, "pki/root-ca/ca.pem");
     let today = d.ok(&["renew", "client-ca", "--days", "400"]);
     assert!(today.contains("kept the old certificate as pki/client-ca/ca.pem."), "{today}");
-    let kept: Vec<_> = std::fs::read_dir(d.path("pki/client-ca")).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("ca.pem.")).collect();
+    let kept: Vec<_> = std::fs::read_dir(d.path("pki/client-ca"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ca.pem."))
+        .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(der(&d, &format!("pki/client-ca/{}", kept[0])), old_client_ca, "the old certificate is kept as it was");
+    assert_eq!(
+        der(&d, &format!("pki/client-ca/{}", kept[0])),
+        old_client_ca,
+        "the old certificate is kept as it was"
+    );
     let new_der = der(&d, "pki/client-ca/ca.pem");
     let (old, new) = (cert(&old_client_ca), cert(&new_der));
     assert_eq!(new.subject().as_raw(), old.subject().as_raw(), "the same subject, byte for byte");
@@ -581,10 +725,16 @@ fn renewing_a_ca_keeps_its_key_and_subject_and_asks_only_for_the_key_it_needs() 
     assert_eq!(days(&new), 400);
     assert_eq!(eku(&new), eku(&old), "the same extended key usage");
     assert_eq!(new.basic_constraints().unwrap(), old.basic_constraints().unwrap());
-    assert_eq!(new.key_usage().unwrap().map(|k| k.value.flags), old.key_usage().unwrap().map(|k| k.value.flags));
-    new.verify_signature(Some(cert(&old_root).public_key())).expect("signed by the root");
+    assert_eq!(
+        new.key_usage().unwrap().map(|k| k.value.flags),
+        old.key_usage().unwrap().map(|k| k.value.flags)
+    );
+    new.verify_signature(Some(cert(&old_root).public_key()))
+        .expect("signed by the root");
     // alice, signed before, verifies against the renewed client CA
-    cert(&der(&d, "pki/issued/alice.pem")).verify_signature(Some(new.public_key())).expect("alice still verifies");
+    cert(&der(&d, "pki/issued/alice.pem"))
+        .verify_signature(Some(new.public_key()))
+        .expect("alice still verifies");
 
     // the client CA's own key is not needed to renew it; the root's is
     std::fs::rename(d.path("pki/client-ca/ca.key"), d.path("client-ca.key.away")).unwrap();
@@ -622,10 +772,22 @@ fn list_shows_what_was_issued_and_its_exit_status_tells_cron() {
     d.ok(&["client", "old", "--not-before", "2020-01-01", "--not-after", "2021-01-01"]);
     d.ok(&["revoke", "alice", "--reason", "superseded"]);
     let table = d.ok(&["list"]);
-    let row = |name: &str| table.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap_or_else(|| panic!("{name} in {table}")).to_owned();
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {table}"))
+            .to_owned()
+    };
     assert!(table.lines().next().unwrap().starts_with("CA"), "{table}");
-    assert!(row("alice").contains("revoked ") && row("alice").contains("(superseded)"), "{table}");
-    assert!(row("bob").contains(" valid") && (row("bob").contains(" 9 ") || row("bob").contains(" 10 ")), "{table}");
+    assert!(
+        row("alice").contains("revoked ") && row("alice").contains("(superseded)"),
+        "{table}"
+    );
+    assert!(
+        row("bob").contains(" valid") && (row("bob").contains(" 9 ") || row("bob").contains(" 10 ")),
+        "{table}"
+    );
     assert!(row("old").contains("expired"), "{table}");
     assert!(row("root-ca").starts_with("root-ca"), "the root lists itself: {table}");
 
@@ -641,17 +803,26 @@ fn list_shows_what_was_issued_and_its_exit_status_tells_cron() {
     let json: serde_json::Value = serde_json::from_slice(&d.pki(&["list", "--json", "--ca", "client-ca"]).stdout).unwrap();
     let certs = json["certificates"].as_array().unwrap();
     let alice = certs.iter().find(|c| c["name"] == "alice").unwrap();
-    assert_eq!((alice["status"].as_str(), alice["reason"].as_str()), (Some("revoked"), Some("superseded")));
+    assert_eq!(
+        (alice["status"].as_str(), alice["reason"].as_str()),
+        (Some("revoked"), Some("superseded"))
+    );
     assert!(alice["revoked_at"].as_str().is_some() && alice["days_left"].as_i64().unwrap() > 300);
     assert!(certs.iter().all(|c| c["ca"] == "client-ca"));
 
     // a hand-edited line is named, and the rest still listed; exit 2
     let index = String::from_utf8(d.read("pki/client-ca/index.txt")).unwrap();
-    d.write("pki/client-ca/index.txt", format!("{index}V\tnot-hex\t2030-01-01T00:00:00Z\t-\t-\tx\tCN=x\n"));
+    d.write(
+        "pki/client-ca/index.txt",
+        format!("{index}V\tnot-hex\t2030-01-01T00:00:00Z\t-\t-\tx\tCN=x\n"),
+    );
     let out = d.pki(&["list"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
     let lines = index.lines().count() + 1;
-    assert!(t.contains(&format!("index.txt: line {lines}: serial \"not-hex\" is not hex")), "{t}");
+    assert!(
+        t.contains(&format!("index.txt: line {lines}: serial \"not-hex\" is not hex")),
+        "{t}"
+    );
     assert!(t.contains("bob"), "the readable entries are listed: {t}");
 }

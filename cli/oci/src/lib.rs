@@ -21,8 +21,8 @@ use std::str::FromStr;
 use certgate_x509::sha256_hex;
 use flate2::{Compression, GzBuilder};
 use oci_spec::image::{
-    Arch, Descriptor, DescriptorBuilder, ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType,
-    OciLayoutBuilder, Os, RootFsBuilder, Sha256Digest,
+    Arch, Descriptor, DescriptorBuilder, ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, OciLayoutBuilder,
+    Os, RootFsBuilder, Sha256Digest,
 };
 
 /// Media type of the Wasm artifact's config.
@@ -76,7 +76,10 @@ pub enum PackageError {
     #[error("`{tag}` is not a tag: 1-128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`")]
     BadTag { tag: String },
     #[error("building the OCI {what}: {source}")]
-    Oci { what: &'static str, source: oci_spec::OciSpecError },
+    Oci {
+        what: &'static str,
+        source: oci_spec::OciSpecError,
+    },
 }
 
 fn oci(what: &'static str) -> impl Fn(oci_spec::OciSpecError) -> PackageError {
@@ -90,18 +93,29 @@ struct Layout {
 
 impl Layout {
     fn create(dir: &Path) -> Result<Layout, PackageError> {
-        let write_err = |source| PackageError::Write { path: dir.display().to_string(), source };
+        let write_err = |source| PackageError::Write {
+            path: dir.display().to_string(),
+            source,
+        };
         if dir.exists() && std::fs::read_dir(dir).map_err(write_err)?.next().is_some() {
-            return Err(PackageError::OutNotEmpty { path: dir.display().to_string() });
+            return Err(PackageError::OutNotEmpty {
+                path: dir.display().to_string(),
+            });
         }
         let blobs = dir.join("blobs").join("sha256");
-        std::fs::create_dir_all(&blobs).map_err(|source| PackageError::Write { path: blobs.display().to_string(), source })?;
+        std::fs::create_dir_all(&blobs).map_err(|source| PackageError::Write {
+            path: blobs.display().to_string(),
+            source,
+        })?;
         Ok(Layout { dir: dir.to_path_buf() })
     }
 
     fn write(&self, rel: &Path, bytes: &[u8]) -> Result<(), PackageError> {
         let path = self.dir.join(rel);
-        std::fs::write(&path, bytes).map_err(|source| PackageError::Write { path: path.display().to_string(), source })
+        std::fs::write(&path, bytes).map_err(|source| PackageError::Write {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// Stores a blob and describes it.
@@ -109,7 +123,10 @@ impl Layout {
         let hex = sha256_hex(bytes);
         self.write(&Path::new("blobs").join("sha256").join(&hex), bytes)?;
         let digest = Sha256Digest::from_str(&hex).map_err(oci("digest"))?;
-        let mut builder = DescriptorBuilder::default().media_type(media_type).digest(digest).size(bytes.len() as u64);
+        let mut builder = DescriptorBuilder::default()
+            .media_type(media_type)
+            .digest(digest)
+            .size(bytes.len() as u64);
         if let Some(a) = annotations {
             builder = builder.annotations(a);
         }
@@ -154,12 +171,20 @@ pub fn write_layout(wasm_path: &Path, out: &Path, format: Format, tag: &str, roo
     if !valid_tag(tag) {
         return Err(PackageError::BadTag { tag: tag.to_owned() });
     }
-    let wasm = std::fs::read(wasm_path).map_err(|source| PackageError::ReadModule { path: wasm_path.display().to_string(), source })?;
+    let wasm = std::fs::read(wasm_path).map_err(|source| PackageError::ReadModule {
+        path: wasm_path.display().to_string(),
+        source,
+    })?;
     if !wasm.starts_with(b"\0asm") {
-        return Err(PackageError::NotWasm { path: wasm_path.display().to_string() });
+        return Err(PackageError::NotWasm {
+            path: wasm_path.display().to_string(),
+        });
     }
     let layout = Layout::create(out)?;
-    let io = |source| PackageError::Write { path: out.display().to_string(), source };
+    let io = |source| PackageError::Write {
+        path: out.display().to_string(),
+        source,
+    };
     let (config, layer, annotations) = match format {
         Format::Compat => {
             let tar = compat_tar(&wasm).map_err(io)?;
@@ -177,7 +202,11 @@ pub fn write_layout(wasm_path: &Path, out: &Path, format: Format, tag: &str, roo
             let config_json = serde_json::to_vec(&config).map_err(|e| io(e.into()))?;
             let config = layout.blob(MediaType::ImageConfig, &config_json, None)?;
             let layer = layout.blob(MediaType::ImageLayerGzip, &gzip(&tar).map_err(io)?, None)?;
-            (config, layer, HashMap::from([("module.wasm.image/variant".to_owned(), "compat".to_owned())]))
+            (
+                config,
+                layer,
+                HashMap::from([("module.wasm.image/variant".to_owned(), "compat".to_owned())]),
+            )
         }
         Format::Artifact => {
             let runtime = serde_json::json!({
@@ -210,7 +239,10 @@ pub fn write_layout(wasm_path: &Path, out: &Path, format: Format, tag: &str, roo
         .build()
         .map_err(oci("index"))?;
     layout.write(Path::new("index.json"), &serde_json::to_vec(&index).map_err(|e| io(e.into()))?)?;
-    let oci_layout = OciLayoutBuilder::default().image_layout_version("1.0.0").build().map_err(oci("layout"))?;
+    let oci_layout = OciLayoutBuilder::default()
+        .image_layout_version("1.0.0")
+        .build()
+        .map_err(oci("layout"))?;
     layout.write(Path::new("oci-layout"), &serde_json::to_vec(&oci_layout).map_err(|e| io(e.into()))?)?;
     Ok(Packaged {
         manifest_digest: format!("sha256:{}", sha256_hex(&manifest_json)),
@@ -238,7 +270,9 @@ mod tests {
             let a = write_layout(&m, &d.join(format!("{format:?}-a")), format, "v1", "certgate").unwrap();
             let b = write_layout(&m, &d.join(format!("{format:?}-b")), format, "v1", "certgate").unwrap();
             assert_eq!(a, b, "{format:?}");
-            let blob = d.join(format!("{format:?}-a/blobs/sha256")).join(a.manifest_digest.trim_start_matches("sha256:"));
+            let blob = d
+                .join(format!("{format:?}-a/blobs/sha256"))
+                .join(a.manifest_digest.trim_start_matches("sha256:"));
             let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
             let layer = manifest["layers"][0]["mediaType"].as_str().unwrap().to_owned();
             match format {
@@ -256,9 +290,18 @@ mod tests {
         let not_wasm = d.join("x.txt");
         std::fs::write(&not_wasm, "hello").unwrap();
         let out = d.join("out");
-        assert!(matches!(write_layout(&not_wasm, &out, Format::Compat, "v1", "r"), Err(PackageError::NotWasm { .. })));
-        assert!(matches!(write_layout(&d.join("none.wasm"), &out, Format::Compat, "v1", "r"), Err(PackageError::ReadModule { .. })));
-        assert!(matches!(write_layout(&m, &out, Format::Compat, "-bad", "r"), Err(PackageError::BadTag { .. })));
+        assert!(matches!(
+            write_layout(&not_wasm, &out, Format::Compat, "v1", "r"),
+            Err(PackageError::NotWasm { .. })
+        ));
+        assert!(matches!(
+            write_layout(&d.join("none.wasm"), &out, Format::Compat, "v1", "r"),
+            Err(PackageError::ReadModule { .. })
+        ));
+        assert!(matches!(
+            write_layout(&m, &out, Format::Compat, "-bad", "r"),
+            Err(PackageError::BadTag { .. })
+        ));
         write_layout(&m, &out, Format::Compat, "v1", "r").unwrap();
         let again = write_layout(&m, &out, Format::Compat, "v1", "r").unwrap_err();
         assert!(again.to_string().contains("not empty"), "{again}");

@@ -296,7 +296,11 @@ impl SanArgs {
 
 impl ValidityArgs {
     fn validity(&self, default_days: u32) -> Result<Validity, PkiError> {
-        Validity::from_args(self.days.unwrap_or(default_days), self.not_before.as_deref(), self.not_after.as_deref())
+        Validity::from_args(
+            self.days.unwrap_or(default_days),
+            self.not_before.as_deref(),
+            self.not_after.as_deref(),
+        )
     }
 }
 
@@ -358,7 +362,10 @@ pub fn run(args: &PkiArgs) -> Result<Done, PkiError> {
         } else {
             listing.to_lines()
         };
-        return Ok(Done { status: listing.status(expiring.is_some()), lines });
+        return Ok(Done {
+            status: listing.status(expiring.is_some()),
+            lines,
+        });
     }
     run_report(&home, &args.command).map(|lines| Done { lines, status: 0 })
 }
@@ -366,13 +373,29 @@ pub fn run(args: &PkiArgs) -> Result<Done, PkiError> {
 fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
     match command {
         PkiCommand::InitRoot(a) => ops::init_root(home, &ca_spec(a, "root-ca", "certgate Root CA", 3650)?),
-        PkiCommand::InitClientCa { init, root, root_password_file } => {
+        PkiCommand::InitClientCa {
+            init,
+            root,
+            root_password_file,
+        } => {
             let spec = ca_spec(init, "client-ca", "certgate Client CA", 1825)?;
-            ops::init_client_ca(home, &spec, root, &Passphrase::from_file(root_password_file.clone(), "--root-password-file"))
+            ops::init_client_ca(
+                home,
+                &spec,
+                root,
+                &Passphrase::from_file(root_password_file.clone(), "--root-password-file"),
+            )
         }
         PkiCommand::Server { leaf, ca } => ops::server(home, ca, &ca_pass(&leaf.common.ca_password_file), &leaf_spec(leaf, true)?),
         PkiCommand::Client { leaf, ca } => ops::client(home, ca, &ca_pass(&leaf.common.ca_password_file), &leaf_spec(leaf, false)?),
-        PkiCommand::SignCsr { csr, name, ca, names, validity, common } => ops::sign_csr(
+        PkiCommand::SignCsr {
+            csr,
+            name,
+            ca,
+            names,
+            validity,
+            common,
+        } => ops::sign_csr(
             home,
             ca,
             &ca_pass(&common.ca_password_file),
@@ -383,7 +406,13 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
             common.serial.as_deref(),
             common.force,
         ),
-        PkiCommand::P12 { name, password_file, legacy, out, force } => ops::p12(
+        PkiCommand::P12 {
+            name,
+            password_file,
+            legacy,
+            out,
+            force,
+        } => ops::p12(
             home,
             name,
             &Passphrase::from_file(password_file.clone(), "--password-file"),
@@ -391,7 +420,13 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
             out.as_deref(),
             *force,
         ),
-        PkiCommand::Revoke { name, serial, cert, ca, reason } => {
+        PkiCommand::Revoke {
+            name,
+            serial,
+            cert,
+            ca,
+            reason,
+        } => {
             let target = match (name, serial, cert) {
                 (_, Some(s), _) => Target::Serial(s.clone()),
                 (_, _, Some(c)) => Target::Cert(c.clone()),
@@ -400,13 +435,25 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
             };
             ops::revoke(home, ca.as_deref(), &target, *reason)
         }
-        PkiCommand::Renew { ca, validity, serial, ca_password_file } => {
+        PkiCommand::Renew {
+            ca,
+            validity,
+            serial,
+            ca_password_file,
+        } => {
             let days = if home.open_ca(ca)?.facts()?.self_signed { 3650 } else { 1825 };
             ops::renew(home, ca, validity.validity(days)?, serial.as_deref(), &ca_pass(ca_password_file))
         }
         PkiCommand::SetCrlUrl { ca, url } => ops::set_crl_url(home, ca, url),
         PkiCommand::List { .. } => Err(PkiError::Invalid("pki list is run by `run`".into())),
-        PkiCommand::Crl { ca, days, ca_password_file, sds, trusted_ca, sds_name } => {
+        PkiCommand::Crl {
+            ca,
+            days,
+            ca_password_file,
+            sds,
+            trusted_ca,
+            sds_name,
+        } => {
             let mut report = ops::crl(home, ca.as_deref(), *days, &ca_pass(ca_password_file))?;
             if let (Some(sds), Some(trusted_ca)) = (sds, trusted_ca) {
                 report.push(ops::write_sds_validation(home, sds, trusted_ca, sds_name)?);

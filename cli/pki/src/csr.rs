@@ -43,9 +43,8 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
     }
     let info = &csr.certification_request_info;
     check_key(&info.subject_pki)?;
-    csr.verify_signature().map_err(|_| {
-        "its signature does not verify: it was altered, or not signed by the key it holds".to_owned()
-    })?;
+    csr.verify_signature()
+        .map_err(|_| "its signature does not verify: it was altered, or not signed by the key it holds".to_owned())?;
 
     let mut sans = Sans::default();
     let mut ignored = Vec::new();
@@ -60,8 +59,13 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
             }
             ParsedExtension::KeyUsage(_) => {}
             ParsedExtension::ExtendedKeyUsage(eku) => {
-                let others = eku.any || eku.server_auth || eku.code_signing || eku.email_protection
-                    || eku.time_stamping || eku.ocsp_signing || !eku.other.is_empty();
+                let others = eku.any
+                    || eku.server_auth
+                    || eku.code_signing
+                    || eku.email_protection
+                    || eku.time_stamping
+                    || eku.ocsp_signing
+                    || !eku.other.is_empty();
                 if others {
                     return Err("it asks for an extended key usage other than clientAuth; only clientAuth is signed".into());
                 }
@@ -89,7 +93,13 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
         return Err("it names nobody: no CN and no subject alternative name".into());
     }
     let public_key = SubjectPublicKeyInfo::from_der(info.subject_pki.raw).map_err(|e| format!("its public key: {e}"))?;
-    Ok(Request { subject, cn, sans, public_key, ignored })
+    Ok(Request {
+        subject,
+        cn,
+        sans,
+        public_key,
+        ignored,
+    })
 }
 
 /// The subject as rcgen holds it: one value per attribute type, in order.
@@ -99,12 +109,21 @@ fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<DistinguishedNam
         let [attr] = rdn.iter().collect::<Vec<_>>()[..] else {
             return Err("its subject has a multi-valued RDN (A=x+B=y), which certgate does not sign".into());
         };
-        let oid: Vec<u64> = attr.attr_type().iter().ok_or("its subject has an unreadable attribute type")?.collect();
+        let oid: Vec<u64> = attr
+            .attr_type()
+            .iter()
+            .ok_or("its subject has an unreadable attribute type")?
+            .collect();
         let ty = DnType::from_oid(&oid);
         if dn.get(&ty).is_some() {
-            return Err(format!("its subject repeats {}; certgate signs one value per attribute", attr.attr_type()));
+            return Err(format!(
+                "its subject repeats {}; certgate signs one value per attribute",
+                attr.attr_type()
+            ));
         }
-        let value = attr.as_str().map_err(|_| format!("its subject's {} is not a text string", attr.attr_type()))?;
+        let value = attr
+            .as_str()
+            .map_err(|_| format!("its subject's {} is not a text string", attr.attr_type()))?;
         dn.push(ty, value);
     }
     Ok(dn)
@@ -120,7 +139,9 @@ fn ip_from(bytes: &[u8]) -> Result<std::net::IpAddr, String> {
     if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
         return Ok(v4.into());
     }
-    <[u8; 16]>::try_from(bytes).map(Into::into).map_err(|_| "it has a malformed IP address SAN".to_owned())
+    <[u8; 16]>::try_from(bytes)
+        .map(Into::into)
+        .map_err(|_| "it has a malformed IP address SAN".to_owned())
 }
 
 /// Keys a CA signs: ECDSA P-256 or P-384, Ed25519, RSA of 2048 to 8192 bits.
@@ -147,6 +168,9 @@ fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), S
                 Err(format!("its RSA key has {bits} bits; allowed: 2048 to 8192"))
             }
         }
-        _ => Err(format!("its key type ({}) is not allowed; allowed: ECDSA P-256/P-384, Ed25519, RSA 2048+", alg.algorithm)),
+        _ => Err(format!(
+            "its key type ({}) is not allowed; allowed: ECDSA P-256/P-384, Ed25519, RSA 2048+",
+            alg.algorithm
+        )),
     }
 }

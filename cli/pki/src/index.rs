@@ -117,7 +117,10 @@ pub fn timestamp(t: OffsetDateTime) -> String {
 
 /// Names and subjects may hold anything; tabs, newlines and backslashes are escaped.
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
+    s.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
 }
 
 fn unescape(s: &str) -> String {
@@ -245,7 +248,13 @@ mod tests {
         let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let index = Index {
             entries: vec![
-                Entry { serial: "0A1B".into(), not_after: t, revoked: None, name: "alice".into(), subject: "CN=alice".into() },
+                Entry {
+                    serial: "0A1B".into(),
+                    not_after: t,
+                    revoked: None,
+                    name: "alice".into(),
+                    subject: "CN=alice".into(),
+                },
                 Entry {
                     serial: "FF".into(),
                     not_after: t,

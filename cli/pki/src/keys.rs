@@ -77,7 +77,9 @@ impl Passphrase {
         if confirm {
             let again = rpassword::prompt_password("Again: ").map_err(prompt_err)?;
             if again != first {
-                return Err(PkiError::Invalid(format!("the two passphrases for {what} differ; nothing was written")));
+                return Err(PkiError::Invalid(format!(
+                    "the two passphrases for {what} differ; nothing was written"
+                )));
             }
         }
         Ok(first)
@@ -104,13 +106,17 @@ pub fn write_new(path: &Path, contents: &[u8], force: bool, private: bool) -> Re
     }
     let mut file = options.open(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::AlreadyExists => PkiError::Exists { path: path.to_owned() },
-        _ => PkiError::Write { path: path.to_owned(), cause: source },
+        _ => PkiError::Write {
+            path: path.to_owned(),
+            cause: source,
+        },
     })?;
     // An existing file kept its old mode when replaced with --force.
     #[cfg(unix)]
     if private {
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(PkiError::write(path))?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(PkiError::write(path))?;
     }
     file.write_all(contents).map_err(PkiError::write(path))
 }
@@ -122,7 +128,10 @@ pub fn write_new(path: &Path, contents: &[u8], force: bool, private: bool) -> Re
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(PkiError::write(dir))?;
-    let mut tmp = tempfile::Builder::new().prefix(".certgate-").tempfile_in(dir).map_err(PkiError::write(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".certgate-")
+        .tempfile_in(dir)
+        .map_err(PkiError::write(dir))?;
     tmp.write_all(contents).map_err(PkiError::write(tmp.path()))?;
     tmp.as_file().sync_all().map_err(PkiError::write(tmp.path()))?;
     // readable as the file it replaces was (a new file: 0644, not the temp file's 0600)
@@ -132,7 +141,10 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
         let mode = fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(PkiError::write(tmp.path()))?;
     }
-    tmp.persist(path).map_err(|e| PkiError::Write { path: path.to_owned(), cause: e.error })?;
+    tmp.persist(path).map_err(|e| PkiError::Write {
+        path: path.to_owned(),
+        cause: e.error,
+    })?;
     Ok(())
 }
 
@@ -155,8 +167,7 @@ pub fn load_key(path: &Path, passphrase: &Passphrase) -> Result<KeyPair, PkiErro
     let bad = |m: String| PkiError::bad_file(path, m);
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         let (_, der) = pem_rfc7468::decode_vec(text.trim().as_bytes()).map_err(|e| bad(format!("not PEM: {e}")))?;
-        let info = EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
-            .map_err(|e| bad(format!("not an encrypted PKCS#8 key: {e}")))?;
+        let info = EncryptedPrivateKeyInfoRef::try_from(der.as_slice()).map_err(|e| bad(format!("not an encrypted PKCS#8 key: {e}")))?;
         let password = passphrase.get(&path.display().to_string(), false)?;
         let plain = info.decrypt(password.as_bytes()).map_err(|_| PkiError::Password {
             path: path.to_owned(),

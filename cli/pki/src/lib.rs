@@ -24,7 +24,8 @@
 //! arguments). The test PKI is built from `ops` by `certgate-fixtures`.
 #![warn(missing_docs)]
 
-#[allow(missing_docs)] // clap turns doc comments into --help text: every argument has one; the flattened groups and the types clap reads need none
+#[allow(missing_docs)]
+// clap turns doc comments into --help text: every argument has one; the flattened groups and the types clap reads need none
 pub mod cli;
 pub mod csr;
 pub mod index;
@@ -66,20 +67,32 @@ pub enum PkiError {
 impl PkiError {
     /// A read of `path` failed.
     pub fn read(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
-        move |cause| PkiError::Read { path: path.to_owned(), cause }
+        move |cause| PkiError::Read {
+            path: path.to_owned(),
+            cause,
+        }
     }
 
     /// A write to `path` failed.
     pub fn write(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
-        move |cause| PkiError::Write { path: path.to_owned(), cause }
+        move |cause| PkiError::Write {
+            path: path.to_owned(),
+            cause,
+        }
     }
 
     /// rcgen could not build the certificate `name`.
     pub fn cert(name: &str) -> impl FnOnce(rcgen::Error) -> Self + '_ {
-        move |cause| PkiError::Certificate { name: name.to_owned(), cause }
+        move |cause| PkiError::Certificate {
+            name: name.to_owned(),
+            cause,
+        }
     }
 
     pub(crate) fn bad_file(path: &std::path::Path, message: impl Into<String>) -> Self {
-        PkiError::BadFile { path: path.to_owned(), message: message.into() }
+        PkiError::BadFile {
+            path: path.to_owned(),
+            message: message.into(),
+        }
     }
 }

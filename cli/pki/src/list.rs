@@ -100,7 +100,9 @@ pub fn list(home: &Home, ca_name: Option<&str>, expiring: Option<u32>) -> Result
         }
     }
     if let Some(window) = expiring {
-        listing.certificates.retain(|c| c.status == "valid" && c.days_left <= i64::from(window));
+        listing
+            .certificates
+            .retain(|c| c.status == "valid" && c.days_left <= i64::from(window));
     }
     Ok(listing)
 }
@@ -128,7 +130,15 @@ impl Listing {
                     (Some(at), Some(why)) => format!("revoked {at} ({why})"),
                     _ => c.status.to_owned(),
                 };
-                [c.ca.clone(), c.name.clone(), c.serial.clone(), c.subject.clone(), c.not_after.clone(), c.days_left.to_string(), status]
+                [
+                    c.ca.clone(),
+                    c.name.clone(),
+                    c.serial.clone(),
+                    c.subject.clone(),
+                    c.not_after.clone(),
+                    c.days_left.to_string(),
+                    status,
+                ]
             })
             .collect();
         let header = ["CA", "NAME", "SERIAL", "SUBJECT", "NOT AFTER", "DAYS LEFT", "STATUS"].map(str::to_owned);

@@ -5,8 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    CertificateParams, CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, PublicKeyData,
-    RevokedCertParams, SerialNumber,
+    CertificateParams, CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, PublicKeyData, RevokedCertParams, SerialNumber,
 };
 use time::Duration;
 
@@ -108,7 +107,10 @@ fn init_ca(home: &Home, spec: &CaSpec, parent: Option<(&Ca, &Issuer<'_, KeyPair>
     let params = match parent {
         None => profile::root_ca(spec.subject.to_dn(), spec.validity, serial),
         // the root's CRL lists this CA if it is ever revoked
-        Some((parent_ca, _)) => profile::with_crl_url(profile::client_ca(spec.subject.to_dn(), spec.validity, serial), parent_ca.crl_url()?.as_deref()),
+        Some((parent_ca, _)) => profile::with_crl_url(
+            profile::client_ca(spec.subject.to_dn(), spec.validity, serial),
+            parent_ca.crl_url()?.as_deref(),
+        ),
     };
     let passphrase = match &spec.encrypt {
         Some(p) => Some(p.get(&format!("the new key of CA {}", spec.name), true)?),
@@ -132,7 +134,10 @@ fn init_ca(home: &Home, spec: &CaSpec, parent: Option<(&Ca, &Issuer<'_, KeyPair>
     let ca = home.open_ca(&spec.name)?;
     ca.save_index(&Default::default())?;
     if let Some(url) = &spec.crl_url {
-        report.push(format!("wrote {} (certificates it signs name {url} as where its CRL is)", ca.set_crl_url(url)?.display()));
+        report.push(format!(
+            "wrote {} (certificates it signs name {url} as where its CRL is)",
+            ca.set_crl_url(url)?.display()
+        ));
     }
     let issuer = Issuer::new(params, key);
     let crl = write_crl(home, &ca, &issuer, spec.crl_days)?;
@@ -165,7 +170,9 @@ pub fn init_client_ca(home: &Home, spec: &CaSpec, root: &str, root_pass: &Passph
     if spec.validity.not_after > facts.not_after {
         return Err(PkiError::Invalid(format!(
             "CA {} would outlive its root {} (valid until {}): give fewer --days",
-            spec.name, root, timestamp(facts.not_after)
+            spec.name,
+            root,
+            timestamp(facts.not_after)
         )));
     }
     init_ca(home, spec, Some((&parent, &issuer)))
@@ -203,7 +210,9 @@ fn issue_leaf(
     if params.not_after > facts.not_after {
         report.push(format!(
             "warning: {name} is valid until {}, after its CA {} ({}): verifiers refuse it from then on",
-            timestamp(params.not_after), ca.name, timestamp(facts.not_after)
+            timestamp(params.not_after),
+            ca.name,
+            timestamp(facts.not_after)
         ));
     }
     let params = &profile::with_crl_url(params.clone(), ca.crl_url()?.as_deref());
@@ -220,8 +229,16 @@ fn issue_leaf(
     write_new(&cert_path, cert.pem().as_bytes(), force, false)?;
     write_new(&chain_path, format!("{}{}", cert.pem(), ca.cert_pem).as_bytes(), force, false)?;
     let serial = params.serial_number.as_ref().map(profile::serial_hex).unwrap_or_default();
-    report.push(format!("wrote {} (serial {serial}, signed by {}, valid until {})", cert_path.display(), ca.name, timestamp(params.not_after)));
-    report.push(format!("wrote {} (certificate + issuing CA: what a TLS peer sends)", chain_path.display()));
+    report.push(format!(
+        "wrote {} (serial {serial}, signed by {}, valid until {})",
+        cert_path.display(),
+        ca.name,
+        timestamp(params.not_after)
+    ));
+    report.push(format!(
+        "wrote {} (certificate + issuing CA: what a TLS peer sends)",
+        chain_path.display()
+    ));
     Ok(report)
 }
 
@@ -236,7 +253,15 @@ pub fn server(home: &Home, ca_name: &str, pass: &Passphrase, spec: &LeafSpec) ->
     }
     let params = profile::server(spec.subject.to_dn(), &spec.sans, spec.validity, serial_of(spec.serial.as_deref())?)?;
     let issuer = ca.issuer(pass)?;
-    issue_leaf(home, &ca, &issuer, &spec.name, &params, LeafKey::Generated(Box::new(spec.key.generate(&spec.name)?)), spec.force)
+    issue_leaf(
+        home,
+        &ca,
+        &issuer,
+        &spec.name,
+        &params,
+        LeafKey::Generated(Box::new(spec.key.generate(&spec.name)?)),
+        spec.force,
+    )
 }
 
 /// `pki client`: a client certificate with a key generated here.
@@ -245,7 +270,15 @@ pub fn client(home: &Home, ca_name: &str, pass: &Passphrase, spec: &LeafSpec) ->
     let ca = home.open_ca(ca_name)?;
     let params = profile::client(spec.subject.to_dn(), &spec.sans, spec.validity, serial_of(spec.serial.as_deref())?)?;
     let issuer = ca.issuer(pass)?;
-    issue_leaf(home, &ca, &issuer, &spec.name, &params, LeafKey::Generated(Box::new(spec.key.generate(&spec.name)?)), spec.force)
+    issue_leaf(
+        home,
+        &ca,
+        &issuer,
+        &spec.name,
+        &params,
+        LeafKey::Generated(Box::new(spec.key.generate(&spec.name)?)),
+        spec.force,
+    )
 }
 
 /// `pki sign-csr`: a client certificate for a key the user keeps. The CSR
@@ -263,8 +296,10 @@ pub fn sign_csr(
     force: bool,
 ) -> Result<Report, PkiError> {
     let data = fs::read(csr_path).map_err(PkiError::read(csr_path))?;
-    let request =
-        csr::check(&data).map_err(|message| PkiError::CsrRefused { path: csr_path.to_owned(), message })?;
+    let request = csr::check(&data).map_err(|message| PkiError::CsrRefused {
+        path: csr_path.to_owned(),
+        message,
+    })?;
     let name = match (name, &request.cn) {
         (Some(n), _) => n.to_owned(),
         (None, Some(cn)) if check_name("", cn).is_ok() => cn.clone(),
@@ -279,9 +314,20 @@ pub fn sign_csr(
     sans.emails.extend(extra.emails.iter().cloned());
     let params = profile::client(request.subject.clone(), &sans, validity, serial_of(serial)?)?;
     let issuer = ca.issuer(pass)?;
-    let mut report: Report =
-        request.ignored.iter().map(|e| format!("note: the CSR's requested extension {e} was not copied")).collect();
-    report.extend(issue_leaf(home, &ca, &issuer, &name, &params, LeafKey::Requested(request.public_key), force)?);
+    let mut report: Report = request
+        .ignored
+        .iter()
+        .map(|e| format!("note: the CSR's requested extension {e} was not copied"))
+        .collect();
+    report.extend(issue_leaf(
+        home,
+        &ca,
+        &issuer,
+        &name,
+        &params,
+        LeafKey::Requested(request.public_key),
+        force,
+    )?);
     Ok(report)
 }
 
@@ -349,16 +395,26 @@ pub fn crl(home: &Home, ca_name: Option<&str>, days: u32, pass: &Passphrase) -> 
 
 /// The subject certgate wrote into a CA certificate, read back (C, O, OU, CN).
 fn subject_of(path: &Path, cert: &x509_parser::certificate::X509Certificate<'_>) -> Result<Subject, PkiError> {
-    use x509_parser::oid_registry::{OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_ORGANIZATION_NAME};
+    use x509_parser::oid_registry::{
+        OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_ORGANIZATION_NAME,
+    };
     let mut subject = Subject::default();
     for attr in cert.subject().iter_attributes() {
-        let value = attr.as_str().map_err(|_| PkiError::bad_file(path, "its subject holds a value that is not text"))?.to_owned();
+        let value = attr
+            .as_str()
+            .map_err(|_| PkiError::bad_file(path, "its subject holds a value that is not text"))?
+            .to_owned();
         let slot = match attr.attr_type() {
             t if *t == OID_X509_COMMON_NAME => &mut subject.cn,
             t if *t == OID_X509_ORGANIZATION_NAME => &mut subject.org,
             t if *t == OID_X509_ORGANIZATIONAL_UNIT => &mut subject.ou,
             t if *t == OID_X509_COUNTRY_NAME => &mut subject.country,
-            t => return Err(PkiError::bad_file(path, format!("its subject has an attribute ({t}) certgate does not write: renew it with the tool that made it"))),
+            t => {
+                return Err(PkiError::bad_file(
+                    path,
+                    format!("its subject has an attribute ({t}) certgate does not write: renew it with the tool that made it"),
+                ))
+            }
         };
         *slot = Some(value);
     }
@@ -379,7 +435,9 @@ pub fn renew(home: &Home, ca_name: &str, validity: Validity, serial: Option<&str
     let mut report = Vec::new();
     let cert = if ca.facts()?.self_signed {
         let issuer = ca.issuer(pass)?;
-        profile::root_ca(subject.to_dn(), validity, serial.clone()).self_signed(issuer.key()).map_err(PkiError::cert(ca_name))?
+        profile::root_ca(subject.to_dn(), validity, serial.clone())
+            .self_signed(issuer.key())
+            .map_err(PkiError::cert(ca_name))?
     } else {
         // its issuer: the root in this home with that subject
         let issuer_dn = old.issuer().to_string();
@@ -392,7 +450,9 @@ pub fn renew(home: &Home, ca_name: &str, validity: Validity, serial: Option<&str
             }
         }
         let Some((root, root_facts)) = roots.pop() else {
-            return Err(PkiError::Invalid(format!("CA {ca_name} is signed by {issuer_dn}, and no root here has that name: renew it where its root is")));
+            return Err(PkiError::Invalid(format!(
+                "CA {ca_name} is signed by {issuer_dn}, and no root here has that name: renew it where its root is"
+            )));
         };
         if validity.not_after > root_facts.not_after {
             return Err(PkiError::Invalid(format!(
@@ -402,8 +462,12 @@ pub fn renew(home: &Home, ca_name: &str, validity: Validity, serial: Option<&str
             )));
         }
         let issuer = root.issuer(pass)?;
-        let params = profile::with_crl_url(profile::client_ca(subject.to_dn(), validity, serial.clone()), root.crl_url()?.as_deref());
-        let key = rcgen::SubjectPublicKeyInfo::from_der(old.public_key().raw).map_err(|e| PkiError::bad_file(&path, format!("its public key: {e}")))?;
+        let params = profile::with_crl_url(
+            profile::client_ca(subject.to_dn(), validity, serial.clone()),
+            root.crl_url()?.as_deref(),
+        );
+        let key = rcgen::SubjectPublicKeyInfo::from_der(old.public_key().raw)
+            .map_err(|e| PkiError::bad_file(&path, format!("its public key: {e}")))?;
         let cert = params.signed_by(&key, &issuer).map_err(PkiError::cert(ca_name))?;
         root.record(entry_for(&params, ca_name, cert.der())?, &cert.pem())?;
         report.push(format!("recorded the renewed {ca_name} in {}", root.index_path().display()));
@@ -412,7 +476,9 @@ pub fn renew(home: &Home, ca_name: &str, validity: Validity, serial: Option<&str
     // the same name, byte for byte, or nothing it signed would chain to it
     let new = parse_cert(&path, cert.der())?;
     if new.subject().as_raw() != old.subject().as_raw() || new.public_key().raw != old.public_key().raw {
-        return Err(PkiError::Invalid(format!("the renewed {ca_name} would not carry the same subject and key: nothing was written")));
+        return Err(PkiError::Invalid(format!(
+            "the renewed {ca_name} would not carry the same subject and key: nothing was written"
+        )));
     }
     let today = profile::now();
     let mut kept = ca.dir.join(format!("{CERT_FILE}.{}", today.date()));
@@ -429,9 +495,15 @@ pub fn renew(home: &Home, ca_name: &str, validity: Validity, serial: Option<&str
         timestamp(validity.not_after)
     ));
     report.push(if ca.facts()?.self_signed {
-        format!("next: give {} to every verifier that trusts {ca_name} (Envoy's trusted_ca, certgate serve --client-ca, browsers' authorities)", path.display())
+        format!(
+            "next: give {} to every verifier that trusts {ca_name} (Envoy's trusted_ca, certgate serve --client-ca, browsers' authorities)",
+            path.display()
+        )
     } else {
-        format!("next: give {} to the clients it signed, as the second certificate of their chain (issued/<name>-chain.pem)", path.display())
+        format!(
+            "next: give {} to the clients it signed, as the second certificate of their chain (issued/<name>-chain.pem)",
+            path.display()
+        )
     });
     Ok(report)
 }
@@ -549,9 +621,14 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
                     )));
                 }
             }
-            return Err(PkiError::Invalid(format!("{what} is not in the index of any CA searched ({searched})")));
+            return Err(PkiError::Invalid(format!(
+                "{what} is not in the index of any CA searched ({searched})"
+            )));
         }
-        let list: Vec<String> = matches.iter().map(|(i, s)| format!("{s} by {}", indexes.get(*i).map_or("?", |(c, _)| c.name.as_str()))).collect();
+        let list: Vec<String> = matches
+            .iter()
+            .map(|(i, s)| format!("{s} by {}", indexes.get(*i).map_or("?", |(c, _)| c.name.as_str())))
+            .collect();
         return Err(PkiError::Invalid(format!(
             "{what} matches {} certificates ({}): give --serial (and --ca)",
             matches.len(),
@@ -562,7 +639,10 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
         return Err(PkiError::Invalid(format!("serial {serial}: its CA was lost")));
     };
     let Some(entry) = index.find_serial_mut(serial) else {
-        return Err(PkiError::Invalid(format!("serial {serial} vanished from {}", ca.index_path().display())));
+        return Err(PkiError::Invalid(format!(
+            "serial {serial} vanished from {}",
+            ca.index_path().display()
+        )));
     };
     if let Some((at, why)) = entry.revoked {
         return Err(PkiError::Invalid(format!(
@@ -573,14 +653,32 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
         )));
     }
     entry.revoked = Some((profile::now(), reason));
-    let line = format!("revoked serial {serial} ({}, {}) in {}", entry.name, reason.name(), ca.index_path().display());
+    let line = format!(
+        "revoked serial {serial} ({}, {}) in {}",
+        entry.name,
+        reason.name(),
+        ca.index_path().display()
+    );
     ca.save_index(index)?;
-    Ok(vec![line, format!("next: `certgate pki crl --ca {}` publishes it; reload Envoy's CRL (or restart `certgate serve`)", ca.name)])
+    Ok(vec![
+        line,
+        format!(
+            "next: `certgate pki crl --ca {}` publishes it; reload Envoy's CRL (or restart `certgate serve`)",
+            ca.name
+        ),
+    ])
 }
 
 /// `pki p12`: the client's key, certificate and issuing CA in one file a
 /// browser imports.
-pub fn p12(home: &Home, name: &str, password: &Passphrase, protection: Protection, out: Option<&Path>, force: bool) -> Result<Report, PkiError> {
+pub fn p12(
+    home: &Home,
+    name: &str,
+    password: &Passphrase,
+    protection: Protection,
+    out: Option<&Path>,
+    force: bool,
+) -> Result<Report, PkiError> {
     check_name("certificate name", name)?;
     let key_path = home.issued(&format!("{name}.key"));
     let chain_path = home.issued(&format!("{name}-chain.pem"));
@@ -598,7 +696,10 @@ pub fn p12(home: &Home, name: &str, password: &Passphrase, protection: Protectio
     let key = load_key(&key_path, &Passphrase::default())?;
     let leaf = parse_cert(&chain_path, chain.first().map(Vec::as_slice).unwrap_or_default())?;
     if key.subject_public_key_info() != leaf.public_key().raw {
-        return Err(PkiError::bad_file(&key_path, format!("is not the key of the first certificate in {}", chain_path.display())));
+        return Err(PkiError::bad_file(
+            &key_path,
+            format!("is not the key of the first certificate in {}", chain_path.display()),
+        ));
     }
     let alias = leaf
         .subject()

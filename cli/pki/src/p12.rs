@@ -40,7 +40,11 @@ pub fn bundle(alias: &str, key_pkcs8_der: &[u8], chain_der: &[Vec<u8>], password
             .encryption_algorithm(EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
             .mac_algorithm(MacAlgorithm::HmacSha1),
     };
-    writer.encryption_iterations(100_000).mac_iterations(100_000).write().map_err(|e| e.to_string())
+    writer
+        .encryption_iterations(100_000)
+        .mac_iterations(100_000)
+        .write()
+        .map_err(|e| e.to_string())
 }
 
 /// What a bundle holds, read back: the alias and the DER certificates, leaf

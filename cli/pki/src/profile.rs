@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod,
-    KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SanType,
+    SerialNumber,
 };
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
@@ -31,7 +31,10 @@ pub struct Subject {
 impl Subject {
     /// A subject with a CN alone.
     pub fn cn(cn: impl Into<String>) -> Self {
-        Subject { cn: Some(cn.into()), ..Subject::default() }
+        Subject {
+            cn: Some(cn.into()),
+            ..Subject::default()
+        }
     }
 
     /// The subject as rcgen writes it.
@@ -107,7 +110,9 @@ impl Sans {
             out.push(SanType::Rfc822Name(ascii));
         }
         if self.uris.len() > 1 && self.uris.iter().any(|u| has_spiffe_scheme(u)) {
-            return Err(PkiError::Invalid("a SPIFFE ID must be the certificate's only URI SAN (X509-SVID §2)".into()));
+            return Err(PkiError::Invalid(
+                "a SPIFFE ID must be the certificate's only URI SAN (X509-SVID §2)".into(),
+            ));
         }
         Ok(out)
     }
@@ -123,7 +128,9 @@ pub fn check_crl_url(url: &str) -> Result<(), PkiError> {
     if ok {
         Ok(())
     } else {
-        Err(PkiError::Invalid(format!("CRL URL {url:?}: give an http:// URL (ASCII, no spaces), e.g. http://pki.example.org/client-ca.crl")))
+        Err(PkiError::Invalid(format!(
+            "CRL URL {url:?}: give an http:// URL (ASCII, no spaces), e.g. http://pki.example.org/client-ca.crl"
+        )))
     }
 }
 
@@ -131,7 +138,9 @@ pub fn check_crl_url(url: &str) -> Result<(), PkiError> {
 /// Points extension), when it has a URL.
 pub fn with_crl_url(mut p: CertificateParams, url: Option<&str>) -> CertificateParams {
     if let Some(url) = url {
-        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.to_owned()] }];
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![url.to_owned()],
+        }];
     }
     p
 }
@@ -155,7 +164,10 @@ impl Validity {
     /// From now (less five minutes, for clocks a little behind) for `days`.
     pub fn days(days: u32) -> Self {
         let now = now();
-        Validity { not_before: now - Duration::minutes(5), not_after: now + Duration::days(i64::from(days)) }
+        Validity {
+            not_before: now - Duration::minutes(5),
+            not_after: now + Duration::days(i64::from(days)),
+        }
     }
 
     /// `--days`, overridden by explicit `--not-before` / `--not-after` dates.
@@ -246,7 +258,11 @@ fn base(subject: DistinguishedName, validity: Validity, serial: SerialNumber) ->
 pub fn root_ca(subject: DistinguishedName, validity: Validity, serial: SerialNumber) -> CertificateParams {
     let mut p = base(subject, validity, serial);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p.use_authority_key_identifier_extension = false;
     p
 }
@@ -264,7 +280,9 @@ pub fn client_ca(subject: DistinguishedName, validity: Validity, serial: SerialN
 /// A TLS server: serverAuth, its names as SANs (browsers ignore the CN).
 pub fn server(subject: DistinguishedName, sans: &Sans, validity: Validity, serial: SerialNumber) -> Result<CertificateParams, PkiError> {
     if sans.dns.is_empty() && sans.ips.is_empty() {
-        return Err(PkiError::Invalid("a server certificate needs at least one --dns name or --ip".into()));
+        return Err(PkiError::Invalid(
+            "a server certificate needs at least one --dns name or --ip".into(),
+        ));
     }
     let mut p = base(subject, validity, serial);
     p.subject_alt_names = sans.to_rcgen(true)?;
@@ -309,23 +327,48 @@ mod tests {
         assert!(parse_date("2030-02-30").is_err());
         assert!(parse_date("soon").is_err());
         assert!(Validity::from_args(1, Some("2030-01-02"), Some("2030-01-01")).is_err());
-        for bad in ["spiffe://Example.org/x", "spiffe:///x", "spiffe://e.org/x?y", "spiffe://e.org/ns/..", "no-scheme", "https://e.org/a b"] {
-            let sans = Sans { uris: vec![bad.into()], ..Sans::default() };
+        for bad in [
+            "spiffe://Example.org/x",
+            "spiffe:///x",
+            "spiffe://e.org/x?y",
+            "spiffe://e.org/ns/..",
+            "no-scheme",
+            "https://e.org/a b",
+        ] {
+            let sans = Sans {
+                uris: vec![bad.into()],
+                ..Sans::default()
+            };
             assert!(sans.to_rcgen(false).is_err(), "{bad}");
         }
-        let two = Sans { uris: vec!["spiffe://e.org/a".into(), "https://e.org/".into()], ..Sans::default() };
+        let two = Sans {
+            uris: vec!["spiffe://e.org/a".into(), "https://e.org/".into()],
+            ..Sans::default()
+        };
         assert!(two.to_rcgen(false).unwrap_err().to_string().contains("only URI SAN"));
         for bad in ["nobody", "Alice <a@e.org>", "a@b@e.org"] {
-            let sans = Sans { emails: vec![bad.into()], ..Sans::default() };
+            let sans = Sans {
+                emails: vec![bad.into()],
+                ..Sans::default()
+            };
             assert!(sans.to_rcgen(false).is_err(), "{bad}");
         }
-        let sans = Sans { dns: vec!["zoë.example".into()], ..Sans::default() };
+        let sans = Sans {
+            dns: vec!["zoë.example".into()],
+            ..Sans::default()
+        };
         assert!(sans.to_rcgen(false).unwrap_err().to_string().contains("only ASCII"));
         // a wildcard names a server, never a client
-        let wild = Sans { dns: vec!["*.example.org".into()], ..Sans::default() };
+        let wild = Sans {
+            dns: vec!["*.example.org".into()],
+            ..Sans::default()
+        };
         assert!(wild.to_rcgen(true).is_ok());
         assert!(wild.to_rcgen(false).unwrap_err().to_string().contains("wildcard"));
-        let bad = Sans { dns: vec!["bad_name.example.org".into()], ..Sans::default() };
+        let bad = Sans {
+            dns: vec!["bad_name.example.org".into()],
+            ..Sans::default()
+        };
         assert!(bad.to_rcgen(true).is_err());
     }
 }

@@ -83,8 +83,16 @@ impl Home {
         let dir = self.ca_dir(name);
         if !dir.join(CERT_FILE).is_file() {
             let names = self.ca_names();
-            let known = if names.is_empty() { String::new() } else { format!(" (CAs here: {})", names.join(", ")) };
-            return Err(PkiError::NoSuchCa { name: name.to_owned(), home: self.dir.clone(), known });
+            let known = if names.is_empty() {
+                String::new()
+            } else {
+                format!(" (CAs here: {})", names.join(", "))
+            };
+            return Err(PkiError::NoSuchCa {
+                name: name.to_owned(),
+                home: self.dir.clone(),
+                known,
+            });
         }
         Ca::open(name, dir)
     }
@@ -152,7 +160,12 @@ impl Ca {
         let path = dir.join(CERT_FILE);
         let cert_pem = fs::read_to_string(&path).map_err(PkiError::read(&path))?;
         let cert_der = cert_file(&path)?.into_iter().next().unwrap_or_default();
-        let ca = Ca { name: name.to_owned(), dir, cert_pem, cert_der };
+        let ca = Ca {
+            name: name.to_owned(),
+            dir,
+            cert_pem,
+            cert_der,
+        };
         let cert = parse_cert(&path, &ca.cert_der)?;
         if !cert.is_ca() {
             return Err(PkiError::bad_file(&path, "is not a CA certificate (basicConstraints CA:FALSE)"));
@@ -237,7 +250,10 @@ impl Ca {
         let key = load_key(&key_path, passphrase)?;
         let cert = parse_cert(&self.cert_path(), &self.cert_der)?;
         if key.subject_public_key_info() != cert.public_key().raw {
-            return Err(PkiError::bad_file(&key_path, format!("is not the key of {}", self.cert_path().display())));
+            return Err(PkiError::bad_file(
+                &key_path,
+                format!("is not the key of {}", self.cert_path().display()),
+            ));
         }
         Issuer::from_ca_cert_der(&self.cert_der.as_slice().into(), key).map_err(PkiError::cert(&self.name))
     }
@@ -280,9 +296,17 @@ impl Ca {
     pub fn record(&self, entry: Entry, cert_pem: &str) -> Result<(), PkiError> {
         let mut index = self.index()?;
         if index.find_serial(&entry.serial).is_some() {
-            return Err(PkiError::Invalid(format!("CA {} already issued serial {}", self.name, entry.serial)));
+            return Err(PkiError::Invalid(format!(
+                "CA {} already issued serial {}",
+                self.name, entry.serial
+            )));
         }
-        write_new(&self.dir.join("certs").join(format!("{}.pem", entry.serial)), cert_pem.as_bytes(), false, false)?;
+        write_new(
+            &self.dir.join("certs").join(format!("{}.pem", entry.serial)),
+            cert_pem.as_bytes(),
+            false,
+            false,
+        )?;
         index.entries.push(entry);
         self.save_index(&index)
     }

@@ -11,9 +11,9 @@ use crate::client_cert::CertificateFields;
 use certgate_x509::text::encode_value;
 
 use crate::headers::HeaderKind;
-use crate::identity::RefusedName;
-pub use crate::host::{property, Host, HostError, XFCC_HEADER};
 use crate::host::header_text;
+pub use crate::host::{property, Host, HostError, XFCC_HEADER};
+use crate::identity::RefusedName;
 use crate::peer::{certificate_fields, find_peer, Found};
 use crate::policy::{decide, Credential, DenyReason, Mode, Outcome, Peer, Policy, RequestFacts};
 use crate::reply::{deny_reply, reply_body};
@@ -63,7 +63,11 @@ pub fn admit(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, no
 pub fn send_failed_closed(host: &mut dyn Host, policy_status: u16) -> Result<(), HostError> {
     let reason = DenyReason::InternalError;
     let body = reply_body(reason, None);
-    host.send_local_response(reason.status(policy_status), &[("content-type", "application/json")], body.as_bytes())
+    host.send_local_response(
+        reason.status(policy_status),
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
 }
 
 impl Admission {
@@ -100,7 +104,12 @@ impl Admission {
             Outcome::Allow => None,
             Outcome::Deny(r) => Some(r.as_str().to_owned()),
         };
-        Published { decision: self.verdict(), reason, rule: self.rule.clone(), cn: self.cn.clone() }
+        Published {
+            decision: self.verdict(),
+            reason,
+            rule: self.rule.clone(),
+            cn: self.cn.clone(),
+        }
     }
 
     /// The proxy log's line for this request: allows at debug, denies and
@@ -116,7 +125,10 @@ impl Admission {
                 "{} reason={} rule={rule} cn={cn}{}",
                 self.verdict().as_str(),
                 reason.as_str(),
-                self.identity_error.as_deref().map(|e| format!(" identity_error=\"{}\"", encode_value(e))).unwrap_or_default()
+                self.identity_error
+                    .as_deref()
+                    .map(|e| format!(" identity_error=\"{}\"", encode_value(e)))
+                    .unwrap_or_default()
             ),
         }
         // once per certificate, when it is first seen; the counter counts requests
@@ -174,7 +186,13 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
     };
 
     // 4. Decide.
-    let facts = RequestFacts { path: &path, method: &method, host: &authority, peer, token: &token };
+    let facts = RequestFacts {
+        path: &path,
+        method: &method,
+        host: &authority,
+        peer,
+        token: &token,
+    };
     let decision = decide(policy, &facts, now);
     let usable = match (decision.credential, peer) {
         (Credential::Usable, Peer::Verified(id)) => Some(id),
@@ -205,7 +223,10 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
         let mut reply_headers = vec![("content-type", reply.content_type), ("cache-control", "no-store")];
         reply_headers.extend(reason.challenge().map(|c| ("www-authenticate", c)));
         host.send_local_response(reply.status, &reply_headers, reply.body.as_bytes())?;
-        return Ok(Admission { forwarded: false, ..admission });
+        return Ok(Admission {
+            forwarded: false,
+            ..admission
+        });
     }
     // The application gets the path the rules matched, not another spelling
     // of it (`/%61dmin//x` goes on as `/admin/x`).
@@ -214,7 +235,10 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
     }
     let plan = &policy.headers;
     // RFC 9440: from the PEM the proxy gave for this request, not the cache
-    let wants_certificate = plan.set.iter().any(|(k, _)| matches!(k, HeaderKind::ClientCert | HeaderKind::ClientCertChain));
+    let wants_certificate = plan
+        .set
+        .iter()
+        .any(|(k, _)| matches!(k, HeaderKind::ClientCert | HeaderKind::ClientCertChain));
     let certificate = match usable {
         Some(id) if wants_certificate => certificate_fields(host, policy, id, &headers)?,
         _ => CertificateFields::default(),
@@ -241,4 +265,3 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
     }
     Ok(admission)
 }
-

@@ -21,7 +21,11 @@ pub struct IdentityCache {
 impl IdentityCache {
     /// An empty cache of at most `capacity` entries (at least one).
     pub fn new(capacity: usize) -> IdentityCache {
-        IdentityCache { capacity: capacity.max(1), entries: HashMap::new(), order: VecDeque::new() }
+        IdentityCache {
+            capacity: capacity.max(1),
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
 
     /// The cached result for `key`, if any.

@@ -37,7 +37,10 @@ pub fn certificate_fields(leaf_pem: Option<&[u8]>, chain_pem: Option<&[u8]>, sha
         .filter(|der| **der != leaf)
         .map(|der| sf_binary(der))
         .collect();
-    CertificateFields { client_cert: Some(sf_binary(&leaf)), chain: (!others.is_empty()).then(|| others.join(", ")) }
+    CertificateFields {
+        client_cert: Some(sf_binary(&leaf)),
+        chain: (!others.is_empty()).then(|| others.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -52,7 +55,11 @@ mod tests {
         let chain = fixture("alice-chain.pem");
         let f = certificate_fields(Some(fixture("alice.pem").as_bytes()), Some(chain.as_bytes()), &digest);
         assert_eq!(f.client_cert, Some(format!(":{}:", Base64::encode_string(&alice))));
-        assert_eq!(f.chain, Some(sf_binary(&fixture_der("client-ca.pem"))), "the leaf is not repeated in the chain");
+        assert_eq!(
+            f.chain,
+            Some(sf_binary(&fixture_der("client-ca.pem"))),
+            "the leaf is not repeated in the chain"
+        );
         let without_chain = certificate_fields(Some(fixture("alice.pem").as_bytes()), None, &digest);
         assert_eq!(without_chain.chain, None);
     }
@@ -61,8 +68,17 @@ mod tests {
     fn another_certificate_gives_nothing() {
         let bob = fixture("bob.pem");
         let alice_digest = sha256_hex(&fixture_der("alice.pem"));
-        assert_eq!(certificate_fields(Some(bob.as_bytes()), None, &alice_digest), CertificateFields::default());
-        assert_eq!(certificate_fields(Some(b"garbage"), None, &alice_digest), CertificateFields::default());
-        assert_eq!(certificate_fields(None, Some(bob.as_bytes()), &alice_digest), CertificateFields::default());
+        assert_eq!(
+            certificate_fields(Some(bob.as_bytes()), None, &alice_digest),
+            CertificateFields::default()
+        );
+        assert_eq!(
+            certificate_fields(Some(b"garbage"), None, &alice_digest),
+            CertificateFields::default()
+        );
+        assert_eq!(
+            certificate_fields(None, Some(bob.as_bytes()), &alice_digest),
+            CertificateFields::default()
+        );
     }
 }

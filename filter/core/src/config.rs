@@ -8,15 +8,13 @@ use serde::Deserialize;
 
 use crate::dn_pattern::DnPattern;
 use crate::glob::{EmailPattern, Glob, Syntax};
-use certgate_x509::spiffe;
-use crate::host::HostReads;
 use crate::headers::{fold_name, is_token, HeaderKind, HeaderPlan, Preset, OVERRIDE_HEADERS};
-use crate::path::{self, PathSettings};
+use crate::host::HostReads;
 use crate::identity::canonical_serial_checked;
+use crate::path::{self, PathSettings};
+use crate::policy::{Access, DefaultAction, IdentitySourceSetting, Mode, PathMatch, Policy, Requirements, Rule, Verification};
 use crate::token::{BoundTokens, WithoutToken};
-use crate::policy::{
-    Access, DefaultAction, IdentitySourceSetting, Mode, PathMatch, Policy, Requirements, Rule, Verification,
-};
+use certgate_x509::spiffe;
 
 /// A configuration the filter refuses, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +27,10 @@ pub struct ConfigError {
 }
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.into(), message: message.into() }
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 /// The configuration as written: certgate's policy (the book: "Writing a policy", and the policy reference).
@@ -97,9 +98,6 @@ pub struct BoundTokensSetting {
     pub without_token: WithoutToken,
 }
 
-
-
-
 fn default_expiry_warning_days() -> u32 {
     14
 }
@@ -107,10 +105,6 @@ fn default_expiry_warning_days() -> u32 {
 fn default_cache_size() -> usize {
     1024
 }
-
-
-
-
 
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -319,7 +313,11 @@ pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
     }
     let mut deny_sha256 = HashSet::new();
     for (i, s) in file.deny.sha256.iter().enumerate() {
-        let hex: String = s.chars().filter(|c| *c != ':' && *c != ' ').collect::<String>().to_ascii_lowercase();
+        let hex: String = s
+            .chars()
+            .filter(|c| *c != ':' && *c != ' ')
+            .collect::<String>()
+            .to_ascii_lowercase();
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(err(
                 format!("deny.sha256[{i}]"),
@@ -353,7 +351,10 @@ fn compile_bound_tokens(b: BoundTokensSetting) -> Result<BoundTokens, ConfigErro
     if !key_ok {
         return Err(err(
             "bound_tokens.payload_in_metadata",
-            format!("`{}` is not a metadata key: write the provider's payload_in_metadata name", b.payload_in_metadata),
+            format!(
+                "`{}` is not a metadata key: write the provider's payload_in_metadata name",
+                b.payload_in_metadata
+            ),
         ));
     }
     if let Some(name) = &b.payload_header {
@@ -369,15 +370,28 @@ fn compile_bound_tokens(b: BoundTokensSetting) -> Result<BoundTokens, ConfigErro
 /// Names an application cannot be given: pseudo-headers, hop-by-hop and
 /// framing headers, and those the proxy owns.
 const RESERVED_HEADERS: &[&str] = &[
-    "host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-    "content-length", "proxy-connection", "x-forwarded-client-cert", "x-forwarded-for",
-    "x-forwarded-proto", "x-envoy-original-path",
+    "host",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "proxy-connection",
+    "x-forwarded-client-cert",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-envoy-original-path",
 ];
 
 fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
     let mut set = h.preset.names();
     for (kind, name) in &h.rename {
-        let at = format!("headers.rename.{}", serde_json::to_string(kind).unwrap_or_default().trim_matches('"'));
+        let at = format!(
+            "headers.rename.{}",
+            serde_json::to_string(kind).unwrap_or_default().trim_matches('"')
+        );
         check_header_name(name, &at)?;
         set.retain(|(k, _)| k != kind);
         set.push((*kind, name.to_ascii_lowercase()));
@@ -407,7 +421,12 @@ fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
         passed.push(folded);
     }
     let mut strip = h.strip.clone();
-    strip.extend(OVERRIDE_HEADERS.iter().filter(|o| !passed.iter().any(|p| p == *o)).map(|o| (*o).to_owned()));
+    strip.extend(
+        OVERRIDE_HEADERS
+            .iter()
+            .filter(|o| !passed.iter().any(|p| p == *o))
+            .map(|o| (*o).to_owned()),
+    );
     Ok(HeaderPlan::new(set, &strip))
 }
 
@@ -422,9 +441,7 @@ fn check_header_name(name: &str, at: &str) -> Result<(), ConfigError> {
 }
 
 fn compile_rule(r: RuleSetting, at: &str, policy_binds_tokens: bool) -> Result<Rule, ConfigError> {
-    let name_ok = !r.name.is_empty()
-        && r.name.len() <= 64
-        && r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let name_ok = !r.name.is_empty() && r.name.len() <= 64 && r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if !name_ok {
         return Err(err(
             format!("{at}.name"),
@@ -506,12 +523,21 @@ fn compile_rule(r: RuleSetting, at: &str, policy_binds_tokens: bool) -> Result<R
     } else {
         Access::Certificate(req)
     };
-    Ok(Rule { name: r.name, path, methods, hosts, access })
+    Ok(Rule {
+        name: r.name,
+        path,
+        methods,
+        hosts,
+        access,
+    })
 }
 
 fn check_path(p: &str, at: &str) -> Result<String, ConfigError> {
     if p.contains(';') {
-        return Err(err(at, format!("`{p}` has a `;` path parameter, which applications may drop: write the path without it")));
+        return Err(err(
+            at,
+            format!("`{p}` has a `;` path parameter, which applications may drop: write the path without it"),
+        ));
     }
     match path::normalize(p) {
         // a prefix keeps its trailing `/`, which normalising keeps too
@@ -519,8 +545,10 @@ fn check_path(p: &str, at: &str) -> Result<String, ConfigError> {
         Some(n) if n.query.is_empty() => Err(err(at, format!("`{p}` is not in normal form; write `{}`", n.path))),
         _ => Err(err(
             at,
-            format!("`{p}` is not a path a rule can match: start with `/`; no query, `.`/`..` segments, \
-                     escapes of `/`, `\\` or `;`, or spaces or `.` at the end of a segment"),
+            format!(
+                "`{p}` is not a path a rule can match: start with `/`; no query, `.`/`..` segments, \
+                     escapes of `/`, `\\` or `;`, or spaces or `.` at the end of a segment"
+            ),
         )),
     }
 }
@@ -538,7 +566,10 @@ fn shadowing_warnings(rules: &[Rule]) -> Vec<String> {
     };
     let mut warnings = Vec::new();
     for (j, later) in rules.iter().enumerate() {
-        let shadow = rules.iter().take(j).find(|e| e.methods.is_none() && e.hosts.is_none() && covers(&e.path, &later.path));
+        let shadow = rules
+            .iter()
+            .take(j)
+            .find(|e| e.methods.is_none() && e.hosts.is_none() && covers(&e.path, &later.path));
         if let Some(earlier) = shadow {
             warnings.push(format!(
                 "certgate configuration: at `rules[{j}]`: rule `{}` is never used: rule `{}` before it covers every request it covers \
@@ -576,8 +607,10 @@ fn globs(list: Option<Vec<String>>, syntax: Syntax, at: &str) -> Result<Option<V
 fn dn_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<DnPattern>>, ConfigError> {
     patterns(list, at, |p| {
         DnPattern::parse(p).map_err(|e| {
-            format!("`{p}` is not a distinguished name such as `CN=Example CA,O=Example`: {e} \
-                     (to match the common name alone, use the `_cn` field)")
+            format!(
+                "`{p}` is not a distinguished name such as `CN=Example CA,O=Example`: {e} \
+                     (to match the common name alone, use the `_cn` field)"
+            )
         })
     })
 }
@@ -589,8 +622,10 @@ fn email_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<Emai
 fn spiffe_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
     patterns(list, at, |p| {
         spiffe::check_pattern(p).map_err(|why| {
-            format!("`{p}` can match no valid SPIFFE ID: {why}; write `spiffe://<trust domain>/<path>`, \
-                     the trust domain in lowercase and in full, e.g. `spiffe://example.org/ns/*/sa/*`")
+            format!(
+                "`{p}` can match no valid SPIFFE ID: {why}; write `spiffe://<trust domain>/<path>`, \
+                     the trust domain in lowercase and in full, e.g. `spiffe://example.org/ns/*/sa/*`"
+            )
         })?;
         Glob::new(p, Syntax::URI).map_err(|e| format!("`{p}`: {e}"))
     })

@@ -33,8 +33,10 @@ impl DnPattern {
                 let attrs = rdn
                     .into_iter()
                     .map(|(kind, value)| {
-                        let glob = Glob::new(&value, Syntax::NAME)
-                            .map_err(|source| DnPatternError::Value { kind: kind.clone(), source })?;
+                        let glob = Glob::new(&value, Syntax::NAME).map_err(|source| DnPatternError::Value {
+                            kind: kind.clone(),
+                            source,
+                        })?;
                         Ok((canonical_kind(&kind), glob))
                     })
                     .collect::<Result<Vec<_>, DnPatternError>>()?;
@@ -54,9 +56,8 @@ impl DnPattern {
                 return false;
             }
             // attributes of one RDN are a set: match each in any order
-            want.iter().all(|(wk, wv)| {
-                have.iter().any(|a| is_kind(&a.kind, wk) && wv.matches(&a.value))
-            })
+            want.iter()
+                .all(|(wk, wv)| have.iter().any(|a| is_kind(&a.kind, wk) && wv.matches(&a.value)))
         })
     }
 }
@@ -67,7 +68,10 @@ mod tests {
     use certgate_x509::dn::Attribute;
 
     fn attr(kind: &str, value: &str) -> Attribute {
-        Attribute { kind: kind.into(), value: value.into() }
+        Attribute {
+            kind: kind.into(),
+            value: value.into(),
+        }
     }
 
     #[test]

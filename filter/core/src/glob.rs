@@ -19,13 +19,25 @@ pub struct Syntax {
 
 impl Syntax {
     /// Names (common names): case matters, `*` crosses everything.
-    pub const NAME: Syntax = Syntax { separator: None, ignore_ascii_case: false };
+    pub const NAME: Syntax = Syntax {
+        separator: None,
+        ignore_ascii_case: false,
+    };
     /// DNS names: case ignored, `*` stays within one label.
-    pub const DNS: Syntax = Syntax { separator: Some(b'.'), ignore_ascii_case: true };
+    pub const DNS: Syntax = Syntax {
+        separator: Some(b'.'),
+        ignore_ascii_case: true,
+    };
     /// The domain of an e-mail address ([`EmailPattern`]): case ignored.
-    pub const EMAIL_DOMAIN: Syntax = Syntax { separator: None, ignore_ascii_case: true };
+    pub const EMAIL_DOMAIN: Syntax = Syntax {
+        separator: None,
+        ignore_ascii_case: true,
+    };
     /// URIs and SPIFFE IDs: case matters, `*` stays within one path segment.
-    pub const URI: Syntax = Syntax { separator: Some(b'/'), ignore_ascii_case: false };
+    pub const URI: Syntax = Syntax {
+        separator: Some(b'/'),
+        ignore_ascii_case: false,
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +109,11 @@ impl Glob {
                 rest = r;
             }
         }
-        Ok(Glob { source: pattern.to_owned(), tokens, syntax })
+        Ok(Glob {
+            source: pattern.to_owned(),
+            tokens,
+            syntax,
+        })
     }
 
     /// The pattern as written in the configuration.
@@ -179,7 +195,10 @@ impl EmailPattern {
         if local.is_empty() || domain.is_empty() {
             return Err(GlobError::NotEmail);
         }
-        Ok(EmailPattern { local: Glob::new(local, Syntax::NAME)?, domain: Glob::new(domain, Syntax::EMAIL_DOMAIN)? })
+        Ok(EmailPattern {
+            local: Glob::new(local, Syntax::NAME)?,
+            domain: Glob::new(domain, Syntax::EMAIL_DOMAIN)?,
+        })
     }
 
     /// Whether `address` matches both parts.
@@ -230,7 +249,10 @@ mod tests {
         assert!(m("*.SVC.example.org", Syntax::DNS, "Bob.svc.EXAMPLE.org"));
         let email = |p: &str, a: &str| EmailPattern::new(p).unwrap().matches(a);
         assert!(email("alice@example.org", "alice@Example.ORG"));
-        assert!(!email("alice@example.org", "Alice@example.org"), "the local part is the mailbox host's to read");
+        assert!(
+            !email("alice@example.org", "Alice@example.org"),
+            "the local part is the mailbox host's to read"
+        );
         assert!(email("*@example.org", "Alice.Smith@EXAMPLE.org"));
         assert!(!email("*@example.org", "alice@example.org.evil"));
         assert!(!email("*@example.org", "alice@evil.org"));

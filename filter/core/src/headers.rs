@@ -133,8 +133,13 @@ impl HeaderKind {
 /// method-override, ASP.NET Core, Laravel, Symfony, Google APIs),
 /// `X-HTTP-Method` (OData, SharePoint) and `X-Method-Override` (others).
 /// Removed from every request unless the policy passes them.
-pub const OVERRIDE_HEADERS: [&str; 5] =
-    ["x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override"];
+pub const OVERRIDE_HEADERS: [&str; 5] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// Named sets of headers users already know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -205,8 +210,10 @@ impl HeaderPlan {
         // Every preset's names are stripped whatever the preset: an application
         // migrated from the Gunicorn or nginx set-up may still read `X-USER` or
         // `dn` after the operator picked another preset.
-        let every_preset: Vec<(HeaderKind, String)> =
-            [Preset::Default, Preset::Gunicorn, Preset::Nginx, Preset::Rfc9440].iter().flat_map(|p| p.names()).collect();
+        let every_preset: Vec<(HeaderKind, String)> = [Preset::Default, Preset::Gunicorn, Preset::Nginx, Preset::Rfc9440]
+            .iter()
+            .flat_map(|p| p.names())
+            .collect();
         let mut strip: Vec<String> = Vec::new();
         let names = set
             .iter()
@@ -232,7 +239,9 @@ impl HeaderPlan {
     pub fn strips(&self, name: &str) -> bool {
         // compared byte by byte, so no folded copy is made per request
         let name = name.trim().as_bytes();
-        self.strip.iter().any(|s| s.len() == name.len() && s.bytes().zip(name).all(|(a, b)| a == fold_byte(*b)))
+        self.strip
+            .iter()
+            .any(|s| s.len() == name.len() && s.bytes().zip(name).all(|(a, b)| a == fold_byte(*b)))
     }
 }
 
@@ -253,10 +262,7 @@ pub fn fold_name(name: &str) -> String {
 
 /// Whether a name is a valid HTTP header name (an RFC 9110 token).
 pub fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Whether a header value is one certgate could have set: printable ASCII
@@ -300,7 +306,15 @@ mod tests {
     #[test]
     fn stripping_ignores_case_and_underscores() {
         let plan = HeaderPlan::new(Preset::Gunicorn.names(), &["X-Legacy-User".to_owned()]);
-        for name in ["x-user", "X-USER", "X_USER", "x_uSeR", "x-not-before", "X-NOT_AFTER", "x-legacy_user"] {
+        for name in [
+            "x-user",
+            "X-USER",
+            "X_USER",
+            "x_uSeR",
+            "x-not-before",
+            "X-NOT_AFTER",
+            "x-legacy_user",
+        ] {
             assert!(plan.strips(name), "{name}");
         }
         // every preset's names are stripped whatever the preset
@@ -320,10 +334,17 @@ mod tests {
         assert_eq!(g.name(HeaderKind::Serial), None);
         let n = HeaderPlan::new(Preset::Nginx.names(), &[]);
         assert_eq!(n.name(HeaderKind::Subject), Some("dn"));
-        assert_eq!(Preset::Default.names().len(), HeaderKind::ALL.len() - 2, "all but the RFC 9440 headers");
+        assert_eq!(
+            Preset::Default.names().len(),
+            HeaderKind::ALL.len() - 2,
+            "all but the RFC 9440 headers"
+        );
         let r = HeaderPlan::new(Preset::Rfc9440.names(), &[]);
         assert_eq!(r.name(HeaderKind::ClientCert), Some("client-cert"));
-        assert!(HeaderPlan::new(Preset::Default.names(), &[]).strips("Client-Cert-Chain"), "stripped whatever the preset");
+        assert!(
+            HeaderPlan::new(Preset::Default.names(), &[]).strips("Client-Cert-Chain"),
+            "stripped whatever the preset"
+        );
     }
 
     #[test]

@@ -89,7 +89,10 @@ pub struct HostReads {
 /// The first value of a header (names compare without case), as text;
 /// empty when the request has none.
 pub fn header_text<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Cow<'a, str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map_or(Cow::Borrowed(""), |(_, v)| String::from_utf8_lossy(v))
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map_or(Cow::Borrowed(""), |(_, v)| String::from_utf8_lossy(v))
 }
 
 /// Every value of a header (names compare without case), as text, in order.

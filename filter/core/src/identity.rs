@@ -115,7 +115,13 @@ fn check_names(uris: Vec<String>, dns: Vec<String>, emails: Vec<String>) -> Chec
     let san_uri = keep(uris, &|u| check_uri(u).map_err(NameError::Uri));
     let san_dns = keep(dns, &|d| check_dns_name(d).map_err(NameError::Dns));
     let san_email = keep(emails, &|e| check_email(e).map_err(NameError::Email));
-    CheckedNames { san_uri, san_dns, san_email, spiffe_id, refused }
+    CheckedNames {
+        san_uri,
+        san_dns,
+        san_email,
+        spiffe_id,
+        refused,
+    }
 }
 
 /// The SPIFFE ID of a certificate with these URI SANs: the only one, if it is
@@ -127,12 +133,18 @@ fn spiffe_id_of(uris: &[String], refused: &mut Vec<RefusedName>) -> Option<Strin
         ([only], _) => match SpiffeId::parse(only) {
             Ok(_) => Some(only.clone()),
             Err(e) => {
-                refused.push(RefusedName { value: only.clone(), why: NameError::SpiffeId(e) });
+                refused.push(RefusedName {
+                    value: only.clone(),
+                    why: NameError::SpiffeId(e),
+                });
                 None
             }
         },
         (_, claims) => {
-            refused.extend(claims.iter().map(|u| RefusedName { value: (*u).clone(), why: NameError::SeveralUris }));
+            refused.extend(claims.iter().map(|u| RefusedName {
+                value: (*u).clone(),
+                why: NameError::SeveralUris,
+            }));
             None
         }
     }
@@ -324,11 +336,20 @@ mod tests {
             Err(IdentityError::Certificate(CertError::TrailingData(2)))
         );
         for len in [0, 1, 10, der.len() / 2, der.len() - 1] {
-            assert!(PeerIdentity::from_der(&der[..len], IdentitySource::Xfcc).is_err(), "truncated to {len}");
+            assert!(
+                PeerIdentity::from_der(&der[..len], IdentitySource::Xfcc).is_err(),
+                "truncated to {len}"
+            );
         }
-        assert!(matches!(PeerIdentity::from_pem(b"", IdentitySource::Xfcc), Err(IdentityError::Pem(_))));
         assert!(matches!(
-            PeerIdentity::from_pem(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n", IdentitySource::Xfcc),
+            PeerIdentity::from_pem(b"", IdentitySource::Xfcc),
+            Err(IdentityError::Pem(_))
+        ));
+        assert!(matches!(
+            PeerIdentity::from_pem(
+                b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                IdentitySource::Xfcc
+            ),
             Err(IdentityError::Pem(_))
         ));
         let key = fixture("alice.key");
@@ -379,7 +400,13 @@ mod tests {
         let id = PeerIdentity::from_properties("CN=x", Some("spiffe://example.org/ns/prod/sa/.."), None, "ab").unwrap();
         assert_eq!(id.spiffe_id, None);
         assert_eq!(id.san_uri, ["spiffe://example.org/ns/prod/sa/.."]);
-        assert_eq!(id.refused, [RefusedName { value: "spiffe://example.org/ns/prod/sa/..".into(), why: NameError::SpiffeId(SpiffeIdError::DotSegment) }]);
+        assert_eq!(
+            id.refused,
+            [RefusedName {
+                value: "spiffe://example.org/ns/prod/sa/..".into(),
+                why: NameError::SpiffeId(SpiffeIdError::DotSegment)
+            }]
+        );
         // uppercase is refused, not folded: `SPIFFE:` still claims to be one
         let upper = PeerIdentity::from_properties("CN=x", Some("SPIFFE://example.org/x"), None, "ab").unwrap();
         assert_eq!((upper.spiffe_id, upper.refused.len()), (None, 1));
@@ -397,8 +424,19 @@ mod tests {
         assert_eq!(names.san_dns, ["ok.example.org"]);
         assert_eq!(names.san_email, ["alice@example.org"]);
         let refused: Vec<&str> = names.refused.iter().map(|r| r.value.as_str()).collect();
-        assert_eq!(refused, ["https://example.org/a b", "*.example.org", "bad_name.example.org", "Alice <alice@example.org>"]);
-        assert_eq!(names.refused[1].why.to_string(), "DNS SAN is not a DNS name: a label is `*` or holds one: a wildcard is not a client's name");
+        assert_eq!(
+            refused,
+            [
+                "https://example.org/a b",
+                "*.example.org",
+                "bad_name.example.org",
+                "Alice <alice@example.org>"
+            ]
+        );
+        assert_eq!(
+            names.refused[1].why.to_string(),
+            "DNS SAN is not a DNS name: a label is `*` or holds one: a wildcard is not a client's name"
+        );
     }
 
     #[test]

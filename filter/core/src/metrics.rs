@@ -47,8 +47,14 @@ pub const MODULE_NAMESPACE: &str = "dynamicmodulescustom";
 pub fn stats_tags(namespace: &str) -> [(&'static str, String); 3] {
     [
         ("outcome", format!(r"^{namespace}\.certgate_requests_total(\.outcome\.([a-z_]+))")),
-        ("reason", format!(r"^{namespace}\.certgate_requests_total\.outcome\.[a-z_]+(\.reason\.([a-z_]+))")),
-        ("rule", format!(r"^{namespace}\.certgate_requests_total\..*?(\.rule\.([A-Za-z0-9_.-]+))$")),
+        (
+            "reason",
+            format!(r"^{namespace}\.certgate_requests_total\.outcome\.[a-z_]+(\.reason\.([a-z_]+))"),
+        ),
+        (
+            "rule",
+            format!(r"^{namespace}\.certgate_requests_total\..*?(\.rule\.([A-Za-z0-9_.-]+))$"),
+        ),
     ]
 }
 
@@ -78,13 +84,28 @@ fn request_counter(counted: Counted, rule: Option<&str>) -> String {
 /// The counters every policy has, first in index order, and what each
 /// counts (the book's metrics page is written from this).
 pub const FIXED_COUNTERS: [(&str, &str); 7] = [
-    (EXPIRING_SOON, "requests with a certificate inside the expiry warning window (`expiry_warning_days`)"),
+    (
+        EXPIRING_SOON,
+        "requests with a certificate inside the expiry warning window (`expiry_warning_days`)",
+    ),
     (CACHE_MISSES, "certificates parsed (not found in the per-worker identity cache)"),
     (SPOOFED_HEADERS, "identity and override headers a client sent, removed"),
-    (INVALID_SPIFFE_IDS, "certificates, when first seen, whose `spiffe:` URI SAN is no valid SPIFFE ID or not their only URI SAN"),
-    (INVALID_URI_SANS, "certificates, when first seen, with a URI SAN that is no RFC 3986 URI"),
-    (INVALID_DNS_SANS, "certificates, when first seen, with a DNS SAN that is no DNS name"),
-    (INVALID_EMAIL_SANS, "certificates, when first seen, with an e-mail SAN that is no mailbox"),
+    (
+        INVALID_SPIFFE_IDS,
+        "certificates, when first seen, whose `spiffe:` URI SAN is no valid SPIFFE ID or not their only URI SAN",
+    ),
+    (
+        INVALID_URI_SANS,
+        "certificates, when first seen, with a URI SAN that is no RFC 3986 URI",
+    ),
+    (
+        INVALID_DNS_SANS,
+        "certificates, when first seen, with a DNS SAN that is no DNS name",
+    ),
+    (
+        INVALID_EMAIL_SANS,
+        "certificates, when first seen, with an e-mail SAN that is no mailbox",
+    ),
 ];
 const I_EXPIRING_SOON: usize = 0;
 const I_CACHE_MISSES: usize = 1;
@@ -111,8 +132,11 @@ const PER_RULE: usize = 1 + 2 * DenyReason::ALL.len();
 /// What a request can be counted as, in a rule slot's index order:
 /// allowed, then denied and audit-would-deny for each reason.
 fn every_counted() -> impl Iterator<Item = Counted> {
-    std::iter::once(Counted::Allowed)
-        .chain(DenyReason::ALL.into_iter().flat_map(|r| [Counted::Denied(r), Counted::AuditWouldDeny(r)]))
+    std::iter::once(Counted::Allowed).chain(
+        DenyReason::ALL
+            .into_iter()
+            .flat_map(|r| [Counted::Denied(r), Counted::AuditWouldDeny(r)]),
+    )
 }
 
 /// Every counter a policy can touch, to define them at configure time (so
@@ -198,7 +222,9 @@ pub fn define_counters<Id, E: std::fmt::Display>(policy: &Policy, mut define: im
 
 /// The index of a request counter in [`all_counters`].
 fn request_index(policy: &Policy, counted: Counted, rule: Option<&str>) -> usize {
-    let slot = rule.and_then(|r| policy.rules.iter().position(|x| x.name == r)).unwrap_or(policy.rules.len());
+    let slot = rule
+        .and_then(|r| policy.rules.iter().position(|x| x.name == r))
+        .unwrap_or(policy.rules.len());
     let within = match counted {
         Counted::Allowed => 0,
         Counted::Denied(r) => 1 + 2 * reason_position(r),
@@ -307,7 +333,10 @@ mod tests {
         let is = |counted, rule| names[request_index(&audit, counted, rule)].is_some();
         assert!(is(Counted::AuditWouldDeny(DenyReason::SubjectNotAllowed), Some("a")));
         assert!(!is(Counted::Denied(DenyReason::SubjectNotAllowed), Some("a")));
-        assert!(!is(Counted::AuditWouldDeny(DenyReason::IssuerNotAllowed), Some("a")), "no issuer check");
+        assert!(
+            !is(Counted::AuditWouldDeny(DenyReason::IssuerNotAllowed), Some("a")),
+            "no issuer check"
+        );
         assert!(!is(Counted::AuditWouldDeny(DenyReason::Revoked), Some("a")), "no deny lists");
         assert!(is(Counted::Denied(DenyReason::InternalError), None) && is(Counted::Allowed, None));
     }

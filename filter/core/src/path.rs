@@ -209,7 +209,17 @@ pub fn readings(path: &str, settings: PathSettings) -> Option<Vec<Reading>> {
         PathCase::Either if path.bytes().any(|b| b.is_ascii_uppercase()) => &[false, true],
         PathCase::Either => &[false],
     };
-    Some(folds.iter().flat_map(|&fold_case| paths.iter().map(move |p| Reading { path: p.clone(), fold_case })).collect())
+    Some(
+        folds
+            .iter()
+            .flat_map(|&fold_case| {
+                paths.iter().map(move |p| Reading {
+                    path: p.clone(),
+                    fold_case,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// Whether `path` is `under` or below it: `/admin` covers `/admin`,
@@ -217,7 +227,11 @@ pub fn readings(path: &str, settings: PathSettings) -> Option<Vec<Reading>> {
 /// `path_separated_prefix`). `under` has no trailing `/`.
 pub fn is_under(path: &str, under: &str, fold_case: bool) -> bool {
     let Some(head) = path.get(..under.len()) else { return false };
-    let same = if fold_case { head.eq_ignore_ascii_case(under) } else { head == under };
+    let same = if fold_case {
+        head.eq_ignore_ascii_case(under)
+    } else {
+        head == under
+    };
     same && matches!(path.as_bytes().get(under.len()), None | Some(b'/'))
 }
 
@@ -267,10 +281,30 @@ mod tests {
     #[test]
     fn paths_an_application_could_read_otherwise_are_refused() {
         for raw in [
-            "", "admin", "*", "/public/../admin/", "/public/%2e%2e/admin", "/./admin", "/admin/.",
-            "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%zz", "/a%4", "/a%00", "/a\nb",
-            "/admin%3bx/", "/admin%3B/",
-            "/admin%20/", "/%20admin/", "/admin%C2%A0/", "/admin%a0/", "/admin./", "/admin../x", "/admin%2e/",
+            "",
+            "admin",
+            "*",
+            "/public/../admin/",
+            "/public/%2e%2e/admin",
+            "/./admin",
+            "/admin/.",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a%zz",
+            "/a%4",
+            "/a%00",
+            "/a\nb",
+            "/admin%3bx/",
+            "/admin%3B/",
+            "/admin%20/",
+            "/%20admin/",
+            "/admin%C2%A0/",
+            "/admin%a0/",
+            "/admin./",
+            "/admin../x",
+            "/admin%2e/",
         ] {
             assert_eq!(norm(raw), None, "{raw:?}");
         }
@@ -278,23 +312,38 @@ mod tests {
     }
 
     fn paths(p: &str, case: PathCase, parameters: PathParameters) -> Vec<(String, bool)> {
-        readings(p, PathSettings { case, parameters }).unwrap().into_iter().map(|r| (r.path, r.fold_case)).collect()
+        readings(p, PathSettings { case, parameters })
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.path, r.fold_case))
+            .collect()
     }
 
     #[test]
     fn readings_cover_the_trailing_slash_case_and_parameters() {
         use PathCase as C;
         use PathParameters as P;
-        assert_eq!(paths("/admin/", C::Either, P::Either), [("/admin/".into(), false), ("/admin".into(), false)]);
+        assert_eq!(
+            paths("/admin/", C::Either, P::Either),
+            [("/admin/".into(), false), ("/admin".into(), false)]
+        );
         assert_eq!(
             paths("/Admin", C::Either, P::Either),
-            [("/Admin".into(), false), ("/Admin/".into(), false), ("/Admin".into(), true), ("/Admin/".into(), true)]
+            [
+                ("/Admin".into(), false),
+                ("/Admin/".into(), false),
+                ("/Admin".into(), true),
+                ("/Admin/".into(), true)
+            ]
         );
         assert_eq!(paths("/Admin", C::Sensitive, P::Either).len(), 2);
         assert!(paths("/Admin", C::Insensitive, P::Either).iter().all(|(_, f)| *f));
         assert_eq!(paths("/", C::Either, P::Either), [("/".into(), false)]);
         assert_eq!(
-            paths("/admin;x/y", C::Either, P::Either).into_iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            paths("/admin;x/y", C::Either, P::Either)
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect::<Vec<_>>(),
             ["/admin;x/y", "/admin;x/y/", "/admin/y", "/admin/y/"]
         );
         assert_eq!(paths("/admin;x/y", C::Either, P::Strip)[0].0, "/admin/y");

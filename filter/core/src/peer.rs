@@ -69,7 +69,10 @@ pub fn find_peer(
         return Ok(match nearest_certificate(&xfcc_values) {
             Err(e) => Found::Unreadable(e),
             Ok((el, pem)) => {
-                let key = el.get("hash").map(str::to_ascii_lowercase).unwrap_or_else(|| String::from_utf8_lossy(&pem).into_owned());
+                let key = el
+                    .get("hash")
+                    .map(str::to_ascii_lowercase)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&pem).into_owned());
                 from_cache(cache, &key, cache_miss, &|| PeerIdentity::from_pem(&pem, IdentitySource::Xfcc))
             }
         });
@@ -96,7 +99,9 @@ pub fn find_peer(
             return Ok(Found::from(hit));
         }
         if let Some(pem) = host.property(property::PEER_CERTIFICATE)?.filter(|p| !p.is_empty()) {
-            return Ok(from_cache(cache, &digest, cache_miss, &|| PeerIdentity::from_pem_with_digest(&pem, IdentitySource::PeerCertificate, Some(&digest))));
+            return Ok(from_cache(cache, &digest, cache_miss, &|| {
+                PeerIdentity::from_pem_with_digest(&pem, IdentitySource::PeerCertificate, Some(&digest))
+            }));
         }
         if policy.identity_source == IdentitySourceSetting::PeerCertificate {
             return Ok(Found::Unreadable("the proxy gives no connection.peer_certificate".into()));
@@ -115,17 +120,24 @@ pub fn find_peer(
     };
     let uri = utf8(host.property(property::URI_SAN)?);
     let dns = utf8(host.property(property::DNS_SAN)?);
-    Ok(match PeerIdentity::from_properties(&subject, uri.as_deref(), dns.as_deref(), &digest) {
-        Ok(id) => Found::Identity(Rc::new(id)),
-        Err(e) => Found::Unreadable(e.to_string()),
-    })
+    Ok(
+        match PeerIdentity::from_properties(&subject, uri.as_deref(), dns.as_deref(), &digest) {
+            Ok(id) => Found::Identity(Rc::new(id)),
+            Err(e) => Found::Unreadable(e.to_string()),
+        },
+    )
 }
 
 /// RFC 9440's fields for a usable identity: the leaf from the property or the
 /// XFCC element it came from, the chain from that element's `Chain=` (Envoy's
 /// `set_current_client_cert_details: { chain: true }`); each only if it holds
 /// this very certificate.
-pub fn certificate_fields(host: &mut dyn Host, policy: &Policy, id: &PeerIdentity, headers: &[(String, Vec<u8>)]) -> Result<CertificateFields, HostError> {
+pub fn certificate_fields(
+    host: &mut dyn Host,
+    policy: &Policy,
+    id: &PeerIdentity,
+    headers: &[(String, Vec<u8>)],
+) -> Result<CertificateFields, HostError> {
     let values = header_texts(headers, XFCC_HEADER);
     let element = xfcc::nearest_element(values.iter().map(String::as_str)).ok().filter(|el| {
         policy.identity_source == IdentitySourceSetting::Xfcc || el.get("hash").is_some_and(|h| h.eq_ignore_ascii_case(&id.sha256))
@@ -135,7 +147,10 @@ pub fn certificate_fields(host: &mut dyn Host, policy: &Policy, id: &PeerIdentit
         IdentitySource::Xfcc => element.as_ref().and_then(|el| el.cert_pem()).and_then(Result::ok),
         IdentitySource::Properties => None,
     };
-    let chain = element.as_ref().and_then(|el| el.get("chain")).and_then(|c| xfcc::percent_decode(c).ok());
+    let chain = element
+        .as_ref()
+        .and_then(|el| el.get("chain"))
+        .and_then(|c| xfcc::percent_decode(c).ok());
     Ok(client_cert::certificate_fields(leaf.as_deref(), chain.as_deref(), &id.sha256))
 }
 

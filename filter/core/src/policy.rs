@@ -398,19 +398,34 @@ pub struct Decision<'p> {
 pub fn decide<'p>(policy: &'p Policy, facts: &RequestFacts<'_>, now: i64) -> Decision<'p> {
     let credential = credential(policy, facts.peer, now);
     let Some(path) = path::normalize(facts.path) else {
-        return Decision { outcome: Outcome::Deny(DenyReason::BadPath), rule: None, credential, path: None };
+        return Decision {
+            outcome: Outcome::Deny(DenyReason::BadPath),
+            rule: None,
+            credential,
+            path: None,
+        };
     };
     let host = strip_port(facts.host);
     let rule_of = |reading: &Reading| policy.rules.iter().position(|r| r.applies_to(reading, facts.method, host));
     // The rules of every reading an application may give the path, in policy
     // order (`None`, no rule, last); a path that is literally some rule's
     // exact `path` is that rule's alone.
-    let literal = Reading { path: path.path.clone(), fold_case: policy.paths.case == PathCase::Insensitive };
+    let literal = Reading {
+        path: path.path.clone(),
+        fold_case: policy.paths.case == PathCase::Insensitive,
+    };
     let mut rules: Vec<Option<usize>> = match rule_of(&literal) {
         Some(i) if policy.rules.get(i).is_some_and(|r| matches!(r.path, PathMatch::Exact(_))) => vec![Some(i)],
         _ => match path::readings(&path.path, policy.paths) {
             Some(readings) => readings.iter().map(rule_of).collect(),
-            None => return Decision { outcome: Outcome::Deny(DenyReason::BadPath), rule: None, credential, path: None },
+            None => {
+                return Decision {
+                    outcome: Outcome::Deny(DenyReason::BadPath),
+                    rule: None,
+                    credential,
+                    path: None,
+                }
+            }
         },
     };
     rules.sort_by_key(|r| r.unwrap_or(usize::MAX));
@@ -422,12 +437,22 @@ pub fn decide<'p>(policy: &'p Policy, facts: &RequestFacts<'_>, now: i64) -> Dec
         let rule = index.and_then(|i| policy.rules.get(i));
         let outcome = rule_outcome(policy, rule, credential, facts.peer, facts.token);
         if let Outcome::Deny(_) = outcome {
-            return Decision { outcome, rule: rule.map(|r| r.name.as_str()), credential, path: Some(path) };
+            return Decision {
+                outcome,
+                rule: rule.map(|r| r.name.as_str()),
+                credential,
+                path: Some(path),
+            };
         }
         allowed = allowed.or(Some(rule));
     }
     let rule = allowed.flatten();
-    Decision { outcome: Outcome::Allow, rule: rule.map(|r| r.name.as_str()), credential, path: Some(path) }
+    Decision {
+        outcome: Outcome::Allow,
+        rule: rule.map(|r| r.name.as_str()),
+        credential,
+        path: Some(path),
+    }
 }
 
 /// What one rule (or, `None`, the default) says of a request.

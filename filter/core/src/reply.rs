@@ -20,9 +20,17 @@ pub struct DenyReply {
 pub fn deny_reply(reason: DenyReason, rule: Option<&str>, policy_status: u16, accept: &str) -> DenyReply {
     let status = reason.status(policy_status);
     if wants_html(accept) {
-        DenyReply { status, content_type: "text/html; charset=utf-8", body: html_body(reason, rule, status) }
+        DenyReply {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body: html_body(reason, rule, status),
+        }
     } else {
-        DenyReply { status, content_type: "application/json", body: reply_body(reason, rule) }
+        DenyReply {
+            status,
+            content_type: "application/json",
+            body: reply_body(reason, rule),
+        }
     }
 }
 
@@ -124,7 +132,10 @@ mod tests {
 
     #[test]
     fn a_rule_name_outside_the_checked_alphabet_is_not_echoed() {
-        assert_eq!(reply_body(DenyReason::Revoked, Some("<x>")), r#"{"error":"forbidden","reason":"revoked","rule":null}"#);
+        assert_eq!(
+            reply_body(DenyReason::Revoked, Some("<x>")),
+            r#"{"error":"forbidden","reason":"revoked","rule":null}"#
+        );
         assert!(!html_body(DenyReason::Revoked, Some("<x>"), 403).contains("<x>"));
     }
 }

@@ -49,7 +49,10 @@ pub struct FakeEnvoy {
 impl FakeEnvoy {
     /// A request with its pseudo-headers ([`header_map::request`]), on no connection.
     pub fn request(method: &str, path: &str, authority: &str) -> FakeEnvoy {
-        FakeEnvoy { headers: header_map::request(method, path, authority), ..FakeEnvoy::default() }
+        FakeEnvoy {
+            headers: header_map::request(method, path, authority),
+            ..FakeEnvoy::default()
+        }
     }
 
     /// A request with these headers, names lowercased as Envoy gives them.
@@ -69,7 +72,8 @@ impl FakeEnvoy {
 
     /// On this connection: its properties, as the listener gives them.
     pub fn on(mut self, connection: &Connection) -> FakeEnvoy {
-        self.properties.extend(connection.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.properties
+            .extend(connection.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
         self
     }
 
@@ -81,7 +85,11 @@ impl FakeEnvoy {
     /// Header values by name (case-insensitive), as the application would see them.
     pub fn header_values(&self, name: &str) -> Vec<String> {
         let name = header_map::name(name);
-        self.headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
     }
 
     /// The one value of a header; panics if it appears more than once.
@@ -93,7 +101,10 @@ impl FakeEnvoy {
 
     fn fail(&self, call: &'static str) -> Result<(), HostError> {
         if self.failing.contains(&call) {
-            return Err(HostError { call, status: "InternalFailure".into() });
+            return Err(HostError {
+                call,
+                status: "InternalFailure".into(),
+            });
         }
         Ok(())
     }

@@ -82,10 +82,16 @@ pub fn read_token(host: &mut dyn Host, settings: &BoundTokens, headers: &[(Strin
             let [payload] = values.as_slice() else {
                 return Err(HostError {
                     call: "jwt_authn forward_payload_header",
-                    status: format!("{} `{name}` headers with a verified token (jwt_authn's provider must set forward_payload_header: {name})", values.len()),
+                    status: format!(
+                        "{} `{name}` headers with a verified token (jwt_authn's provider must set forward_payload_header: {name})",
+                        values.len()
+                    ),
                 });
             };
-            payload_thumbprint(payload).map_err(|why| HostError { call: "jwt_authn forward_payload_header", status: why })?
+            payload_thumbprint(payload).map_err(|why| HostError {
+                call: "jwt_authn forward_payload_header",
+                status: why,
+            })?
         }
     };
     Ok(match claim.map(String::from_utf8) {
@@ -101,10 +107,8 @@ pub fn read_token(host: &mut dyn Host, settings: &BoundTokens, headers: &[(Strin
 /// The `cnf["x5t#S256"]` of a payload as `forward_payload_header` carries
 /// it (base64url JSON, padded or not).
 fn payload_thumbprint(header: &str) -> Result<Option<Vec<u8>>, String> {
-    let json = Base64UrlUnpadded::decode_vec(header.trim_end_matches('='))
-        .map_err(|_| "the payload header is not base64url".to_owned())?;
-    let payload: serde_json::Value =
-        serde_json::from_slice(&json).map_err(|e| format!("the payload header is not JSON: {e}"))?;
+    let json = Base64UrlUnpadded::decode_vec(header.trim_end_matches('=')).map_err(|_| "the payload header is not base64url".to_owned())?;
+    let payload: serde_json::Value = serde_json::from_slice(&json).map_err(|e| format!("the payload header is not JSON: {e}"))?;
     if !payload.is_object() {
         return Err("the payload header is not a JWT payload (a JSON object)".into());
     }
@@ -127,7 +131,10 @@ mod tests {
         let (t, sha) = (certgate_x509::x5t_s256(der), certgate_x509::sha256_hex(der));
         assert_eq!(t.len(), 43);
         assert!(Token::is_bound_to(&t, &sha));
-        assert!(!Token::is_bound_to(&format!("{t}="), &sha), "padding is not base64url as RFC 8705 writes it");
+        assert!(
+            !Token::is_bound_to(&format!("{t}="), &sha),
+            "padding is not base64url as RFC 8705 writes it"
+        );
         assert!(!Token::is_bound_to(&t[..42], &sha));
         assert!(!Token::is_bound_to("", &sha));
         assert!(!Token::is_bound_to(&t, &certgate_x509::sha256_hex(b"another")));
@@ -136,7 +143,10 @@ mod tests {
     #[test]
     fn the_forwarded_payload_gives_its_claim() {
         let enc = |json: &str| Base64UrlUnpadded::encode_string(json.as_bytes());
-        assert_eq!(payload_thumbprint(&enc(r#"{"cnf":{"x5t#S256":"abc"}}"#)).unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(
+            payload_thumbprint(&enc(r#"{"cnf":{"x5t#S256":"abc"}}"#)).unwrap(),
+            Some(b"abc".to_vec())
+        );
         assert_eq!(payload_thumbprint(&enc(r#"{"sub":"x"}"#)).unwrap(), None);
         assert_eq!(payload_thumbprint(&enc(r#"{"cnf":{"jkt":"x"}}"#)).unwrap(), None);
         assert_eq!(payload_thumbprint(&enc(r#"{"cnf":{"x5t#S256":5}}"#)).unwrap(), Some(b"5".to_vec()));

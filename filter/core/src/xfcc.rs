@@ -178,7 +178,13 @@ mod tests {
         assert_eq!(els.len(), 1);
         assert_eq!(
             pairs(&els[0]),
-            [("by", "spiffe://a/b"), ("hash", "abc"), ("uri", "spiffe://c/d"), ("dns", "x.org"), ("dns", "y.org")]
+            [
+                ("by", "spiffe://a/b"),
+                ("hash", "abc"),
+                ("uri", "spiffe://c/d"),
+                ("dns", "x.org"),
+                ("dns", "y.org")
+            ]
         );
         assert_eq!(els[0].all("DNS").collect::<Vec<_>>(), ["x.org", "y.org"]);
     }
@@ -200,7 +206,9 @@ mod tests {
 
     #[test]
     fn cert_is_percent_decoded() {
-        let e = parse("Hash=1;Cert=\"-----BEGIN%20CERTIFICATE-----%0AMII%2B%2F%0A\"").unwrap().remove(0);
+        let e = parse("Hash=1;Cert=\"-----BEGIN%20CERTIFICATE-----%0AMII%2B%2F%0A\"")
+            .unwrap()
+            .remove(0);
         assert_eq!(e.cert_pem().unwrap().unwrap(), b"-----BEGIN CERTIFICATE-----\nMII+/\n");
         assert!(parse("Hash=1").unwrap()[0].cert_pem().is_none());
         assert_eq!(percent_decode("%zz"), Err(XfccError::BadPercent(0)));

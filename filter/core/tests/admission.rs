@@ -1,6 +1,12 @@
 //! The request flow's behaviour that the scenario table does not show:
 //! identity sources, the cache, expiry warnings, metrics, failing closed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -64,7 +70,10 @@ fn an_unparseable_certificate_is_denied_and_not_parsed_twice() {
         let mut proxy = get("/");
         proxy.set_property(property::SHA256_DIGEST, "ab".repeat(32));
         proxy.set_property(property::PEER_CERTIFICATE_VALID, vec![1]);
-        proxy.set_property(property::PEER_CERTIFICATE, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        proxy.set_property(
+            property::PEER_CERTIFICATE,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
         let a = admit(&mut proxy, &p, &mut cache, NOW);
         assert_eq!(a.outcome, Outcome::Deny(DenyReason::UnparseableCertificate));
         assert_eq!(a.cache_miss, round == 0);
@@ -79,7 +88,9 @@ const LISTENER: &str = r#"{"verification":"listener","rules":[{"name":"any"}]}"#
 /// SANs, and the SANITIZE_SET XFCC with `Cert=`; no `peer_certificate` and no
 /// `peer_certificate_valid`.
 fn envoy_1_36(name: &str) -> FakeEnvoy {
-    let mut proxy = get("/").with_client_cert(name, true).with_header("x-forwarded-client-cert", &xfcc_for(name));
+    let mut proxy = get("/")
+        .with_client_cert(name, true)
+        .with_header("x-forwarded-client-cert", &xfcc_for(name));
     proxy.properties.remove("connection.peer_certificate");
     proxy.properties.remove("connection.peer_certificate_valid");
     proxy
@@ -107,7 +118,10 @@ fn under_listener_verification_envoy_1_36_gives_the_full_identity_from_xfcc() {
     assert_eq!(proxy.header("x-client-issuer").as_deref(), Some("CN=Example Client CA,O=Example"));
     assert_eq!(proxy.header("x-client-serial").as_deref(), Some("4c1e7a5e000000000000000000001001"));
     assert_eq!(proxy.header("x-client-verified").as_deref(), Some("SUCCESS"));
-    assert!(!proxy.property_reads.contains(&"connection.peer_certificate_valid".to_owned()), "the flag cannot change the answer");
+    assert!(
+        !proxy.property_reads.contains(&"connection.peer_certificate_valid".to_owned()),
+        "the flag cannot change the answer"
+    );
 }
 
 #[test]
@@ -140,7 +154,10 @@ fn the_verified_header_says_why_a_certificate_failed_as_nginx_does() {
         (get("/").with_client_cert("alice", true), "SUCCESS"),
         (get("/"), "NONE"),
         (get("/").with_client_cert("expired", true), "FAILED:certificate has expired"),
-        (get("/").with_client_cert("not-yet-valid", true), "FAILED:certificate is not yet valid"),
+        (
+            get("/").with_client_cert("not-yet-valid", true),
+            "FAILED:certificate is not yet valid",
+        ),
         (get("/").with_client_cert("mallory", false), "FAILED:certificate_not_verified"),
         (envoy_1_36("alice"), "FAILED:verification_unknown"),
     ] {
@@ -171,7 +188,9 @@ fn a_browser_is_denied_with_a_page_and_an_api_client_with_json() {
 fn auto_reads_xfcc_only_for_this_connections_certificate() {
     let p = policy(ANY_CERT);
     // an older proxy: no peer_certificate property, but XFCC set by it
-    let mut proxy = get("/").with_client_cert("alice", true).with_header("x-forwarded-client-cert", &xfcc_for("alice"));
+    let mut proxy = get("/")
+        .with_client_cert("alice", true)
+        .with_header("x-forwarded-client-cert", &xfcc_for("alice"));
     proxy.properties.remove("connection.peer_certificate");
     let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
     assert_eq!(a.outcome, Outcome::Allow);
@@ -180,7 +199,9 @@ fn auto_reads_xfcc_only_for_this_connections_certificate() {
     // XFCC claiming ops-anna on alice's connection is ignored: the identity
     // falls back to the connection's own subject property.
     let spoof = format!("{},{}", xfcc_for("bob"), xfcc_for("ops-anna"));
-    let mut proxy = get("/").with_client_cert("alice", true).with_header("x-forwarded-client-cert", &spoof);
+    let mut proxy = get("/")
+        .with_client_cert("alice", true)
+        .with_header("x-forwarded-client-cert", &spoof);
     proxy.properties.remove("connection.peer_certificate");
     let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
     assert_eq!(a.outcome, Outcome::Allow);
@@ -200,11 +221,19 @@ fn properties_alone_cannot_satisfy_issuer_rules_or_serial_deny_lists() {
     let mut proxy = get("/").with_client_cert("alice", true);
     let a = admit(&mut proxy, &cn_rule, &mut IdentityCache::new(8), NOW);
     assert_eq!(a.outcome, Outcome::Allow);
-    assert_eq!(proxy.header("x-client-subject").as_deref(), Some("CN=alice,OU=Engineering,O=Example"));
+    assert_eq!(
+        proxy.header("x-client-subject").as_deref(),
+        Some("CN=alice,OU=Engineering,O=Example")
+    );
     assert_eq!(proxy.header("x-client-not-after"), None);
 
     let deny_list = policy(&format!(r#"{{{source}"deny":{{"serials":["01"]}},"rules":[{{"name":"a"}}]}}"#));
-    let a = admit(&mut get("/").with_client_cert("alice", true), &deny_list, &mut IdentityCache::new(8), NOW);
+    let a = admit(
+        &mut get("/").with_client_cert("alice", true),
+        &deny_list,
+        &mut IdentityCache::new(8),
+        NOW,
+    );
     assert_eq!(a.outcome, Outcome::Deny(DenyReason::IdentityIncomplete));
 }
 
@@ -237,7 +266,10 @@ fn a_sha256_deny_list_entry_revokes_at_once() {
         .chunks(2)
         .map(|c| String::from_utf8(c.to_vec()).unwrap())
         .collect();
-    let p = policy(&format!(r#"{{"deny":{{"sha256":["{}"]}},"rules":[{{"name":"a"}}]}}"#, fingerprint.join(":")));
+    let p = policy(&format!(
+        r#"{{"deny":{{"sha256":["{}"]}},"rules":[{{"name":"a"}}]}}"#,
+        fingerprint.join(":")
+    ));
     let a = admit(&mut get("/").with_client_cert("bob", true), &p, &mut IdentityCache::new(8), NOW);
     assert_eq!(a.outcome, Outcome::Deny(DenyReason::Revoked));
     assert_eq!(a.credential, Credential::Failed(DenyReason::Revoked));
@@ -274,10 +306,18 @@ fn metrics_count_by_outcome_reason_and_rule() {
         assert!(names.iter().flatten().any(|d| d == n), "{n} is never defined");
     }
     let audit = policy(&APP.replacen('{', r#"{"mode":"audit","#, 1));
-    let a = admit(&mut get("/").with_client_cert("carol", true), &audit, &mut IdentityCache::new(8), NOW);
+    let a = admit(
+        &mut get("/").with_client_cert("carol", true),
+        &audit,
+        &mut IdentityCache::new(8),
+        NOW,
+    );
     let inc = metrics::increments(&audit, &a);
     let inc: Vec<&str> = inc.iter().map(|(n, _)| n.as_str()).collect();
-    assert!(inc.contains(&"certgate_requests_total.outcome.audit_would_deny.reason.issuer_not_allowed.rule.app"), "{inc:?}");
+    assert!(
+        inc.contains(&"certgate_requests_total.outcome.audit_would_deny.reason.issuer_not_allowed.rule.app"),
+        "{inc:?}"
+    );
     assert!(!inc.iter().any(|n| n.contains("outcome.denied")));
 }
 
@@ -330,7 +370,11 @@ fn alice_gets(p: &Policy, path: &str) -> (Outcome, Option<String>) {
 fn by_default_case_and_parameters_cannot_dodge_a_rule() {
     let p = paths_policy("");
     for path in ["/admin", "/Admin/", "/ADMIN/x", "/admin;x/", "/;x/admin/x", "/aDmin;jsessionid=1"] {
-        assert_eq!(alice_gets(&p, path), (Outcome::Deny(DenyReason::SubjectNotAllowed), Some("admin".into())), "{path}");
+        assert_eq!(
+            alice_gets(&p, path),
+            (Outcome::Deny(DenyReason::SubjectNotAllowed), Some("admin".into())),
+            "{path}"
+        );
     }
     assert_eq!(alice_gets(&p, "/administrator"), (Outcome::Allow, Some("app".into())));
 }
@@ -349,13 +393,21 @@ fn a_case_folding_application_gets_case_blind_rules() {
     assert_eq!(alice_gets(&p, "/ADMIN/x").0, Outcome::Deny(DenyReason::SubjectNotAllowed));
     let mut anonymous = get("/HEALTHZ");
     let a = admit(&mut anonymous, &p, &mut IdentityCache::new(8), NOW);
-    assert_eq!((a.outcome, a.rule.as_deref()), (Outcome::Allow, Some("health")), "to it, /HEALTHZ is /healthz");
+    assert_eq!(
+        (a.outcome, a.rule.as_deref()),
+        (Outcome::Allow, Some("health")),
+        "to it, /HEALTHZ is /healthz"
+    );
 }
 
 #[test]
 fn path_parameters_follow_the_application() {
     let keep = paths_policy(r#""paths":{"parameters":"keep"},"#);
-    assert_eq!(alice_gets(&keep, "/admin;x/y"), (Outcome::Allow, Some("app".into())), "kept, `/admin;x` is not `/admin`");
+    assert_eq!(
+        alice_gets(&keep, "/admin;x/y"),
+        (Outcome::Allow, Some("app".into())),
+        "kept, `/admin;x` is not `/admin`"
+    );
     let strip = paths_policy(r#""paths":{"parameters":"strip"},"#);
     assert_eq!(alice_gets(&strip, "/admin;x/y").0, Outcome::Deny(DenyReason::SubjectNotAllowed));
     assert_eq!(alice_gets(&strip, "/app;jsessionid=1/x"), (Outcome::Allow, Some("app".into())));
@@ -376,8 +428,17 @@ fn the_application_gets_the_path_the_rules_matched() {
 
 #[test]
 fn override_headers_are_removed_unless_passed() {
-    let sent = [("X-HTTP-Method-Override", "DELETE"), ("x_original_url", "/admin/"), ("X-Rewrite-URL", "/admin/"), ("X-HTTP-Method", "PUT"), ("X-Method-Override", "PUT")];
-    let request = || sent.iter().fold(get("/app/").with_client_cert("alice", true), |p, (k, v)| p.with_header(k, v));
+    let sent = [
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("x_original_url", "/admin/"),
+        ("X-Rewrite-URL", "/admin/"),
+        ("X-HTTP-Method", "PUT"),
+        ("X-Method-Override", "PUT"),
+    ];
+    let request = || {
+        sent.iter()
+            .fold(get("/app/").with_client_cert("alice", true), |p, (k, v)| p.with_header(k, v))
+    };
     let mut proxy = request();
     admit(&mut proxy, &paths_policy(""), &mut IdentityCache::new(8), NOW);
     for (name, _) in sent {
@@ -394,7 +455,11 @@ fn override_headers_are_removed_unless_passed() {
 fn a_rule_no_request_can_reach_is_warned_about() {
     let p = policy(r#"{"rules":[{"name":"all","path_prefix":"/"},{"name":"admin","path_prefix":"/admin/"}]}"#);
     assert_eq!(p.warnings.len(), 1);
-    assert!(p.warnings[0].contains("rule `admin` is never used: rule `all` before it"), "{:?}", p.warnings);
+    assert!(
+        p.warnings[0].contains("rule `admin` is never used: rule `all` before it"),
+        "{:?}",
+        p.warnings
+    );
     assert!(paths_policy("").warnings.is_empty());
 }
 
@@ -403,24 +468,53 @@ fn rfc_9440_headers_carry_this_connections_certificate_and_never_the_clients() {
     let p = policy(r#"{"headers":{"preset":"rfc9440"},"rules":[{"name":"any"}]}"#);
     let (_, der) = client_cert("alice");
     let want = format!(":{}:", base64_of(&der));
-    let mut proxy = get("/").with_client_cert("alice", true).with_header("Client-Cert", ":AAAA:").with_header("client_cert_chain", ":AAAA:");
+    let mut proxy = get("/")
+        .with_client_cert("alice", true)
+        .with_header("Client-Cert", ":AAAA:")
+        .with_header("client_cert_chain", ":AAAA:");
     admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
     assert_eq!(proxy.header("client-cert"), Some(want.clone()));
-    assert_eq!(proxy.header("client-cert-chain"), None, "no chain from the proxy, none from the client");
+    assert_eq!(
+        proxy.header("client-cert-chain"),
+        None,
+        "no chain from the proxy, none from the client"
+    );
     // Envoy 1.36: from the XFCC element, which carries the chain too when asked
     let mut old = envoy_1_36("alice");
     let xfcc = xfcc_for("alice");
     let chain = common::fixture("pki/alice-chain.pem");
-    let chain_field: String = chain.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    let chain_field: String = chain
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
     old.headers.retain(|(n, _)| n != "x-forwarded-client-cert");
-    old.headers.push(("x-forwarded-client-cert".into(), format!("{xfcc};Chain=\"{chain_field}\"").into_bytes()));
-    admit(&mut old, &policy(r#"{"verification":"listener","headers":{"preset":"rfc9440"},"rules":[{"name":"any"}]}"#), &mut IdentityCache::new(8), NOW);
+    old.headers.push((
+        "x-forwarded-client-cert".into(),
+        format!("{xfcc};Chain=\"{chain_field}\"").into_bytes(),
+    ));
+    admit(
+        &mut old,
+        &policy(r#"{"verification":"listener","headers":{"preset":"rfc9440"},"rules":[{"name":"any"}]}"#),
+        &mut IdentityCache::new(8),
+        NOW,
+    );
     assert_eq!(old.header("client-cert"), Some(want));
     let (_, ca) = pem_rfc7468::decode_vec(common::fixture("pki/client-ca.pem").as_bytes()).unwrap();
     assert_eq!(old.header("client-cert-chain"), Some(format!(":{}:", base64_of(&ca))));
     // no usable certificate, no header
     let mut anonymous = get("/").with_header("client-cert", ":AAAA:");
-    admit(&mut anonymous, &policy(r#"{"headers":{"preset":"rfc9440"},"rules":[{"name":"any","anonymous":true}]}"#), &mut IdentityCache::new(8), NOW);
+    admit(
+        &mut anonymous,
+        &policy(r#"{"headers":{"preset":"rfc9440"},"rules":[{"name":"any","anonymous":true}]}"#),
+        &mut IdentityCache::new(8),
+        NOW,
+    );
     assert_eq!(anonymous.header("client-cert"), None);
 }
 

@@ -53,15 +53,26 @@ fn only_a_token_bound_to_this_certificate_passes() {
         (Some(bound_to("bob")), DenyReason::TokenCertificateMismatch),
         (Some(Verified::Thumbprint(None)), DenyReason::TokenUnbound),
         (None, DenyReason::TokenMissing),
-        (Some(Verified::Thumbprint(Some(b"not-a-thumbprint".to_vec()))), DenyReason::TokenCertificateMismatch),
-        (Some(Verified::Thumbprint(Some(format!("{}=", thumbprint("alice")).into_bytes()))), DenyReason::TokenCertificateMismatch),
+        (
+            Some(Verified::Thumbprint(Some(b"not-a-thumbprint".to_vec()))),
+            DenyReason::TokenCertificateMismatch,
+        ),
+        (
+            Some(Verified::Thumbprint(Some(format!("{}=", thumbprint("alice")).into_bytes()))),
+            DenyReason::TokenCertificateMismatch,
+        ),
     ];
     for (token, reason) in cases {
         let (outcome, envoy) = request(&p, "alice", "/api", token.clone());
         assert_eq!(outcome, Outcome::Deny(reason), "{token:?}");
         let reply = envoy.reply.unwrap();
         assert_eq!(reply.status, 401, "{token:?}");
-        let challenge = reply.headers.iter().find(|(n, _)| n == "www-authenticate").map(|(_, v)| v.clone()).unwrap();
+        let challenge = reply
+            .headers
+            .iter()
+            .find(|(n, _)| n == "www-authenticate")
+            .map(|(_, v)| v.clone())
+            .unwrap();
         if reason == DenyReason::TokenMissing {
             assert_eq!(challenge, "Bearer");
         } else {
@@ -75,9 +86,15 @@ fn only_a_token_bound_to_this_certificate_passes() {
 fn certificate_checks_come_first_and_rules_without_tokens_do_not_read_them() {
     let p = policy(POLICY);
     // carol's CA is not allowed: her bound token does not change that
-    assert_eq!(request(&p, "carol", "/api", Some(bound_to("carol"))).0, Outcome::Deny(DenyReason::IssuerNotAllowed));
+    assert_eq!(
+        request(&p, "carol", "/api", Some(bound_to("carol"))).0,
+        Outcome::Deny(DenyReason::IssuerNotAllowed)
+    );
     assert_eq!(request(&p, "alice", "/health", None).0, Outcome::Allow);
-    assert_eq!(request(&p, "alice", "/public/x", Some(Verified::Thumbprint(None))).0, Outcome::Allow);
+    assert_eq!(
+        request(&p, "alice", "/public/x", Some(Verified::Thumbprint(None))).0,
+        Outcome::Allow
+    );
     // without a certificate nothing is read, and the rule wants one
     let mut envoy = FakeEnvoy::request("GET", "/api", "localhost");
     envoy.failing.push("verified_token");
@@ -89,8 +106,14 @@ fn certificate_checks_come_first_and_rules_without_tokens_do_not_read_them() {
 fn without_token_allow_lets_tokenless_requests_through_but_not_unbound_tokens() {
     let p = policy(&POLICY.replace(r#""certgate_jwt"}"#, r#""certgate_jwt","without_token":"allow"}"#));
     assert_eq!(request(&p, "alice", "/api", None).0, Outcome::Allow);
-    assert_eq!(request(&p, "alice", "/api", Some(Verified::Thumbprint(None))).0, Outcome::Deny(DenyReason::TokenUnbound));
-    assert_eq!(request(&p, "alice", "/api", Some(bound_to("bob"))).0, Outcome::Deny(DenyReason::TokenCertificateMismatch));
+    assert_eq!(
+        request(&p, "alice", "/api", Some(Verified::Thumbprint(None))).0,
+        Outcome::Deny(DenyReason::TokenUnbound)
+    );
+    assert_eq!(
+        request(&p, "alice", "/api", Some(bound_to("bob"))).0,
+        Outcome::Deny(DenyReason::TokenCertificateMismatch)
+    );
 }
 
 #[test]
@@ -99,7 +122,9 @@ fn a_host_that_cannot_read_claims_reads_the_header_jwt_authn_wrote() {
     let p = policy(&json);
     let payload = |claims: &str| Base64UrlUnpadded::encode_string(claims.as_bytes());
     let with_header = |value: &str, verified: bool| {
-        let mut envoy = FakeEnvoy::request("GET", "/api", "localhost").with_client_cert("alice", true).with_header("x-jwt-payload", value);
+        let mut envoy = FakeEnvoy::request("GET", "/api", "localhost")
+            .with_client_cert("alice", true)
+            .with_header("x-jwt-payload", value);
         if verified {
             envoy.tokens.insert("certgate_jwt".into(), Verified::Opaque);
         }
@@ -110,20 +135,40 @@ fn a_host_that_cannot_read_claims_reads_the_header_jwt_authn_wrote() {
     assert_eq!(with_header(&alice, true), Outcome::Allow);
     // the same header with no verified token behind it is a forgery
     assert_eq!(with_header(&alice, false), Outcome::Deny(DenyReason::TokenMissing));
-    assert_eq!(with_header(&payload(r#"{"sub":"alice"}"#), true), Outcome::Deny(DenyReason::TokenUnbound));
-    assert_eq!(with_header(&payload(r#"{"cnf":{"x5t#S256":""}}"#), true), Outcome::Deny(DenyReason::TokenUnbound));
-    assert_eq!(with_header(&payload(r#"{"cnf":{"x5t#S256":null}}"#), true), Outcome::Deny(DenyReason::TokenCertificateMismatch));
+    assert_eq!(
+        with_header(&payload(r#"{"sub":"alice"}"#), true),
+        Outcome::Deny(DenyReason::TokenUnbound)
+    );
+    assert_eq!(
+        with_header(&payload(r#"{"cnf":{"x5t#S256":""}}"#), true),
+        Outcome::Deny(DenyReason::TokenUnbound)
+    );
+    assert_eq!(
+        with_header(&payload(r#"{"cnf":{"x5t#S256":null}}"#), true),
+        Outcome::Deny(DenyReason::TokenCertificateMismatch)
+    );
     // a verified token but no readable header: jwt_authn is set up wrong, fail closed
     assert_eq!(with_header("%%%", true), Outcome::Deny(DenyReason::InternalError));
 }
 
 #[test]
 fn the_dynamic_module_needs_the_payload_header() {
-    let module = HostReads { host: "Envoy's dynamic module ABI", peer_certificate: false, verified_flag: false, token_claims: false };
-    let e = check_host_reads(&policy(&POLICY.replace("{\"bound", "{\"verification\":\"listener\",\"bound")), module).unwrap_err();
+    let module = HostReads {
+        host: "Envoy's dynamic module ABI",
+        peer_certificate: false,
+        verified_flag: false,
+        token_claims: false,
+    };
+    let e = check_host_reads(
+        &policy(&POLICY.replace("{\"bound", "{\"verification\":\"listener\",\"bound")),
+        module,
+    )
+    .unwrap_err();
     assert_eq!(e.path, "bound_tokens.payload_header");
     assert!(e.message.contains("forward_payload_header"), "{}", e.message);
-    let with_header = POLICY.replace("{\"bound", "{\"verification\":\"listener\",\"bound").replace(r#""certgate_jwt"}"#, r#""certgate_jwt","payload_header":"x-jwt-payload"}"#);
+    let with_header = POLICY
+        .replace("{\"bound", "{\"verification\":\"listener\",\"bound")
+        .replace(r#""certgate_jwt"}"#, r#""certgate_jwt","payload_header":"x-jwt-payload"}"#);
     check_host_reads(&policy(&with_header), module).unwrap();
 }
 
@@ -149,9 +194,18 @@ fn token_series_exist_only_where_a_rule_checks_tokens() {
     let names: Vec<String> = metrics::all_counters(&policy(POLICY)).into_iter().flatten().collect();
     let has = |s: &str| names.iter().any(|n| n == s);
     for reason in ["token_missing", "token_unbound", "token_certificate_mismatch"] {
-        assert!(has(&format!("certgate_requests_total.outcome.denied.reason.{reason}.rule.api")), "{reason}");
-        assert!(!has(&format!("certgate_requests_total.outcome.denied.reason.{reason}.rule.health")), "{reason}");
-        assert!(!has(&format!("certgate_requests_total.outcome.denied.reason.{reason}.rule.public")), "{reason}");
+        assert!(
+            has(&format!("certgate_requests_total.outcome.denied.reason.{reason}.rule.api")),
+            "{reason}"
+        );
+        assert!(
+            !has(&format!("certgate_requests_total.outcome.denied.reason.{reason}.rule.health")),
+            "{reason}"
+        );
+        assert!(
+            !has(&format!("certgate_requests_total.outcome.denied.reason.{reason}.rule.public")),
+            "{reason}"
+        );
     }
     let allow = policy(&POLICY.replace(r#""certgate_jwt"}"#, r#""certgate_jwt","without_token":"allow"}"#));
     let names: Vec<String> = metrics::all_counters(&allow).into_iter().flatten().collect();
@@ -161,5 +215,10 @@ fn token_series_exist_only_where_a_rule_checks_tokens() {
     let mut envoy = FakeEnvoy::request("GET", "/api", "localhost").with_client_cert("alice", true);
     let a = admit(&mut envoy, &p, &mut IdentityCache::new(8), NOW);
     let counted = metrics::increments(&p, &a);
-    assert!(counted.iter().any(|(n, _)| n == "certgate_requests_total.outcome.denied.reason.token_missing.rule.api"), "{counted:?}");
+    assert!(
+        counted
+            .iter()
+            .any(|(n, _)| n == "certgate_requests_total.outcome.denied.reason.token_missing.rule.api"),
+        "{counted:?}"
+    );
 }

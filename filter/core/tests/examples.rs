@@ -4,7 +4,13 @@
 //! Every policy the project ships (those, the ones inside `envoy/` and its
 //! Istio and Envoy Gateway manifests) validates against the JSON Schema
 //! `certgate schema` prints, and broken ones do not.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -14,13 +20,21 @@ use common::fixtures_dir;
 /// The README and every page of the book, one text.
 fn readme() -> String {
     let pages = certgate_test_support::book::pages(&fixtures_dir().join(".."));
-    pages.iter().map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).collect::<Vec<_>>().join("\n")
+    pages
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The ```json blocks of a Markdown text (policies; a ```json block with
 /// more on its line, such as `certgate-cases`, is something else).
 fn json_blocks(markdown: &str) -> Vec<String> {
-    certgate_test_support::book::blocks(markdown).into_iter().filter(|b| b.info == "json").map(|b| b.body).collect()
+    certgate_test_support::book::blocks(markdown)
+        .into_iter()
+        .filter(|b| b.info == "json")
+        .map(|b| b.body)
+        .collect()
 }
 
 #[test]
@@ -62,18 +76,29 @@ fn every_policy_fixture_is_valid() {
 fn shipped_policies() -> Vec<(String, serde_json::Value)> {
     let mut out: Vec<(String, serde_json::Value)> = Vec::new();
     for (i, block) in json_blocks(&readme()).iter().enumerate() {
-        out.push((format!("JSON block {} of the README and the book", i + 1), serde_json::from_str(block).unwrap()));
+        out.push((
+            format!("JSON block {} of the README and the book", i + 1),
+            serde_json::from_str(block).unwrap(),
+        ));
     }
     for entry in std::fs::read_dir(fixtures_dir().join("policies")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
-            out.push((path.display().to_string(), serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()));
+            out.push((
+                path.display().to_string(),
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap(),
+            ));
         }
     }
     let envoy = fixtures_dir().join("../envoy");
     let mut files = Vec::new();
     for dir in [envoy.clone(), envoy.join("ecds"), envoy.join("istio"), envoy.join("gateway")] {
-        files.extend(std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")));
+        files.extend(
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml")),
+        );
     }
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -118,7 +143,10 @@ fn every_shipped_policy_validates_against_the_json_schema() {
     let policies = shipped_policies();
     assert!(policies.len() >= 15, "found {} policies", policies.len());
     for (at, policy) in &policies {
-        let errors: Vec<String> = validator.iter_errors(policy).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(policy)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{at}: {errors:?}\n{policy}");
         // and the filter agrees
         parse_policy(policy.to_string().as_bytes()).unwrap_or_else(|e| panic!("{at}: {e}"));

@@ -1,6 +1,12 @@
 //! No module of the filter imports, directly or through others, a module
 //! that imports it back: the layers stay readable from the leaves up.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,7 +27,11 @@ fn module_of(file: &Path) -> String {
 fn references(file: &Path, modules: &BTreeSet<String>) -> BTreeSet<String> {
     let text = std::fs::read_to_string(file).unwrap();
     let before_tests = text.split("#[cfg(test)]\nmod tests").next().unwrap();
-    let code: String = before_tests.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let code: String = before_tests
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let me = module_of(file);
     let parent = me.rsplit_once('/').map(|(p, _)| p.to_owned());
     let mut out = BTreeSet::new();
@@ -35,7 +45,10 @@ fn references(file: &Path, modules: &BTreeSet<String>) -> BTreeSet<String> {
             };
             // `crate::wasm::x` names a submodule
             let sub = rest.strip_prefix(&format!("{name}::")).map(|r| {
-                format!("{full}/{}", r.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>())
+                format!(
+                    "{full}/{}",
+                    r.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>()
+                )
             });
             if let Some(sub) = sub.filter(|s| modules.contains(s)) {
                 out.insert(sub);

@@ -3,7 +3,13 @@
 //! application in no header, and is logged and counted once per
 //! certificate. The certificates are made here, signed by the fixtures'
 //! client CA, as a CA signing its users' CSRs could issue them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -46,14 +52,21 @@ fn request(names: &[Name<'_>], path: &str) -> Answer {
     let b = admit(&mut again, &policy, &mut cache, NOW);
     assert_eq!((b.outcome, b.cache_miss), (a.outcome, false));
     assert!(b.refused.is_empty(), "refused names are said once per certificate");
-    Answer { outcome: a.outcome, headers: envoy, counted }
+    Answer {
+        outcome: a.outcome,
+        headers: envoy,
+        counted,
+    }
 }
 
 #[test]
 fn a_valid_spiffe_id_matches_and_reaches_the_application() {
     let r = request(&[Name::Uri("spiffe://example.org/ns/prod/sa/web")], "/spiffe/x");
     assert_eq!(r.outcome, Outcome::Allow);
-    assert_eq!(r.headers.header("x-client-spiffe-id").as_deref(), Some("spiffe://example.org/ns/prod/sa/web"));
+    assert_eq!(
+        r.headers.header("x-client-spiffe-id").as_deref(),
+        Some("spiffe://example.org/ns/prod/sa/web")
+    );
     assert!(!r.counted.iter().any(|n| n == metrics::INVALID_SPIFFE_IDS));
 }
 
@@ -85,7 +98,10 @@ fn no_invalid_spiffe_id_matches_a_spiffe_rule_or_reaches_the_application() {
         }
     }
     // an SVID has exactly one URI SAN
-    let two = request(&[Name::Uri("spiffe://example.org/ns/prod/sa/web"), Name::Uri("https://example.org/")], "/spiffe/x");
+    let two = request(
+        &[Name::Uri("spiffe://example.org/ns/prod/sa/web"), Name::Uri("https://example.org/")],
+        "/spiffe/x",
+    );
     assert_eq!(two.outcome, Outcome::Deny(DenyReason::SpiffeNotAllowed));
     assert_eq!(two.headers.header("x-client-spiffe-id"), None);
 }
@@ -94,7 +110,10 @@ fn no_invalid_spiffe_id_matches_a_spiffe_rule_or_reaches_the_application() {
 fn an_invalid_spiffe_id_that_is_a_uri_stays_a_uri_san_matched_as_written() {
     let r = request(&[Name::Uri("spiffe://example.org/ns/prod/sa/..")], "/uri/x");
     assert_eq!(r.outcome, Outcome::Allow, "`**` matches the text as written");
-    assert_eq!(r.headers.header("x-client-san-uri").as_deref(), Some("spiffe://example.org/ns/prod/sa/.."));
+    assert_eq!(
+        r.headers.header("x-client-san-uri").as_deref(),
+        Some("spiffe://example.org/ns/prod/sa/..")
+    );
     assert_eq!(r.headers.header("x-client-spiffe-id"), None);
 }
 
@@ -113,7 +132,14 @@ fn dns_sans_match_only_as_dns_names_and_a_star_is_never_a_pattern() {
     let ok = request(&[Name::Dns("Web.Example.ORG")], "/dns/x");
     assert_eq!(ok.outcome, Outcome::Allow, "DNS names compare without case");
     assert_eq!(ok.headers.header("x-client-san-dns").as_deref(), Some("Web.Example.ORG"));
-    for dns in ["*.example.org", "bad_name.example.org", "a..example.org", "xn--zz.example.org", "-a.example.org", "web.example.org."] {
+    for dns in [
+        "*.example.org",
+        "bad_name.example.org",
+        "a..example.org",
+        "xn--zz.example.org",
+        "-a.example.org",
+        "web.example.org.",
+    ] {
         let r = request(&[Name::Dns(dns)], "/dns/x");
         assert_eq!(r.outcome, Outcome::Deny(DenyReason::SanNotAllowed), "{dns}");
         assert_eq!(r.headers.header("x-client-san-dns"), None, "{dns}");
@@ -127,11 +153,25 @@ fn dns_sans_match_only_as_dns_names_and_a_star_is_never_a_pattern() {
 fn email_domains_compare_without_case_and_local_parts_exactly() {
     assert_eq!(request(&[Name::Email("alice@EXAMPLE.org")], "/alice/x").outcome, Outcome::Allow);
     let other_case = request(&[Name::Email("Alice@example.org")], "/alice/x");
-    assert_eq!(other_case.outcome, Outcome::Deny(DenyReason::SanNotAllowed), "`Alice` may be another mailbox");
+    assert_eq!(
+        other_case.outcome,
+        Outcome::Deny(DenyReason::SanNotAllowed),
+        "`Alice` may be another mailbox"
+    );
     let any_local = request(&[Name::Email("Alice@example.org")], "/mail/x");
     assert_eq!(any_local.outcome, Outcome::Allow);
-    assert_eq!(any_local.headers.header("x-client-san-email").as_deref(), Some("Alice@example.org"), "a valid address is passed on");
-    for mail in ["Alice <alice@example.org>", "alice@example.org@evil.org", "alice", "alice@*.example.org", "al ice@example.org"] {
+    assert_eq!(
+        any_local.headers.header("x-client-san-email").as_deref(),
+        Some("Alice@example.org"),
+        "a valid address is passed on"
+    );
+    for mail in [
+        "Alice <alice@example.org>",
+        "alice@example.org@evil.org",
+        "alice",
+        "alice@*.example.org",
+        "al ice@example.org",
+    ] {
         let r = request(&[Name::Email(mail)], "/mail/x");
         assert_eq!(r.outcome, Outcome::Deny(DenyReason::SanNotAllowed), "{mail}");
         assert_eq!(r.headers.header("x-client-san-email"), None, "{mail}");
@@ -141,7 +181,10 @@ fn email_domains_compare_without_case_and_local_parts_exactly() {
 
 #[test]
 fn a_certificate_counts_once_per_kind_of_refused_name() {
-    let r = request(&[Name::Dns("a_b.example.org"), Name::Dns("c_d.example.org"), Name::Email("x")], "/dns/x");
+    let r = request(
+        &[Name::Dns("a_b.example.org"), Name::Dns("c_d.example.org"), Name::Email("x")],
+        "/dns/x",
+    );
     assert_eq!(r.counted.iter().filter(|n| *n == metrics::INVALID_DNS_SANS).count(), 1);
     assert_eq!(r.counted.iter().filter(|n| *n == metrics::INVALID_EMAIL_SANS).count(), 1);
 }

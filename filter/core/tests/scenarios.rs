@@ -1,7 +1,13 @@
 //! The scenario table (`fixtures/scenarios.json`) through the filter's whole
 //! request flow, natively, with a simulated proxy. The same table runs on the
 //! real `.wasm` in the harness tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -50,7 +56,12 @@ fn every_scenario_gets_its_expected_decision_and_headers() {
         // the reply body says the same as the decision
         if let Some(body) = &seen.body {
             let black = Observed::black_box(seen.status, Some(body.clone()), Vec::new());
-            assert_eq!((black.reason.clone(), black.rule.clone()), (seen.reason.clone(), seen.rule.clone()), "{}", s.name);
+            assert_eq!(
+                (black.reason.clone(), black.rule.clone()),
+                (seen.reason.clone(), seen.rule.clone()),
+                "{}",
+                s.name
+            );
         }
         if let Err(why) = s.check(&seen) {
             failures.push(format!("{}: {why}", s.name));

@@ -74,10 +74,23 @@ mod tests {
     fn each_verdict_round_trips_as_json_and_is_spelled_one_way() {
         for (decision, reason, text) in [
             (Verdict::Allow, None, r#"{"decision":"allow","rule":"admin","cn":"bob \"b\"\n"}"#),
-            (Verdict::Deny, Some("subject_not_allowed"), r#"{"decision":"deny","reason":"subject_not_allowed","rule":"admin","cn":"bob \"b\"\n"}"#),
-            (Verdict::AuditDeny, Some("subject_not_allowed"), r#"{"decision":"audit_deny","reason":"subject_not_allowed","rule":"admin","cn":"bob \"b\"\n"}"#),
+            (
+                Verdict::Deny,
+                Some("subject_not_allowed"),
+                r#"{"decision":"deny","reason":"subject_not_allowed","rule":"admin","cn":"bob \"b\"\n"}"#,
+            ),
+            (
+                Verdict::AuditDeny,
+                Some("subject_not_allowed"),
+                r#"{"decision":"audit_deny","reason":"subject_not_allowed","rule":"admin","cn":"bob \"b\"\n"}"#,
+            ),
         ] {
-            let p = Published { decision, reason: reason.map(str::to_owned), rule: Some("admin".into()), cn: Some("bob \"b\"\n".into()) };
+            let p = Published {
+                decision,
+                reason: reason.map(str::to_owned),
+                rule: Some("admin".into()),
+                cn: Some("bob \"b\"\n".into()),
+            };
             assert_eq!(String::from_utf8(p.to_bytes()).unwrap(), text);
             assert_eq!(Published::from_bytes(text.as_bytes()), Some(p));
             assert!(text.contains(&format!("\"{}\"", decision.as_str())));

@@ -34,11 +34,17 @@ pub struct ModuleBuffer {
 
 impl ModuleBuffer {
     fn of(bytes: &[u8]) -> ModuleBuffer {
-        ModuleBuffer { ptr: bytes.as_ptr(), length: bytes.len() }
+        ModuleBuffer {
+            ptr: bytes.as_ptr(),
+            length: bytes.len(),
+        }
     }
 
     /// A null buffer: `set_header` removes the header.
-    const NULL: ModuleBuffer = ModuleBuffer { ptr: std::ptr::null(), length: 0 };
+    const NULL: ModuleBuffer = ModuleBuffer {
+        ptr: std::ptr::null(),
+        length: 0,
+    };
 }
 
 /// `envoy_dynamic_module_type_envoy_buffer`: bytes Envoy owns.
@@ -50,7 +56,10 @@ pub struct EnvoyBuffer {
 }
 
 impl EnvoyBuffer {
-    const NULL: EnvoyBuffer = EnvoyBuffer { ptr: std::ptr::null(), length: 0 };
+    const NULL: EnvoyBuffer = EnvoyBuffer {
+        ptr: std::ptr::null(),
+        length: 0,
+    };
 
     /// The bytes, copied.
     ///
@@ -151,13 +160,8 @@ type DefineCounterFn = unsafe extern "C" fn(
     label_names_length: usize,
     id_out: *mut usize,
 ) -> u32;
-type IncrementCounterFn = unsafe extern "C" fn(
-    filter: EnvoyPtr,
-    id: usize,
-    label_values: *mut ModuleBuffer,
-    label_values_length: usize,
-    value: u64,
-) -> u32;
+type IncrementCounterFn =
+    unsafe extern "C" fn(filter: EnvoyPtr, id: usize, label_values: *mut ModuleBuffer, label_values_length: usize, value: u64) -> u32;
 type ClearRouteCacheFn = unsafe extern "C" fn(filter: EnvoyPtr);
 type SetFilterStateBytesFn = unsafe extern "C" fn(filter: EnvoyPtr, key: ModuleBuffer, value: ModuleBuffer) -> bool;
 type GetMetadataKeysCountFn = unsafe extern "C" fn(filter: EnvoyPtr, source: u32, namespace: ModuleBuffer) -> usize;
@@ -274,7 +278,9 @@ fn program_init() -> Result<&'static [u8], String> {
 /// the same in every version), and on standard error.
 fn refuse(message: &str) {
     eprintln!("{message}");
-    let Ok(symbol) = lookup("envoy_dynamic_module_callback_log\0") else { return };
+    let Ok(symbol) = lookup("envoy_dynamic_module_callback_log\0") else {
+        return;
+    };
     // SAFETY: Envoy's log callback, whose signature is `LogFn` (see `callback!`).
     let log = unsafe { std::mem::transmute::<*mut c_void, LogFn>(symbol) };
     // SAFETY: a plain value and a buffer that lives across the call.
@@ -301,7 +307,10 @@ pub struct Stream<'hook> {
 
 impl std::fmt::Debug for Stream<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stream").field("responded", &self.responded).field("changed", &self.changed).finish_non_exhaustive()
+        f.debug_struct("Stream")
+            .field("responded", &self.responded)
+            .field("changed", &self.changed)
+            .finish_non_exhaustive()
     }
 }
 
@@ -312,7 +321,15 @@ impl Stream<'_> {
         let c = callbacks()?;
         // SAFETY: `ptr` is the stream of the current hook.
         let count = unsafe { (c.get_headers_size)(self.ptr, REQUEST_HEADERS) };
-        let mut raw = vec![EnvoyHttpHeader { key_ptr: std::ptr::null(), key_length: 0, value_ptr: std::ptr::null(), value_length: 0 }; count];
+        let mut raw = vec![
+            EnvoyHttpHeader {
+                key_ptr: std::ptr::null(),
+                key_length: 0,
+                value_ptr: std::ptr::null(),
+                value_length: 0
+            };
+            count
+        ];
         // SAFETY: `raw` has room for the `count` headers Envoy just reported.
         if !unsafe { (c.get_headers)(self.ptr, REQUEST_HEADERS, raw.as_mut_ptr()) } {
             return None;
@@ -324,8 +341,16 @@ impl Stream<'_> {
                     // bytes, valid until a header changes; copied at once.
                     let (key, value) = unsafe {
                         (
-                            EnvoyBuffer { ptr: h.key_ptr, length: h.key_length }.to_vec(),
-                            EnvoyBuffer { ptr: h.value_ptr, length: h.value_length }.to_vec(),
+                            EnvoyBuffer {
+                                ptr: h.key_ptr,
+                                length: h.key_length,
+                            }
+                            .to_vec(),
+                            EnvoyBuffer {
+                                ptr: h.value_ptr,
+                                length: h.value_length,
+                            }
+                            .to_vec(),
                         )
                     };
                     (String::from_utf8_lossy(&key).into_owned(), value)
@@ -349,7 +374,14 @@ impl Stream<'_> {
         self.changed = true;
         callbacks().is_some_and(|c| {
             // SAFETY: the stream of the current hook; buffers live across the call.
-            unsafe { (c.add_header)(self.ptr, REQUEST_HEADERS, ModuleBuffer::of(name.as_bytes()), ModuleBuffer::of(value)) }
+            unsafe {
+                (c.add_header)(
+                    self.ptr,
+                    REQUEST_HEADERS,
+                    ModuleBuffer::of(name.as_bytes()),
+                    ModuleBuffer::of(value),
+                )
+            }
         })
     }
 
@@ -362,7 +394,12 @@ impl Stream<'_> {
         }
         let mut headers: Vec<ModuleHttpHeader> = headers
             .iter()
-            .map(|(k, v)| ModuleHttpHeader { key_ptr: k.as_ptr(), key_length: k.len(), value_ptr: v.as_ptr(), value_length: v.len() })
+            .map(|(k, v)| ModuleHttpHeader {
+                key_ptr: k.as_ptr(),
+                key_length: k.len(),
+                value_ptr: v.as_ptr(),
+                value_length: v.len(),
+            })
             .collect();
         // SAFETY: the stream of the current hook; the header array and every
         // buffer it points to live across the call, which copies them.
@@ -495,7 +532,9 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
         match program_init() {
             Ok(version) => version.as_ptr().cast(),
             Err(why) => {
-                refuse(&format!("certgate: {why}. The dynamic module runs on Envoy 1.38 to 1.40; on older Envoys use certgate_filter.wasm"));
+                refuse(&format!(
+                    "certgate: {why}. The dynamic module runs on Envoy 1.38 to 1.40; on older Envoys use certgate_filter.wasm"
+                ));
                 std::ptr::null()
             }
         }
@@ -505,7 +544,10 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(envoy: EnvoyPtr, name: EnvoyBuffer, config: EnvoyBuffer) -> ModulePtr {
     guarded(std::ptr::null(), || {
-        let mut handle = ConfigHandle { ptr: envoy, _hook: PhantomData };
+        let mut handle = ConfigHandle {
+            ptr: envoy,
+            _hook: PhantomData,
+        };
         // SAFETY: the hook's own buffers, read only during this call.
         let (name, config) = unsafe { (envoy_bytes(name), envoy_bytes(config)) };
         match filter::new_config(&mut handle, name, config) {
@@ -537,10 +579,19 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(config: ModuleP
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(envoy: EnvoyPtr, module: ModulePtr, _end_of_stream: bool) -> u32 {
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    envoy: EnvoyPtr,
+    module: ModulePtr,
+    _end_of_stream: bool,
+) -> u32 {
     // SAFETY: `module` came from `Box::into_raw` in filter_new and is not yet destroyed.
     let stream_filter = unsafe { &*module.cast::<StreamFilter>() };
-    let mut stream = Stream { ptr: envoy, responded: false, changed: false, _hook: PhantomData };
+    let mut stream = Stream {
+        ptr: envoy,
+        responded: false,
+        changed: false,
+        _hook: PhantomData,
+    };
     let forwarded = catch_unwind(AssertUnwindSafe(|| filter::on_request_headers(&mut stream, stream_filter)));
     match forwarded {
         Ok(true) => CONTINUE,
@@ -562,7 +613,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(module: Mod
 /// no per-route configuration; one is refused (null).
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(_name: EnvoyBuffer, _config: EnvoyBuffer) -> ModulePtr {
-    log(LogLevel::Error, "certgate takes no per-route configuration: its policy's rules match paths, methods and hosts");
+    log(
+        LogLevel::Error,
+        "certgate takes no per-route configuration: its policy's rules match paths, methods and hosts",
+    );
     std::ptr::null()
 }
 
@@ -647,7 +701,13 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(_envoy: EnvoyPtr, _module: ModulePtr, _stream_id: u64) {}
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(_envoy: EnvoyPtr, _module: ModulePtr, _stream_id: u64, _reason: u32) {}
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _envoy: EnvoyPtr,
+    _module: ModulePtr,
+    _stream_id: u64,
+    _reason: u32,
+) {
+}
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(_envoy: EnvoyPtr, _module: ModulePtr, _event_id: u64) {}
 #[no_mangle]
@@ -700,4 +760,10 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailer
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(_envoy: EnvoyPtr, _config: ModulePtr, _stream_id: u64) {}
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(_envoy: EnvoyPtr, _config: ModulePtr, _stream_id: u64, _reason: u32) {}
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
+    _envoy: EnvoyPtr,
+    _config: ModulePtr,
+    _stream_id: u64,
+    _reason: u32,
+) {
+}

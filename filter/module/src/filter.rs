@@ -17,7 +17,12 @@ use crate::identity_cache;
 
 /// What Envoy's dynamic module ABI lets certgate read: no attribute gives
 /// the certificate itself or Envoy's verification flag.
-pub const MODULE_READS: HostReads = HostReads { host: "Envoy's dynamic module ABI", peer_certificate: false, verified_flag: false, token_claims: false };
+pub const MODULE_READS: HostReads = HostReads {
+    host: "Envoy's dynamic module ABI",
+    peer_certificate: false,
+    verified_flag: false,
+    token_claims: false,
+};
 
 /// The filter state certgate publishes each decision under (the Wasm
 /// build's is `wasm.certgate`): `%FILTER_STATE(certgate:PLAIN)%`.
@@ -40,7 +45,11 @@ impl FilterConfig {
     /// A configuration with no counters, for tests of what holds one.
     #[cfg(test)]
     pub fn for_tests(policy: Policy) -> FilterConfig {
-        FilterConfig { policy, counters: Vec::new(), panics: None }
+        FilterConfig {
+            policy,
+            counters: Vec::new(),
+            panics: None,
+        }
     }
 }
 
@@ -73,7 +82,9 @@ pub fn new_config(envoy: &mut ConfigHandle<'_>, name: &[u8], json: &[u8]) -> Opt
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Runs the filter on a request's headers; whether the request goes on.
@@ -82,11 +93,10 @@ pub fn on_request_headers(stream: &mut Stream<'_>, filter: &StreamFilter) -> boo
     panic_on_request(stream);
     let config = &filter.config;
     let policy = &config.policy;
-    let admission = identity_cache::with(config, |cache| admit(&mut EnvoyHost(stream), policy, cache, unix_now()))
-        .unwrap_or_else(|| {
-            let _ = send_failed_closed(&mut EnvoyHost(stream), policy.deny_status);
-            Admission::failed_closed("identity cache in use".into())
-        });
+    let admission = identity_cache::with(config, |cache| admit(&mut EnvoyHost(stream), policy, cache, unix_now())).unwrap_or_else(|| {
+        let _ = send_failed_closed(&mut EnvoyHost(stream), policy.deny_status);
+        Admission::failed_closed("identity cache in use".into())
+    });
     finish(stream, config, &admission);
     if admission.forwarded {
         stream.refresh_route();
@@ -124,7 +134,12 @@ pub fn on_panic(stream: &mut Stream<'_>, filter: &StreamFilter) {
 #[cfg(feature = "test-panic")]
 #[allow(clippy::panic)]
 fn panic_on_request(stream: &mut Stream<'_>) {
-    if stream.request_headers().unwrap_or_default().iter().any(|(n, _)| n == "x-certgate-test-panic") {
+    if stream
+        .request_headers()
+        .unwrap_or_default()
+        .iter()
+        .any(|(n, _)| n == "x-certgate-test-panic")
+    {
         panic!("x-certgate-test-panic");
     }
 }

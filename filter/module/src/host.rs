@@ -10,7 +10,10 @@ use crate::abi::{Attribute, Stream};
 pub struct EnvoyHost<'s, 'hook>(pub &'s mut Stream<'hook>);
 
 fn refused(call: &'static str) -> HostError {
-    HostError { call, status: "refused by Envoy".into() }
+    HostError {
+        call,
+        status: "refused by Envoy".into(),
+    }
 }
 
 fn done(ok: bool, call: &'static str) -> Result<(), HostError> {
@@ -58,7 +61,11 @@ impl Host for EnvoyHost<'_, '_> {
     fn verified_token(&mut self, key: &str) -> Result<Verified, HostError> {
         // The ABI reads top-level metadata values only: it can tell that
         // jwt_authn verified a token, not read the payload Struct.
-        Ok(if self.0.has_metadata_key(JWT_AUTHN_NAMESPACE, key) { Verified::Opaque } else { Verified::Nothing })
+        Ok(if self.0.has_metadata_key(JWT_AUTHN_NAMESPACE, key) {
+            Verified::Opaque
+        } else {
+            Verified::Nothing
+        })
     }
 
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {

@@ -50,9 +50,15 @@ mod tests {
     #[test]
     fn each_configuration_has_its_cache_and_a_dropped_ones_goes() {
         let (a, b) = (config(), config());
-        with(&a, |cache| cache.insert("digest".into(), Err(certgate_core::identity::IdentityError::Subject("x".into())))).unwrap();
+        with(&a, |cache| {
+            cache.insert("digest".into(), Err(certgate_core::identity::IdentityError::Subject("x".into())))
+        })
+        .unwrap();
         assert!(with(&a, |cache| cache.get("digest").is_some()).unwrap());
-        assert!(!with(&b, |cache| cache.get("digest").is_some()).unwrap(), "b has a cache of its own");
+        assert!(
+            !with(&b, |cache| cache.get("digest").is_some()).unwrap(),
+            "b has a cache of its own"
+        );
         assert_eq!(count(), 2);
         drop(a);
         with(&b, |_| ()).unwrap();

@@ -17,7 +17,8 @@ extern "C" {
     fn proxy_remove_header_map_value(map_type: MapType, key: *const u8, key_size: usize) -> u32;
     fn proxy_get_property(path: *const u8, path_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
     fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> u32;
-    fn proxy_get_buffer_bytes(buffer: BufferType, start: usize, max_size: usize, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+    fn proxy_get_buffer_bytes(buffer: BufferType, start: usize, max_size: usize, return_data: *mut *mut u8, return_size: *mut usize)
+        -> u32;
     fn proxy_define_metric(metric_type: MetricType, name: *const u8, name_size: usize, return_id: *mut u32) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;

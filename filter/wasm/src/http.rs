@@ -9,10 +9,10 @@ use proxy_wasm::types::{Action, MapType};
 use crate::abi::{self, CallError};
 use crate::shared::{host_now, Shared};
 use certgate_core::admission::{admit, send_failed_closed, Host, HostError};
-use certgate_core::metrics;
-use certgate_decision::PROPERTY;
-use certgate_core::policy::{Credential, DenyReason, VERIFICATION_UNKNOWN_ADVICE};
 use certgate_core::host::{Verified, JWT_AUTHN_NAMESPACE};
+use certgate_core::metrics;
+use certgate_core::policy::{Credential, DenyReason, VERIFICATION_UNKNOWN_ADVICE};
+use certgate_decision::PROPERTY;
 
 #[derive(Debug)]
 pub struct CertgateRequest {
@@ -26,7 +26,10 @@ impl CertgateRequest {
 }
 
 fn call_error(call: &'static str) -> impl Fn(CallError) -> HostError {
-    move |e| HostError { call, status: e.to_string() }
+    move |e| HostError {
+        call,
+        status: e.to_string(),
+    }
 }
 
 /// proxy-wasm as a [`Host`].

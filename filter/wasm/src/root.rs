@@ -18,7 +18,12 @@ use certgate_core::metrics;
 /// proxy-wasm gives the certificate (Envoy 1.38+) and the verification
 /// flag (1.39+); where Envoy does not, certgate finds the identity elsewhere
 /// or denies with a reason, at request time.
-const WASM_READS: HostReads = HostReads { host: "proxy-wasm", peer_certificate: true, verified_flag: true, token_claims: true };
+const WASM_READS: HostReads = HostReads {
+    host: "proxy-wasm",
+    peer_certificate: true,
+    verified_flag: true,
+    token_claims: true,
+};
 
 /// How often counters are flushed to the host and the clock is read.
 const TICK: Duration = Duration::from_secs(1);

@@ -73,5 +73,3 @@ impl Shared {
 pub fn host_now() -> Option<i64> {
     i64::try_from(abi::now_nanos().ok()? / 1_000_000_000).ok()
 }
-
-

@@ -87,13 +87,19 @@ impl Connection {
     /// Adds a client certificate (the leaf, PEM), as Envoy 1.40 presents it;
     /// `verified` is whether the listener's validation accepted it.
     pub fn with_client_cert_pem(self, pem: &str, verified: bool) -> Result<Connection, ConnectionError> {
-        let der = pem::first_certificate(pem.as_bytes()).map_err(|source| ConnectionError::Pem { what: "certificate".into(), source })?;
+        let der = pem::first_certificate(pem.as_bytes()).map_err(|source| ConnectionError::Pem {
+            what: "certificate".into(),
+            source,
+        })?;
         self.with_client_cert_der(&der, verified)
     }
 
     /// [`Connection::with_client_cert_pem`] from DER (what a TLS stack gives).
     pub fn with_client_cert_der(mut self, der: &[u8], verified: bool) -> Result<Connection, ConnectionError> {
-        let facts = CertFacts::from_der(der).map_err(|source| ConnectionError::Der { what: "certificate".into(), source })?;
+        let facts = CertFacts::from_der(der).map_err(|source| ConnectionError::Der {
+            what: "certificate".into(),
+            source,
+        })?;
         let pem = pem::encode_certificate(der);
         let subject = facts.subject.text;
         let digest = sha256_hex(der);
@@ -110,7 +116,11 @@ impl Connection {
         if let Some(dns) = facts.san_dns.first() {
             self.set("connection.dns_san_peer_certificate", dns.clone());
         }
-        let mut xfcc = format!("Hash={digest};Cert=\"{}\";Subject=\"{}\"", url_encode(&pem), subject.replace('"', "\\\""));
+        let mut xfcc = format!(
+            "Hash={digest};Cert=\"{}\";Subject=\"{}\"",
+            url_encode(&pem),
+            subject.replace('"', "\\\"")
+        );
         for uri in &facts.san_uri {
             xfcc.push_str(&format!(";URI={uri}"));
         }
@@ -123,7 +133,10 @@ impl Connection {
 
     /// [`Connection::with_client_cert_pem`] from a file (its first certificate).
     pub fn with_client_cert_file(self, path: &Path, verified: bool) -> Result<Connection, ConnectionError> {
-        let pem = std::fs::read_to_string(path).map_err(|source| ConnectionError::Read { path: path.display().to_string(), source })?;
+        let pem = std::fs::read_to_string(path).map_err(|source| ConnectionError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         let what = path.display().to_string();
         self.with_client_cert_pem(&pem, verified).map_err(|e| match e {
             ConnectionError::Pem { source, .. } => ConnectionError::Pem { what, source },
@@ -147,6 +160,12 @@ impl Connection {
 /// Percent-encodes all but unreserved characters, as Envoy writes `Cert=`.
 fn url_encode(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

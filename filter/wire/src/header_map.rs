@@ -16,10 +16,15 @@ pub fn name(name: &str) -> String {
 /// filter chain (`:method`, `:path`, `:authority`, `:scheme`), for the
 /// caller to add the request's own headers to.
 pub fn request(method: &str, path: &str, authority: &str) -> Pairs {
-    [(":method", method), (":path", path), (":authority", authority), (":scheme", "https")]
-        .iter()
-        .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
-        .collect()
+    [
+        (":method", method),
+        (":path", path),
+        (":authority", authority),
+        (":scheme", "https"),
+    ]
+    .iter()
+    .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+    .collect()
 }
 
 /// `proxy_add_header_map_value`.

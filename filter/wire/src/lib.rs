@@ -139,9 +139,14 @@ pub enum StreamType {
 impl StreamType {
     /// The stream a number names; `None` for one ABI 0.2.1 does not define.
     pub fn from_i32(n: i32) -> Option<StreamType> {
-        [StreamType::HttpRequest, StreamType::HttpResponse, StreamType::Downstream, StreamType::Upstream]
-            .into_iter()
-            .find(|s| *s as i32 == n)
+        [
+            StreamType::HttpRequest,
+            StreamType::HttpResponse,
+            StreamType::Downstream,
+            StreamType::Upstream,
+        ]
+        .into_iter()
+        .find(|s| *s as i32 == n)
     }
 
     /// The stream's name, as the host records the call.
@@ -257,7 +262,10 @@ mod tests {
         let m = pairs(&[(":path", "/"), ("x", ""), ("x", "two"), ("", "")]);
         assert_eq!(decode_map(&encode_map(&m)).unwrap(), m);
         let borrowed: Vec<(&str, &[u8])> = vec![("cookie", b"\xff\x01")];
-        assert_eq!(decode_map(&encode_map(&borrowed)).unwrap(), vec![("cookie".to_owned(), vec![0xff, 1])]);
+        assert_eq!(
+            decode_map(&encode_map(&borrowed)).unwrap(),
+            vec![("cookie".to_owned(), vec![0xff, 1])]
+        );
     }
 
     #[test]
@@ -303,7 +311,10 @@ mod tests {
     #[test]
     fn paths_are_nul_separated() {
         assert_eq!(encode_path(&["connection", "peer_certificate"]), b"connection\0peer_certificate");
-        assert_eq!(decode_path(&encode_path(&["connection", "peer_certificate"])).as_deref(), Some("connection.peer_certificate"));
+        assert_eq!(
+            decode_path(&encode_path(&["connection", "peer_certificate"])).as_deref(),
+            Some("connection.peer_certificate")
+        );
         assert_eq!(decode_path(b"plugin_name\0").as_deref(), Some("plugin_name"));
         assert_eq!(decode_path(b""), None);
         assert_eq!(decode_path(&[0xff]), None);

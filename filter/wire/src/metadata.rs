@@ -104,7 +104,11 @@ mod tests {
     fn every_path_has_envoys_bytes() {
         let payload = serde_json::json!({"sub": "alice", "exp": 2, "cnf": {"x5t#S256": "abc"}});
         let props: std::collections::HashMap<_, _> = properties("envoy.filters.http.jwt_authn", "p", &payload).into_iter().collect();
-        let at = |p: &str| props.get(&format!("metadata.filter_metadata.envoy.filters.http.jwt_authn.p{p}")).cloned();
+        let at = |p: &str| {
+            props
+                .get(&format!("metadata.filter_metadata.envoy.filters.http.jwt_authn.p{p}"))
+                .cloned()
+        };
         assert_eq!(at(".cnf.x5t#S256"), Some(b"abc".to_vec()));
         assert_eq!(at(".sub"), Some(b"alice".to_vec()));
         assert_eq!(at(".exp"), Some(2f64.to_le_bytes().to_vec()));

@@ -42,14 +42,29 @@ const SHORT_NAMES: &[(&str, &str, &[u8])] = &[
     ("2.5.4.11", "OU", &[0x55, 0x04, 0x0b]),
     ("2.5.4.12", "title", &[0x55, 0x04, 0x0c]),
     ("2.5.4.42", "GN", &[0x55, 0x04, 0x2a]),
-    ("0.9.2342.19200300.100.1.1", "UID", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01]),
-    ("0.9.2342.19200300.100.1.25", "DC", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]),
-    ("1.2.840.113549.1.9.1", "emailAddress", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
+    (
+        "0.9.2342.19200300.100.1.1",
+        "UID",
+        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01],
+    ),
+    (
+        "0.9.2342.19200300.100.1.25",
+        "DC",
+        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19],
+    ),
+    (
+        "1.2.840.113549.1.9.1",
+        "emailAddress",
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01],
+    ),
 ];
 
 /// The known type an attribute type names (short name, any case, or dotted OID).
 fn known(kind: &str) -> Option<&'static str> {
-    SHORT_NAMES.iter().find(|(oid, short, _)| short.eq_ignore_ascii_case(kind) || *oid == kind).map(|(_, short, _)| *short)
+    SHORT_NAMES
+        .iter()
+        .find(|(oid, short, _)| short.eq_ignore_ascii_case(kind) || *oid == kind)
+        .map(|(_, short, _)| *short)
 }
 
 /// The canonical spelling of an attribute type, for comparisons.
@@ -66,10 +81,7 @@ pub fn is_kind(kind: &str, canonical: &str) -> bool {
 impl Dn {
     /// Reads a certificate's subject or issuer.
     pub fn from_x509(name: &X509Name<'_>) -> Dn {
-        let mut rdns: Vec<Vec<Attribute>> = name
-            .iter()
-            .map(|rdn| rdn.iter().map(attribute_from_x509).collect())
-            .collect();
+        let mut rdns: Vec<Vec<Attribute>> = name.iter().map(|rdn| rdn.iter().map(attribute_from_x509).collect()).collect();
         rdns.reverse();
         Dn::from_rdns(rdns)
     }
@@ -98,11 +110,7 @@ impl Dn {
     pub fn parse(text: &str) -> Result<Dn, DnError> {
         let rdns = split_rdns(text)?
             .into_iter()
-            .map(|rdn| {
-                rdn.into_iter()
-                    .map(|(kind, value)| Attribute { kind, value })
-                    .collect()
-            })
+            .map(|rdn| rdn.into_iter().map(|(kind, value)| Attribute { kind, value }).collect())
             .collect();
         Ok(Dn::from_rdns(rdns))
     }
@@ -119,7 +127,10 @@ impl Dn {
 
 fn attribute_from_x509(attr: &AttributeTypeAndValue<'_>) -> Attribute {
     let oid = attr.attr_type().as_bytes();
-    let kind = SHORT_NAMES.iter().find(|(_, _, der)| *der == oid).map(|(_, short, _)| (*short).to_owned());
+    let kind = SHORT_NAMES
+        .iter()
+        .find(|(_, _, der)| *der == oid)
+        .map(|(_, short, _)| (*short).to_owned());
     let value = decode_string(attr);
     match (kind, value) {
         (Some(kind), Some(value)) => Attribute { kind, value },
@@ -226,9 +237,11 @@ pub fn split_rdns(text: &str) -> Result<Vec<Vec<(String, String)>>, DnError> {
         }
         // RFC 4514: a descriptor (ALPHA *(ALPHA / DIGIT / "-")) or a numeric
         // OID. Anything else would reach header values unescaped.
-        let descriptor = kind.starts_with(|c: char| c.is_ascii_alphabetic())
-            && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        let oid = kind.split('.').all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
+        let descriptor =
+            kind.starts_with(|c: char| c.is_ascii_alphabetic()) && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let oid = kind
+            .split('.')
+            .all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
         if !descriptor && !oid {
             return Err(DnError::BadType(kind.to_owned()));
         }
@@ -312,15 +325,15 @@ mod tests {
     }
 
     fn attr(kind: &str, value: &str) -> Attribute {
-        Attribute { kind: kind.into(), value: value.into() }
+        Attribute {
+            kind: kind.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
     fn text_is_most_specific_first_and_escapes_specials() {
-        let dn = Dn::from_rdns(vec![
-            vec![attr("CN", "alice,O=Example\"; x=\\")],
-            vec![attr("O", "Evil")],
-        ]);
+        let dn = Dn::from_rdns(vec![vec![attr("CN", "alice,O=Example\"; x=\\")], vec![attr("O", "Evil")]]);
         assert_eq!(dn.text, r#"CN=alice\,O=Example\"\; x=\\,O=Evil"#);
     }
 

@@ -12,8 +12,8 @@ pub mod text;
 
 use x509_parser::certificate::{X509Certificate, X509CertificateParser};
 use x509_parser::extensions::{GeneralName, SubjectAlternativeName};
-use x509_parser::oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME;
 use x509_parser::nom::Parser as _;
+use x509_parser::oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME;
 use x509_parser::prelude::FromDer;
 
 use dn::Dn;

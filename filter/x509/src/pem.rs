@@ -109,8 +109,14 @@ mod tests {
     #[test]
     fn bad_text_names_what_is_wrong() {
         assert_eq!(first_certificate(b""), Err(PemError::Block("no -----BEGIN line")));
-        assert_eq!(first_certificate(b"-----BEGIN CERTIFICATE-----\nAA"), Err(PemError::Block("no -----END line")));
-        assert!(matches!(first_certificate(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"), Err(PemError::Base64(_))));
+        assert_eq!(
+            first_certificate(b"-----BEGIN CERTIFICATE-----\nAA"),
+            Err(PemError::Block("no -----END line"))
+        );
+        assert!(matches!(
+            first_certificate(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"),
+            Err(PemError::Base64(_))
+        ));
         assert_eq!(
             first_certificate(b"-----BEGIN KEY-----\nAA==\n-----END KEY-----\n"),
             Err(PemError::NotACertificate("KEY".into()))
@@ -119,8 +125,17 @@ mod tests {
             first_certificate(b"-----BEGIN CERTIFICATE-----\nAAEC\n-----END KEY-----\n"),
             Err(PemError::Block("an -----END line with another label"))
         );
-        assert!(matches!(first_certificate(b"-----BEGIN CERTIFICATE-----\nAAF=\n-----END CERTIFICATE-----"), Err(PemError::Base64(_))), "bits after the last byte");
-        assert!(matches!(first_certificate(b"-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\nAAEC\n-----END CERTIFICATE-----"), Err(PemError::Base64(_))));
+        assert!(
+            matches!(
+                first_certificate(b"-----BEGIN CERTIFICATE-----\nAAF=\n-----END CERTIFICATE-----"),
+                Err(PemError::Base64(_))
+            ),
+            "bits after the last byte"
+        );
+        assert!(matches!(
+            first_certificate(b"-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\nAAEC\n-----END CERTIFICATE-----"),
+            Err(PemError::Base64(_))
+        ));
     }
 
     #[test]

@@ -203,12 +203,19 @@ pub fn check_email(address: &str) -> Result<(), EmailError> {
 
 /// RFC 5321 Dot-string: atoms of atext joined by single dots.
 fn is_dot_string(s: &str) -> bool {
-    s.split('.').all(|atom| !atom.is_empty() && atom.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)))
+    s.split('.').all(|atom| {
+        !atom.is_empty()
+            && atom
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
+    })
 }
 
 /// RFC 5321 Quoted-string: printable ASCII between quotes, `"` and `\` escaped by `\`.
 fn is_quoted_string(s: &str) -> bool {
-    let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else { return false };
+    let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return false;
+    };
     let mut bytes = inner.bytes();
     while let Some(b) = bytes.next() {
         match b {
@@ -265,10 +272,7 @@ fn check_authority(authority: &str) -> Result<(), UriError> {
         }
         match after {
             "" => ("", None),
-            a => (
-                "",
-                Some(a.strip_prefix(':').ok_or(UriError::Port)?),
-            ),
+            a => ("", Some(a.strip_prefix(':').ok_or(UriError::Port)?)),
         }
     } else {
         match host_port.rsplit_once(':') {
@@ -289,7 +293,9 @@ fn check_authority(authority: &str) -> Result<(), UriError> {
 /// `v` HEXDIG+ `.` (unreserved / sub-delims / `:`)+
 fn is_ip_future(s: &str) -> bool {
     let Some(rest) = s.strip_prefix(['v', 'V']) else { return false };
-    let Some((version, address)) = rest.split_once('.') else { return false };
+    let Some((version, address)) = rest.split_once('.') else {
+        return false;
+    };
     !version.is_empty()
         && version.bytes().all(|b| b.is_ascii_hexdigit())
         && !address.is_empty()
@@ -330,7 +336,15 @@ mod tests {
 
     #[test]
     fn dns_names_in_preferred_name_syntax_pass() {
-        for name in ["example.org", "bob.svc.example.org", "Bob.Example.ORG", "1x.example.org", "a-b.c", "localhost", "xn--bcher-kva.example"] {
+        for name in [
+            "example.org",
+            "bob.svc.example.org",
+            "Bob.Example.ORG",
+            "1x.example.org",
+            "a-b.c",
+            "localhost",
+            "xn--bcher-kva.example",
+        ] {
             assert_eq!(check_dns_name(name), Ok(()), "{name}");
         }
     }
@@ -369,13 +383,22 @@ mod tests {
         assert_eq!(decode("bcher-kva").as_deref(), Some("bücher"));
         assert_eq!(decode("mnchen-3ya").as_deref(), Some("münchen"));
         // RFC 3492 §7.1 (A), Arabic (Egyptian)
-        assert_eq!(decode("egbpdaj6bu4bxfgehfvwxn").as_deref(), Some("\u{644}\u{64a}\u{647}\u{645}\u{627}\u{628}\u{62a}\u{643}\u{644}\u{645}\u{648}\u{634}\u{639}\u{631}\u{628}\u{64a}\u{61f}"));
+        assert_eq!(
+            decode("egbpdaj6bu4bxfgehfvwxn").as_deref(),
+            Some("\u{644}\u{64a}\u{647}\u{645}\u{627}\u{628}\u{62a}\u{643}\u{644}\u{645}\u{648}\u{634}\u{639}\u{631}\u{628}\u{64a}\u{61f}")
+        );
         assert_eq!(decode("b!"), None);
     }
 
     #[test]
     fn mailboxes_pass_and_compare_by_their_parts() {
-        for a in ["alice@example.org", "Alice.Smith+tag@Example.ORG", "\"alice smith\"@example.org", "\"a\\\"b\"@example.org", "o'brien@example.org"] {
+        for a in [
+            "alice@example.org",
+            "Alice.Smith+tag@Example.ORG",
+            "\"alice smith\"@example.org",
+            "\"a\\\"b\"@example.org",
+            "o'brien@example.org",
+        ] {
             assert_eq!(check_email(a), Ok(()), "{a}");
         }
         assert_eq!(split_email("\"a@b\"@example.org"), Some(("\"a@b\"", "example.org")));

@@ -90,7 +90,11 @@ impl<'a> SpiffeId<'a> {
     /// Reads `uri` as a SPIFFE ID, or says which rule of the standard it breaks.
     pub fn parse(uri: &'a str) -> Result<SpiffeId<'a>, SpiffeIdError> {
         let (trust_domain, path) = split_checked(uri, false)?;
-        Ok(SpiffeId { id: uri, trust_domain, path })
+        Ok(SpiffeId {
+            id: uri,
+            trust_domain,
+            path,
+        })
     }
 }
 
@@ -209,13 +213,21 @@ mod tests {
 
     #[test]
     fn a_pattern_holds_stars_in_its_path_only_and_otherwise_follows_the_ids_rules() {
-        for ok in ["spiffe://example.org/ns/*/sa/web-*", "spiffe://example.org/**", "spiffe://example.org"] {
+        for ok in [
+            "spiffe://example.org/ns/*/sa/web-*",
+            "spiffe://example.org/**",
+            "spiffe://example.org",
+        ] {
             assert_eq!(check_pattern(ok), Ok(()), "{ok}");
         }
         assert_eq!(check_pattern("spiffe://*.org/x"), Err(SpiffeIdError::TrustDomainCharacter));
         assert_eq!(check_pattern("spiffe://example.org/ns/*/.."), Err(SpiffeIdError::DotSegment));
         assert_eq!(check_pattern("spiffe://example.org/ns/*/"), Err(SpiffeIdError::TrailingSlash));
-        assert_eq!(SpiffeId::parse("spiffe://example.org/ns/*").err(), Some(SpiffeIdError::PathCharacter), "an ID holds no star");
+        assert_eq!(
+            SpiffeId::parse("spiffe://example.org/ns/*").err(),
+            Some(SpiffeIdError::PathCharacter),
+            "an ID holds no star"
+        );
         assert_eq!(why(&format!("spiffe://{}/x", "a".repeat(255))), None);
     }
 }

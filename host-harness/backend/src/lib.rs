@@ -36,7 +36,8 @@ impl Drop for RunningBackend {
 fn text(status: hyper::StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/plain"));
+    resp.headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("text/plain"));
     resp
 }
 
@@ -49,7 +50,12 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     // for the differential tests: a chosen status, and the body sent back
-    if let Some(code) = parts.uri.path().strip_prefix("/status/").and_then(|c| hyper::StatusCode::from_bytes(c.as_bytes()).ok()) {
+    if let Some(code) = parts
+        .uri
+        .path()
+        .strip_prefix("/status/")
+        .and_then(|c| hyper::StatusCode::from_bytes(c.as_bytes()).ok())
+    {
         return Ok(text(code, format!("status {}", code.as_u16()).into()));
     }
     if parts.uri.path() == "/echo" {
@@ -58,7 +64,8 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     let accept = parts.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if certgate_core::reply::wants_html(accept) {
         let mut resp = Response::new(Full::new(Bytes::from(whoami_page(&headers))));
-        resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/html; charset=utf-8"));
+        resp.headers_mut()
+            .insert("content-type", hyper::header::HeaderValue::from_static("text/html; charset=utf-8"));
         return Ok(resp);
     }
     let json = if parts.uri.path() == "/api/v0.1/hello" {
@@ -73,17 +80,36 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         })
     };
     let mut resp = Response::new(Full::new(Bytes::from(json.to_string())));
-    resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
     Ok(resp)
 }
 
 /// The identity headers certgate can set, under every preset, in the order
 /// the page shows them.
 const IDENTITY_HEADERS: &[&str] = &[
-    "x-client-cn", "x-client-subject", "x-client-issuer", "x-client-issuer-cn", "x-client-serial",
-    "x-client-not-before", "x-client-not-after", "x-client-expires-in", "x-client-san-uri", "x-client-san-dns",
-    "x-client-san-email", "x-client-spiffe-id", "x-client-sha256", "x-client-verified", "x-certgate-rule",
-    "x-certgate-audit", "x-user", "x-issuer", "x-not-before", "x-not-after", "verified", "dn",
+    "x-client-cn",
+    "x-client-subject",
+    "x-client-issuer",
+    "x-client-issuer-cn",
+    "x-client-serial",
+    "x-client-not-before",
+    "x-client-not-after",
+    "x-client-expires-in",
+    "x-client-san-uri",
+    "x-client-san-dns",
+    "x-client-san-email",
+    "x-client-spiffe-id",
+    "x-client-sha256",
+    "x-client-verified",
+    "x-certgate-rule",
+    "x-certgate-audit",
+    "x-user",
+    "x-issuer",
+    "x-not-before",
+    "x-not-after",
+    "verified",
+    "dn",
 ];
 
 /// What a browser sees: who the application was told the visitor is, then
@@ -96,7 +122,9 @@ fn whoami_page(headers: &[(String, String)]) -> String {
         None => "You sent no client certificate the application was told of: <strong id=\"who\">anonymous</strong>".to_owned(),
     };
     let rows = |names: &mut dyn Iterator<Item = (&str, &str)>| -> String {
-        names.map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape_html(k), escape_html(v))).collect()
+        names
+            .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape_html(k), escape_html(v)))
+            .collect()
     };
     let identity = rows(&mut IDENTITY_HEADERS.iter().filter_map(|h| Some((*h, value(h)?))));
     let all = rows(&mut headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -124,7 +152,9 @@ fn escape_html(text: &str) -> String {
 
 /// Starts the backend on `addr` (port 0: any free port).
 pub async fn start(addr: SocketAddr) -> std::io::Result<RunningBackend> {
-    let listener = TcpListener::bind(addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(async move {

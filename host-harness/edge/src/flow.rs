@@ -91,7 +91,12 @@ pub struct Flow {
 
 impl Flow {
     /// Opens a stream on `worker` and runs its request headers.
-    pub async fn start(worker: Rc<RefCell<Worker>>, conn: &certgate_host::Connection, headers: Pairs, end: bool) -> Result<(Flow, Step), FlowError> {
+    pub async fn start(
+        worker: Rc<RefCell<Worker>>,
+        conn: &certgate_host::Connection,
+        headers: Pairs,
+        end: bool,
+    ) -> Result<(Flow, Step), FlowError> {
         let (events_tx, events) = async_mpsc::unbounded_channel();
         let (id, step) = {
             let mut w = worker.borrow_mut();
@@ -172,7 +177,13 @@ impl Flow {
     /// The whole exchange after the request headers' step: the request body,
     /// the upstream, the response phase. What to send, less what the
     /// stream's last state says (see [`outgoing`]).
-    pub async fn run(&mut self, first: Step, mut body: Incoming, upstreams: &Upstreams, upstream: &hyper::Uri) -> Result<Ending, FlowError> {
+    pub async fn run(
+        &mut self,
+        first: Step,
+        mut body: Incoming,
+        upstreams: &Upstreams,
+        upstream: &hyper::Uri,
+    ) -> Result<Ending, FlowError> {
         let end = body.is_end_stream();
         let held = match first.verdict {
             Verdict::Reply(local) => return self.local_reply(local).await,
@@ -198,7 +209,9 @@ impl Flow {
         let mut headers = vec![(":status".to_owned(), parts.status.as_u16().to_string().into_bytes())];
         headers.extend(from_header_map(&parts.headers).into_iter().filter(|(k, _)| !is_hop_by_hop(k)));
         let end = body.is_end_stream();
-        let step = self.phase(Half::Response, move |p, id| p.response_headers(id, headers, end)).await?;
+        let step = self
+            .phase(Half::Response, move |p, id| p.response_headers(id, headers, end))
+            .await?;
         let held = match step.verdict {
             // a local reply from the response phase replaces the response as it is
             Verdict::Reply(local) => return Ok(Ending::Local(local)),
@@ -224,7 +237,9 @@ impl Flow {
         let headers = local_headers(&local);
         let body = local.body;
         let end = body.is_empty();
-        let step = self.phase(Half::Response, move |p, id| p.response_headers(id, headers, end)).await?;
+        let step = self
+            .phase(Half::Response, move |p, id| p.response_headers(id, headers, end))
+            .await?;
         if let Verdict::Reply(again) = step.verdict {
             return Ok(Ending::Local(again));
         }
@@ -236,7 +251,10 @@ impl Flow {
                 _ => data.extend(step.body),
             }
         }
-        Ok(Ending::Filtered { body: data, had_length: true })
+        Ok(Ending::Filtered {
+            body: data,
+            had_length: true,
+        })
     }
 }
 
@@ -257,11 +275,18 @@ pub fn outgoing(ending: Ending, last: Option<&certgate_host::StreamState>) -> Ou
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::BAD_GATEWAY);
     let mut map = to_header_map(headers);
-    let stated = map.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let stated = map
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if stated.is_some_and(|n| n != body.len()) || (!had_length && stated.is_some()) {
         map.remove(hyper::header::CONTENT_LENGTH);
     }
-    Outgoing { status, headers: map, body, trailers: to_header_map(trailers) }
+    Outgoing {
+        status,
+        headers: map,
+        body,
+        trailers: to_header_map(trailers),
+    }
 }
 
 /// Envoy's local reply headers: `:status`, the filter's, and `content-type:
@@ -277,12 +302,28 @@ fn local_headers(local: &LocalResponse) -> Pairs {
 
 fn outgoing_of_local(local: LocalResponse) -> Outgoing {
     let headers = local_headers(&local);
-    let status = u16::try_from(local.status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::FORBIDDEN);
-    Outgoing { status, headers: to_header_map(&headers), body: local.body, trailers: HeaderMap::new() }
+    let status = u16::try_from(local.status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::FORBIDDEN);
+    Outgoing {
+        status,
+        headers: to_header_map(&headers),
+        body: local.body,
+        trailers: HeaderMap::new(),
+    }
 }
 
 /// Headers that belong to one hop and are not forwarded.
-pub const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"];
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+];
 
 fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.contains(&name)
@@ -290,10 +331,18 @@ fn is_hop_by_hop(name: &str) -> bool {
 
 /// The request as the filter left it, to the upstream: `:method`, `:path` and
 /// `:authority` (as `host`) from the filter's headers.
-async fn forward(upstreams: &Upstreams, upstream: &hyper::Uri, headers: &Pairs, body: Vec<u8>, trailers: &Pairs) -> Result<Response<Incoming>, FlowError> {
+async fn forward(
+    upstreams: &Upstreams,
+    upstream: &hyper::Uri,
+    headers: &Pairs,
+    body: Vec<u8>,
+    trailers: &Pairs,
+) -> Result<Response<Incoming>, FlowError> {
     let pseudo = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice());
     let path = pseudo(":path").and_then(|p| std::str::from_utf8(p).ok()).unwrap_or("/");
-    let method = pseudo(":method").and_then(|m| hyper::Method::from_bytes(m).ok()).unwrap_or(hyper::Method::GET);
+    let method = pseudo(":method")
+        .and_then(|m| hyper::Method::from_bytes(m).ok())
+        .unwrap_or(hyper::Method::GET);
     let uri = format!(
         "{}://{}{}",
         upstream.scheme_str().unwrap_or("http"),
@@ -309,7 +358,9 @@ async fn forward(upstreams: &Upstreams, upstream: &hyper::Uri, headers: &Pairs, 
             builder = builder.header(k.as_str(), v.as_slice());
         }
     }
-    let request = builder.body(Buffered::new(Bytes::from(body), to_header_map(trailers))).map_err(|_| FlowError::Upstream)?;
+    let request = builder
+        .body(Buffered::new(Bytes::from(body), to_header_map(trailers)))
+        .map_err(|_| FlowError::Upstream)?;
     upstreams.client().request(request).await.map_err(|e| {
         tracing::warn!(%upstream, "upstream failed: {e}");
         FlowError::Upstream

@@ -37,11 +37,9 @@ pub fn default_wasm() -> Result<PathBuf, LocateError> {
             }
         }
     }
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or_else(|| LocateError { looked: candidates.first().cloned().unwrap_or_else(|| PathBuf::from(BUILD_PATH)) })
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| LocateError {
+        looked: candidates.first().cloned().unwrap_or_else(|| PathBuf::from(BUILD_PATH)),
+    })
 }
 
 /// Resolves a path from a configuration file against the file's directory.

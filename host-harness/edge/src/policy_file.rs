@@ -44,7 +44,9 @@ pub struct PolicyStore {
 impl PolicyStore {
     /// A store whose first version is `json`.
     pub fn new(json: String) -> PolicyStore {
-        PolicyStore { current: RwLock::new(Arc::new(PolicyVersion { version: 1, json })) }
+        PolicyStore {
+            current: RwLock::new(Arc::new(PolicyVersion { version: 1, json })),
+        }
     }
 
     /// The policy in force.
@@ -74,7 +76,10 @@ impl PolicyStore {
 
 /// Reads a policy file, naming it in the error.
 pub fn read_policy(path: &Path) -> Result<String, PolicyError> {
-    std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {

@@ -6,11 +6,11 @@
 //! answered locally or by the upstream with the filter's changes. The access
 //! log prints the decision certgate publishes as filter state.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -139,18 +139,33 @@ const MAX_HEADERS: usize = 100;
 pub async fn start(settings: EdgeSettings) -> Result<RunningEdge, EdgeError> {
     let tls = TlsAcceptor::from(server_config(&settings.tls)?);
     let module = WasmModule::from_file(&settings.wasm).map_err(EdgeError::Wasm)?;
-    let policy_error = |source| EdgeError::Policy { path: settings.policy.clone(), source };
+    let policy_error = |source| EdgeError::Policy {
+        path: settings.policy.clone(),
+        source,
+    };
     let json = read_policy(&settings.policy).map_err(policy_error)?;
     // refuse to start on a policy the filter refuses
-    module.start(PluginSettings::new(json.clone()).name("certgate")).map_err(|e| policy_error(e.into()))?;
+    module
+        .start(PluginSettings::new(json.clone()).name("certgate"))
+        .map_err(|e| policy_error(e.into()))?;
     let policy = Arc::new(PolicyStore::new(json));
     let (stop, stopped) = watch::channel(false);
-    watch_policy(settings.policy.clone(), module.clone(), Arc::clone(&policy), settings.reload_every, stopped.clone());
+    watch_policy(
+        settings.policy.clone(),
+        module.clone(),
+        Arc::clone(&policy),
+        settings.reload_every,
+        stopped.clone(),
+    );
 
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| EdgeError::Listen { addr: settings.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| EdgeError::Listen { addr: settings.listen, source })?;
+    let listener = TcpListener::bind(settings.listen).await.map_err(|source| EdgeError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| EdgeError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
     let shared = Arc::new(WorkerShared {
         module,
         policy,
@@ -171,7 +186,11 @@ pub async fn start(settings: EdgeSettings) -> Result<RunningEdge, EdgeError> {
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let done = tokio::spawn(accept_loop(listener, state, workers, slots, stopped));
     tracing::info!(%addr, upstream = %settings.upstream, workers = settings.workers, "certgate edge listening");
-    Ok(RunningEdge { addr, stop, done: Some(done) })
+    Ok(RunningEdge {
+        addr,
+        stop,
+        done: Some(done),
+    })
 }
 
 async fn accept_loop(
@@ -204,7 +223,9 @@ async fn accept_loop(
         let local = listener.local_addr().unwrap_or(peer);
         // the connection moves to its worker's event loop, and stays there
         let Ok(tcp) = tcp.into_std() else { continue };
-        let Some(worker) = workers.get(next % workers.len().max(1)) else { break };
+        let Some(worker) = workers.get(next % workers.len().max(1)) else {
+            break;
+        };
         next = next.wrapping_add(1);
         let state = Arc::clone(&state);
         worker.serve(Box::new(move |worker, upstreams, watcher| {
@@ -295,7 +316,10 @@ async fn serve_connection(
         .header_read_timeout(header_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     // a client over a limit (431, header timeout) or gone mid-request: say why
     if let Err(e) = watcher.watch(serving.into_owned()).await {
@@ -316,7 +340,8 @@ impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExec {
 fn json_reply(status: u16, reason: &str) -> Response<Body> {
     let mut r = Response::new(full(format!("{{\"error\":\"{reason}\"}}")));
     *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
     r
 }
 
@@ -328,7 +353,11 @@ fn request_id() -> String {
 
 /// The request's headers as Envoy gives them to the filter chain.
 fn filter_headers(parts: &hyper::http::request::Parts, conn: &Connection) -> Vec<(String, Vec<u8>)> {
-    let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
     let authority = parts
         .uri
         .authority()
@@ -382,7 +411,11 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
     let (parts, body) = req.into_parts();
     let headers = filter_headers(&parts, &conn);
     let end = hyper::body::Body::is_end_stream(&body);
@@ -399,7 +432,10 @@ async fn handle(
         Err(e) => (error_reply(e), None),
     };
     // the decision the filter published (certgate's; other filters publish none)
-    let published = last.as_ref().and_then(|s| s.filter_state.get(PROPERTY)).and_then(|v| Published::from_bytes(v));
+    let published = last
+        .as_ref()
+        .and_then(|s| s.filter_state.get(PROPERTY))
+        .and_then(|v| Published::from_bytes(v));
     let field = |f: fn(&Published) -> Option<&str>| published.as_ref().and_then(f).unwrap_or("-").to_owned();
     tracing::info!(
         target: "certgate::access",

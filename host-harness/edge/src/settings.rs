@@ -114,8 +114,14 @@ impl ServeOptions {
     /// Reads the `--config` file, if any, and puts these flags over it.
     pub fn with_config_file(self) -> Result<ServeOptions, SettingsError> {
         let Some(path) = self.config.clone() else { return Ok(self) };
-        let text = std::fs::read_to_string(&path).map_err(|source| SettingsError::Read { path: path.clone(), source })?;
-        let file: ServeOptions = toml::from_str(&text).map_err(|source| SettingsError::Toml { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| SettingsError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: ServeOptions = toml::from_str(&text).map_err(|source| SettingsError::Toml {
+            path: path.clone(),
+            source,
+        })?;
         Ok(self.over(file.relative_to(path.parent().unwrap_or(Path::new("")))))
     }
 
@@ -162,7 +168,9 @@ impl ServeOptions {
         let mut clusters = HashMap::new();
         for c in &o.cluster {
             let (name, url) = c.split_once('=').ok_or_else(|| SettingsError::Cluster(c.clone()))?;
-            let uri = http_uri(url.trim()).filter(|_| !name.trim().is_empty()).ok_or_else(|| SettingsError::Cluster(c.clone()))?;
+            let uri = http_uri(url.trim())
+                .filter(|_| !name.trim().is_empty())
+                .ok_or_else(|| SettingsError::Cluster(c.clone()))?;
             clusters.insert(name.trim().to_owned(), uri);
         }
         let wasm = match o.wasm {
@@ -190,7 +198,10 @@ impl ServeOptions {
             },
             reload_every: Duration::from_millis(250),
             clusters,
-            workers: o.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)).max(1),
+            workers: o
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+                .max(1),
         })
     }
 }

@@ -48,7 +48,10 @@ pub enum TlsError {
 }
 
 fn file_err(path: &Path, what: impl ToString) -> TlsError {
-    TlsError::File { path: path.display().to_string(), what: what.to_string() }
+    TlsError::File {
+        path: path.display().to_string(),
+        what: what.to_string(),
+    }
 }
 
 /// Every PEM block of one type in a file; none is an error naming the file.
@@ -86,10 +89,11 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(ring::default_provider());
     let mut roots = RootCertStore::empty();
     for ca in certificates(&files.client_ca)? {
-        roots.add(ca).map_err(|e| file_err(&files.client_ca, format!("not a usable CA certificate: {e}")))?;
+        roots
+            .add(ca)
+            .map_err(|e| file_err(&files.client_ca, format!("not a usable CA certificate: {e}")))?;
     }
-    let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-        .with_crls(crls(&files.crls)?);
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider)).with_crls(crls(&files.crls)?);
     if files.mode == ClientCertMode::Optional {
         verifier = verifier.allow_unauthenticated();
     }

@@ -28,7 +28,10 @@ impl Buffered {
     /// A body of `data` followed by `trailers` (none if empty).
     pub fn new(data: impl Into<Bytes>, trailers: HeaderMap) -> Buffered {
         let data: Bytes = data.into();
-        Buffered { data: (!data.is_empty()).then_some(data), trailers: (!trailers.is_empty()).then_some(trailers) }
+        Buffered {
+            data: (!data.is_empty()).then_some(data),
+            trailers: (!trailers.is_empty()).then_some(trailers),
+        }
     }
 }
 
@@ -67,7 +70,9 @@ impl Upstreams {
     pub fn new(named: HashMap<String, Uri>) -> Upstreams {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
         Upstreams { named, client }
     }
 
@@ -87,9 +92,22 @@ impl Upstreams {
     /// failed, as Envoy reports a failed call (no headers, no body).
     pub async fn call(&self, call: &HttpCall) -> Option<HttpCallResponse> {
         let base = self.named.get(&call.upstream)?;
-        let header = |name: &str| call.headers.iter().find(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-        let uri = format!("{}://{}{}", base.scheme_str().unwrap_or("http"), base.authority()?.as_str(), header(":path")?);
-        let mut builder = Request::builder().method(header(":method")?.as_str()).uri(uri).header("host", header(":authority")?);
+        let header = |name: &str| {
+            call.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        let uri = format!(
+            "{}://{}{}",
+            base.scheme_str().unwrap_or("http"),
+            base.authority()?.as_str(),
+            header(":path")?
+        );
+        let mut builder = Request::builder()
+            .method(header(":method")?.as_str())
+            .uri(uri)
+            .header("host", header(":authority")?);
         for (k, v) in &call.headers {
             if !k.starts_with(':') {
                 builder = builder.header(k.as_str(), v.as_slice());
@@ -103,9 +121,17 @@ impl Upstreams {
             let trailers = collected.trailers().map(from_header_map).unwrap_or_default();
             let mut headers = vec![(":status".to_owned(), parts.status.as_u16().to_string().into_bytes())];
             headers.extend(from_header_map(&parts.headers));
-            Some(HttpCallResponse { headers, body: collected.to_bytes().to_vec(), trailers })
+            Some(HttpCallResponse {
+                headers,
+                body: collected.to_bytes().to_vec(),
+                trailers,
+            })
         };
-        let timeout = if call.timeout.is_zero() { Duration::from_secs(3600) } else { call.timeout };
+        let timeout = if call.timeout.is_zero() {
+            Duration::from_secs(3600)
+        } else {
+            call.timeout
+        };
         tokio::time::timeout(timeout, exchange).await.ok().flatten()
     }
 }
@@ -122,7 +148,10 @@ pub fn to_header_map(pairs: &[(String, Vec<u8>)]) -> HeaderMap {
         if k.starts_with(':') {
             continue;
         }
-        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_bytes(v)) {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_bytes(v),
+        ) {
             map.append(k, v);
         }
     }

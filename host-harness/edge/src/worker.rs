@@ -12,7 +12,9 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use certgate_host::{Action, Connection, Half, HalfHeaders, HarnessError, HttpCall, Plugin, PluginSettings, SharedData, Step, StreamState, Verdict};
+use certgate_host::{
+    Action, Connection, Half, HalfHeaders, HarnessError, HttpCall, Plugin, PluginSettings, SharedData, Step, StreamState, Verdict,
+};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::sync::mpsc as async_mpsc;
 
@@ -61,7 +63,10 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("version", &self.version).field("streams", &self.streams.len()).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("version", &self.version)
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,34 +75,39 @@ impl WorkerHandle {
     pub fn spawn(shared: Arc<WorkerShared>, index: usize) -> std::io::Result<WorkerHandle> {
         let (tasks, mut queue) = async_mpsc::unbounded_channel::<Task>();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let thread = std::thread::Builder::new().name(format!("certgate-worker-{index}")).spawn(move || {
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, async move {
-                let upstreams = Rc::new(Upstreams::new(shared.clusters.clone()));
-                let worker = Rc::new_cyclic(|me| {
-                    RefCell::new(Worker {
-                        shared,
-                        me: me.clone(),
-                        upstreams: Rc::clone(&upstreams),
-                        plugin: None,
-                        version: 0,
-                        last_tick: Instant::now(),
-                        streams: HashMap::new(),
-                    })
+        let thread = std::thread::Builder::new()
+            .name(format!("certgate-worker-{index}"))
+            .spawn(move || {
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    let upstreams = Rc::new(Upstreams::new(shared.clusters.clone()));
+                    let worker = Rc::new_cyclic(|me| {
+                        RefCell::new(Worker {
+                            shared,
+                            me: me.clone(),
+                            upstreams: Rc::clone(&upstreams),
+                            plugin: None,
+                            version: 0,
+                            last_tick: Instant::now(),
+                            streams: HashMap::new(),
+                        })
+                    });
+                    tokio::task::spawn_local(ticker(Rc::downgrade(&worker)));
+                    let graceful = GracefulShutdown::new();
+                    while let Some(task) = queue.recv().await {
+                        tokio::task::spawn_local(task(Rc::clone(&worker), Rc::clone(&upstreams), graceful.watcher()));
+                    }
+                    // no more connections: let the requests in flight finish
+                    tokio::select! {
+                        _ = graceful.shutdown() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("shutdown: requests still in flight after 10 s"),
+                    }
                 });
-                tokio::task::spawn_local(ticker(Rc::downgrade(&worker)));
-                let graceful = GracefulShutdown::new();
-                while let Some(task) = queue.recv().await {
-                    tokio::task::spawn_local(task(Rc::clone(&worker), Rc::clone(&upstreams), graceful.watcher()));
-                }
-                // no more connections: let the requests in flight finish
-                tokio::select! {
-                    _ = graceful.shutdown() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("shutdown: requests still in flight after 10 s"),
-                }
-            });
-        })?;
-        Ok(WorkerHandle { tasks, thread: Some(thread) })
+            })?;
+        Ok(WorkerHandle {
+            tasks,
+            thread: Some(thread),
+        })
     }
 
     /// Gives the worker a connection to serve.
@@ -198,7 +208,10 @@ impl Worker {
         let pending = self.streams.get(&id).map_or(0, |(_, n)| *n);
         match self.plugin.as_mut() {
             Some(p) => p.settle(id, action, half, pending),
-            None => Step { verdict: Verdict::Held, body: Vec::new() },
+            None => Step {
+                verdict: Verdict::Held,
+                body: Vec::new(),
+            },
         }
     }
 

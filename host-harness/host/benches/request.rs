@@ -3,7 +3,13 @@
 //! whose certificate is parsed anew, and a denied one, each with the host
 //! calls one such request makes. Build the `.wasm`
 //! first (`./dev run`). Figures go to BENCHMARKS.md.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,7 +24,9 @@ fn repo() -> PathBuf {
 }
 
 fn client(name: &str) -> Connection {
-    Connection::local_tls().with_client_cert_file(&repo().join(format!("fixtures/pki/{name}.pem")), true).unwrap()
+    Connection::local_tls()
+        .with_client_cert_file(&repo().join(format!("fixtures/pki/{name}.pem")), true)
+        .unwrap()
 }
 
 /// A request's headers as Envoy gives them, with the connection's
@@ -78,7 +86,11 @@ fn main() {
     let wasm = repo().join("target/wasm32-wasip1/wasm/certgate_filter.wasm");
     let t = Instant::now();
     let module = WasmModule::from_file(&wasm).unwrap_or_else(|e| panic!("{e}; run ./dev run first"));
-    println!("compile the .wasm ({} bytes): {:?}", std::fs::metadata(&wasm).unwrap().len(), t.elapsed());
+    println!(
+        "compile the .wasm ({} bytes): {:?}",
+        std::fs::metadata(&wasm).unwrap().len(),
+        t.elapsed()
+    );
     let example = std::fs::read_to_string(repo().join("fixtures/policies/example.json")).unwrap();
 
     let (alice, bob) = (client("alice"), client("bob"));
@@ -130,10 +142,15 @@ fn main() {
     let mut unbound: serde_json::Value = serde_json::from_str(&bound).unwrap();
     unbound.as_object_mut().unwrap().remove("bound_tokens");
     let unbound = unbound.to_string();
-    for (name, policy) in [("bound-tokens policy without bound_tokens", &unbound), ("bound-tokens policy, token bound to alice", &bound)] {
+    for (name, policy) in [
+        ("bound-tokens policy without bound_tokens", &unbound),
+        ("bound-tokens policy, token bound to alice", &bound),
+    ] {
         let mut p = start(&module, policy);
         measure(&format!("allowed, cached identity, {name}"), |_| {
-            let out = p.request_with_metadata(&alice, headers(&alice, "/app/page"), metadata.clone()).unwrap();
+            let out = p
+                .request_with_metadata(&alice, headers(&alice, "/app/page"), metadata.clone())
+                .unwrap();
             assert!(out.forwarded(), "{:?}", out.local_response);
             None
         });

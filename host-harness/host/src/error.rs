@@ -51,7 +51,11 @@ pub enum HarnessError {
 }
 
 fn guest_errors(logs: &[LogLine]) -> String {
-    let lines: Vec<&str> = logs.iter().filter(|l| l.level >= LogLevel::Warn).map(|l| l.message.as_str()).collect();
+    let lines: Vec<&str> = logs
+        .iter()
+        .filter(|l| l.level >= LogLevel::Warn)
+        .map(|l| l.message.as_str())
+        .collect();
     if lines.is_empty() {
         String::new()
     } else {

@@ -28,6 +28,6 @@ pub use error::HarnessError;
 pub use module::WasmModule;
 pub use plugin::{Action, Plugin};
 pub use settings::PluginSettings;
+pub use state::{Clock, HttpCall, HttpCallResponse, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};
 pub use stream::{Half, HalfHeaders, Step, Verdict};
 pub use test_stream::{request_headers, Exchange, HttpStream};
-pub use state::{Clock, HttpCall, HttpCallResponse, LocalResponse, LogLevel, LogLine, Metric, SharedData, StreamState};

@@ -31,7 +31,10 @@ impl std::fmt::Debug for WasmModule {
 impl WasmModule {
     /// Compiles a module file.
     pub fn from_file(path: &Path) -> Result<WasmModule, HarnessError> {
-        let bytes = std::fs::read(path).map_err(|source| HarnessError::Read { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| HarnessError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         WasmModule::from_bytes(&bytes)
     }
 
@@ -43,7 +46,11 @@ impl WasmModule {
         let module = Module::new(&engine, bytes).map_err(|e| HarnessError::Compile(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         abi::add_to_linker(&mut linker, &module).map_err(|e| HarnessError::Instantiate(format!("{e:#}")))?;
-        Ok(WasmModule { engine, module, linker: Arc::new(linker) })
+        Ok(WasmModule {
+            engine,
+            module,
+            linker: Arc::new(linker),
+        })
     }
 
     /// The same module with the host refusing one `env` import: every call
@@ -54,8 +61,14 @@ impl WasmModule {
     pub fn with_refused_import(&self, name: &str, status: i32) -> Result<WasmModule, HarnessError> {
         let mut linker = (*self.linker).clone();
         match abi::unsupported::refuse(&mut linker, &self.module, name, status) {
-            Ok(true) => Ok(WasmModule { engine: self.engine.clone(), module: self.module.clone(), linker: Arc::new(linker) }),
-            Ok(false) => Err(HarnessError::Instantiate(format!("the module does not import env.{name} with a status result"))),
+            Ok(true) => Ok(WasmModule {
+                engine: self.engine.clone(),
+                module: self.module.clone(),
+                linker: Arc::new(linker),
+            }),
+            Ok(false) => Err(HarnessError::Instantiate(format!(
+                "the module does not import env.{name} with a status result"
+            ))),
             Err(e) => Err(HarnessError::Instantiate(format!("{e:#}"))),
         }
     }
@@ -69,7 +82,9 @@ impl WasmModule {
         state.log_level = settings.log_level;
         state.upstreams = settings.upstreams;
         state.plugin_properties.insert("plugin_name".into(), settings.name.into_bytes());
-        state.plugin_properties.insert("plugin_root_id".into(), settings.root_id.into_bytes());
+        state
+            .plugin_properties
+            .insert("plugin_root_id".into(), settings.root_id.into_bytes());
         state.plugin_properties.insert("plugin_vm_id".into(), settings.vm_id.into_bytes());
         let mut store = Store::new(&self.engine, state);
         store.call_hook(|mut ctx, hook| {
@@ -88,8 +103,15 @@ impl WasmModule {
             .iter()
             .find_map(|name| instance.get_export(&mut store, name).and_then(Extern::into_func));
         store.data_mut().allocator = allocator.and_then(|f| f.typed::<i32, i32>(&store).ok());
-        let mut plugin =
-            Plugin { store, instance, root_id: 1, next_id: 2, failure: None, exports: HashMap::new(), typed: HashMap::new() };
+        let mut plugin = Plugin {
+            store,
+            instance,
+            root_id: 1,
+            next_id: 2,
+            failure: None,
+            exports: HashMap::new(),
+            typed: HashMap::new(),
+        };
         let init = ["_initialize", "_start"].into_iter().find(|n| plugin.has_export(n));
         if let Some(init) = init {
             plugin.call::<(), ()>(init, ())?;
@@ -100,7 +122,9 @@ impl WasmModule {
         plugin.call::<(i32, i32), ()>("proxy_on_context_create", (1, 0))?;
         let vm_len = len_i32(plugin.store.data().vm_configuration.len());
         if plugin.has_export("proxy_on_vm_start") && plugin.call::<(i32, i32), i32>("proxy_on_vm_start", (1, vm_len))? == 0 {
-            return Err(HarnessError::VmStartRefused { logs: plugin.store.data().logs.clone() });
+            return Err(HarnessError::VmStartRefused {
+                logs: plugin.store.data().logs.clone(),
+            });
         }
         plugin.configure_current()?;
         Ok(plugin)

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use wasmtime::{Func, Instance, Store, TypedFunc, WasmParams, WasmResults};
 
 use crate::abi::codec::Pairs;
-use certgate_wire::connection::Connection;
 use crate::error::HarnessError;
 use crate::state::{Clock, HostState, HttpCall, HttpCallResponse, LogLine, Metric, StreamState};
 use crate::test_stream::{Exchange, HttpStream};
+use certgate_wire::connection::Connection;
 
 /// What a callback told the host to do with the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,10 @@ pub struct Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("root_id", &self.root_id).field("failure", &self.failure).finish_non_exhaustive()
+        f.debug_struct("Plugin")
+            .field("root_id", &self.root_id)
+            .field("failure", &self.failure)
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,7 +100,10 @@ impl Plugin {
         func.call(&mut self.store, params).map_err(|e| {
             let message = format!("{e:#}");
             self.failure = Some(format!("{name}: {message}"));
-            HarnessError::Trap { during: name.to_owned(), message }
+            HarnessError::Trap {
+                during: name.to_owned(),
+                message,
+            }
         })
     }
 
@@ -188,7 +194,11 @@ impl Plugin {
     pub fn open_stream(&mut self, connection: &Connection) -> Result<u32, HarnessError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(2);
-        let state = StreamState { context_id: id, properties: Arc::clone(&connection.properties), ..StreamState::default() };
+        let state = StreamState {
+            context_id: id,
+            properties: Arc::clone(&connection.properties),
+            ..StreamState::default()
+        };
         self.store.data_mut().streams.insert(id, state);
         self.store.data_mut().current = None;
         if let Err(e) = self.call::<(i32, i32), ()>("proxy_on_context_create", (id as i32, self.root_id as i32)) {
@@ -305,12 +315,16 @@ impl Plugin {
     /// The request body the filter held, now passed on (after a callback
     /// continued, or the stream resumed).
     pub fn take_request_body(&mut self, id: u32) -> Vec<u8> {
-        self.stream_state_mut(id).map(|s| std::mem::take(&mut s.request_body)).unwrap_or_default()
+        self.stream_state_mut(id)
+            .map(|s| std::mem::take(&mut s.request_body))
+            .unwrap_or_default()
     }
 
     /// Likewise for the response body.
     pub fn take_response_body(&mut self, id: u32) -> Vec<u8> {
-        self.stream_state_mut(id).map(|s| std::mem::take(&mut s.response_body)).unwrap_or_default()
+        self.stream_state_mut(id)
+            .map(|s| std::mem::take(&mut s.response_body))
+            .unwrap_or_default()
     }
 
     /// The HTTP calls made since the last call, for the caller to perform.
@@ -333,8 +347,11 @@ impl Plugin {
         };
         state.current = current;
         let response = response.unwrap_or_default();
-        let (n_headers, body_len, n_trailers) =
-            (len_i32(response.headers.len()), len_i32(response.body.len()), len_i32(response.trailers.len()));
+        let (n_headers, body_len, n_trailers) = (
+            len_i32(response.headers.len()),
+            len_i32(response.body.len()),
+            len_i32(response.trailers.len()),
+        );
         state.call_response = Some(response);
         let result = if self.has_export("proxy_on_http_call_response") {
             self.call::<(i32, i32, i32, i32, i32), ()>(

@@ -228,7 +228,10 @@ pub struct HostState {
 
 impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostState").field("logs", &self.logs.len()).field("metrics", &self.metrics).finish_non_exhaustive()
+        f.debug_struct("HostState")
+            .field("logs", &self.logs.len())
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
     }
 }
 

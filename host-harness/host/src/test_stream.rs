@@ -24,7 +24,11 @@ impl std::fmt::Debug for HttpStream<'_> {
 
 impl<'p> HttpStream<'p> {
     pub(crate) fn new(plugin: &'p mut Plugin, id: u32) -> HttpStream<'p> {
-        HttpStream { plugin, id, finished: false }
+        HttpStream {
+            plugin,
+            id,
+            finished: false,
+        }
     }
 
     fn state(&mut self) -> &mut StreamState {

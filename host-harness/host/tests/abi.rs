@@ -1,6 +1,12 @@
 //! The ABI edges, with small hand-written modules: bad guest pointers,
 //! unimplemented calls, the allocator fallback, typed properties, traps.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! A proxy-wasm filter that is not certgate (tests/filters/hello, built for
 //! wasm32-unknown-unknown by `./dev test`) runs in the harness unchanged.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 

@@ -40,7 +40,13 @@ pub fn blocks(markdown: &str) -> Vec<Block> {
     let mut open: Option<Block> = None;
     for (i, line) in markdown.lines().enumerate() {
         match (&mut open, line.trim_start().strip_prefix("```")) {
-            (None, Some(info)) => open = Some(Block { info: info.trim().to_owned(), body: String::new(), line: i + 1 }),
+            (None, Some(info)) => {
+                open = Some(Block {
+                    info: info.trim().to_owned(),
+                    body: String::new(),
+                    line: i + 1,
+                })
+            }
             (Some(_), Some(_)) => out.extend(open.take()),
             (Some(b), None) => {
                 b.body.push_str(line);

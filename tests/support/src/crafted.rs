@@ -79,5 +79,9 @@ pub fn client_certificate_until(repo: &Path, cn: &str, names: &[Name<'_>], until
     let key = KeyPair::generate()?;
     let cert = p.signed_by(&key, &issuer)?;
     let cert_pem = cert.pem();
-    Ok(Crafted { chain_pem: format!("{cert_pem}{ca_pem}"), cert_pem, key_pem: key.serialize_pem() })
+    Ok(Crafted {
+        chain_pem: format!("{cert_pem}{ca_pem}"),
+        cert_pem,
+        key_pem: key.serialize_pem(),
+    })
 }

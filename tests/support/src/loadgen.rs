@@ -111,7 +111,9 @@ pub async fn run_each(
     let mut tasks = Vec::new();
     for tls in configs {
         let path = path.to_owned();
-        tasks.push(tokio::spawn(async move { one_connection(addr, tls, &path, deadline, expect_status).await }));
+        tasks.push(tokio::spawn(async move {
+            one_connection(addr, tls, &path, deadline, expect_status).await
+        }));
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -130,7 +132,12 @@ pub async fn run_each(
         }
     }
     latencies.sort_unstable();
-    LoadResult { latencies, errors, first_error, elapsed: start.elapsed() }
+    LoadResult {
+        latencies,
+        errors,
+        first_error,
+        elapsed: start.elapsed(),
+    }
 }
 
 async fn one_connection(
@@ -148,7 +155,9 @@ async fn one_connection(
     let _ = tcp.set_nodelay(true);
     let sender = match tls {
         Some(cfg) => {
-            let Ok(name) = ServerName::try_from("localhost") else { return fail("server name".into()) };
+            let Ok(name) = ServerName::try_from("localhost") else {
+                return fail("server name".into());
+            };
             let s = match TlsConnector::from(cfg).connect(name, tcp).await {
                 Ok(s) => s,
                 Err(e) => return fail(format!("TLS: {e}")),
@@ -182,7 +191,9 @@ async fn one_connection(
                     lat.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
                 } else {
                     errors += 1;
-                    let body = body.map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned()).unwrap_or_default();
+                    let body = body
+                        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                        .unwrap_or_default();
                     first = first.or(Some(format!("status {status}: {body}")));
                 }
             }

@@ -100,7 +100,13 @@ impl Observed {
     /// under any header preset: what the edge and `certgate check` read.
     pub fn published(status: u16, published: &Published, body: Option<String>, upstream_headers: Vec<(String, String)>) -> Observed {
         let reason = published.reason.clone();
-        Observed { status, reason, rule: Some(published.rule.clone()), upstream_headers, body }
+        Observed {
+            status,
+            reason,
+            rule: Some(published.rule.clone()),
+            upstream_headers,
+            body,
+        }
     }
 
     /// Reads an outcome the way a black-box client does (a client of Envoy
@@ -109,14 +115,17 @@ impl Observed {
     /// and `x-certgate-rule` headers the application got (when set).
     pub fn black_box(status: u16, body: Option<String>, upstream_headers: Vec<(String, String)>) -> Observed {
         let header = |name: &str| {
-            upstream_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+            upstream_headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
         };
         let (reason, rule) = if status == 200 {
             let audit = header("x-certgate-audit");
             let field = |key: &str| {
-                audit.as_deref().and_then(|a| {
-                    a.split("; ").find_map(|part| part.strip_prefix(key)).map(str::to_owned)
-                })
+                audit
+                    .as_deref()
+                    .and_then(|a| a.split("; ").find_map(|part| part.strip_prefix(key)).map(str::to_owned))
             };
             let rule = match (field("rule="), header("x-certgate-rule")) {
                 (Some(r), _) => Some((r != "-").then_some(r)),
@@ -131,7 +140,13 @@ impl Observed {
                 Some(json.get("rule").and_then(Value::as_str).map(str::to_owned)),
             )
         };
-        Observed { status, reason, rule, upstream_headers, body }
+        Observed {
+            status,
+            reason,
+            rule,
+            upstream_headers,
+            body,
+        }
     }
 }
 
@@ -148,23 +163,34 @@ pub enum TableError {
 }
 
 fn read_json(path: &Path) -> Result<Value, TableError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TableError::Read { path: path.display().to_string(), source })?;
-    serde_json::from_str(&text).map_err(|source| TableError::Json { path: path.display().to_string(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| TableError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| TableError::Json {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 impl ScenarioTable {
     /// Reads and checks the table at `path`.
     pub fn load(path: &Path) -> Result<ScenarioTable, TableError> {
         let value = read_json(path)?;
-        let mut table: ScenarioTable =
-            serde_json::from_value(value).map_err(|source| TableError::Json { path: path.display().to_string(), source })?;
+        let mut table: ScenarioTable = serde_json::from_value(value).map_err(|source| TableError::Json {
+            path: path.display().to_string(),
+            source,
+        })?;
         table.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(table)
     }
 
     /// The policy JSON a scenario runs under, patched.
     pub fn policy_for(&self, s: &Scenario) -> Result<String, TableError> {
-        let unknown = || TableError::UnknownPolicy { scenario: s.name.clone(), policy: s.policy.clone() };
+        let unknown = || TableError::UnknownPolicy {
+            scenario: s.name.clone(),
+            policy: s.policy.clone(),
+        };
         let file = self.policies.get(&s.policy).and_then(Value::as_str).ok_or_else(unknown)?;
         let mut policy = read_json(&self.dir.join(file))?;
         if let (Some(obj), Some(Value::Object(patch))) = (policy.as_object_mut(), &s.patch) {

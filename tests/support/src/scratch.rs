@@ -12,7 +12,10 @@ impl ScratchDir {
     /// A fresh directory under the system's temporary directory, named with `tag`.
     pub fn new(tag: &str) -> std::io::Result<ScratchDir> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("certgate-{tag}-{}-{nanos}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)?;

@@ -12,8 +12,14 @@ use std::time::{Duration, Instant};
 use super::{repo, TempDir};
 
 pub fn envoy_bin() -> PathBuf {
-    let p = std::env::var_os("CERTGATE_ENVOY").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/envoy"));
-    assert!(p.is_file(), "{} missing: `./dev test` installs Envoy (or set CERTGATE_ENVOY)", p.display());
+    let p = std::env::var_os("CERTGATE_ENVOY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/envoy"));
+    assert!(
+        p.is_file(),
+        "{} missing: `./dev test` installs Envoy (or set CERTGATE_ENVOY)",
+        p.display()
+    );
     p
 }
 
@@ -21,7 +27,11 @@ pub fn envoy_bin() -> PathBuf {
 /// oldest first; the last is the default Envoy.
 pub fn matrix() -> Vec<String> {
     let text = std::fs::read_to_string(repo().join("envoy/versions.txt")).unwrap();
-    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The `envoy` of one matrix version, as `./dev test` installs it (the
@@ -31,7 +41,11 @@ pub fn envoy_bin_of(version: &str) -> PathBuf {
         return envoy_bin();
     }
     let p = repo().join(format!(".venvs/envoy-{version}/bin/envoy"));
-    assert!(p.is_file(), "{} missing: `./dev test` installs every Envoy of envoy/versions.txt", p.display());
+    assert!(
+        p.is_file(),
+        "{} missing: `./dev test` installs every Envoy of envoy/versions.txt",
+        p.display()
+    );
     p
 }
 
@@ -74,7 +88,10 @@ pub fn ecds_resource(policy: Option<&str>) -> String {
 pub fn ecds_config(backend: SocketAddr, resource: &Path) -> String {
     let dir = resource.parent().unwrap();
     config("ecds.yaml", backend, None)
-        .replace(&format!("{}/envoy/ecds/certgate.yaml", repo().display()), &resource.display().to_string())
+        .replace(
+            &format!("{}/envoy/ecds/certgate.yaml", repo().display()),
+            &resource.display().to_string(),
+        )
         .replace(&format!("{}/envoy/ecds", repo().display()), &dir.display().to_string())
 }
 
@@ -180,7 +197,14 @@ impl Envoy {
         Envoy::launch(bin, yaml, workers, cpus, env, None)
     }
 
-    fn launch(bin: &Path, yaml: &str, workers: usize, cpus: Option<&str>, env: &[(&str, &Path)], hot: Option<HotRestart>) -> Result<Envoy, String> {
+    fn launch(
+        bin: &Path,
+        yaml: &str,
+        workers: usize,
+        cpus: Option<&str>,
+        env: &[(&str, &Path)],
+        hot: Option<HotRestart>,
+    ) -> Result<Envoy, String> {
         let dir = TempDir::new("envoy").unwrap();
         let cfg = dir.0.join("envoy.yaml");
         // the access log goes to a file the test can read
@@ -210,20 +234,34 @@ impl Envoy {
             None => command.arg("--disable-hot-restart"),
         };
         let child = command
-            .arg("-c").arg(&cfg)
-            .arg("--admin-address-path").arg(&admin_file)
-            .arg("--log-path").arg(&log)
+            .arg("-c")
+            .arg(&cfg)
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .arg("--log-path")
+            .arg(&log)
             .args(["--concurrency", &workers.to_string()])
             // the log file is read by the tests: flush it often
             .args(["--file-flush-interval-msec", "100"])
-            .args(["-l", "warning", "--component-log-level", "wasm:info,config:info,dynamic_modules:info"])
+            .args([
+                "-l",
+                "warning",
+                "--component-log-level",
+                "wasm:info,config:info,dynamic_modules:info",
+            ])
             .current_dir(repo())
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run envoy: {e}"))?;
-        let mut envoy = Envoy { child, admin: "0.0.0.0:0".parse().unwrap(), listener: "0.0.0.0:0".parse().unwrap(), log, _dir: dir };
+        let mut envoy = Envoy {
+            child,
+            admin: "0.0.0.0:0".parse().unwrap(),
+            listener: "0.0.0.0:0".parse().unwrap(),
+            log,
+            _dir: dir,
+        };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
             if let Ok(Some(status)) = envoy.child.try_wait() {
@@ -278,7 +316,11 @@ impl Envoy {
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
             .unwrap_or(0)
     }
 
@@ -287,7 +329,11 @@ impl Envoy {
     pub fn huge_pages_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.pid()))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("AnonHugePages:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("AnonHugePages:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
             .unwrap_or(0)
     }
 
@@ -319,13 +365,21 @@ impl Envoy {
     /// A counter or gauge from the admin stats.
     pub fn stat(&self, name: &str) -> Option<u64> {
         let stats = admin_get(self.admin, &format!("/stats?filter=^{name}$"))?;
-        stats.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
     }
 }
 
 fn first_port(json: &str) -> Option<u16> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    v.get("listener_statuses")?.get(0)?.get("local_address")?.get("socket_address")?.get("port_value")?.as_u64().map(|p| p as u16)
+    v.get("listener_statuses")?
+        .get(0)?
+        .get("local_address")?
+        .get("socket_address")?
+        .get("port_value")?
+        .as_u64()
+        .map(|p| p as u16)
 }
 
 pub fn write_atomically(path: &Path, text: &str) {
@@ -528,20 +582,28 @@ pub fn native_with(yaml: &str, module: &Path) -> String {
     let at = certgate_block(yaml);
     let block = module_filter(module, &inline_policy(&yaml[at.clone()]));
     let yaml = format!("{}{block}{}", &yaml[..at.start], &yaml[at.end..]);
-    yaml.replace("^wasmcustom\\.", "^dynamicmodulescustom\\.").replace("%FILTER_STATE(wasm.certgate:PLAIN)%", "%FILTER_STATE(certgate:PLAIN)%")
+    yaml.replace("^wasmcustom\\.", "^dynamicmodulescustom\\.")
+        .replace("%FILTER_STATE(wasm.certgate:PLAIN)%", "%FILTER_STATE(certgate:PLAIN)%")
 }
 
 /// Where a configuration's certgate filter block is: from its name to the router.
 fn certgate_block(yaml: &str) -> std::ops::Range<usize> {
     let start = yaml.find("          - name: certgate\n").expect("a certgate filter");
-    let end = yaml[start..].find("          - name: envoy.filters.http.router").expect("the router after certgate") + start;
+    let end = yaml[start..]
+        .find("          - name: envoy.filters.http.router")
+        .expect("the router after certgate")
+        + start;
     start..end
 }
 
 /// The policy of a filter block: a `value: |` block or a `value: '...'` line, as JSON text.
 fn inline_policy(block: &str) -> String {
     if let Some(at) = block.find("value: |\n") {
-        return block[at + "value: |\n".len()..].lines().map(str::trim).collect::<Vec<_>>().join("\n");
+        return block[at + "value: |\n".len()..]
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("\n");
     }
     let at = block.find("value: '").expect("an inline policy") + "value: '".len();
     let quoted = block[at..].trim_end();

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use certgate_edge::{self as edge, EdgeSettings, RunningEdge};
-use certgate_edge::tls::{certificates, private_key, ClientCertMode, TlsFiles};
 use certgate_backend::{self as backend, RunningBackend};
+use certgate_edge::tls::{certificates, private_key, ClientCertMode, TlsFiles};
+use certgate_edge::{self as edge, EdgeSettings, RunningEdge};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -48,7 +48,12 @@ pub fn cargo_metadata() -> Vec<u8> {
 /// The crate names of [`cargo_metadata`]'s output.
 pub fn crates_of(metadata: &[u8]) -> std::collections::BTreeSet<String> {
     let meta: serde_json::Value = serde_json::from_slice(metadata).unwrap();
-    meta["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 pub fn pki(name: &str) -> PathBuf {
@@ -86,8 +91,15 @@ pub async fn stack(policy_json: &str, mode: ClientCertMode) -> Stack {
     let dir = TempDir::new("edge").unwrap();
     let policy = dir.0.join("policy.json");
     std::fs::write(&policy, policy_json).unwrap();
-    let edge = edge::start(settings(&policy, mode, &format!("http://{}", backend.addr))).await.unwrap();
-    Stack { edge, backend, policy, _dir: dir }
+    let edge = edge::start(settings(&policy, mode, &format!("http://{}", backend.addr)))
+        .await
+        .unwrap();
+    Stack {
+        edge,
+        backend,
+        policy,
+        _dir: dir,
+    }
 }
 
 pub fn settings(policy: &std::path::Path, mode: ClientCertMode, upstream: &str) -> EdgeSettings {
@@ -126,9 +138,14 @@ pub fn client_config_files(root: &Path, client: Option<(&Path, &Path)>, alpn: &[
     for c in certificates(root).unwrap() {
         roots.add(c).unwrap();
     }
-    let builder = ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots);
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
     let mut config = match client {
-        Some((chain, key)) => builder.with_client_auth_cert(certificates(chain).unwrap(), private_key(key).unwrap()).unwrap(),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(certificates(chain).unwrap(), private_key(key).unwrap())
+            .unwrap(),
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -157,7 +174,9 @@ pub async fn connect_with(addr: SocketAddr, config: Arc<ClientConfig>, h2: bool)
         .map_err(|e| format!("handshake: {e}"))?;
     let io = TokioIo::new(tls);
     if h2 {
-        let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.map_err(|e| e.to_string())?;
+        let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
         Ok(Conn::H2(send))
     } else {
@@ -210,7 +229,10 @@ impl Conn {
     /// shows here, on the first request.
     pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
         let mut b = Request::builder().method(method).uri(path);
-        let host = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map_or("localhost", |(_, v)| *v);
+        let host = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map_or("localhost", |(_, v)| *v);
         if let Conn::H2(_) = self {
             b = b.uri(format!("https://{host}{path}"));
         } else {
@@ -237,7 +259,12 @@ impl Conn {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let backend_headers = json.get("headers").map(|_| certgate_backend::headers_of(&json));
         let version = json["version"].as_str().unwrap_or_default().to_owned();
-        Ok(Reply { status, body, backend_headers, version })
+        Ok(Reply {
+            status,
+            body,
+            backend_headers,
+            version,
+        })
     }
 }
 
@@ -247,8 +274,13 @@ impl Conn {
 /// which characters it escapes), framing, and `x-client-expires-in` (seconds
 /// from now: two requests may fall either side of a second; the scenario
 /// table checks the validity headers themselves).
-const DIFFER_BY_NATURE: &[&str] =
-    &["x-request-id", "x-envoy-expected-rq-timeout-ms", "x-forwarded-client-cert", "content-length", "x-client-expires-in"];
+const DIFFER_BY_NATURE: &[&str] = &[
+    "x-request-id",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-forwarded-client-cert",
+    "content-length",
+    "x-client-expires-in",
+];
 
 /// The headers the application got that must be the same through any front, sorted.
 pub fn comparable_headers(r: &Reply) -> Vec<(String, String)> {
@@ -306,8 +338,16 @@ impl Resumed {
 
     pub fn backend_header(&self, name: &str) -> Vec<String> {
         let json: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
-        let headers = if json.get("headers").is_some() { certgate_backend::headers_of(&json) } else { Vec::new() };
-        headers.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).collect()
+        let headers = if json.get("headers").is_some() {
+            certgate_backend::headers_of(&json)
+        } else {
+            Vec::new()
+        };
+        headers
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect()
     }
 }
 
@@ -326,10 +366,7 @@ pub fn resume_client(addr: SocketAddr, tls: &str, cert: &str, path: &str, count:
         .output()
         .unwrap();
     assert!(out.status.success(), "resume_client.py: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(Resumed::from_line)
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().map(Resumed::from_line).collect()
 }
 
 /// The project's Python (`.venv`, with Flask, gunicorn and requests from `./dev test`).
@@ -373,7 +410,9 @@ impl Drop for Gunicorn {
     /// SIGTERM first: gunicorn then stops its workers (SIGKILL to the master
     /// alone would leave them running); SIGKILL if it has not gone in 5 s.
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         for _ in 0..50 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -431,7 +470,9 @@ async fn exchange(mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite 
         match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => raw.extend_from_slice(&chunk[..n]),
             // closed (with or without close_notify), failed or timed out
-            _ => return complete_response(&raw).unwrap_or_else(|| Err(format!("no complete response: {:?}", String::from_utf8_lossy(&raw)))),
+            _ => {
+                return complete_response(&raw).unwrap_or_else(|| Err(format!("no complete response: {:?}", String::from_utf8_lossy(&raw))))
+            }
         }
     }
 }
@@ -447,7 +488,9 @@ fn complete_response(raw: &[u8]) -> Option<Result<(u16, String), String>> {
     if lower.contains("transfer-encoding: chunked") {
         return body.contains("0\r\n\r\n").then(|| Ok((status, dechunk(body))));
     }
-    let length = lower.lines().find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()));
+    let length = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()));
     match length {
         Some(n) => (body.len() >= n).then(|| Ok((status, body.to_owned()))),
         None => None,
@@ -457,7 +500,9 @@ fn complete_response(raw: &[u8]) -> Option<Result<(u16, String), String>> {
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -474,7 +519,10 @@ pub use certgate_x509::sha256_hex;
 pub async fn send_scenario(addr: SocketAddr, s: &certgate_test_support::scenarios::Scenario) -> Result<Reply, String> {
     let mut headers: Vec<(&str, &str)> = s.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     headers.push(("host", s.authority.as_str()));
-    connect(addr, s.cert.as_deref(), false).await?.send(&s.method, &s.path, &headers).await
+    connect(addr, s.cert.as_deref(), false)
+        .await?
+        .send(&s.method, &s.path, &headers)
+        .await
 }
 
 /// Judges what a front made of a scenario: a handshake the fixture PKI

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use certgate_edge::tls::{ClientCertMode, TlsFiles};
 use certgate_edge::EdgeSettings;
 use certgate_pki::keys::{KeyKind, Passphrase};
 use certgate_pki::ops::{self, LeafSpec};
 use certgate_pki::profile::{Sans, Subject, Validity};
 use certgate_pki::store::Home;
-use certgate_edge::tls::{ClientCertMode, TlsFiles};
 use rustls::ClientConfig;
 
 use super::envoy::config;
@@ -36,11 +36,30 @@ impl Pki {
     pub fn new(clients: &[&str]) -> Pki {
         let dir = TempDir::new("pki-e2e").unwrap();
         let p = Pki { dir };
-        p.run(&["init-root", "--org", "Example", "--crl-url", "http://pki.example.invalid/root-ca.crl"]);
-        p.run(&["init-client-ca", "--org", "Example", "--crl-url", "http://pki.example.invalid/client-ca.crl"]);
+        p.run(&[
+            "init-root",
+            "--org",
+            "Example",
+            "--crl-url",
+            "http://pki.example.invalid/root-ca.crl",
+        ]);
+        p.run(&[
+            "init-client-ca",
+            "--org",
+            "Example",
+            "--crl-url",
+            "http://pki.example.invalid/client-ca.crl",
+        ]);
         p.run(&["server", "localhost", "--ip", "127.0.0.1"]);
         for who in clients {
-            p.run(&["client", who, "--org", "Example", "--spiffe", &format!("spiffe://example.org/ns/default/sa/{who}")]);
+            p.run(&[
+                "client",
+                who,
+                "--org",
+                "Example",
+                "--spiffe",
+                &format!("spiffe://example.org/ns/default/sa/{who}"),
+            ]);
         }
         p
     }
@@ -85,9 +104,18 @@ impl Pki {
     pub fn envoy_yaml(&self, file: &str, backend: SocketAddr, policy: &str) -> String {
         let fixtures = format!("{}/fixtures/pki/", repo().display());
         config(file, backend, Some(policy))
-            .replace(&format!("{fixtures}server.pem"), &self.path("issued/localhost.pem").display().to_string())
-            .replace(&format!("{fixtures}server.key"), &self.path("issued/localhost.key").display().to_string())
-            .replace(&format!("{fixtures}trusted-client-cas.pem"), &self.path("root-ca/ca.pem").display().to_string())
+            .replace(
+                &format!("{fixtures}server.pem"),
+                &self.path("issued/localhost.pem").display().to_string(),
+            )
+            .replace(
+                &format!("{fixtures}server.key"),
+                &self.path("issued/localhost.key").display().to_string(),
+            )
+            .replace(
+                &format!("{fixtures}trusted-client-cas.pem"),
+                &self.path("root-ca/ca.pem").display().to_string(),
+            )
             .replace(&format!("{fixtures}crls.pem"), &self.path("crls.pem").display().to_string())
     }
 }
@@ -106,8 +134,14 @@ pub fn distinct_clients(dir: &std::path::Path, n: usize) -> Vec<(PathBuf, PathBu
             let name = format!("load-{i}");
             let spec = LeafSpec {
                 name: name.clone(),
-                subject: Subject { org: Some("Example".into()), ..Subject::cn(&name) },
-                sans: Sans { uris: vec![format!("spiffe://example.org/ns/load/sa/{i}")], ..Sans::default() },
+                subject: Subject {
+                    org: Some("Example".into()),
+                    ..Subject::cn(&name)
+                },
+                sans: Sans {
+                    uris: vec![format!("spiffe://example.org/ns/load/sa/{i}")],
+                    ..Sans::default()
+                },
                 validity: Validity::days(30),
                 key: KeyKind::P256,
                 serial: None,

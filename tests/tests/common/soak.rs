@@ -122,7 +122,11 @@ impl Load {
                         let path = paths[n % paths.len()];
                         let spoof = n % 4 == 0;
                         n += 1;
-                        let headers: &[(&str, &str)] = if spoof { &[("x-client-cn", "ops-anna"), ("X_USER", "ops-anna")] } else { &[] };
+                        let headers: &[(&str, &str)] = if spoof {
+                            &[("x-client-cn", "ops-anna"), ("X_USER", "ops-anna")]
+                        } else {
+                            &[]
+                        };
                         let reply = conn.send("GET", path, headers).await;
                         requests.fetch_add(1, Ordering::Relaxed);
                         let r = match reply {
@@ -145,13 +149,25 @@ impl Load {
                         let spoof_leaked = r.backend_header("x-client-cn").iter().any(|v| Some(v.as_str()) != cert)
                             || !r.backend_header("x-user").is_empty();
                         if (allowed != under_a && allowed != under_b) || spoof_leaked || !(allowed || r.status == 403) {
-                            misdecisions.lock().unwrap().push(format!("{cert:?} {path} spoof={spoof}: {} {}", r.status, r.body));
+                            misdecisions
+                                .lock()
+                                .unwrap()
+                                .push(format!("{cert:?} {path} spoof={spoof}: {} {}", r.status, r.body));
                         }
                     }
                 }
             }));
         }
-        Load { stop, requests, errors, only_a, only_b, misdecisions, failures, tasks }
+        Load {
+            stop,
+            requests,
+            errors,
+            only_a,
+            only_b,
+            misdecisions,
+            failures,
+            tasks,
+        }
     }
 
     /// Requests sent so far.
@@ -185,8 +201,19 @@ pub async fn ecds_envoy(version: &str, build: Build, backend: SocketAddr, file: 
     let envoy = Envoy::start_version(version, &build.ecds_config(backend, file)).unwrap();
     // Wait for the first policy (ECDS delivers it after start).
     let started = Instant::now();
-    while connect(envoy.listener, Some("alice"), false).await.unwrap().send("GET", "/app/", &[]).await.map(|r| r.status) != Ok(200) {
-        assert!(started.elapsed() < Duration::from_secs(20), "the first policy never arrived:\n{}", envoy.log_tail());
+    while connect(envoy.listener, Some("alice"), false)
+        .await
+        .unwrap()
+        .send("GET", "/app/", &[])
+        .await
+        .map(|r| r.status)
+        != Ok(200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the first policy never arrived:\n{}",
+            envoy.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     envoy
@@ -218,5 +245,10 @@ pub async fn soak(version: &str, duration: Duration, clients: usize, reload_ever
         }
     }
     let report = load.finish().await;
-    SoakReport { reloads, rss_start_kib, rss_end_kib: envoy.rss_kib(), ..report }
+    SoakReport {
+        reloads,
+        rss_start_kib,
+        rss_end_kib: envoy.rss_kib(),
+        ..report
+    }
 }

@@ -28,7 +28,9 @@ pub use certgate_wire::connection::Connection;
 /// The loopback TLS connection Envoy 1.40 would give this fixture client
 /// (verified by the listener or not): its properties and XFCC element.
 pub fn connection(name: &str, verified: bool) -> Connection {
-    Connection::local_tls().with_client_cert_file(&fixtures_dir().join(format!("pki/{name}.pem")), verified).expect("fixture certificate")
+    Connection::local_tls()
+        .with_client_cert_file(&fixtures_dir().join(format!("pki/{name}.pem")), verified)
+        .expect("fixture certificate")
 }
 
 /// [`FakeEnvoy::on`] the connection of a fixture client.

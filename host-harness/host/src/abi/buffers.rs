@@ -10,7 +10,6 @@ use certgate_wire::BufferType;
 use super::{code, Status};
 use crate::state::HostState;
 
-
 fn buffer(state: &HostState, kind: i32) -> Call<&[u8]> {
     match BufferType::from_i32(kind).ok_or(Status::BadArgument)? {
         BufferType::VmConfiguration => Ok(&state.vm_configuration),
@@ -19,7 +18,9 @@ fn buffer(state: &HostState, kind: i32) -> Call<&[u8]> {
         BufferType::HttpResponseBody => Ok(&state.stream().ok_or(Status::NotFound)?.response_body),
         BufferType::HttpCallResponseBody => state.call_response.as_ref().map(|r| r.body.as_slice()).ok_or(Status::NotFound),
         // no TCP streams, gRPC calls or foreign calls here
-        BufferType::DownstreamData | BufferType::UpstreamData | BufferType::GrpcReceiveBuffer | BufferType::CallData => Err(Status::NotFound),
+        BufferType::DownstreamData | BufferType::UpstreamData | BufferType::GrpcReceiveBuffer | BufferType::CallData => {
+            Err(Status::NotFound)
+        }
     }
 }
 

@@ -15,7 +15,11 @@ fn map(state: &mut HostState, kind: i32) -> Call<&mut Pairs> {
     match kind {
         MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
             let response = state.call_response.as_mut().ok_or(Status::NotFound)?;
-            Ok(if kind == MapType::HttpCallResponseHeaders { &mut response.headers } else { &mut response.trailers })
+            Ok(if kind == MapType::HttpCallResponseHeaders {
+                &mut response.headers
+            } else {
+                &mut response.trailers
+            })
         }
         // gRPC metadata: no gRPC calls, so none
         MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => Err(Status::NotFound),
@@ -42,14 +46,18 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             return_bytes(&mut c, &bytes, ret_ptr, ret_size).map(code)
         },
     )?;
-    linker.func_wrap("env", "proxy_set_header_map_pairs", |mut c: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| {
-        code((|| {
-            let pairs = decode_map(&read(&mut c, ptr, len)?).map_err(|_| Status::SerializationFailure)?;
-            let m = map(c.data_mut(), kind)?;
-            *m = pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-            Ok(())
-        })())
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_header_map_pairs",
+        |mut c: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| {
+            code((|| {
+                let pairs = decode_map(&read(&mut c, ptr, len)?).map_err(|_| Status::SerializationFailure)?;
+                let m = map(c.data_mut(), kind)?;
+                *m = pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+                Ok(())
+            })())
+        },
+    )?;
     linker.func_wrap(
         "env",
         "proxy_get_header_map_value",

@@ -34,10 +34,14 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 let trailers = decode_map(&read(&mut c, trailers_ptr, trailers_len)?).map_err(|_| Status::SerializationFailure)?;
                 // as Envoy: a known cluster, and the three pseudo-headers a request needs
                 if !c.data().upstreams.contains(&upstream) {
-                    c.data_mut().host_note(format!("proxy_http_call: no upstream named {upstream:?} (give it with --cluster)"));
+                    c.data_mut()
+                        .host_note(format!("proxy_http_call: no upstream named {upstream:?} (give it with --cluster)"));
                     return Err(Status::BadArgument);
                 }
-                if [":method", ":path", ":authority"].iter().any(|p| !headers.iter().any(|(n, _)| n == p)) {
+                if [":method", ":path", ":authority"]
+                    .iter()
+                    .any(|p| !headers.iter().any(|(n, _)| n == p))
+                {
                     return Err(Status::BadArgument);
                 }
                 let token = c.data().last_token.wrapping_add(1).max(1);

@@ -86,12 +86,7 @@ pub fn allocate(caller: &mut Caller<'_, HostState>, size: u32) -> wasmtime::Resu
 /// Returns bytes to the guest the ABI way: allocate in the guest, copy, then
 /// write the pointer and size to the two return slots. Empty data is
 /// (0, 0) with nothing allocated, as Envoy does.
-pub fn return_bytes(
-    caller: &mut Caller<'_, HostState>,
-    data: &[u8],
-    ret_ptr: i32,
-    ret_size: i32,
-) -> wasmtime::Result<Call> {
+pub fn return_bytes(caller: &mut Caller<'_, HostState>, data: &[u8], ret_ptr: i32, ret_size: i32) -> wasmtime::Result<Call> {
     // check the return slots first, so nothing is allocated for a bad pointer
     if let Err(s) = check(caller, ret_ptr, 4).and_then(|()| check(caller, ret_size, 4)) {
         return Ok(Err(s));

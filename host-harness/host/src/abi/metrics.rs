@@ -29,7 +29,12 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     Some(i) if metrics.get(i).is_some_and(|m| m.kind == kind) => i,
                     Some(_) => return Err(Status::BadArgument),
                     None => {
-                        metrics.push(Metric { name, kind, value: 0, samples: Vec::new() });
+                        metrics.push(Metric {
+                            name,
+                            kind,
+                            value: 0,
+                            samples: Vec::new(),
+                        });
                         metrics.len() - 1
                     }
                 };
@@ -37,19 +42,23 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             })())
         },
     )?;
-    linker.func_wrap("env", "proxy_increment_metric", |mut c: Caller<'_, HostState>, id: i32, offset: i64| {
-        code((|| {
-            let m = metric(c.data_mut(), id)?;
-            match m.kind {
-                MetricKind::Counter if offset < 0 => Err(Status::BadArgument),
-                MetricKind::Counter | MetricKind::Gauge => {
-                    m.value = m.value.saturating_add(offset);
-                    Ok(())
+    linker.func_wrap(
+        "env",
+        "proxy_increment_metric",
+        |mut c: Caller<'_, HostState>, id: i32, offset: i64| {
+            code((|| {
+                let m = metric(c.data_mut(), id)?;
+                match m.kind {
+                    MetricKind::Counter if offset < 0 => Err(Status::BadArgument),
+                    MetricKind::Counter | MetricKind::Gauge => {
+                        m.value = m.value.saturating_add(offset);
+                        Ok(())
+                    }
+                    MetricKind::Histogram => Err(Status::BadArgument),
                 }
-                MetricKind::Histogram => Err(Status::BadArgument),
-            }
-        })())
-    })?;
+            })())
+        },
+    )?;
     linker.func_wrap("env", "proxy_record_metric", |mut c: Caller<'_, HostState>, id: i32, value: i64| {
         code((|| {
             let m = metric(c.data_mut(), id)?;

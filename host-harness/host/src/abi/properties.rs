@@ -67,17 +67,21 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             }
         },
     )?;
-    linker.func_wrap("env", "proxy_set_property", |mut c: Caller<'_, HostState>, ptr: i32, len: i32, vptr: i32, vlen: i32| {
-        code((|| {
-            let path = decode_path(&read(&mut c, ptr, len)?).ok_or(Status::BadArgument)?;
-            let value = read(&mut c, vptr, vlen)?;
-            let state = c.data_mut();
-            match state.stream_mut() {
-                Some(stream) => stream.filter_state.insert(path, value),
-                None => state.set_properties.insert(path, value),
-            };
-            Ok(())
-        })())
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_property",
+        |mut c: Caller<'_, HostState>, ptr: i32, len: i32, vptr: i32, vlen: i32| {
+            code((|| {
+                let path = decode_path(&read(&mut c, ptr, len)?).ok_or(Status::BadArgument)?;
+                let value = read(&mut c, vptr, vlen)?;
+                let state = c.data_mut();
+                match state.stream_mut() {
+                    Some(stream) => stream.filter_state.insert(path, value),
+                    None => state.set_properties.insert(path, value),
+                };
+                Ok(())
+            })())
+        },
+    )?;
     Ok(())
 }

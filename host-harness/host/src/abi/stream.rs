@@ -59,10 +59,16 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap("env", "proxy_continue_stream", |mut c: Caller<'_, HostState>, kind: i32| {
         code(record(&mut c, "continue", kind))
     })?;
-    linker.func_wrap("env", "proxy_close_stream", |mut c: Caller<'_, HostState>, kind: i32| code(record(&mut c, "close", kind)))?;
+    linker.func_wrap("env", "proxy_close_stream", |mut c: Caller<'_, HostState>, kind: i32| {
+        code(record(&mut c, "close", kind))
+    })?;
     // the 0.2.0 names of the same calls, still used by some SDKs
-    linker.func_wrap("env", "proxy_continue_request", |mut c: Caller<'_, HostState>| code(record(&mut c, "continue", StreamType::HttpRequest as i32)))?;
-    linker.func_wrap("env", "proxy_continue_response", |mut c: Caller<'_, HostState>| code(record(&mut c, "continue", StreamType::HttpResponse as i32)))?;
+    linker.func_wrap("env", "proxy_continue_request", |mut c: Caller<'_, HostState>| {
+        code(record(&mut c, "continue", StreamType::HttpRequest as i32))
+    })?;
+    linker.func_wrap("env", "proxy_continue_response", |mut c: Caller<'_, HostState>| {
+        code(record(&mut c, "continue", StreamType::HttpResponse as i32))
+    })?;
     linker.func_wrap("env", "proxy_done", |_: Caller<'_, HostState>| Status::Ok as i32)?;
     linker.func_wrap("env", "proxy_set_effective_context", |mut c: Caller<'_, HostState>, id: i32| {
         let state = c.data_mut();
@@ -76,8 +82,10 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         }
         Status::Ok as i32
     })?;
-    linker.func_wrap("env", "proxy_get_status", |_: Caller<'_, HostState>, _code: i32, _ptr: i32, _size: i32| {
-        Status::NotFound as i32
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_status",
+        |_: Caller<'_, HostState>, _code: i32, _ptr: i32, _size: i32| Status::NotFound as i32,
+    )?;
     Ok(())
 }

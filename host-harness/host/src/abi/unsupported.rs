@@ -29,7 +29,11 @@ pub fn add_to_linker(linker: &mut Linker<HostState>, module: &Module) -> wasmtim
         if !matches!(results.as_slice(), [ValType::I32]) {
             continue;
         }
-        let status = if m == "wasi_snapshot_preview1" { WASI_ENOSYS } else { Status::Unimplemented as i32 };
+        let status = if m == "wasi_snapshot_preview1" {
+            WASI_ENOSYS
+        } else {
+            Status::Unimplemented as i32
+        };
         answer(linker, m, name, ty, status, format!("unimplemented: {m}.{name}"))?;
     }
     linker.define_unknown_imports_as_traps(module)?;
@@ -40,10 +44,13 @@ pub fn add_to_linker(linker: &mut Linker<HostState>, module: &Module) -> wasmtim
 /// the working one: a host refusing a call, for tests. `false` if the module
 /// does not import it (or it cannot return a status).
 pub fn refuse(linker: &mut Linker<HostState>, module: &Module, name: &str, status: i32) -> wasmtime::Result<bool> {
-    let found = module.imports().find(|i| i.module() == "env" && i.name() == name).and_then(|i| match i.ty() {
-        ExternType::Func(ty) if matches!(ty.results().collect::<Vec<_>>().as_slice(), [ValType::I32]) => Some(ty),
-        _ => None,
-    });
+    let found = module
+        .imports()
+        .find(|i| i.module() == "env" && i.name() == name)
+        .and_then(|i| match i.ty() {
+            ExternType::Func(ty) if matches!(ty.results().collect::<Vec<_>>().as_slice(), [ValType::I32]) => Some(ty),
+            _ => None,
+        });
     let Some(ty) = found else { return Ok(false) };
     linker.allow_shadowing(true);
     answer(linker, "env", name, ty, status, format!("refused: {name} (status {status})"))?;

@@ -49,8 +49,12 @@ fn stdio(c: &mut Caller<'_, HostState>, fd: u32, bytes: &[u8]) {
 /// The WASI calls a proxy-wasm module may import (Envoy's set).
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let started = Instant::now();
-    linker.func_wrap(W, "args_sizes_get", |mut c: Caller<'_, HostState>, n: i32, s: i32| empty_sizes(&mut c, n, s))?;
-    linker.func_wrap(W, "environ_sizes_get", |mut c: Caller<'_, HostState>, n: i32, s: i32| empty_sizes(&mut c, n, s))?;
+    linker.func_wrap(W, "args_sizes_get", |mut c: Caller<'_, HostState>, n: i32, s: i32| {
+        empty_sizes(&mut c, n, s)
+    })?;
+    linker.func_wrap(W, "environ_sizes_get", |mut c: Caller<'_, HostState>, n: i32, s: i32| {
+        empty_sizes(&mut c, n, s)
+    })?;
     linker.func_wrap(W, "args_get", |_: Caller<'_, HostState>, _: i32, _: i32| SUCCESS)?;
     linker.func_wrap(W, "environ_get", |_: Caller<'_, HostState>, _: i32, _: i32| SUCCESS)?;
     linker.func_wrap(W, "random_get", |mut c: Caller<'_, HostState>, ptr: i32, len: i32| {
@@ -60,35 +64,53 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         }
         errno(write(&mut c, ptr, &bytes))
     })?;
-    linker.func_wrap(W, "clock_time_get", move |mut c: Caller<'_, HostState>, id: i32, _precision: i64, ret: i32| {
-        let nanos = match id {
-            0 => c.data().clock.nanos(),
-            1..=3 => u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            _ => return EINVAL,
-        };
-        errno(write_u64(&mut c, ret, nanos))
-    })?;
+    linker.func_wrap(
+        W,
+        "clock_time_get",
+        move |mut c: Caller<'_, HostState>, id: i32, _precision: i64, ret: i32| {
+            let nanos = match id {
+                0 => c.data().clock.nanos(),
+                1..=3 => u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                _ => return EINVAL,
+            };
+            errno(write_u64(&mut c, ret, nanos))
+        },
+    )?;
     linker.func_wrap(W, "clock_res_get", |mut c: Caller<'_, HostState>, id: i32, ret: i32| {
         if !(0..=3).contains(&id) {
             return EINVAL;
         }
         errno(write_u64(&mut c, ret, 1))
     })?;
-    linker.func_wrap(W, "fd_write", |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, count: i32, ret: i32| {
-        if fd != 1 && fd != 2 {
-            return EBADF;
-        }
-        let mut written = 0u32;
-        for i in 0..count {
-            let Ok(iov) = read(&mut c, iovs.wrapping_add(i.wrapping_mul(8)), 8) else { return EFAULT };
-            let field = |at: usize| iov.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes);
-            let (Some(ptr), Some(len)) = (field(0), field(4)) else { return EFAULT };
-            let Ok(bytes) = read(&mut c, ptr as i32, len as i32) else { return EFAULT };
-            stdio(&mut c, fd as u32, &bytes);
-            written = written.wrapping_add(len);
-        }
-        errno(write_u32(&mut c, ret, written))
-    })?;
+    linker.func_wrap(
+        W,
+        "fd_write",
+        |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, count: i32, ret: i32| {
+            if fd != 1 && fd != 2 {
+                return EBADF;
+            }
+            let mut written = 0u32;
+            for i in 0..count {
+                let Ok(iov) = read(&mut c, iovs.wrapping_add(i.wrapping_mul(8)), 8) else {
+                    return EFAULT;
+                };
+                let field = |at: usize| {
+                    iov.get(at..at + 4)
+                        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                        .map(u32::from_le_bytes)
+                };
+                let (Some(ptr), Some(len)) = (field(0), field(4)) else {
+                    return EFAULT;
+                };
+                let Ok(bytes) = read(&mut c, ptr as i32, len as i32) else {
+                    return EFAULT;
+                };
+                stdio(&mut c, fd as u32, &bytes);
+                written = written.wrapping_add(len);
+            }
+            errno(write_u32(&mut c, ret, written))
+        },
+    )?;
     linker.func_wrap(W, "fd_read", |_: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i32| EBADF)?;
     linker.func_wrap(W, "fd_close", |_: Caller<'_, HostState>, _: i32| EBADF)?;
     linker.func_wrap(W, "fd_seek", |_: Caller<'_, HostState>, _: i32, _: i64, _: i32, _: i32| EBADF)?;

@@ -71,7 +71,10 @@ impl HttpContext for Headers {
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        let status = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status").ok().flatten().unwrap_or_default();
+        let status = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, "x-filter-saw-status", &status);
         let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, "x-filter", "headers");
         Action::Continue
@@ -197,7 +200,11 @@ impl HttpContext for Props {
         // a counter every worker shares, updated with compare-and-swap
         let hits = loop {
             let (value, cas) = hostcalls::get_shared_data("props.hits").unwrap_or((None, None));
-            let n = value.and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + 1;
+            let n = value
+                .and_then(|v| String::from_utf8(v).ok())
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
             match hostcalls::set_shared_data("props.hits", Some(n.to_string().as_bytes()), cas) {
                 Err(Status::CasMismatch) => continue,
                 _ => break n,

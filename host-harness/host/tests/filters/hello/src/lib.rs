@@ -31,7 +31,10 @@ impl RootContext for HelloRoot {
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Hello { greeting: self.greeting.clone(), counter: self.counter }))
+        Some(Box::new(Hello {
+            greeting: self.greeting.clone(),
+            counter: self.counter,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
