@@ -2,18 +2,20 @@
 //! (`admit`, then counters, log and the published decision), in safe Rust
 //! over the handles of `abi`. What the Wasm glue does with proxy-wasm calls.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use certgate_core::admission::{admit, send_failed_closed, Admission};
+use certgate_core::cache::IdentityCache;
 use certgate_core::config::load_policy;
 use certgate_core::host::HostReads;
 use certgate_core::metrics;
 use certgate_core::policy::Policy;
 
-use crate::abi::{ConfigHandle, Stream};
+use crate::abi::ffi::{ConfigHandle, Stream};
 use crate::host::EnvoyHost;
-use crate::identity_cache;
+use crate::per_config::PerConfig;
 
 /// What Envoy's dynamic module ABI lets certgate read: no attribute gives
 /// the certificate itself or Envoy's verification flag.
@@ -44,7 +46,7 @@ pub struct FilterConfig {
 impl FilterConfig {
     /// A configuration with no counters, for tests of what holds one.
     #[cfg(test)]
-    pub fn for_tests(policy: Policy) -> FilterConfig {
+    fn for_tests(policy: Policy) -> FilterConfig {
         FilterConfig {
             policy,
             counters: Vec::new(),
@@ -81,6 +83,20 @@ pub fn new_config(envoy: &mut ConfigHandle<'_>, name: &[u8], json: &[u8]) -> Opt
     Some(FilterConfig { policy, counters, panics })
 }
 
+thread_local! {
+    /// This worker's parsed certificates, one cache per live configuration.
+    static CACHES: RefCell<PerConfig<FilterConfig, IdentityCache>> = const { RefCell::new(PerConfig::new()) };
+}
+
+/// Runs `work` with this worker's cache for `config`; `None` if the cache
+/// is in use (a re-entrant call, which Envoy does not make).
+fn with_cache<R>(config: &Arc<FilterConfig>, work: impl FnOnce(&mut IdentityCache) -> R) -> Option<R> {
+    CACHES.with(|caches| {
+        let mut caches = caches.try_borrow_mut().ok()?;
+        caches.for_config(config, |c| IdentityCache::new(c.policy.cache_size)).map(work)
+    })
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -93,7 +109,7 @@ pub fn on_request_headers(stream: &mut Stream<'_>, filter: &StreamFilter) -> boo
     panic_on_request(stream);
     let config = &filter.config;
     let policy = &config.policy;
-    let admission = identity_cache::with(config, |cache| admit(&mut EnvoyHost(stream), policy, cache, unix_now())).unwrap_or_else(|| {
+    let admission = with_cache(config, |cache| admit(&mut EnvoyHost(stream), policy, cache, unix_now())).unwrap_or_else(|| {
         let _ = send_failed_closed(&mut EnvoyHost(stream), policy.deny_status);
         Admission::failed_closed("identity cache in use".into())
     });
@@ -141,5 +157,36 @@ fn panic_on_request(stream: &mut Stream<'_>) {
         .any(|(n, _)| n == "x-certgate-test-panic")
     {
         panic!("x-certgate-test-panic");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config() -> Arc<FilterConfig> {
+        let policy = certgate_core::config::parse_policy(br#"{"verification":"listener","cache_size":4,"rules":[{"name":"a"}]}"#).unwrap();
+        Arc::new(FilterConfig::for_tests(policy))
+    }
+
+    #[test]
+    fn each_configuration_has_its_cache_on_a_worker() {
+        let (a, b) = (config(), config());
+        with_cache(&a, |cache| {
+            cache.insert("digest".into(), Err(certgate_core::identity::IdentityError::Subject("x".into())))
+        })
+        .unwrap();
+        assert!(with_cache(&a, |cache| cache.get("digest").is_some()).unwrap());
+        assert!(
+            !with_cache(&b, |cache| cache.get("digest").is_some()).unwrap(),
+            "b has a cache of its own"
+        );
+    }
+
+    #[test]
+    fn a_reentrant_call_is_refused_not_a_panic() {
+        let a = config();
+        assert_eq!(with_cache(&a, |_| with_cache(&a, |_| ())), Some(None));
     }
 }

@@ -4,7 +4,7 @@
 
 use certgate_core::host::{property, Host, HostError, Verified, JWT_AUTHN_NAMESPACE};
 
-use crate::abi::{Attribute, Stream};
+use crate::abi::ffi::{Attribute, Stream};
 
 /// An Envoy stream during its request headers hook.
 pub struct EnvoyHost<'s, 'hook>(pub &'s mut Stream<'hook>);

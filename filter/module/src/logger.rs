@@ -2,7 +2,7 @@
 //! `dynamic_modules`, at the level Envoy runs it: `--component-log-level
 //! dynamic_modules:debug` shows allows).
 
-use crate::abi::{self, LogLevel};
+use crate::abi::ffi::{self as abi, LogLevel};
 
 struct EnvoyLog;
 

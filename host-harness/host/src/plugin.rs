@@ -13,7 +13,6 @@ use wasmtime::{Func, Instance, Store, TypedFunc, WasmParams, WasmResults};
 use crate::abi::codec::Pairs;
 use crate::error::HarnessError;
 use crate::state::{Clock, HostState, HttpCall, HttpCallResponse, LogLine, Metric, StreamState};
-use crate::test_stream::{Exchange, HttpStream};
 use certgate_wire::connection::Connection;
 
 /// What a callback told the host to do with the stream.
@@ -208,12 +207,6 @@ impl Plugin {
         Ok(id)
     }
 
-    /// Opens a stream ([`Plugin::open_stream`]) borrowed as an [`HttpStream`].
-    pub fn stream(&mut self, connection: &Connection) -> Result<HttpStream<'_>, HarnessError> {
-        let id = self.open_stream(connection)?;
-        Ok(HttpStream::new(self, id))
-    }
-
     /// The state of an open stream.
     pub fn stream_state(&self, id: u32) -> Option<&StreamState> {
         self.store.data().streams.get(&id)
@@ -388,40 +381,5 @@ impl Plugin {
         state.current = None;
         let last = state.streams.remove(&id).unwrap_or_default();
         result.map(|()| last)
-    }
-
-    /// One request through the filter: request headers (end of stream), then
-    /// the stream ends. What the upstream would get, or the local reply.
-    pub fn request(&mut self, connection: &Connection, headers: Pairs) -> Result<Exchange, HarnessError> {
-        self.request_with_metadata(connection, headers, Vec::new())
-    }
-
-    /// [`Plugin::request`], after filters before this one set dynamic
-    /// metadata (property path to bytes, as `certgate_wire::metadata` gives
-    /// what Envoy's `jwt_authn` sets).
-    pub fn request_with_metadata(
-        &mut self,
-        connection: &Connection,
-        headers: Pairs,
-        metadata: Vec<(String, Vec<u8>)>,
-    ) -> Result<Exchange, HarnessError> {
-        let id = self.open_stream(connection)?;
-        if let Some(stream) = self.stream_state_mut(id) {
-            stream.dynamic_metadata.extend(metadata);
-        }
-        let action = match self.request_headers(id, headers, true) {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = self.close_stream(id);
-                return Err(e);
-            }
-        };
-        let last = self.close_stream(id)?;
-        Ok(Exchange {
-            action,
-            local_response: last.local_response,
-            upstream_headers: last.request_headers,
-            filter_state: last.filter_state,
-        })
     }
 }

@@ -1,9 +1,12 @@
 //! The test-facing side of a plugin: one stream's callbacks in order
-//! ([`HttpStream`]), and one request start to end ([`Exchange`]).
+//! ([`HttpStream`], from [`Plugin::stream`]), and one request start to end
+//! ([`Exchange`], from [`Plugin::request`]).
 
 use std::collections::HashMap;
 
 use crate::abi::codec::Pairs;
+use certgate_wire::connection::Connection;
+
 use crate::error::HarnessError;
 use crate::plugin::{Action, Plugin};
 use crate::state::{LocalResponse, StreamState};
@@ -23,7 +26,7 @@ impl std::fmt::Debug for HttpStream<'_> {
 }
 
 impl<'p> HttpStream<'p> {
-    pub(crate) fn new(plugin: &'p mut Plugin, id: u32) -> HttpStream<'p> {
+    fn new(plugin: &'p mut Plugin, id: u32) -> HttpStream<'p> {
         HttpStream {
             plugin,
             id,
@@ -31,9 +34,9 @@ impl<'p> HttpStream<'p> {
         }
     }
 
-    fn state(&mut self) -> &mut StreamState {
-        let id = self.id;
-        self.plugin.store.data_mut().streams.entry(id).or_default()
+    /// The stream's state; `None` once it has ended (none is made up for it).
+    fn state(&self) -> Option<&StreamState> {
+        self.plugin.stream_state(self.id)
     }
 
     /// See [`Plugin::request_headers`].
@@ -62,28 +65,28 @@ impl<'p> HttpStream<'p> {
     }
 
     /// The request headers as they are now (after the filter's changes).
-    pub fn request_headers_now(&mut self) -> &Pairs {
-        &self.state().request_headers
+    pub fn request_headers_now(&self) -> &[(String, Vec<u8>)] {
+        self.state().map_or(&[], |s| &s.request_headers)
     }
 
     /// The response headers as they are now.
-    pub fn response_headers_now(&mut self) -> &Pairs {
-        &self.state().response_headers
+    pub fn response_headers_now(&self) -> &[(String, Vec<u8>)] {
+        self.state().map_or(&[], |s| &s.response_headers)
     }
 
     /// The request body the filter holds.
-    pub fn request_body_now(&mut self) -> &[u8] {
-        &self.state().request_body
+    pub fn request_body_now(&self) -> &[u8] {
+        self.state().map_or(&[], |s| &s.request_body)
     }
 
     /// The local reply, if the filter sent one.
-    pub fn local_response(&mut self) -> Option<&LocalResponse> {
-        self.state().local_response.as_ref()
+    pub fn local_response(&self) -> Option<&LocalResponse> {
+        self.state().and_then(|s| s.local_response.as_ref())
     }
 
     /// `proxy_continue_stream`/`proxy_close_stream` calls so far.
-    pub fn stream_calls(&mut self) -> Vec<String> {
-        self.state().stream_calls.clone()
+    pub fn stream_calls(&self) -> Vec<String> {
+        self.state().map(|s| s.stream_calls.clone()).unwrap_or_default()
     }
 
     /// Ends the stream: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
@@ -103,6 +106,50 @@ impl<'p> HttpStream<'p> {
 impl Drop for HttpStream<'_> {
     fn drop(&mut self) {
         let _ = self.end();
+    }
+}
+
+/// A plugin's streams and requests as tests drive them.
+impl Plugin {
+    /// Opens a stream ([`Plugin::open_stream`]) borrowed as an [`HttpStream`].
+    pub fn stream(&mut self, connection: &Connection) -> Result<HttpStream<'_>, HarnessError> {
+        let id = self.open_stream(connection)?;
+        Ok(HttpStream::new(self, id))
+    }
+
+    /// One request through the filter: request headers (end of stream), then
+    /// the stream ends. What the upstream would get, or the local reply.
+    pub fn request(&mut self, connection: &Connection, headers: Pairs) -> Result<Exchange, HarnessError> {
+        self.request_with_metadata(connection, headers, Vec::new())
+    }
+
+    /// [`Plugin::request`], after filters before this one set dynamic
+    /// metadata (property path to bytes, as `certgate_wire::metadata` gives
+    /// what Envoy's `jwt_authn` sets).
+    pub fn request_with_metadata(
+        &mut self,
+        connection: &Connection,
+        headers: Pairs,
+        metadata: Vec<(String, Vec<u8>)>,
+    ) -> Result<Exchange, HarnessError> {
+        let id = self.open_stream(connection)?;
+        if let Some(stream) = self.stream_state_mut(id) {
+            stream.dynamic_metadata.extend(metadata);
+        }
+        let action = match self.request_headers(id, headers, true) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.close_stream(id);
+                return Err(e);
+            }
+        };
+        let last = self.close_stream(id)?;
+        Ok(Exchange {
+            action,
+            local_response: last.local_response,
+            upstream_headers: last.request_headers,
+            filter_state: last.filter_state,
+        })
     }
 }
 

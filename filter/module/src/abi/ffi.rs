@@ -1,24 +1,15 @@
-//! Every line of unsafe code in certgate's dynamic module: Envoy's C ABI for
-//! dynamic modules (`source/extensions/dynamic_modules/abi/abi.h`), declared
-//! here by us for what certgate calls, and the hooks Envoy calls.
-//!
-//! - The callbacks (Envoy's functions) are found by name when Envoy loads the
-//!   module, so an Envoy that lacks one is refused with a message naming it,
-//!   instead of a loader error or a crash on the first request.
-//! - Every hook with logic catches panics: nothing unwinds into Envoy. A
-//!   panic during a request fails that request closed (500) and is counted.
-//! - Raw pointers stop here. The rest of the module sees [`Stream`] and
-//!   [`ConfigHandle`], borrowed for one hook call, with safe methods.
-#![allow(unsafe_code)]
-// Envoy is the only caller of the hooks; their contract is abi.h's.
-#![allow(clippy::missing_safety_doc)]
+//! Envoy's C ABI for dynamic modules (`source/extensions/dynamic_modules/abi/abi.h`),
+//! declared here by us for what certgate calls: the types, the callbacks
+//! (Envoy's functions, found by name when Envoy loads the module, so an Envoy
+//! that lacks one is refused with a message naming it), Envoy's log, and the
+//! safe handles the rest of the module sees ([`Stream`], [`ConfigHandle`]),
+//! borrowed for one hook call. It imports nothing of the crate: raw pointers
+//! stop here and in `hooks`.
 
 use std::ffi::{c_char, c_void};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock};
-
-use crate::filter::{self, FilterConfig, StreamFilter};
+use std::sync::OnceLock;
 
 // ----------------------------------------------------------------- types ---
 
@@ -94,17 +85,17 @@ pub struct EnvoyHttpHeader {
 }
 
 /// `envoy_dynamic_module_type_http_filter_envoy_ptr` and `..._config_envoy_ptr`.
-type EnvoyPtr = *mut c_void;
+pub(super) type EnvoyPtr = *mut c_void;
 /// `envoy_dynamic_module_type_http_filter_module_ptr` and `..._config_module_ptr`.
-type ModulePtr = *const c_void;
+pub(super) type ModulePtr = *const c_void;
 
 /// `envoy_dynamic_module_type_http_header_type_RequestHeader`.
 const REQUEST_HEADERS: u32 = 0;
 /// `..._on_http_filter_request_headers_status_Continue` (and every other
 /// status enum's `Continue`).
-const CONTINUE: u32 = 0;
+pub(super) const CONTINUE: u32 = 0;
 /// `..._on_http_filter_request_headers_status_StopIteration`.
-const STOP_ITERATION: u32 = 1;
+pub(super) const STOP_ITERATION: u32 = 1;
 /// `envoy_dynamic_module_type_metrics_result_Success`.
 const METRICS_SUCCESS: u32 = 0;
 
@@ -265,7 +256,7 @@ const SINCE_1_40: &str = "envoy_dynamic_module_callback_http_get_timing_info\0";
 
 /// Finds the callbacks; the ABI version to give Envoy, or why this Envoy
 /// cannot run the module.
-fn program_init() -> Result<&'static [u8], String> {
+pub(super) fn program_init() -> Result<&'static [u8], String> {
     let callbacks = Callbacks::resolve().map_err(|name| format!("this Envoy has no {name}"))?;
     let _ = CALLBACKS.set(callbacks);
     lookup(SINCE_1_38).map_err(|_| "this Envoy's dynamic module ABI is older than Envoy 1.38's".to_owned())?;
@@ -276,7 +267,7 @@ fn program_init() -> Result<&'static [u8], String> {
 /// Says why the module refuses this Envoy: in Envoy's log if it has the
 /// log callback (every Envoy with dynamic modules has; its arguments are
 /// the same in every version), and on standard error.
-fn refuse(message: &str) {
+pub(super) fn refuse(message: &str) {
     eprintln!("{message}");
     let Ok(symbol) = lookup("envoy_dynamic_module_callback_log\0") else {
         return;
@@ -289,7 +280,7 @@ fn refuse(message: &str) {
 
 /// Runs a hook's work; a panic in it becomes `fallback`. The panic hook
 /// (see `logger`) has already logged it.
-fn guarded<T>(fallback: T, work: impl FnOnce() -> T) -> T {
+pub(super) fn guarded<T>(fallback: T, work: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(work)).unwrap_or(fallback)
 }
 
@@ -315,6 +306,19 @@ impl std::fmt::Debug for Stream<'_> {
 }
 
 impl Stream<'_> {
+    /// The stream of the hook being called.
+    ///
+    /// SAFETY: `ptr` is the stream Envoy passed to the current hook call,
+    /// which the handle must not outlive.
+    pub(super) unsafe fn for_hook(ptr: EnvoyPtr) -> Self {
+        Stream {
+            ptr,
+            responded: false,
+            changed: false,
+            _hook: PhantomData,
+        }
+    }
+
     /// Every request header in order, repeated names included; `None` if
     /// Envoy gives none.
     pub fn request_headers(&mut self) -> Option<Vec<(String, Vec<u8>)>> {
@@ -495,6 +499,14 @@ impl std::fmt::Debug for ConfigHandle<'_> {
 }
 
 impl ConfigHandle<'_> {
+    /// The configuration of the hook being called.
+    ///
+    /// SAFETY: `ptr` is the configuration Envoy passed to the current hook
+    /// call, which the handle must not outlive.
+    pub(super) unsafe fn for_hook(ptr: EnvoyPtr) -> Self {
+        ConfigHandle { ptr, _hook: PhantomData }
+    }
+
     /// Defines a counter (shown as `dynamicmodulescustom.<name>`); its id,
     /// or `None` if Envoy refused it.
     pub fn define_counter(&mut self, name: &str) -> Option<usize> {
@@ -507,263 +519,14 @@ impl ConfigHandle<'_> {
     }
 }
 
-// ----------------------------------------------------------------- hooks ---
-
-// SAFETY (every hook below): Envoy calls the hooks as abi.h says. A
-// `ModulePtr` it passes is one this module returned and has not yet been
-// told to destroy; a buffer it passes is valid for the call.
-
 /// The bytes of a buffer Envoy passed to a hook.
 ///
 /// SAFETY: `buffer` is null or Envoy's `length` readable bytes, valid for the
 /// current hook call, which the returned slice must not outlive.
-unsafe fn envoy_bytes<'hook>(buffer: EnvoyBuffer) -> &'hook [u8] {
+pub(super) unsafe fn envoy_bytes<'hook>(buffer: EnvoyBuffer) -> &'hook [u8] {
     if buffer.ptr.is_null() {
         return &[];
     }
     // SAFETY: as the function's contract says.
     unsafe { std::slice::from_raw_parts(buffer.ptr, buffer.length) }
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
-    guarded(std::ptr::null(), || {
-        crate::logger::install();
-        match program_init() {
-            Ok(version) => version.as_ptr().cast(),
-            Err(why) => {
-                refuse(&format!(
-                    "certgate: {why}. The dynamic module runs on Envoy 1.38 to 1.40; on older Envoys use certgate_filter.wasm"
-                ));
-                std::ptr::null()
-            }
-        }
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(envoy: EnvoyPtr, name: EnvoyBuffer, config: EnvoyBuffer) -> ModulePtr {
-    guarded(std::ptr::null(), || {
-        let mut handle = ConfigHandle {
-            ptr: envoy,
-            _hook: PhantomData,
-        };
-        // SAFETY: the hook's own buffers, read only during this call.
-        let (name, config) = unsafe { (envoy_bytes(name), envoy_bytes(config)) };
-        match filter::new_config(&mut handle, name, config) {
-            Some(config) => Arc::into_raw(Arc::new(config)).cast(),
-            None => std::ptr::null(),
-        }
-    })
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: ModulePtr) {
-    // SAFETY: `config` came from `Arc::into_raw` in config_new; this drops
-    // Envoy's reference (streams hold their own).
-    guarded((), || drop(unsafe { Arc::from_raw(config.cast::<FilterConfig>()) }))
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(config: ModulePtr, _envoy: EnvoyPtr) -> ModulePtr {
-    guarded(std::ptr::null(), || {
-        let config = config.cast::<FilterConfig>();
-        // SAFETY: `config` came from `Arc::into_raw` and is alive (Envoy
-        // holds it while it creates streams): one more reference for the stream.
-        let config = unsafe {
-            Arc::increment_strong_count(config);
-            Arc::from_raw(config)
-        };
-        Box::into_raw(Box::new(StreamFilter::new(config))).cast()
-    })
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
-    envoy: EnvoyPtr,
-    module: ModulePtr,
-    _end_of_stream: bool,
-) -> u32 {
-    // SAFETY: `module` came from `Box::into_raw` in filter_new and is not yet destroyed.
-    let stream_filter = unsafe { &*module.cast::<StreamFilter>() };
-    let mut stream = Stream {
-        ptr: envoy,
-        responded: false,
-        changed: false,
-        _hook: PhantomData,
-    };
-    let forwarded = catch_unwind(AssertUnwindSafe(|| filter::on_request_headers(&mut stream, stream_filter)));
-    match forwarded {
-        Ok(true) => CONTINUE,
-        Ok(false) => STOP_ITERATION,
-        Err(_) => {
-            guarded((), || filter::on_panic(&mut stream, stream_filter));
-            STOP_ITERATION
-        }
-    }
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(module: ModulePtr) {
-    // SAFETY: `module` came from `Box::into_raw` in filter_new; Envoy destroys it once.
-    guarded((), || drop(unsafe { Box::from_raw(module.cast::<StreamFilter>().cast_mut()) }))
-}
-
-/// `envoy_dynamic_module_on_http_filter_per_route_config_new`: certgate has
-/// no per-route configuration; one is refused (null).
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(_name: EnvoyBuffer, _config: EnvoyBuffer) -> ModulePtr {
-    log(
-        LogLevel::Error,
-        "certgate takes no per-route configuration: its policy's rules match paths, methods and hosts",
-    );
-    std::ptr::null()
-}
-
-// Hooks Envoy requires of every HTTP filter module; certgate acts on request
-// headers alone, so each lets the stream go on and does nothing else.
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(_config: ModulePtr) {}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(_envoy: EnvoyPtr, _module: ModulePtr, _end_of_stream: bool) -> u32 {
-    CONTINUE
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(_envoy: EnvoyPtr, _module: ModulePtr) -> u32 {
-    CONTINUE
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(_envoy: EnvoyPtr, _module: ModulePtr, _end_of_stream: bool) -> u32 {
-    CONTINUE
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(_envoy: EnvoyPtr, _module: ModulePtr, _end_of_stream: bool) -> u32 {
-    CONTINUE
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(_envoy: EnvoyPtr, _module: ModulePtr) -> u32 {
-    CONTINUE
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(_envoy: EnvoyPtr, _module: ModulePtr) {}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
-    _envoy: EnvoyPtr,
-    _module: ModulePtr,
-    _status: u32,
-    _details: EnvoyBuffer,
-    _reset_imminent: bool,
-) -> u32 {
-    CONTINUE
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    _envoy: EnvoyPtr,
-    _module: ModulePtr,
-    _callout_id: u64,
-    _result: u32,
-    _headers: *mut EnvoyHttpHeader,
-    _headers_size: usize,
-    _body: *mut EnvoyBuffer,
-    _body_size: usize,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-    _envoy: EnvoyPtr,
-    _module: ModulePtr,
-    _stream_id: u64,
-    _headers: *mut EnvoyHttpHeader,
-    _headers_size: usize,
-    _end_stream: bool,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-    _envoy: EnvoyPtr,
-    _module: ModulePtr,
-    _stream_id: u64,
-    _data: *const EnvoyBuffer,
-    _data_count: usize,
-    _end_stream: bool,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-    _envoy: EnvoyPtr,
-    _module: ModulePtr,
-    _stream_id: u64,
-    _trailers: *mut EnvoyHttpHeader,
-    _trailers_size: usize,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(_envoy: EnvoyPtr, _module: ModulePtr, _stream_id: u64) {}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-    _envoy: EnvoyPtr,
-    _module: ModulePtr,
-    _stream_id: u64,
-    _reason: u32,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(_envoy: EnvoyPtr, _module: ModulePtr, _event_id: u64) {}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(_envoy: EnvoyPtr, _module: ModulePtr) {}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(_envoy: EnvoyPtr, _module: ModulePtr) {}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(_envoy: EnvoyPtr, _config: ModulePtr, _event_id: u64) {}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
-    _envoy: EnvoyPtr,
-    _config: ModulePtr,
-    _callout_id: u64,
-    _result: u32,
-    _headers: *mut EnvoyHttpHeader,
-    _headers_size: usize,
-    _body: *mut EnvoyBuffer,
-    _body_size: usize,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(
-    _envoy: EnvoyPtr,
-    _config: ModulePtr,
-    _stream_id: u64,
-    _headers: *mut EnvoyHttpHeader,
-    _headers_size: usize,
-    _end_stream: bool,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
-    _envoy: EnvoyPtr,
-    _config: ModulePtr,
-    _stream_id: u64,
-    _data: *const EnvoyBuffer,
-    _data_count: usize,
-    _end_stream: bool,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailers(
-    _envoy: EnvoyPtr,
-    _config: ModulePtr,
-    _stream_id: u64,
-    _trailers: *mut EnvoyHttpHeader,
-    _trailers_size: usize,
-) {
-}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(_envoy: EnvoyPtr, _config: ModulePtr, _stream_id: u64) {}
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
-    _envoy: EnvoyPtr,
-    _config: ModulePtr,
-    _stream_id: u64,
-    _reason: u32,
-) {
 }
