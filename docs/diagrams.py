@@ -6,7 +6,7 @@ workspace's real dependency graph).
     cargo metadata --format-version 1 --no-deps | python3 docs/diagrams.py docs/src/images
 
 No dependencies: the standard library writes the SVG, so the same input
-always gives the same bytes (tests/tests/book.rs compares the committed
+always gives the same bytes (tests/tests/system/book.rs compares the committed
 pictures with what this script draws).
 """
 import json

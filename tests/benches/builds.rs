@@ -34,25 +34,22 @@
 //! and (F) with another build of the module: an A/B within one run
 //! (`<path>:<path>...` adds (k), (m), (n), cached, with more builds).
 //! Build first: `./dev test`. Run: `taskset -c 1 cargo bench -p certgate-tests --bench builds`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
-#[path = "../tests/common/mod.rs"]
+// the benches use a part of what the tests share
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/system/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+mod support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use certgate_test_support::loadgen;
-use common::envoy::{config, module, module_filter, wasm_filter, with_filter, Envoy, RBAC_FILTER};
-use common::pki::distinct_clients;
+use common::envoy::{config, module, module_filter, Envoy};
 use common::repo;
+use support::{distinct_clients, wasm_filter, with_filter, RBAC_FILTER};
 
 const CONNECTIONS: usize = 8;
 const SECONDS: u64 = 4;

@@ -27,16 +27,13 @@
 //! variant the same and hide the filter's share.
 //! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench envoy`
 //! (best as `taskset -c 1 cargo bench ...` so the load stays off Envoy's core).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
-#[path = "../tests/common/mod.rs"]
+// the benches use a part of what the tests share
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/system/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+mod support;
 
 use std::time::Duration;
 
@@ -44,9 +41,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use certgate_test_support::loadgen;
-use common::envoy::{config, wasm_filter, with_filter, Envoy, RBAC_FILTER};
-use common::pki::distinct_clients;
+use common::envoy::{config, Envoy};
 use common::repo;
+use support::{distinct_clients, wasm_filter, with_filter, RBAC_FILTER};
 
 const CONNECTIONS: usize = 8;
 const SECONDS: u64 = 4;

@@ -14,23 +14,21 @@
 //! Envoy (e.g. `memory_allocator_manager`), to try an operator's setting.
 //! Build first: `./dev test`. Run: `cargo bench -p certgate-tests --bench memory`
 //! (another Envoy of the matrix: `CERTGATE_ENVOY=.venvs/envoy-<version>/bin/envoy`).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
-#[path = "../tests/common/mod.rs"]
+// the benches use a part of what the tests share
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/system/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+mod support;
 
 use std::time::Duration;
 
 use certgate_host::{request_headers, Connection, PluginSettings, WasmModule};
 use certgate_test_support::loadgen;
-use common::envoy::{config, wasm_filter, with_filter, Envoy};
+use common::envoy::{config, Envoy};
 use common::repo;
+use support::{allocator, huge_pages_kib, wasm_filter, with_filter};
 
 /// Wasm section sizes: (code, data).
 fn sections(bytes: &[u8]) -> (usize, usize) {
@@ -123,8 +121,8 @@ fn main() {
             inside.push(Inside {
                 workers,
                 name,
-                allocator: envoy.allocator(),
-                huge_kib: envoy.huge_pages_kib(),
+                allocator: allocator(&envoy),
+                huge_kib: huge_pages_kib(&envoy),
                 rss_kib,
             });
         }

@@ -7,16 +7,13 @@
 //! CPU time per new connection, connections per second and the share Envoy
 //! counted as resumed (its `ssl.session_reused` stat).
 //! Build first: `./dev test`. Run: `taskset -c 1 cargo bench -p certgate-tests --bench resumption`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::string_slice
-)]
 
-#[path = "../tests/common/mod.rs"]
+// the benches use a part of what the tests share
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/system/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 """The Flask application of the Gunicorn set-up certgate replaces, as it was:
 it trusted the worker to put the client certificate's subject CN, issuer CN
 and validity into X-USER, X-ISSUER, X-NOT_BEFORE and X-NOT_AFTER, and reads
-them as it always did. Run under gunicorn behind certgate (tests/tests/migration.rs)."""
+them as it always did. Run under gunicorn behind certgate (tests/tests/system/migration.rs)."""
 from flask import Flask, jsonify, request
 
 app = Flask(__name__)
