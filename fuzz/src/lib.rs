@@ -4,12 +4,15 @@
 //! application could misread, no identity without a verified certificate.
 //! `cargo test` here replays `corpus/` and `regressions/` through the same code.
 
+use std::rc::Rc;
+
 use arbitrary::Arbitrary;
-use certgate_core::admission::{admit, property, XFCC_HEADER};
+use certgate_core::admission::admit;
 use certgate_core::cache::IdentityCache;
 use certgate_core::config::parse_policy;
 use certgate_core::headers::{is_safe_value, HeaderKind};
 use certgate_core::host::Verified;
+use certgate_core::host::{property, XFCC_HEADER};
 use certgate_core::identity::{IdentitySource, PeerIdentity};
 use certgate_core::path::{self, PathCase, Reading};
 use certgate_core::policy::{
@@ -18,6 +21,7 @@ use certgate_core::policy::{
 use certgate_core::testing::FakeEnvoy;
 use certgate_core::token::{Token, WithoutToken};
 use certgate_core::xfcc;
+use certgate_wire::Pairs;
 use certgate_x509::san;
 use certgate_x509::sha256_hex;
 use certgate_x509::spiffe::SpiffeId;
@@ -195,7 +199,7 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub authority: String,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Pairs,
 }
 
 fn der_of(pem: &str) -> Vec<u8> {
@@ -361,7 +365,7 @@ fn path_policies() -> Vec<Policy> {
 
 thread_local! {
     static PATH_POLICIES: Vec<Policy> = path_policies();
-    static ALICE: Option<PeerIdentity> = PeerIdentity::from_pem(CERTS[0].as_bytes(), IdentitySource::PeerCertificate).ok();
+    static ALICE: Option<Rc<PeerIdentity>> = PeerIdentity::from_pem(CERTS[0].as_bytes(), IdentitySource::PeerCertificate).ok().map(Rc::new);
 }
 
 /// The path rules, on any path: byte 0 picks the policy, byte 1 the client
@@ -378,11 +382,11 @@ pub fn paths(data: &[u8]) {
         ALICE.with(|alice| {
             let policy = &policies[usize::from(pick) % policies.len()];
             let peer = match (who % 2, alice) {
-                (1, Some(id)) => Peer::Verified(id),
+                (1, Some(id)) => Peer::Verified(Rc::clone(id)),
                 _ => Peer::None,
             };
             // alice's token is bound to her, as jwt_authn would have verified it
-            let token = match (policy.bound_tokens.is_some(), peer) {
+            let token = match (policy.bound_tokens.is_some(), &peer) {
                 (true, Peer::Verified(_)) => Token::BoundTo(certgate_x509::x5t_s256(&der_of(CERTS[0]))),
                 (true, _) => Token::Missing,
                 (false, _) => Token::NotRead,
@@ -394,7 +398,7 @@ pub fn paths(data: &[u8]) {
                         path,
                         method: "GET",
                         host: "localhost",
-                        peer,
+                        peer: &peer,
                         token: &token,
                     },
                     NOW,

@@ -5,19 +5,46 @@
 use std::borrow::Cow;
 
 use certgate_decision::{Published, Verdict};
+use certgate_wire::Pair;
+use certgate_x509::text::encode_value;
 
 use crate::cache::IdentityCache;
 use crate::client_cert::CertificateFields;
-use certgate_x509::text::encode_value;
-
 use crate::headers::HeaderKind;
-use crate::host::header_text;
-pub use crate::host::{property, Host, HostError, XFCC_HEADER};
-use crate::identity::RefusedName;
-use crate::peer::{certificate_fields, find_peer, Found};
-use crate::policy::{decide, Credential, DenyReason, Mode, Outcome, Peer, Policy, RequestFacts};
+use crate::host::{header_text, Host, HostError};
+use crate::identity::{PeerIdentity, RefusedName};
+use crate::peer::{certificate_fields, find_peer, PeerLookup};
+use crate::policy::{decide, Credential, Decision, DenyReason, Mode, Outcome, Peer, Policy, RequestFacts};
 use crate::reply::{deny_reply, reply_body};
 use crate::token::{read_token, Token};
+
+/// Why a request was not decided on a readable certificate: its certificate
+/// could not be read, or the request could not be decided at all and failed
+/// closed. For the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The peer's certificate could not be read; the request was decided as
+    /// `unparseable_certificate`.
+    #[error("{0}")]
+    UnreadableCertificate(String),
+    /// A host call failed: the request failed closed.
+    #[error("{0}")]
+    HostCall(HostError),
+    /// The filter panicked (the glue caught it): the request failed closed.
+    #[error("the filter panicked")]
+    Panicked,
+    /// The glue found its identity cache in use (a re-entrant call): the
+    /// request failed closed.
+    #[error("identity cache in use")]
+    CacheInUse,
+}
+
+impl Failure {
+    /// Whether the request failed closed for it (rather than being decided).
+    pub fn failed_closed(&self) -> bool {
+        !matches!(self, Failure::UnreadableCertificate(_))
+    }
+}
 
 /// What happened to a request, for metrics and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +65,11 @@ pub struct Admission {
     pub cache_miss: bool,
     /// Spoofed identity headers removed.
     pub stripped: usize,
-    /// Why the identity could not be read, for the log.
-    pub identity_error: Option<String>,
+    /// Why the certificate could not be read, or why the request failed closed.
+    pub failure: Option<Failure>,
+    /// The fail-closed reply could not be sent either (the proxy then
+    /// answers the stopped request itself).
+    pub reply_error: Option<HostError>,
     /// The certificate's names that fail their standard, when it was first
     /// seen (so each is logged and counted once per certificate).
     pub refused: Vec<RefusedName>,
@@ -49,13 +79,18 @@ pub struct Admission {
 pub fn admit(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, now: i64) -> Admission {
     match admit_inner(host, policy, cache, now) {
         Ok(a) => a,
-        Err(e) => {
-            // Fail closed, even in audit mode: without the headers we cannot
-            // know what the application would be told.
-            let admission = Admission::failed_closed(e.to_string());
-            let _ = send_failed_closed(host, policy.deny_status);
-            admission
-        }
+        // Fail closed, even in audit mode: without the headers we cannot
+        // know what the application would be told.
+        Err(e) => fail_closed(host, policy.deny_status, Failure::HostCall(e)),
+    }
+}
+
+/// Refuses a request that cannot be decided with the `internal_error`
+/// reply; what happened, the reply's own failure included.
+pub fn fail_closed(host: &mut dyn Host, policy_status: u16, failure: Failure) -> Admission {
+    Admission {
+        reply_error: send_failed_closed(host, policy_status).err(),
+        ..Admission::failed_closed(failure)
     }
 }
 
@@ -72,9 +107,9 @@ pub fn send_failed_closed(host: &mut dyn Host, policy_status: u16) -> Result<(),
 
 impl Admission {
     /// A request refused with `internal_error` because it could not be
-    /// decided (a host call failed, or the glue caught a panic): `why` goes
-    /// to the log.
-    pub fn failed_closed(why: String) -> Admission {
+    /// decided (a host call failed, or the glue caught a panic), whose reply
+    /// was sent (or not) by the caller.
+    pub fn failed_closed(failure: Failure) -> Admission {
         Admission {
             forwarded: false,
             outcome: Outcome::Deny(DenyReason::InternalError),
@@ -84,7 +119,8 @@ impl Admission {
             expiring_soon: false,
             cache_miss: false,
             stripped: 0,
-            identity_error: Some(why),
+            failure: Some(failure),
+            reply_error: None,
             refused: Vec::new(),
         }
     }
@@ -122,12 +158,19 @@ impl Admission {
         match self.outcome {
             Outcome::Allow => log::debug!("allow rule={rule} cn={cn}"),
             Outcome::Deny(reason) => log::info!(
-                "{} reason={} rule={rule} cn={cn}{}",
+                "{} reason={} rule={rule} cn={cn}{}{}",
                 self.verdict().as_str(),
                 reason.as_str(),
-                self.identity_error
-                    .as_deref()
-                    .map(|e| format!(" identity_error=\"{}\"", encode_value(e)))
+                self.failure
+                    .as_ref()
+                    .map(|f| {
+                        let key = if f.failed_closed() { "failed_closed" } else { "identity_error" };
+                        format!(" {key}=\"{}\"", encode_value(&f.to_string()))
+                    })
+                    .unwrap_or_default(),
+                self.reply_error
+                    .as_ref()
+                    .map(|e| format!(" reply_error=\"{}\"", encode_value(&e.to_string())))
                     .unwrap_or_default()
             ),
         }
@@ -149,15 +192,7 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
     let headers = host.request_headers()?;
 
     // 1. No identity header from the client survives, whatever happens next.
-    let mut stripped: Vec<&str> = Vec::new();
-    for (name, _) in &headers {
-        if policy.headers.strips(name) && !stripped.contains(&name.as_str()) {
-            stripped.push(name);
-        }
-    }
-    for name in &stripped {
-        host.remove_request_header(name)?;
-    }
+    let stripped = strip_identity_headers(host, policy, &headers)?;
 
     let text = |name: &str| header_text(&headers, name);
     let path = text(":path");
@@ -168,19 +203,11 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
     }
 
     // 2. Who is calling.
-    let mut cache_miss = false;
-    let found = find_peer(host, policy, cache, &headers, &mut cache_miss)?;
-    let (peer, identity_error) = match &found {
-        Found::None => (Peer::None, None),
-        Found::Unverified => (Peer::Unverified, None),
-        Found::VerificationUnknown => (Peer::VerificationUnknown, None),
-        Found::Unreadable(e) => (Peer::Unreadable, Some(e.clone())),
-        Found::Identity(id) => (Peer::Verified(id), None),
-    };
+    let PeerLookup { peer, cache_miss } = find_peer(host, policy, cache, &headers)?;
 
     // 3. The access token jwt_authn verified, when the policy checks tokens
     // and there is a certificate to bind it to.
-    let token = match (&policy.bound_tokens, peer) {
+    let token = match (&policy.bound_tokens, &peer) {
         (Some(tokens), Peer::Verified(_)) => read_token(host, tokens, &headers)?,
         _ => Token::NotRead,
     };
@@ -190,39 +217,36 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
         path: &path,
         method: &method,
         host: &authority,
-        peer,
+        peer: &peer,
         token: &token,
     };
     let decision = decide(policy, &facts, now);
-    let usable = match (decision.credential, peer) {
-        (Credential::Usable, Peer::Verified(id)) => Some(id),
-        _ => None,
-    };
-    let expiring_soon = usable
-        .and_then(|id| id.not_after)
-        .is_some_and(|t| t.saturating_sub(now) <= policy.expiry_warning_secs);
+    let usable = peer.identity().filter(|_| decision.credential == Credential::Usable);
     let admission = Admission {
         forwarded: true,
         outcome: decision.outcome,
         rule: decision.rule.map(str::to_owned),
         credential: decision.credential,
         cn: usable.and_then(|id| id.cn()).map(str::to_owned),
-        expiring_soon,
+        expiring_soon: usable
+            .and_then(|id| id.not_after)
+            .is_some_and(|t| t.saturating_sub(now) <= policy.expiry_warning_secs),
         cache_miss,
-        stripped: stripped.len(),
-        identity_error,
-        refused: match &found {
-            Found::Identity(id) if cache_miss => id.refused.clone(),
+        stripped,
+        failure: match &peer {
+            Peer::Unreadable(why) => Some(Failure::UnreadableCertificate(why.clone())),
+            _ => None,
+        },
+        reply_error: None,
+        refused: match peer.identity() {
+            Some(id) if cache_miss => id.refused.clone(),
             _ => Vec::new(),
         },
     };
 
     // 5. Reply, or tell the application who is calling.
     if let (Outcome::Deny(reason), Mode::Enforce) = (decision.outcome, policy.mode) {
-        let reply = deny_reply(reason, decision.rule, policy.deny_status, &text("accept"));
-        let mut reply_headers = vec![("content-type", reply.content_type), ("cache-control", "no-store")];
-        reply_headers.extend(reason.challenge().map(|c| ("www-authenticate", c)));
-        host.send_local_response(reply.status, &reply_headers, reply.body.as_bytes())?;
+        send_deny(host, policy, reason, decision.rule, &text("accept"))?;
         return Ok(Admission {
             forwarded: false,
             ..admission
@@ -233,6 +257,44 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
     if let Some(normal) = decision.path.as_ref().filter(|n| !n.is_spelled(&path)) {
         host.set_request_header(":path", &format!("{}{}", normal.path, normal.query))?;
     }
+    set_identity_headers(host, policy, &decision, usable, &headers, now)?;
+    Ok(admission)
+}
+
+/// Removes every identity header the client sent (each name once, every
+/// value of it); how many names were removed.
+fn strip_identity_headers(host: &mut dyn Host, policy: &Policy, headers: &[Pair]) -> Result<usize, HostError> {
+    let mut stripped: Vec<&str> = Vec::new();
+    for (name, _) in headers {
+        if policy.headers.strips(name) && !stripped.contains(&name.as_str()) {
+            stripped.push(name);
+        }
+    }
+    for name in &stripped {
+        host.remove_request_header(name)?;
+    }
+    Ok(stripped.len())
+}
+
+/// The deny reply, in the form the client accepts.
+fn send_deny(host: &mut dyn Host, policy: &Policy, reason: DenyReason, rule: Option<&str>, accept: &str) -> Result<(), HostError> {
+    let reply = deny_reply(reason, rule, policy.deny_status, accept);
+    let mut reply_headers = vec![("content-type", reply.content_type), ("cache-control", "no-store")];
+    reply_headers.extend(reason.challenge().map(|c| ("www-authenticate", c)));
+    host.send_local_response(reply.status, &reply_headers, reply.body.as_bytes())
+}
+
+/// Tells the application who is calling: each header of the policy's plan
+/// that has a value for this request (identity headers only for a usable
+/// certificate).
+fn set_identity_headers(
+    host: &mut dyn Host,
+    policy: &Policy,
+    decision: &Decision<'_>,
+    usable: Option<&PeerIdentity>,
+    headers: &[Pair],
+    now: i64,
+) -> Result<(), HostError> {
     let plan = &policy.headers;
     // RFC 9440: from the PEM the proxy gave for this request, not the cache
     let wants_certificate = plan
@@ -240,7 +302,7 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
         .iter()
         .any(|(k, _)| matches!(k, HeaderKind::ClientCert | HeaderKind::ClientCertChain));
     let certificate = match usable {
-        Some(id) if wants_certificate => certificate_fields(host, policy, id, &headers)?,
+        Some(id) if wants_certificate => certificate_fields(host, policy, id, headers)?,
         _ => CertificateFields::default(),
     };
     for (kind, name) in &plan.set {
@@ -263,5 +325,5 @@ fn admit_inner(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, 
             host.add_request_header(name, &value)?;
         }
     }
-    Ok(admission)
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! implements it with proxy-wasm calls; tests with a map. Also the names
 //! certgate reads, and the one way header values are looked up.
 
+use certgate_wire::{Pair, Pairs};
 use std::borrow::Cow;
 
 /// A host call failed; the request fails closed.
@@ -18,7 +19,7 @@ pub struct HostError {
 /// What certgate needs from the proxy for one request.
 pub trait Host {
     /// Every request header, repeated names included, values as bytes.
-    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError>;
+    fn request_headers(&mut self) -> Result<Pairs, HostError>;
     /// Removes every header with this exact name.
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
     /// Adds a header. certgate adds only names it stripped first, so there is
@@ -96,7 +97,7 @@ pub fn header_text<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Cow<'a, 
 }
 
 /// Every value of a header (names compare without case), as text, in order.
-pub fn header_texts(headers: &[(String, Vec<u8>)], name: &str) -> Vec<String> {
+pub fn header_texts(headers: &[Pair], name: &str) -> Vec<String> {
     headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))

@@ -5,33 +5,39 @@
 
 use std::rc::Rc;
 
+use certgate_wire::Pair;
+
 use crate::cache::{IdentityCache, Parsed};
 use crate::client_cert::{self, CertificateFields};
 use crate::host::{header_texts, property, Host, HostError, XFCC_HEADER};
 use crate::identity::{IdentitySource, PeerIdentity};
-use crate::policy::{IdentitySourceSetting, Policy, Verification};
+use crate::policy::{IdentitySourceSetting, Peer, Policy, Verification};
 use crate::xfcc::{self, XfccElement};
 
-/// The peer as found, before the policy looks at it.
-#[derive(Debug)]
-pub enum Found {
-    /// No certificate.
-    None,
-    /// A certificate the proxy did not verify.
-    Unverified,
-    /// The proxy cannot say whether it verified it.
-    VerificationUnknown,
-    /// A certificate that cannot be read, and why.
-    Unreadable(String),
-    /// The identity it proves.
-    Identity(Rc<PeerIdentity>),
+/// What [`find_peer`] found, and whether it parsed a certificate to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerLookup {
+    /// The peer, as the policy will look at it.
+    pub peer: Peer,
+    /// A certificate was parsed for this request (it was not in the cache).
+    pub cache_miss: bool,
 }
 
-impl From<Parsed> for Found {
-    fn from(parsed: Parsed) -> Found {
+impl PeerLookup {
+    fn cached(peer: Peer) -> PeerLookup {
+        PeerLookup { peer, cache_miss: false }
+    }
+
+    fn parsed(peer: Peer) -> PeerLookup {
+        PeerLookup { peer, cache_miss: true }
+    }
+}
+
+impl From<Parsed> for Peer {
+    fn from(parsed: Parsed) -> Peer {
         match parsed {
-            Ok(id) => Found::Identity(id),
-            Err(e) => Found::Unreadable(e.to_string()),
+            Ok(id) => Peer::Verified(id),
+            Err(e) => Peer::Unreadable(e.to_string()),
         }
     }
 }
@@ -44,18 +50,14 @@ fn utf8(v: Option<Vec<u8>>) -> Option<String> {
     v.and_then(|v| String::from_utf8(v).ok()).filter(|s| !s.is_empty())
 }
 
-/// Finds the peer of a request; `cache_miss` says whether a certificate was parsed.
-pub fn find_peer(
-    host: &mut dyn Host,
-    policy: &Policy,
-    cache: &mut IdentityCache,
-    headers: &[(String, Vec<u8>)],
-    cache_miss: &mut bool,
-) -> Result<Found, HostError> {
-    let from_cache = |cache: &mut IdentityCache, key: &str, miss: &mut bool, parse: &dyn Fn() -> _| {
-        let (parsed, was_miss) = cache.get_or_parse(key, parse);
-        *miss = was_miss;
-        Found::from(parsed)
+/// Finds the peer of a request.
+pub fn find_peer(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache, headers: &[Pair]) -> Result<PeerLookup, HostError> {
+    let from_cache = |cache: &mut IdentityCache, key: &str, parse: &dyn Fn() -> _| {
+        let (parsed, cache_miss) = cache.get_or_parse(key, parse);
+        PeerLookup {
+            peer: Peer::from(parsed),
+            cache_miss,
+        }
     };
     // the XFCC header carries a whole PEM: copied only where it is read
     let xfcc_values = || header_texts(headers, XFCC_HEADER);
@@ -64,23 +66,23 @@ pub fn find_peer(
         // The operator vouches that a proxy in front sanitises this header.
         let xfcc_values = xfcc_values();
         if xfcc_values.is_empty() {
-            return Ok(Found::None);
+            return Ok(PeerLookup::cached(Peer::None));
         }
         return Ok(match nearest_certificate(&xfcc_values) {
-            Err(e) => Found::Unreadable(e),
+            Err(e) => PeerLookup::cached(Peer::Unreadable(e)),
             Ok((el, pem)) => {
                 let key = el
                     .get("hash")
                     .map(str::to_ascii_lowercase)
                     .unwrap_or_else(|| String::from_utf8_lossy(&pem).into_owned());
-                from_cache(cache, &key, cache_miss, &|| PeerIdentity::from_pem(&pem, IdentitySource::Xfcc))
+                from_cache(cache, &key, &|| PeerIdentity::from_pem(&pem, IdentitySource::Xfcc))
             }
         });
     }
 
     // Everything else starts from this connection's certificate.
     let Some(digest) = utf8(host.property(property::SHA256_DIGEST)?) else {
-        return Ok(Found::None);
+        return Ok(PeerLookup::cached(Peer::None));
     };
     let digest = digest.to_ascii_lowercase();
     // Under `verification: listener` the operator vouches for the listener,
@@ -88,44 +90,48 @@ pub fn find_peer(
     if policy.verification == Verification::ProxyFlag {
         match flag(host, property::PEER_CERTIFICATE_VALID)? {
             Some(true) => {}
-            Some(false) => return Ok(Found::Unverified),
+            Some(false) => return Ok(PeerLookup::cached(Peer::Unverified)),
             // Envoy before 1.39 has no flag: it cannot say, so fail closed
             // with a reason that points at the setting.
-            None => return Ok(Found::VerificationUnknown),
+            None => return Ok(PeerLookup::cached(Peer::VerificationUnknown)),
         }
     }
     if policy.identity_source != IdentitySourceSetting::Properties {
         if let Some(hit) = cache.get(&digest) {
-            return Ok(Found::from(hit));
+            return Ok(PeerLookup::cached(Peer::from(hit)));
         }
         if let Some(pem) = host.property(property::PEER_CERTIFICATE)?.filter(|p| !p.is_empty()) {
-            return Ok(from_cache(cache, &digest, cache_miss, &|| {
+            return Ok(from_cache(cache, &digest, &|| {
                 PeerIdentity::from_pem_with_digest(&pem, IdentitySource::PeerCertificate, Some(&digest))
             }));
         }
         if policy.identity_source == IdentitySourceSetting::PeerCertificate {
-            return Ok(Found::Unreadable("the proxy gives no connection.peer_certificate".into()));
+            return Ok(PeerLookup::cached(Peer::Unreadable(
+                "the proxy gives no connection.peer_certificate".into(),
+            )));
         }
         // Auto: the XFCC element this proxy added, if it holds this connection's certificate.
         if let Some(id) = xfcc_identity_of(&xfcc_values(), &digest) {
-            *cache_miss = true;
             let id = Rc::new(id);
             cache.insert(digest, Ok(Rc::clone(&id)));
-            return Ok(Found::Identity(id));
+            return Ok(PeerLookup::parsed(Peer::Verified(id)));
         }
     }
     // Last resort: the subject and first SANs Envoy gives.
     let Some(subject) = utf8(host.property(property::SUBJECT)?) else {
-        return Ok(Found::Unreadable("the proxy gives neither the certificate nor its subject".into()));
+        return Ok(PeerLookup::cached(Peer::Unreadable(
+            "the proxy gives neither the certificate nor its subject".into(),
+        )));
     };
     let uri = utf8(host.property(property::URI_SAN)?);
     let dns = utf8(host.property(property::DNS_SAN)?);
-    Ok(
+    // read from properties on every request: nothing is parsed or cached
+    Ok(PeerLookup::cached(
         match PeerIdentity::from_properties(&subject, uri.as_deref(), dns.as_deref(), &digest) {
-            Ok(id) => Found::Identity(Rc::new(id)),
-            Err(e) => Found::Unreadable(e.to_string()),
+            Ok(id) => Peer::Verified(Rc::new(id)),
+            Err(e) => Peer::Unreadable(e.to_string()),
         },
-    )
+    ))
 }
 
 /// RFC 9440's fields for a usable identity: the leaf from the property or the
@@ -136,7 +142,7 @@ pub fn certificate_fields(
     host: &mut dyn Host,
     policy: &Policy,
     id: &PeerIdentity,
-    headers: &[(String, Vec<u8>)],
+    headers: &[Pair],
 ) -> Result<CertificateFields, HostError> {
     let values = header_texts(headers, XFCC_HEADER);
     let element = xfcc::nearest_element(values.iter().map(String::as_str)).ok().filter(|el| {

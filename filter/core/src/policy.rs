@@ -3,6 +3,7 @@
 //! and which rule.
 
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use serde::Deserialize;
 
@@ -182,18 +183,28 @@ pub struct Requirements {
 }
 
 /// What the filter knows of the peer's certificate.
-#[derive(Debug, Clone, Copy)]
-pub enum Peer<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
     /// No certificate was sent.
     None,
     /// One was sent but the proxy did not verify it.
     Unverified,
     /// One was sent and the proxy does not say whether it verified it.
     VerificationUnknown,
-    /// One was sent and verified, but could not be read.
-    Unreadable,
+    /// One was sent and verified, but could not be read: why.
+    Unreadable(String),
     /// One was sent, verified, and read: the identity it proves.
-    Verified(&'a PeerIdentity),
+    Verified(Rc<PeerIdentity>),
+}
+
+impl Peer {
+    /// The identity, when the certificate was verified and read.
+    pub fn identity(&self) -> Option<&PeerIdentity> {
+        match self {
+            Peer::Verified(id) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// The facts of one request that the policy looks at.
@@ -206,7 +217,7 @@ pub struct RequestFacts<'a> {
     /// `:authority`, port included or not.
     pub host: &'a str,
     /// Who is calling.
-    pub peer: Peer<'a>,
+    pub peer: &'a Peer,
     /// The access token `jwt_authn` verified, if the policy reads tokens.
     pub token: &'a Token,
 }
@@ -456,7 +467,7 @@ pub fn decide<'p>(policy: &'p Policy, facts: &RequestFacts<'_>, now: i64) -> Dec
 }
 
 /// What one rule (or, `None`, the default) says of a request.
-fn rule_outcome(policy: &Policy, rule: Option<&Rule>, credential: Credential, peer: Peer<'_>, token: &Token) -> Outcome {
+fn rule_outcome(policy: &Policy, rule: Option<&Rule>, credential: Credential, peer: &Peer, token: &Token) -> Outcome {
     let Some(rule) = rule else {
         return match policy.default {
             DefaultAction::Deny => Outcome::Deny(DenyReason::NoMatchingRule),
@@ -496,12 +507,12 @@ fn token_check(policy: &Policy, req: &Requirements, id: &PeerIdentity, token: &T
     }
 }
 
-fn credential(policy: &Policy, peer: Peer<'_>, now: i64) -> Credential {
+fn credential(policy: &Policy, peer: &Peer, now: i64) -> Credential {
     let id = match peer {
         Peer::None => return Credential::None,
         Peer::Unverified => return Credential::Failed(DenyReason::CertificateNotVerified),
         Peer::VerificationUnknown => return Credential::Failed(DenyReason::VerificationUnknown),
-        Peer::Unreadable => return Credential::Failed(DenyReason::UnparseableCertificate),
+        Peer::Unreadable(_) => return Credential::Failed(DenyReason::UnparseableCertificate),
         Peer::Verified(id) => id,
     };
     if policy.deny_sha256.contains(&id.sha256) {

@@ -111,7 +111,7 @@ impl FakeEnvoy {
 }
 
 impl Host for FakeEnvoy {
-    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+    fn request_headers(&mut self) -> Result<Pairs, HostError> {
         self.fail("request_headers")?;
         Ok(self.headers.clone())
     }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use certgate_x509::text::hex;
 
 use crate::host::{header_texts, Host, HostError, Verified};
+use certgate_wire::Pair;
 
 /// What a request without a verified token gets, on a rule that checks tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -70,7 +71,7 @@ impl Token {
 }
 
 /// Reads the verified token of a request.
-pub fn read_token(host: &mut dyn Host, settings: &BoundTokens, headers: &[(String, Vec<u8>)]) -> Result<Token, HostError> {
+pub fn read_token(host: &mut dyn Host, settings: &BoundTokens, headers: &[Pair]) -> Result<Token, HostError> {
     let claim = match host.verified_token(&settings.metadata_key)? {
         Verified::Nothing => return Ok(Token::Missing),
         Verified::Thumbprint(claim) => claim,

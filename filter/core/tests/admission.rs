@@ -10,9 +10,10 @@
 
 mod common;
 
-use certgate_core::admission::{admit, property};
+use certgate_core::admission::{admit, Failure};
 use certgate_core::cache::IdentityCache;
 use certgate_core::config::parse_policy;
+use certgate_core::host::property;
 use certgate_core::metrics;
 use certgate_core::policy::{Credential, DenyReason, Outcome, Policy};
 use common::{client_cert, sha256_hex, FakeEnvoy, WithClientCert};
@@ -77,7 +78,7 @@ fn an_unparseable_certificate_is_denied_and_not_parsed_twice() {
         let a = admit(&mut proxy, &p, &mut cache, NOW);
         assert_eq!(a.outcome, Outcome::Deny(DenyReason::UnparseableCertificate));
         assert_eq!(a.cache_miss, round == 0);
-        assert!(a.identity_error.is_some());
+        assert!(matches!(a.failure, Some(Failure::UnreadableCertificate(_))), "{:?}", a.failure);
         assert_eq!(proxy.reply.unwrap().status, 403);
     }
 }

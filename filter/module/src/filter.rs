@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use certgate_core::admission::{admit, send_failed_closed, Admission};
+use certgate_core::admission::{admit, fail_closed, Admission, Failure};
 use certgate_core::cache::IdentityCache;
 use certgate_core::config::load_policy;
 use certgate_core::host::HostReads;
@@ -109,10 +109,8 @@ pub fn on_request_headers(stream: &mut Stream<'_>, filter: &StreamFilter) -> boo
     panic_on_request(stream);
     let config = &filter.config;
     let policy = &config.policy;
-    let admission = with_cache(config, |cache| admit(&mut EnvoyHost(stream), policy, cache, unix_now())).unwrap_or_else(|| {
-        let _ = send_failed_closed(&mut EnvoyHost(stream), policy.deny_status);
-        Admission::failed_closed("identity cache in use".into())
-    });
+    let admission = with_cache(config, |cache| admit(&mut EnvoyHost(stream), policy, cache, unix_now()))
+        .unwrap_or_else(|| fail_closed(&mut EnvoyHost(stream), policy.deny_status, Failure::CacheInUse));
     finish(stream, config, &admission);
     if admission.forwarded {
         stream.refresh_route();
@@ -137,13 +135,15 @@ fn finish(stream: &mut Stream<'_>, config: &FilterConfig, admission: &Admission)
 /// it was already answered), and is counted and logged.
 pub fn on_panic(stream: &mut Stream<'_>, filter: &StreamFilter) {
     let config = &filter.config;
-    if !stream.responded() {
-        let _ = send_failed_closed(&mut EnvoyHost(stream), config.policy.deny_status);
-    }
+    let admission = if stream.responded() {
+        Admission::failed_closed(Failure::Panicked)
+    } else {
+        fail_closed(&mut EnvoyHost(stream), config.policy.deny_status, Failure::Panicked)
+    };
     if let Some(id) = config.panics {
         stream.increment_counter(id, 1);
     }
-    finish(stream, config, &Admission::failed_closed("the filter panicked".into()));
+    finish(stream, config, &admission);
 }
 
 /// Tests only (feature `test-panic`): a request with this header panics.
@@ -162,7 +162,6 @@ fn panic_on_request(stream: &mut Stream<'_>) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn config() -> Arc<FilterConfig> {

@@ -5,6 +5,7 @@
 use certgate_core::host::{property, Host, HostError, Verified, JWT_AUTHN_NAMESPACE};
 
 use crate::abi::ffi::{Attribute, Stream};
+use certgate_wire::Pairs;
 
 /// An Envoy stream during its request headers hook.
 pub struct EnvoyHost<'s, 'hook>(pub &'s mut Stream<'hook>);
@@ -38,7 +39,7 @@ fn attribute(path: &[&str]) -> Option<Attribute> {
 }
 
 impl Host for EnvoyHost<'_, '_> {
-    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+    fn request_headers(&mut self) -> Result<Pairs, HostError> {
         self.0.request_headers().ok_or_else(|| refused("http_get_headers"))
     }
 

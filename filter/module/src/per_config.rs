@@ -42,7 +42,6 @@ impl<C, V> PerConfig<C, V> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

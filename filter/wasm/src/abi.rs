@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 
+use certgate_wire::Pairs;
 use certgate_wire::{decode_map, encode_map, encode_path, Status};
 
 #[link(wasm_import_module = "env")]
@@ -81,7 +82,7 @@ fn fetched(call: impl FnOnce(&mut *mut u8, &mut usize) -> u32) -> Result<Option<
     }
 }
 
-pub fn get_header_map(map_type: MapType) -> Result<Vec<(String, Vec<u8>)>, CallError> {
+pub fn get_header_map(map_type: MapType) -> Result<Pairs, CallError> {
     let (mut data, mut size) = (std::ptr::null_mut(), 0);
     // SAFETY: the host fills `data` and `size` as `returned` expects.
     let bytes = unsafe {

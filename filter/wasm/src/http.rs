@@ -8,11 +8,13 @@ use proxy_wasm::types::{Action, MapType};
 
 use crate::abi::{self, CallError};
 use crate::shared::{host_now, Shared};
-use certgate_core::admission::{admit, send_failed_closed, Host, HostError};
+use certgate_core::admission::{admit, send_failed_closed};
+use certgate_core::host::{Host, HostError};
 use certgate_core::host::{Verified, JWT_AUTHN_NAMESPACE};
 use certgate_core::metrics;
 use certgate_core::policy::{Credential, DenyReason, VERIFICATION_UNKNOWN_ADVICE};
 use certgate_decision::PROPERTY;
+use certgate_wire::Pairs;
 
 #[derive(Debug)]
 pub struct CertgateRequest {
@@ -36,7 +38,7 @@ fn call_error(call: &'static str) -> impl Fn(CallError) -> HostError {
 struct ProxyWasm;
 
 impl Host for ProxyWasm {
-    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+    fn request_headers(&mut self) -> Result<Pairs, HostError> {
         abi::get_header_map(MapType::HttpRequestHeaders).map_err(call_error("get_header_map_pairs"))
     }
 
@@ -86,7 +88,9 @@ impl Host for ProxyWasm {
 /// Denies with `internal_error` when the plugin cannot run at all.
 fn fail_closed(why: &str) -> Action {
     log::error!("failing closed: {why}");
-    let _ = send_failed_closed(&mut ProxyWasm, 500);
+    if let Err(e) = send_failed_closed(&mut ProxyWasm, 500) {
+        log::error!("the fail-closed reply was not sent: {e}");
+    }
     Action::Pause
 }
 

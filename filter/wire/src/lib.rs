@@ -10,8 +10,11 @@ pub mod connection;
 pub mod header_map;
 pub mod metadata;
 
+/// One header: its name, and its value as bytes.
+pub type Pair = (String, Vec<u8>);
+
 /// A header map: names and values as bytes, in order, repeats allowed.
-pub type Pairs = Vec<(String, Vec<u8>)>;
+pub type Pairs = Vec<Pair>;
 
 /// A boolean property as Envoy encodes it: one byte.
 pub fn encode_bool(b: bool) -> Vec<u8> {
@@ -200,7 +203,7 @@ fn len32(n: usize) -> u32 {
 
 /// Reads a serialised map; empty bytes are an empty map. The byte after each
 /// name and value is skipped unread, as Envoy does.
-pub fn decode_map(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, MapError> {
+pub fn decode_map(bytes: &[u8]) -> Result<Pairs, MapError> {
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
@@ -253,7 +256,7 @@ pub fn decode_path(bytes: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    fn pairs(list: &[(&str, &str)]) -> Pairs {
         list.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())).collect()
     }
 

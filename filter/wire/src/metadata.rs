@@ -5,17 +5,18 @@
 //! `google.protobuf.Struct` or `ListValue`. The harness sets what Envoy's
 //! `jwt_authn` would (`payload_in_metadata`) from this.
 
+use crate::Pairs;
 use serde_json::Value;
 
 /// Every property path below `metadata.filter_metadata.<namespace>.<key>`
 /// (that one included) with the bytes Envoy gives for it.
-pub fn properties(namespace: &str, key: &str, value: &Value) -> Vec<(String, Vec<u8>)> {
+pub fn properties(namespace: &str, key: &str, value: &Value) -> Pairs {
     let mut out = Vec::new();
     walk(&format!("metadata.filter_metadata.{namespace}.{key}"), value, &mut out);
     out
 }
 
-fn walk(path: &str, value: &Value, out: &mut Vec<(String, Vec<u8>)>) {
+fn walk(path: &str, value: &Value, out: &mut Pairs) {
     if let Value::Object(fields) = value {
         for (name, field) in fields {
             walk(&format!("{path}.{name}"), field, out);

@@ -28,6 +28,7 @@ use crate::upstream::{from_header_map, to_header_map, Buffered, Upstreams};
 use certgate_host::{Half, Step, Verdict};
 
 use crate::worker::Worker;
+use certgate_wire::Pairs;
 
 /// Why a request could not go through; each becomes a local 5xx.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +71,6 @@ pub enum Ending {
     /// A local reply sent from the response phase: sent as it is.
     Local(LocalResponse),
 }
-
-type Pairs = Vec<(String, Vec<u8>)>;
 
 fn gone() -> FlowError {
     FlowError::Filter(HarnessError::Poisoned("the stream is gone".into()))

@@ -35,6 +35,7 @@ use crate::policy_file::{read_policy, watch as watch_policy, PolicyError, Policy
 use crate::tls::{server_config, TlsFiles};
 use crate::upstream::{Buffered, Upstreams};
 use crate::worker::{Worker, WorkerHandle, WorkerShared};
+use certgate_wire::Pairs;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -352,7 +353,7 @@ fn request_id() -> String {
 }
 
 /// The request's headers as Envoy gives them to the filter chain.
-fn filter_headers(parts: &hyper::http::request::Parts, conn: &Connection) -> Vec<(String, Vec<u8>)> {
+fn filter_headers(parts: &hyper::http::request::Parts, conn: &Connection) -> Pairs {
     let path = parts
         .uri
         .path_and_query()

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use certgate_host::{HttpCall, HttpCallResponse};
+use certgate_wire::{Pair, Pairs};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::{HeaderMap, Request, Uri};
@@ -137,12 +138,12 @@ impl Upstreams {
 }
 
 /// A header map as proxy-wasm pairs.
-pub fn from_header_map(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+pub fn from_header_map(map: &HeaderMap) -> Pairs {
     map.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect()
 }
 
 /// Pairs as a header map; pseudo-headers and invalid names or values are left out.
-pub fn to_header_map(pairs: &[(String, Vec<u8>)]) -> HeaderMap {
+pub fn to_header_map(pairs: &[Pair]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (k, v) in pairs {
         if k.starts_with(':') {

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use certgate_host::{Clock, Connection, Plugin, PluginSettings, WasmModule};
+use certgate_wire::Pairs;
 
 const BATCHES: usize = 15;
 const PER_BATCH: usize = 2_000;
@@ -31,7 +32,7 @@ fn client(name: &str) -> Connection {
 
 /// A request's headers as Envoy gives them, with the connection's
 /// `x-forwarded-client-cert` (`SANITIZE_SET`, the certificate in `Cert=`).
-fn headers(conn: &Connection, path: &str) -> Vec<(String, Vec<u8>)> {
+fn headers(conn: &Connection, path: &str) -> Pairs {
     let mut h = certgate_host::abi::codec::request_pseudo_headers("GET", path, "localhost:8443");
     h.push(("user-agent".into(), b"bench".to_vec()));
     h.push(("accept".into(), b"*/*".to_vec()));

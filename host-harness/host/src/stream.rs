@@ -4,6 +4,7 @@
 //! edge only moves bytes between sockets by these answers.
 
 use crate::plugin::{Action, Plugin};
+use certgate_wire::Pairs;
 
 /// What a callback leaves the stream in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +29,7 @@ pub enum Half {
 }
 
 /// One half's headers and trailers, as the filter left them.
-pub type HalfHeaders = (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>);
+pub type HalfHeaders = (Pairs, Pairs);
 
 /// Where a callback left a stream, and the body that goes on with it.
 #[derive(Debug, Clone, PartialEq, Eq)]

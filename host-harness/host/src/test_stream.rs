@@ -10,6 +10,7 @@ use certgate_wire::connection::Connection;
 use crate::error::HarnessError;
 use crate::plugin::{Action, Plugin};
 use crate::state::{LocalResponse, StreamState};
+use certgate_wire::Pair;
 
 /// One open HTTP stream, borrowing its plugin: the callbacks in order, for
 /// tests. Dropping it ends the stream.
@@ -65,12 +66,12 @@ impl<'p> HttpStream<'p> {
     }
 
     /// The request headers as they are now (after the filter's changes).
-    pub fn request_headers_now(&self) -> &[(String, Vec<u8>)] {
+    pub fn request_headers_now(&self) -> &[Pair] {
         self.state().map_or(&[], |s| &s.request_headers)
     }
 
     /// The response headers as they are now.
-    pub fn response_headers_now(&self) -> &[(String, Vec<u8>)] {
+    pub fn response_headers_now(&self) -> &[Pair] {
         self.state().map_or(&[], |s| &s.response_headers)
     }
 
@@ -126,12 +127,7 @@ impl Plugin {
     /// [`Plugin::request`], after filters before this one set dynamic
     /// metadata (property path to bytes, as `certgate_wire::metadata` gives
     /// what Envoy's `jwt_authn` sets).
-    pub fn request_with_metadata(
-        &mut self,
-        connection: &Connection,
-        headers: Pairs,
-        metadata: Vec<(String, Vec<u8>)>,
-    ) -> Result<Exchange, HarnessError> {
+    pub fn request_with_metadata(&mut self, connection: &Connection, headers: Pairs, metadata: Pairs) -> Result<Exchange, HarnessError> {
         let id = self.open_stream(connection)?;
         if let Some(stream) = self.stream_state_mut(id) {
             stream.dynamic_metadata.extend(metadata);

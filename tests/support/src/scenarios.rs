@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use certgate_decision::Published;
+use certgate_wire::Pairs;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -209,7 +210,7 @@ impl ScenarioTable {
 
 impl Scenario {
     /// The request headers: pseudo-headers first, then the extra ones.
-    pub fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn request_headers(&self) -> Pairs {
         let mut h = certgate_wire::header_map::request(&self.method, &self.path, &self.authority);
         h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())));
         h

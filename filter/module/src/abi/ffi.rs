@@ -6,6 +6,7 @@
 //! borrowed for one hook call. It imports nothing of the crate: raw pointers
 //! stop here and in `hooks`.
 
+use certgate_wire::Pairs;
 use std::ffi::{c_char, c_void};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -321,7 +322,7 @@ impl Stream<'_> {
 
     /// Every request header in order, repeated names included; `None` if
     /// Envoy gives none.
-    pub fn request_headers(&mut self) -> Option<Vec<(String, Vec<u8>)>> {
+    pub fn request_headers(&mut self) -> Option<Pairs> {
         let c = callbacks()?;
         // SAFETY: `ptr` is the stream of the current hook.
         let count = unsafe { (c.get_headers_size)(self.ptr, REQUEST_HEADERS) };
