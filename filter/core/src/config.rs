@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use certgate_x509::spiffe;
 use serde::Deserialize;
 
 use crate::dn_pattern::DnPattern;
@@ -14,23 +15,18 @@ use crate::identity::canonical_serial_checked;
 use crate::path::{self, PathSettings};
 use crate::policy::{Access, DefaultAction, IdentitySourceSetting, Mode, PathMatch, Policy, Requirements, Rule, Verification};
 use crate::token::{BoundTokens, WithoutToken};
-use certgate_x509::spiffe;
 
-/// A configuration the filter refuses, and where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("certgate configuration: at `{path}`: {message}")]
-pub struct ConfigError {
-    /// A JSON path such as `rules[2].issuer[0]`; `.` for the whole document.
-    pub path: String,
-    /// What is wrong there, and what to write instead where it helps.
-    pub message: String,
-}
+use crate::config_error::{ConfigError, ConfigErrorKind, JsonErrorClass};
 
-fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        path: path.into(),
-        message: message.into(),
-    }
+/// The most days `expiry_warning_days` may say (ten years).
+pub const MAX_EXPIRY_WARNING_DAYS: u32 = 3650;
+/// The largest `cache_size`, in certificates.
+pub const MAX_CACHE_SIZE: usize = 1_000_000;
+/// The longest rule name.
+pub const MAX_RULE_NAME: usize = 64;
+
+fn err(path: impl Into<String>, kind: ConfigErrorKind) -> ConfigError {
+    ConfigError::at(path, kind)
 }
 
 /// The configuration as written: certgate's policy (the book: "Writing a policy", and the policy reference).
@@ -56,7 +52,7 @@ pub struct PolicyFile {
     pub headers: HeadersSetting,
     /// Certificates within this many days of notAfter are counted and logged (at most 3650).
     #[serde(default = "default_expiry_warning_days")]
-    #[cfg_attr(feature = "schema", schemars(range(max = 3650)))]
+    #[cfg_attr(feature = "schema", schemars(range(max = MAX_EXPIRY_WARNING_DAYS)))]
     pub expiry_warning_days: u32,
     /// Certificates to refuse at once.
     #[serde(default)]
@@ -72,7 +68,7 @@ pub struct PolicyFile {
     pub deny_response: DenyResponse,
     /// Parsed certificates kept per worker.
     #[serde(default = "default_cache_size")]
-    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1_000_000)))]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = MAX_CACHE_SIZE)))]
     pub cache_size: usize,
     /// How the application behind certgate reads paths.
     #[serde(default)]
@@ -168,7 +164,7 @@ fn default_status() -> u16 {
 /// One rule as written: where it applies, and who it admits.
 pub struct RuleSetting {
     /// Unique; shown in headers, replies and metrics.
-    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,64}$")))]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = MAX_RULE_NAME), regex(pattern = r"^[A-Za-z0-9_.-]+$")))]
     pub name: String,
     /// This path and everything below it (`/admin` covers `/admin`, `/admin/x`, not `/administrator`).
     pub path_prefix: Option<String>,
@@ -207,9 +203,9 @@ pub struct RuleSetting {
 /// Parses and compiles a configuration.
 pub fn parse_policy(json: &[u8]) -> Result<Policy, ConfigError> {
     match json.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => return Err(err(".", "the configuration is empty: give a JSON object with at least `rules`")),
+        None => return Err(err(".", ConfigErrorKind::Empty)),
         Some(b'{') => {}
-        Some(_) => return Err(err(".", "the configuration must be a JSON object (`{...}`) with at least `rules`")),
+        Some(_) => return Err(err(".", ConfigErrorKind::NotAnObject)),
     }
     let de = &mut serde_json::Deserializer::from_slice(json);
     let file: PolicyFile = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -218,8 +214,19 @@ pub fn parse_policy(json: &[u8]) -> Result<Policy, ConfigError> {
         let path = path.trim_end_matches('?').trim_end_matches('.');
         let path = if path.is_empty() { "." } else { path }.to_owned();
         let inner = e.into_inner();
+        let class = match inner.classify() {
+            serde_json::error::Category::Eof => JsonErrorClass::Eof,
+            serde_json::error::Category::Data => JsonErrorClass::Data,
+            serde_json::error::Category::Syntax | serde_json::error::Category::Io => JsonErrorClass::Syntax,
+        };
         // serde_json appends "at line L column C"; keep it, it helps in a file.
-        err(path, inner.to_string())
+        err(
+            path,
+            ConfigErrorKind::Json {
+                class,
+                message: inner.to_string(),
+            },
+        )
     })?;
     compile(file)
 }
@@ -247,34 +254,15 @@ pub fn load_policy(json: &[u8], reads: HostReads) -> Option<Policy> {
 pub fn check_host_reads(policy: &Policy, reads: HostReads) -> Result<(), ConfigError> {
     let host = reads.host;
     if policy.verification == Verification::ProxyFlag && !reads.verified_flag {
-        return Err(err(
-            "verification",
-            format!(
-                "\"proxy_flag\" (the default) needs connection.peer_certificate_valid, which {host} does not give: \
-                 set \"verification\": \"listener\" if this listener verifies every certificate it accepts (SECURITY.md)"
-            ),
-        ));
+        return Err(err("verification", ConfigErrorKind::NoVerifiedFlag { host }));
     }
     if let Some(tokens) = &policy.bound_tokens {
         if !reads.token_claims && tokens.payload_header.is_none() {
-            return Err(err(
-                "bound_tokens.payload_header",
-                format!(
-                    "{host} can tell from jwt_authn's metadata whether a token was verified, not read its claims: \
-                     set `forward_payload_header` on the jwt_authn provider and name that header here (the book, \
-                     \"Certificate-bound tokens\")"
-                ),
-            ));
+            return Err(err("bound_tokens.payload_header", ConfigErrorKind::NoTokenClaims { host }));
         }
     }
     if policy.identity_source == IdentitySourceSetting::PeerCertificate && !reads.peer_certificate {
-        return Err(err(
-            "identity_source",
-            format!(
-                "\"peer_certificate\" needs connection.peer_certificate, which {host} does not give: use \"auto\" \
-                 (the XFCC element Envoy adds with set_current_client_cert_details cert: true, bound to the connection's digest)"
-            ),
-        ));
+        return Err(err("identity_source", ConfigErrorKind::NoPeerCertificate { host }));
     }
     Ok(())
 }
@@ -282,33 +270,38 @@ pub fn check_host_reads(policy: &Policy, reads: HostReads) -> Result<(), ConfigE
 /// Checks a parsed configuration and builds the policy.
 pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
     if file.rules.is_empty() {
-        return Err(err("rules", "no rules: a policy needs at least one rule"));
+        return Err(err("rules", ConfigErrorKind::NoRules));
     }
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(file.rules.len());
     for (i, r) in file.rules.into_iter().enumerate() {
         let at = format!("rules[{i}]");
         if !names.insert(r.name.clone()) {
-            return Err(err(format!("{at}.name"), format!("a second rule named `{}`", r.name)));
+            return Err(err(format!("{at}.name"), ConfigErrorKind::DuplicateRuleName(r.name)));
         }
         rules.push(compile_rule(r, &at, file.bound_tokens.is_some())?);
     }
     if !(400..=599).contains(&file.deny_response.status) {
         return Err(err(
             "deny_response.status",
-            format!("{} is not an error status (400-599)", file.deny_response.status),
+            ConfigErrorKind::NotAnErrorStatus(file.deny_response.status),
         ));
     }
-    if file.expiry_warning_days > 3650 {
-        return Err(err("expiry_warning_days", "more than ten years (3650 days)"));
+    if file.expiry_warning_days > MAX_EXPIRY_WARNING_DAYS {
+        return Err(err(
+            "expiry_warning_days",
+            ConfigErrorKind::ExpiryWarningTooLong {
+                max: MAX_EXPIRY_WARNING_DAYS,
+            },
+        ));
     }
-    if file.cache_size == 0 || file.cache_size > 1_000_000 {
-        return Err(err("cache_size", "must be between 1 and 1000000 certificates"));
+    if file.cache_size == 0 || file.cache_size > MAX_CACHE_SIZE {
+        return Err(err("cache_size", ConfigErrorKind::CacheSizeOutOfRange { max: MAX_CACHE_SIZE }));
     }
     let mut deny_serials = HashSet::new();
     for (i, s) in file.deny.serials.iter().enumerate() {
-        let serial = canonical_serial_checked(s)
-            .ok_or_else(|| err(format!("deny.serials[{i}]"), format!("`{s}` is not a hexadecimal serial number")))?;
+        let serial =
+            canonical_serial_checked(s).ok_or_else(|| err(format!("deny.serials[{i}]"), ConfigErrorKind::NotASerial(s.clone())))?;
         deny_serials.insert(serial);
     }
     let mut deny_sha256 = HashSet::new();
@@ -319,10 +312,7 @@ pub fn compile(file: PolicyFile) -> Result<Policy, ConfigError> {
             .collect::<String>()
             .to_ascii_lowercase();
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(err(
-                format!("deny.sha256[{i}]"),
-                format!("`{s}` is not a SHA-256 fingerprint (64 hex digits, `:` allowed)"),
-            ));
+            return Err(err(format!("deny.sha256[{i}]"), ConfigErrorKind::NotAFingerprint(s.clone())));
         }
         deny_sha256.insert(hex);
     }
@@ -351,10 +341,7 @@ fn compile_bound_tokens(b: BoundTokensSetting) -> Result<BoundTokens, ConfigErro
     if !key_ok {
         return Err(err(
             "bound_tokens.payload_in_metadata",
-            format!(
-                "`{}` is not a metadata key: write the provider's payload_in_metadata name",
-                b.payload_in_metadata
-            ),
+            ConfigErrorKind::NotAMetadataKey(b.payload_in_metadata),
         ));
     }
     if let Some(name) = &b.payload_header {
@@ -402,7 +389,11 @@ fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
         if let Some(other) = seen.insert(fold_name(name), *kind) {
             return Err(err(
                 "headers",
-                format!("`{name}` is the name of two headers ({other:?} and {kind:?}); give each its own"),
+                ConfigErrorKind::HeaderNamedTwice {
+                    name: name.clone(),
+                    first: other,
+                    second: *kind,
+                },
             ));
         }
     }
@@ -415,7 +406,10 @@ fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
         if !OVERRIDE_HEADERS.contains(&folded.as_str()) {
             return Err(err(
                 format!("headers.pass_overrides[{i}]"),
-                format!("`{name}` is not an override header; these are {}", OVERRIDE_HEADERS.join(", ")),
+                ConfigErrorKind::NotAnOverrideHeader {
+                    name: name.clone(),
+                    known: &OVERRIDE_HEADERS,
+                },
             ));
         }
         passed.push(folded);
@@ -432,25 +426,29 @@ fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
 
 fn check_header_name(name: &str, at: &str) -> Result<(), ConfigError> {
     if !is_token(name) {
-        return Err(err(at, format!("`{name}` is not a valid header name")));
+        return Err(err(at, ConfigErrorKind::NotAHeaderName(name.to_owned())));
     }
     if RESERVED_HEADERS.contains(&fold_name(name).as_str()) {
-        return Err(err(at, format!("`{name}` belongs to the proxy; choose another name")));
+        return Err(err(at, ConfigErrorKind::ReservedHeader(name.to_owned())));
     }
     Ok(())
 }
 
 fn compile_rule(r: RuleSetting, at: &str, policy_binds_tokens: bool) -> Result<Rule, ConfigError> {
-    let name_ok = !r.name.is_empty() && r.name.len() <= 64 && r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let name_ok =
+        !r.name.is_empty() && r.name.len() <= MAX_RULE_NAME && r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if !name_ok {
         return Err(err(
             format!("{at}.name"),
-            format!("`{}` is not a rule name: 1-64 letters, digits, `-`, `_` or `.`", r.name),
+            ConfigErrorKind::NotARuleName {
+                name: r.name,
+                max: MAX_RULE_NAME,
+            },
         ));
     }
     let path = match (r.path_prefix, r.path) {
         (Some(_), Some(_)) => {
-            return Err(err(at, "give `path_prefix` or `path`, not both"));
+            return Err(err(at, ConfigErrorKind::PathAndPrefix));
         }
         (Some(p), None) => {
             let p = check_path(&p, &format!("{at}.path_prefix"))?;
@@ -469,7 +467,7 @@ fn compile_rule(r: RuleSetting, at: &str, policy_binds_tokens: bool) -> Result<R
             non_empty(&ms, &format!("{at}.methods"))?;
             for (i, m) in ms.iter().enumerate() {
                 if !is_token(m) || m.to_ascii_uppercase() != *m {
-                    return Err(err(format!("{at}.methods[{i}]"), format!("`{m}` is not an uppercase HTTP method")));
+                    return Err(err(format!("{at}.methods[{i}]"), ConfigErrorKind::NotAMethod(m.clone())));
                 }
             }
             Some(ms)
@@ -488,17 +486,10 @@ fn compile_rule(r: RuleSetting, at: &str, policy_binds_tokens: bool) -> Result<R
         bound_token: r.bound_token.unwrap_or(policy_binds_tokens),
     };
     if r.bound_token == Some(true) && !policy_binds_tokens {
-        return Err(err(
-            format!("{at}.bound_token"),
-            "the policy has no `bound_tokens` saying which jwt_authn provider's tokens to read; add it",
-        ));
+        return Err(err(format!("{at}.bound_token"), ConfigErrorKind::BoundTokenWithoutProvider));
     }
     if r.anonymous && r.bound_token == Some(true) {
-        return Err(err(
-            format!("{at}.bound_token"),
-            "an anonymous rule admits requests without a certificate, so no token can be bound to one; \
-             remove `bound_token` or `anonymous`",
-        ));
+        return Err(err(format!("{at}.bound_token"), ConfigErrorKind::AnonymousBoundToken));
     }
     let has_requirements = [
         req.issuer.is_some(),
@@ -513,11 +504,7 @@ fn compile_rule(r: RuleSetting, at: &str, policy_binds_tokens: bool) -> Result<R
     .contains(&true);
     let access = if r.anonymous {
         if has_requirements {
-            return Err(err(
-                at,
-                "an anonymous rule admits requests without a certificate, so its allow-lists would never be checked; \
-                 remove them or `anonymous`",
-            ));
+            return Err(err(at, ConfigErrorKind::AnonymousWithAllowLists));
         }
         Access::Anonymous
     } else {
@@ -534,22 +521,19 @@ fn compile_rule(r: RuleSetting, at: &str, policy_binds_tokens: bool) -> Result<R
 
 fn check_path(p: &str, at: &str) -> Result<String, ConfigError> {
     if p.contains(';') {
-        return Err(err(
-            at,
-            format!("`{p}` has a `;` path parameter, which applications may drop: write the path without it"),
-        ));
+        return Err(err(at, ConfigErrorKind::PathParameter(p.to_owned())));
     }
     match path::normalize(p) {
         // a prefix keeps its trailing `/`, which normalising keeps too
         Some(n) if n.path == p => Ok(n.path),
-        Some(n) if n.query.is_empty() => Err(err(at, format!("`{p}` is not in normal form; write `{}`", n.path))),
-        _ => Err(err(
+        Some(n) if n.query.is_empty() => Err(err(
             at,
-            format!(
-                "`{p}` is not a path a rule can match: start with `/`; no query, `.`/`..` segments, \
-                     escapes of `/`, `\\` or `;`, or spaces or `.` at the end of a segment"
-            ),
+            ConfigErrorKind::PathNotNormal {
+                given: p.to_owned(),
+                normal: n.path,
+            },
         )),
+        _ => Err(err(at, ConfigErrorKind::NotAPath(p.to_owned()))),
     }
 }
 
@@ -583,51 +567,63 @@ fn shadowing_warnings(rules: &[Rule]) -> Vec<String> {
 
 fn non_empty<T>(list: &[T], at: &str) -> Result<(), ConfigError> {
     if list.is_empty() {
-        return Err(err(at, "an empty allow-list matches nothing; remove the field to allow any value"));
+        return Err(err(at, ConfigErrorKind::EmptyAllowList));
     }
     Ok(())
 }
 
 /// Compiles each pattern of an allow-list with `compile`; a refused one is
 /// named by its JSON path, with `compile`'s reason.
-fn patterns<T>(list: Option<Vec<String>>, at: &str, compile: impl Fn(&str) -> Result<T, String>) -> Result<Option<Vec<T>>, ConfigError> {
+fn patterns<T>(
+    list: Option<Vec<String>>,
+    at: &str,
+    compile: impl Fn(&str) -> Result<T, ConfigErrorKind>,
+) -> Result<Option<Vec<T>>, ConfigError> {
     let Some(list) = list else { return Ok(None) };
     non_empty(&list, at)?;
     list.iter()
         .enumerate()
-        .map(|(i, p)| compile(p).map_err(|why| err(format!("{at}[{i}]"), why)))
+        .map(|(i, p)| compile(p).map_err(|kind| err(format!("{at}[{i}]"), kind)))
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
 
+fn glob(pattern: &str, syntax: Syntax) -> Result<Glob, ConfigErrorKind> {
+    Glob::new(pattern, syntax).map_err(|error| ConfigErrorKind::Pattern {
+        pattern: pattern.to_owned(),
+        error,
+    })
+}
+
 fn globs(list: Option<Vec<String>>, syntax: Syntax, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
-    patterns(list, at, |p| Glob::new(p, syntax).map_err(|e| format!("`{p}`: {e}")))
+    patterns(list, at, |p| glob(p, syntax))
 }
 
 fn dn_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<DnPattern>>, ConfigError> {
     patterns(list, at, |p| {
-        DnPattern::parse(p).map_err(|e| {
-            format!(
-                "`{p}` is not a distinguished name such as `CN=Example CA,O=Example`: {e} \
-                     (to match the common name alone, use the `_cn` field)"
-            )
+        DnPattern::parse(p).map_err(|error| ConfigErrorKind::DnPattern {
+            pattern: p.to_owned(),
+            error,
         })
     })
 }
 
 fn email_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<EmailPattern>>, ConfigError> {
-    patterns(list, at, |p| EmailPattern::new(p).map_err(|e| format!("`{p}`: {e}")))
+    patterns(list, at, |p| {
+        EmailPattern::new(p).map_err(|error| ConfigErrorKind::Pattern {
+            pattern: p.to_owned(),
+            error,
+        })
+    })
 }
 
 fn spiffe_patterns(list: Option<Vec<String>>, at: &str) -> Result<Option<Vec<Glob>>, ConfigError> {
     patterns(list, at, |p| {
-        spiffe::check_pattern(p).map_err(|why| {
-            format!(
-                "`{p}` can match no valid SPIFFE ID: {why}; write `spiffe://<trust domain>/<path>`, \
-                     the trust domain in lowercase and in full, e.g. `spiffe://example.org/ns/*/sa/*`"
-            )
+        spiffe::check_pattern(p).map_err(|error| ConfigErrorKind::SpiffePattern {
+            pattern: p.to_owned(),
+            error,
         })?;
-        Glob::new(p, Syntax::URI).map_err(|e| format!("`{p}`: {e}"))
+        glob(p, Syntax::URI)
     })
 }
 

@@ -10,6 +10,7 @@ pub mod admission;
 pub mod cache;
 pub mod client_cert;
 pub mod config;
+pub mod config_error;
 pub mod dn_pattern;
 pub mod glob;
 pub mod headers;

@@ -9,6 +9,7 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use certgate_core::admission::admit;
 use certgate_core::cache::IdentityCache;
 use certgate_core::config::{check_host_reads, parse_policy};
+use certgate_core::config_error::{ConfigErrorKind, JsonErrorClass};
 use certgate_core::host::{HostReads, Verified};
 use certgate_core::metrics;
 use certgate_core::policy::{DenyReason, Outcome, Policy};
@@ -165,7 +166,8 @@ fn the_dynamic_module_needs_the_payload_header() {
     )
     .unwrap_err();
     assert_eq!(e.path, "bound_tokens.payload_header");
-    assert!(e.message.contains("forward_payload_header"), "{}", e.message);
+    assert_eq!(e.kind, ConfigErrorKind::NoTokenClaims { host: module.host });
+    assert!(e.to_string().contains("forward_payload_header"), "{e}");
     let with_header = POLICY
         .replace("{\"bound", "{\"verification\":\"listener\",\"bound")
         .replace(r#""certgate_jwt"}"#, r#""certgate_jwt","payload_header":"x-jwt-payload"}"#);
@@ -177,16 +179,23 @@ fn bad_settings_are_refused_by_path() {
     let refused = |json: &str| parse_policy(json.as_bytes()).unwrap_err();
     let e = refused(r#"{"rules":[{"name":"a","bound_token":true}]}"#);
     assert_eq!(e.path, "rules[0].bound_token");
+    assert_eq!(e.kind, ConfigErrorKind::BoundTokenWithoutProvider);
     let e = refused(r#"{"bound_tokens":{"payload_in_metadata":"k"},"rules":[{"name":"a","anonymous":true,"bound_token":true}]}"#);
     assert_eq!(e.path, "rules[0].bound_token");
+    assert_eq!(e.kind, ConfigErrorKind::AnonymousBoundToken);
     let e = refused(r#"{"bound_tokens":{"payload_in_metadata":""},"rules":[{"name":"a"}]}"#);
     assert_eq!(e.path, "bound_tokens.payload_in_metadata");
+    assert_eq!(e.kind, ConfigErrorKind::NotAMetadataKey(String::new()));
     let e = refused(r#"{"bound_tokens":{"payload_in_metadata":"k","payload_header":"bad header"},"rules":[{"name":"a"}]}"#);
     assert_eq!(e.path, "bound_tokens.payload_header");
+    assert_eq!(e.kind, ConfigErrorKind::NotAHeaderName("bad header".into()));
     let e = refused(r#"{"bound_tokens":{"payload_in_metadata":"k","without_token":"maybe"},"rules":[{"name":"a"}]}"#);
     assert!(e.path.starts_with("bound_tokens.without_token"), "{e}");
     let e = refused(r#"{"bound_tokens":{"metadata":"k"},"rules":[{"name":"a"}]}"#);
-    assert!(e.message.contains("unknown field"), "{e}");
+    assert!(
+        matches!(&e.kind, ConfigErrorKind::Json { class: JsonErrorClass::Data, message } if message.contains("unknown field")),
+        "{e}"
+    );
 }
 
 #[test]

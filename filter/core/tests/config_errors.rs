@@ -8,189 +8,377 @@
 )]
 
 use certgate_core::config::parse_policy;
+use certgate_core::config_error::{ConfigErrorKind as K, JsonErrorClass};
+use certgate_core::glob::GlobError;
+use certgate_x509::spiffe::SpiffeIdError;
 
 fn rule(extra: &str) -> String {
     format!(r#"{{"rules":[{{"name":"r"{extra}}}]}}"#)
 }
 
+/// A configuration, the JSON path at fault, and whether an error is of the kind expected.
+type Case = (String, &'static str, fn(&K) -> bool);
+
 #[test]
 fn each_mistake_names_its_json_path() {
-    let cases: Vec<(String, &str, &str)> = vec![
-        ("".into(), ".", "empty"),
-        ("   ".into(), ".", "empty"),
-        ("{".into(), ".", "EOF"),
-        ("[]".into(), ".", "must be a JSON object"),
-        ("\"rules\"".into(), ".", "must be a JSON object"),
-        ("{}".into(), ".", "missing field `rules`"),
-        (r#"{"rules":[]}"#.into(), "rules", "no rules"),
-        (r#"{"rules":[],"colour":"red"}"#.into(), "colour", "unknown field `colour`"),
-        (r#"{"mode":"block","rules":[]}"#.into(), "mode", "unknown variant `block`"),
+    // each mistake, the path at fault, and the kind of error it is
+    let cases: Vec<Case> = vec![
+        ("".into(), ".", |k| matches!(k, K::Empty)),
+        ("   ".into(), ".", |k| matches!(k, K::Empty)),
+        ("{".into(), ".", |k| {
+            matches!(
+                k,
+                K::Json {
+                    class: JsonErrorClass::Eof,
+                    ..
+                }
+            )
+        }),
+        ("[]".into(), ".", |k| matches!(k, K::NotAnObject)),
+        ("\"rules\"".into(), ".", |k| matches!(k, K::NotAnObject)),
+        (
+            "{}".into(),
+            ".",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("missing field `rules`")),
+        ),
+        (r#"{"rules":[]}"#.into(), "rules", |k| matches!(k, K::NoRules)),
+        (
+            r#"{"rules":[],"colour":"red"}"#.into(),
+            "colour",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown field `colour`")),
+        ),
+        (
+            r#"{"mode":"block","rules":[]}"#.into(),
+            "mode",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown variant `block`")),
+        ),
         (
             r#"{"identity_source":"header","rules":[]}"#.into(),
             "identity_source",
-            "unknown variant",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown variant")),
         ),
-        (rule(r#","isuer":["CN=x"]"#), "rules[0].isuer", "unknown field `isuer`"),
-        (rule(r#","anonymous":"yes""#), "rules[0].anonymous", "invalid type"),
-        (r#"{"rules":[{"path":"/"}]}"#.into(), "rules[0]", "missing field `name`"),
-        (rule(r#","issuer":[]"#), "rules[0].issuer", "empty allow-list"),
-        (rule(r#","spiffe":[]"#), "rules[0].spiffe", "empty allow-list"),
-        (rule(r#","methods":[]"#), "rules[0].methods", "empty allow-list"),
-        (rule(r#","subject_cn":["ops-***"]"#), "rules[0].subject_cn[0]", "***"),
-        (rule(r#","san_dns":[""]"#), "rules[0].san_dns[0]", "must not be empty"),
-        (rule(r#","issuer":["Example Client CA"]"#), "rules[0].issuer[0]", "`_cn` field"),
-        (rule(r#","subject":["CN=a,\\q"]"#), "rules[0].subject[0]", "distinguished name"),
-        (rule(r#","spiffe":["spiffe://*.org/x"]"#), "rules[0].spiffe[0]", "trust domain"),
         (
-            rule(r#","spiffe":["https://example.org/x"]"#),
-            "rules[0].spiffe[0]",
-            "can match no valid SPIFFE ID: the scheme",
+            rule(r#","isuer":["CN=x"]"#),
+            "rules[0].isuer",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown field `isuer`")),
         ),
-        (rule(r#","spiffe":["spiffe://Example.org/x"]"#), "rules[0].spiffe[0]", "lowercase"),
-        // patterns no valid SPIFFE ID could match (SPIFFE-ID §2)
+        (
+            rule(r#","anonymous":"yes""#),
+            "rules[0].anonymous",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("invalid type")),
+        ),
+        (
+            r#"{"rules":[{"path":"/"}]}"#.into(),
+            "rules[0]",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("missing field `name`")),
+        ),
+        (rule(r#","issuer":[]"#), "rules[0].issuer", |k| matches!(k, K::EmptyAllowList)),
+        (rule(r#","spiffe":[]"#), "rules[0].spiffe", |k| matches!(k, K::EmptyAllowList)),
+        (rule(r#","methods":[]"#), "rules[0].methods", |k| matches!(k, K::EmptyAllowList)),
+        (rule(r#","subject_cn":["ops-***"]"#), "rules[0].subject_cn[0]", |k| {
+            matches!(
+                k,
+                K::Pattern {
+                    error: GlobError::TripleStar,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","san_dns":[""]"#), "rules[0].san_dns[0]", |k| {
+            matches!(
+                k,
+                K::Pattern {
+                    error: GlobError::Empty,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","issuer":["Example Client CA"]"#), "rules[0].issuer[0]", |k| {
+            matches!(k, K::DnPattern { .. })
+        }),
+        (rule(r#","subject":["CN=a,\\q"]"#), "rules[0].subject[0]", |k| {
+            matches!(k, K::DnPattern { .. })
+        }),
+        (rule(r#","spiffe":["spiffe://*.org/x"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::TrustDomainCharacter,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["https://example.org/x"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::Scheme,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["spiffe://Example.org/x"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::TrustDomainCharacter,
+                    ..
+                }
+            )
+        }),
         (
             rule(r#","spiffe":["spiffe://example.org/ns/prod/sa/.."]"#),
             "rules[0].spiffe[0]",
-            "`.` or `..`",
+            |k| {
+                matches!(
+                    k,
+                    K::SpiffePattern {
+                        error: SpiffeIdError::DotSegment,
+                        ..
+                    }
+                )
+            },
         ),
-        (
-            rule(r#","spiffe":["spiffe://example.org/ns/*?x=1"]"#),
-            "rules[0].spiffe[0]",
-            "query",
-        ),
-        (
-            rule(r#","spiffe":["spiffe://example.org/ns/*#f"]"#),
-            "rules[0].spiffe[0]",
-            "fragment",
-        ),
-        (
-            rule(r#","spiffe":["spiffe://example.org/ns%2F*"]"#),
-            "rules[0].spiffe[0]",
-            "percent-encoding",
-        ),
-        (
-            rule(r#","spiffe":["spiffe://example.org/ns/"]"#),
-            "rules[0].spiffe[0]",
-            "ends with `/`",
-        ),
-        (rule(r#","spiffe":["spiffe://example.org/ns//*"]"#), "rules[0].spiffe[0]", "empty"),
-        (rule(r#","spiffe":["spiffe://example.org:443/*"]"#), "rules[0].spiffe[0]", "port"),
-        (rule(r#","spiffe":["spiffe://me@example.org/*"]"#), "rules[0].spiffe[0]", "userinfo"),
-        (
-            rule(r#","spiffe":["spiffe://example.org/ns/a b"]"#),
-            "rules[0].spiffe[0]",
-            "path segment has a character",
-        ),
-        (rule(r#","spiffe":["spiffe:///ns/*"]"#), "rules[0].spiffe[0]", "no trust domain"),
-        (rule(r#","san_email":["example.org"]"#), "rules[0].san_email[0]", "`local@domain`"),
-        (rule(r#","san_email":["@example.org"]"#), "rules[0].san_email[0]", "`local@domain`"),
-        (rule(r#","anonymous":true,"subject_cn":["a"]"#), "rules[0]", "anonymous rule"),
-        (rule(r#","path":"/a","path_prefix":"/a/""#), "rules[0]", "not both"),
-        (rule(r#","path_prefix":"/a/../b/""#), "rules[0].path_prefix", "not a path"),
-        (rule(r#","path_prefix":"a/""#), "rules[0].path_prefix", "not a path"),
-        (rule(r#","path":"/a//b""#), "rules[0].path", "write `/a/b`"),
-        (rule(r#","path_prefix":"/admin./""#), "rules[0].path_prefix", "not a path"),
-        (rule(r#","path":"/a;b""#), "rules[0].path", "path parameter"),
+        (rule(r#","spiffe":["spiffe://example.org/ns/*?x=1"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::Query,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["spiffe://example.org/ns/*#f"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::Fragment,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["spiffe://example.org/ns%2F*"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::PercentEncoding,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["spiffe://example.org/ns/"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::TrailingSlash,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["spiffe://example.org/ns//*"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::EmptySegment,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["spiffe://example.org:443/*"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::Port,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["spiffe://me@example.org/*"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::Userinfo,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["spiffe://example.org/ns/a b"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::PathCharacter,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","spiffe":["spiffe:///ns/*"]"#), "rules[0].spiffe[0]", |k| {
+            matches!(
+                k,
+                K::SpiffePattern {
+                    error: SpiffeIdError::NoTrustDomain,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","san_email":["example.org"]"#), "rules[0].san_email[0]", |k| {
+            matches!(
+                k,
+                K::Pattern {
+                    error: GlobError::NotEmail,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","san_email":["@example.org"]"#), "rules[0].san_email[0]", |k| {
+            matches!(
+                k,
+                K::Pattern {
+                    error: GlobError::NotEmail,
+                    ..
+                }
+            )
+        }),
+        (rule(r#","anonymous":true,"subject_cn":["a"]"#), "rules[0]", |k| {
+            matches!(k, K::AnonymousWithAllowLists)
+        }),
+        (rule(r#","path":"/a","path_prefix":"/a/""#), "rules[0]", |k| {
+            matches!(k, K::PathAndPrefix)
+        }),
+        (rule(r#","path_prefix":"/a/../b/""#), "rules[0].path_prefix", |k| {
+            matches!(k, K::NotAPath(_))
+        }),
+        (rule(r#","path_prefix":"a/""#), "rules[0].path_prefix", |k| {
+            matches!(k, K::NotAPath(_))
+        }),
+        (rule(r#","path":"/a//b""#), "rules[0].path", |k| {
+            matches!(k, K::PathNotNormal { .. })
+        }),
+        (rule(r#","path_prefix":"/admin./""#), "rules[0].path_prefix", |k| {
+            matches!(k, K::NotAPath(_))
+        }),
+        (rule(r#","path":"/a;b""#), "rules[0].path", |k| matches!(k, K::PathParameter(_))),
         (
             r#"{"paths":{"case":"lower"},"rules":[]}"#.into(),
             "paths.case",
-            "unknown variant `lower`",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown variant `lower`")),
         ),
         (
             r#"{"paths":{"parameters":"refuse"},"rules":[]}"#.into(),
             "paths.parameters",
-            "unknown variant `refuse`",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown variant `refuse`")),
         ),
         (
             r#"{"paths":{"slashes":"merge"},"rules":[]}"#.into(),
             "paths.slashes",
-            "unknown field",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown field")),
         ),
         (
             r#"{"headers":{"pass_overrides":["x-user"]},"rules":[{"name":"r"}]}"#.into(),
             "headers.pass_overrides[0]",
-            "not an override header",
+            |k| matches!(k, K::NotAnOverrideHeader { .. }),
         ),
-        (rule(r#","methods":["get"]"#), "rules[0].methods[0]", "uppercase"),
-        (rule(r#","hosts":["a***"]"#), "rules[0].hosts[0]", "***"),
-        (
-            r#"{"rules":[{"name":"a"},{"name":"a"}]}"#.into(),
-            "rules[1].name",
-            "a second rule named `a`",
-        ),
-        (r#"{"rules":[{"name":"a b"}]}"#.into(), "rules[0].name", "not a rule name"),
-        (r#"{"rules":[{"name":""}]}"#.into(), "rules[0].name", "not a rule name"),
+        (rule(r#","methods":["get"]"#), "rules[0].methods[0]", |k| {
+            matches!(k, K::NotAMethod(_))
+        }),
+        (rule(r#","hosts":["a***"]"#), "rules[0].hosts[0]", |k| {
+            matches!(
+                k,
+                K::Pattern {
+                    error: GlobError::TripleStar,
+                    ..
+                }
+            )
+        }),
+        (r#"{"rules":[{"name":"a"},{"name":"a"}]}"#.into(), "rules[1].name", |k| {
+            matches!(k, K::DuplicateRuleName(_))
+        }),
+        (r#"{"rules":[{"name":"a b"}]}"#.into(), "rules[0].name", |k| {
+            matches!(k, K::NotARuleName { .. })
+        }),
+        (r#"{"rules":[{"name":""}]}"#.into(), "rules[0].name", |k| {
+            matches!(k, K::NotARuleName { .. })
+        }),
         (
             r#"{"rules":[{"name":"r"}],"deny":{"serials":["xyz"]}}"#.into(),
             "deny.serials[0]",
-            "hexadecimal",
+            |k| matches!(k, K::NotASerial(_)),
         ),
         (
             r#"{"rules":[{"name":"r"}],"deny":{"sha256":["abcd"]}}"#.into(),
             "deny.sha256[0]",
-            "64 hex",
+            |k| matches!(k, K::NotAFingerprint(_)),
         ),
-        (r#"{"rules":[{"name":"r"}],"deny":{"crl":[]}}"#.into(), "deny.crl", "unknown field"),
+        (
+            r#"{"rules":[{"name":"r"}],"deny":{"crl":[]}}"#.into(),
+            "deny.crl",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown field")),
+        ),
         (
             r#"{"rules":[{"name":"r"}],"deny_response":{"status":200}}"#.into(),
             "deny_response.status",
-            "not an error status",
+            |k| matches!(k, K::NotAnErrorStatus(200)),
         ),
         (
             r#"{"rules":[{"name":"r"}],"deny_response":{"status":70000}}"#.into(),
             "deny_response.status",
-            "invalid value",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("invalid value")),
         ),
         (
             r#"{"rules":[{"name":"r"}],"expiry_warning_days":-1}"#.into(),
             "expiry_warning_days",
-            "invalid value",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("invalid value")),
         ),
         (
             r#"{"rules":[{"name":"r"}],"expiry_warning_days":4000}"#.into(),
             "expiry_warning_days",
-            "ten years",
+            |k| matches!(k, K::ExpiryWarningTooLong { max: 3650 }),
         ),
-        (r#"{"rules":[{"name":"r"}],"cache_size":0}"#.into(), "cache_size", "between 1"),
+        (r#"{"rules":[{"name":"r"}],"cache_size":0}"#.into(), "cache_size", |k| {
+            matches!(k, K::CacheSizeOutOfRange { max: 1_000_000 })
+        }),
         (
             r#"{"rules":[{"name":"r"}],"headers":{"rename":{"cn":"x user"}}}"#.into(),
             "headers.rename.cn",
-            "not a valid header name",
+            |k| matches!(k, K::NotAHeaderName(_)),
         ),
         (
             r#"{"rules":[{"name":"r"}],"headers":{"rename":{"cn":"Host"}}}"#.into(),
             "headers.rename.cn",
-            "belongs to the proxy",
+            |k| matches!(k, K::ReservedHeader(_)),
         ),
         (
             r#"{"rules":[{"name":"r"}],"headers":{"rename":{"nickname":"x"}}}"#.into(),
             "headers.rename",
-            "unknown variant `nickname`",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown variant `nickname`")),
         ),
         (
             r#"{"rules":[{"name":"r"}],"headers":{"rename":{"cn":"x-client-subject"}}}"#.into(),
             "headers",
-            "two headers",
+            |k| matches!(k, K::HeaderNamedTwice { .. }),
         ),
         (
             r#"{"rules":[{"name":"r"}],"headers":{"preset":"apache"}}"#.into(),
             "headers.preset",
-            "unknown variant",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown variant")),
         ),
         (
             r#"{"rules":[{"name":"r"}],"headers":{"strip":[":path"]}}"#.into(),
             "headers.strip[0]",
-            "not a valid header name",
+            |k| matches!(k, K::NotAHeaderName(_)),
         ),
-        (r#"{"rules":[{"name":"r"}],"default":"maybe"}"#.into(), "default", "unknown variant"),
+        (
+            r#"{"rules":[{"name":"r"}],"default":"maybe"}"#.into(),
+            "default",
+            |k| matches!(k, K::Json { class: JsonErrorClass::Data, message } if message.contains("unknown variant")),
+        ),
     ];
     let mut wrong = Vec::new();
-    for (json, path, fragment) in &cases {
+    for (json, path, is_kind) in &cases {
         match parse_policy(json.as_bytes()) {
             Ok(_) => wrong.push(format!("{json}: accepted")),
             Err(e) => {
-                if e.path != *path || !e.message.contains(fragment) {
-                    wrong.push(format!("{json}: got `{}`: {}; want `{path}` with {fragment:?}", e.path, e.message));
+                if e.path != *path || !is_kind(&e.kind) {
+                    wrong.push(format!("{json}: got `{}`: {:?}; want `{path}`", e.path, e.kind));
                 }
                 // the message a user sees names the path
                 assert!(e.to_string().contains(&format!("`{}`", e.path)));
