@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use certgate_wire::header_map;
 use certgate_x509::spiffe;
 use serde::Deserialize;
 
@@ -354,24 +355,6 @@ fn compile_bound_tokens(b: BoundTokensSetting) -> Result<BoundTokens, ConfigErro
     })
 }
 
-/// Names an application cannot be given: pseudo-headers, hop-by-hop and
-/// framing headers, and those the proxy owns.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-    "proxy-connection",
-    "x-forwarded-client-cert",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-envoy-original-path",
-];
-
 fn compile_headers(h: &HeadersSetting) -> Result<HeaderPlan, ConfigError> {
     let mut set = h.preset.names();
     for (kind, name) in &h.rename {
@@ -428,7 +411,10 @@ fn check_header_name(name: &str, at: &str) -> Result<(), ConfigError> {
     if !is_token(name) {
         return Err(err(at, ConfigErrorKind::NotAHeaderName(name.to_owned())));
     }
-    if RESERVED_HEADERS.contains(&fold_name(name).as_str()) {
+    // names an application cannot be given: hop-by-hop and framing headers,
+    // and those the proxy owns
+    let folded = fold_name(name);
+    if header_map::is_hop_by_hop(&folded) || header_map::PROXY_OWNED.contains(&folded.as_str()) {
         return Err(err(at, ConfigErrorKind::ReservedHeader(name.to_owned())));
     }
     Ok(())

@@ -60,6 +60,35 @@ pub fn replace(map: &mut Pairs, name: &str, value: Vec<u8>) {
     }
 }
 
+/// Headers that belong to one hop (RFC 9110 §7.6.1, and HTTP/1.1's framing):
+/// a proxy does not forward them, and an application is never given one.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Headers the proxy itself writes for the application (besides the
+/// hop-by-hop ones): an application must not be given another meaning
+/// under these names.
+pub const PROXY_OWNED: &[&str] = &[
+    "host",
+    "content-length",
+    "x-forwarded-client-cert",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-envoy-original-path",
+];
+
+/// Whether a lowercase header name is hop-by-hop.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

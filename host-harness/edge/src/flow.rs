@@ -28,7 +28,17 @@ use crate::upstream::{from_header_map, to_header_map, Buffered, Upstreams};
 use certgate_host::{Half, Step, Verdict};
 
 use crate::worker::Worker;
+use certgate_wire::header_map::is_hop_by_hop;
 use certgate_wire::Pairs;
+
+/// What a body's callbacks did with it.
+#[derive(Debug)]
+enum BodyOutcome {
+    /// The body that passes on.
+    Passed(Vec<u8>),
+    /// The filter answered with a local reply instead.
+    Replied(LocalResponse),
+}
 
 /// Why a request could not go through; each becomes a local 5xx.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +147,7 @@ impl Flow {
 
     /// Feeds a body through its callbacks: what passes on, or the local
     /// reply the filter sent. `held`: the headers' callback paused.
-    async fn body(&mut self, half: Half, body: &mut Incoming, mut held: bool) -> Result<Result<Vec<u8>, LocalResponse>, FlowError> {
+    async fn body(&mut self, half: Half, body: &mut Incoming, mut held: bool) -> Result<BodyOutcome, FlowError> {
         let mut passed = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| FlowError::Client)?;
@@ -159,7 +169,7 @@ impl Flow {
                 }
             };
             match step.verdict {
-                Verdict::Reply(local) => return Ok(Err(local)),
+                Verdict::Reply(local) => return Ok(BodyOutcome::Replied(local)),
                 Verdict::Go => {
                     held = false;
                     passed.extend(step.body);
@@ -170,7 +180,7 @@ impl Flow {
         if held {
             return Err(FlowError::Paused);
         }
-        Ok(Ok(passed))
+        Ok(BodyOutcome::Passed(passed))
     }
 
     /// The whole exchange after the request headers' step: the request body,
@@ -194,8 +204,8 @@ impl Flow {
         }
         let mut data = first.body;
         match self.body(Half::Request, &mut body, held).await? {
-            Ok(more) => data.extend(more),
-            Err(local) => return self.local_reply(local).await,
+            BodyOutcome::Passed(more) => data.extend(more),
+            BodyOutcome::Replied(local) => return self.local_reply(local).await,
         }
         // the request as the filter left it
         let (headers, trailers) = self.worker.borrow_mut().snapshot(self.id, Half::Request).ok_or_else(gone)?;
@@ -222,12 +232,12 @@ impl Flow {
         }
         let had_length = parts.headers.get(hyper::header::CONTENT_LENGTH).is_some();
         match self.body(Half::Response, &mut body, held).await? {
-            Ok(data) => {
+            BodyOutcome::Passed(data) => {
                 let mut all = step.body;
                 all.extend(data);
                 Ok(Ending::Filtered { body: all, had_length })
             }
-            Err(local) => Ok(Ending::Local(local)),
+            BodyOutcome::Replied(local) => Ok(Ending::Local(local)),
         }
     }
 
@@ -311,21 +321,6 @@ fn outgoing_of_local(local: LocalResponse) -> Outgoing {
         body: local.body,
         trailers: HeaderMap::new(),
     }
-}
-
-/// Headers that belong to one hop and are not forwarded.
-pub const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-];
-
-fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.contains(&name)
 }
 
 /// The request as the filter left it, to the upstream: `:method`, `:path` and

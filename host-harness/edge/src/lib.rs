@@ -1,8 +1,10 @@
 //! certgate-edge: `certgate serve`, a local mTLS edge that runs a proxy-wasm
 //! filter the way Envoy does, in front of an HTTP upstream.
 //!
-//! - [`serve`]: the listener and the access log;
+//! - [`listener`]: the edge's start, its listener and connection limit;
 //! - [`worker`]: worker threads, each with its own event loop and plugin instance (VM);
+//! - `connection`: one connection's handshake and HTTP serving;
+//! - `request`: one request's headers for the filter, its reply and access log line;
 //! - [`flow`]: one request through the filter's whole HTTP lifecycle;
 //! - [`upstream`]: the application and the named upstreams of HTTP calls;
 //! - [`settings`]: `certgate serve`'s flags and TOML file, as one struct;
@@ -11,14 +13,16 @@
 //! - [`locate`]: where the filter's `.wasm` is when none is named.
 #![warn(missing_docs)]
 
+mod connection;
 pub mod flow;
+pub mod listener;
 pub mod locate;
 pub mod policy_file;
-pub mod serve;
+mod request;
 pub mod settings;
 pub mod tls;
 pub mod upstream;
 pub mod worker;
 
-pub use serve::{start, EdgeError, EdgeSettings, RunningEdge};
+pub use listener::{start, EdgeError, EdgeSettings, RunningEdge};
 pub use settings::{ServeOptions, SettingsError};

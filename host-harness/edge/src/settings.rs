@@ -10,7 +10,7 @@ use std::time::Duration;
 use hyper::Uri;
 
 use crate::locate::{default_wasm, relative_to, LocateError};
-use crate::serve::EdgeSettings;
+use crate::listener::EdgeSettings;
 use crate::tls::{ClientCertMode, TlsFiles};
 
 /// What `certgate serve` takes, from flags or from the TOML file.
