@@ -17,7 +17,10 @@ fn inputs(target: &str) -> Vec<PathBuf> {
 
 fn replay(target: &str, run: impl Fn(&[u8])) {
     let files = inputs(target);
-    assert!(!files.is_empty(), "no corpus for {target}: run ./dev fuzz-seeds");
+    assert!(
+        !files.is_empty(),
+        "no corpus for {target}: its seeds are committed in fuzz/corpus/{target}/ (`./dev fuzz` finds more, in target/fuzz-corpus/)"
+    );
     for file in files {
         let data = std::fs::read(&file).unwrap();
         eprintln!("{target}: {}", file.display());

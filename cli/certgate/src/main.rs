@@ -31,6 +31,7 @@ enum Command {
     Serve(ServeOptions),
     /// Run the test backend: answers every request with the headers it received, as JSON.
     Backend {
+        /// The address to listen on (plain HTTP).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
@@ -39,7 +40,9 @@ enum Command {
     Check(CheckArgs),
     /// Load a policy into the filter and report what it says. Exit code 0: valid, 2: not.
     Validate {
+        /// The policy file (JSON).
         policy: PathBuf,
+        /// The filter module (default: the ./dev build, or $CERTGATE_WASM).
         #[arg(long)]
         wasm: Option<PathBuf>,
     },
@@ -61,6 +64,7 @@ enum Command {
     /// Print a shell's completion script, e.g.
     /// `certgate completions bash > ~/.local/share/bash-completion/completions/certgate`.
     Completions {
+        /// The shell whose completion script to print.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -75,6 +79,7 @@ enum Command {
     /// line) from the code into a directory: docs/src/reference.
     #[command(hide = true)]
     Reference {
+        /// The directory to write the pages into.
         #[arg(long)]
         out: PathBuf,
     },
@@ -91,6 +96,7 @@ struct TestArgs {
     /// Also write the results as JUnit XML, for CI.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// The filter module (default: the ./dev build, or $CERTGATE_WASM).
     #[arg(long)]
     wasm: Option<PathBuf>,
 }
@@ -117,6 +123,7 @@ struct PackageArgs {
 
 #[derive(Debug, Args)]
 struct CheckArgs {
+    /// The policy file (JSON).
     #[arg(long)]
     policy: PathBuf,
     /// The client certificate (PEM); without it, a request with no certificate.
@@ -125,10 +132,13 @@ struct CheckArgs {
     /// Treat the certificate as not verified by the proxy.
     #[arg(long)]
     unverified: bool,
+    /// The request's path, query included, as the client sends it.
     #[arg(long, default_value = "/")]
     path: String,
+    /// The request's method.
     #[arg(long, default_value = "GET")]
     method: String,
+    /// The request's host (`:authority`).
     #[arg(long, default_value = "localhost")]
     host: String,
     /// Extra request header `name: value`, repeatable.
@@ -140,6 +150,7 @@ struct CheckArgs {
     /// The request carries a verified access token bound to no certificate.
     #[arg(long, conflicts_with = "token_bound_to")]
     token_unbound: bool,
+    /// The filter module (default: the ./dev build, or $CERTGATE_WASM).
     #[arg(long)]
     wasm: Option<PathBuf>,
 }
@@ -382,5 +393,42 @@ fn main() -> ExitCode {
             eprintln!("certgate: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument a user can see, with the subcommand it belongs to.
+    fn visible_args(command: &clap::Command, path: &str, out: &mut Vec<(String, String, bool)>) {
+        if command.is_hide_set() {
+            return;
+        }
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            out.push((path.to_owned(), id.to_owned(), arg.get_help().is_some()));
+        }
+        for sub in command.get_subcommands() {
+            visible_args(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_visible_argument_has_help_text() {
+        let mut args = Vec::new();
+        visible_args(&Cli::command(), "certgate", &mut args);
+        assert!(args.len() > 50, "the walk sees the subcommands' arguments: {}", args.len());
+        let bare: Vec<String> = args
+            .iter()
+            .filter(|(_, _, help)| !help)
+            .map(|(c, a, _)| format!("{c} --{a}"))
+            .collect();
+        assert!(bare.is_empty(), "arguments without help text (a `///` line on the field): {bare:?}");
     }
 }

@@ -2,13 +2,14 @@
 //! SDK: its helpers panic on a status they do not expect, and a panic kills
 //! the VM for every later request. Here every status is an error: a request
 //! fails closed on it, a configuration is refused, a counter is skipped.
+//! With the entry point, the only unsafe code of the Wasm build.
+#![allow(unsafe_code)]
 
 use std::time::Duration;
 
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 
-use certgate_wire::Pairs;
-use certgate_wire::{decode_map, encode_map, encode_path, Status};
+use certgate_wire::{decode_map, encode_map, encode_path, Pairs, Status};
 
 #[link(wasm_import_module = "env")]
 extern "C" {

@@ -9,9 +9,6 @@
 //! Host calls go through `abi`, which turns every status into an error;
 //! never through the SDK's helpers, which panic on a status they do not
 //! expect.
-// The SDK's entry-point macro exports `_initialize` (`#[no_mangle]`) and runs
-// the module's constructors (an `unsafe` call): allowed here alone.
-#![allow(unsafe_code)]
 #![cfg(target_arch = "wasm32")]
 
 mod abi;
@@ -20,7 +17,13 @@ mod logger;
 mod root;
 mod shared;
 
-proxy_wasm::main! {{
-    logger::install();
-    proxy_wasm::set_root_context(|_| Box::new(root::CertgateRoot::default()));
-}}
+/// The module's entry point. The SDK's macro exports `_initialize`
+/// (`#[no_mangle]`) and runs the module's constructors (an `unsafe` call):
+/// the one place besides `abi` where unsafe code is allowed.
+#[allow(unsafe_code)]
+mod entry {
+    proxy_wasm::main! {{
+        crate::logger::install();
+        proxy_wasm::set_root_context(|_| Box::new(crate::root::CertgateRoot::default()));
+    }}
+}

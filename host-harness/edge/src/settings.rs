@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use hyper::Uri;
 
-use crate::locate::{default_wasm, relative_to, LocateError};
 use crate::listener::EdgeSettings;
+use crate::locate::{default_wasm, relative_to, LocateError};
 use crate::tls::{ClientCertMode, TlsFiles};
 
 /// What `certgate serve` takes, from flags or from the TOML file.
