@@ -78,7 +78,16 @@ pub(crate) async fn serve_connection(
     }
     let conn = Rc::new(conn);
     let header_timeout = state.header_timeout;
-    let service = service_fn(move |req| handle(req, Arc::clone(&state), Rc::clone(&conn), Rc::clone(&worker), Rc::clone(&upstreams)));
+    let upstream = Rc::new(state.upstream.clone());
+    let service = service_fn(move |req| {
+        handle(
+            req,
+            Rc::clone(&upstream),
+            Rc::clone(&conn),
+            Rc::clone(&worker),
+            Rc::clone(&upstreams),
+        )
+    });
     let mut builder = auto::Builder::new(LocalExec);
     builder
         .http1()

@@ -7,7 +7,6 @@
 use std::cell::RefCell;
 use std::convert::Infallible;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,9 +17,8 @@ use certgate_wire::Pairs;
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::{Request, Response, Uri};
 
-use crate::connection::ConnectionSettings;
 use crate::flow::{outgoing, Flow, FlowError, Outgoing};
 use crate::upstream::{Buffered, Upstreams};
 use crate::worker::Worker;
@@ -94,7 +92,7 @@ fn response_of(out: Outgoing) -> Response<Body> {
 
 pub(crate) async fn handle(
     req: Request<Incoming>,
-    state: Arc<ConnectionSettings>,
+    upstream: Rc<Uri>,
     conn: Rc<Connection>,
     worker: Rc<RefCell<Worker>>,
     upstreams: Rc<Upstreams>,
@@ -111,7 +109,7 @@ pub(crate) async fn handle(
     let end = hyper::body::Body::is_end_stream(&body);
     let (response, last) = match Flow::start(worker, &conn, headers, end).await {
         Ok((mut flow, first)) => {
-            let result = flow.run(first, body, &upstreams, &state.upstream).await;
+            let result = flow.run(first, body, &upstreams, &upstream).await;
             let last = flow.close();
             let response = match result {
                 Ok(ending) => response_of(outgoing(ending, last.as_ref())),

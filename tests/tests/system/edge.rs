@@ -97,30 +97,55 @@ async fn policy_edits_apply_without_a_failed_request() {
     let st = stack(EXAMPLE, ClientCertMode::Optional).await;
     let addr = st.edge.addr;
     // bob on /app/ is allowed by the example; the edit allows only operators
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     let mut load = Vec::new();
     for _ in 0..3 {
-        let stop = std::sync::Arc::clone(&stop);
+        let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
         load.push(tokio::spawn(async move {
             let mut c = connect(addr, Some("bob"), false).await.unwrap();
             let mut seen = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 match c.send("GET", "/app/", &[]).await {
                     Ok(r) => seen.push(r.status),
                     Err(e) => panic!("a request failed during a reload: {e}"),
                 }
+                answered.fetch_add(1, Ordering::Relaxed);
             }
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Waits (at most 60 s, however slow the machine) until the load has had
+    // `more` answers beyond `from`: each step below happens while requests run.
+    let answers_past = |from: usize, more: usize| {
+        let answered = Arc::clone(&answered);
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while answered.load(Ordering::Relaxed) < from + more && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answered.load(Ordering::Relaxed)
+        }
+    };
+    // the old policy answers the load first
+    let before = answers_past(0, 6).await;
     let ops_only = r#"{"rules":[{"name":"ops","subject_cn":["ops-*"]}]}"#;
     std::fs::write(&st.policy, ops_only).unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // the edit applies when the file is next read: until bob is denied
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while get(addr, Some("bob"), "/app/", &[]).await.unwrap().status != 403 {
+        assert!(std::time::Instant::now() < deadline, "the edit never took effect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = answers_past(before, 6).await;
     // an invalid edit is refused and changes nothing
     std::fs::write(&st.policy, r#"{"rules":[{"name":"ops","subject_cn":[]}]}"#).unwrap();
+    // at least eight reload periods (100 ms) with requests running
     tokio::time::sleep(Duration::from_millis(800)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    answers_past(after, 6).await;
+    stop.store(true, Ordering::Relaxed);
     let mut statuses = Vec::new();
     for l in load {
         statuses.extend(l.await.unwrap());

@@ -28,32 +28,44 @@ use common::{repo, TempDir};
 /// What the runner types at a `sh tty` block's prompts.
 const TYPED: &str = "certgate-tutorial";
 
-/// Runs a command on a pseudo-terminal and types `argv[1]` each time it
-/// waits at a prompt (its output so far ends in `:` and a space), as a person
-/// would: after the prompt shows (some programs flush what was typed
-/// before). Exits with the command's status.
+/// Runs a command on a pseudo-terminal and types `argv[1]` at each password
+/// prompt, as a person would: once the prompt shows (output ending in `:` and
+/// a space) *and* the program has turned the terminal's echo off. Programs
+/// print the prompt first and then turn echo off with `tcsetattr(TCSAFLUSH)`,
+/// which discards whatever was typed in between (NSS's `pk12util` does):
+/// typing as soon as the prompt shows loses the text whenever the program is
+/// descheduled between the two, and it then waits forever. Exits with the
+/// command's status.
 const TYPIST: &str = r#"
-import os, pty, select, sys
+import os, pty, select, sys, termios, time
 typed, command = sys.argv[1].encode() + b"\n", sys.argv[2]
 pid, fd = pty.fork()
 if pid == 0:
     os.execvp("bash", ["bash", command])
-seen = b""
+seen, prompted, last = b"", False, time.monotonic()
 while True:
-    ready, _, _ = select.select([fd], [], [], 30)
-    if not ready:
+    # while a prompt waits for echo to go off, look at the terminal often
+    ready, _, _ = select.select([fd], [], [], 0.01 if prompted else 30)
+    if ready:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        sys.stdout.buffer.write(chunk)
+        seen, last = seen + chunk, time.monotonic()
+        prompted = seen.rstrip(b" ").endswith(b":") and seen.endswith(b" ")
+    elif not prompted:
         sys.exit("no prompt and no output for 30 s: " + seen[-200:].decode(errors="replace"))
-    try:
-        chunk = os.read(fd, 4096)
-    except OSError:
-        break
-    if not chunk:
-        break
-    sys.stdout.buffer.write(chunk)
-    seen += chunk
-    if seen.rstrip(b" ").endswith(b":") and seen.endswith(b" "):
-        os.write(fd, typed)
-        seen = b""
+    if prompted:
+        # the pty master reads the terminal's own settings
+        if not termios.tcgetattr(fd)[3] & termios.ECHO:
+            os.write(fd, typed)
+            seen, prompted = b"", False
+        elif time.monotonic() - last > 30:
+            sys.exit("a prompt, but the terminal still echoes after 30 s (not a password prompt?): "
+                     + seen[-200:].decode(errors="replace"))
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
@@ -251,4 +263,37 @@ fn run_page(name: &str) {
         shown.len()
     );
     assert!(!shown.is_empty(), "{name}: the page shows no output to compare");
+}
+
+/// The typist against a program that does what `pk12util` does, slowly: it
+/// prints its prompt, waits, then turns echo off with `TCSAFLUSH` (which
+/// drops what was typed before) and reads. Typing at the prompt alone loses
+/// the text every time here; the typist must wait for echo to go off.
+#[test]
+fn the_typist_types_a_password_once_the_prompt_turned_echo_off() {
+    let dir = TempDir::new("typist").unwrap();
+    std::fs::write(dir.0.join("typist.py"), TYPIST).unwrap();
+    let prompter = r#"
+import sys, termios, time
+print("Enter password for PKCS12 file: ", end="", flush=True)
+time.sleep(0.5)
+attrs = termios.tcgetattr(0)
+attrs[3] &= ~termios.ECHO
+termios.tcsetattr(0, termios.TCSAFLUSH, attrs)
+line = sys.stdin.readline().strip()
+attrs[3] |= termios.ECHO
+termios.tcsetattr(0, termios.TCSANOW, attrs)
+print("\nread:" + line)
+"#;
+    std::fs::write(dir.0.join("prompter.py"), prompter).unwrap();
+    std::fs::write(dir.0.join("block.sh"), "python3 prompter.py\n").unwrap();
+    let out = Command::new("python3")
+        .arg(dir.0.join("typist.py"))
+        .args([TYPED, "block.sh"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("read:{TYPED}")), "{stdout}");
 }
