@@ -240,7 +240,6 @@ fn parse_line(line_no: usize, line: &str) -> Result<Option<Entry>, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]

@@ -305,7 +305,6 @@ pub fn client(subject: DistinguishedName, sans: &Sans, validity: Validity, seria
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -281,7 +281,6 @@ pub fn increments(policy: &Policy, a: &Admission) -> Vec<(String, i64)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::indexing_slicing, clippy::unwrap_used)]
     use super::*;
 
     #[test]
