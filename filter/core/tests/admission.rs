@@ -333,8 +333,35 @@ fn a_failing_host_call_fails_closed_even_in_audit_mode() {
             assert!(!a.forwarded, "{mode} {call}");
             assert_eq!(a.outcome, Outcome::Deny(DenyReason::InternalError));
             assert_eq!(proxy.reply.as_ref().map(|r| r.status), Some(500), "{mode} {call}");
+            assert!(
+                matches!(&a.failure, Some(Failure::HostCall(e)) if e.call == call),
+                "{mode} {call}: the failure names the call: {:?}",
+                a.failure
+            );
+            assert_eq!(a.reply_error, None, "{mode} {call}: the reply went out");
         }
     }
+}
+
+#[test]
+fn a_fail_closed_reply_that_cannot_be_sent_is_kept_with_the_failure() {
+    let p = policy(ANY_CERT);
+    let mut proxy = get("/").with_client_cert("alice", true);
+    proxy.failing.extend(["property", "send_local_response"]);
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert!(!a.forwarded);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::InternalError));
+    assert!(
+        matches!(&a.failure, Some(Failure::HostCall(e)) if e.call == "property"),
+        "{:?}",
+        a.failure
+    );
+    assert!(
+        matches!(&a.reply_error, Some(e) if e.call == "send_local_response"),
+        "{:?}",
+        a.reply_error
+    );
+    assert!(proxy.reply.is_none());
 }
 
 #[test]
