@@ -35,6 +35,14 @@ pub trait Host {
     fn verified_token(&mut self, key: &str) -> Result<Verified, HostError>;
     /// Answers the request locally; it goes no further.
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
+    /// What gives this host the certificate, when it can only have it so (the
+    /// dynamic module: the listener's `set_filter_state` network filter): a
+    /// request without it is denied naming this setting, instead of falling
+    /// back to the subject properties (no issuer, first SANs only). `None`
+    /// (the default): fall back.
+    fn certificate_setting(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Where things are in the property tree (Envoy's attribute names).

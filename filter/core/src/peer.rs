@@ -117,6 +117,14 @@ pub fn find_peer(host: &mut dyn Host, policy: &Policy, cache: &mut IdentityCache
             return Ok(PeerLookup::parsed(Peer::Verified(id)));
         }
     }
+    // A host that gets the certificate only through a setting: it is missing.
+    if policy.identity_source == IdentitySourceSetting::Auto {
+        if let Some(setting) = host.certificate_setting() {
+            return Ok(PeerLookup::cached(Peer::Unreadable(format!(
+                "the proxy gives neither the certificate nor an x-forwarded-client-cert element for this connection: {setting}"
+            ))));
+        }
+    }
     // Last resort: the subject and first SANs Envoy gives.
     let Some(subject) = utf8(host.property(property::SUBJECT)?) else {
         return Ok(PeerLookup::cached(Peer::Unreadable(

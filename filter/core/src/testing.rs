@@ -44,6 +44,9 @@ pub struct FakeEnvoy {
     pub added: Vec<(String, String)>,
     /// Headers the filter replaced (`:path`, with the spelling the rules matched).
     pub replaced: Vec<(String, String)>,
+    /// What [`Host::certificate_setting`] answers (the dynamic module's
+    /// network filter); `None` by default, as Envoy's Wasm host.
+    pub certificate_setting: Option<&'static str>,
 }
 
 impl FakeEnvoy {
@@ -147,6 +150,10 @@ impl Host for FakeEnvoy {
     fn verified_token(&mut self, key: &str) -> Result<Verified, HostError> {
         self.fail("verified_token")?;
         Ok(self.tokens.get(key).cloned().unwrap_or(Verified::Nothing))
+    }
+
+    fn certificate_setting(&self) -> Option<&'static str> {
+        self.certificate_setting
     }
 
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {

@@ -562,3 +562,28 @@ fn base64_of(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// A host that gets the certificate only through a setting (the dynamic
+/// module and its network filter) denies a request without it, naming the
+/// setting; other hosts fall back to the subject properties as before.
+#[test]
+fn a_host_that_needs_a_setting_for_the_certificate_names_it_when_it_is_missing() {
+    let p = policy(&ANY_CERT.replacen('{', r#"{"verification":"listener","#, 1));
+    let properties_only = |setting| {
+        let mut proxy = envoy_1_36("alice");
+        proxy.headers.retain(|(n, _)| n != "x-forwarded-client-cert");
+        proxy.certificate_setting = setting;
+        proxy
+    };
+    let mut proxy = properties_only(Some("add the network filter"));
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Deny(DenyReason::UnparseableCertificate));
+    assert!(
+        matches!(&a.failure, Some(Failure::UnreadableCertificate(why)) if why.contains("add the network filter")),
+        "{:?}",
+        a.failure
+    );
+    let mut proxy = properties_only(None);
+    let a = admit(&mut proxy, &p, &mut IdentityCache::new(8), NOW);
+    assert_eq!(a.outcome, Outcome::Allow, "the subject properties, as before");
+}

@@ -17,11 +17,12 @@ use crate::abi::ffi::{ConfigHandle, Stream};
 use crate::host::EnvoyHost;
 use crate::per_config::PerConfig;
 
-/// What Envoy's dynamic module ABI lets certgate read: no attribute gives
-/// the certificate itself or Envoy's verification flag.
+/// What Envoy's dynamic module ABI lets certgate read: the certificate from
+/// the connection's filter state (the listener's `set_filter_state` network
+/// filter, [`crate::host::PEER_CERT_STATE`]); not Envoy's verification flag.
 pub const MODULE_READS: HostReads = HostReads {
     host: "Envoy's dynamic module ABI",
-    peer_certificate: false,
+    peer_certificate: true,
     verified_flag: false,
     token_claims: false,
 };

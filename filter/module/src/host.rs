@@ -3,6 +3,7 @@
 //! and the local reply.
 
 use certgate_core::host::{property, Host, HostError, Verified, JWT_AUTHN_NAMESPACE};
+use certgate_core::xfcc::percent_decode;
 
 use crate::abi::ffi::{Attribute, Stream};
 use certgate_wire::Pairs;
@@ -25,9 +26,15 @@ fn done(ok: bool, call: &'static str) -> Result<(), HostError> {
     }
 }
 
+/// The connection filter state the listener's `set_filter_state` network
+/// filter writes at the TLS handshake: `%DOWNSTREAM_PEER_CERT%`, the
+/// certificate as a URL-encoded PEM (`envoy/required-mtls-native.yaml`). The
+/// HTTP filter ABI has no attribute for the certificate itself.
+pub const PEER_CERT_STATE: &str = "certgate.peer_cert";
+
 /// The attribute behind a property path; `None` for those Envoy's dynamic
-/// module ABI has none for (the certificate itself and its validity flag:
-/// see [`crate::MODULE_READS`]).
+/// module ABI has none for (the certificate itself, read from
+/// [`PEER_CERT_STATE`], and its validity flag: see [`crate::MODULE_READS`]).
 fn attribute(path: &[&str]) -> Option<Attribute> {
     match path {
         p if p == property::SUBJECT => Some(Attribute::SubjectPeerCertificate),
@@ -56,6 +63,14 @@ impl Host for EnvoyHost<'_, '_> {
     }
 
     fn property(&mut self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        if path == property::PEER_CERTIFICATE {
+            // read only when the digest misses the cache: no per-request cost
+            return Ok(self
+                .0
+                .filter_state(PEER_CERT_STATE)
+                .filter(|v| !v.is_empty())
+                .and_then(|v| percent_decode(&String::from_utf8_lossy(&v)).ok()));
+        }
         Ok(attribute(path).and_then(|id| self.0.attribute(id)))
     }
 
@@ -67,6 +82,14 @@ impl Host for EnvoyHost<'_, '_> {
         } else {
             Verified::Nothing
         })
+    }
+
+    fn certificate_setting(&self) -> Option<&'static str> {
+        Some(
+            "add the envoy.filters.network.set_filter_state network filter writing %DOWNSTREAM_PEER_CERT% to \
+             certgate.peer_cert at the TLS handshake (envoy/required-mtls-native.yaml), or set_current_client_cert_details \
+             { cert: true } with forward_client_cert_details SANITIZE_SET",
+        )
     }
 
     fn send_local_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {

@@ -11,7 +11,9 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use certgate_backend as backend;
-use common::envoy::{config, matrix, native, native_with, panicking_module, with_listener_verification, Build, Envoy, MODULE_VERSIONS};
+use common::envoy::{
+    config, matrix, native, native_with, native_xfcc, panicking_module, with_listener_verification, Build, Envoy, MODULE_VERSIONS,
+};
 use common::{get, repo};
 use serde_json::Value;
 
@@ -61,7 +63,8 @@ fn the_committed_native_configuration_is_the_wasm_one_with_the_module_in_its_pla
 fn envoy_before_1_38_refuses_the_module_with_a_message_that_says_why() {
     let dir = common::envoy::module().parent().unwrap().to_owned();
     for version in ["1.36.4", "1.37.0"] {
-        let yaml = native(&config("required-mtls.yaml", "127.0.0.1:9".parse().unwrap(), None));
+        // the module alone: these Envoys would refuse the network filter first
+        let yaml = native_xfcc(&config("required-mtls.yaml", "127.0.0.1:9".parse().unwrap(), None));
         let by_path = Envoy::start_version(version, &yaml).map(|_| ()).unwrap_err();
         // (Envoy's protobuf messages vary their spacing on purpose)
         assert!(
@@ -94,18 +97,11 @@ async fn the_module_refuses_a_policy_by_its_json_path() {
         Err(log) => log,
         Ok(e) => panic!("{build:?}: Envoy started with {policy}; log:\n{}", e.log_tail()),
     };
-    // What the module cannot read: Envoy's verification flag, the certificate itself.
+    // What the module cannot read: Envoy's verification flag. (The
+    // certificate itself it reads from the connection's filter state.)
     let err = refused(Build::Module, r#"{"rules":[{"name":"a","issuer_cn":["Example Client CA"]}]}"#);
     assert!(
         err.contains("certgate configuration: at `verification`:") && err.contains(r#"set "verification": "listener""#),
-        "{err}"
-    );
-    let err = refused(
-        Build::Module,
-        r#"{"verification":"listener","identity_source":"peer_certificate","rules":[{"name":"a"}]}"#,
-    );
-    assert!(
-        err.contains("certgate configuration: at `identity_source`:") && err.contains(r#"use "auto""#),
         "{err}"
     );
     // What neither build accepts: the same message in each log.
@@ -269,4 +265,75 @@ fn the_aarch64_module_exports_every_hook_of_the_x86_64_one() {
             .collect();
         assert!(imported.is_empty(), "{}: {imported:?}", so.display());
     }
+}
+
+/// The committed configuration gives the module the certificate through the
+/// connection's filter state: no XFCC is built, none reaches the
+/// application, and what a client sends under the filter state's name or as
+/// XFCC changes nothing, on HTTP/1.1 and on several HTTP/2 streams of one
+/// connection. The XFCC alternative (no network filter) gives the same
+/// identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_reads_the_certificate_from_filter_state_and_no_xfcc_is_built() {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = config("required-mtls.yaml", backend.addr, None);
+    let spoofs = [
+        (
+            "x-forwarded-client-cert",
+            "Hash=00;Subject=\"CN=admin\";URI=spiffe://example.org/ns/default/sa/admin",
+        ),
+        ("certgate.peer_cert", "-----BEGIN%20CERTIFICATE-----"),
+        ("x-client-cn", "admin"),
+    ];
+    for (how, yaml) in [("filter state", native(&base)), ("XFCC", native_xfcc(&base))] {
+        let envoy = Envoy::start(&yaml).unwrap();
+        for h2 in [false, true] {
+            let mut conn = common::connect(envoy.listener, Some("alice"), h2).await.unwrap();
+            for _ in 0..3 {
+                let r = conn.send("GET", "/app/", &spoofs).await.unwrap();
+                assert_eq!(r.status, 200, "{how} h2={h2}: {}", r.body);
+                let seen = r.backend_headers.clone().unwrap();
+                let one = |name: &str| seen.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+                assert_eq!(one("x-client-cn"), ["alice"], "{how} h2={h2}");
+                assert_eq!(
+                    one("x-client-spiffe-id"),
+                    ["spiffe://example.org/ns/default/sa/alice"],
+                    "{how} h2={h2}"
+                );
+                // a header under the filter state's name is only a header: it
+                // reaches the application as sent, the identity stays alice's
+                assert_eq!(one("certgate.peer_cert"), ["-----BEGIN%20CERTIFICATE-----"], "{how} h2={h2}");
+                let xfcc = one("x-forwarded-client-cert");
+                match how {
+                    "filter state" => assert!(xfcc.is_empty(), "no XFCC is built: {xfcc:?}"),
+                    _ => assert!(xfcc.len() == 1 && !xfcc[0].contains("CN=admin"), "Envoy's own XFCC only: {xfcc:?}"),
+                }
+            }
+        }
+        // bob is denied on /admin/ either way: the identity is his own
+        let r = get(envoy.listener, Some("bob"), "/admin/", &spoofs).await.unwrap();
+        assert_eq!(r.status, 403, "{how}: {}", r.body);
+    }
+}
+
+/// Without the network filter and without XFCC the module has no
+/// certificate to read: it fails closed, and its log names the setting to
+/// add (not the subject properties' partial identity, with no issuer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_network_filter_or_xfcc_no_identity_is_made_up() {
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let yaml = native(&config("required-mtls.yaml", backend.addr, None));
+    let at = yaml.find("      - name: envoy.filters.network.set_filter_state\n").unwrap();
+    let end = yaml.find("      - name: envoy.filters.network.http_connection_manager\n").unwrap();
+    let without = format!("{}{}", &yaml[..at], &yaml[end..]);
+    let envoy = Envoy::start(&without).unwrap();
+    let r = get(envoy.listener, Some("alice"), "/app/", &[]).await.unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("unparseable_certificate"), "{}", r.body);
+    assert!(r.backend_headers.is_none());
+    assert!(
+        envoy.log_eventually_contains("envoy.filters.network.set_filter_state"),
+        "the log names the missing setting:\n{}",
+        envoy.log_tail()
+    );
 }

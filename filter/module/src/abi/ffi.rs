@@ -158,6 +158,7 @@ type ClearRouteCacheFn = unsafe extern "C" fn(filter: EnvoyPtr);
 type SetFilterStateBytesFn = unsafe extern "C" fn(filter: EnvoyPtr, key: ModuleBuffer, value: ModuleBuffer) -> bool;
 type GetMetadataKeysCountFn = unsafe extern "C" fn(filter: EnvoyPtr, source: u32, namespace: ModuleBuffer) -> usize;
 type GetMetadataKeysFn = unsafe extern "C" fn(filter: EnvoyPtr, source: u32, namespace: ModuleBuffer, out: *mut EnvoyBuffer) -> bool;
+type GetFilterStateBytesFn = unsafe extern "C" fn(filter: EnvoyPtr, key: ModuleBuffer, out: *mut EnvoyBuffer) -> bool;
 
 /// `envoy_dynamic_module_type_metadata_source_Dynamic`: the stream's dynamic metadata.
 const METADATA_SOURCE_DYNAMIC: u32 = 0;
@@ -178,6 +179,7 @@ struct Callbacks {
     clear_route_cache: ClearRouteCacheFn,
     get_metadata_keys_count: GetMetadataKeysCountFn,
     get_metadata_keys: GetMetadataKeysFn,
+    get_filter_state_bytes: GetFilterStateBytesFn,
 }
 
 static CALLBACKS: OnceLock<Callbacks> = OnceLock::new();
@@ -224,6 +226,7 @@ impl Callbacks {
             clear_route_cache: callback!("http_clear_route_cache" as ClearRouteCacheFn),
             get_metadata_keys_count: callback!("http_get_metadata_keys_count" as GetMetadataKeysCountFn),
             get_metadata_keys: callback!("http_get_metadata_keys" as GetMetadataKeysFn),
+            get_filter_state_bytes: callback!("http_get_filter_state_bytes" as GetFilterStateBytesFn),
         })
     }
 }
@@ -467,6 +470,17 @@ impl Stream<'_> {
             (c.get_metadata_keys)(self.ptr, METADATA_SOURCE_DYNAMIC, namespace, keys.as_mut_ptr())
                 && keys.iter().any(|k| envoy_bytes(*k) == key.as_bytes())
         }
+    }
+
+    /// A filter state value of the stream or, through its parent, of its
+    /// connection (what `set_filter_state` stored at the handshake), copied;
+    /// `None` if there is none under `key`, or it is not bytes.
+    pub fn filter_state(&mut self, key: &str) -> Option<Vec<u8>> {
+        let c = callbacks()?;
+        let mut out = EnvoyBuffer::NULL;
+        // SAFETY: the stream of the current hook; `key` lives across the
+        // call; `out` is written by Envoy with a buffer of its own, read at once.
+        unsafe { (c.get_filter_state_bytes)(self.ptr, ModuleBuffer::of(key.as_bytes()), &mut out).then(|| out.to_vec()) }
     }
 
     /// Adds to a counter the stream's configuration defined.

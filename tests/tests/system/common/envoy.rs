@@ -512,6 +512,54 @@ pub fn native(yaml: &str) -> String {
 
 /// [`native`] with another build of the module.
 pub fn native_with(yaml: &str, module: &Path) -> String {
+    with_peer_cert_state(&native_xfcc_with(yaml, module))
+}
+
+/// [`native`] as it was before the module read filter state: the
+/// certificate from the XFCC element Envoy adds (`set_current_client_cert_details`),
+/// the alternative for platforms where no network filter can be added.
+pub fn native_xfcc(yaml: &str) -> String {
+    native_xfcc_with(yaml, &module())
+}
+
+/// The network filter that gives the module the certificate once per
+/// connection (connection filter state, written at the TLS handshake), and
+/// no XFCC header built for it: what `required-mtls-native.yaml` adds to
+/// `required-mtls.yaml` besides the module itself.
+pub const PEER_CERT_STATE_FILTER: &str = r#"      # the client certificate, once per connection at the end of the TLS
+      # handshake, into the connection's filter state: the module reads it
+      # from there when the certificate's digest is not in its cache (Envoy's
+      # HTTP filter ABI has no attribute for the certificate itself)
+      - name: envoy.filters.network.set_filter_state
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.set_filter_state.v3.Config
+          on_downstream_tls_handshake:
+          - object_key: certgate.peer_cert
+            factory_key: envoy.string
+            format_string:
+              text_format_source:
+                inline_string: "%DOWNSTREAM_PEER_CERT%"
+"#;
+
+/// [`PEER_CERT_STATE_FILTER`] before a configuration's HTTP connection
+/// manager, and its XFCC settings reduced to removing what a client sends.
+pub fn with_peer_cert_state(yaml: &str) -> String {
+    let hcm = "      - name: envoy.filters.network.http_connection_manager\n";
+    assert!(yaml.contains(hcm), "an HTTP connection manager");
+    let yaml = yaml.replacen(hcm, &format!("{PEER_CERT_STATE_FILTER}{hcm}"), 1);
+    let kept: Vec<&str> = yaml
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("set_current_client_cert_details:"))
+        .collect();
+    let mut yaml = kept.join("\n") + "\n";
+    yaml = yaml.replace(
+        "          # clients can never send their own XFCC; Envoy sets the verified one\n          forward_client_cert_details: SANITIZE_SET\n",
+        "          # a client's own XFCC never passes; none is built: the module reads\n          # the certificate from filter state\n          forward_client_cert_details: SANITIZE\n",
+    );
+    yaml.replace("forward_client_cert_details: SANITIZE_SET", "forward_client_cert_details: SANITIZE")
+}
+
+fn native_xfcc_with(yaml: &str, module: &Path) -> String {
     let at = certgate_block(yaml);
     let block = module_filter(module, &inline_policy(&yaml[at.clone()]));
     let yaml = format!("{}{block}{}", &yaml[..at.start], &yaml[at.end..]);
