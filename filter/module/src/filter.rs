@@ -2,7 +2,7 @@
 //! (`admit`, then counters, log and the published decision), in safe Rust
 //! over the handles of `abi`. What the Wasm glue does with proxy-wasm calls.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,19 +11,20 @@ use certgate_core::cache::IdentityCache;
 use certgate_core::config::load_policy;
 use certgate_core::host::HostReads;
 use certgate_core::metrics;
-use certgate_core::policy::Policy;
+use certgate_core::policy::{Credential, DenyReason, Policy, VERIFICATION_UNKNOWN_ADVICE};
 
 use crate::abi::ffi::{ConfigHandle, Stream};
 use crate::host::EnvoyHost;
 use crate::per_config::PerConfig;
 
-/// What Envoy's dynamic module ABI lets certgate read: the certificate from
-/// the connection's filter state (the listener's `set_filter_state` network
-/// filter, [`crate::host::PEER_CERT_STATE`]); not Envoy's verification flag.
+/// What Envoy's dynamic module ABI lets certgate read: the certificate and,
+/// on Envoy 1.39+, its verification flag, from the connection's filter state
+/// (the listener's `set_filter_state` network filter,
+/// [`crate::host::PEER_CERT_STATE`]).
 pub const MODULE_READS: HostReads = HostReads {
     host: "Envoy's dynamic module ABI",
     peer_certificate: true,
-    verified_flag: false,
+    verified_flag: true,
     token_claims: false,
 };
 
@@ -98,6 +99,11 @@ fn with_cache<R>(config: &Arc<FilterConfig>, work: impl FnOnce(&mut IdentityCach
     })
 }
 
+thread_local! {
+    /// Whether this worker's log already said how to fix `verification_unknown`.
+    static TOLD_VERIFICATION_UNKNOWN: Cell<bool> = const { Cell::new(false) };
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -127,6 +133,9 @@ fn finish(stream: &mut Stream<'_>, config: &FilterConfig, admission: &Admission)
         }
     });
     admission.log();
+    if admission.credential == Credential::Failed(DenyReason::VerificationUnknown) && !TOLD_VERIFICATION_UNKNOWN.replace(true) {
+        log::warn!("{VERIFICATION_UNKNOWN_ADVICE}");
+    }
     if !stream.set_filter_state(FILTER_STATE_KEY, &admission.published().to_bytes()) {
         log::debug!("decision not published");
     }

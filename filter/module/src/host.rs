@@ -32,6 +32,20 @@ fn done(ok: bool, call: &'static str) -> Result<(), HostError> {
 /// HTTP filter ABI has no attribute for the certificate itself.
 pub const PEER_CERT_STATE: &str = "certgate.peer_cert";
 
+/// The same filter's `%CEL(connection.peer_certificate_valid)%`: `true` or
+/// `false` on Envoy 1.39+ (false on a resumed session), empty on 1.38.
+pub const PEER_CERT_VALID_STATE: &str = "certgate.peer_cert_valid";
+
+/// The validity flag as the property encodes it (one byte); `None` where
+/// the Envoy cannot say.
+fn validity_flag(text: &[u8]) -> Option<Vec<u8>> {
+    match text {
+        b"true" => Some(vec![1]),
+        b"false" => Some(vec![0]),
+        _ => None,
+    }
+}
+
 /// The attribute behind a property path; `None` for those Envoy's dynamic
 /// module ABI has none for (the certificate itself, read from
 /// [`PEER_CERT_STATE`], and its validity flag: see [`crate::MODULE_READS`]).
@@ -71,6 +85,9 @@ impl Host for EnvoyHost<'_, '_> {
                 .filter(|v| !v.is_empty())
                 .and_then(|v| percent_decode(&String::from_utf8_lossy(&v)).ok()));
         }
+        if path == property::PEER_CERTIFICATE_VALID {
+            return Ok(self.0.filter_state(PEER_CERT_VALID_STATE).and_then(|v| validity_flag(&v)));
+        }
         Ok(attribute(path).and_then(|id| self.0.attribute(id)))
     }
 
@@ -109,5 +126,13 @@ mod tests {
         assert_eq!(attribute(property::SHA256_DIGEST), Some(Attribute::Sha256PeerCertificateDigest));
         assert_eq!(attribute(property::PEER_CERTIFICATE), None);
         assert_eq!(attribute(property::PEER_CERTIFICATE_VALID), None);
+    }
+
+    #[test]
+    fn the_validity_flag_is_read_from_its_text_and_an_empty_one_says_nothing() {
+        assert_eq!(validity_flag(b"true"), Some(vec![1]));
+        assert_eq!(validity_flag(b"false"), Some(vec![0]));
+        assert_eq!(validity_flag(b""), None, "Envoy 1.38 writes nothing");
+        assert_eq!(validity_flag(b"-"), None);
     }
 }

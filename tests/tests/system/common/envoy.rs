@@ -522,12 +522,14 @@ pub fn native_xfcc(yaml: &str) -> String {
     native_xfcc_with(yaml, &module())
 }
 
-/// The network filter that gives the module the certificate once per
-/// connection (connection filter state, written at the TLS handshake), and
+/// The network filter that gives the module the certificate (and on 1.39+
+/// Envoy's verification flag) once per connection (connection filter
+/// state, written at the TLS handshake), and
 /// no XFCC header built for it: what `required-mtls-native.yaml` adds to
 /// `required-mtls.yaml` besides the module itself.
-pub const PEER_CERT_STATE_FILTER: &str = r#"      # the client certificate, once per connection at the end of the TLS
-      # handshake, into the connection's filter state: the module reads it
+pub const PEER_CERT_STATE_FILTER: &str = r#"      # the client certificate (and, Envoy 1.39+, whether Envoy verified it:
+      # false on a resumed session, empty on 1.38), once per connection at
+      # the end of the TLS handshake, into the connection's filter state: the module reads it
       # from there when the certificate's digest is not in its cache (Envoy's
       # HTTP filter ABI has no attribute for the certificate itself)
       - name: envoy.filters.network.set_filter_state
@@ -539,6 +541,11 @@ pub const PEER_CERT_STATE_FILTER: &str = r#"      # the client certificate, once
             format_string:
               text_format_source:
                 inline_string: "%DOWNSTREAM_PEER_CERT%"
+          - object_key: certgate.peer_cert_valid
+            factory_key: envoy.string
+            format_string:
+              text_format_source:
+                inline_string: "%CEL(connection.peer_certificate_valid)%"
 "#;
 
 /// [`PEER_CERT_STATE_FILTER`] before a configuration's HTTP connection
