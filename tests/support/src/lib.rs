@@ -13,3 +13,23 @@ pub mod crafted;
 pub mod loadgen;
 pub mod scenarios;
 pub mod scratch;
+
+use std::path::{Path, PathBuf};
+
+/// Every file under `dir`, at any depth, whose name ends in `.ext`
+/// (unreadable folders are passed over).
+pub fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for p in entries.flatten().map(|e| e.path()) {
+            if p.is_dir() {
+                walk(&p, ext, out);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, ext, &mut out);
+    out
+}

@@ -9,6 +9,8 @@ use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use certgate_test_support::files_under;
+
 /// A crate's modules and, for each, the modules its code refers to.
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
@@ -32,17 +34,6 @@ fn crate_roots() -> Vec<(String, PathBuf, BTreeSet<PathBuf>)> {
         }
     }
     roots.into_iter().map(|(dir, (name, files))| (name, dir, files)).collect()
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            out.push(p);
-        }
-    }
 }
 
 /// `src/a/b.rs` → `a/b`; `src/a/mod.rs` → `a`.
@@ -142,8 +133,7 @@ fn references(me: &str, code: &str, modules: &BTreeSet<String>) -> BTreeSet<Stri
 
 /// A crate's module graph, from its source folder (root files aside).
 fn graph_of(src: &Path, roots: &BTreeSet<PathBuf>) -> Graph {
-    let mut files = Vec::new();
-    rust_files(src, &mut files);
+    let mut files = files_under(src, "rs");
     files.retain(|f| !roots.contains(f) && !f.starts_with(src.join("bin")));
     let modules: BTreeSet<String> = files.iter().map(|f| module_of(src, f)).collect();
     files
