@@ -55,8 +55,8 @@ def svg(text):
         out.append(f'<text x="{x(tick):.1f}" y="{height - 18}" text-anchor="middle" fill="#555">{tick:.1f}</text>')
     for i, (name, cpu, r, lo, hi) in enumerate(data):
         y = top + i * (bar_h + gap)
-        # (a)-(d), (x) and (A) are the others: no filter, RBAC, Lua, the empty Wasm filter, XFCC only
-        certgate = name[:1] not in "abcdxA"
+        # (a)-(d), (x), (s) and (A) are the others: no filter, RBAC, Lua, the empty Wasm filter, XFCC only, the network filter only
+        certgate = name[:1] not in "abcdxsA"
         fill = "#2b6cb0" if certgate else "#a0aec0"
         out.append(f'<text x="{left - 8}" y="{y + bar_h - 6}" text-anchor="end">{escape(name)}</text>')
         out.append(f'<rect x="{left}" y="{y}" width="{x(r) - left:.1f}" height="{bar_h}" fill="{fill}"/>')

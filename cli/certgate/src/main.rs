@@ -14,8 +14,9 @@ use certgate_backend as backend;
 use certgate_decision::Verdict;
 use certgate_edge::locate::default_wasm;
 use certgate_edge::{self as edge, ServeOptions};
+use certgate_est::cli::EstCommand;
 use certgate_host::{HarnessError, PluginSettings, WasmModule};
-use certgate_pki::cli::PkiArgs;
+use certgate_pki::cli::{PkiArgs, PkiCommand};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -47,8 +48,9 @@ enum Command {
         wasm: Option<PathBuf>,
     },
     /// Certificate tooling: a root CA, a client CA, server and client
-    /// certificates, CSR signing, PKCS#12 for browsers, revocation and CRLs.
-    Pki(PkiArgs),
+    /// certificates, CSR signing, PKCS#12 for browsers, revocation and CRLs;
+    /// enrollment over EST (a server, tokens, an approval queue, a client).
+    Pki(PkiCli),
     /// Run files of expected decisions against a policy through the filter.
     /// Exit code 0: every case passed, 1: one failed, 2: a file cannot be run.
     Test(TestArgs),
@@ -83,6 +85,24 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// `certgate pki`: the CA's subcommands (`certgate-pki`) and enrollment's (`certgate-est`).
+#[derive(Debug, Args)]
+struct PkiCli {
+    /// The PKI home: one directory per CA, `issued/` for certificates.
+    #[arg(long, global = true, default_value = "pki", env = "CERTGATE_PKI")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: PkiSubcommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiSubcommand {
+    #[command(flatten)]
+    Ca(PkiCommand),
+    #[command(flatten)]
+    Est(EstCommand),
 }
 
 #[derive(Debug, Args)]
@@ -324,13 +344,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check(args) => check(args),
         Command::Validate { policy, wasm } => validate(&policy, wasm),
-        Command::Pki(args) => {
-            let done = certgate_pki::cli::run(&args)?;
-            for line in done.lines {
-                println!("{line}");
+        Command::Pki(PkiCli { dir, command }) => match command {
+            PkiSubcommand::Ca(command) => {
+                let done = certgate_pki::cli::run(&PkiArgs { dir, command })?;
+                for line in done.lines {
+                    println!("{line}");
+                }
+                Ok(ExitCode::from(done.status))
             }
-            Ok(ExitCode::from(done.status))
-        }
+            PkiSubcommand::Est(command) => {
+                for line in certgate_est::cli::run(&dir, &command).map_err(|e| anyhow!(e))? {
+                    println!("{line}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Package(a) => package(a),
         Command::Schema { cases } => {
             let schema = if cases {

@@ -107,6 +107,25 @@ pub enum PkiCommand {
         #[arg(long, value_enum, default_value = "unspecified")]
         reason: Reason,
     },
+    /// Make a one-time enrollment token bound to the names it allows; it is printed once (only its hash is kept) and works for one `simpleenroll` over EST.
+    Token {
+        /// The CA it enrolls with.
+        #[arg(long, default_value = "client-ca")]
+        ca: String,
+        /// The CN the certificate must have.
+        #[arg(long)]
+        cn: Option<String>,
+        #[command(flatten)]
+        names: SanArgs,
+        /// Hours until it expires.
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+    },
+    /// The approval queue of EST requests that came without a token: list, show, approve (sign) or reject them.
+    Requests {
+        #[command(subcommand)]
+        action: RequestsAction,
+    },
     /// List what each CA issued: name, serial, subject, expiry, days left, status (valid, expired, revoked).
     List {
         /// Only this CA.
@@ -159,6 +178,52 @@ pub enum PkiCommand {
         /// The SDS secret's name (Envoy's validation_context_sds_secret_config name).
         #[arg(long, default_value = super::ops::SDS_SECRET, requires = "sds")]
         sds_name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsAction {
+    /// Every request with its id, status, requester and names (pending only unless --all).
+    List {
+        /// Only this CA's queue.
+        #[arg(long)]
+        ca: Option<String>,
+        /// Also the decided ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One request in full (JSON).
+    Show {
+        /// Its id.
+        id: String,
+        /// The CA whose queue holds it.
+        #[arg(long, default_value = "client-ca")]
+        ca: String,
+    },
+    /// Sign a pending request as it asks (its CA checks the CSR as sign-csr does); the requester's next poll gets the certificate.
+    Approve {
+        /// Its id.
+        id: String,
+        /// The CA whose queue holds it.
+        #[arg(long, default_value = "client-ca")]
+        ca: String,
+        /// Days of validity.
+        #[arg(long, default_value_t = crate::enroll::DEFAULT_DAYS)]
+        days: u32,
+        /// File holding the CA key's passphrase, if it is encrypted.
+        #[arg(long)]
+        ca_password_file: Option<PathBuf>,
+    },
+    /// Refuse a pending request; the requester's next poll gets 403 with the reason.
+    Reject {
+        /// Its id.
+        id: String,
+        /// The CA whose queue holds it.
+        #[arg(long, default_value = "client-ca")]
+        ca: String,
+        /// Said to the requester.
+        #[arg(long, default_value = "refused by the CA's operator")]
+        reason: String,
     },
 }
 
@@ -284,7 +349,8 @@ impl SubjectArgs {
 }
 
 impl SanArgs {
-    fn sans(&self) -> Sans {
+    /// The names given.
+    pub fn sans(&self) -> Sans {
         Sans {
             dns: self.dns.clone(),
             ips: self.ip.clone(),
@@ -446,6 +512,18 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
         }
         PkiCommand::SetCrlUrl { ca, url } => ops::set_crl_url(home, ca, url),
         PkiCommand::List { .. } => Err(PkiError::Invalid("pki list is run by `run`".into())),
+        PkiCommand::Token { ca, cn, names, hours } => crate::enroll::commands::token(home, ca, cn.clone(), &names.sans(), *hours),
+        PkiCommand::Requests { action } => match action {
+            RequestsAction::List { ca, all } => crate::enroll::commands::list(home, ca.as_deref(), *all),
+            RequestsAction::Show { id, ca } => crate::enroll::commands::show(home, ca, id),
+            RequestsAction::Approve {
+                id,
+                ca,
+                days,
+                ca_password_file,
+            } => crate::enroll::commands::approve(home, ca, id, *days, &ca_pass(ca_password_file)),
+            RequestsAction::Reject { id, ca, reason } => crate::enroll::commands::reject(home, ca, id, reason),
+        },
         PkiCommand::Crl {
             ca,
             days,

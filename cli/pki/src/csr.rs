@@ -102,8 +102,9 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
     })
 }
 
-/// The subject as rcgen holds it: one value per attribute type, in order.
-fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<DistinguishedName, String> {
+/// The subject as rcgen holds it (one value per attribute type, in order),
+/// from a parsed one: a CSR's, or a certificate's for its renewal.
+pub fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<DistinguishedName, String> {
     let mut dn = DistinguishedName::new();
     for rdn in name.iter() {
         let [attr] = rdn.iter().collect::<Vec<_>>()[..] else {
@@ -133,6 +134,23 @@ fn trim_ascii(data: &[u8]) -> &[u8] {
     let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(data.len());
     let end = data.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
     data.get(start..end).unwrap_or_default()
+}
+
+/// The SANs of a certificate, of the kinds certgate signs (for its renewal).
+pub fn certificate_sans(cert: &x509_parser::certificate::X509Certificate<'_>) -> Sans {
+    let mut sans = Sans::default();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for name in &ext.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => sans.dns.push((*d).to_owned()),
+                GeneralName::RFC822Name(e) => sans.emails.push((*e).to_owned()),
+                GeneralName::URI(u) => sans.uris.push((*u).to_owned()),
+                GeneralName::IPAddress(ip) => sans.ips.extend(ip_from(ip)),
+                _ => {}
+            }
+        }
+    }
+    sans
 }
 
 fn ip_from(bytes: &[u8]) -> Result<std::net::IpAddr, String> {

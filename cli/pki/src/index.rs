@@ -3,10 +3,13 @@
 //! `index.txt`):
 //!
 //! ```text
-//! # status  serial  not-after             revoked-at            reason         name   subject
-//! V         5A0F…   2027-11-23T05:00:00Z  -                     -              alice  CN=alice
-//! R         19C2…   2027-11-23T05:00:00Z  2026-12-01T10:00:00Z  keyCompromise  bob    CN=bob
+//! # status  serial  not-after             revoked-at            reason         name   subject  issued-by
+//! V         5A0F…   2027-11-23T05:00:00Z  -                     -              alice  CN=alice cli
+//! R         19C2…   2027-11-23T05:00:00Z  2026-12-01T10:00:00Z  keyCompromise  bob    CN=bob   est-token
 //! ```
+//!
+//! A line without the last field (written before enrollment existed) was
+//! issued by the command line.
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -86,6 +89,39 @@ impl Reason {
     }
 }
 
+/// How a certificate came to be issued, as `pki list` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IssuedBy {
+    /// By `certgate pki` on the command line (`client`, `server`, `sign-csr`, a CA).
+    #[default]
+    Cli,
+    /// Over EST, with a one-time token.
+    EstToken,
+    /// Over EST, from the approval queue (`pki requests approve`, or the approval hook).
+    EstApproved,
+    /// Over EST, re-enrollment with the client's current certificate.
+    EstRenewal,
+}
+
+impl IssuedBy {
+    const ALL: [IssuedBy; 4] = [IssuedBy::Cli, IssuedBy::EstToken, IssuedBy::EstApproved, IssuedBy::EstRenewal];
+
+    /// As the index and `pki list` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IssuedBy::Cli => "cli",
+            IssuedBy::EstToken => "est-token",
+            IssuedBy::EstApproved => "est-approved",
+            IssuedBy::EstRenewal => "est-renewal",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<IssuedBy> {
+        IssuedBy::ALL.into_iter().find(|r| r.name() == s)
+    }
+}
+
 /// One issued certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -99,6 +135,8 @@ pub struct Entry {
     pub name: String,
     /// Its subject DN.
     pub subject: String,
+    /// How it was issued.
+    pub issued_by: IssuedBy,
 }
 
 /// Every certificate a CA issued, in issue order.
@@ -108,7 +146,7 @@ pub struct Index {
     pub entries: Vec<Entry>,
 }
 
-const HEADER: &str = "# status\tserial\tnot-after\trevoked-at\treason\tname\tsubject\n";
+const HEADER: &str = "# status\tserial\tnot-after\trevoked-at\treason\tname\tsubject\tissued-by\n";
 
 /// RFC 3339, to the second.
 pub fn timestamp(t: OffsetDateTime) -> String {
@@ -172,11 +210,12 @@ impl Index {
                 None => ("V", "-".to_owned(), "-"),
             };
             out.push_str(&format!(
-                "{status}\t{}\t{}\t{at}\t{why}\t{}\t{}\n",
+                "{status}\t{}\t{}\t{at}\t{why}\t{}\t{}\t{}\n",
                 e.serial,
                 timestamp(e.not_after),
                 escape(&e.name),
-                escape(&e.subject)
+                escape(&e.subject),
+                e.issued_by.name()
             ));
         }
         out
@@ -213,9 +252,14 @@ fn parse_line(line_no: usize, line: &str) -> Result<Option<Entry>, String> {
         return Ok(None);
     }
     let bad = |what: &str| format!("line {line_no}: {what}");
-    let fields: Vec<&str> = line.splitn(7, '\t').collect();
-    let [status, serial, not_after, at, why, name, subject] = fields.as_slice() else {
-        return Err(bad("expected 7 tab-separated fields"));
+    let fields: Vec<&str> = line.splitn(8, '\t').collect();
+    let (status, serial, not_after, at, why, name, subject, issued_by) = match fields.as_slice() {
+        [status, serial, not_after, at, why, name, subject] => (status, serial, not_after, at, why, name, subject, IssuedBy::Cli),
+        [status, serial, not_after, at, why, name, subject, by] => {
+            let by = IssuedBy::from_name(by).ok_or_else(|| bad(&format!("unknown issued-by {by:?}")))?;
+            (status, serial, not_after, at, why, name, subject, by)
+        }
+        _ => return Err(bad("expected 7 or 8 tab-separated fields")),
     };
     let time = |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|e| bad(&format!("bad time {s:?}: {e}")));
     let revoked = match *status {
@@ -235,6 +279,7 @@ fn parse_line(line_no: usize, line: &str) -> Result<Option<Entry>, String> {
         revoked,
         name: unescape(name),
         subject: unescape(subject),
+        issued_by,
     }))
 }
 
@@ -253,6 +298,7 @@ mod tests {
                     revoked: None,
                     name: "alice".into(),
                     subject: "CN=alice".into(),
+                    issued_by: IssuedBy::Cli,
                 },
                 Entry {
                     serial: "FF".into(),
@@ -260,6 +306,7 @@ mod tests {
                     revoked: Some((t, Reason::KeyCompromise)),
                     name: "tab\there".into(),
                     subject: "CN=a\\,b\nO=x".into(),
+                    issued_by: IssuedBy::EstToken,
                 },
             ],
         };
@@ -276,6 +323,10 @@ mod tests {
         assert!(err.contains("neither V nor R"), "{err}");
         let err = Index::parse("V\tzz\t2026-01-01T00:00:00Z\t-\t-\tn\ts\n").unwrap_err();
         assert!(err.contains("not hex"), "{err}");
-        assert!(Index::parse("V\t0A\n").unwrap_err().contains("7 tab-separated"));
+        assert!(Index::parse("V\t0A\n").unwrap_err().contains("7 or 8 tab-separated"));
+        let old = Index::parse("V\t0A\t2026-01-01T00:00:00Z\t-\t-\tn\ts\n").unwrap();
+        assert_eq!(old.entries[0].issued_by, IssuedBy::Cli, "a line from before enrollment");
+        let err = Index::parse("V\t0A\t2026-01-01T00:00:00Z\t-\t-\tn\ts\tfax\n").unwrap_err();
+        assert!(err.contains("unknown issued-by \"fax\""), "{err}");
     }
 }

@@ -28,6 +28,7 @@
 // clap turns doc comments into --help text: every argument has one; the flattened groups and the types clap reads need none
 pub mod cli;
 pub mod csr;
+pub mod enroll;
 pub mod index;
 pub mod keys;
 pub mod list;

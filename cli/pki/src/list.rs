@@ -6,7 +6,7 @@
 
 use time::OffsetDateTime;
 
-use super::index::timestamp;
+use super::index::{timestamp, IssuedBy};
 use super::profile;
 use super::store::{parse_cert, Home};
 use super::PkiError;
@@ -39,6 +39,8 @@ pub struct Listed {
     /// Why, as OpenSSL spells it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// How it was issued: `cli`, `est-token`, `est-approved`, `est-renewal`.
+    pub issued_by: &'static str,
 }
 
 /// What `pki list` found: the certificates, and the index lines it could not read.
@@ -76,6 +78,7 @@ pub fn list(home: &Home, ca_name: Option<&str>, expiring: Option<u32>) -> Result
                 status: if not_after <= now { "expired" } else { "valid" },
                 revoked_at: None,
                 reason: None,
+                issued_by: IssuedBy::Cli.name(),
             });
         }
         let (index, bad) = ca.index_lenient()?;
@@ -96,6 +99,7 @@ pub fn list(home: &Home, ca_name: Option<&str>, expiring: Option<u32>) -> Result
                 status,
                 revoked_at: e.revoked.map(|(at, _)| timestamp(at)),
                 reason: e.revoked.map(|(_, why)| why.name()),
+                issued_by: e.issued_by.name(),
             });
         }
     }
@@ -122,7 +126,7 @@ impl Listing {
 
     /// As a table, one line per certificate, then the errors.
     pub fn to_lines(&self) -> Vec<String> {
-        let rows: Vec<[String; 7]> = self
+        let rows: Vec<[String; 8]> = self
             .certificates
             .iter()
             .map(|c| {
@@ -137,18 +141,19 @@ impl Listing {
                     c.subject.clone(),
                     c.not_after.clone(),
                     c.days_left.to_string(),
+                    c.issued_by.to_owned(),
                     status,
                 ]
             })
             .collect();
-        let header = ["CA", "NAME", "SERIAL", "SUBJECT", "NOT AFTER", "DAYS LEFT", "STATUS"].map(str::to_owned);
+        let header = ["CA", "NAME", "SERIAL", "SUBJECT", "NOT AFTER", "DAYS LEFT", "ISSUED BY", "STATUS"].map(str::to_owned);
         let mut widths = header.clone().map(|h| h.chars().count());
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let line = |cells: &[String; 7]| {
+        let line = |cells: &[String; 8]| {
             let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
             padded.join("  ").trim_end().to_owned()
         };

@@ -85,6 +85,7 @@ fn entry_for(params: &CertificateParams, name: &str, cert_der: &[u8]) -> Result<
         revoked: None,
         name: name.to_owned(),
         subject: cert.subject().to_string(),
+        issued_by: super::index::IssuedBy::Cli,
     })
 }
 
@@ -635,31 +636,33 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
             list.join(", ")
         )));
     };
-    let Some((ca, index)) = indexes.get_mut(*found_in) else {
+    let Some((ca, _)) = indexes.get(*found_in) else {
         return Err(PkiError::Invalid(format!("serial {serial}: its CA was lost")));
     };
-    let Some(entry) = index.find_serial_mut(serial) else {
-        return Err(PkiError::Invalid(format!(
-            "serial {serial} vanished from {}",
-            ca.index_path().display()
-        )));
-    };
-    if let Some((at, why)) = entry.revoked {
-        return Err(PkiError::Invalid(format!(
-            "serial {serial} ({}) was already revoked on {} ({}); nothing changed",
+    // changed in the index as it is now, under the CA's lock (an enrollment may have added a line)
+    let line = ca.update_index(|index| {
+        let Some(entry) = index.find_serial_mut(serial) else {
+            return Err(PkiError::Invalid(format!(
+                "serial {serial} vanished from {}",
+                ca.index_path().display()
+            )));
+        };
+        if let Some((at, why)) = entry.revoked {
+            return Err(PkiError::Invalid(format!(
+                "serial {serial} ({}) was already revoked on {} ({}); nothing changed",
+                entry.name,
+                timestamp(at),
+                why.name()
+            )));
+        }
+        entry.revoked = Some((profile::now(), reason));
+        Ok(format!(
+            "revoked serial {serial} ({}, {}) in {}",
             entry.name,
-            timestamp(at),
-            why.name()
-        )));
-    }
-    entry.revoked = Some((profile::now(), reason));
-    let line = format!(
-        "revoked serial {serial} ({}, {}) in {}",
-        entry.name,
-        reason.name(),
-        ca.index_path().display()
-    );
-    ca.save_index(index)?;
+            reason.name(),
+            ca.index_path().display()
+        ))
+    })?;
     Ok(vec![
         line,
         format!(

@@ -112,6 +112,12 @@ impl Home {
     }
 }
 
+/// The CA's lock, held until dropped.
+#[derive(Debug)]
+pub struct CaLock {
+    _file: fs::File,
+}
+
 /// One CA directory.
 #[derive(Debug, Clone)]
 pub struct Ca {
@@ -292,23 +298,99 @@ impl Ca {
         fs::rename(&tmp, &path).map_err(PkiError::write(&path))
     }
 
-    /// Records a certificate this CA signed: a line in the index, a copy under `certs/`.
-    pub fn record(&self, entry: Entry, cert_pem: &str) -> Result<(), PkiError> {
+    /// Holds the lock of its index (`.lock`, an advisory `flock`) until the
+    /// guard is dropped: one writer of the index at a time, across threads and
+    /// processes (the EST server's workers, `pki revoke`, `pki requests approve`).
+    pub fn lock(&self) -> Result<CaLock, PkiError> {
+        self.lock_file(".lock")
+    }
+
+    /// Holds the lock of its approval queue (`.queue-lock`): one decision on a
+    /// request at a time. Taken before the index's, never after it.
+    pub fn lock_queue(&self) -> Result<CaLock, PkiError> {
+        self.lock_file(".queue-lock")
+    }
+
+    fn lock_file(&self, name: &str) -> Result<CaLock, PkiError> {
+        let path = self.dir.join(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(PkiError::write(&path))?;
+        file.lock().map_err(PkiError::write(&path))?;
+        Ok(CaLock { _file: file })
+    }
+
+    /// Reads the index, changes it and writes it back, under the CA's lock,
+    /// so no other writer's line is lost in between.
+    pub fn update_index<T>(&self, change: impl FnOnce(&mut Index) -> Result<T, PkiError>) -> Result<T, PkiError> {
+        let _lock = self.lock()?;
         let mut index = self.index()?;
-        if index.find_serial(&entry.serial).is_some() {
-            return Err(PkiError::Invalid(format!(
-                "CA {} already issued serial {}",
-                self.name, entry.serial
-            )));
+        let out = change(&mut index)?;
+        self.save_index(&index)?;
+        Ok(out)
+    }
+
+    /// Records a certificate this CA signed: a copy under `certs/`, then a
+    /// line in the index. A crash between the two leaves a copy without a
+    /// line, which [`Ca::reconcile`] sets aside; the certificate was never
+    /// handed out, as that happens only after both.
+    pub fn record(&self, entry: Entry, cert_pem: &str) -> Result<(), PkiError> {
+        self.update_index(|index| {
+            if index.find_serial(&entry.serial).is_some() {
+                return Err(PkiError::Invalid(format!(
+                    "CA {} already issued serial {}",
+                    self.name, entry.serial
+                )));
+            }
+            write_new(
+                &self.dir.join("certs").join(format!("{}.pem", entry.serial)),
+                cert_pem.as_bytes(),
+                false,
+                false,
+            )?;
+            index.entries.push(entry);
+            Ok(())
+        })
+    }
+
+    /// After a crash: every copy under `certs/` without an index line is
+    /// moved to `certs/unrecorded/` (kept, so its serial is never reused),
+    /// and every index line must have its copy. Returns what it moved.
+    pub fn reconcile(&self) -> Result<Vec<PathBuf>, PkiError> {
+        let _lock = self.lock()?;
+        let index = self.index()?;
+        let certs = self.dir.join("certs");
+        let mut moved = Vec::new();
+        for entry in fs::read_dir(&certs).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Some(serial) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".pem")) else {
+                continue;
+            };
+            if index.find_serial(serial).is_none() {
+                let to = certs.join("unrecorded").join(format!("{serial}.pem"));
+                fs::create_dir_all(certs.join("unrecorded")).map_err(PkiError::write(&to))?;
+                fs::rename(&path, &to).map_err(PkiError::write(&to))?;
+                moved.push(to);
+            }
         }
-        write_new(
-            &self.dir.join("certs").join(format!("{}.pem", entry.serial)),
-            cert_pem.as_bytes(),
-            false,
-            false,
-        )?;
-        index.entries.push(entry);
-        self.save_index(&index)
+        if let Some(missing) = index.entries.iter().find(|e| !certs.join(format!("{}.pem", e.serial)).is_file()) {
+            return Err(PkiError::bad_file(
+                &self.index_path(),
+                format!("serial {} has no copy under {}", missing.serial, certs.display()),
+            ));
+        }
+        Ok(moved)
+    }
+
+    /// Whether `serial` is taken: in the index or set aside after a crash.
+    pub fn serial_taken(&self, serial: &str) -> Result<bool, PkiError> {
+        let certs = self.dir.join("certs");
+        Ok(self.index()?.find_serial(serial).is_some()
+            || certs.join(format!("{serial}.pem")).exists()
+            || certs.join("unrecorded").join(format!("{serial}.pem")).exists())
     }
 
     /// The next CRL number, saved before use so a number is never reused.

@@ -149,14 +149,14 @@ fn decode_string(attr: &AttributeTypeAndValue<'_>) -> Option<String> {
     }
     let bytes = attr.as_slice();
     match attr.attr_value().tag() {
-        Tag::BmpString if bytes.len() % 2 == 0 => {
+        Tag::BmpString if bytes.len().is_multiple_of(2) => {
             let units: Option<Vec<u16>> = bytes
                 .chunks_exact(2)
                 .map(|c| <[u8; 2]>::try_from(c).ok().map(u16::from_be_bytes))
                 .collect();
             String::from_utf16(&units?).ok()
         }
-        Tag::UniversalString if bytes.len() % 4 == 0 => bytes
+        Tag::UniversalString if bytes.len().is_multiple_of(4) => bytes
             .chunks_exact(4)
             .map(|c| <[u8; 4]>::try_from(c).ok().map(u32::from_be_bytes).and_then(char::from_u32))
             .collect(),

@@ -151,8 +151,9 @@ fn every_page_is_in_the_summary_and_every_link_resolves() {
 }
 
 /// Where an Envoy snippet goes in `envoy/required-mtls.yaml`, by its fence's
-/// second word: the bootstrap's top level, the HTTP connection manager, or
-/// in place of certgate's HTTP filter.
+/// second word: the bootstrap's top level, the HTTP connection manager, in
+/// place of certgate's HTTP filter, or among the network filters before the
+/// HTTP connection manager.
 fn envoy_with(snippet: &str, place: &str) -> String {
     let backend = "127.0.0.1:8080".parse().unwrap();
     let mut bootstrap: Yaml = serde_yaml_ng::from_str(&config("required-mtls.yaml", backend, None)).unwrap();
@@ -165,6 +166,12 @@ fn envoy_with(snippet: &str, place: &str) -> String {
             let filters = hcm["http_filters"].as_sequence_mut().unwrap();
             let at = filters.iter().position(|f| f["name"] == "certgate").unwrap();
             filters.splice(at..=at, fragment.as_sequence().unwrap().iter().cloned());
+        }
+        "envoy-network-filter" => {
+            let filters = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+                .as_sequence_mut()
+                .unwrap();
+            filters.splice(0..0, fragment.as_sequence().unwrap().iter().cloned());
         }
         other => panic!("unknown place {other}"),
     }
@@ -294,7 +301,7 @@ fn every_snippet_a_reader_may_copy_is_checked() {
                     }
                 }
                 ("yaml", _) => failures.push(format!(
-                    "{at}: a yaml block must say where it goes (envoy-bootstrap, envoy-hcm, envoy-http-filter) or that it is partial"
+                    "{at}: a yaml block must say where it goes (envoy-bootstrap, envoy-hcm, envoy-http-filter, envoy-network-filter) or that it is partial"
                 )),
                 // output, diagrams, commands, the harness's Rust and cases files: checked elsewhere or not code
                 _ => {}

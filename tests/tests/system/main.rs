@@ -17,6 +17,7 @@ mod crates;
 mod differential;
 mod edge;
 mod edge_abuse;
+mod enrollment;
 mod envoy;
 mod envoy_versions;
 mod harness_scenarios;

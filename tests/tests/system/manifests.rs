@@ -78,6 +78,7 @@ fn every_manifest_validates_against_its_crd_schema() {
         "ClientTrafficPolicy",
         "EnvoyExtensionPolicy",
         "EnvoyProxy",
+        "EnvoyPatchPolicy",
     ] {
         assert!(kinds.contains(&kind), "no {kind} manifest");
     }
@@ -143,6 +144,22 @@ fn the_schemas_catch_a_broken_manifest() {
         assert!(
             !violations(&schema_for(&proxy).unwrap(), &doc).is_empty(),
             "EnvoyProxy {pointer}: {bad} must be refused"
+        );
+    }
+    let (_, patch) = documents().into_iter().find(|(_, d)| d["kind"] == "EnvoyPatchPolicy").unwrap();
+    for (pointer, bad) in [
+        ("/spec/type", "MergePatch"),
+        ("/spec/jsonPatches/0/operation/op", "insert"),
+        (
+            "/spec/jsonPatches/0/type",
+            "type.googleapis.com/envoy.config.listener.v3.FilterChain",
+        ),
+    ] {
+        let mut doc = patch.clone();
+        *doc.pointer_mut(pointer).unwrap() = bad.into();
+        assert!(
+            !violations(&schema_for(&patch).unwrap(), &doc).is_empty(),
+            "EnvoyPatchPolicy {pointer}: {bad} must be refused"
         );
     }
     let (_, policy) = documents().into_iter().find(|(_, d)| d["kind"] == "ClientTrafficPolicy").unwrap();
@@ -221,11 +238,17 @@ fn the_settings_certgate_depends_on_are_set() {
                 assert!(!validation["crl"]["refs"].as_array().unwrap().is_empty(), "{at}: CRLs");
                 assert!(validation["allowExpiredCertificate"].is_null(), "{at}");
                 let xfcc = &spec["headers"]["xForwardedClientCert"];
-                assert_eq!(xfcc["mode"], "SanitizeSet", "{at}: a client's XFCC never passes");
-                assert!(
-                    xfcc["certDetailsToAdd"].as_array().unwrap().contains(&"Cert".into()),
-                    "{at}: Cert for Envoy 1.36/1.37"
-                );
+                if is_native(&file) {
+                    // the module reads filter state: no XFCC is built, a client's is removed
+                    assert_eq!(xfcc["mode"], "Sanitize", "{at}: a client's XFCC never passes, none is built");
+                    assert!(xfcc["certDetailsToAdd"].is_null(), "{at}");
+                } else {
+                    assert_eq!(xfcc["mode"], "SanitizeSet", "{at}: a client's XFCC never passes");
+                    assert!(
+                        xfcc["certDetailsToAdd"].as_array().unwrap().contains(&"Cert".into()),
+                        "{at}: Cert for Envoy 1.36/1.37"
+                    );
+                }
             }
             "EnvoyExtensionPolicy" if spec["dynamicModule"].is_array() => {
                 let module = &spec["dynamicModule"][0];
@@ -242,6 +265,18 @@ fn the_settings_certgate_depends_on_are_set() {
                     "{at}"
                 );
             }
+            "EnvoyPatchPolicy" => {
+                let patch = &spec["jsonPatches"][0];
+                assert_eq!(patch["type"], "type.googleapis.com/envoy.config.listener.v3.Listener", "{at}");
+                assert_eq!(patch["name"], "default/certgate-native/https", "{at}: the Gateway's HTTPS listener");
+                assert_eq!(patch["operation"]["op"], "add", "{at}");
+                assert_eq!(patch["operation"]["path"], "/filters/0", "{at}: before the HTTP connection manager");
+                assert_eq!(
+                    patch["operation"]["value"],
+                    native_network_filter(),
+                    "{at}: the same network filter as envoy/required-mtls-native.yaml, which every module Envoy runs"
+                );
+            }
             "EnvoyExtensionPolicy" => {
                 let wasm = &spec["wasm"][0];
                 assert_eq!(wasm["failOpen"], false, "{at}: fail closed, said explicitly");
@@ -255,7 +290,24 @@ fn the_settings_certgate_depends_on_are_set() {
         checked += 1;
     }
     assert_eq!(
-        checked, 11,
-        "2 Istio Gateways, 2 WasmPlugins, 3 ClientTrafficPolicies, 3 EnvoyExtensionPolicies (one a module's), 1 EnvoyProxy"
+        checked, 12,
+        "2 Istio Gateways, 2 WasmPlugins, 3 ClientTrafficPolicies, 3 EnvoyExtensionPolicies (one a module's), 1 EnvoyProxy, 1 EnvoyPatchPolicy"
     );
+}
+
+fn is_native(file: &Path) -> bool {
+    file.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-native.yaml"))
+}
+
+/// The set_filter_state network filter of the committed module configuration.
+fn native_network_filter() -> Value {
+    let config = kubectl_documents(&repo().join("envoy/required-mtls-native.yaml")).remove(0);
+    let filters = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    filters
+        .into_iter()
+        .find(|f| f["name"] == "envoy.filters.network.set_filter_state")
+        .expect("envoy/required-mtls-native.yaml has the set_filter_state network filter")
 }

@@ -120,7 +120,7 @@ impl Load {
                             break;
                         }
                         let path = paths[n % paths.len()];
-                        let spoof = n % 4 == 0;
+                        let spoof = n.is_multiple_of(4);
                         n += 1;
                         let headers: &[(&str, &str)] = if spoof {
                             &[("x-client-cn", "ops-anna"), ("X_USER", "ops-anna")]

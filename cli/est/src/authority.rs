@@ -1,0 +1,708 @@
+//! What the EST server decides, apart from HTTP and TLS: which CA a label
+//! names, who may enroll (a one-time token, the approval queue, the
+//! client's current certificate), and what gets signed. Every decision is
+//! logged, counted and written to the PKI home's audit log.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use certgate_pki::csr;
+use certgate_pki::enroll::audit::{self, Decision};
+use certgate_pki::enroll::queue::{self, Queued, Status};
+use certgate_pki::enroll::tokens::{self, TokenRefused};
+use certgate_pki::enroll::{self, Grant, Issued};
+use certgate_pki::index::IssuedBy;
+use certgate_pki::keys::Passphrase;
+use certgate_pki::profile::{Sans, Validity};
+use certgate_pki::store::{Ca, Home};
+use certgate_pki::PkiError;
+use rcgen::{Issuer, KeyPair};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Who may enroll, and what they get. Each way in is off unless set.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// One-time tokens (`pki token`) as the HTTP Basic password.
+    pub tokens: bool,
+    /// Requests without a token wait in the approval queue.
+    pub queue: bool,
+    /// `simplereenroll` with the client's current certificate at TLS.
+    pub renewal: bool,
+    /// The lifetime of what is issued, days.
+    pub days: u32,
+    /// What `Retry-After` says while a request waits, seconds.
+    pub retry_after: u32,
+    /// The CA without a label (`/.well-known/est/simpleenroll`).
+    pub default_ca: String,
+    /// Labels (`/.well-known/est/<label>/...`) and the CA each names.
+    pub labels: BTreeMap<String, String>,
+    /// A command that decides queued requests at once: it reads the request
+    /// (JSON) on standard input; exit status 0 approves, anything else leaves
+    /// it queued for a person.
+    pub approve_command: Option<Vec<String>>,
+}
+
+/// One CA the server issues for: its directory, key and chain.
+struct Signer {
+    ca: Ca,
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA's certificate and those above it up to the root, DER.
+    chain: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("ca", &self.ca.name).finish_non_exhaustive()
+    }
+}
+
+/// The operations of RFC 7030 certgate serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Operation {
+    /// `GET cacerts`.
+    CaCerts,
+    /// `POST simpleenroll`.
+    SimpleEnroll,
+    /// `POST simplereenroll`.
+    SimpleReenroll,
+    /// `GET csrattrs`.
+    CsrAttrs,
+}
+
+impl Operation {
+    /// As the URL and the metrics spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::CaCerts => "cacerts",
+            Operation::SimpleEnroll => "simpleenroll",
+            Operation::SimpleReenroll => "simplereenroll",
+            Operation::CsrAttrs => "csrattrs",
+        }
+    }
+
+    /// The operation a path segment names.
+    pub fn from_name(s: &str) -> Option<Operation> {
+        [
+            Operation::CaCerts,
+            Operation::SimpleEnroll,
+            Operation::SimpleReenroll,
+            Operation::CsrAttrs,
+        ]
+        .into_iter()
+        .find(|o| o.name() == s)
+    }
+}
+
+/// Who is asking, as the connection and the request show it.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    /// The peer's address.
+    pub addr: IpAddr,
+    /// HTTP Basic user and password, if sent.
+    pub basic: Option<(String, String)>,
+    /// The client certificate the TLS handshake verified (DER), if any.
+    pub cert: Option<Vec<u8>>,
+}
+
+/// What comes of a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// 200 with this body (DER: a certs-only PKCS#7).
+    Issued(Vec<u8>),
+    /// 202: the request waits in the queue.
+    Pending {
+        /// Its id, for `pki requests approve`.
+        id: String,
+        /// When to ask again, seconds.
+        retry_after: u32,
+    },
+    /// Refused; the sentence says why.
+    Refused(Refusal, String),
+}
+
+/// The kinds of refusal, each one status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: the request cannot be read (bad CSR, bad signature).
+    BadRequest,
+    /// 401: no usable credential (no token, an unknown, used or expired one).
+    Unauthorized,
+    /// 403: a credential, but not for this.
+    Forbidden,
+    /// 404: no such CA label.
+    NotFound,
+    /// 500: the server failed (the log says how); nothing was issued.
+    Internal,
+}
+
+impl Refusal {
+    /// `bad_request`, ... for the metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::BadRequest => "bad_request",
+            Refusal::Unauthorized => "unauthorized",
+            Refusal::Forbidden => "forbidden",
+            Refusal::NotFound => "not_found",
+            Refusal::Internal => "error",
+        }
+    }
+}
+
+/// The EST server's CAs, settings and counters.
+#[derive(Debug)]
+pub struct Authority {
+    home: Home,
+    settings: Settings,
+    signers: BTreeMap<String, Signer>,
+    counts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+fn refused(kind: Refusal, why: impl Into<String>) -> Outcome {
+    Outcome::Refused(kind, why.into())
+}
+
+/// The CA certificate's chain up to its root, from the CAs of the home.
+fn chain_of(home: &Home, ca: &Ca) -> Result<Vec<Vec<u8>>, PkiError> {
+    let mut chain = vec![ca.cert_der.clone()];
+    let mut current = ca.clone();
+    for _ in 0..8 {
+        let facts = current.facts()?;
+        if facts.self_signed {
+            break;
+        }
+        let cert = certgate_pki::store::parse_cert(&current.cert_path(), &current.cert_der)?;
+        let issuer = cert.issuer().to_string();
+        let mut parent = None;
+        for name in home.ca_names() {
+            let other = home.open_ca(&name)?;
+            if other.name != current.name && other.facts()?.subject == issuer {
+                parent = Some(other);
+                break;
+            }
+        }
+        let Some(parent) = parent else { break };
+        chain.push(parent.cert_der.clone());
+        current = parent;
+    }
+    Ok(chain)
+}
+
+impl Authority {
+    /// Opens every CA the settings name (each must have its key here),
+    /// sets aside what a crash left half-recorded, and checks the settings.
+    pub fn open(home: Home, settings: Settings, pass: &Passphrase) -> Result<(Authority, Vec<String>), PkiError> {
+        if !(settings.tokens || settings.queue || settings.renewal) {
+            return Err(PkiError::Invalid(
+                "no way to enroll is allowed: give --allow token, --allow queue and/or --allow renewal".into(),
+            ));
+        }
+        if settings.days == 0 {
+            return Err(PkiError::Invalid("--days must be at least 1".into()));
+        }
+        let mut report = Vec::new();
+        let mut signers = BTreeMap::new();
+        let names = std::iter::once(&settings.default_ca).chain(settings.labels.values());
+        for name in names {
+            if signers.contains_key(name) {
+                continue;
+            }
+            let ca = home.open_ca(name)?;
+            if ca.facts()?.self_signed {
+                report.push(format!(
+                    "warning: CA {name} is a root; enrolled clients are better issued by a client CA (`pki init-client-ca`)"
+                ));
+            }
+            for moved in ca.reconcile()? {
+                report.push(format!(
+                    "set aside {} (signed, never recorded: the server stopped in between)",
+                    moved.display()
+                ));
+            }
+            let issuer = ca.issuer(pass)?;
+            let chain = chain_of(&home, &ca)?;
+            signers.insert(name.clone(), Signer { ca, issuer, chain });
+        }
+        for label in settings.labels.keys() {
+            let ok = !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && Operation::from_name(label).is_none();
+            if !ok {
+                return Err(PkiError::Invalid(format!(
+                    "label {label:?}: use letters, digits, '-', '_' or '.', and not an operation's name"
+                )));
+            }
+        }
+        Ok((
+            Authority {
+                home,
+                settings,
+                signers,
+                counts: Mutex::default(),
+            },
+            report,
+        ))
+    }
+
+    /// Every CA certificate the TLS handshake trusts for client certificates (DER).
+    pub fn client_cas(&self) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = self.signers.values().flat_map(|s| s.chain.iter().cloned()).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The CRL files of the CAs it issues for (those that exist).
+    pub fn crl_files(&self) -> Vec<std::path::PathBuf> {
+        self.signers.values().map(|s| s.ca.crl_path()).filter(|p| p.is_file()).collect()
+    }
+
+    fn signer(&self, label: Option<&str>) -> Option<&Signer> {
+        let name = match label {
+            None => &self.settings.default_ca,
+            Some(l) => self.settings.labels.get(l)?,
+        };
+        self.signers.get(name)
+    }
+
+    /// Counts an answer, for the metrics.
+    pub fn count(&self, operation: Operation, outcome: &'static str) {
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry((operation.name(), outcome)).or_default() += 1;
+        }
+    }
+
+    /// The counters in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        let mut out = String::from(
+            "# HELP certgate_est_requests_total EST requests by operation and outcome.\n# TYPE certgate_est_requests_total counter\n",
+        );
+        if let Ok(counts) = self.counts.lock() {
+            for ((op, outcome), n) in counts.iter() {
+                out.push_str(&format!(
+                    "certgate_est_requests_total{{operation=\"{op}\",outcome=\"{outcome}\"}} {n}\n"
+                ));
+            }
+        }
+        out
+    }
+
+    /// `cacerts`: the CA's chain up to its root, certs-only PKCS#7 (DER).
+    pub fn cacerts(&self, label: Option<&str>) -> Outcome {
+        let Some(signer) = self.signer(label) else {
+            return no_label(label);
+        };
+        match crate::wire::certs_only(&signer.chain) {
+            Ok(der) => Outcome::Issued(der),
+            Err(e) => refused(Refusal::Internal, format!("cannot build the CA certificates: {e}")),
+        }
+    }
+
+    /// `simpleenroll`: a token, else the queue (where allowed), else 401.
+    pub fn enroll(&self, label: Option<&str>, csr_der: &[u8], who: &Requester) -> Outcome {
+        let Some(signer) = self.signer(label) else {
+            return no_label(label);
+        };
+        let request = match csr::check(csr_der) {
+            Ok(r) => r,
+            Err(why) => {
+                return self.decided(
+                    signer,
+                    "simpleenroll",
+                    "-",
+                    who,
+                    csr_der,
+                    None,
+                    refused(Refusal::BadRequest, format!("the CSR is refused: {why}")),
+                )
+            }
+        };
+        let token = who
+            .basic
+            .as_ref()
+            .map(|(_, password)| password.as_str())
+            .filter(|p| p.starts_with(tokens::PREFIX));
+        let outcome = match token {
+            Some(token) if self.settings.tokens => self.with_token(signer, &request, token),
+            Some(_) => refused(Refusal::Unauthorized, "this server does not take enrollment tokens"),
+            None if self.settings.queue => self.queued(signer, csr_der, &request, who),
+            None => refused(
+                Refusal::Unauthorized,
+                "enrollment needs a one-time token as the HTTP Basic password (`certgate pki token`)",
+            ),
+        };
+        let mode = if token.is_some() { "token" } else { "queue" };
+        self.decided(signer, "simpleenroll", mode, who, csr_der, Some(&request), outcome)
+    }
+
+    fn with_token(&self, signer: &Signer, request: &csr::Request, token: &str) -> Outcome {
+        let grant = match tokens::find(&signer.ca, token) {
+            Ok(Ok(grant)) => grant,
+            Ok(Err(TokenRefused::Unknown)) => return refused(Refusal::Unauthorized, format!("{}", TokenRefused::Unknown)),
+            Ok(Err(why)) => return refused(Refusal::Unauthorized, why.to_string()),
+            Err(e) => return internal(&e),
+        };
+        if let Err(why) = grant.allows(request.cn.as_deref(), &request.sans) {
+            return refused(Refusal::Forbidden, why);
+        }
+        let mut subject = rcgen::DistinguishedName::new();
+        if let Some(cn) = &grant.cn {
+            subject.push(rcgen::DnType::CommonName, cn.as_str());
+        }
+        let grant = Grant {
+            name: enroll::grant::index_name(grant.cn.as_deref(), &request.sans),
+            subject,
+            sans: request.sans.clone(),
+            validity: Validity::days(self.settings.days),
+            issued_by: IssuedBy::EstToken,
+        };
+        // the names are checked before the token is used up
+        if let Err(e) = grant.sans.to_rcgen(false) {
+            return refused(Refusal::Forbidden, e.to_string());
+        }
+        match tokens::claim(&signer.ca, token) {
+            Ok(true) => {}
+            Ok(false) => return refused(Refusal::Unauthorized, TokenRefused::Used.to_string()),
+            Err(e) => return internal(&e),
+        }
+        match enroll::issue(&signer.ca, &signer.issuer, &request.public_key, &grant) {
+            Ok(issued) => self.certificate(&issued),
+            Err(e) => {
+                // nothing was issued: the token works again
+                if let Err(back) = tokens::unclaim(&signer.ca, token) {
+                    tracing::error!(error = %back, "the token could not be put back");
+                }
+                internal(&e)
+            }
+        }
+    }
+
+    fn queued(&self, signer: &Signer, csr_der: &[u8], request: &csr::Request, who: &Requester) -> Outcome {
+        let requester = match &who.basic {
+            Some((user, _)) if !user.is_empty() => format!("{user} from {}", who.addr),
+            _ => who.addr.to_string(),
+        };
+        // the same CSR from the same user (or, without one, the same address) is the same request
+        let key = who
+            .basic
+            .as_ref()
+            .map_or_else(|| who.addr.to_string(), |(user, _)| format!("user:{user}"));
+        let id = queue::id(csr_der, &key);
+        let existing = match queue::load(&signer.ca, &id) {
+            Ok(q) => q,
+            Err(e) => return internal(&e),
+        };
+        let current = match existing {
+            Some(q) => q,
+            None => {
+                use base64::Engine;
+                let new = Queued {
+                    id: id.clone(),
+                    ca: signer.ca.name.clone(),
+                    requester,
+                    subject: subject_text(csr_der),
+                    sans: san_texts(&request.sans),
+                    csr: base64::engine::general_purpose::STANDARD.encode(csr_der),
+                    received: queue::now(),
+                    status: Status::Pending,
+                };
+                match queue::submit(&signer.ca, new) {
+                    Ok(q) => self.hook(signer, q),
+                    Err(e) => return internal(&e),
+                }
+            }
+        };
+        match current.status {
+            Status::Pending => Outcome::Pending {
+                id,
+                retry_after: self.settings.retry_after,
+            },
+            Status::Rejected { reason, .. } => refused(Refusal::Forbidden, format!("request {id} was rejected: {reason}")),
+            Status::Issued { serial, .. } => {
+                let path = signer.ca.dir.join("certs").join(format!("{serial}.pem"));
+                match certgate_pki::store::cert_file(&path) {
+                    Ok(certs) => match crate::wire::certs_only(&certs) {
+                        Ok(der) => Outcome::Issued(der),
+                        Err(e) => refused(Refusal::Internal, e.to_string()),
+                    },
+                    Err(e) => internal(&e),
+                }
+            }
+        }
+    }
+
+    /// Runs the approval command on a new request; its exit status 0 approves it.
+    fn hook(&self, signer: &Signer, request: Queued) -> Queued {
+        let Some(command) = &self.settings.approve_command else {
+            return request;
+        };
+        let Some((program, args)) = command.split_first() else {
+            return request;
+        };
+        let json = serde_json::to_string(&request).unwrap_or_default();
+        let run = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .and_then(|mut child| {
+                if let Some(mut stdin) = child.stdin.take() {
+                    use std::io::Write;
+                    // a command that does not read its input still decides
+                    let _ignored = stdin.write_all(json.as_bytes());
+                }
+                child.wait()
+            });
+        match run {
+            Ok(status) if status.success() => match queue::approve(&signer.ca, &signer.issuer, &request.id, self.settings.days) {
+                Ok((approved, issued)) => {
+                    let _logged = audit::record(
+                        &self.home,
+                        &Decision {
+                            operation: "approve",
+                            ca: &signer.ca.name,
+                            mode: "hook",
+                            requester: &approved.requester,
+                            subject: &approved.subject,
+                            sans: &approved.sans,
+                            outcome: "issued",
+                            serial: Some(&issued.serial),
+                            reason: None,
+                        },
+                    );
+                    approved
+                }
+                Err(e) => {
+                    tracing::error!(request = %request.id, error = %e, "the approval command approved, but signing failed");
+                    request
+                }
+            },
+            Ok(status) => {
+                tracing::info!(request = %request.id, %status, "the approval command left the request for a person");
+                request
+            }
+            Err(e) => {
+                tracing::error!(request = %request.id, error = %e, "the approval command did not run");
+                request
+            }
+        }
+    }
+
+    /// `simplereenroll`: the client's current certificate (verified at TLS)
+    /// must be one this CA issued and has not revoked; the CSR must ask for
+    /// the same subject and SANs (a new key is fine).
+    pub fn reenroll(&self, label: Option<&str>, csr_der: &[u8], who: &Requester) -> Outcome {
+        let Some(signer) = self.signer(label) else {
+            return no_label(label);
+        };
+        let request = match csr::check(csr_der) {
+            Ok(r) => r,
+            Err(why) => {
+                return self.decided(
+                    signer,
+                    "simplereenroll",
+                    "renewal",
+                    who,
+                    csr_der,
+                    None,
+                    refused(Refusal::BadRequest, format!("the CSR is refused: {why}")),
+                )
+            }
+        };
+        let outcome = self.renewal(signer, csr_der, &request, who);
+        self.decided(signer, "simplereenroll", "renewal", who, csr_der, Some(&request), outcome)
+    }
+
+    fn renewal(&self, signer: &Signer, csr_der: &[u8], request: &csr::Request, who: &Requester) -> Outcome {
+        if !self.settings.renewal {
+            return refused(Refusal::Forbidden, "this server does not renew (re-enrollment is not allowed)");
+        }
+        let Some(der) = &who.cert else {
+            return refused(
+                Refusal::Unauthorized,
+                "re-enrollment needs the client's current certificate at the TLS handshake",
+            );
+        };
+        let Ok((_, cert)) = X509Certificate::from_der(der) else {
+            return refused(Refusal::BadRequest, "the client certificate cannot be read");
+        };
+        let serial = certgate_pki::profile::serial_hex(&rcgen::SerialNumber::from_slice(cert.raw_serial()));
+        let index = match signer.ca.index() {
+            Ok(i) => i,
+            Err(e) => return internal(&e),
+        };
+        let Some(entry) = index.find_serial(&serial) else {
+            return refused(
+                Refusal::Forbidden,
+                format!("CA {} did not issue the client certificate", signer.ca.name),
+            );
+        };
+        // the very certificate this CA recorded, not one with the same serial from elsewhere
+        let recorded = certgate_pki::store::cert_file(&signer.ca.dir.join("certs").join(format!("{serial}.pem")));
+        if !matches!(&recorded, Ok(certs) if certs.first() == Some(der)) {
+            return refused(
+                Refusal::Forbidden,
+                format!("CA {} did not issue the client certificate", signer.ca.name),
+            );
+        }
+        if let Some((at, why)) = entry.revoked {
+            return refused(
+                Refusal::Forbidden,
+                format!(
+                    "the client certificate (serial {serial}) was revoked on {} ({}): it cannot renew",
+                    certgate_pki::index::timestamp(at),
+                    why.name()
+                ),
+            );
+        }
+        if entry.not_after <= certgate_pki::profile::now() {
+            return refused(
+                Refusal::Forbidden,
+                format!("the client certificate (serial {serial}) has expired: it cannot renew"),
+            );
+        }
+        let Ok((_, csr)) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der) else {
+            return refused(Refusal::BadRequest, "the CSR cannot be read");
+        };
+        if name_parts(&csr.certification_request_info.subject) != name_parts(cert.subject()) {
+            return refused(
+                Refusal::Forbidden,
+                format!(
+                    "the CSR asks for subject {:?}; renewal keeps the certificate's, {:?}",
+                    csr.certification_request_info.subject.to_string(),
+                    cert.subject().to_string()
+                ),
+            );
+        }
+        let current = csr::certificate_sans(&cert);
+        if sorted(&san_texts(&request.sans)) != sorted(&san_texts(&current)) {
+            return refused(
+                Refusal::Forbidden,
+                format!(
+                    "the CSR asks for the names [{}]; renewal keeps the certificate's, [{}]",
+                    san_texts(&request.sans).join(", "),
+                    san_texts(&current).join(", ")
+                ),
+            );
+        }
+        let grant = Grant {
+            name: entry.name.clone(),
+            subject: request.subject.clone(),
+            sans: current,
+            validity: Validity::days(self.settings.days),
+            issued_by: IssuedBy::EstRenewal,
+        };
+        match enroll::issue(&signer.ca, &signer.issuer, &request.public_key, &grant) {
+            Ok(issued) => self.certificate(&issued),
+            Err(e) => internal(&e),
+        }
+    }
+
+    fn certificate(&self, issued: &Issued) -> Outcome {
+        match crate::wire::certs_only(std::slice::from_ref(&issued.der)) {
+            Ok(der) => Outcome::Issued(der),
+            Err(e) => refused(Refusal::Internal, e.to_string()),
+        }
+    }
+
+    /// Logs and audits a decision, and hands the outcome on.
+    #[allow(clippy::too_many_arguments)]
+    fn decided(
+        &self,
+        signer: &Signer,
+        operation: &str,
+        mode: &str,
+        who: &Requester,
+        csr_der: &[u8],
+        request: Option<&csr::Request>,
+        outcome: Outcome,
+    ) -> Outcome {
+        let requester = match (&who.cert, &who.basic) {
+            (Some(der), _) => {
+                X509Certificate::from_der(der).map_or_else(|_| who.addr.to_string(), |(_, c)| format!("{} from {}", c.subject(), who.addr))
+            }
+            (None, Some((user, _))) if !user.is_empty() => format!("{user} from {}", who.addr),
+            _ => who.addr.to_string(),
+        };
+        let sans = request.map(|r| san_texts(&r.sans)).unwrap_or_default();
+        let subject = subject_text(csr_der);
+        let issued_serial = match &outcome {
+            Outcome::Issued(der) => serial_of_pkcs7(der),
+            _ => None,
+        };
+        let (result, reason) = match &outcome {
+            Outcome::Issued(_) => ("issued", None),
+            Outcome::Pending { .. } => ("queued", None),
+            Outcome::Refused(kind, why) => (kind.name(), Some(why.as_str())),
+        };
+        tracing::info!(operation, ca = %signer.ca.name, mode, requester = %requester, subject = %subject, sans = ?sans, outcome = result, serial = ?issued_serial, reason = ?reason, "est decision");
+        let logged = audit::record(
+            &self.home,
+            &Decision {
+                operation,
+                ca: &signer.ca.name,
+                mode,
+                requester: &requester,
+                subject: &subject,
+                sans: &sans,
+                outcome: result,
+                serial: issued_serial.as_deref(),
+                reason,
+            },
+        );
+        if let Err(e) = logged {
+            tracing::error!(error = %e, "the audit log could not be written");
+        }
+        outcome
+    }
+}
+
+fn no_label(label: Option<&str>) -> Outcome {
+    refused(Refusal::NotFound, format!("no CA label {:?} here", label.unwrap_or("")))
+}
+
+fn internal(e: &PkiError) -> Outcome {
+    tracing::error!(error = %e, "enrollment failed");
+    refused(
+        Refusal::Internal,
+        "the server could not complete the request; nothing was issued (its log says why)",
+    )
+}
+
+fn serial_of_pkcs7(der: &[u8]) -> Option<String> {
+    let certs = crate::wire::certs_of(der).ok()?;
+    let first = certs.first()?;
+    let (_, cert) = X509Certificate::from_der(first).ok()?;
+    Some(certgate_pki::profile::serial_hex(&rcgen::SerialNumber::from_slice(
+        cert.raw_serial(),
+    )))
+}
+
+fn subject_text(csr_der: &[u8]) -> String {
+    x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
+        .map(|(_, c)| c.certification_request_info.subject.to_string())
+        .unwrap_or_default()
+}
+
+/// The names as the queue, the audit log and the errors write them: `DNS:…`, `URI:…`, `email:…`, `IP:…`.
+fn san_texts(sans: &Sans) -> Vec<String> {
+    let mut out: Vec<String> = sans.dns.iter().map(|d| format!("DNS:{d}")).collect();
+    out.extend(sans.uris.iter().map(|u| format!("URI:{u}")));
+    out.extend(sans.emails.iter().map(|e| format!("email:{e}")));
+    out.extend(sans.ips.iter().map(|ip| format!("IP:{ip}")));
+    out
+}
+
+fn sorted(names: &[String]) -> Vec<String> {
+    let mut v = names.to_vec();
+    v.sort();
+    v
+}
+
+/// A name as attribute types and text values, in order: the same subject
+/// whatever string type a client's library chose to encode it in.
+fn name_parts(name: &x509_parser::x509::X509Name<'_>) -> Vec<(String, Option<String>)> {
+    name.iter_attributes()
+        .map(|a| (a.attr_type().to_id_string(), a.as_str().ok().map(str::to_owned)))
+        .collect()
+}

@@ -1,0 +1,226 @@
+//! The arguments of `certgate pki serve`, `pki enroll` and `pki reenroll`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use certgate_pki::cli::SanArgs;
+use certgate_pki::keys::{KeyKind, Passphrase};
+use certgate_pki::store::Home;
+
+use crate::authority::{Authority, Settings};
+use crate::client::{self, Enrollment, Files, Server};
+
+/// A way in to enrollment, each off unless given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Allow {
+    /// One-time tokens from `pki token`, as the HTTP Basic password.
+    Token,
+    /// Requests without a token wait for `pki requests approve`.
+    Queue,
+    /// `simplereenroll` with the client's current, unrevoked certificate at TLS.
+    Renewal,
+}
+
+/// The enrollment subcommands of `certgate pki`.
+#[derive(Debug, Subcommand)]
+pub enum EstCommand {
+    /// Run the EST server (RFC 7030) over the PKI home: cacerts, simpleenroll, simplereenroll, csrattrs, under /.well-known/est/[LABEL/].
+    Serve(ServeArgs),
+    /// Get a certificate from an EST server: a new key and CSR, with a one-time token or through the approval queue (polling while it waits).
+    Enroll(EnrollArgs),
+    /// Renew a certificate over EST with itself (mTLS, RFC 7030 simplereenroll) once a share of its lifetime has passed: a new key, the same names; for cron or a systemd timer. (`pki renew` renews a CA.)
+    Reenroll(RenewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (TLS).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// The server's certificate chain (PEM), e.g. from `pki server est.example.org`.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// The server's private key (PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The CA that signs requests without a label.
+    #[arg(long, default_value = "client-ca")]
+    pub ca: String,
+    /// A CA label, LABEL=CA: /.well-known/est/LABEL/... is signed by CA. Repeatable.
+    #[arg(long, value_parser = parse_label)]
+    pub label: Vec<(String, String)>,
+    /// Who may enroll: token, queue, renewal. Repeatable; none is allowed unless given.
+    #[arg(long, value_enum, required = true)]
+    pub allow: Vec<Allow>,
+    /// Days of validity of what is issued.
+    #[arg(long, default_value_t = certgate_pki::enroll::DEFAULT_DAYS)]
+    pub days: u32,
+    /// Seconds a queued requester is told to wait before asking again (Retry-After).
+    #[arg(long, default_value_t = 60)]
+    pub retry_after: u32,
+    /// A shell command that decides each new queued request at once: it reads the request (JSON) on stdin; exit 0 approves, else a person decides.
+    #[arg(long)]
+    pub approve_command: Option<String>,
+    /// Also serve Prometheus metrics on this address (plain HTTP, /metrics).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// File holding the CA key's passphrase, if it is encrypted.
+    #[arg(long)]
+    pub ca_password_file: Option<PathBuf>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (label, ca) = s.split_once('=').ok_or_else(|| format!("{s:?}: write LABEL=CA"))?;
+    Ok((label.to_owned(), ca.to_owned()))
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The EST server, https://HOST[:PORT].
+    #[arg(long)]
+    pub server: String,
+    /// The CA certificate(s) the server's certificate chains to (PEM).
+    #[arg(long)]
+    pub cacert: PathBuf,
+    /// The server's CA label, if it has several.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Where to write: OUT.key, OUT.pem, OUT-chain.pem (and OUT.csr while the request waits).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The CN to ask for.
+    #[arg(long)]
+    pub cn: Option<String>,
+    #[command(flatten)]
+    pub names: SanArgs,
+    /// A one-time token (`pki token`); without one the request waits for approval.
+    #[arg(long, env = "CERTGATE_EST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The HTTP Basic user: how the approver sees who asked.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The new key's algorithm.
+    #[arg(long, value_enum, default_value = "p256")]
+    pub key_type: KeyKind,
+    /// Seconds to keep polling while the request waits for approval.
+    #[arg(long, default_value_t = 300)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The certificate to renew, by its files' base: BASE.pem, BASE.key, BASE-chain.pem (as `pki enroll --out` wrote them).
+    #[arg(long)]
+    pub files: PathBuf,
+    /// Renew once this share of the lifetime has passed.
+    #[arg(long, default_value_t = 2.0 / 3.0)]
+    pub at: f64,
+    /// Renew now, whatever the lifetime.
+    #[arg(long)]
+    pub force: bool,
+    /// The new key's algorithm.
+    #[arg(long, value_enum, default_value = "p256")]
+    pub key_type: KeyKind,
+}
+
+impl ServerArgs {
+    fn server(&self) -> Server {
+        Server {
+            url: self.url(),
+            label: self.label.clone(),
+            trust: self.cacert.clone(),
+        }
+    }
+
+    fn url(&self) -> String {
+        self.server.trim_end_matches('/').to_owned()
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Runs one subcommand; `serve` runs until interrupted. Returns the lines to print.
+pub fn run(dir: &Path, command: &EstCommand) -> Result<Vec<String>, String> {
+    match command {
+        EstCommand::Serve(a) => serve(dir, a),
+        EstCommand::Enroll(a) => {
+            let what = Enrollment {
+                cn: a.cn.clone(),
+                sans: a.names.sans(),
+                key: a.key_type,
+                token: a.token.clone(),
+                user: a.user.clone(),
+                wait: a.wait,
+            };
+            runtime()?
+                .block_on(client::enroll(&a.server.server(), &what, &Files::at(&a.out)))
+                .map_err(|e| e.to_string())
+        }
+        EstCommand::Reenroll(a) => {
+            if !(0.0..=1.0).contains(&a.at) {
+                return Err(format!("--at {}: give a share of the lifetime between 0 and 1", a.at));
+            }
+            runtime()?
+                .block_on(client::renew(&a.server.server(), &Files::at(&a.files), a.key_type, a.at, a.force))
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
+    let settings = Settings {
+        tokens: a.allow.contains(&Allow::Token),
+        queue: a.allow.contains(&Allow::Queue),
+        renewal: a.allow.contains(&Allow::Renewal),
+        days: a.days,
+        retry_after: a.retry_after.max(1),
+        default_ca: a.ca.clone(),
+        labels: a.label.iter().cloned().collect::<BTreeMap<_, _>>(),
+        approve_command: a.approve_command.as_ref().map(|c| vec!["sh".into(), "-c".into(), c.clone()]),
+    };
+    let pass = Passphrase::from_file(a.ca_password_file.clone(), "--ca-password-file");
+    let (authority, report) = Authority::open(Home::new(dir), settings, &pass).map_err(|e| e.to_string())?;
+    for line in report {
+        eprintln!("{line}");
+    }
+    let tls = crate::server::tls_config(&a.cert, &a.key, &authority).map_err(|e| e.to_string())?;
+    let authority = Arc::new(authority);
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Some(addr) = a.metrics_listen {
+            let metrics = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(address = %addr, "metrics on http://{addr}/metrics");
+            tokio::spawn(crate::server::serve_metrics(metrics, Arc::clone(&authority)));
+        }
+        // the line a script waits for
+        println!("certgate EST server on https://{local}/.well-known/est/");
+        tokio::select! {
+            () = crate::server::serve(listener, tls, authority) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok::<_, String>(())
+    })?;
+    Ok(Vec::new())
+}

@@ -1,0 +1,340 @@
+//! The EST server: TLS 1.2 and 1.3 (rustls), HTTP/1.1 (strongSwan's client
+//! speaks nothing else), the routes of RFC 7030 under `/.well-known/est/`,
+//! with an optional CA label segment. A client certificate is optional at
+//! the handshake and, when sent, verified against the CAs served and their
+//! CRLs. Replies carry `Content-Length` (no chunking) and base64 on one line;
+//! errors are `text/plain` sentences.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use rustls::crypto::ring;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+
+use crate::authority::{Authority, Operation, Outcome, Refusal, Requester};
+use crate::wire;
+
+/// The largest request body taken (a CSR is a few hundred bytes to a few KB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A TLS set-up that cannot be built, naming the file at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// The server's TLS: its certificate chain and key from files; the client
+/// CAs and CRLs from the PKI home.
+pub fn tls_config(cert: &std::path::Path, key: &std::path::Path, authority: &Authority) -> Result<Arc<ServerConfig>, SetupError> {
+    let provider = Arc::new(ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for der in authority.client_cas() {
+        roots
+            .add(CertificateDer::from(der))
+            .map_err(|e| SetupError(format!("a CA certificate of the PKI home is not usable: {e}")))?;
+    }
+    let mut crls = Vec::new();
+    for path in authority.crl_files() {
+        let found = CertificateRevocationListDer::pem_file_iter(&path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| SetupError(format!("{}: {e}", path.display())))?;
+        crls.extend(found);
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+        .with_crls(crls)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| SetupError(format!("client verifier: {e}")))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| SetupError(format!("{}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(SetupError(format!("{}: no CERTIFICATE in the file", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| SetupError(format!("{}: no usable private key: {e}", key.display())))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| SetupError(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| SetupError(format!("the server key does not match its certificate: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts connections until the task is dropped.
+pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, authority: Arc<Authority>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let authority = Arc::clone(&authority);
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+            };
+            let cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.as_ref().to_vec());
+            let service = hyper::service::service_fn(move |req| {
+                let authority = Arc::clone(&authority);
+                let cert = cert.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&authority, peer, cert, req).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+/// Serves the metrics (Prometheus text) on plain HTTP, for a scraper on loopback.
+pub async fn serve_metrics(listener: TcpListener, authority: Arc<Authority>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let authority = Arc::clone(&authority);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let authority = Arc::clone(&authority);
+                async move {
+                    let reply = if req.uri().path() == "/metrics" {
+                        text(StatusCode::OK, authority.metrics()).map(|mut r| {
+                            r.headers_mut()
+                                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+                            r
+                        })
+                    } else {
+                        text(StatusCode::NOT_FOUND, "only /metrics is here".into())
+                    };
+                    Ok::<_, std::convert::Infallible>(reply.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let _ended = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, sentence: String) -> Result<Reply, hyper::http::Error> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(format!("{sentence}\n"))))
+}
+
+fn pkcs7(der: &[u8]) -> Result<Reply, hyper::http::Error> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/pkcs7-mime; smime-type=certs-only")
+        .header("content-transfer-encoding", "base64")
+        .body(Full::new(Bytes::from(wire::encode_base64(der))))
+}
+
+/// The route of a path: the label (if any) and the operation.
+pub fn route(path: &str) -> Option<(Option<&str>, &str)> {
+    let rest = path.strip_prefix("/.well-known/est/")?;
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        [op] => Some((None, op)),
+        [label, op] => Some((Some(label), op)),
+        _ => None,
+    }
+}
+
+fn basic(req: &Request<Incoming>) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+async fn handle(authority: &Arc<Authority>, peer: SocketAddr, cert: Option<Vec<u8>>, req: Request<Incoming>) -> Reply {
+    let (reply, operation, outcome) = answer(authority, peer, cert, req).await;
+    if let Some(op) = operation {
+        authority.count(op, outcome);
+    }
+    reply.unwrap_or_else(|_| {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"the reply could not be built\n")));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+async fn answer(
+    authority: &Arc<Authority>,
+    peer: SocketAddr,
+    cert: Option<Vec<u8>>,
+    req: Request<Incoming>,
+) -> (Result<Reply, hyper::http::Error>, Option<Operation>, &'static str) {
+    let path = req.uri().path().to_owned();
+    let Some((label, op_name)) = route(&path) else {
+        return (
+            text(StatusCode::NOT_FOUND, format!("{path}: EST lives under /.well-known/est/")),
+            None,
+            "",
+        );
+    };
+    let Some(op) = Operation::from_name(op_name) else {
+        let why = if matches!(op_name, "serverkeygen" | "fullcmc") {
+            format!("{op_name} is not offered: certgate signs keys it never sees, and only simple PKI messages")
+        } else {
+            format!("{op_name}: no such EST operation (cacerts, simpleenroll, simplereenroll, csrattrs)")
+        };
+        return (text(StatusCode::NOT_FOUND, why), None, "");
+    };
+    let label = label.map(str::to_owned);
+    let wants_post = matches!(op, Operation::SimpleEnroll | Operation::SimpleReenroll);
+    let method_ok = if wants_post {
+        req.method() == Method::POST
+    } else {
+        req.method() == Method::GET
+    };
+    if !method_ok {
+        let allow = if wants_post { "POST" } else { "GET" };
+        let reply = text(StatusCode::METHOD_NOT_ALLOWED, format!("{} takes {allow} only", op.name())).map(|mut r| {
+            r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+            r
+        });
+        return (reply, Some(op), "method_not_allowed");
+    }
+    match op {
+        Operation::CaCerts => {
+            let outcome = authority.cacerts(label.as_deref());
+            reply_for(outcome, op)
+        }
+        Operation::CsrAttrs => {
+            if authority.cacerts(label.as_deref()).is_refused_not_found() {
+                return (
+                    text(StatusCode::NOT_FOUND, format!("no CA label {:?} here", label.unwrap_or_default())),
+                    Some(op),
+                    "not_found",
+                );
+            }
+            // nothing is asked of the CSR beyond what the CA checks anyway
+            let reply = Response::builder().status(StatusCode::NO_CONTENT).body(Full::new(Bytes::new()));
+            (reply, Some(op), "none")
+        }
+        Operation::SimpleEnroll | Operation::SimpleReenroll => {
+            let content_type = req
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+            if content_type.as_deref() != Some("application/pkcs10") {
+                return (
+                    text(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        format!("{} takes a CSR as application/pkcs10 (base64 of its DER)", op.name()),
+                    ),
+                    Some(op),
+                    "unsupported_media_type",
+                );
+            }
+            let who = Requester {
+                addr: peer.ip(),
+                basic: basic(&req),
+                cert,
+            };
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return (
+                        text(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("the body is over {} KiB: a CSR is far smaller", MAX_BODY / 1024),
+                        ),
+                        Some(op),
+                        "too_large",
+                    )
+                }
+            };
+            let csr = match wire::decode_base64(&body) {
+                Ok(der) => der,
+                Err(e) => {
+                    return (
+                        text(StatusCode::BAD_REQUEST, format!("{e} (send the base64 of the CSR's DER)")),
+                        Some(op),
+                        "bad_request",
+                    )
+                }
+            };
+            let authority = Arc::clone(authority);
+            // signing and the PKI home's files: off the async workers
+            let outcome = tokio::task::spawn_blocking(move || match op {
+                Operation::SimpleEnroll => authority.enroll(label.as_deref(), &csr, &who),
+                _ => authority.reenroll(label.as_deref(), &csr, &who),
+            })
+            .await
+            .unwrap_or_else(|_| Outcome::Refused(Refusal::Internal, "the request failed; nothing was issued".into()));
+            reply_for(outcome, op)
+        }
+    }
+}
+
+impl Outcome {
+    fn is_refused_not_found(&self) -> bool {
+        matches!(self, Outcome::Refused(Refusal::NotFound, _))
+    }
+}
+
+fn reply_for(outcome: Outcome, op: Operation) -> (Result<Reply, hyper::http::Error>, Option<Operation>, &'static str) {
+    match outcome {
+        Outcome::Issued(der) => (pkcs7(&der), Some(op), "issued"),
+        Outcome::Pending { id, retry_after } => {
+            let reply = Response::builder()
+                .status(StatusCode::ACCEPTED)
+                .header(RETRY_AFTER, retry_after.to_string())
+                .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(Full::new(Bytes::from(format!(
+                    "request {id} waits for approval (`certgate pki requests approve {id}`); send the same CSR again later\n"
+                ))));
+            (reply, Some(op), "queued")
+        }
+        Outcome::Refused(kind, why) => {
+            let status = match kind {
+                Refusal::BadRequest => StatusCode::BAD_REQUEST,
+                Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+                Refusal::Forbidden => StatusCode::FORBIDDEN,
+                Refusal::NotFound => StatusCode::NOT_FOUND,
+                Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let reply = text(status, why).map(|mut r| {
+                if kind == Refusal::Unauthorized {
+                    r.headers_mut()
+                        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"certgate EST\""));
+                }
+                r
+            });
+            (reply, Some(op), kind.name())
+        }
+    }
+}

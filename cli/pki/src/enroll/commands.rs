@@ -1,0 +1,151 @@
+//! `pki token` and `pki requests`: the operator's side of enrollment, each
+//! decision also a line in the audit log.
+
+use super::audit::{self, Decision};
+use super::queue::{self, Status};
+use super::tokens::{self, TokenGrant};
+use crate::keys::Passphrase;
+use crate::ops::Report;
+use crate::profile::Sans;
+use crate::store::Home;
+use crate::PkiError;
+
+fn operator() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".into())
+}
+
+/// `pki token`: a one-time token for these names; printed once.
+pub fn token(home: &Home, ca_name: &str, cn: Option<String>, sans: &Sans, hours: u32) -> Result<Report, PkiError> {
+    let ca = home.open_ca(ca_name)?;
+    let grant = TokenGrant::new(cn, sans, hours)?;
+    let (token, path) = tokens::create(&ca, &grant)?;
+    let names: Vec<String> = grant
+        .cn
+        .iter()
+        .map(|c| format!("CN={c}"))
+        .chain(grant.dns.iter().map(|d| format!("DNS:{d}")))
+        .chain(grant.uris.iter().map(|u| format!("URI:{u}")))
+        .chain(grant.emails.iter().map(|e| format!("email:{e}")))
+        .chain(grant.ips.iter().map(|ip| format!("IP:{ip}")))
+        .collect();
+    audit::record(
+        home,
+        &Decision {
+            operation: "token",
+            ca: ca_name,
+            mode: "cli",
+            requester: &operator(),
+            subject: grant.cn.as_deref().unwrap_or(""),
+            sans: &names,
+            outcome: "created",
+            serial: None,
+            reason: None,
+        },
+    )?;
+    // the token alone on stdout's first line, for scripts: TOKEN=$(certgate pki token ... | head -1)
+    Ok(vec![
+        token,
+        format!(
+            "one-time token for CA {ca_name}, allowing {}, until {} (only its hash is kept: {})",
+            names.join(", "),
+            grant.expires,
+            path.display()
+        ),
+    ])
+}
+
+fn names_of(q: &queue::Queued) -> String {
+    if q.sans.is_empty() {
+        "-".into()
+    } else {
+        q.sans.join(",")
+    }
+}
+
+/// `pki requests list`.
+pub fn list(home: &Home, ca_name: Option<&str>, all: bool) -> Result<Report, PkiError> {
+    let names = match ca_name {
+        Some(n) => vec![n.to_owned()],
+        None => home.ca_names(),
+    };
+    let mut out = vec!["ID                        CA          STATUS    RECEIVED              REQUESTER / SUBJECT / NAMES".to_owned()];
+    for name in names {
+        let ca = home.open_ca(&name)?;
+        for q in queue::list(&ca)? {
+            if !all && q.status != Status::Pending {
+                continue;
+            }
+            let status = match &q.status {
+                Status::Pending => "pending",
+                Status::Issued { .. } => "issued",
+                Status::Rejected { .. } => "rejected",
+            };
+            out.push(format!(
+                "{:<24}  {:<10}  {:<8}  {}  {} / {} / {}",
+                q.id,
+                q.ca,
+                status,
+                q.received,
+                q.requester,
+                q.subject,
+                names_of(&q)
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `pki requests show`.
+pub fn show(home: &Home, ca_name: &str, id: &str) -> Result<Report, PkiError> {
+    let ca = home.open_ca(ca_name)?;
+    let q = queue::load(&ca, id)?.ok_or_else(|| PkiError::Invalid(format!("no request {id} at CA {ca_name}")))?;
+    Ok(vec![serde_json::to_string_pretty(&q).map_err(|e| PkiError::Invalid(e.to_string()))?])
+}
+
+/// `pki requests approve`: signs it now.
+pub fn approve(home: &Home, ca_name: &str, id: &str, days: u32, pass: &Passphrase) -> Result<Report, PkiError> {
+    let ca = home.open_ca(ca_name)?;
+    let issuer = ca.issuer(pass)?;
+    let (q, issued) = queue::approve(&ca, &issuer, id, days)?;
+    audit::record(
+        home,
+        &Decision {
+            operation: "approve",
+            ca: ca_name,
+            mode: "cli",
+            requester: &format!("{} for {}", operator(), q.requester),
+            subject: &q.subject,
+            sans: &q.sans,
+            outcome: "issued",
+            serial: Some(&issued.serial),
+            reason: None,
+        },
+    )?;
+    Ok(vec![format!(
+        "approved request {id} ({}, {}): issued serial {}; the requester's next poll gets it",
+        q.subject,
+        names_of(&q),
+        issued.serial
+    )])
+}
+
+/// `pki requests reject`.
+pub fn reject(home: &Home, ca_name: &str, id: &str, reason: &str) -> Result<Report, PkiError> {
+    let ca = home.open_ca(ca_name)?;
+    let q = queue::reject(&ca, id, reason)?;
+    audit::record(
+        home,
+        &Decision {
+            operation: "reject",
+            ca: ca_name,
+            mode: "cli",
+            requester: &format!("{} for {}", operator(), q.requester),
+            subject: &q.subject,
+            sans: &q.sans,
+            outcome: "rejected",
+            serial: None,
+            reason: Some(reason),
+        },
+    )?;
+    Ok(vec![format!("rejected request {id} ({}): {reason}", q.subject)])
+}

@@ -1,0 +1,639 @@
+//! Enrollment over EST (`certgate pki serve`) with real clients: strongSwan's
+//! `pki --est` (token, approval queue with 202 polling, re-enrollment with
+//! its certificate; TLS 1.2 and 1.3), curl with coreutils' base64 for every
+//! status code of the wire, `certgate pki enroll` / `reenroll`; the certificate
+//! enrolled is admitted by `certgate serve`, renewal stops at revocation,
+//! and the PKI home stays whole under concurrent enrollments.
+
+use crate::common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use certgate_backend as backend;
+use certgate_edge as edge;
+use certgate_edge::tls::ClientCertMode;
+use common::pki::Pki;
+use common::{certgate, wait_for_port, KillOnDrop};
+
+/// An EST server over a fresh PKI home (root, client CA, a server
+/// certificate for localhost and 127.0.0.1).
+struct Est {
+    pki: Pki,
+    addr: SocketAddr,
+    _server: KillOnDrop,
+}
+
+impl Est {
+    fn start(allow: &[&str], extra: &[&str]) -> Est {
+        let pki = Pki::new(&[]);
+        let (addr, server) = serve(&pki, allow, extra);
+        Est {
+            pki,
+            addr,
+            _server: server,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    fn root(&self) -> PathBuf {
+        self.pki.path("root-ca/ca.pem")
+    }
+
+    /// `certgate pki token ARGS`: the token (its first line).
+    fn token(&self, args: &[&str]) -> String {
+        let out = certgate()
+            .args(["pki", "token"])
+            .args(args)
+            .current_dir(&self.pki.dir.0)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().next().unwrap().to_owned()
+    }
+
+    /// `certgate pki ARGS` in the home: status, stdout, stderr.
+    fn pki_cmd(&self, args: &[&str]) -> (i32, String, String) {
+        let out = certgate().arg("pki").args(args).current_dir(&self.pki.dir.0).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn index_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.pki.path("client-ca/index.txt"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn serve(pki: &Pki, allow: &[&str], extra: &[&str]) -> (SocketAddr, KillOnDrop) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], common::envoy::free_port()));
+    let mut cmd = certgate();
+    cmd.args(["pki", "serve", "--listen", &addr.to_string()])
+        .arg("--cert")
+        .arg(pki.path("issued/localhost-chain.pem"))
+        .arg("--key")
+        .arg(pki.path("issued/localhost.key"))
+        .args(["--retry-after", "1"])
+        .args(extra)
+        .current_dir(&pki.dir.0)
+        .stdout(Stdio::null());
+    for a in allow {
+        cmd.args(["--allow", a]);
+    }
+    let child = KillOnDrop(cmd.spawn().unwrap());
+    wait_for_port(addr, "certgate pki serve", Duration::from_secs(20));
+    (addr, child)
+}
+
+/// A CSR (DER) for `cn` and DNS names, with a new P-256 key.
+fn csr(cn: Option<&str>, dns: &[&str]) -> (Vec<u8>, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(dns.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(cn) = cn {
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    }
+    (params.serialize_request(&key).unwrap().der().to_vec(), key)
+}
+
+fn b64(der: &[u8]) -> String {
+    use base64ct::Encoding;
+    base64ct::Base64::encode_string(der)
+}
+
+/// Wrapped at 64 columns with CRLF, as some clients send it.
+fn b64_wrapped(der: &[u8]) -> String {
+    b64(der)
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
+}
+
+/// One answer as curl saw it.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// curl (a real HTTP client): `method` to the EST path, the body from a file.
+fn curl(est: &Est, method: &str, path: &str, body: Option<&[u8]>, headers: &[&str]) -> Answer {
+    let dir = est
+        .pki
+        .dir
+        .0
+        .join(format!("curl-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body_file = dir.join("body");
+    let head_file = dir.join("headers");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-X", method, "--cacert"])
+        .arg(est.root())
+        .arg("-D")
+        .arg(&head_file)
+        .args(["-o", "-", "-w", "\n%{http_code}"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(b) = body {
+        std::fs::write(&body_file, b).unwrap();
+        cmd.arg("--data-binary").arg(format!("@{}", body_file.display()));
+    }
+    let out = cmd.arg(format!("{}/.well-known/est/{path}", est.url())).output().unwrap();
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    Answer {
+        status: status.trim().parse().unwrap(),
+        headers: std::fs::read_to_string(&head_file).unwrap_or_default(),
+        body: body.to_owned(),
+    }
+}
+
+const PKCS10: &str = "Content-Type: application/pkcs10";
+
+/// The certificates of a 200 answer, decoded by coreutils' base64 and read by OpenSSL.
+fn openssl_subjects(body: &str) -> String {
+    let mut b64 = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    b64.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let der = b64.wait_with_output().unwrap();
+    assert!(der.status.success(), "coreutils base64 -d takes the body");
+    let mut openssl = Command::new("openssl")
+        .args(["pkcs7", "-inform", "DER", "-print_certs", "-noout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    openssl.stdin.take().unwrap().write_all(&der.stdout).unwrap();
+    let out = openssl.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl reads a certs-only PKCS#7");
+    String::from_utf8_lossy(&out.stdout).replace(" = ", "=")
+}
+
+#[test]
+fn every_status_code_of_the_wire_from_a_request_that_earns_it() {
+    let est = Est::start(&["token", "queue"], &["--label", "people=client-ca"]);
+
+    // cacerts: no authentication, the chain up to the root, base64 on one line
+    let cacerts = curl(&est, "GET", "cacerts", None, &[]);
+    assert_eq!(cacerts.status, 200, "{cacerts:?}");
+    assert!(cacerts.header("content-type").unwrap().starts_with("application/pkcs7-mime"));
+    assert!(!cacerts.body.trim_end().contains('\n'), "one line");
+    let subjects = openssl_subjects(&cacerts.body);
+    assert!(
+        subjects.contains("certgate Client CA") && subjects.contains("certgate Root CA"),
+        "{subjects}"
+    );
+    assert_eq!(curl(&est, "GET", "people/cacerts", None, &[]).status, 200, "a label");
+    assert_eq!(curl(&est, "GET", "csrattrs", None, &[]).status, 204);
+
+    let before = est.index_lines().len();
+    let token = est.token(&["--cn", "svc", "--dns", "svc.example.org"]);
+    let auth = format!("Authorization: Basic {}", b64(format!("svc:{token}").as_bytes()));
+    let (good, _) = csr(Some("svc"), &["svc.example.org"]);
+
+    // refused, and nothing written: the token is still good afterwards
+    let (admin, _) = csr(Some("admin"), &["svc.example.org"]);
+    let r = curl(&est, "POST", "simpleenroll", Some(b64(&admin).as_bytes()), &[PKCS10, &auth]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(
+        r.body.contains("\"admin\"") && r.header("content-type").unwrap().starts_with("text/plain"),
+        "{r:?}"
+    );
+    let (more, _) = csr(Some("svc"), &["svc.example.org", "evil.example.org"]);
+    let r = curl(&est, "POST", "simpleenroll", Some(b64(&more).as_bytes()), &[PKCS10, &auth]);
+    assert_eq!(r.status, 403, "a name the token does not allow: {r:?}");
+    assert!(r.body.contains("evil.example.org"), "{r:?}");
+    let ca_true = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["svc.example.org".to_owned()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, "svc");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.serialize_request(&key).unwrap().der().to_vec()
+    };
+    let r = curl(&est, "POST", "simpleenroll", Some(b64(&ca_true).as_bytes()), &[PKCS10, &auth]);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("CA:TRUE"), "{r:?}");
+    let r = curl(
+        &est,
+        "POST",
+        "simpleenroll",
+        Some(b64(&good[..good.len() - 9]).as_bytes()),
+        &[PKCS10, &auth],
+    );
+    assert_eq!(r.status, 400, "truncated DER: {r:?}");
+    let mut forged = good.clone();
+    let last = forged.len() - 3;
+    forged[last] ^= 0x55;
+    let r = curl(&est, "POST", "simpleenroll", Some(b64(&forged).as_bytes()), &[PKCS10, &auth]);
+    assert_eq!(r.status, 400, "a signature that does not verify: {r:?}");
+    assert!(r.body.contains("signature"), "{r:?}");
+    let r = curl(&est, "POST", "simpleenroll", Some(b"!!! not base64 !!!"), &[PKCS10, &auth]);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("base64"), "{r:?}");
+    let r = curl(
+        &est,
+        "POST",
+        "simpleenroll",
+        Some(b64(&good).as_bytes()),
+        &["Content-Type: text/plain", &auth],
+    );
+    assert_eq!(r.status, 415, "{r:?}");
+    let huge = vec![b'A'; 70 * 1024];
+    let r = curl(&est, "POST", "simpleenroll", Some(&huge), &[PKCS10, &auth]);
+    assert_eq!(r.status, 413, "{r:?}");
+    let r = curl(&est, "GET", "simpleenroll", None, &[]);
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.header("allow").as_deref(), Some("POST"));
+    assert_eq!(
+        curl(&est, "POST", "nope/simpleenroll", Some(b64(&good).as_bytes()), &[PKCS10, &auth]).status,
+        404
+    );
+    assert_eq!(
+        curl(&est, "POST", "serverkeygen", Some(b64(&good).as_bytes()), &[PKCS10, &auth]).status,
+        404
+    );
+    let bogus = format!("Authorization: Basic {}", b64(b"svc:cgt_not-a-token"));
+    let r = curl(&est, "POST", "simpleenroll", Some(b64(&good).as_bytes()), &[PKCS10, &bogus]);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.header("www-authenticate").unwrap().starts_with("Basic"), "{r:?}");
+    assert_eq!(est.index_lines().len(), before, "no refused request wrote anything");
+
+    // the token, line-wrapped base64 with a Content-Transfer-Encoding header: issued once
+    let r = curl(
+        &est,
+        "POST",
+        "simpleenroll",
+        Some(b64_wrapped(&good).as_bytes()),
+        &[PKCS10, "Content-Transfer-Encoding: base64", &auth],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(openssl_subjects(&r.body).contains("subject=CN=svc\n"), "{r:?}");
+    let r = curl(&est, "POST", "simpleenroll", Some(b64(&good).as_bytes()), &[PKCS10, &auth]);
+    assert_eq!(r.status, 401, "a used token: {r:?}");
+    assert!(r.body.contains("used already"), "{r:?}");
+    let lines = est.index_lines();
+    assert_eq!(lines.len(), before + 1);
+    assert!(lines.last().unwrap().ends_with("\test-token"), "{lines:?}");
+
+    // no token: the queue answers 202 with Retry-After in whole seconds
+    let (queued, _) = csr(Some("visitor"), &[]);
+    let r = curl(&est, "POST", "simpleenroll", Some(b64(&queued).as_bytes()), &[PKCS10]);
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    let (code, list, err) = est.pki_cmd(&["requests", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let id = list.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let (code, _, err) = est.pki_cmd(&["requests", "reject", &id, "--reason", "unknown visitor"]);
+    assert_eq!(code, 0, "{err}");
+    let r = curl(&est, "POST", "simpleenroll", Some(b64(&queued).as_bytes()), &[PKCS10]);
+    assert_eq!(r.status, 403, "rejected: {r:?}");
+    assert!(r.body.contains("unknown visitor"), "{r:?}");
+
+    // every decision is in the audit log
+    let audit = std::fs::read_to_string(est.pki.path("audit.log")).unwrap();
+    for outcome in [
+        "\"forbidden\"",
+        "\"bad_request\"",
+        "\"unauthorized\"",
+        "\"issued\"",
+        "\"queued\"",
+        "\"rejected\"",
+        "\"created\"",
+    ] {
+        assert!(audit.contains(outcome), "{outcome} in {audit}");
+    }
+}
+
+/// strongSwan's `pki` with its TLS stack at `version_max` (1.2 is its default).
+fn strongswan(tls13: bool, dir: &Path) -> Command {
+    let mut cmd = Command::new("pki");
+    if tls13 {
+        let conf = dir.join("strongswan.conf");
+        std::fs::write(&conf, "libtls {\n  version_max = 1.3\n}\n").unwrap();
+        cmd.env("STRONGSWAN_CONF", conf);
+    }
+    cmd
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn subject_and_issuer(der_file: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-subject", "-issuer", "-in"])
+        .arg(der_file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).replace(" = ", "=")
+}
+
+#[test]
+fn strongswan_enrolls_with_a_token_and_through_the_queue_and_renews_over_tls_1_2_and_1_3() {
+    let est = Est::start(&["token", "queue", "renewal"], &[]);
+    for tls13 in [false, true] {
+        let dir = est.pki.dir.0.join(if tls13 { "swan13" } else { "swan12" });
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = if tls13 { "svc13" } else { "svc12" };
+        let key = dir.join("key.der");
+        std::fs::write(
+            &key,
+            run_ok(
+                strongswan(tls13, &dir).args(["--gen", "--type", "ecdsa", "--size", "256"]),
+                "pki --gen",
+            ),
+        )
+        .unwrap();
+        let req = dir.join("req.der");
+        let dn = format!("CN={name}");
+        let dns = format!("{name}.example.org");
+        std::fs::write(
+            &req,
+            run_ok(
+                strongswan(tls13, &dir)
+                    .args(["--req", "--type", "priv", "--in"])
+                    .arg(&key)
+                    .args(["--dn", &dn, "--san", &dns]),
+                "pki --req",
+            ),
+        )
+        .unwrap();
+
+        // a token
+        let token = est.token(&["--cn", name, "--dns", &dns]);
+        let cert = dir.join("cert.der");
+        let issued = run_ok(
+            strongswan(tls13, &dir)
+                .args(["--est", "--url", &est.url(), "--cacert"])
+                .arg(est.root())
+                .arg("--in")
+                .arg(&req)
+                .args(["--userpass", &format!("{name}:{token}")]),
+            "pki --est with a token",
+        );
+        std::fs::write(&cert, issued).unwrap();
+        let names = subject_and_issuer(&cert);
+        assert!(
+            names.contains(&format!("CN={name}")) && names.contains("certgate Client CA"),
+            "{names}"
+        );
+
+        // re-enrollment with that certificate and key: the same names, a new certificate
+        let renewed = dir.join("renewed.der");
+        let out = run_ok(
+            strongswan(tls13, &dir)
+                .args(["--est", "--url", &est.url(), "--cacert"])
+                .arg(est.root())
+                .arg("--in")
+                .arg(&req)
+                .arg("--cert")
+                .arg(&cert)
+                .arg("--key")
+                .arg(&key),
+            "pki --est --cert (simplereenroll)",
+        );
+        std::fs::write(&renewed, &out).unwrap();
+        assert_ne!(std::fs::read(&cert).unwrap(), out, "a new certificate");
+        assert!(subject_and_issuer(&renewed).contains(&format!("CN={name}")));
+
+        // the queue: strongSwan polls (every second) until an approval
+        let queued_req = dir.join("queued.der");
+        std::fs::write(
+            &queued_req,
+            run_ok(
+                strongswan(tls13, &dir)
+                    .args(["--req", "--type", "priv", "--in"])
+                    .arg(&key)
+                    .args(["--dn", &format!("CN={name}-queued")]),
+                "pki --req",
+            ),
+        )
+        .unwrap();
+        let polling = strongswan(tls13, &dir)
+            .args(["--est", "--url", &est.url(), "--cacert"])
+            .arg(est.root())
+            .arg("--in")
+            .arg(&queued_req)
+            .args(["--userpass", &format!("{name}:"), "--interval", "1", "--maxpolltime", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let id = wait_for_pending(&est, &format!("CN={name}-queued"));
+        let (code, out, err) = est.pki_cmd(&["requests", "approve", &id]);
+        assert_eq!(code, 0, "{out}{err}");
+        let done = polling.wait_with_output().unwrap();
+        assert!(
+            done.status.success(),
+            "strongSwan got the approved certificate: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let approved = dir.join("approved.der");
+        std::fs::write(&approved, &done.stdout).unwrap();
+        assert!(subject_and_issuer(&approved).contains(&format!("CN={name}-queued")));
+    }
+    let index = est.index_lines();
+    for by in ["est-token", "est-renewal", "est-approved"] {
+        assert_eq!(
+            index.iter().filter(|l| l.ends_with(&format!("\t{by}"))).count(),
+            2,
+            "{by}: {index:?}"
+        );
+    }
+}
+
+/// The id of the pending request for `subject`, once it is queued.
+fn wait_for_pending(est: &Est, subject: &str) -> String {
+    for _ in 0..100 {
+        let (code, list, err) = est.pki_cmd(&["requests", "list"]);
+        assert_eq!(code, 0, "{err}");
+        if let Some(line) = list.lines().find(|l| l.contains(subject)) {
+            return line.split_whitespace().next().unwrap().to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("no pending request for {subject}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_enrolled_by_certgate_is_admitted_renewed_and_stops_renewing_once_revoked() {
+    let est = Est::start(&["token", "renewal"], &[]);
+    let token = est.token(&["--cn", "svc", "--spiffe", "spiffe://example.org/ns/default/sa/svc"]);
+    let out = est.pki.path("issued/svc");
+    let enroll = certgate()
+        .args(["pki", "enroll", "--server", &est.url(), "--cacert"])
+        .arg(est.root())
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--cn",
+            "svc",
+            "--spiffe",
+            "spiffe://example.org/ns/default/sa/svc",
+            "--token",
+            &token,
+        ])
+        .output()
+        .unwrap();
+    assert!(enroll.status.success(), "{}", String::from_utf8_lossy(&enroll.stderr));
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(est.pki.path("issued/svc.key")).unwrap().permissions());
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    // certgate serve admits it, with its identity
+    let backend = backend::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let policy = est.pki.dir.0.join("policy.json");
+    std::fs::write(&policy, common::pki::POLICY).unwrap();
+    let serve = edge::start(est.pki.edge_settings(&policy, backend.addr, ClientCertMode::Required))
+        .await
+        .unwrap();
+    let reply = est
+        .pki
+        .connect(serve.addr, "svc")
+        .await
+        .unwrap()
+        .send("GET", "/hello", &[])
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.backend_header("x-client-cn"), vec!["svc".to_owned()]);
+
+    // renew: not due yet; forced, a new key and certificate for the same names
+    let renew = |force: bool| {
+        let mut cmd = certgate();
+        cmd.args(["pki", "reenroll", "--server", &est.url(), "--cacert"])
+            .arg(est.root())
+            .arg("--files")
+            .arg(&out);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let not_due = renew(false);
+    assert!(not_due.status.success());
+    assert!(String::from_utf8_lossy(&not_due.stdout).contains("not due for renewal"));
+    let old_cert = std::fs::read(est.pki.path("issued/svc.pem")).unwrap();
+    let renewed = renew(true);
+    assert!(renewed.status.success(), "{}", String::from_utf8_lossy(&renewed.stderr));
+    assert_ne!(std::fs::read(est.pki.path("issued/svc.pem")).unwrap(), old_cert);
+    let reply = est
+        .pki
+        .connect(serve.addr, "svc")
+        .await
+        .unwrap()
+        .send("GET", "/hello", &[])
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "the renewed certificate is admitted");
+
+    // revoked: renewal is refused at once (the index), whatever the CRL the server loaded
+    let (code, _, err) = est.pki_cmd(&["revoke", "--cert", "pki/issued/svc.pem", "--reason", "keyCompromise"]);
+    assert_eq!(code, 0, "{err}");
+    let refused = renew(true);
+    assert!(!refused.status.success());
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(text.contains("403") && text.contains("revoked"), "{text}");
+    serve.shutdown().await;
+}
+
+#[test]
+fn one_token_used_by_twenty_requests_at_once_issues_exactly_one_certificate() {
+    let est = Est::start(&["token"], &[]);
+    let token = est.token(&["--cn", "svc"]);
+    let auth = format!("Authorization: Basic {}", b64(format!("svc:{token}").as_bytes()));
+    let before = est.index_lines().len();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                let auth = auth.clone();
+                let est = &est;
+                s.spawn(move || {
+                    let (der, _) = csr(Some("svc"), &[]);
+                    curl(est, "POST", "simpleenroll", Some(b64(&der).as_bytes()), &[PKCS10, &auth]).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 19, "{statuses:?}");
+    assert_eq!(est.index_lines().len(), before + 1);
+}
+
+#[test]
+fn two_hundred_concurrent_enrollments_keep_every_serial_distinct_and_recorded() {
+    let est = Est::start(&["token"], &[]);
+    let ca = certgate_pki::store::Home::new(est.pki.path("")).open_ca("client-ca").unwrap();
+    let tokens: Vec<String> = (0..200)
+        .map(|i| {
+            let grant = certgate_pki::enroll::tokens::TokenGrant::new(Some(format!("svc{i}")), &Default::default(), 1).unwrap();
+            certgate_pki::enroll::tokens::create(&ca, &grant).unwrap().0
+        })
+        .collect();
+    let before = est.index_lines().len();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| {
+                let est = &est;
+                s.spawn(move || {
+                    let auth = format!("Authorization: Basic {}", b64(format!("svc{i}:{token}").as_bytes()));
+                    let (der, _) = csr(Some(&format!("svc{i}")), &[]);
+                    curl(est, "POST", "simpleenroll", Some(b64(&der).as_bytes()), &[PKCS10, &auth]).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let lines = est.index_lines();
+    assert_eq!(lines.len(), before + 200, "an index line for every certificate");
+    let serials: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.split('\t').nth(1).unwrap()).collect();
+    assert_eq!(serials.len(), lines.len(), "every serial distinct");
+    for serial in &serials {
+        assert!(
+            est.pki.path(&format!("client-ca/certs/{serial}.pem")).is_file(),
+            "{serial} has its copy"
+        );
+    }
+}
