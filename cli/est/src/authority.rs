@@ -29,6 +29,8 @@ pub struct Settings {
     pub queue: bool,
     /// `simplereenroll` with the client's current certificate at TLS.
     pub renewal: bool,
+    /// How long after its expiry a certificate may still renew (zero: not at all).
+    pub renewal_grace: std::time::Duration,
     /// The lifetime of what is issued, days.
     pub days: u32,
     /// What `Retry-After` says while a request waits, seconds.
@@ -103,6 +105,8 @@ pub struct Requester {
     pub basic: Option<(String, String)>,
     /// The client certificate the TLS handshake verified (DER), if any.
     pub cert: Option<Vec<u8>>,
+    /// The TLS version of the connection, for the log.
+    pub tls: &'static str,
 }
 
 /// What comes of a request.
@@ -555,10 +559,19 @@ impl Authority {
                 ),
             );
         }
-        if entry.not_after <= certgate_pki::profile::now() {
+        let grace = time::Duration::try_from(self.settings.renewal_grace).unwrap_or(time::Duration::ZERO);
+        if entry.not_after + grace <= certgate_pki::profile::now() {
+            let why = if grace.is_zero() {
+                " (no renewal grace is set)"
+            } else {
+                ", and its grace is over"
+            };
             return refused(
                 Refusal::Forbidden,
-                format!("the client certificate (serial {serial}) has expired: it cannot renew"),
+                format!(
+                    "the client certificate (serial {serial}) expired on {}: it cannot renew{why}",
+                    certgate_pki::index::timestamp(entry.not_after)
+                ),
             );
         }
         let Ok((_, csr)) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der) else {
@@ -635,7 +648,7 @@ impl Authority {
             Outcome::Pending { .. } => ("queued", None),
             Outcome::Refused(kind, why) => (kind.name(), Some(why.as_str())),
         };
-        tracing::info!(operation, ca = %signer.ca.name, mode, requester = %requester, subject = %subject, sans = ?sans, outcome = result, serial = ?issued_serial, reason = ?reason, "est decision");
+        tracing::info!(operation, ca = %signer.ca.name, mode, tls = who.tls, requester = %requester, subject = %subject, sans = ?sans, outcome = result, serial = ?issued_serial, reason = ?reason, "est decision");
         let logged = audit::record(
             &self.home,
             &Decision {

@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Days of validity of what is issued.
     #[arg(long, default_value_t = certgate_pki::enroll::DEFAULT_DAYS)]
     pub days: u32,
+    /// Days after its expiry a certificate may still renew itself (with --allow renewal; 0: it cannot). SECURITY.md says what this trusts.
+    #[arg(long, default_value_t = 0)]
+    pub renewal_grace: u32,
     /// Seconds a queued requester is told to wait before asking again (Retry-After).
     #[arg(long, default_value_t = 60)]
     pub retry_after: u32,
@@ -189,6 +192,7 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
         tokens: a.allow.contains(&Allow::Token),
         queue: a.allow.contains(&Allow::Queue),
         renewal: a.allow.contains(&Allow::Renewal),
+        renewal_grace: std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400),
         days: a.days,
         retry_after: a.retry_after.max(1),
         default_ca: a.ca.clone(),
@@ -200,7 +204,11 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
     for line in report {
         eprintln!("{line}");
     }
-    let tls = crate::server::tls_config(&a.cert, &a.key, &authority).map_err(|e| e.to_string())?;
+    if a.renewal_grace > 0 && !a.allow.contains(&Allow::Renewal) {
+        return Err("--renewal-grace is for --allow renewal, which is not given".into());
+    }
+    let grace = std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400);
+    let tls = crate::server::tls_config(&a.cert, &a.key, &authority, grace).map_err(|e| e.to_string())?;
     let authority = Arc::new(authority);
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(a.listen)

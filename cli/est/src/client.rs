@@ -174,9 +174,11 @@ struct Answer {
     body: Bytes,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn exchange(
     server: &Server,
     config: Arc<ClientConfig>,
+    client_auth: bool,
     method: Method,
     operation: &str,
     body: Option<String>,
@@ -186,6 +188,16 @@ async fn exchange(
     let connect = |what: String| ClientError::Connect {
         server: server.url.clone(),
         what,
+    };
+    // hyper's "connection error" says little: its causes say what (a TLS alert from the server)
+    let chain = |e: &dyn std::error::Error| {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        text
     };
     let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
         .await
@@ -218,7 +230,15 @@ async fn exchange(
     let request = request
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|e| connect(e.to_string()))?;
-    let response = sender.send_request(request).await.map_err(|e| connect(e.to_string()))?;
+    let response = sender.send_request(request).await.map_err(|e| {
+        // TLS 1.3: a server that refuses the client certificate says so after the client's handshake is done
+        let hint = if client_auth {
+            " (the server closed the connection: it may have refused the client certificate; its log says why)"
+        } else {
+            ""
+        };
+        connect(format!("{}{hint}", chain(&e)))
+    })?;
     let status = response.status();
     let retry_after = response
         .headers()
@@ -253,7 +273,7 @@ fn pem(der: &[u8]) -> String {
 
 /// The server's CA certificates (`cacerts`), DER.
 pub async fn cacerts(server: &Server) -> Result<Vec<Vec<u8>>, ClientError> {
-    let answer = exchange(server, tls(server, None)?, Method::GET, "cacerts", None, None).await?;
+    let answer = exchange(server, tls(server, None)?, false, Method::GET, "cacerts", None, None).await?;
     if answer.status != StatusCode::OK {
         return Err(refused(&answer));
     }
@@ -364,7 +384,16 @@ pub async fn enroll(server: &Server, what: &Enrollment, files: &Files) -> Result
         (None, None) => None,
     };
     let certs = loop {
-        let answer = exchange(server, Arc::clone(&config), Method::POST, "simpleenroll", Some(body.clone()), basic).await?;
+        let answer = exchange(
+            server,
+            Arc::clone(&config),
+            false,
+            Method::POST,
+            "simpleenroll",
+            Some(body.clone()),
+            basic,
+        )
+        .await?;
         match answer.status {
             StatusCode::OK => break certificates(&answer)?,
             StatusCode::ACCEPTED => {
@@ -440,6 +469,7 @@ pub async fn renew(server: &Server, files: &Files, key_kind: KeyKind, share: f64
     let answer = exchange(
         server,
         tls(server, Some(&auth))?,
+        true,
         Method::POST,
         "simplereenroll",
         Some(wire::encode_base64(&csr)),

@@ -7,17 +7,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use tokio::net::TcpListener;
 
 use crate::authority::{Authority, Operation, Outcome, Refusal, Requester};
@@ -32,8 +35,15 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct SetupError(pub String);
 
 /// The server's TLS: its certificate chain and key from files; the client
-/// CAs and CRLs from the PKI home.
-pub fn tls_config(cert: &std::path::Path, key: &std::path::Path, authority: &Authority) -> Result<Arc<ServerConfig>, SetupError> {
+/// CAs and CRLs from the PKI home. `grace`: how long after its expiry a
+/// client certificate still passes the handshake (for renewal only; zero
+/// unless `--renewal-grace` says otherwise).
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    authority: &Authority,
+    grace: Duration,
+) -> Result<Arc<ServerConfig>, SetupError> {
     let provider = Arc::new(ring::default_provider());
     let mut roots = RootCertStore::empty();
     for der in authority.client_cas() {
@@ -53,6 +63,11 @@ pub fn tls_config(cert: &std::path::Path, key: &std::path::Path, authority: &Aut
         .allow_unauthenticated()
         .build()
         .map_err(|e| SetupError(format!("client verifier: {e}")))?;
+    let verifier: Arc<dyn ClientCertVerifier> = if grace.is_zero() {
+        verifier
+    } else {
+        Arc::new(GraceVerifier { inner: verifier, grace })
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| SetupError(format!("{}: {e}", cert.display())))?;
@@ -68,6 +83,82 @@ pub fn tls_config(cert: &std::path::Path, key: &std::path::Path, authority: &Aut
         .map_err(|e| SetupError(format!("the server key does not match its certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Lets a client certificate that expired less than `grace` ago pass the
+/// handshake, verified (chain, signature, CRL) as of its last valid second;
+/// the authority then lets it renew and nothing else.
+#[derive(Debug)]
+struct GraceVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    grace: Duration,
+}
+
+impl ClientCertVerifier for GraceVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let first = self.inner.verify_client_cert(end_entity, intermediates, now);
+        let expired = matches!(
+            &first,
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::Expired | CertificateError::ExpiredContext { .. }
+            ))
+        );
+        if !expired {
+            return first;
+        }
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
+            return first;
+        };
+        let not_after = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
+        let now_secs = now.as_secs();
+        if now_secs.saturating_sub(not_after) > self.grace.as_secs() {
+            return first;
+        }
+        self.inner.verify_client_cert(
+            end_entity,
+            intermediates,
+            UnixTime::since_unix_epoch(Duration::from_secs(not_after)),
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Accepts connections until the task is dropped.
@@ -91,16 +182,17 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, authority: Arc
                     return;
                 }
             };
-            let cert = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| c.as_ref().to_vec());
+            let session = stream.get_ref().1;
+            let cert = session.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
+            let tls = match session.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "TLS",
+            };
             let service = hyper::service::service_fn(move |req| {
                 let authority = Arc::clone(&authority);
                 let cert = cert.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&authority, peer, cert, req).await) }
+                async move { Ok::<_, std::convert::Infallible>(handle(&authority, peer, cert, tls, req).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
@@ -177,8 +269,8 @@ fn basic(req: &Request<Incoming>) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-async fn handle(authority: &Arc<Authority>, peer: SocketAddr, cert: Option<Vec<u8>>, req: Request<Incoming>) -> Reply {
-    let (reply, operation, outcome) = answer(authority, peer, cert, req).await;
+async fn handle(authority: &Arc<Authority>, peer: SocketAddr, cert: Option<Vec<u8>>, tls: &'static str, req: Request<Incoming>) -> Reply {
+    let (reply, operation, outcome) = answer(authority, peer, cert, tls, req).await;
     if let Some(op) = operation {
         authority.count(op, outcome);
     }
@@ -193,6 +285,7 @@ async fn answer(
     authority: &Arc<Authority>,
     peer: SocketAddr,
     cert: Option<Vec<u8>>,
+    tls: &'static str,
     req: Request<Incoming>,
 ) -> (Result<Reply, hyper::http::Error>, Option<Operation>, &'static str) {
     let path = req.uri().path().to_owned();
@@ -263,6 +356,7 @@ async fn answer(
                 addr: peer.ip(),
                 basic: basic(&req),
                 cert,
+                tls,
             };
             let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                 Ok(b) => b.to_bytes(),

@@ -88,7 +88,9 @@ fn serve(pki: &Pki, allow: &[&str], extra: &[&str]) -> (SocketAddr, KillOnDrop) 
         .args(["--retry-after", "1"])
         .args(extra)
         .current_dir(&pki.dir.0)
-        .stdout(Stdio::null());
+        .env("CERTGATE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(pki.dir.0.join("est.log")).unwrap());
     for a in allow {
         cmd.args(["--allow", a]);
     }
@@ -471,6 +473,16 @@ fn strongswan_enrolls_with_a_token_and_through_the_queue_and_renews_over_tls_1_2
         std::fs::write(&approved, &done.stdout).unwrap();
         assert!(subject_and_issuer(&approved).contains(&format!("CN={name}-queued")));
     }
+    // strongSwan spoke TLS 1.2 by default and 1.3 when told
+    let log = std::fs::read_to_string(est.pki.dir.0.join("est.log")).unwrap();
+    for (version, name) in [("TLSv1.2", "svc12"), ("TLSv1.3", "svc13")] {
+        let decisions: Vec<&str> = log.lines().filter(|l| l.contains("est decision") && l.contains(name)).collect();
+        assert!(decisions.len() >= 3, "{name}: {log}");
+        assert!(
+            decisions.iter().all(|l| l.contains(&format!("tls=\"{version}\""))),
+            "{name} over {version}: {decisions:?}"
+        );
+    }
     let index = est.index_lines();
     for by in ["est-token", "est-renewal", "est-approved"] {
         assert_eq!(
@@ -636,4 +648,57 @@ fn two_hundred_concurrent_enrollments_keep_every_serial_distinct_and_recorded() 
             "{serial} has its copy"
         );
     }
+}
+
+/// `date -u -d WHEN` as RFC 3339.
+fn date(when: &str) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", when, "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn an_expired_certificate_renews_only_within_a_grace_period_that_is_set() {
+    // CAs older than the certificates (a verifier checks the chain as of the certificate's last second)
+    let pki = Pki {
+        dir: common::TempDir::new("est-grace").unwrap(),
+    };
+    let since = date("500 days ago");
+    pki.run(&["init-root", "--org", "Example", "--not-before", &since]);
+    pki.run(&["init-client-ca", "--org", "Example", "--not-before", &since]);
+    pki.run(&["server", "localhost", "--ip", "127.0.0.1"]);
+    for (name, expired) in [("lately", "2 days ago"), ("long-ago", "60 days ago")] {
+        pki.run(&["client", name, "--not-before", &date("400 days ago"), "--not-after", &date(expired)]);
+    }
+    let reenroll = |addr: SocketAddr, name: &str| {
+        certgate()
+            .args(["pki", "reenroll", "--server", &format!("https://{addr}"), "--cacert"])
+            .arg(pki.path("root-ca/ca.pem"))
+            .arg("--files")
+            .arg(pki.path(&format!("issued/{name}")))
+            .output()
+            .unwrap()
+    };
+    // no grace: the handshake refuses an expired certificate
+    let (addr, server) = serve(&pki, &["renewal"], &[]);
+    let out = reenroll(addr, "lately");
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused the client certificate"), "{err}");
+    drop(server);
+    let log = std::fs::read_to_string(pki.dir.0.join("est.log")).unwrap();
+    assert!(
+        log.contains("TLS handshake refused") && log.contains("certificate expired"),
+        "{log}"
+    );
+    // 30 days of grace: two days late renews, sixty days late does not
+    let (addr, _server) = serve(&pki, &["renewal"], &["--renewal-grace", "30"]);
+    let out = reenroll(addr, "lately");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = reenroll(addr, "long-ago");
+    assert!(!out.status.success());
+    let index = std::fs::read_to_string(pki.path("client-ca/index.txt")).unwrap();
+    assert_eq!(index.lines().filter(|l| l.ends_with("\test-renewal")).count(), 1, "{index}");
 }
