@@ -406,3 +406,61 @@ impl Ca {
         Ok(next)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyKind;
+    use crate::ops::{init_root, CaSpec};
+    use crate::profile::{Subject, Validity};
+
+    fn a_ca() -> (tempfile::TempDir, Ca) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let spec = CaSpec {
+            name: "root-ca".into(),
+            subject: Subject::cn("Test Root"),
+            validity: Validity::days(30),
+            key: KeyKind::P256,
+            serial: None,
+            encrypt: None,
+            crl_days: 30,
+            crl_url: None,
+        };
+        init_root(&home, &spec).unwrap();
+        let ca = home.open_ca("root-ca").unwrap();
+        (dir, ca)
+    }
+
+    #[test]
+    fn a_copy_signed_but_never_recorded_is_set_aside_and_its_serial_stays_taken() {
+        let (_dir, ca) = a_ca();
+        let orphan = ca.dir.join("certs").join("0ABC.pem");
+        std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+        std::fs::write(&orphan, "a certificate a crash left without its index line").unwrap();
+        let moved = ca.reconcile().unwrap();
+        assert_eq!(moved, vec![ca.dir.join("certs/unrecorded/0ABC.pem")]);
+        assert!(!orphan.exists());
+        assert!(ca.serial_taken("0ABC").unwrap(), "never reused");
+        assert!(ca.reconcile().unwrap().is_empty(), "once");
+    }
+
+    #[test]
+    fn an_index_line_without_its_copy_is_named() {
+        let (_dir, ca) = a_ca();
+        ca.update_index(|index| {
+            index.entries.push(Entry {
+                serial: "0DEF".into(),
+                not_after: crate::profile::now(),
+                revoked: None,
+                name: "lost".into(),
+                subject: "CN=lost".into(),
+                issued_by: crate::index::IssuedBy::Cli,
+            });
+            Ok(())
+        })
+        .unwrap();
+        let err = ca.reconcile().unwrap_err().to_string();
+        assert!(err.contains("serial 0DEF has no copy"), "{err}");
+    }
+}

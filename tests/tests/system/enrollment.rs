@@ -702,3 +702,81 @@ fn an_expired_certificate_renews_only_within_a_grace_period_that_is_set() {
     let index = std::fs::read_to_string(pki.path("client-ca/index.txt")).unwrap();
     assert_eq!(index.lines().filter(|l| l.ends_with("\test-renewal")).count(), 1, "{index}");
 }
+
+#[test]
+fn a_server_killed_in_a_burst_leaves_an_index_and_store_that_agree_after_restart() {
+    let mut est = Est::start(&["token", "queue"], &[]);
+    // a request waiting in the queue before the crash
+    let (waiting, _) = csr(Some("patient"), &[]);
+    assert_eq!(curl(&est, "POST", "simpleenroll", Some(b64(&waiting).as_bytes()), &[PKCS10]).status, 202);
+    let ca = certgate_pki::store::Home::new(est.pki.path("")).open_ca("client-ca").unwrap();
+    let tokens: Vec<String> = (0..150)
+        .map(|i| {
+            let grant = certgate_pki::enroll::tokens::TokenGrant::new(Some(format!("burst{i}")), &Default::default(), 1).unwrap();
+            certgate_pki::enroll::tokens::create(&ca, &grant).unwrap().0
+        })
+        .collect();
+    let pid = est._server.0.id().to_string();
+    std::thread::scope(|s| {
+        for (i, token) in tokens.iter().enumerate() {
+            let est = &est;
+            s.spawn(move || {
+                let auth = format!("Authorization: Basic {}", b64(format!("burst{i}:{token}").as_bytes()));
+                let (der, _) = csr(Some(&format!("burst{i}")), &[]);
+                // curl fails once the server is gone: that is the point
+                let _ = Command::new("curl")
+                    .args(["-sS", "-o", "/dev/null", "--cacert"])
+                    .arg(est.root())
+                    .args(["-H", PKCS10, "-H", &auth, "--data-binary", &b64(&der)])
+                    .arg(format!("{}/.well-known/est/simpleenroll", est.url()))
+                    .output();
+            });
+        }
+        // kill -9 once some have been issued and others are in flight
+        let start = std::time::Instant::now();
+        while est.index_lines().len() < 20 && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+    });
+    let _ = est._server.0.wait();
+    let issued_before = est.index_lines().len();
+    assert!(issued_before >= 20 && issued_before < 150, "killed mid-burst: {issued_before} issued");
+
+    // restart: it sets aside what was signed but never recorded, and serves again
+    let (addr, server) = serve(&est.pki, &["token", "queue"], &[]);
+    est.addr = addr;
+    est._server = server;
+    let index = certgate_pki::index::Index::parse(&std::fs::read_to_string(est.pki.path("client-ca/index.txt")).unwrap()).unwrap();
+    let serials: std::collections::BTreeSet<String> = index.entries.iter().map(|e| e.serial.clone()).collect();
+    assert_eq!(serials.len(), index.entries.len(), "no serial twice");
+    let stored: std::collections::BTreeSet<String> = std::fs::read_dir(est.pki.path("client-ca/certs"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".pem").map(str::to_owned))
+        .collect();
+    assert_eq!(stored, serials, "every index line has its certificate and every stored certificate its line");
+    let unrecorded: Vec<String> = std::fs::read_dir(est.pki.path("client-ca/certs/unrecorded"))
+        .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    assert!(unrecorded.iter().all(|u| !serials.contains(u.trim_end_matches(".pem"))), "{unrecorded:?}");
+    eprintln!(
+        "killed with {issued_before} of 150 issued; {} signed but unrecorded, set aside",
+        unrecorded.len()
+    );
+    // the queue is intact, the audit log is whole lines, and enrollment goes on with new serials
+    let (code, list, err) = est.pki_cmd(&["requests", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(list.contains("CN=patient"), "{list}");
+    for line in std::fs::read_to_string(est.pki.path("audit.log")).unwrap().lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let token = est.token(&["--cn", "after"]);
+    let auth = format!("Authorization: Basic {}", b64(format!("after:{token}").as_bytes()));
+    let (der, _) = csr(Some("after"), &[]);
+    assert_eq!(curl(&est, "POST", "simpleenroll", Some(b64(&der).as_bytes()), &[PKCS10, &auth]).status, 200);
+    let after = est.index_lines();
+    assert_eq!(after.len(), issued_before + 1);
+    let new_serial = after.last().unwrap().split('\t').nth(1).unwrap();
+    assert!(!serials.contains(new_serial) && !unrecorded.contains(&format!("{new_serial}.pem")));
+}
