@@ -31,6 +31,10 @@ pub struct Settings {
     pub renewal: bool,
     /// How long after its expiry a certificate may still renew (zero: not at all).
     pub renewal_grace: std::time::Duration,
+    /// The proxy (Envoy with certgate) whose RFC 9440 `Client-Cert` header is
+    /// taken as the client's verified certificate; from any other address
+    /// that header is refused.
+    pub trusted_proxy: Option<IpAddr>,
     /// The lifetime of what is issued, days.
     pub days: u32,
     /// What `Retry-After` says while a request waits, seconds.
@@ -267,6 +271,11 @@ impl Authority {
             Some(l) => self.settings.labels.get(l)?,
         };
         self.signers.get(name)
+    }
+
+    /// The proxy whose `Client-Cert` header is believed, if one is set.
+    pub fn trusted_proxy(&self) -> Option<IpAddr> {
+        self.settings.trusted_proxy
     }
 
     /// Counts an answer, for the metrics.

@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// A shell command that decides each new queued request at once: it reads the request (JSON) on stdin; exit 0 approves, else a person decides.
     #[arg(long)]
     pub approve_command: Option<String>,
+    /// The address of the proxy (Envoy with certgate's rfc9440 headers) whose Client-Cert header is taken as the client's verified certificate; from anywhere else that header is refused. SECURITY.md says what this trusts.
+    #[arg(long)]
+    pub trusted_proxy: Option<std::net::IpAddr>,
     /// Also serve Prometheus metrics on this address (plain HTTP, /metrics).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
@@ -193,6 +196,7 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
         queue: a.allow.contains(&Allow::Queue),
         renewal: a.allow.contains(&Allow::Renewal),
         renewal_grace: std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400),
+        trusted_proxy: a.trusted_proxy,
         days: a.days,
         retry_after: a.retry_after.max(1),
         default_ca: a.ca.clone(),

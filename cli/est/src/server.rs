@@ -352,6 +352,10 @@ async fn answer(
                     "unsupported_media_type",
                 );
             }
+            let cert = match client_cert(authority, peer, cert, &req) {
+                Ok(c) => c,
+                Err((status, why)) => return (text(status, why), Some(op), "forbidden"),
+            };
             let who = Requester {
                 addr: peer.ip(),
                 basic: basic(&req),
@@ -391,6 +395,41 @@ async fn answer(
             .unwrap_or_else(|_| Outcome::Refused(Refusal::Internal, "the request failed; nothing was issued".into()));
             reply_for(outcome, op)
         }
+    }
+}
+
+/// The client's certificate: the one its TLS handshake verified, or, from the
+/// trusted proxy only, the RFC 9440 `Client-Cert` header certgate set there
+/// (the proxy's own connection carries no client's certificate).
+fn client_cert(
+    authority: &Authority,
+    peer: SocketAddr,
+    from_tls: Option<Vec<u8>>,
+    req: &Request<Incoming>,
+) -> Result<Option<Vec<u8>>, (StatusCode, String)> {
+    let header = req.headers().get("client-cert");
+    match (authority.trusted_proxy(), header) {
+        (Some(proxy), Some(value)) if proxy == peer.ip() => {
+            let der = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().strip_prefix(':')?.strip_suffix(':').map(str::to_owned))
+                .and_then(|b64| wire::decode_base64(b64.as_bytes()).ok())
+                .ok_or((
+                    StatusCode::BAD_REQUEST,
+                    "the proxy's Client-Cert is not an RFC 9440 byte sequence (:base64:)".to_owned(),
+                ))?;
+            Ok(Some(der))
+        }
+        (Some(proxy), None) if proxy == peer.ip() => Ok(None),
+        (_, Some(_)) => Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "a Client-Cert header is taken only from the trusted proxy, and {} is not it",
+                peer.ip()
+            ),
+        )),
+        (_, None) => Ok(from_tls),
     }
 }
 

@@ -708,7 +708,10 @@ fn a_server_killed_in_a_burst_leaves_an_index_and_store_that_agree_after_restart
     let mut est = Est::start(&["token", "queue"], &[]);
     // a request waiting in the queue before the crash
     let (waiting, _) = csr(Some("patient"), &[]);
-    assert_eq!(curl(&est, "POST", "simpleenroll", Some(b64(&waiting).as_bytes()), &[PKCS10]).status, 202);
+    assert_eq!(
+        curl(&est, "POST", "simpleenroll", Some(b64(&waiting).as_bytes()), &[PKCS10]).status,
+        202
+    );
     let ca = certgate_pki::store::Home::new(est.pki.path("")).open_ca("client-ca").unwrap();
     let tokens: Vec<String> = (0..150)
         .map(|i| {
@@ -741,7 +744,10 @@ fn a_server_killed_in_a_burst_leaves_an_index_and_store_that_agree_after_restart
     });
     let _ = est._server.0.wait();
     let issued_before = est.index_lines().len();
-    assert!(issued_before >= 20 && issued_before < 150, "killed mid-burst: {issued_before} issued");
+    assert!(
+        issued_before >= 20 && issued_before < 150,
+        "killed mid-burst: {issued_before} issued"
+    );
 
     // restart: it sets aside what was signed but never recorded, and serves again
     let (addr, server) = serve(&est.pki, &["token", "queue"], &[]);
@@ -755,11 +761,17 @@ fn a_server_killed_in_a_burst_leaves_an_index_and_store_that_agree_after_restart
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.strip_suffix(".pem").map(str::to_owned))
         .collect();
-    assert_eq!(stored, serials, "every index line has its certificate and every stored certificate its line");
+    assert_eq!(
+        stored, serials,
+        "every index line has its certificate and every stored certificate its line"
+    );
     let unrecorded: Vec<String> = std::fs::read_dir(est.pki.path("client-ca/certs/unrecorded"))
         .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
         .unwrap_or_default();
-    assert!(unrecorded.iter().all(|u| !serials.contains(u.trim_end_matches(".pem"))), "{unrecorded:?}");
+    assert!(
+        unrecorded.iter().all(|u| !serials.contains(u.trim_end_matches(".pem"))),
+        "{unrecorded:?}"
+    );
     eprintln!(
         "killed with {issued_before} of 150 issued; {} signed but unrecorded, set aside",
         unrecorded.len()
@@ -774,9 +786,74 @@ fn a_server_killed_in_a_burst_leaves_an_index_and_store_that_agree_after_restart
     let token = est.token(&["--cn", "after"]);
     let auth = format!("Authorization: Basic {}", b64(format!("after:{token}").as_bytes()));
     let (der, _) = csr(Some("after"), &[]);
-    assert_eq!(curl(&est, "POST", "simpleenroll", Some(b64(&der).as_bytes()), &[PKCS10, &auth]).status, 200);
+    assert_eq!(
+        curl(&est, "POST", "simpleenroll", Some(b64(&der).as_bytes()), &[PKCS10, &auth]).status,
+        200
+    );
     let after = est.index_lines();
     assert_eq!(after.len(), issued_before + 1);
     let new_serial = after.last().unwrap().split('\t').nth(1).unwrap();
     assert!(!serials.contains(new_serial) && !unrecorded.contains(&format!("{new_serial}.pem")));
+}
+
+const EST_POLICY: &str = r#"{"verification":"listener","headers":{"preset":"rfc9440"},"rules":[{"name":"est","path_prefix":"/.well-known/est/","anonymous":true}]}"#;
+
+/// `envoy/est.yaml` with `pki`'s files, in front of the EST server at `server`.
+fn envoy_in_front(pki: &Pki, server: SocketAddr) -> common::envoy::Envoy {
+    let fixtures = format!("{}/fixtures/pki/", common::repo().display());
+    let yaml = pki
+        .envoy_yaml("est.yaml", server, EST_POLICY)
+        .replace(&format!("{fixtures}root-ca.pem"), &pki.path("root-ca/ca.pem").display().to_string());
+    common::envoy::Envoy::start(&yaml).unwrap()
+}
+
+fn through(est: &Est, envoy: &common::envoy::Envoy, args: &[&str]) -> std::process::Output {
+    certgate()
+        .arg("pki")
+        .args(args)
+        .args(["--server", &format!("https://{}", envoy.listener), "--cacert"])
+        .arg(est.root())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_trusted_proxy() {
+    let est = Est::start(&["token", "renewal"], &["--trusted-proxy", "127.0.0.2"]);
+    let envoy = envoy_in_front(&est.pki, est.addr);
+    let files = est.pki.path("issued/svc");
+    let files = files.to_str().unwrap();
+    let token = est.token(&["--cn", "svc"]);
+    let out = through(&est, &envoy, &["enroll", "--out", files, "--cn", "svc", "--token", &token]);
+    assert!(
+        out.status.success(),
+        "enrolled through Envoy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = through(&est, &envoy, &["reenroll", "--files", files, "--force"]);
+    assert!(
+        out.status.success(),
+        "renewed through Envoy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(est.index_lines().last().unwrap().ends_with("\test-renewal"));
+
+    // straight to the server from 127.0.0.1 with a Client-Cert of one's own: refused
+    let cert_b64 = {
+        let pem = std::fs::read_to_string(est.pki.path("issued/svc.pem")).unwrap();
+        b64(&pem_rfc7468::decode_vec(pem.as_bytes()).unwrap().1)
+    };
+    let (der, _) = csr(Some("svc"), &[]);
+    let forged = format!("Client-Cert: :{cert_b64}:");
+    let r = curl(&est, "POST", "simplereenroll", Some(b64(&der).as_bytes()), &[PKCS10, &forged]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("only from the trusted proxy"), "{r:?}");
+
+    // a server that trusts no proxy refuses the header Envoy sets
+    let (addr, _trusting_none) = serve(&est.pki, &["renewal"], &[]);
+    let envoy = envoy_in_front(&est.pki, addr);
+    let out = through(&est, &envoy, &["reenroll", "--files", files, "--force"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("403") && err.contains("trusted proxy"), "{err}");
 }
