@@ -140,6 +140,12 @@ const RULES: &[(&str, bool, &[&str])] = &[
         true,
         &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper"],
     ),
+    // enrollment: a server and client over the PKI home; never the filter or its harness
+    (
+        "certgate-est",
+        true,
+        &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "proxy-wasm"],
+    ),
     (
         "certgate-fixtures",
         true,
