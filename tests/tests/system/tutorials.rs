@@ -71,7 +71,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 "#;
 
 /// The tutorial pages this file runs, each by its own test below.
-const PAGES: [&str; 4] = ["from-nothing.md", "gunicorn.md", "nginx.md", "browsers.md"];
+const PAGES: [&str; 5] = ["from-nothing.md", "gunicorn.md", "nginx.md", "browsers.md", "enrollment.md"];
 
 #[test]
 fn every_tutorial_page_is_run() {
@@ -107,6 +107,11 @@ fn nginx_optional_client_certificates() {
 #[test]
 fn browsers_with_a_pkcs12() {
     run_page("browsers.md");
+}
+
+#[test]
+fn enrollment_over_est() {
+    run_page("enrollment.md");
 }
 
 /// The page's fixed `localhost:`/`127.0.0.1:` ports, each mapped to a free one.

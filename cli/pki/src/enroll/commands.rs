@@ -68,7 +68,9 @@ pub fn list(home: &Home, ca_name: Option<&str>, all: bool) -> Result<Report, Pki
         Some(n) => vec![n.to_owned()],
         None => home.ca_names(),
     };
-    let mut out = vec!["ID                        CA          STATUS    RECEIVED              REQUESTER / SUBJECT / NAMES".to_owned()];
+    let row =
+        |id: &str, ca: &str, status: &str, received: &str, rest: &str| format!("{id:<24}  {ca:<10}  {status:<8}  {received:<20}  {rest}");
+    let mut out = vec![row("ID", "CA", "STATUS", "RECEIVED", "REQUESTER / SUBJECT / NAMES")];
     for name in names {
         let ca = home.open_ca(&name)?;
         for q in queue::list(&ca)? {
@@ -80,15 +82,12 @@ pub fn list(home: &Home, ca_name: Option<&str>, all: bool) -> Result<Report, Pki
                 Status::Issued { .. } => "issued",
                 Status::Rejected { .. } => "rejected",
             };
-            out.push(format!(
-                "{:<24}  {:<10}  {:<8}  {}  {} / {} / {}",
-                q.id,
-                q.ca,
+            out.push(row(
+                &q.id,
+                &q.ca,
                 status,
-                q.received,
-                q.requester,
-                q.subject,
-                names_of(&q)
+                &q.received,
+                &format!("{} / {} / {}", q.requester, q.subject, names_of(&q)),
             ));
         }
     }
