@@ -2,8 +2,10 @@
 //! `pki --est` (token, approval queue with 202 polling, re-enrollment with
 //! its certificate; TLS 1.2 and 1.3), curl with coreutils' base64 for every
 //! status code of the wire, `certgate pki enroll` / `reenroll`; the certificate
-//! enrolled is admitted by `certgate serve`, renewal stops at revocation,
-//! and the PKI home stays whole under concurrent enrollments.
+//! enrolled is admitted by `certgate serve` and by certgate in Envoy, renewal
+//! stops at revocation, the PKI home stays whole under concurrent enrollments
+//! and a kill -9, and behind Envoy the server believes `Client-Cert` only from
+//! the proxy it is told to trust.
 
 use crate::common;
 
@@ -205,7 +207,11 @@ fn openssl_subjects(body: &str) -> String {
 
 #[test]
 fn every_status_code_of_the_wire_from_a_request_that_earns_it() {
-    let est = Est::start(&["token", "queue"], &["--label", "people=client-ca"]);
+    let metrics = SocketAddr::from(([127, 0, 0, 1], common::envoy::free_port()));
+    let est = Est::start(
+        &["token", "queue"],
+        &["--label", "people=client-ca", "--metrics-listen", &metrics.to_string()],
+    );
 
     // cacerts: no authentication, the chain up to the root, base64 on one line
     let cacerts = curl(&est, "GET", "cacerts", None, &[]);
@@ -322,6 +328,58 @@ fn every_status_code_of_the_wire_from_a_request_that_earns_it() {
     let r = curl(&est, "POST", "simpleenroll", Some(b64(&queued).as_bytes()), &[PKCS10]);
     assert_eq!(r.status, 403, "rejected: {r:?}");
     assert!(r.body.contains("unknown visitor"), "{r:?}");
+
+    // counted by operation and outcome, in a format Prometheus' own checker takes
+    let scraped = Command::new("curl")
+        .args(["-sS", &format!("http://{metrics}/metrics")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&scraped.stdout).into_owned();
+    for (operation, outcome, n) in [
+        ("cacerts", "issued", 2),
+        ("csrattrs", "none", 1),
+        ("simpleenroll", "issued", 1),
+        ("simpleenroll", "queued", 1),
+        ("simpleenroll", "forbidden", 3),
+        ("simpleenroll", "bad_request", 4),
+        ("simpleenroll", "unauthorized", 2),
+        ("simpleenroll", "unsupported_media_type", 1),
+        ("simpleenroll", "too_large", 1),
+        ("simpleenroll", "method_not_allowed", 1),
+        ("simpleenroll", "not_found", 1),
+    ] {
+        let line = format!("certgate_est_requests_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {n}");
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // pki list says how each certificate was issued
+    let (code, listed, err) = est.pki_cmd(&["list", "--ca", "client-ca", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let by: Vec<&str> = listed["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["issued_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["est-token"], "{listed}");
 
     // every decision is in the audit log
     let audit = std::fs::read_to_string(est.pki.path("audit.log")).unwrap();
@@ -576,6 +634,19 @@ async fn a_certificate_enrolled_by_certgate_is_admitted_renewed_and_stops_renewi
         .await
         .unwrap();
     assert_eq!(reply.status, 200, "the renewed certificate is admitted");
+    // and by certgate in Envoy, with its identity
+    let envoy = common::envoy::Envoy::start(&est.pki.envoy_yaml("required-mtls.yaml", backend.addr, common::pki::POLICY)).unwrap();
+    let reply = est
+        .pki
+        .connect(envoy.listener, "svc")
+        .await
+        .unwrap()
+        .send("GET", "/hello", &[])
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.backend_header("x-client-cn"), vec!["svc".to_owned()]);
+    drop(envoy);
 
     // revoked: renewal is refused at once (the index), whatever the CRL the server loaded
     let (code, _, err) = est.pki_cmd(&["revoke", "--cert", "pki/issued/svc.pem", "--reason", "keyCompromise"]);
