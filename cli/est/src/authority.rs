@@ -313,22 +313,9 @@ impl Authority {
 
     /// `simpleenroll`: a token, else the queue (where allowed), else 401.
     pub fn enroll(&self, label: Option<&str>, csr_der: &[u8], who: &Requester) -> Outcome {
-        let Some(signer) = self.signer(label) else {
-            return no_label(label);
-        };
-        let request = match csr::check(csr_der) {
-            Ok(r) => r,
-            Err(why) => {
-                return self.decided(
-                    signer,
-                    "simpleenroll",
-                    "-",
-                    who,
-                    csr_der,
-                    None,
-                    refused(Refusal::BadRequest, format!("the CSR is refused: {why}")),
-                )
-            }
+        let (signer, request) = match self.checked(label, "simpleenroll", csr_der, who) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
         };
         let token = who
             .basic
@@ -505,25 +492,25 @@ impl Authority {
     /// must be one this CA issued and has not revoked; the CSR must ask for
     /// the same subject and SANs (a new key is fine).
     pub fn reenroll(&self, label: Option<&str>, csr_der: &[u8], who: &Requester) -> Outcome {
-        let Some(signer) = self.signer(label) else {
-            return no_label(label);
-        };
-        let request = match csr::check(csr_der) {
-            Ok(r) => r,
-            Err(why) => {
-                return self.decided(
-                    signer,
-                    "simplereenroll",
-                    "renewal",
-                    who,
-                    csr_der,
-                    None,
-                    refused(Refusal::BadRequest, format!("the CSR is refused: {why}")),
-                )
-            }
+        let (signer, request) = match self.checked(label, "simplereenroll", csr_der, who) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
         };
         let outcome = self.renewal(signer, csr_der, &request, who);
         self.decided(signer, "simplereenroll", "renewal", who, csr_der, Some(&request), outcome)
+    }
+
+    /// The CA a label names and the request's CSR as checked; a refusal
+    /// (no such label, a CSR that does not pass) is logged and audited.
+    fn checked(&self, label: Option<&str>, operation: &str, csr_der: &[u8], who: &Requester) -> Result<(&Signer, csr::Request), Outcome> {
+        let signer = self.signer(label).ok_or_else(|| no_label(label))?;
+        match csr::check(csr_der) {
+            Ok(request) => Ok((signer, request)),
+            Err(why) => {
+                let outcome = refused(Refusal::BadRequest, format!("the CSR is refused: {why}"));
+                Err(self.decided(signer, operation, "-", who, csr_der, None, outcome))
+            }
+        }
     }
 
     fn renewal(&self, signer: &Signer, csr_der: &[u8], request: &csr::Request, who: &Requester) -> Outcome {

@@ -564,6 +564,12 @@ fn wait_for_pending(est: &Est, subject: &str) -> String {
     panic!("no pending request for {subject}");
 }
 
+/// A request as `who` (its files under the home's `issued/`): the status and the CN the backend was told.
+async fn seen_as(pki: &Pki, addr: SocketAddr, who: &str) -> (u16, Vec<String>) {
+    let reply = pki.connect(addr, who).await.unwrap().send("GET", "/hello", &[]).await.unwrap();
+    (reply.status, reply.backend_header("x-client-cn"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_enrolled_by_certgate_is_admitted_renewed_and_stops_renewing_once_revoked() {
     let est = Est::start(&["token", "renewal"], &[]);
@@ -595,16 +601,7 @@ async fn a_certificate_enrolled_by_certgate_is_admitted_renewed_and_stops_renewi
     let serve = edge::start(est.pki.edge_settings(&policy, backend.addr, ClientCertMode::Required))
         .await
         .unwrap();
-    let reply = est
-        .pki
-        .connect(serve.addr, "svc")
-        .await
-        .unwrap()
-        .send("GET", "/hello", &[])
-        .await
-        .unwrap();
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.backend_header("x-client-cn"), vec!["svc".to_owned()]);
+    assert_eq!(seen_as(&est.pki, serve.addr, "svc").await, (200, vec!["svc".to_owned()]));
 
     // renew: not due yet; forced, a new key and certificate for the same names
     let renew = |force: bool| {
@@ -625,27 +622,14 @@ async fn a_certificate_enrolled_by_certgate_is_admitted_renewed_and_stops_renewi
     let renewed = renew(true);
     assert!(renewed.status.success(), "{}", String::from_utf8_lossy(&renewed.stderr));
     assert_ne!(std::fs::read(est.pki.path("issued/svc.pem")).unwrap(), old_cert);
-    let reply = est
-        .pki
-        .connect(serve.addr, "svc")
-        .await
-        .unwrap()
-        .send("GET", "/hello", &[])
-        .await
-        .unwrap();
-    assert_eq!(reply.status, 200, "the renewed certificate is admitted");
+    assert_eq!(
+        seen_as(&est.pki, serve.addr, "svc").await,
+        (200, vec!["svc".to_owned()]),
+        "the renewed certificate is admitted"
+    );
     // and by certgate in Envoy, with its identity
     let envoy = common::envoy::Envoy::start(&est.pki.envoy_yaml("required-mtls.yaml", backend.addr, common::pki::POLICY)).unwrap();
-    let reply = est
-        .pki
-        .connect(envoy.listener, "svc")
-        .await
-        .unwrap()
-        .send("GET", "/hello", &[])
-        .await
-        .unwrap();
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.backend_header("x-client-cn"), vec!["svc".to_owned()]);
+    assert_eq!(seen_as(&est.pki, envoy.listener, "svc").await, (200, vec!["svc".to_owned()]));
     drop(envoy);
 
     // revoked: renewal is refused at once (the index), whatever the CRL the server loaded
