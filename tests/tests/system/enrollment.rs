@@ -181,26 +181,25 @@ fn curl(est: &Est, method: &str, path: &str, body: Option<&[u8]>, headers: &[&st
 
 const PKCS10: &str = "Content-Type: application/pkcs10";
 
+/// `program ARGS` with `input` on its standard input.
+fn piped(program: &str, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// The certificates of a 200 answer, decoded by coreutils' base64 and read by OpenSSL.
 fn openssl_subjects(body: &str) -> String {
-    let mut b64 = Command::new("base64")
-        .arg("-d")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    b64.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let der = b64.wait_with_output().unwrap();
+    let der = piped("base64", &["-d"], body.as_bytes());
     assert!(der.status.success(), "coreutils base64 -d takes the body");
-    let mut openssl = Command::new("openssl")
-        .args(["pkcs7", "-inform", "DER", "-print_certs", "-noout"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    openssl.stdin.take().unwrap().write_all(&der.stdout).unwrap();
-    let out = openssl.wait_with_output().unwrap();
+    let out = piped("openssl", &["pkcs7", "-inform", "DER", "-print_certs", "-noout"], &der.stdout);
     assert!(out.status.success(), "openssl reads a certs-only PKCS#7");
     String::from_utf8_lossy(&out.stdout).replace(" = ", "=")
 }
@@ -351,18 +350,7 @@ fn every_status_code_of_the_wire_from_a_request_that_earns_it() {
         let line = format!("certgate_est_requests_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {n}");
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    }
-    let checked = promtool.wait_with_output().unwrap();
+    let checked = piped("promtool", &["check", "metrics"], text.as_bytes());
     assert!(
         checked.status.success(),
         "promtool check metrics: {}",
