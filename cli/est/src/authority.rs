@@ -20,15 +20,37 @@ use certgate_pki::PkiError;
 use rcgen::{Issuer, KeyPair};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// Who may enroll, and what they get. Each way in is off unless set.
-#[derive(Debug, Clone)]
-pub struct Settings {
+/// The ways in to enrollment, each off unless set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ways {
     /// One-time tokens (`pki token`) as the HTTP Basic password.
     pub tokens: bool,
     /// Requests without a token wait in the approval queue.
     pub queue: bool,
     /// `simplereenroll` with the client's current certificate at TLS.
     pub renewal: bool,
+}
+
+impl Ways {
+    fn any(self) -> bool {
+        self.tokens || self.queue || self.renewal
+    }
+}
+
+/// A CA label: the CA it names and, if it says so, its own ways in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// The CA.
+    pub ca: String,
+    /// Its ways in; `None`: the server's.
+    pub ways: Option<Ways>,
+}
+
+/// Who may enroll, and what they get.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The ways in without a label, and for a label that names none of its own.
+    pub ways: Ways,
     /// How long after its expiry a certificate may still renew (zero: not at all).
     pub renewal_grace: std::time::Duration,
     /// The proxy (Envoy with certgate) whose RFC 9440 `Client-Cert` header is
@@ -41,8 +63,8 @@ pub struct Settings {
     pub retry_after: u32,
     /// The CA without a label (`/.well-known/est/simpleenroll`).
     pub default_ca: String,
-    /// Labels (`/.well-known/est/<label>/...`) and the CA each names.
-    pub labels: BTreeMap<String, String>,
+    /// Labels (`/.well-known/est/<label>/...`): the CA each names, and its ways in.
+    pub labels: BTreeMap<String, Label>,
     /// A command that decides queued requests at once: it reads the request
     /// (JSON) on standard input; exit status 0 approves, anything else leaves
     /// it queued for a person.
@@ -200,17 +222,20 @@ impl Authority {
     /// Opens every CA the settings name (each must have its key here),
     /// sets aside what a crash left half-recorded, and checks the settings.
     pub fn open(home: Home, settings: Settings, pass: &Passphrase) -> Result<(Authority, Vec<String>), PkiError> {
-        if !(settings.tokens || settings.queue || settings.renewal) {
+        if !settings.ways.any() {
             return Err(PkiError::Invalid(
                 "no way to enroll is allowed: give --allow token, --allow queue and/or --allow renewal".into(),
             ));
+        }
+        if let Some((label, _)) = settings.labels.iter().find(|(_, l)| l.ways.is_some_and(|w| !w.any())) {
+            return Err(PkiError::Invalid(format!("label {label}: it allows no way to enroll")));
         }
         if settings.days == 0 {
             return Err(PkiError::Invalid("--days must be at least 1".into()));
         }
         let mut report = Vec::new();
         let mut signers = BTreeMap::new();
-        let names = std::iter::once(&settings.default_ca).chain(settings.labels.values());
+        let names = std::iter::once(&settings.default_ca).chain(settings.labels.values().map(|l| &l.ca));
         for name in names {
             if signers.contains_key(name) {
                 continue;
@@ -265,12 +290,16 @@ impl Authority {
         self.signers.values().map(|s| s.ca.crl_path()).filter(|p| p.is_file()).collect()
     }
 
-    fn signer(&self, label: Option<&str>) -> Option<&Signer> {
-        let name = match label {
-            None => &self.settings.default_ca,
-            Some(l) => self.settings.labels.get(l)?,
+    /// The CA a label names (none: the default one), and the ways in there.
+    fn signer(&self, label: Option<&str>) -> Option<(&Signer, Ways)> {
+        let (name, ways) = match label {
+            None => (&self.settings.default_ca, self.settings.ways),
+            Some(l) => {
+                let label = self.settings.labels.get(l)?;
+                (&label.ca, label.ways.unwrap_or(self.settings.ways))
+            }
         };
-        self.signers.get(name)
+        Some((self.signers.get(name)?, ways))
     }
 
     /// The proxy whose `Client-Cert` header is believed, if one is set.
@@ -302,7 +331,7 @@ impl Authority {
 
     /// `cacerts`: the CA's chain up to its root, certs-only PKCS#7 (DER).
     pub fn cacerts(&self, label: Option<&str>) -> Outcome {
-        let Some(signer) = self.signer(label) else {
+        let Some((signer, _)) = self.signer(label) else {
             return no_label(label);
         };
         match crate::wire::certs_only(&signer.chain) {
@@ -313,7 +342,7 @@ impl Authority {
 
     /// `simpleenroll`: a token, else the queue (where allowed), else 401.
     pub fn enroll(&self, label: Option<&str>, csr_der: &[u8], who: &Requester) -> Outcome {
-        let (signer, request) = match self.checked(label, "simpleenroll", csr_der, who) {
+        let (signer, ways, request) = match self.checked(label, "simpleenroll", csr_der, who) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
@@ -323,9 +352,9 @@ impl Authority {
             .map(|(_, password)| password.as_str())
             .filter(|p| p.starts_with(tokens::PREFIX));
         let outcome = match token {
-            Some(token) if self.settings.tokens => self.with_token(signer, &request, token),
+            Some(token) if ways.tokens => self.with_token(signer, &request, token),
             Some(_) => refused(Refusal::Unauthorized, "this server does not take enrollment tokens"),
-            None if self.settings.queue => self.queued(signer, csr_der, &request, who),
+            None if ways.queue => self.queued(signer, csr_der, &request, who),
             None => refused(
                 Refusal::Unauthorized,
                 "enrollment needs a one-time token as the HTTP Basic password (`certgate pki token`)",
@@ -492,20 +521,30 @@ impl Authority {
     /// must be one this CA issued and has not revoked; the CSR must ask for
     /// the same subject and SANs (a new key is fine).
     pub fn reenroll(&self, label: Option<&str>, csr_der: &[u8], who: &Requester) -> Outcome {
-        let (signer, request) = match self.checked(label, "simplereenroll", csr_der, who) {
+        let (signer, ways, request) = match self.checked(label, "simplereenroll", csr_der, who) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
-        let outcome = self.renewal(signer, csr_der, &request, who);
+        let outcome = if ways.renewal {
+            self.renewal(signer, csr_der, &request, who)
+        } else {
+            refused(Refusal::Forbidden, "re-enrollment is not allowed here")
+        };
         self.decided(signer, "simplereenroll", "renewal", who, csr_der, Some(&request), outcome)
     }
 
     /// The CA a label names and the request's CSR as checked; a refusal
     /// (no such label, a CSR that does not pass) is logged and audited.
-    fn checked(&self, label: Option<&str>, operation: &str, csr_der: &[u8], who: &Requester) -> Result<(&Signer, csr::Request), Outcome> {
-        let signer = self.signer(label).ok_or_else(|| no_label(label))?;
+    fn checked(
+        &self,
+        label: Option<&str>,
+        operation: &str,
+        csr_der: &[u8],
+        who: &Requester,
+    ) -> Result<(&Signer, Ways, csr::Request), Outcome> {
+        let (signer, ways) = self.signer(label).ok_or_else(|| no_label(label))?;
         match csr::check(csr_der) {
-            Ok(request) => Ok((signer, request)),
+            Ok(request) => Ok((signer, ways, request)),
             Err(why) => {
                 let outcome = refused(Refusal::BadRequest, format!("the CSR is refused: {why}"));
                 Err(self.decided(signer, operation, "-", who, csr_der, None, outcome))
@@ -514,9 +553,6 @@ impl Authority {
     }
 
     fn renewal(&self, signer: &Signer, csr_der: &[u8], request: &csr::Request, who: &Requester) -> Outcome {
-        if !self.settings.renewal {
-            return refused(Refusal::Forbidden, "this server does not renew (re-enrollment is not allowed)");
-        }
         let Some(der) = &who.cert else {
             return refused(
                 Refusal::Unauthorized,

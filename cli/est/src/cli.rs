@@ -11,7 +11,7 @@ use certgate_pki::cli::SanArgs;
 use certgate_pki::keys::{KeyKind, Passphrase};
 use certgate_pki::store::Home;
 
-use crate::authority::{Authority, Settings};
+use crate::authority::{Authority, Label, Settings, Ways};
 use crate::client::{self, Enrollment, Files, Server};
 
 /// A way in to enrollment, each off unless given.
@@ -50,10 +50,10 @@ pub struct ServeArgs {
     /// The CA that signs requests without a label.
     #[arg(long, default_value = "client-ca")]
     pub ca: String,
-    /// A CA label, LABEL=CA: /.well-known/est/LABEL/... is signed by CA. Repeatable.
+    /// A CA label, LABEL=CA or LABEL=CA:WAY,WAY: /.well-known/est/LABEL/... is signed by CA, with its own ways in (token, queue, renewal) or else --allow's. Repeatable.
     #[arg(long, value_parser = parse_label)]
-    pub label: Vec<(String, String)>,
-    /// Who may enroll: token, queue, renewal. Repeatable; none is allowed unless given.
+    pub label: Vec<(String, Label)>,
+    /// Who may enroll without a label (and with a label that names none): token, queue, renewal. Repeatable; none is allowed unless given.
     #[arg(long, value_enum, required = true)]
     pub allow: Vec<Allow>,
     /// Days of validity of what is issued.
@@ -79,9 +79,26 @@ pub struct ServeArgs {
     pub ca_password_file: Option<PathBuf>,
 }
 
-fn parse_label(s: &str) -> Result<(String, String), String> {
-    let (label, ca) = s.split_once('=').ok_or_else(|| format!("{s:?}: write LABEL=CA"))?;
-    Ok((label.to_owned(), ca.to_owned()))
+fn parse_label(s: &str) -> Result<(String, Label), String> {
+    let (label, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write LABEL=CA or LABEL=CA:WAY,WAY"))?;
+    let (ca, ways) = match rest.split_once(':') {
+        None => (rest, None),
+        Some((ca, list)) => {
+            let mut ways = Ways::default();
+            for way in list.split(',') {
+                match way.trim() {
+                    "token" => ways.tokens = true,
+                    "queue" => ways.queue = true,
+                    "renewal" => ways.renewal = true,
+                    other => return Err(format!("{s:?}: {other:?} is not a way in (token, queue, renewal)")),
+                }
+            }
+            (ca, Some(ways))
+        }
+    };
+    Ok((label.to_owned(), Label { ca: ca.to_owned(), ways }))
 }
 
 #[derive(Debug, Args)]
@@ -192,9 +209,11 @@ pub fn run(dir: &Path, command: &EstCommand) -> Result<Vec<String>, String> {
 
 fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
     let settings = Settings {
-        tokens: a.allow.contains(&Allow::Token),
-        queue: a.allow.contains(&Allow::Queue),
-        renewal: a.allow.contains(&Allow::Renewal),
+        ways: Ways {
+            tokens: a.allow.contains(&Allow::Token),
+            queue: a.allow.contains(&Allow::Queue),
+            renewal: a.allow.contains(&Allow::Renewal),
+        },
         renewal_grace: std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400),
         trusted_proxy: a.trusted_proxy,
         days: a.days,
@@ -208,8 +227,9 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
     for line in report {
         eprintln!("{line}");
     }
-    if a.renewal_grace > 0 && !a.allow.contains(&Allow::Renewal) {
-        return Err("--renewal-grace is for --allow renewal, which is not given".into());
+    let renews = a.allow.contains(&Allow::Renewal) || a.label.iter().any(|(_, l)| l.ways.is_some_and(|w| w.renewal));
+    if a.renewal_grace > 0 && !renews {
+        return Err("--renewal-grace is for renewal, which no --allow or --label allows".into());
     }
     let grace = std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400);
     let tls = crate::server::tls_config(&a.cert, &a.key, &authority, grace).map_err(|e| e.to_string())?;

@@ -897,3 +897,37 @@ fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_trus
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("403") && err.contains("trusted proxy"), "{err}");
 }
+
+#[test]
+fn a_label_has_its_own_ways_in_and_an_approval_command_decides_at_once() {
+    let est = Est::start(
+        &["token"],
+        &[
+            "--label",
+            "robots=client-ca:queue",
+            "--label",
+            "people=client-ca:queue,renewal",
+            // tlsauth's scrutinizer: the request (JSON) on stdin, exit 0 approves
+            "--approve-command",
+            r#"grep -q '"subject":"CN=robot-'"#,
+        ],
+    );
+    let ask = |path: &str, cn: &str| {
+        let (der, _) = csr(Some(cn), &[]);
+        curl(&est, "POST", path, Some(b64(&der).as_bytes()), &[PKCS10])
+    };
+    let r = ask("simpleenroll", "robot-1");
+    assert_eq!(r.status, 401, "no queue without a label here: {r:?}");
+    let r = ask("robots/simpleenroll", "robot-1");
+    assert_eq!(r.status, 200, "approved by the command at once: {r:?}");
+    assert!(openssl_subjects(&r.body).contains("subject=CN=robot-1\n"));
+    let r = ask("people/simpleenroll", "alice");
+    assert_eq!(r.status, 202, "the command left it for a person: {r:?}");
+    let r = ask("robots/simplereenroll", "robot-1");
+    assert_eq!(r.status, 403, "no renewal on this label: {r:?}");
+    let r = ask("people/simplereenroll", "alice");
+    assert_eq!(r.status, 401, "renewal here, but it needs the client's certificate: {r:?}");
+    assert!(est.index_lines().last().unwrap().ends_with("\test-approved"));
+    let audit = std::fs::read_to_string(est.pki.path("audit.log")).unwrap();
+    assert!(audit.contains(r#""operation":"approve","ca":"client-ca","mode":"hook""#), "{audit}");
+}
