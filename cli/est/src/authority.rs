@@ -290,6 +290,11 @@ impl Authority {
         self.signers.values().map(|s| s.ca.crl_path()).filter(|p| p.is_file()).collect()
     }
 
+    /// Whether a label (none: the default CA) names a CA here.
+    pub fn has_label(&self, label: Option<&str>) -> bool {
+        self.signer(label).is_some()
+    }
+
     /// The CA a label names (none: the default one), and the ways in there.
     fn signer(&self, label: Option<&str>) -> Option<(&Signer, Ways)> {
         let (name, ways) = match label {

@@ -484,9 +484,11 @@ pub async fn renew(server: &Server, files: &Files, key_kind: KeyKind, share: f64
     // the key first: a crash before the certificate is renamed leaves the
     // old certificate with a key that is not its own, which the next run
     // finds (the TLS client refuses the pair) and the old files in `.old`
-    for (path, old) in [(&files.key, "key"), (&files.cert, "pem"), (&files.chain, "chain")] {
+    for path in [&files.key, &files.cert, &files.chain] {
         if path.is_file() {
-            let keep = path.with_extension(format!("{old}.old"));
+            let mut keep = path.as_os_str().to_owned();
+            keep.push(".old");
+            let keep = PathBuf::from(keep);
             std::fs::copy(path, &keep).map_err(|e| file_err(&keep, e))?;
         }
     }

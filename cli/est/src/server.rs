@@ -325,7 +325,7 @@ async fn answer(
             reply_for(outcome, op)
         }
         Operation::CsrAttrs => {
-            if authority.cacerts(label.as_deref()).is_refused_not_found() {
+            if !authority.has_label(label.as_deref()) {
                 return (
                     text(StatusCode::NOT_FOUND, format!("no CA label {:?} here", label.unwrap_or_default())),
                     Some(op),
@@ -430,12 +430,6 @@ fn client_cert(
             ),
         )),
         (_, None) => Ok(from_tls),
-    }
-}
-
-impl Outcome {
-    fn is_refused_not_found(&self) -> bool {
-        matches!(self, Outcome::Refused(Refusal::NotFound, _))
     }
 }
 
