@@ -256,3 +256,33 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
     })?;
     Ok(Vec::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_names_its_ca_and_may_name_its_ways_in() {
+        assert_eq!(
+            parse_label("people=client-ca").unwrap(),
+            (
+                "people".to_owned(),
+                Label {
+                    ca: "client-ca".into(),
+                    ways: None
+                }
+            )
+        );
+        let (_, robots) = parse_label("robots=client-ca:queue,renewal").unwrap();
+        assert_eq!(
+            robots.ways,
+            Some(Ways {
+                tokens: false,
+                queue: true,
+                renewal: true
+            })
+        );
+        assert!(parse_label("people").unwrap_err().contains("LABEL=CA"));
+        assert!(parse_label("x=ca:tokens").unwrap_err().contains("\"tokens\" is not a way in"));
+    }
+}

@@ -465,3 +465,19 @@ fn reply_for(outcome: Outcome, op: Operation) -> (Result<Reply, hyper::http::Err
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::route;
+
+    #[test]
+    fn routes_are_an_operation_with_an_optional_label() {
+        assert_eq!(route("/.well-known/est/cacerts"), Some((None, "cacerts")));
+        assert_eq!(
+            route("/.well-known/est/people/simpleenroll"),
+            Some((Some("people"), "simpleenroll"))
+        );
+        assert_eq!(route("/.well-known/est/a/b/cacerts"), None);
+        assert_eq!(route("/est/cacerts"), None);
+    }
+}
