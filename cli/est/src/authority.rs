@@ -485,7 +485,7 @@ impl Authority {
                     // a command that does not read its input still decides
                     let _ignored = stdin.write_all(json.as_bytes());
                 }
-                child.wait()
+                wait_at_most(&mut child, APPROVE_COMMAND_TIMEOUT)
             });
         match run {
             Ok(status) if status.success() => match queue::approve(&signer.ca, &signer.issuer, &request.id, self.settings.days) {
@@ -707,6 +707,29 @@ impl Authority {
     }
 }
 
+/// How long the approval command may take; after that it is killed and the
+/// request waits for a person (the requester's HTTP request is held meanwhile).
+const APPROVE_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The child's exit status, or an error once `limit` has passed (it is killed).
+fn wait_at_most(child: &mut std::process::Child, limit: std::time::Duration) -> std::io::Result<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if start.elapsed() > limit {
+            let _killed = child.kill();
+            let _reaped = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("it took over {} s and was killed", limit.as_secs()),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn no_label(label: Option<&str>) -> Outcome {
     refused(Refusal::NotFound, format!("no CA label {:?} here", label.unwrap_or("")))
 }
@@ -755,4 +778,21 @@ fn name_parts(name: &x509_parser::x509::X509Name<'_>) -> Vec<(String, Option<Str
     name.iter_attributes()
         .map(|a| (a.attr_type().to_id_string(), a.as_str().ok().map(str::to_owned)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_at_most;
+    use std::time::Duration;
+
+    #[test]
+    fn an_approval_command_that_hangs_is_killed_and_decides_nothing() {
+        let mut slow = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let started = std::time::Instant::now();
+        let err = wait_at_most(&mut slow, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let mut quick = std::process::Command::new("true").spawn().unwrap();
+        assert!(wait_at_most(&mut quick, Duration::from_secs(5)).unwrap().success());
+    }
 }

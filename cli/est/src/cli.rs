@@ -65,7 +65,7 @@ pub struct ServeArgs {
     /// Seconds a queued requester is told to wait before asking again (Retry-After).
     #[arg(long, default_value_t = 60)]
     pub retry_after: u32,
-    /// A shell command that decides each new queued request at once: it reads the request (JSON) on stdin; exit 0 approves, else a person decides.
+    /// A shell command that decides each new queued request at once: it reads the request (JSON) on stdin; exit 0 approves, else (or after 10 s) a person decides.
     #[arg(long)]
     pub approve_command: Option<String>,
     /// The address of the proxy (Envoy with certgate's rfc9440 headers) whose Client-Cert header is taken as the client's verified certificate; from anywhere else that header is refused. SECURITY.md says what this trusts.
