@@ -347,15 +347,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pki(PkiCli { dir, command }) => match command {
             PkiSubcommand::Ca(command) => {
                 let done = certgate_pki::cli::run(&PkiArgs { dir, command })?;
-                for line in done.lines {
-                    println!("{line}");
-                }
+                print_report(&done.lines)?;
                 Ok(ExitCode::from(done.status))
             }
             PkiSubcommand::Est(command) => {
-                for line in certgate_est::cli::run(&dir, &command).map_err(|e| anyhow!(e))? {
-                    println!("{line}");
-                }
+                print_report(&certgate_est::cli::run(&dir, &command).map_err(|e| anyhow!(e))?)?;
                 Ok(ExitCode::SUCCESS)
             }
         },
@@ -408,6 +404,24 @@ fn package(a: PackageArgs) -> anyhow::Result<ExitCode> {
         p.manifest_digest.trim_start_matches("sha256:")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A subcommand's report on stdout. A reader that stopped reading
+/// (`certgate pki token ... | head -1`) is not an error: what was done is done.
+fn print_report(lines: &[String]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        match writeln!(out, "{line}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {

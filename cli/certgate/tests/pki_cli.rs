@@ -826,3 +826,24 @@ fn list_shows_what_was_issued_and_its_exit_status_tells_cron() {
     );
     assert!(t.contains("bob"), "the readable entries are listed: {t}");
 }
+
+/// `TOKEN=$(certgate pki token ... | head -1)`: the reader stops after the
+/// first line; the command must still succeed, not panic on the closed pipe.
+#[test]
+fn a_reader_that_stops_reading_is_not_an_error() {
+    let d = Dir::new("broken-pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certgate"))
+        .args(["pki", "init-root"])
+        .current_dir(d.root())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the read end closed before the command writes a line
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert!(d.path("pki/root-ca/ca.pem").is_file(), "the work is done");
+}
