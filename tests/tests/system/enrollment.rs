@@ -931,6 +931,16 @@ fn a_label_has_its_own_ways_in_and_an_approval_command_decides_at_once() {
     assert_eq!(r.status, 403, "no renewal on this label: {r:?}");
     let r = ask("people/simplereenroll", "alice");
     assert_eq!(r.status, 401, "renewal here, but it needs the client's certificate: {r:?}");
+    // certgate's own client with a label: approved by the command, no waiting
+    let out = certgate()
+        .args(["pki", "enroll", "--label", "robots", "--server", &est.url(), "--cacert"])
+        .arg(est.root())
+        .arg("--out")
+        .arg(est.pki.path("issued/robot-2"))
+        .args(["--cn", "robot-2", "--wait", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(est.index_lines().last().unwrap().ends_with("\test-approved"));
     let audit = std::fs::read_to_string(est.pki.path("audit.log")).unwrap();
     assert!(audit.contains(r#""operation":"approve","ca":"client-ca","mode":"hook""#), "{audit}");
