@@ -14,7 +14,7 @@ use certgate_pki::enroll::tokens::{self, TokenRefused};
 use certgate_pki::enroll::{self, Grant, Issued};
 use certgate_pki::index::IssuedBy;
 use certgate_pki::keys::Passphrase;
-use certgate_pki::profile::{Sans, Validity};
+use certgate_pki::profile::Validity;
 use certgate_pki::store::{Ca, Home};
 use certgate_pki::PkiError;
 use rcgen::{Issuer, KeyPair};
@@ -135,11 +135,26 @@ pub struct Requester {
     pub tls: &'static str,
 }
 
+impl Requester {
+    /// `user from address`, or the address alone without an HTTP Basic user.
+    fn name(&self) -> String {
+        match &self.basic {
+            Some((user, _)) if !user.is_empty() => format!("{user} from {}", self.addr),
+            _ => self.addr.to_string(),
+        }
+    }
+}
+
 /// What comes of a request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// 200 with this body (DER: a certs-only PKCS#7).
-    Issued(Vec<u8>),
+    /// 200 with this body.
+    Issued {
+        /// A certs-only PKCS#7, DER.
+        der: Vec<u8>,
+        /// The serial of the certificate issued (none for `cacerts`), for the log.
+        serial: Option<String>,
+    },
     /// 202: the request waits in the queue.
     Pending {
         /// Its id, for `pki requests approve`.
@@ -340,7 +355,7 @@ impl Authority {
             return no_label(label);
         };
         match crate::wire::certs_only(&signer.chain) {
-            Ok(der) => Outcome::Issued(der),
+            Ok(der) => Outcome::Issued { der, serial: None },
             Err(e) => refused(Refusal::Internal, format!("cannot build the CA certificates: {e}")),
         }
     }
@@ -372,7 +387,6 @@ impl Authority {
     fn with_token(&self, signer: &Signer, request: &csr::Request, token: &str) -> Outcome {
         let grant = match tokens::find(&signer.ca, token) {
             Ok(Ok(grant)) => grant,
-            Ok(Err(TokenRefused::Unknown)) => return refused(Refusal::Unauthorized, format!("{}", TokenRefused::Unknown)),
             Ok(Err(why)) => return refused(Refusal::Unauthorized, why.to_string()),
             Err(e) => return internal(&e),
         };
@@ -400,7 +414,7 @@ impl Authority {
             Err(e) => return internal(&e),
         }
         match enroll::issue(&signer.ca, &signer.issuer, &request.public_key, &grant) {
-            Ok(issued) => self.certificate(&issued),
+            Ok(issued) => issued_certificate(issued),
             Err(e) => {
                 // nothing was issued: the token works again
                 if let Err(back) = tokens::unclaim(&signer.ca, token) {
@@ -412,10 +426,7 @@ impl Authority {
     }
 
     fn queued(&self, signer: &Signer, csr_der: &[u8], request: &csr::Request, who: &Requester) -> Outcome {
-        let requester = match &who.basic {
-            Some((user, _)) if !user.is_empty() => format!("{user} from {}", who.addr),
-            _ => who.addr.to_string(),
-        };
+        let requester = who.name();
         // the same CSR from the same user (or, without one, the same address) is the same request
         let key = who
             .basic
@@ -435,7 +446,7 @@ impl Authority {
                     ca: signer.ca.name.clone(),
                     requester,
                     subject: subject_text(csr_der),
-                    sans: san_texts(&request.sans),
+                    sans: request.sans.texts(),
                     csr: base64::engine::general_purpose::STANDARD.encode(csr_der),
                     received: queue::now(),
                     status: Status::Pending,
@@ -452,16 +463,10 @@ impl Authority {
                 retry_after: self.settings.retry_after,
             },
             Status::Rejected { reason, .. } => refused(Refusal::Forbidden, format!("request {id} was rejected: {reason}")),
-            Status::Issued { serial, .. } => {
-                let path = signer.ca.dir.join("certs").join(format!("{serial}.pem"));
-                match certgate_pki::store::cert_file(&path) {
-                    Ok(certs) => match crate::wire::certs_only(&certs) {
-                        Ok(der) => Outcome::Issued(der),
-                        Err(e) => refused(Refusal::Internal, e.to_string()),
-                    },
-                    Err(e) => internal(&e),
-                }
-            }
+            Status::Issued { serial, .. } => match certgate_pki::store::cert_file(&signer.ca.issued_copy(&serial)) {
+                Ok(certs) => certificate(&certs, serial),
+                Err(e) => internal(&e),
+            },
         }
     }
 
@@ -579,7 +584,7 @@ impl Authority {
             );
         };
         // the very certificate this CA recorded, not one with the same serial from elsewhere
-        let recorded = certgate_pki::store::cert_file(&signer.ca.dir.join("certs").join(format!("{serial}.pem")));
+        let recorded = certgate_pki::store::cert_file(&signer.ca.issued_copy(&serial));
         if !matches!(&recorded, Ok(certs) if certs.first() == Some(der)) {
             return refused(
                 Refusal::Forbidden,
@@ -611,27 +616,25 @@ impl Authority {
                 ),
             );
         }
-        let Ok((_, csr)) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der) else {
-            return refused(Refusal::BadRequest, "the CSR cannot be read");
-        };
-        if name_parts(&csr.certification_request_info.subject) != name_parts(cert.subject()) {
+        // the same attributes and values, whatever string type a client's library encoded them in
+        if csr::subject_of(cert.subject()).as_ref() != Ok(&request.subject) {
             return refused(
                 Refusal::Forbidden,
                 format!(
                     "the CSR asks for subject {:?}; renewal keeps the certificate's, {:?}",
-                    csr.certification_request_info.subject.to_string(),
+                    subject_text(csr_der),
                     cert.subject().to_string()
                 ),
             );
         }
         let current = csr::certificate_sans(&cert);
-        if sorted(&san_texts(&request.sans)) != sorted(&san_texts(&current)) {
+        if sorted(request.sans.texts()) != sorted(current.texts()) {
             return refused(
                 Refusal::Forbidden,
                 format!(
                     "the CSR asks for the names [{}]; renewal keeps the certificate's, [{}]",
-                    san_texts(&request.sans).join(", "),
-                    san_texts(&current).join(", ")
+                    request.sans.texts().join(", "),
+                    current.texts().join(", ")
                 ),
             );
         }
@@ -643,15 +646,8 @@ impl Authority {
             issued_by: IssuedBy::EstRenewal,
         };
         match enroll::issue(&signer.ca, &signer.issuer, &request.public_key, &grant) {
-            Ok(issued) => self.certificate(&issued),
+            Ok(issued) => issued_certificate(issued),
             Err(e) => internal(&e),
-        }
-    }
-
-    fn certificate(&self, issued: &Issued) -> Outcome {
-        match crate::wire::certs_only(std::slice::from_ref(&issued.der)) {
-            Ok(der) => Outcome::Issued(der),
-            Err(e) => refused(Refusal::Internal, e.to_string()),
         }
     }
 
@@ -667,21 +663,19 @@ impl Authority {
         request: Option<&csr::Request>,
         outcome: Outcome,
     ) -> Outcome {
-        let requester = match (&who.cert, &who.basic) {
-            (Some(der), _) => {
-                X509Certificate::from_der(der).map_or_else(|_| who.addr.to_string(), |(_, c)| format!("{} from {}", c.subject(), who.addr))
-            }
-            (None, Some((user, _))) if !user.is_empty() => format!("{user} from {}", who.addr),
-            _ => who.addr.to_string(),
+        // the client certificate's subject names a renewing client best
+        let requester = match &who.cert {
+            Some(der) => X509Certificate::from_der(der).map_or_else(|_| who.name(), |(_, c)| format!("{} from {}", c.subject(), who.addr)),
+            None => who.name(),
         };
-        let sans = request.map(|r| san_texts(&r.sans)).unwrap_or_default();
+        let sans = request.map(|r| r.sans.texts()).unwrap_or_default();
         let subject = subject_text(csr_der);
         let issued_serial = match &outcome {
-            Outcome::Issued(der) => serial_of_pkcs7(der),
+            Outcome::Issued { serial, .. } => serial.clone(),
             _ => None,
         };
         let (result, reason) = match &outcome {
-            Outcome::Issued(_) => ("issued", None),
+            Outcome::Issued { .. } => ("issued", None),
             Outcome::Pending { .. } => ("queued", None),
             Outcome::Refused(kind, why) => (kind.name(), Some(why.as_str())),
         };
@@ -742,13 +736,16 @@ fn internal(e: &PkiError) -> Outcome {
     )
 }
 
-fn serial_of_pkcs7(der: &[u8]) -> Option<String> {
-    let certs = crate::wire::certs_of(der).ok()?;
-    let first = certs.first()?;
-    let (_, cert) = X509Certificate::from_der(first).ok()?;
-    Some(certgate_pki::profile::serial_hex(&rcgen::SerialNumber::from_slice(
-        cert.raw_serial(),
-    )))
+/// 200 with `certs` (DER) as a certs-only PKCS#7; `serial` for the log.
+fn certificate(certs: &[Vec<u8>], serial: String) -> Outcome {
+    match crate::wire::certs_only(certs) {
+        Ok(der) => Outcome::Issued { der, serial: Some(serial) },
+        Err(e) => refused(Refusal::Internal, e.to_string()),
+    }
+}
+
+fn issued_certificate(issued: Issued) -> Outcome {
+    certificate(std::slice::from_ref(&issued.der), issued.serial)
 }
 
 fn subject_text(csr_der: &[u8]) -> String {
@@ -757,27 +754,9 @@ fn subject_text(csr_der: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// The names as the queue, the audit log and the errors write them: `DNS:…`, `URI:…`, `email:…`, `IP:…`.
-fn san_texts(sans: &Sans) -> Vec<String> {
-    let mut out: Vec<String> = sans.dns.iter().map(|d| format!("DNS:{d}")).collect();
-    out.extend(sans.uris.iter().map(|u| format!("URI:{u}")));
-    out.extend(sans.emails.iter().map(|e| format!("email:{e}")));
-    out.extend(sans.ips.iter().map(|ip| format!("IP:{ip}")));
-    out
-}
-
-fn sorted(names: &[String]) -> Vec<String> {
-    let mut v = names.to_vec();
-    v.sort();
-    v
-}
-
-/// A name as attribute types and text values, in order: the same subject
-/// whatever string type a client's library chose to encode it in.
-fn name_parts(name: &x509_parser::x509::X509Name<'_>) -> Vec<(String, Option<String>)> {
-    name.iter_attributes()
-        .map(|a| (a.attr_type().to_id_string(), a.as_str().ok().map(str::to_owned)))
-        .collect()
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use hyper::{Method, Request, StatusCode};
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
 use rustls::crypto::ring;
 use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -23,6 +22,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use certgate_pki::keys::{write_atomically, write_new, KeyKind};
 use certgate_pki::profile::Sans;
 
+use crate::pem_files::{self, FileError};
 use crate::wire;
 
 /// What the client could not do, naming the file, the server or its answer.
@@ -32,13 +32,8 @@ pub enum ClientError {
     #[error("server {0:?}: give https://HOST[:PORT]")]
     Url(String),
     /// A local file.
-    #[error("{path}: {what}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        what: String,
-    },
+    #[error("{0}")]
+    File(#[from] FileError),
     /// The connection or TLS failed.
     #[error("{server}: {what}")]
     Connect {
@@ -101,10 +96,7 @@ fn target(url: &str) -> Result<Target, ClientError> {
 }
 
 fn file_err(path: &Path, what: impl ToString) -> ClientError {
-    ClientError::File {
-        path: path.to_owned(),
-        what: what.to_string(),
-    }
+    ClientError::File(FileError::new(path, what))
 }
 
 /// The client's certificate chain and key, for renewal over mTLS.
@@ -124,29 +116,19 @@ impl std::fmt::Debug for ClientAuth {
 impl ClientAuth {
     /// Reads a certificate (chain) file and its key.
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self, ClientError> {
-        let chain = CertificateDer::pem_file_iter(cert)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| file_err(cert, e))?;
-        if chain.is_empty() {
-            return Err(file_err(cert, "no CERTIFICATE in the file"));
-        }
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, format!("no usable private key: {e}")))?;
-        Ok(ClientAuth { chain, key })
+        Ok(ClientAuth {
+            chain: pem_files::certificates(cert)?,
+            key: pem_files::private_key(key)?,
+        })
     }
 }
 
 fn tls(server: &Server, auth: Option<&ClientAuth>) -> Result<Arc<ClientConfig>, ClientError> {
     let mut roots = RootCertStore::empty();
-    let cas = CertificateDer::pem_file_iter(&server.trust)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| file_err(&server.trust, e))?;
-    for ca in cas {
+    for ca in pem_files::certificates(&server.trust)? {
         roots
             .add(ca)
             .map_err(|e| file_err(&server.trust, format!("not a usable CA certificate: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(file_err(&server.trust, "no CERTIFICATE in the file"));
     }
     let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -257,14 +239,11 @@ fn refused(answer: &Answer) -> ClientError {
 }
 
 fn certificates(answer: &Answer) -> Result<Vec<Vec<u8>>, ClientError> {
-    let der = wire::decode_base64(&answer.body).map_err(|e| ClientError::Refused {
+    let unreadable = |e: wire::WireError| ClientError::Refused {
         status: answer.status,
         sentence: e.to_string(),
-    })?;
-    wire::certs_of(&der).map_err(|e| ClientError::Refused {
-        status: answer.status,
-        sentence: e.to_string(),
-    })
+    };
+    wire::certs_of(&wire::decode_base64(&answer.body).map_err(unreadable)?).map_err(unreadable)
 }
 
 fn pem(der: &[u8]) -> String {
@@ -314,18 +293,20 @@ pub struct Files {
 impl Files {
     /// `DIR/NAME.key`, ... from `DIR/NAME`.
     pub fn at(base: &Path) -> Self {
-        let with = |suffix: &str| {
-            let mut s = base.as_os_str().to_owned();
-            s.push(suffix);
-            PathBuf::from(s)
-        };
         Files {
-            key: with(".key"),
-            csr: with(".csr"),
-            cert: with(".pem"),
-            chain: with("-chain.pem"),
+            key: suffixed(base, ".key"),
+            csr: suffixed(base, ".csr"),
+            cert: suffixed(base, ".pem"),
+            chain: suffixed(base, "-chain.pem"),
         }
     }
+}
+
+/// `path` with `suffix` added to its file name.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 fn csr_for(subject: DistinguishedName, sans: &Sans, key: &KeyPair) -> Result<Vec<u8>, ClientError> {
@@ -486,9 +467,7 @@ pub async fn renew(server: &Server, files: &Files, key_kind: KeyKind, share: f64
     // finds (the TLS client refuses the pair) and the old files in `.old`
     for path in [&files.key, &files.cert, &files.chain] {
         if path.is_file() {
-            let mut keep = path.as_os_str().to_owned();
-            keep.push(".old");
-            let keep = PathBuf::from(keep);
+            let keep = suffixed(path, ".old");
             std::fs::copy(path, &keep).map_err(|e| file_err(&keep, e))?;
         }
     }

@@ -13,5 +13,6 @@ pub mod authority;
 #[allow(missing_docs)] // clap turns doc comments into --help text: every argument has one
 pub mod cli;
 pub mod client;
+pub mod pem_files;
 pub mod server;
 pub mod wire;

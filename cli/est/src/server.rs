@@ -19,12 +19,11 @@ use rustls::crypto::ring;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::net::TcpListener;
 
 use crate::authority::{Authority, Operation, Outcome, Refusal, Requester};
-use crate::wire;
+use crate::{pem_files, wire};
 
 /// The largest request body taken (a CSR is a few hundred bytes to a few KB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -53,10 +52,7 @@ pub fn tls_config(
     }
     let mut crls = Vec::new();
     for path in authority.crl_files() {
-        let found = CertificateRevocationListDer::pem_file_iter(&path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| SetupError(format!("{}: {e}", path.display())))?;
-        crls.extend(found);
+        crls.extend(pem_files::crls(&path).map_err(|e| SetupError(e.to_string()))?);
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
         .with_crls(crls)
@@ -68,13 +64,8 @@ pub fn tls_config(
     } else {
         Arc::new(GraceVerifier { inner: verifier, grace })
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| SetupError(format!("{}: {e}", cert.display())))?;
-    if chain.is_empty() {
-        return Err(SetupError(format!("{}: no CERTIFICATE in the file", cert.display())));
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| SetupError(format!("{}: no usable private key: {e}", key.display())))?;
+    let chain = pem_files::certificates(cert).map_err(|e| SetupError(e.to_string()))?;
+    let key = pem_files::private_key(key).map_err(|e| SetupError(e.to_string()))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| SetupError(e.to_string()))?
@@ -435,7 +426,7 @@ fn client_cert(
 
 fn reply_for(outcome: Outcome, op: Operation) -> (Result<Reply, hyper::http::Error>, Option<Operation>, &'static str) {
     match outcome {
-        Outcome::Issued(der) => (pkcs7(&der), Some(op), "issued"),
+        Outcome::Issued { der, .. } => (pkcs7(&der), Some(op), "issued"),
         Outcome::Pending { id, retry_after } => {
             let reply = Response::builder()
                 .status(StatusCode::ACCEPTED)

@@ -9,7 +9,7 @@ use rcgen::{
 };
 use time::Duration;
 
-use super::index::{timestamp, Entry, Reason};
+use super::index::{timestamp, Entry, IssuedBy, Reason};
 use super::keys::{key_pem, load_key, write_atomically, write_new, KeyKind, Passphrase};
 use super::p12::{self, Protection};
 use super::profile::{self, Sans, Subject, Validity};
@@ -77,7 +77,8 @@ fn serial_of(spec: Option<&str>) -> Result<SerialNumber, PkiError> {
     }
 }
 
-fn entry_for(params: &CertificateParams, name: &str, cert_der: &[u8]) -> Result<Entry, PkiError> {
+/// The index line of a certificate just signed from `params`.
+pub(crate) fn entry_for(params: &CertificateParams, name: &str, cert_der: &[u8], issued_by: IssuedBy) -> Result<Entry, PkiError> {
     let cert = parse_cert(Path::new(name), cert_der)?;
     Ok(Entry {
         serial: params.serial_number.as_ref().map(profile::serial_hex).unwrap_or_default(),
@@ -85,7 +86,7 @@ fn entry_for(params: &CertificateParams, name: &str, cert_der: &[u8]) -> Result<
         revoked: None,
         name: name.to_owned(),
         subject: cert.subject().to_string(),
-        issued_by: super::index::IssuedBy::Cli,
+        issued_by,
     })
 }
 
@@ -125,7 +126,7 @@ fn init_ca(home: &Home, spec: &CaSpec, parent: Option<(&Ca, &Issuer<'_, KeyPair>
     .map_err(PkiError::cert(&spec.name))?;
     let mut report = Vec::new();
     if let Some((parent_ca, _)) = parent {
-        parent_ca.record(entry_for(&params, &spec.name, cert.der())?, &cert.pem())?;
+        parent_ca.record(entry_for(&params, &spec.name, cert.der(), IssuedBy::Cli)?, &cert.pem())?;
         report.push(format!("recorded {} in {}", spec.name, parent_ca.index_path().display()));
     }
     let key_path = ca_dir.join(KEY_FILE);
@@ -222,7 +223,7 @@ fn issue_leaf(
         LeafKey::Requested(k) => params.signed_by(k, issuer),
     }
     .map_err(PkiError::cert(name))?;
-    ca.record(entry_for(params, name, cert.der())?, &cert.pem())?;
+    ca.record(entry_for(params, name, cert.der(), IssuedBy::Cli)?, &cert.pem())?;
     if let LeafKey::Generated(k) = &key {
         write_new(&key_path, k.serialize_pem().as_bytes(), force, true)?;
         report.push(format!("wrote {} (private key, mode 0600)", key_path.display()));
@@ -470,7 +471,7 @@ pub fn renew(home: &Home, ca_name: &str, validity: Validity, serial: Option<&str
         let key = rcgen::SubjectPublicKeyInfo::from_der(old.public_key().raw)
             .map_err(|e| PkiError::bad_file(&path, format!("its public key: {e}")))?;
         let cert = params.signed_by(&key, &issuer).map_err(PkiError::cert(ca_name))?;
-        root.record(entry_for(&params, ca_name, cert.der())?, &cert.pem())?;
+        root.record(entry_for(&params, ca_name, cert.der(), IssuedBy::Cli)?, &cert.pem())?;
         report.push(format!("recorded the renewed {ca_name} in {}", root.index_path().display()));
         cert
     };

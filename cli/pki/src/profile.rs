@@ -78,6 +78,16 @@ impl Sans {
         self.dns.is_empty() && self.ips.is_empty() && self.uris.is_empty() && self.emails.is_empty()
     }
 
+    /// The names as the queue, the audit log and error messages write them:
+    /// `DNS:…`, `URI:…`, `email:…`, `IP:…`, in that order.
+    pub fn texts(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.dns.iter().map(|d| format!("DNS:{d}")).collect();
+        out.extend(self.uris.iter().map(|u| format!("URI:{u}")));
+        out.extend(self.emails.iter().map(|e| format!("email:{e}")));
+        out.extend(self.ips.iter().map(|ip| format!("IP:{ip}")));
+        out
+    }
+
     /// The names as rcgen wants them, each by its standard as certgate
     /// reads it (so certgate would not refuse what this CA issued); each
     /// refused one is named. `server`: a DNS name may start with a `*`

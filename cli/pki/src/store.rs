@@ -339,18 +339,14 @@ impl Ca {
     /// handed out, as that happens only after both.
     pub fn record(&self, entry: Entry, cert_pem: &str) -> Result<(), PkiError> {
         self.update_index(|index| {
-            if index.find_serial(&entry.serial).is_some() {
+            // a serial a crash set aside is taken too; an existing copy makes write_new refuse
+            if index.find_serial(&entry.serial).is_some() || self.unrecorded_copy(&entry.serial).exists() {
                 return Err(PkiError::Invalid(format!(
                     "CA {} already issued serial {}",
                     self.name, entry.serial
                 )));
             }
-            write_new(
-                &self.dir.join("certs").join(format!("{}.pem", entry.serial)),
-                cert_pem.as_bytes(),
-                false,
-                false,
-            )?;
+            write_new(&self.issued_copy(&entry.serial), cert_pem.as_bytes(), false, false)?;
             index.entries.push(entry);
             Ok(())
         })
@@ -370,13 +366,13 @@ impl Ca {
                 continue;
             };
             if index.find_serial(serial).is_none() {
-                let to = certs.join("unrecorded").join(format!("{serial}.pem"));
+                let to = self.unrecorded_copy(serial);
                 fs::create_dir_all(certs.join("unrecorded")).map_err(PkiError::write(&to))?;
                 fs::rename(&path, &to).map_err(PkiError::write(&to))?;
                 moved.push(to);
             }
         }
-        if let Some(missing) = index.entries.iter().find(|e| !certs.join(format!("{}.pem", e.serial)).is_file()) {
+        if let Some(missing) = index.entries.iter().find(|e| !self.issued_copy(&e.serial).is_file()) {
             return Err(PkiError::bad_file(
                 &self.index_path(),
                 format!("serial {} has no copy under {}", missing.serial, certs.display()),
@@ -385,12 +381,14 @@ impl Ca {
         Ok(moved)
     }
 
-    /// Whether `serial` is taken: in the index or set aside after a crash.
-    pub fn serial_taken(&self, serial: &str) -> Result<bool, PkiError> {
-        let certs = self.dir.join("certs");
-        Ok(self.index()?.find_serial(serial).is_some()
-            || certs.join(format!("{serial}.pem")).exists()
-            || certs.join("unrecorded").join(format!("{serial}.pem")).exists())
+    /// `certs/<serial>.pem`: the copy of a certificate this CA issued.
+    pub fn issued_copy(&self, serial: &str) -> PathBuf {
+        self.dir.join("certs").join(format!("{serial}.pem"))
+    }
+
+    /// `certs/unrecorded/<serial>.pem`: a copy a crash left without its index line.
+    fn unrecorded_copy(&self, serial: &str) -> PathBuf {
+        self.dir.join("certs").join("unrecorded").join(format!("{serial}.pem"))
     }
 
     /// The next CRL number, saved before use so a number is never reused.
@@ -441,7 +439,16 @@ mod tests {
         let moved = ca.reconcile().unwrap();
         assert_eq!(moved, vec![ca.dir.join("certs/unrecorded/0ABC.pem")]);
         assert!(!orphan.exists());
-        assert!(ca.serial_taken("0ABC").unwrap(), "never reused");
+        let again = Entry {
+            serial: "0ABC".into(),
+            not_after: crate::profile::now(),
+            revoked: None,
+            name: "again".into(),
+            subject: "CN=again".into(),
+            issued_by: crate::index::IssuedBy::Cli,
+        };
+        let err = ca.record(again, "a certificate with the serial set aside").unwrap_err().to_string();
+        assert!(err.contains("already issued serial 0ABC"), "never reused: {err}");
         assert!(ca.reconcile().unwrap().is_empty(), "once");
     }
 

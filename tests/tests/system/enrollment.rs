@@ -49,14 +49,9 @@ impl Est {
 
     /// `certgate pki token ARGS`: the token (its first line).
     fn token(&self, args: &[&str]) -> String {
-        let out = certgate()
-            .args(["pki", "token"])
-            .args(args)
-            .current_dir(&self.pki.dir.0)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().next().unwrap().to_owned()
+        let (code, out, err) = self.pki_cmd(&[&["token"], args].concat());
+        assert_eq!(code, 0, "{err}");
+        out.lines().next().unwrap().to_owned()
     }
 
     /// `certgate pki ARGS` in the home: status, stdout, stderr.

@@ -19,15 +19,7 @@ pub fn token(home: &Home, ca_name: &str, cn: Option<String>, sans: &Sans, hours:
     let ca = home.open_ca(ca_name)?;
     let grant = TokenGrant::new(cn, sans, hours)?;
     let (token, path) = tokens::create(&ca, &grant)?;
-    let names: Vec<String> = grant
-        .cn
-        .iter()
-        .map(|c| format!("CN={c}"))
-        .chain(grant.dns.iter().map(|d| format!("DNS:{d}")))
-        .chain(grant.uris.iter().map(|u| format!("URI:{u}")))
-        .chain(grant.emails.iter().map(|e| format!("email:{e}")))
-        .chain(grant.ips.iter().map(|ip| format!("IP:{ip}")))
-        .collect();
+    let names: Vec<String> = grant.cn.iter().map(|c| format!("CN={c}")).chain(sans.texts()).collect();
     audit::record(
         home,
         &Decision {

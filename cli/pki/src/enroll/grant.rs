@@ -3,7 +3,7 @@
 
 use rcgen::{DistinguishedName, Issuer, KeyPair, SubjectPublicKeyInfo};
 
-use crate::index::{Entry, IssuedBy};
+use crate::index::IssuedBy;
 use crate::profile::{self, Sans, Validity};
 use crate::store::Ca;
 use crate::PkiError;
@@ -28,8 +28,6 @@ pub struct Grant {
 pub struct Issued {
     /// Upper-case hex.
     pub serial: String,
-    /// PEM.
-    pub pem: String,
     /// DER.
     pub der: Vec<u8>,
 }
@@ -37,29 +35,16 @@ pub struct Issued {
 /// Signs `key` as a client certificate under `grant` and records it (a new
 /// line in `index.txt`, a copy under `certs/`; [`Ca::record`] holds the
 /// CA's lock, so concurrent issuers never lose an index line). The serial
-/// is random (128 bits) and checked unused.
+/// is random (128 bits); `Ca::record` refuses one already taken.
 pub fn issue(ca: &Ca, issuer: &Issuer<'_, KeyPair>, key: &SubjectPublicKeyInfo, grant: &Grant) -> Result<Issued, PkiError> {
-    let mut serial = profile::random_serial()?;
-    while ca.serial_taken(&profile::serial_hex(&serial))? {
-        serial = profile::random_serial()?;
-    }
-    let params = profile::client(grant.subject.clone(), &grant.sans, grant.validity, serial)?;
+    let params = profile::client(grant.subject.clone(), &grant.sans, grant.validity, profile::random_serial()?)?;
     let params = profile::with_crl_url(params, ca.crl_url()?.as_deref());
     let cert = params.signed_by(key, issuer).map_err(PkiError::cert(&grant.name))?;
-    let serial = params.serial_number.as_ref().map(profile::serial_hex).unwrap_or_default();
-    let parsed = crate::store::parse_cert(std::path::Path::new(&grant.name), cert.der())?;
-    let entry = Entry {
-        serial: serial.clone(),
-        not_after: params.not_after,
-        revoked: None,
-        name: grant.name.clone(),
-        subject: parsed.subject().to_string(),
-        issued_by: grant.issued_by,
-    };
+    let entry = crate::ops::entry_for(&params, &grant.name, cert.der(), grant.issued_by)?;
+    let serial = entry.serial.clone();
     ca.record(entry, &cert.pem())?;
     Ok(Issued {
         serial,
-        pem: cert.pem(),
         der: cert.der().to_vec(),
     })
 }
