@@ -145,6 +145,15 @@ impl Requester {
     }
 }
 
+/// An approver's decision on a queued request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// Sign it.
+    Approve,
+    /// Refuse it; the requester's page shows the reason.
+    Reject(&'a str),
+}
+
 /// What comes of a request.
 #[derive(Debug)]
 pub enum Outcome {
@@ -525,6 +534,70 @@ impl Authority {
                 request
             }
         }
+    }
+
+    /// The CA a label names (none: the default one) and its ways in, for the registration page.
+    pub fn registration(&self, label: Option<&str>) -> Option<(String, Ways)> {
+        self.signer(label).map(|(s, ways)| (s.ca.name.clone(), ways))
+    }
+
+    /// What a token allows, without using it up: the registration page asks
+    /// for exactly these names. 401 for an unknown, used or expired token.
+    pub fn token_grant(&self, label: Option<&str>, token: &str) -> Result<tokens::TokenGrant, Outcome> {
+        let (signer, ways) = self.signer(label).ok_or_else(|| no_label(label))?;
+        if !ways.tokens {
+            return Err(refused(Refusal::Unauthorized, "this server does not take enrollment tokens"));
+        }
+        match tokens::find(&signer.ca, token) {
+            Ok(Ok(grant)) => Ok(grant),
+            Ok(Err(why)) => Err(refused(Refusal::Unauthorized, why.to_string())),
+            Err(e) => Err(internal(&e)),
+        }
+    }
+
+    /// The requests waiting for a person, at every CA served, oldest first.
+    pub fn pending(&self) -> Result<Vec<Queued>, PkiError> {
+        let mut out = Vec::new();
+        for signer in self.signers.values() {
+            out.extend(queue::list(&signer.ca)?.into_iter().filter(|q| q.status == Status::Pending));
+        }
+        out.sort_by(|a, b| a.received.cmp(&b.received));
+        Ok(out)
+    }
+
+    /// An approver's decision from the approvals page: signs the request (or
+    /// rejects it with `reason`) and writes who decided to the audit log.
+    pub fn decide_as(&self, ca: &str, id: &str, verdict: Verdict<'_>, approver: &str) -> Result<Queued, PkiError> {
+        let signer = self
+            .signers
+            .get(ca)
+            .ok_or_else(|| PkiError::Invalid(format!("no CA {ca:?} is served here")))?;
+        let (request, serial, reason) = match verdict {
+            Verdict::Approve => {
+                let (request, issued) = queue::approve(&signer.ca, &signer.issuer, id, self.settings.days)?;
+                (request, Some(issued.serial), None)
+            }
+            Verdict::Reject(reason) => (queue::reject(&signer.ca, id, reason)?, None, Some(reason)),
+        };
+        let logged = audit::record(
+            &self.home,
+            &Decision {
+                operation: if serial.is_some() { "approve" } else { "reject" },
+                ca,
+                mode: "web",
+                requester: &format!("{approver} for {}", request.requester),
+                subject: &request.subject,
+                sans: &request.sans,
+                outcome: if serial.is_some() { "issued" } else { "rejected" },
+                serial: serial.as_deref(),
+                reason,
+            },
+        );
+        if let Err(e) = logged {
+            tracing::error!(error = %e, "the audit log could not be written");
+        }
+        tracing::info!(ca, request = %id, approver, outcome = if serial.is_some() { "issued" } else { "rejected" }, serial = ?serial, "approvals page decision");
+        Ok(request)
     }
 
     /// `simplereenroll`: the client's current certificate (verified at TLS)

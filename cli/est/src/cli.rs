@@ -77,6 +77,12 @@ pub struct ServeArgs {
     /// File holding the CA key's passphrase, if it is encrypted.
     #[arg(long)]
     pub ca_password_file: Option<PathBuf>,
+    /// Serve the pages for people too: /register/ (the browser makes the key and the CSR and enrolls over EST, with a token or through the queue), /approvals/ (with --approvers) and /whoami. DIR holds the JavaScript libraries' bundle, vendor.js (cli/est/web/dist after ./dev setup).
+    #[arg(long, value_name = "DIR")]
+    pub register: Option<PathBuf>,
+    /// A certgate policy (JSON, as the filter's): a client certificate it admits to /approvals/ may approve and reject queued requests on that page. It must not admit /approvals/ without a certificate. SECURITY.md says what this trusts.
+    #[arg(long, value_name = "POLICY", requires = "register")]
+    pub approvers: Option<PathBuf>,
 }
 
 fn parse_label(s: &str) -> Result<(String, Label), String> {
@@ -233,6 +239,12 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
     }
     let grace = std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400);
     let tls = crate::server::tls_config(&a.cert, &a.key, &authority, grace).map_err(|e| e.to_string())?;
+    let web = a
+        .register
+        .as_deref()
+        .map(|dir| crate::web::Web::load(dir, a.approvers.as_deref()))
+        .transpose()?
+        .map(Arc::new);
     let authority = Arc::new(authority);
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(a.listen)
@@ -248,8 +260,11 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
         }
         // the line a script waits for
         println!("certgate EST server on https://{local}/.well-known/est/");
+        if web.is_some() {
+            println!("registration page on https://{local}/register/");
+        }
         tokio::select! {
-            () = crate::server::serve(listener, tls, authority) => {}
+            () = crate::server::serve(listener, tls, authority, web) => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         Ok::<_, String>(())

@@ -4,7 +4,8 @@
 //!
 //! The modules: `wire` (base64 and certs-only PKCS#7, pure), `authority`
 //! (who may enroll and what gets signed, over `certgate_pki::enroll`),
-//! `server` (TLS, HTTP and the routes), `client` and `cli` (the arguments).
+//! `server` (TLS, HTTP and the routes), `web` (the pages for people:
+//! registration, approvals, who am I), `client` and `cli` (the arguments).
 //! Left out of RFC 7030: `serverkeygen` (certgate never holds a client's
 //! key), `fullcmc`, and §3.5's tls-unique binding, which TLS 1.3 lacks.
 #![warn(missing_docs)]
@@ -16,3 +17,4 @@ pub mod client;
 pub mod pem_files;
 pub mod server;
 pub mod wire;
+pub mod web;

@@ -23,6 +23,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::net::TcpListener;
 
 use crate::authority::{Authority, Operation, Outcome, Refusal, Requester};
+use crate::web::Web;
 use crate::{pem_files, wire};
 
 /// The largest request body taken (a CSR is a few hundred bytes to a few KB).
@@ -152,8 +153,8 @@ impl ClientCertVerifier for GraceVerifier {
     }
 }
 
-/// Accepts connections until the task is dropped.
-pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, authority: Arc<Authority>) {
+/// Accepts connections until the task is dropped; with `web`, the pages for people too.
+pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, authority: Arc<Authority>, web: Option<Arc<Web>>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -165,6 +166,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, authority: Arc
         };
         let acceptor = acceptor.clone();
         let authority = Arc::clone(&authority);
+        let web = web.clone();
         tokio::spawn(async move {
             let stream = match acceptor.accept(tcp).await {
                 Ok(s) => s,
@@ -182,8 +184,9 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, authority: Arc
             };
             let service = hyper::service::service_fn(move |req| {
                 let authority = Arc::clone(&authority);
+                let web = web.clone();
                 let cert = cert.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&authority, peer, cert, tls, req).await) }
+                async move { Ok::<_, std::convert::Infallible>(handle(&authority, web.as_deref(), peer, cert, tls, req).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
@@ -247,7 +250,8 @@ pub fn route(path: &str) -> Option<(Option<&str>, &str)> {
     }
 }
 
-fn basic(req: &Request<Incoming>) -> Option<(String, String)> {
+/// The HTTP Basic user and password of a request.
+pub(crate) fn basic(req: &Request<Incoming>) -> Option<(String, String)> {
     use base64::Engine;
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
@@ -260,8 +264,24 @@ fn basic(req: &Request<Incoming>) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-async fn handle(authority: &Arc<Authority>, peer: SocketAddr, cert: Option<Vec<u8>>, tls: &'static str, req: Request<Incoming>) -> Reply {
-    let (reply, operation, outcome) = answer(authority, peer, cert, tls, req).await;
+async fn handle(
+    authority: &Arc<Authority>,
+    web: Option<&Web>,
+    peer: SocketAddr,
+    cert: Option<Vec<u8>>,
+    tls: &'static str,
+    req: Request<Incoming>,
+) -> Reply {
+    let (reply, operation, outcome) = match web {
+        Some(web) if crate::web::serves(req.uri().path()) => {
+            let reply = match client_cert(authority, peer, cert, &req) {
+                Ok(cert) => crate::web::answer(web, authority, crate::web::Client { addr: peer, cert }, req).await,
+                Err((status, why)) => text(status, why),
+            };
+            (reply, None, "")
+        }
+        _ => answer(authority, peer, cert, tls, req).await,
+    };
     if let Some(op) = operation {
         authority.count(op, outcome);
     }

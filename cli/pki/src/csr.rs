@@ -23,6 +23,8 @@ pub struct Request {
     pub public_key: SubjectPublicKeyInfo,
     /// Requested extensions certgate does not copy (by OID), to tell the operator.
     pub ignored: Vec<String>,
+    /// The key's type as a person reads it: `ECDSA P-256`, `RSA 2048`, `Ed25519`.
+    pub key_type: String,
 }
 
 /// Parses and checks a CSR (PEM or DER). The error says why it is refused.
@@ -42,7 +44,7 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
         return Err(format!("{} bytes follow the request", rest.len()));
     }
     let info = &csr.certification_request_info;
-    check_key(&info.subject_pki)?;
+    let key_type = check_key(&info.subject_pki)?;
     csr.verify_signature()
         .map_err(|_| "its signature does not verify: it was altered, or not signed by the key it holds".to_owned())?;
 
@@ -99,6 +101,7 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
         sans,
         public_key,
         ignored,
+        key_type,
     })
 }
 
@@ -162,26 +165,28 @@ fn ip_from(bytes: &[u8]) -> Result<std::net::IpAddr, String> {
         .map_err(|_| "it has a malformed IP address SAN".to_owned())
 }
 
-/// Keys a CA signs: ECDSA P-256 or P-384, Ed25519, RSA of 2048 to 8192 bits.
-fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), String> {
+/// Keys a CA signs: ECDSA P-256 or P-384, Ed25519, RSA of 2048 to 8192 bits;
+/// the key's type as a person reads it.
+fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<String, String> {
     use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_SIG_ED25519};
     let alg = &spki.algorithm;
     if alg.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
         let curve = alg.parameters.as_ref().and_then(|p| p.as_oid().ok());
         return match curve {
-            Some(c) if c == OID_EC_P256 || c == OID_NIST_EC_P384 => Ok(()),
+            Some(c) if c == OID_EC_P256 => Ok("ECDSA P-256".into()),
+            Some(c) if c == OID_NIST_EC_P384 => Ok("ECDSA P-384".into()),
             Some(c) => Err(format!("its EC key is on curve {c}; allowed: P-256, P-384")),
             None => Err("its EC key names no curve".into()),
         };
     }
     if alg.algorithm == OID_SIG_ED25519 {
-        return Ok(());
+        return Ok("Ed25519".into());
     }
     match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => {
             let bits = rsa.key_size();
             if (2048..=8192).contains(&bits) {
-                Ok(())
+                Ok(format!("RSA {bits}"))
             } else {
                 Err(format!("its RSA key has {bits} bits; allowed: 2048 to 8192"))
             }

@@ -1,0 +1,133 @@
+//! Who may approve: the client certificate, verified by this server's TLS
+//! or handed on by the trusted proxy, must be admitted to `/approvals/` by a
+//! certgate policy — the same file, and the same decision code
+//! (`certgate_core::policy::decide`), as the gate in front of the page. A
+//! requester chooses the names in a CSR, never this file.
+
+use std::path::Path;
+use std::rc::Rc;
+
+use certgate_core::config::parse_policy;
+use certgate_core::identity::{IdentitySource, PeerIdentity};
+use certgate_core::policy::{decide, Outcome, Peer, Policy, RequestFacts};
+use certgate_core::token::Token;
+use ring::hmac;
+use sha2::{Digest, Sha256};
+
+/// The path every approvals request is decided for.
+pub const APPROVALS: &str = "/approvals/";
+
+/// The approvers' policy.
+#[derive(Debug)]
+pub struct Approvers {
+    policy: Policy,
+    csrf: hmac::Key,
+}
+
+/// An approver, as their certificate shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    /// The certificate's subject, as the audit log writes it.
+    pub subject: String,
+    /// The rule that admitted them.
+    pub rule: String,
+    /// The certificate's SHA-256, lower-case hex: what the CSRF token is bound to.
+    pub sha256: String,
+}
+
+/// Why a client is not an approver (403, the sentence says why).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotApprover(pub String);
+
+fn now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+impl Approvers {
+    /// Reads the policy file; refuses one that lets a client without a
+    /// certificate reach `/approvals/`.
+    pub fn load(path: &Path) -> Result<Approvers, String> {
+        let json = std::fs::read(path).map_err(|e| format!("--approvers {}: {e}", path.display()))?;
+        let policy = parse_policy(&json).map_err(|e| format!("--approvers {}: {e}", path.display()))?;
+        let nobody = RequestFacts {
+            path: APPROVALS,
+            method: "GET",
+            host: "",
+            peer: &Peer::None,
+            token: &Token::NotRead,
+        };
+        if decide(&policy, &nobody, now()).outcome == Outcome::Allow {
+            return Err(format!(
+                "--approvers {}: the policy admits {APPROVALS} without a client certificate; approvers must be named by a rule that needs one",
+                path.display()
+            ));
+        }
+        let mut secret = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+            .map_err(|_| "no random bytes for the CSRF key".to_owned())?;
+        Ok(Approvers {
+            policy,
+            csrf: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+        })
+    }
+
+    /// The approver a certificate (DER, already verified) proves, for a
+    /// request with this method and host.
+    pub fn check(&self, cert: Option<&[u8]>, method: &str, host: &str) -> Result<Approver, NotApprover> {
+        let der = cert.ok_or_else(|| NotApprover("the approvals page needs an approver's client certificate, and none was sent".into()))?;
+        let identity = PeerIdentity::from_der(der, IdentitySource::PeerCertificate)
+            .map_err(|e| NotApprover(format!("the client certificate cannot be read: {e}")))?;
+        let subject = identity.subject.text.clone();
+        let peer = Peer::Verified(Rc::new(identity));
+        let facts = RequestFacts {
+            path: APPROVALS,
+            method,
+            host,
+            peer: &peer,
+            token: &Token::NotRead,
+        };
+        let decision = decide(&self.policy, &facts, now());
+        match decision.outcome {
+            Outcome::Allow => Ok(Approver {
+                subject,
+                rule: decision.rule.unwrap_or("default").to_owned(),
+                sha256: Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect(),
+            }),
+            Outcome::Deny(reason) => Err(NotApprover(format!(
+                "{subject} is not an approver: the approvers' policy says {} on {APPROVALS}{}",
+                reason.as_str(),
+                decision.rule.map(|r| format!(" (rule {r})")).unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// The CSRF token of an approver's forms: an HMAC of their certificate
+    /// under a key made at start, so it is theirs alone and ends with the process.
+    pub fn csrf_token(&self, approver: &Approver) -> String {
+        hmac::sign(&self.csrf, approver.sha256.as_bytes())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Whether a form's token is the approver's (compared in constant time).
+    pub fn csrf_ok(&self, approver: &Approver, token: &str) -> bool {
+        let Some(bytes) = hex(token) else { return false };
+        hmac::verify(&self.csrf, approver.sha256.as_bytes(), &bytes).is_ok()
+    }
+}
+
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .collect()
+}

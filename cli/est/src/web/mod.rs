@@ -1,0 +1,397 @@
+//! The pages for people, on with `certgate pki serve --register DIR`:
+//! - `/register/`: the browser makes the key (WebCrypto) and the CSR, asks
+//!   over EST like any client (a token, or the approval queue), and builds
+//!   the PKCS#12 itself: the private key never leaves it;
+//! - `/approvals/`: pending requests, approved or rejected by a POST with a
+//!   CSRF token, for clients the approvers' policy admits (`approvers`);
+//! - `/whoami`: what this server sees of the client's certificate.
+//!
+//! The page's own files are built into the command; the JavaScript
+//! libraries come bundled in `DIR/vendor.js` (`cli/est/web`, npm).
+
+pub mod approvers;
+pub mod pages;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION};
+use hyper::{Method, Request, Response, StatusCode};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::authority::{Authority, Outcome, Verdict};
+use approvers::{Approver, Approvers};
+use pages::{Done, Pending, Seen};
+
+/// The page's own files, built in: they and the server speak the same protocol.
+const REGISTER_HTML: &str = include_str!("../../web/register.html");
+const REGISTER_JS: &str = include_str!("../../web/register.js");
+const PKCS12_JS: &str = include_str!("../../web/pkcs12.js");
+const STYLE_CSS: &str = include_str!("../../web/style.css");
+
+/// The file of `--register DIR` that holds the libraries.
+pub const VENDOR: &str = "vendor.js";
+
+/// What the pages need beyond the authority.
+#[derive(Debug)]
+pub struct Web {
+    vendor: Bytes,
+    approvers: Option<Approvers>,
+}
+
+impl Web {
+    /// Reads the libraries' bundle from `dir` and the approvers' policy, if any.
+    pub fn load(dir: &Path, approvers: Option<&Path>) -> Result<Web, String> {
+        let vendor = dir.join(VENDOR);
+        let bytes = std::fs::read(&vendor).map_err(|e| {
+            format!(
+                "--register {}: {} cannot be read ({e}); it is made by `npm ci && npm run build` in cli/est/web (./dev setup does it), and is then {}",
+                dir.display(),
+                vendor.display(),
+                Path::new("cli/est/web/dist").join(VENDOR).display()
+            )
+        })?;
+        let approvers = approvers.map(Approvers::load).transpose()?;
+        Ok(Web {
+            vendor: Bytes::from(bytes),
+            approvers,
+        })
+    }
+}
+
+/// What the server knows of the client when a page is asked for.
+#[derive(Debug)]
+pub struct Client {
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The certificate its TLS handshake verified, or the trusted proxy handed on.
+    pub cert: Option<Vec<u8>>,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// Whether a path is one of the pages'.
+pub fn serves(path: &str) -> bool {
+    path == "/" || path == "/whoami" || path.starts_with("/register/") || path.starts_with("/approvals/") || path == "/register" || path == "/approvals"
+}
+
+fn with_headers(status: StatusCode, content_type: &str, body: Bytes) -> Result<Reply, hyper::http::Error> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type)
+        // the pages load only what this server serves, are never framed,
+        // and post forms only here
+        .header(
+            "content-security-policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+        .header("x-content-type-options", "nosniff")
+        .header("referrer-policy", "no-referrer")
+        .header(CACHE_CONTROL, "no-store")
+        .body(Full::new(body))
+}
+
+fn html(status: StatusCode, body: String) -> Result<Reply, hyper::http::Error> {
+    with_headers(status, "text/html; charset=utf-8", Bytes::from(body))
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Result<Reply, hyper::http::Error> {
+    with_headers(status, "application/json", Bytes::from(value.to_string()))
+}
+
+fn see_other(to: &str) -> Result<Reply, hyper::http::Error> {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(LOCATION, to)
+        .header(CACHE_CONTROL, "no-store")
+        .body(Full::new(Bytes::new()))
+}
+
+fn query_value(req: &Request<Incoming>, name: &str) -> Option<String> {
+    form_value(req.uri().query()?, name)
+}
+
+/// A field of an `application/x-www-form-urlencoded` text.
+fn form_value(form: &str, name: &str) -> Option<String> {
+    form.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k)? == name).then(|| percent_decode(v)).flatten()
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Answers a page's request.
+pub async fn answer(web: &Web, authority: &Arc<Authority>, client: Client, req: Request<Incoming>) -> Result<Reply, hyper::http::Error> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    match (method, path.as_str()) {
+        (Method::GET, "/" | "/register") => see_other("/register/"),
+        (Method::GET, "/approvals") => see_other("/approvals/"),
+        (Method::GET, "/register/") => with_headers(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(REGISTER_HTML.as_bytes())),
+        (Method::GET, "/register/register.js") => with_headers(StatusCode::OK, "text/javascript; charset=utf-8", Bytes::from_static(REGISTER_JS.as_bytes())),
+        (Method::GET, "/register/pkcs12.js") => with_headers(StatusCode::OK, "text/javascript; charset=utf-8", Bytes::from_static(PKCS12_JS.as_bytes())),
+        (Method::GET, "/register/vendor.js") => with_headers(StatusCode::OK, "text/javascript; charset=utf-8", web.vendor.clone()),
+        (Method::GET, "/register/style.css") => with_headers(StatusCode::OK, "text/css; charset=utf-8", Bytes::from_static(STYLE_CSS.as_bytes())),
+        (Method::GET, "/register/settings") => settings(authority, query_value(&req, "label").as_deref()),
+        (Method::POST, "/register/token") => token(authority, &req),
+        (Method::GET, "/whoami") => whoami(web, &client, &req),
+        (Method::GET, "/approvals/") => approvals_page(web, authority, &client, &req).await,
+        (Method::POST, "/approvals/approve" | "/approvals/reject") => decide(web, authority, &client, req).await,
+        (_, "/register/token" | "/approvals/approve" | "/approvals/reject") => {
+            html(StatusCode::METHOD_NOT_ALLOWED, pages::message("Method not allowed", "This address takes POST only.")).map(|mut r| {
+                r.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+                r
+            })
+        }
+        _ => html(StatusCode::NOT_FOUND, pages::message("Not found", &format!("There is no page at {path}."))),
+    }
+}
+
+/// The ways in the registration page may offer for a label.
+fn settings(authority: &Authority, label: Option<&str>) -> Result<Reply, hyper::http::Error> {
+    match authority.registration(label) {
+        Some((ca, ways)) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "ca": ca, "label": label, "token": ways.tokens, "queue": ways.queue }),
+        ),
+        None => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": format!("no CA label {:?} here", label.unwrap_or_default()) }),
+        ),
+    }
+}
+
+/// The names a token allows (the token is the HTTP Basic password, as in
+/// EST); it is not used up.
+fn token(authority: &Authority, req: &Request<Incoming>) -> Result<Reply, hyper::http::Error> {
+    let label = query_value(req, "label");
+    let Some((_, token)) = crate::server::basic(req) else {
+        return json(
+            StatusCode::UNAUTHORIZED,
+            &serde_json::json!({ "error": "send the token as the HTTP Basic password" }),
+        );
+    };
+    match authority.token_grant(label.as_deref(), &token) {
+        Ok(grant) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "cn": grant.cn, "dns": grant.dns, "uris": grant.uris, "emails": grant.emails,
+                "ips": grant.ips, "expires": grant.expires,
+            }),
+        ),
+        Err(Outcome::Refused(kind, why)) => {
+            let status = match kind {
+                crate::authority::Refusal::NotFound => StatusCode::NOT_FOUND,
+                crate::authority::Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            json(status, &serde_json::json!({ "error": why }))
+        }
+        Err(_) => json(StatusCode::INTERNAL_SERVER_ERROR, &serde_json::json!({ "error": "unexpected" })),
+    }
+}
+
+fn host(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+}
+
+/// The approver a request comes from, or the 403 page that says why not.
+fn approver_of<'w>(web: &'w Web, client: &Client, req: &Request<Incoming>) -> Result<(Approver, &'w Approvers), String> {
+    let Some(approvers) = &web.approvers else {
+        return Err("This server has no approvers (`certgate pki serve --approvers POLICY`): requests are approved with `certgate pki requests approve`.".into());
+    };
+    approvers
+        .check(client.cert.as_deref(), req.method().as_str(), &host(req))
+        .map(|a| (a, approvers))
+        .map_err(|e| e.to_string())
+}
+
+fn forbidden(why: &str) -> Result<Reply, hyper::http::Error> {
+    html(StatusCode::FORBIDDEN, pages::message("Forbidden", why))
+}
+
+fn waiting_for(received: &str) -> String {
+    let Ok(at) = time::OffsetDateTime::parse(received, &time::format_description::well_known::Rfc3339) else {
+        return received.to_owned();
+    };
+    let secs = (time::OffsetDateTime::now_utc() - at).whole_seconds().max(0);
+    match secs {
+        0..60 => "less than a minute".to_owned(),
+        60..3600 => plural(secs / 60, "minute"),
+        3600..86_400 => plural(secs / 3600, "hour"),
+        _ => plural(secs / 86_400, "day"),
+    }
+}
+
+fn plural(n: i64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
+async fn approvals_page(web: &Web, authority: &Arc<Authority>, client: &Client, req: &Request<Incoming>) -> Result<Reply, hyper::http::Error> {
+    let (approver, approvers) = match approver_of(web, client, req) {
+        Ok(a) => a,
+        Err(why) => return forbidden(&why),
+    };
+    let done = match (query_value(req, "approved"), query_value(req, "rejected")) {
+        (Some(id), _) => Done::Approved(id),
+        (_, Some(id)) => Done::Rejected(id),
+        _ => Done::Nothing,
+    };
+    let authority = Arc::clone(authority);
+    let pending = tokio::task::spawn_blocking(move || authority.pending()).await;
+    let pending = match pending {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the queue cannot be read");
+            return html(StatusCode::INTERNAL_SERVER_ERROR, pages::message("Error", "The queue cannot be read; the server's log says why."));
+        }
+        Err(_) => return html(StatusCode::INTERNAL_SERVER_ERROR, pages::message("Error", "The queue cannot be read.")),
+    };
+    let shown: Vec<Pending> = pending
+        .into_iter()
+        .map(|request| {
+            use base64::Engine;
+            let key_type = base64::engine::general_purpose::STANDARD
+                .decode(&request.csr)
+                .map_err(|e| e.to_string())
+                .and_then(|der| certgate_pki::csr::check(&der))
+                .map_or_else(|e| format!("unreadable: {e}"), |c| c.key_type);
+            let waiting = waiting_for(&request.received);
+            Pending { request, key_type, waiting }
+        })
+        .collect();
+    let csrf = approvers.csrf_token(&approver);
+    html(StatusCode::OK, pages::approvals(&approver, &csrf, &shown, &done))
+}
+
+/// The origin a browser says it posts from must be this page's own (the
+/// CSRF token is checked as well).
+fn same_origin(req: &Request<Incoming>) -> Result<(), String> {
+    if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site != "same-origin" && site != "none" {
+            return Err(format!("the form was posted from another site (Sec-Fetch-Site: {site}); nothing was changed"));
+        }
+    }
+    if let Some(origin) = req.headers().get(hyper::header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let own = format!("https://{}", host(req));
+        if origin != own {
+            return Err(format!("the form was posted from {origin}, not from {own}; nothing was changed"));
+        }
+    }
+    Ok(())
+}
+
+/// Largest approvals form taken.
+const MAX_FORM: usize = 4096;
+
+async fn decide(web: &Web, authority: &Arc<Authority>, client: &Client, req: Request<Incoming>) -> Result<Reply, hyper::http::Error> {
+    let (approver, approvers) = match approver_of(web, client, &req) {
+        Ok(a) => a,
+        Err(why) => return forbidden(&why),
+    };
+    if let Err(why) = same_origin(&req) {
+        tracing::warn!(approver = %approver.subject, why, "approvals form refused");
+        return forbidden(&why);
+    }
+    let approve = req.uri().path() == "/approvals/approve";
+    let form = match Limited::new(req.into_body(), MAX_FORM).collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => return html(StatusCode::PAYLOAD_TOO_LARGE, pages::message("Too large", "The form is too large.")),
+    };
+    let csrf = form_value(&form, "csrf").unwrap_or_default();
+    if !approvers.csrf_ok(&approver, &csrf) {
+        tracing::warn!(approver = %approver.subject, "approvals form without this approver's CSRF token");
+        return forbidden("The form does not carry this page's token (reload the approvals page and try again); nothing was changed.");
+    }
+    let (Some(ca), Some(id)) = (form_value(&form, "ca"), form_value(&form, "id")) else {
+        return html(StatusCode::BAD_REQUEST, pages::message("Bad request", "The form names no request."));
+    };
+    let reason = form_value(&form, "reason").map(|r| r.trim().to_owned()).unwrap_or_default();
+    if !approve && reason.is_empty() {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::message("Bad request", "Rejecting needs a reason: the person is shown it."),
+        );
+    }
+    let authority = Arc::clone(authority);
+    let by = format!("{} (web, rule {})", approver.subject, approver.rule);
+    let (ca2, id2) = (ca.clone(), id.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let verdict = if approve { Verdict::Approve } else { Verdict::Reject(&reason) };
+        authority.decide_as(&ca2, &id2, verdict, &by)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(_)) => see_other(&format!("/approvals/?{}={id}", if approve { "approved" } else { "rejected" })),
+        Ok(Err(e)) => html(StatusCode::CONFLICT, pages::message("Not done", &e.to_string())),
+        Err(_) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::message("Error", "The decision failed; nothing was changed.")),
+    }
+}
+
+fn whoami(web: &Web, client: &Client, req: &Request<Incoming>) -> Result<Reply, hyper::http::Error> {
+    let seen = client.cert.as_deref().and_then(seen);
+    let approver = web.approvers.as_ref().map(|a| a.check(client.cert.as_deref(), "GET", &host(req)));
+    let approver = approver.as_ref().map(|r| r.as_ref().map_err(|e| e.0.as_str()));
+    html(StatusCode::OK, pages::whoami(seen.as_ref(), approver))
+}
+
+fn seen(der: &[u8]) -> Option<Seen> {
+    use sha2::Digest;
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let sans = certgate_pki::csr::certificate_sans(&cert).texts();
+    Some(Seen {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        serial: cert.raw_serial_as_string().replace(':', "").to_uppercase(),
+        not_before: cert.validity().not_before.to_string(),
+        not_after: cert.validity().not_after.to_string(),
+        sans,
+        sha256: sha2::Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{form_value, percent_decode};
+
+    #[test]
+    fn form_fields_are_decoded() {
+        let form = "csrf=ab12&id=00ff&reason=not+someone+we+know%21+%C3%A9";
+        assert_eq!(form_value(form, "reason").as_deref(), Some("not someone we know! é"));
+        assert_eq!(form_value(form, "csrf").as_deref(), Some("ab12"));
+        assert_eq!(form_value(form, "missing"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+}

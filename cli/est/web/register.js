@@ -1,0 +1,228 @@
+// The registration page: the key is made here (WebCrypto, ECDSA P-256,
+// extractable only so that it can go into the PKCS#12 file made here), the
+// CSR is built here, and it is sent over EST like any client's:
+// simpleenroll with a one-time token as the HTTP Basic password, or without
+// one into the approval queue (202 + Retry-After: ask again with the same
+// CSR). Nothing but the CSR leaves the page.
+import { x509, pkijs, asn1js } from "./vendor.js";
+import { pkcs12 } from "./pkcs12.js";
+
+const $ = (id) => document.getElementById(id);
+const label = new URLSearchParams(location.search).get("label");
+const labelQuery = label ? `?label=${encodeURIComponent(label)}` : "";
+const est = (op) => `/.well-known/est/${label ? `${encodeURIComponent(label)}/` : ""}${op}`;
+const MIN_PASSWORD = 8;
+// Retry-After is obeyed within these bounds (seconds)
+const POLL_MIN = 1;
+const POLL_MAX = 600;
+
+function show(id, on = true) {
+  $(id).hidden = !on;
+}
+
+function base64(buffer) {
+  let s = "";
+  for (const b of new Uint8Array(buffer)) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+function pem(kind, der) {
+  const lines = base64(der).match(/.{1,64}/g).join("\n");
+  return `-----BEGIN ${kind}-----\n${lines}\n-----END ${kind}-----\n`;
+}
+
+function unsupported(text) {
+  $("unsupported").textContent = text;
+  show("unsupported");
+  show("request", false);
+}
+
+function formError(text) {
+  $("form-error").textContent = text;
+  show("form-error", !!text);
+}
+
+function progress(title, text) {
+  show("progress");
+  $("progress-title").textContent = title;
+  $("progress-text").textContent = text;
+}
+
+function refuse(text) {
+  show("progress", false);
+  $("refused-reason").textContent = text;
+  show("refused");
+}
+
+const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
+
+// The subject as DER, built from its value (no DN string parsing: a name may
+// hold commas, quotes or a leading #).
+function subject(cn) {
+  const rdn = new pkijs.RelativeDistinguishedNames({
+    typesAndValues: [new pkijs.AttributeTypeAndValue({ type: "2.5.4.3", value: new asn1js.Utf8String({ value: cn }) })],
+  });
+  return new x509.Name(rdn.toSchema().toBER(false));
+}
+
+async function csrFor(names, keys) {
+  const extensions = [];
+  const general = [
+    ...names.dns.map((value) => ({ type: "dns", value })),
+    ...names.emails.map((value) => ({ type: "email", value })),
+    ...names.uris.map((value) => ({ type: "url", value })),
+    ...names.ips.map((value) => ({ type: "ip", value })),
+  ];
+  if (general.length) extensions.push(new x509.SubjectAlternativeNameExtension(general));
+  return x509.Pkcs10CertificateRequestGenerator.create({
+    name: names.cn ? subject(names.cn) : new x509.Name([]),
+    keys,
+    signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
+    extensions,
+  });
+}
+
+// The names the invitation allows, asked without using it up.
+async function tokenNames(token) {
+  const reply = await fetch(`/register/token${labelQuery}`, {
+    method: "POST",
+    headers: { Authorization: `Basic ${btoa(`:${token}`)}` },
+  });
+  const body = await reply.json();
+  if (!reply.ok) throw new Error(`This invitation code does not work: ${body.error}`);
+  return body;
+}
+
+// simpleenroll until the CA answers: the certificate, or a refusal.
+async function enroll(csrDer, token) {
+  const headers = { "Content-Type": "application/pkcs10" };
+  if (token) headers.Authorization = `Basic ${btoa(`:${token}`)}`;
+  for (;;) {
+    const reply = await fetch(est("simpleenroll"), { method: "POST", headers, body: base64(csrDer) });
+    const text = await reply.text();
+    if (reply.status === 200) return new x509.X509Certificates(text.trim());
+    if (reply.status !== 202) {
+      const why = text.trim();
+      const rejected = why.match(/^request [0-9a-f]+ was rejected: (.*)$/s);
+      throw new Refused(rejected ? `An approver rejected it: ${rejected[1]}` : why || `The server answered ${reply.status}.`);
+    }
+    const wait = Math.min(POLL_MAX, Math.max(POLL_MIN, parseInt(reply.headers.get("Retry-After") || "60", 10) || 60));
+    const id = (text.match(/request ([0-9a-f]+)/) || [])[1] || "";
+    progress(
+      "Waiting for approval",
+      `Your request${id ? ` (${id})` : ""} waits for an approver. This page asks again every ${wait} s and gets your certificate as soon as it is approved.`,
+    );
+    show("progress-keep");
+    await sleep(wait);
+  }
+}
+
+class Refused extends Error {}
+
+function download(id, name, type, bytes) {
+  const link = $(id);
+  link.href = URL.createObjectURL(new Blob([bytes], { type }));
+  link.download = name;
+}
+
+function fileName(text) {
+  return (text || "certificate").replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 60) || "certificate";
+}
+
+async function submit(event) {
+  event.preventDefault();
+  formError("");
+  const way = document.querySelector('input[name="way"]:checked')?.value;
+  const password = $("password").value;
+  if (!way) return formError("Choose how you join.");
+  if (password.length < MIN_PASSWORD) return formError(`The password needs at least ${MIN_PASSWORD} characters.`);
+  if (password !== $("password2").value) return formError("The two passwords differ.");
+  let names;
+  const token = way === "token" ? $("token").value.trim() : null;
+  if (way === "token") {
+    if (!token) return formError("Type your invitation code.");
+    try {
+      names = await tokenNames(token);
+    } catch (e) {
+      return formError(e.message);
+    }
+  } else {
+    const cn = $("name").value.trim();
+    const email = $("email").value.trim();
+    if (!cn) return formError("Type your name.");
+    if (email && !$("email").checkValidity()) return formError("That e-mail address is not valid.");
+    names = { cn, dns: [], uris: [], ips: [], emails: email ? [email] : [] };
+  }
+  $("submit").disabled = true;
+  show("request", false);
+  try {
+    progress("Making your key", "Your browser is making your private key. It stays on this page.");
+    const keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
+    const csr = await csrFor(names, keys);
+    progress("Asking for your certificate", "Your request (your names and public key, never the private key) goes to the CA.");
+    const issued = await enroll(csr.rawData, token);
+    const certificate = issued[0];
+    progress("Making your file", "Your certificate arrived; your browser is putting it and your key into a file.");
+    const cacerts = new x509.X509Certificates((await (await fetch(est("cacerts"))).text()).trim());
+    const chain = Array.from(cacerts, (c) => c.rawData);
+    const friendlyName = names.cn || certificate.subject;
+    const p12 = await pkcs12({
+      pkcs8: await crypto.subtle.exportKey("pkcs8", keys.privateKey),
+      certificate: certificate.rawData,
+      chain,
+      password,
+      friendlyName,
+      legacy: $("legacy").checked,
+    });
+    download("download-p12", `${fileName(names.cn)}.p12`, "application/x-pkcs12", p12);
+    const root = cacerts[cacerts.length - 1];
+    download("download-ca", "ca.pem", "application/x-pem-file", pem("CERTIFICATE", root.rawData));
+    $("issued-to").textContent = certificate.subject;
+    $("valid-until").textContent = certificate.notAfter.toISOString().slice(0, 10);
+    show("progress", false);
+    show("done");
+  } catch (e) {
+    if (e instanceof Refused) {
+      refuse(e.message);
+    } else {
+      refuse(`Something failed on this page: ${e.message || e}`);
+    }
+  }
+}
+
+function chooseWay() {
+  const way = document.querySelector('input[name="way"]:checked')?.value;
+  show("token-fields", way === "token");
+  show("queue-fields", way === "queue");
+}
+
+async function start() {
+  // WebCrypto exists only in a secure context (HTTPS, or localhost)
+  if (!window.isSecureContext || !globalThis.crypto?.subtle) {
+    return unsupported(
+      "This page cannot make your key here: your browser offers its cryptography (WebCrypto) only on a secure connection. " +
+        "Open this page with https:// at the address your administrator gave you. Nothing was sent.",
+    );
+  }
+  x509.cryptoProvider.set(crypto);
+  let settings;
+  try {
+    const reply = await fetch(`/register/settings${labelQuery}`);
+    settings = await reply.json();
+    if (!reply.ok) return unsupported(settings.error);
+  } catch (e) {
+    return unsupported(`The server cannot be reached: ${e.message}`);
+  }
+  show("choice-token", settings.token);
+  show("choice-queue", settings.queue);
+  if (!settings.token && !settings.queue) {
+    return unsupported("This server gives certificates to people only with the command line: ask your administrator.");
+  }
+  $(settings.token ? "way-token" : "way-queue").checked = true;
+  for (const radio of document.querySelectorAll('input[name="way"]')) radio.addEventListener("change", chooseWay);
+  chooseWay();
+  $("request").addEventListener("submit", submit);
+  show("request");
+}
+
+start();
