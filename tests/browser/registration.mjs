@@ -13,8 +13,11 @@
 //   approve:  { id, reject (a reason, or null) } -> { status, text }
 //   forge:    { fields } -> { status, text }: the approver's browser opens a
 //             page on another origin that posts the approvals form
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+//   insecure: { ca } -> { status, text }: the registration page from a plain
+//             HTTP origin that is not loopback, where WebCrypto is missing
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import path from "node:path";
 import puppeteer from "puppeteer-core";
 
@@ -27,7 +30,17 @@ async function launch() {
     headless: true,
     userDataDir: job.profile,
     env: { ...process.env, HOME: job.home },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      // a name that is not loopback, for the insecure job
+      "--host-resolver-rules=MAP register.test 127.0.0.1",
+    ],
     protocolTimeout: TIMEOUT,
   });
 }
@@ -144,13 +157,46 @@ async function forge(page) {
   }
 }
 
+// A plain-HTTP proxy to the server: http://register.test:PORT is not a
+// secure context (only https and loopback names are), so the page finds no
+// WebCrypto there, as it would on any http:// address.
+async function insecure(page) {
+  const target = new URL(job.url);
+  const ca = readFileSync(job.ca);
+  const server = http.createServer((req, res) => {
+    const upstream = https.request(
+      { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host }, ca, servername: "localhost" },
+      (reply) => {
+        res.writeHead(reply.statusCode, reply.headers);
+        reply.pipe(res);
+      },
+    );
+    upstream.on("error", (e) => res.destroy(e));
+    req.pipe(upstream);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const reply = await page.goto(`http://register.test:${server.address().port}/register/`, { waitUntil: "networkidle0" });
+    await page.waitForSelector(visible("#unsupported"));
+    await shot(page, "insecure");
+    return {
+      status: reply.status(),
+      secure: await page.evaluate(() => window.isSecureContext),
+      text: await page.evaluate(() => document.body.innerText),
+      formShown: !!(await page.$(visible("#request"))),
+    };
+  } finally {
+    server.close();
+  }
+}
+
 const browser = await launch();
 let result;
 try {
   const page = await browser.newPage();
   await page.setViewport({ width: 900, height: 700, deviceScaleFactor: 1 });
   page.setDefaultTimeout(TIMEOUT);
-  const actions = { register, open, approve, forge };
+  const actions = { register, open, approve, forge, insecure };
   result = await actions[job.action](page);
 } catch (e) {
   result = { error: String(e && e.stack ? e.stack : e) };

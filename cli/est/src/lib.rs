@@ -16,5 +16,5 @@ pub mod cli;
 pub mod client;
 pub mod pem_files;
 pub mod server;
-pub mod wire;
 pub mod web;
+pub mod wire;

@@ -175,7 +175,8 @@ async function submit(event) {
       legacy: $("legacy").checked,
     });
     download("download-p12", `${fileName(names.cn)}.p12`, "application/x-pkcs12", p12);
-    const root = cacerts[cacerts.length - 1];
+    // the chain's root (a certs-only PKCS#7 is a SET: its order says nothing)
+    const root = Array.from(cacerts).find((c) => c.subject === c.issuer) || cacerts[cacerts.length - 1];
     download("download-ca", "ca.pem", "application/x-pem-file", pem("CERTIFICATE", root.rawData));
     $("issued-to").textContent = certificate.subject;
     $("valid-until").textContent = certificate.notAfter.toISOString().slice(0, 10);

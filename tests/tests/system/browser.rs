@@ -7,16 +7,14 @@
 
 use crate::common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use certgate_backend as backend;
 use certgate_edge as edge;
 use certgate_edge::tls::ClientCertMode;
+use common::browser::Browser;
 use common::envoy::Envoy;
 use common::pki::Pki;
-use common::TempDir;
 
 const POLICY: &str = r#"{
   "verification": "listener",
@@ -26,79 +24,6 @@ const POLICY: &str = r#"{
     { "name": "site", "path_prefix": "/", "anonymous": true }
   ]
 }"#;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// A browser profile: its own NSS store (`$HOME/.pki/nssdb`, where Chromium
-/// on Linux keeps certificates) trusting the PKI's root, with or without
-/// alice's bundle, told to pick a client certificate by itself for the
-/// given origins (a person would click it in the prompt headless Chromium
-/// cannot show).
-struct Browser {
-    dir: TempDir,
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (./dev test installs libnss3-tools and chromium)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Browser {
-    fn new(pki: &Pki, bundle: Option<(&Path, &Path)>, origins: &[SocketAddr]) -> Browser {
-        let dir = TempDir::new("browser").unwrap();
-        let nssdb = dir.0.join("home/.pki/nssdb");
-        std::fs::create_dir_all(&nssdb).unwrap();
-        let db = format!("sql:{}", nssdb.display());
-        run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
-        run(Command::new("certutil")
-            .args(["-A", "-n", "certgate test root", "-t", "C,,", "-d", &db])
-            .arg("-i")
-            .arg(pki.path("root-ca/ca.pem")));
-        if let Some((p12, password)) = bundle {
-            run(Command::new("pk12util")
-                .arg("-i")
-                .arg(p12)
-                .args(["-d", &db, "-K", ""])
-                .arg("-w")
-                .arg(password));
-        }
-        let exceptions: serde_json::Map<String, serde_json::Value> = origins
-            .iter()
-            .map(|o| {
-                let setting = serde_json::json!({ "setting": { "filters": [ { "ISSUER": { "CN": "certgate Client CA" } } ] } });
-                (format!("https://{o},*"), setting)
-            })
-            .collect();
-        let prefs = serde_json::json!({ "profile": { "content_settings": { "exceptions": { "auto_select_certificate": exceptions } } } });
-        let default = dir.0.join("profile/Default");
-        std::fs::create_dir_all(&default).unwrap();
-        std::fs::write(default.join("Preferences"), prefs.to_string()).unwrap();
-        Browser { dir }
-    }
-
-    /// The page at `url` after it loaded, as the browser's DOM.
-    fn open(&self, url: &str) -> String {
-        // bounded: a browser waiting for a person (a certificate prompt) must
-        // fail the test, not hang it
-        let out = Command::new("timeout")
-            .args(["--kill-after=10", "90", CHROMIUM])
-            .env("HOME", self.dir.0.join("home"))
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-            .arg(format!("--user-data-dir={}", self.dir.0.join("profile").display()))
-            .args(["--dump-dom", url])
-            .output()
-            .unwrap_or_else(|e| panic!("{CHROMIUM}: {e} (./dev test installs Debian's chromium)"));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
 
 fn bundle(pki: &Pki) -> (PathBuf, PathBuf) {
     let password = pki.dir.0.join("p12-password");
@@ -119,8 +44,9 @@ async fn a_browser_with_an_imported_p12_sees_its_identity_through_envoy_and_the_
         .await
         .unwrap();
     let origins = [envoy.listener, edge.addr];
-    let member = Browser::new(&pki, Some((&p12, &password)), &origins);
-    let visitor = Browser::new(&pki, None, &origins);
+    let root = pki.path("root-ca/ca.pem");
+    let member = Browser::new(&root, Some((&p12, &password)), &origins, "certgate Client CA");
+    let visitor = Browser::new(&root, None, &origins, "certgate Client CA");
 
     for (front, addr) in [("Envoy", envoy.listener), ("certgate serve", edge.addr)] {
         let page = tokio::task::block_in_place(|| member.open(&format!("https://{addr}/private/account")));

@@ -74,7 +74,7 @@ impl Est {
     }
 }
 
-fn serve(pki: &Pki, allow: &[&str], extra: &[&str]) -> (SocketAddr, KillOnDrop) {
+pub(crate) fn serve(pki: &Pki, allow: &[&str], extra: &[&str]) -> (SocketAddr, KillOnDrop) {
     let addr = SocketAddr::from(([127, 0, 0, 1], common::envoy::free_port()));
     let mut cmd = certgate();
     cmd.args(["pki", "serve", "--listen", &addr.to_string()])
@@ -107,7 +107,7 @@ fn csr(cn: Option<&str>, dns: &[&str]) -> (Vec<u8>, rcgen::KeyPair) {
     (params.serialize_request(&key).unwrap().der().to_vec(), key)
 }
 
-fn b64(der: &[u8]) -> String {
+pub(crate) fn b64(der: &[u8]) -> String {
     use base64ct::Encoding;
     base64ct::Base64::encode_string(der)
 }
@@ -177,7 +177,7 @@ fn curl(est: &Est, method: &str, path: &str, body: Option<&[u8]>, headers: &[&st
 const PKCS10: &str = "Content-Type: application/pkcs10";
 
 /// `program ARGS` with `input` on its standard input.
-fn piped(program: &str, args: &[&str], input: &[u8]) -> std::process::Output {
+pub(crate) fn piped(program: &str, args: &[&str], input: &[u8]) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(program)
         .args(args)

@@ -32,6 +32,7 @@ mod policy_cases;
 mod prometheus;
 mod prometheus_rules;
 mod prometheus_scrape;
+mod registration;
 mod remote_code;
 mod restarts;
 mod revocation;

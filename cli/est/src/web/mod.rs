@@ -76,7 +76,12 @@ type Reply = Response<Full<Bytes>>;
 
 /// Whether a path is one of the pages'.
 pub fn serves(path: &str) -> bool {
-    path == "/" || path == "/whoami" || path.starts_with("/register/") || path.starts_with("/approvals/") || path == "/register" || path == "/approvals"
+    path == "/"
+        || path == "/whoami"
+        || path.starts_with("/register/")
+        || path.starts_with("/approvals/")
+        || path == "/register"
+        || path == "/approvals"
 }
 
 fn with_headers(status: StatusCode, content_type: &str, body: Bytes) -> Result<Reply, hyper::http::Error> {
@@ -90,7 +95,8 @@ fn with_headers(status: StatusCode, content_type: &str, body: Bytes) -> Result<R
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         )
         .header("x-content-type-options", "nosniff")
-        .header("referrer-policy", "no-referrer")
+        // same-origin: a form posted here still says its Origin (no-referrer makes it "null")
+        .header("referrer-policy", "same-origin")
         .header(CACHE_CONTROL, "no-store")
         .body(Full::new(body))
 }
@@ -149,23 +155,42 @@ pub async fn answer(web: &Web, authority: &Arc<Authority>, client: Client, req: 
     match (method, path.as_str()) {
         (Method::GET, "/" | "/register") => see_other("/register/"),
         (Method::GET, "/approvals") => see_other("/approvals/"),
-        (Method::GET, "/register/") => with_headers(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(REGISTER_HTML.as_bytes())),
-        (Method::GET, "/register/register.js") => with_headers(StatusCode::OK, "text/javascript; charset=utf-8", Bytes::from_static(REGISTER_JS.as_bytes())),
-        (Method::GET, "/register/pkcs12.js") => with_headers(StatusCode::OK, "text/javascript; charset=utf-8", Bytes::from_static(PKCS12_JS.as_bytes())),
+        (Method::GET, "/register/") => with_headers(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            Bytes::from_static(REGISTER_HTML.as_bytes()),
+        ),
+        (Method::GET, "/register/register.js") => with_headers(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            Bytes::from_static(REGISTER_JS.as_bytes()),
+        ),
+        (Method::GET, "/register/pkcs12.js") => with_headers(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            Bytes::from_static(PKCS12_JS.as_bytes()),
+        ),
         (Method::GET, "/register/vendor.js") => with_headers(StatusCode::OK, "text/javascript; charset=utf-8", web.vendor.clone()),
-        (Method::GET, "/register/style.css") => with_headers(StatusCode::OK, "text/css; charset=utf-8", Bytes::from_static(STYLE_CSS.as_bytes())),
+        (Method::GET, "/register/style.css") => {
+            with_headers(StatusCode::OK, "text/css; charset=utf-8", Bytes::from_static(STYLE_CSS.as_bytes()))
+        }
         (Method::GET, "/register/settings") => settings(authority, query_value(&req, "label").as_deref()),
         (Method::POST, "/register/token") => token(authority, &req),
         (Method::GET, "/whoami") => whoami(web, &client, &req),
         (Method::GET, "/approvals/") => approvals_page(web, authority, &client, &req).await,
         (Method::POST, "/approvals/approve" | "/approvals/reject") => decide(web, authority, &client, req).await,
-        (_, "/register/token" | "/approvals/approve" | "/approvals/reject") => {
-            html(StatusCode::METHOD_NOT_ALLOWED, pages::message("Method not allowed", "This address takes POST only.")).map(|mut r| {
-                r.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
-                r
-            })
-        }
-        _ => html(StatusCode::NOT_FOUND, pages::message("Not found", &format!("There is no page at {path}."))),
+        (_, "/register/token" | "/approvals/approve" | "/approvals/reject") => html(
+            StatusCode::METHOD_NOT_ALLOWED,
+            pages::message("Method not allowed", "This address takes POST only."),
+        )
+        .map(|mut r| {
+            r.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+            r
+        }),
+        _ => html(
+            StatusCode::NOT_FOUND,
+            pages::message("Not found", &format!("There is no page at {path}.")),
+        ),
     }
 }
 
@@ -258,7 +283,12 @@ fn plural(n: i64, unit: &str) -> String {
     }
 }
 
-async fn approvals_page(web: &Web, authority: &Arc<Authority>, client: &Client, req: &Request<Incoming>) -> Result<Reply, hyper::http::Error> {
+async fn approvals_page(
+    web: &Web,
+    authority: &Arc<Authority>,
+    client: &Client,
+    req: &Request<Incoming>,
+) -> Result<Reply, hyper::http::Error> {
     let (approver, approvers) = match approver_of(web, client, req) {
         Ok(a) => a,
         Err(why) => return forbidden(&why),
@@ -274,9 +304,17 @@ async fn approvals_page(web: &Web, authority: &Arc<Authority>, client: &Client, 
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "the queue cannot be read");
-            return html(StatusCode::INTERNAL_SERVER_ERROR, pages::message("Error", "The queue cannot be read; the server's log says why."));
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                pages::message("Error", "The queue cannot be read; the server's log says why."),
+            );
         }
-        Err(_) => return html(StatusCode::INTERNAL_SERVER_ERROR, pages::message("Error", "The queue cannot be read.")),
+        Err(_) => {
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                pages::message("Error", "The queue cannot be read."),
+            )
+        }
     };
     let shown: Vec<Pending> = pending
         .into_iter()
@@ -288,7 +326,11 @@ async fn approvals_page(web: &Web, authority: &Arc<Authority>, client: &Client, 
                 .and_then(|der| certgate_pki::csr::check(&der))
                 .map_or_else(|e| format!("unreadable: {e}"), |c| c.key_type);
             let waiting = waiting_for(&request.received);
-            Pending { request, key_type, waiting }
+            Pending {
+                request,
+                key_type,
+                waiting,
+            }
         })
         .collect();
     let csrf = approvers.csrf_token(&approver);
@@ -300,7 +342,9 @@ async fn approvals_page(web: &Web, authority: &Arc<Authority>, client: &Client, 
 fn same_origin(req: &Request<Incoming>) -> Result<(), String> {
     if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if site != "same-origin" && site != "none" {
-            return Err(format!("the form was posted from another site (Sec-Fetch-Site: {site}); nothing was changed"));
+            return Err(format!(
+                "the form was posted from another site (Sec-Fetch-Site: {site}); nothing was changed"
+            ));
         }
     }
     if let Some(origin) = req.headers().get(hyper::header::ORIGIN).and_then(|v| v.to_str().ok()) {
@@ -355,7 +399,10 @@ async fn decide(web: &Web, authority: &Arc<Authority>, client: &Client, req: Req
     match outcome {
         Ok(Ok(_)) => see_other(&format!("/approvals/?{}={id}", if approve { "approved" } else { "rejected" })),
         Ok(Err(e)) => html(StatusCode::CONFLICT, pages::message("Not done", &e.to_string())),
-        Err(_) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::message("Error", "The decision failed; nothing was changed.")),
+        Err(_) => html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::message("Error", "The decision failed; nothing was changed."),
+        ),
     }
 }
 
@@ -371,8 +418,9 @@ fn seen(der: &[u8]) -> Option<Seen> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     let sans = certgate_pki::csr::certificate_sans(&cert).texts();
     Some(Seen {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        // RFC 2253 order, as certgate's headers and rules write a DN
+        subject: certgate_x509::dn::Dn::from_x509(cert.subject()).text,
+        issuer: certgate_x509::dn::Dn::from_x509(cert.issuer()).text,
         serial: cert.raw_serial_as_string().replace(':', "").to_uppercase(),
         not_before: cert.validity().not_before.to_string(),
         not_after: cert.validity().not_after.to_string(),

@@ -2,6 +2,7 @@
 //! (rustls, HTTP/1.1 or HTTP/2, with or without a client certificate), and an
 //! edge + backend on ephemeral loopback ports.
 
+pub mod browser;
 pub mod envoy;
 pub mod pki;
 pub mod plugin;

@@ -1,0 +1,564 @@
+//! Registration in a browser (`certgate pki serve --register`), with Debian's
+//! headless Chromium driven by puppeteer-core (`tests/browser`): a person
+//! with a token registers and downloads a PKCS#12 made in the browser, which
+//! `pk12util` imports and which takes Chromium through Envoy and `certgate
+//! serve` to a protected page; a person without one waits while an approver
+//! approves on the approvals page, or rejects with a reason the person
+//! sees; a non-approver gets 403, and forged posts change nothing; nothing
+//! the server received or keeps holds a private key; both kinds of PKCS#12
+//! open with OpenSSL; a page outside a secure context says WebCrypto is
+//! missing. The screenshots of the book's tutorial are taken here
+//! (target/screenshots/registration; `./dev docs` copies them).
+
+use crate::common;
+use crate::enrollment::{b64, piped, serve};
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use certgate_backend as backend;
+use certgate_edge as edge;
+use certgate_edge::tls::ClientCertMode;
+use common::browser::{finish, Browser};
+use common::pki::Pki;
+use common::KillOnDrop;
+use serde_json::json;
+
+/// What the gate in front and the server itself admit: EST and the pages
+/// for anyone, `/approvals/` for carol alone.
+const POLICY: &str = r#"{
+  "verification": "listener",
+  "headers": { "preset": "rfc9440" },
+  "rules": [
+    { "name": "est", "path_prefix": "/.well-known/est/", "anonymous": true },
+    { "name": "approvers", "path_prefix": "/approvals/", "issuer_cn": ["certgate Client CA"], "subject": ["CN=carol,O=Example"] },
+    { "name": "pages", "path_prefix": "/", "anonymous": true }
+  ]
+}"#;
+
+/// The protected application of the token test (as in browser.rs).
+const APP_POLICY: &str = r#"{
+  "verification": "listener",
+  "headers": { "preset": "nginx" },
+  "rules": [
+    { "name": "private", "path_prefix": "/private/", "issuer_cn": ["certgate Client CA"] },
+    { "name": "site", "path_prefix": "/", "anonymous": true }
+  ]
+}"#;
+
+const ISSUER: &str = "certgate Client CA";
+const PASSWORD: &str = "correct horse battery";
+
+/// The libraries' bundle `./dev setup` builds.
+fn web_dist() -> PathBuf {
+    let dir = common::repo().join("cli/est/web/dist");
+    assert!(
+        dir.join("vendor.js").is_file(),
+        "{}/vendor.js is missing: ./dev setup builds it (npm ci && npm run build in cli/est/web)",
+        dir.display()
+    );
+    dir
+}
+
+fn shots() -> PathBuf {
+    common::repo().join("target/screenshots/registration")
+}
+
+/// An EST server with the pages, over a PKI home with carol (approver) and bob.
+struct Site {
+    pki: Pki,
+    addr: SocketAddr,
+    _server: KillOnDrop,
+}
+
+impl Site {
+    fn start(allow: &[&str], extra: &[&str]) -> Site {
+        let pki = Pki::new(&["carol", "bob"]);
+        let approvers = pki.dir.0.join("approvers.json");
+        std::fs::write(&approvers, POLICY).unwrap();
+        let dist = web_dist();
+        let mut args = vec!["--register", dist.to_str().unwrap(), "--approvers", approvers.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (addr, server) = serve(&pki, allow, &args);
+        Site {
+            pki,
+            addr,
+            _server: server,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    fn root(&self) -> PathBuf {
+        self.pki.path("root-ca/ca.pem")
+    }
+
+    fn password_file(&self) -> PathBuf {
+        let file = self.pki.dir.0.join("p12-password");
+        std::fs::write(&file, PASSWORD).unwrap();
+        file
+    }
+
+    /// `who`'s bundle from `pki p12`.
+    fn bundle(&self, who: &str) -> PathBuf {
+        let pw = self.password_file();
+        self.pki.run(&["p12", who, "--password-file", pw.to_str().unwrap()]);
+        self.pki.path(&format!("issued/{who}.p12"))
+    }
+
+    /// A browser holding `who`'s certificate (none: a newcomer's) for `origins`.
+    fn browser(&self, who: Option<&str>, origins: &[SocketAddr]) -> Browser {
+        let bundle = who.map(|w| self.bundle(w));
+        let pw = self.password_file();
+        Browser::new(&self.root(), bundle.as_deref().map(|b| (b, pw.as_path())), origins, ISSUER)
+    }
+
+    fn pki_out(&self, args: &[&str]) -> String {
+        let out = common::certgate()
+            .arg("pki")
+            .args(args)
+            .current_dir(&self.pki.dir.0)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pki {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn token(&self, args: &[&str]) -> String {
+        self.pki_out(&[&["token"], args].concat()).lines().next().unwrap().to_owned()
+    }
+
+    /// curl to a page, with `who`'s certificate if given: status and body.
+    fn curl(&self, who: Option<&str>, method: &str, path: &str, form: Option<&str>, headers: &[&str]) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-X", method, "--cacert"])
+            .arg(self.root())
+            .args(["-o", "-", "-w", "\n%{http_code}"]);
+        if let Some(w) = who {
+            cmd.arg("--cert")
+                .arg(self.pki.path(&format!("issued/{w}-chain.pem")))
+                .arg("--key")
+                .arg(self.pki.path(&format!("issued/{w}.key")));
+        }
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        if let Some(f) = form {
+            cmd.args(["--data-raw", f]);
+        }
+        let out = cmd.arg(format!("{}{path}", self.url())).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.trim().parse().unwrap(), body.to_owned())
+    }
+
+    fn status_of(&self, id: &str) -> String {
+        let shown: serde_json::Value = serde_json::from_str(&self.pki_out(&["requests", "show", id])).unwrap();
+        shown["status"].as_str().unwrap().to_owned()
+    }
+}
+
+fn job(site_url: &str, action: &str, prefix: &str) -> serde_json::Value {
+    json!({ "action": action, "url": site_url, "shots": shots(), "prefix": prefix })
+}
+
+fn ok(answer: &serde_json::Value) -> &serde_json::Value {
+    assert!(answer.get("error").is_none(), "the browser job failed: {}", answer["error"]);
+    answer
+}
+
+/// The job's `register` answer must be `done`; the downloaded `.p12`.
+fn downloaded(answer: &serde_json::Value, downloads: &Path) -> PathBuf {
+    assert_eq!(answer["outcome"], "done", "{answer}");
+    downloads.join(answer["p12"].as_str().expect("a .p12 was downloaded"))
+}
+
+/// `openssl pkcs12 -info` of a browser-made file, opened with its password.
+fn openssl_info(p12: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["pkcs12", "-info", "-noout", "-in"])
+        .arg(p12)
+        .args(["-passin", &format!("pass:{PASSWORD}")])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "openssl pkcs12 opens {}: {text}", p12.display());
+    let wrong = Command::new("openssl")
+        .args(["pkcs12", "-info", "-noout", "-in"])
+        .arg(p12)
+        .args(["-passin", "pass:not the password"])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "a wrong password must not open it");
+    text
+}
+
+/// The private key in a browser-made file: its PKCS#8 DER and its scalar.
+fn private_key_of(p12: &Path) -> (Vec<u8>, Vec<u8>) {
+    let pem = Command::new("openssl")
+        .args(["pkcs12", "-nocerts", "-nodes", "-in"])
+        .arg(p12)
+        .args(["-passin", &format!("pass:{PASSWORD}")])
+        .output()
+        .unwrap();
+    assert!(pem.status.success());
+    let pkcs8 = piped("openssl", &["pkey", "-outform", "DER"], &pem.stdout);
+    let sec1 = piped("openssl", &["ec", "-outform", "DER"], &pem.stdout);
+    assert!(pkcs8.status.success() && sec1.status.success());
+    // SEC1 ECPrivateKey for P-256: 30 77 02 01 01 04 20 <32-byte scalar>
+    let scalar = sec1.stdout.get(7..39).unwrap().to_vec();
+    assert_eq!(sec1.stdout.get(5..7), Some(&[0x04u8, 0x20][..]), "a P-256 key");
+    (pkcs8.stdout, scalar)
+}
+
+/// The forms a secret can take in text or files.
+fn spellings(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let b64 = b64(bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    vec![
+        bytes.to_vec(),
+        b64.into_bytes(),
+        hex.clone().into_bytes(),
+        hex.to_uppercase().into_bytes(),
+    ]
+}
+
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+/// Nothing the browser posted, and nothing the server keeps, holds the
+/// private key of `p12` in any spelling; the public key is found in what was
+/// posted (so the search can find what is there).
+fn assert_no_private_key_left_the_browser(answer: &serde_json::Value, p12: &Path, home: &Path) {
+    let (pkcs8, scalar) = private_key_of(p12);
+    let secrets: Vec<Vec<u8>> = [spellings(&pkcs8), spellings(&scalar)].concat();
+    let posted = answer["posted"].as_array().expect("the posted bodies");
+    assert!(!posted.is_empty());
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    for p in posted {
+        let body = p["body"].as_str().unwrap();
+        bodies.push(body.as_bytes().to_vec());
+        if let Ok(der) = <base64ct::Base64 as base64ct::Encoding>::decode_vec(body.trim()) {
+            bodies.push(der);
+        }
+    }
+    // the CSR carries the public key: the point after the private key in SEC1
+    let cert = Command::new("openssl")
+        .args(["pkcs12", "-nokeys", "-clcerts", "-in"])
+        .arg(p12)
+        .args(["-passin", &format!("pass:{PASSWORD}")])
+        .output()
+        .unwrap();
+    let spki = piped("openssl", &["x509", "-noout", "-pubkey"], &cert.stdout);
+    let spki_der = piped("openssl", &["pkey", "-pubin", "-outform", "DER"], &spki.stdout).stdout;
+    assert!(bodies.iter().any(|b| holds(b, &spki_der)), "the CSR posted holds the public key");
+    for body in &bodies {
+        assert!(!holds(body, b"PRIVATE KEY"), "a posted body names a private key");
+        for s in &secrets {
+            assert!(!holds(body, s), "a posted body holds the private key");
+        }
+    }
+    let files = files_under(home);
+    assert!(files.len() > 10, "the PKI home was searched");
+    for (path, bytes) in &files {
+        for s in &secrets {
+            assert!(!holds(bytes, s), "{} holds the browser's private key", path.display());
+        }
+    }
+}
+
+fn envoy_in_front(pki: &Pki, server: SocketAddr) -> common::envoy::Envoy {
+    let fixtures = format!("{}/fixtures/pki/", common::repo().display());
+    let yaml = pki
+        .envoy_yaml("est.yaml", server, POLICY)
+        .replace(&format!("{fixtures}root-ca.pem"), &pki.path("root-ca/ca.pem").display().to_string());
+    common::envoy::Envoy::start(&yaml).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_with_a_token_registers_in_chromium_and_the_p12_takes_them_through_envoy_and_certgate_serve() {
+    let site = Site::start(&["token"], &[]);
+    let token = site.token(&["--cn", "Dana Example", "--email", "dana@example.org"]);
+    let downloads = site.pki.dir.0.join("downloads");
+    let newcomer = site.browser(None, &[]);
+    let answer = tokio::task::block_in_place(|| {
+        newcomer.drive(json!({
+            "action": "register", "url": site.url(), "shots": shots(), "prefix": "token-",
+            "way": "token", "token": token, "password": PASSWORD, "legacy": false, "downloads": downloads,
+        }))
+    });
+    let p12 = downloaded(ok(&answer), &downloads);
+    assert_eq!(answer["issuedTo"], "CN=Dana Example");
+    let info = openssl_info(&p12);
+    assert!(
+        info.contains("Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC") && info.contains("MAC: sha256"),
+        "the modern kind: {info}"
+    );
+    let ca = std::fs::read_to_string(downloads.join("ca.pem")).unwrap();
+    assert_eq!(
+        ca,
+        std::fs::read_to_string(site.root()).unwrap(),
+        "the CA certificate offered is the root"
+    );
+    assert_no_private_key_left_the_browser(&answer, &p12, &site.pki.dir.0);
+    // the token is used up, and the index says how the certificate came
+    let index = std::fs::read_to_string(site.pki.path("client-ca/index.txt")).unwrap();
+    assert!(index.lines().last().unwrap().ends_with("\test-token"), "{index}");
+    let again = tokio::task::block_in_place(|| {
+        site.browser(None, &[]).drive(json!({
+            "action": "register", "url": site.url(), "shots": null, "prefix": "",
+            "way": "token", "token": token, "password": PASSWORD, "legacy": false, "downloads": downloads,
+        }))
+    });
+    assert_eq!(ok(&again)["outcome"], "form-error", "{again}");
+    assert!(again["reason"].as_str().unwrap().contains("the token was used already"), "{again}");
+
+    // the file, imported with pk12util, takes Chromium to a protected page
+    let backend = backend::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let pki = &site.pki;
+    let envoy = common::envoy::Envoy::start(&pki.envoy_yaml("nginx-optional.yaml", backend.addr, APP_POLICY)).unwrap();
+    let policy = pki.dir.0.join("app-policy.json");
+    std::fs::write(&policy, APP_POLICY).unwrap();
+    let edge = edge::start(pki.edge_settings(&policy, backend.addr, ClientCertMode::Optional))
+        .await
+        .unwrap();
+    let pw = site.password_file();
+    let member = Browser::new(&site.root(), None, &[envoy.listener, edge.addr, site.addr], ISSUER);
+    member.import(&p12, &pw);
+    for (front, addr) in [("Envoy", envoy.listener), ("certgate serve", edge.addr)] {
+        let page = tokio::task::block_in_place(|| member.open(&format!("https://{addr}/private/account")));
+        assert!(
+            page.contains(r#"You are <strong id="who">CN=Dana Example</strong>"#),
+            "{front}, with the registered file:\n{page}"
+        );
+    }
+    // and "who am I" on the enrollment server shows the same certificate
+    let whoami = tokio::task::block_in_place(|| {
+        member.drive(json!({ "action": "open", "url": site.url(), "shots": shots(), "prefix": "", "path": "/whoami", "shot": "whoami" }))
+    });
+    let text = ok(&whoami)["text"].as_str().unwrap();
+    assert!(
+        text.contains("CN=Dana Example") && text.contains("email:dana@example.org"),
+        "{text}"
+    );
+    assert!(text.contains("You may not approve requests"), "{text}");
+
+    // the page on a phone, and outside a secure context
+    let phone = tokio::task::block_in_place(|| {
+        newcomer.drive(json!({ "action": "open", "url": site.url(), "shots": shots(), "prefix": "", "path": "/register/", "shot": "register-phone", "phone": true }))
+    });
+    assert_eq!(ok(&phone)["status"], 200);
+    let insecure = tokio::task::block_in_place(|| {
+        let mut j = job(&site.url(), "insecure", "");
+        j["ca"] = site.root().display().to_string().into();
+        newcomer.drive(j)
+    });
+    assert_eq!(ok(&insecure)["secure"], false, "{insecure}");
+    assert_eq!(insecure["formShown"], false);
+    assert!(
+        insecure["text"].as_str().unwrap().contains("only on a secure connection"),
+        "{insecure}"
+    );
+}
+
+/// Starts a person's registration through the queue; returns the running
+/// job and the request's id once the page says it waits.
+fn ask(site: &Site, browser: &Browser, name: &str, legacy: bool, prefix: &str, downloads: &Path) -> (std::process::Child, String) {
+    let waiting = site.pki.dir.0.join(format!("waiting-{prefix}"));
+    let child = browser.start_job(json!({
+        "action": "register", "url": site.url(), "shots": shots(), "prefix": prefix,
+        "way": "queue", "name": name, "email": format!("{}@example.org", name.split(' ').next().unwrap().to_lowercase()),
+        "password": PASSWORD, "legacy": legacy, "downloads": downloads, "waitingFile": waiting,
+    }));
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&waiting) {
+            if let Some(id) = text.split(|c: char| !c.is_ascii_hexdigit()).find(|w| w.len() == 24) {
+                return (child, id.to_owned());
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{name}'s page never said it waits");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_approver_approves_in_the_browser_a_rejected_person_sees_why_and_nobody_else_can_decide() {
+    let site = Site::start(&["queue"], &[]);
+    let approver = site.browser(Some("carol"), &[site.addr]);
+    let other = site.browser(Some("bob"), &[site.addr]);
+
+    // Erin asks (the legacy kind of file); carol approves; Erin's page, still polling, gets it
+    let downloads = site.pki.dir.0.join("downloads-erin");
+    let erin = site.browser(None, &[]);
+    let (running, id) = ask(&site, &erin, "Erin Example", true, "queue-", &downloads);
+    assert_eq!(site.status_of(&id), "pending");
+    let approved =
+        approver.drive(json!({ "action": "approve", "url": site.url(), "shots": shots(), "prefix": "approve-", "id": id, "reject": null }));
+    assert_eq!(ok(&approved)["status"], 200, "{approved}");
+    assert!(approved["text"].as_str().unwrap().contains("was approved"), "{approved}");
+    let answer = finish(running);
+    let p12 = downloaded(ok(&answer), &downloads);
+    assert_eq!(answer["issuedTo"], "CN=Erin Example");
+    let info = openssl_info(&p12);
+    assert!(
+        info.contains("Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC") && info.contains("MAC: sha1"),
+        "the legacy kind: {info}"
+    );
+    assert_no_private_key_left_the_browser(&answer, &p12, &site.pki.dir.0);
+    // NSS takes the legacy kind too
+    site.browser(None, &[]).import(&p12, &site.password_file());
+    let audit = std::fs::read_to_string(site.pki.path("audit.log")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains(r#""mode":"web""#)
+            && l.contains("CN=carol,O=Example (web, rule approvers)")
+            && l.contains(r#""outcome":"issued""#)),
+        "{audit}"
+    );
+
+    // Mallory asks; nobody but carol, on carol's own page, can decide
+    let downloads = site.pki.dir.0.join("downloads-mallory");
+    let mallory = site.browser(None, &[]);
+    let (running, id) = ask(&site, &mallory, "Mallory Example", false, "reject-", &downloads);
+    let refused = other.drive(json!({ "action": "open", "url": site.url(), "shots": shots(), "prefix": "", "path": "/approvals/", "shot": "approvals-forbidden" }));
+    assert_eq!(ok(&refused)["status"], 403, "{refused}");
+    assert!(
+        refused["text"].as_str().unwrap().contains("CN=bob,O=Example is not an approver"),
+        "{refused}"
+    );
+    let (status, page) = site.curl(Some("carol"), "GET", "/approvals/", None, &[]);
+    assert_eq!(status, 200);
+    let csrf = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let form = |csrf: &str| format!("csrf={csrf}&ca=client-ca&id={id}");
+    // from another origin, in carol's own browser (her certificate is sent): with no token, and with hers
+    for csrf in ["", csrf.as_str()] {
+        let fields = json!({ "csrf": csrf, "ca": "client-ca", "id": id });
+        let forged = approver.drive(json!({ "action": "forge", "url": site.url(), "shots": null, "prefix": "", "fields": fields }));
+        assert_eq!(ok(&forged)["status"], 403, "{forged}");
+        assert!(forged["text"].as_str().unwrap().contains("nothing was changed"), "{forged}");
+    }
+    // without the token (no Origin either), with a wrong one, and bob with carol's
+    let (status, body) = site.curl(Some("carol"), "POST", "/approvals/approve", Some(&form("")), &[]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("does not carry this page"), "{body}");
+    let (status, _) = site.curl(Some("carol"), "POST", "/approvals/approve", Some(&form(&"0".repeat(64))), &[]);
+    assert_eq!(status, 403);
+    let (status, body) = site.curl(Some("bob"), "POST", "/approvals/approve", Some(&form(&csrf)), &[]);
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = site.curl(None, "POST", "/approvals/approve", Some(&form(&csrf)), &[]);
+    assert_eq!(status, 403);
+    // a GET never decides
+    let (status, _) = site.curl(Some("carol"), "GET", &format!("/approvals/approve?{}", form(&csrf)), None, &[]);
+    assert_eq!(status, 405);
+    assert_eq!(site.status_of(&id), "pending", "nothing above changed the request");
+
+    let rejected = approver.drive(json!({ "action": "approve", "url": site.url(), "shots": shots(), "prefix": "reject-", "id": id, "reject": "We do not know you: ask your team lead" }));
+    assert_eq!(ok(&rejected)["status"], 200, "{rejected}");
+    let answer = finish(running);
+    assert_eq!(ok(&answer)["outcome"], "refused", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("We do not know you: ask your team lead"),
+        "{answer}"
+    );
+    assert_eq!(site.status_of(&id), "rejected");
+}
+
+#[test]
+fn behind_envoy_the_gate_admits_only_approvers_to_the_approvals_page_and_the_server_checks_them_again() {
+    let site = Site::start(&["token", "queue"], &["--trusted-proxy", "127.0.0.2"]);
+    let envoy = envoy_in_front(&site.pki, site.addr);
+    let front = format!("https://{}", envoy.listener);
+    let approver = site.browser(Some("carol"), &[envoy.listener]);
+    let other = site.browser(Some("bob"), &[envoy.listener]);
+
+    // a person registers through Envoy with a token
+    let token = site.token(&["--cn", "Frank Example"]);
+    let downloads = site.pki.dir.0.join("downloads");
+    let answer = site.browser(None, &[]).drive(json!({
+        "action": "register", "url": front, "shots": null, "prefix": "",
+        "way": "token", "token": token, "password": PASSWORD, "legacy": false, "downloads": downloads,
+    }));
+    downloaded(ok(&answer), &downloads);
+
+    let page = approver.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
+    assert_eq!(ok(&page)["status"], 200, "{page}");
+    assert!(
+        page["text"].as_str().unwrap().contains("You approve as CN=carol,O=Example"),
+        "{page}"
+    );
+    // bob is stopped by certgate in Envoy, before the server
+    let page = other.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
+    assert_eq!(ok(&page)["status"], 403, "{page}");
+    let before = std::fs::read_to_string(site.pki.dir.0.join("est.log")).unwrap();
+    assert!(!before.contains("bob"), "the gate answered, not the server");
+    // who am I, through the proxy: the certificate Envoy verified
+    let page = approver.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/whoami" }));
+    assert!(ok(&page)["text"].as_str().unwrap().contains("CN=carol,O=Example"), "{page}");
+    assert!(page["text"].as_str().unwrap().contains("You may approve requests"), "{page}");
+
+    // a client that is not the trusted proxy cannot hand the server carol's certificate
+    let carol_pem = std::fs::read_to_string(site.pki.path("issued/carol.pem")).unwrap();
+    let der = pem_rfc7468::decode_vec(carol_pem.as_bytes()).unwrap().1;
+    let forged = format!("Client-Cert: :{}:", b64(&der));
+    let (status, body) = site.curl(None, "GET", "/approvals/", None, &[&forged]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("only from the trusted proxy"), "{body}");
+}
+
+#[test]
+fn the_server_refuses_an_approvers_policy_that_lets_anyone_in_and_a_missing_bundle() {
+    let pki = Pki::new(&[]);
+    let open = pki.dir.0.join("open.json");
+    std::fs::write(&open, r#"{"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#).unwrap();
+    let dist = web_dist();
+    let run = |register: &Path, approvers: &Path| {
+        common::certgate()
+            .args(["pki", "serve", "--listen", "127.0.0.1:0", "--allow", "queue"])
+            .arg("--cert")
+            .arg(pki.path("issued/localhost-chain.pem"))
+            .arg("--key")
+            .arg(pki.path("issued/localhost.key"))
+            .arg("--register")
+            .arg(register)
+            .arg("--approvers")
+            .arg(approvers)
+            .current_dir(&pki.dir.0)
+            .output()
+            .unwrap()
+    };
+    let out = run(&dist, &open);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("admits /approvals/ without a client certificate"), "{err}");
+    let out = run(&pki.dir.0, &open);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("vendor.js cannot be read") && err.contains("npm run build"), "{err}");
+}
