@@ -2,7 +2,7 @@
 //! server `certgate pki serve` over the PKI home that `certgate pki` keeps,
 //! and the client `certgate pki enroll` / `pki reenroll`.
 //!
-//! The modules: `wire` (base64 and certs-only PKCS#7, pure), `authority`
+//! The modules: `wire` (base64, certs-only PKCS#7 and HTTP Basic, pure), `authority`
 //! (who may enroll and what gets signed, over `certgate_pki::enroll`),
 //! `server` (TLS, HTTP and the routes), `web` (the pages for people:
 //! registration, approvals, who am I), `client` and `cli` (the arguments).

@@ -250,20 +250,6 @@ pub fn route(path: &str) -> Option<(Option<&str>, &str)> {
     }
 }
 
-/// The HTTP Basic user and password of a request.
-pub(crate) fn basic(req: &Request<Incoming>) -> Option<(String, String)> {
-    use base64::Engine;
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
-}
-
 async fn handle(
     authority: &Arc<Authority>,
     web: Option<&Web>,
@@ -369,7 +355,7 @@ async fn answer(
             };
             let who = Requester {
                 addr: peer.ip(),
-                basic: basic(&req),
+                basic: wire::basic(req.headers().get(AUTHORIZATION)),
                 cert,
                 tls,
             };

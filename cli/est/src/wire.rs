@@ -40,6 +40,20 @@ pub fn encode_base64(der: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(der)
 }
 
+/// The user and password of an `Authorization: Basic` header (how EST
+/// clients send a token), if it is one.
+pub fn basic(value: Option<&hyper::header::HeaderValue>) -> Option<(String, String)> {
+    let value = value?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 /// A certs-only `SignedData` holding `certs` (DER), in that order.
 pub fn certs_only(certs: &[Vec<u8>]) -> Result<Vec<u8>, WireError> {
     let bad = |e: der::Error| WireError::Pkcs7(e.to_string());

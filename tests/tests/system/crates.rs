@@ -140,11 +140,20 @@ const RULES: &[(&str, bool, &[&str])] = &[
         true,
         &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "tokio", "hyper"],
     ),
-    // enrollment: a server and client over the PKI home; never the filter or its harness
+    // enrollment: a server and client over the PKI home; never the filter's
+    // glue or its harness. The core, yes: the approvals page admits whom a
+    // certgate policy admits, decided by the filter's own code.
     (
         "certgate-est",
         true,
-        &["certgate-core", "certgate-host", "certgate-edge", "wasmtime", "proxy-wasm"],
+        &[
+            "certgate-host",
+            "certgate-edge",
+            "certgate-wasm",
+            "certgate-module",
+            "wasmtime",
+            "proxy-wasm",
+        ],
     ),
     (
         "certgate-fixtures",

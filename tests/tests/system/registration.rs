@@ -389,16 +389,28 @@ fn ask(site: &Site, browser: &Browser, name: &str, legacy: bool, prefix: &str, d
         "way": "queue", "name": name, "email": format!("{}@example.org", name.split(' ').next().unwrap().to_lowercase()),
         "password": PASSWORD, "legacy": legacy, "downloads": downloads, "waitingFile": waiting,
     }));
+    match said_it_waits(&waiting) {
+        Some(id) => (child, id),
+        None => {
+            let mut child = child;
+            let _killed = child.kill();
+            panic!("{name}'s page never said it waits: {}", finish(child));
+        }
+    }
+}
+
+/// The request id the waiting page wrote to `file`, within two minutes.
+fn said_it_waits(file: &Path) -> Option<String> {
     let start = std::time::Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&waiting) {
+    while start.elapsed() < Duration::from_secs(120) {
+        if let Ok(text) = std::fs::read_to_string(file) {
             if let Some(id) = text.split(|c: char| !c.is_ascii_hexdigit()).find(|w| w.len() == 24) {
-                return (child, id.to_owned());
+                return Some(id.to_owned());
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "{name}'s page never said it waits");
         std::thread::sleep(Duration::from_millis(200));
     }
+    None
 }
 
 #[test]
@@ -438,7 +450,7 @@ fn an_approver_approves_in_the_browser_a_rejected_person_sees_why_and_nobody_els
     // Mallory asks; nobody but carol, on carol's own page, can decide
     let downloads = site.pki.dir.0.join("downloads-mallory");
     let mallory = site.browser(None, &[]);
-    let (running, id) = ask(&site, &mallory, "Mallory Example", false, "reject-", &downloads);
+    let (running, id) = ask(&site, &mallory, "Mallory Example", false, "mallory-", &downloads);
     let refused = other.drive(json!({ "action": "open", "url": site.url(), "shots": shots(), "prefix": "", "path": "/approvals/", "shot": "approvals-forbidden" }));
     assert_eq!(ok(&refused)["status"], 403, "{refused}");
     assert!(

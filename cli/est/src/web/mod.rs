@@ -212,7 +212,7 @@ fn settings(authority: &Authority, label: Option<&str>) -> Result<Reply, hyper::
 /// EST); it is not used up.
 fn token(authority: &Authority, req: &Request<Incoming>) -> Result<Reply, hyper::http::Error> {
     let label = query_value(req, "label");
-    let Some((_, token)) = crate::server::basic(req) else {
+    let Some((_, token)) = crate::wire::basic(req.headers().get(hyper::header::AUTHORIZATION)) else {
         return json(
             StatusCode::UNAUTHORIZED,
             &serde_json::json!({ "error": "send the token as the HTTP Basic password" }),
