@@ -565,6 +565,39 @@ impl Authority {
         Ok(out)
     }
 
+    /// One queued request.
+    pub fn queued_request(&self, ca: &str, id: &str) -> Result<Option<Queued>, PkiError> {
+        match self.signers.get(ca) {
+            Some(signer) => queue::load(&signer.ca, id),
+            None => Ok(None),
+        }
+    }
+
+    /// The certificate this CA would issue for a queued request, signed by a
+    /// throwaway key under the CA's name (never the CA's key, and never
+    /// kept): the approvals page asks the approvers' policy whether the
+    /// person it makes would be an approver.
+    pub fn as_issued(&self, request: &Queued) -> Result<Vec<u8>, PkiError> {
+        use base64::Engine;
+        let signer = self
+            .signers
+            .get(&request.ca)
+            .ok_or_else(|| PkiError::Invalid(format!("no CA {:?} is served here", request.ca)))?;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&request.csr)
+            .map_err(|e| PkiError::Invalid(format!("request {}: its stored CSR is not base64: {e}", request.id)))?;
+        let csr = csr::check(&der).map_err(|m| PkiError::Invalid(format!("request {}: {m}", request.id)))?;
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = csr.subject;
+        params.subject_alt_names = csr.sans.to_rcgen(false)?;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let invalid = |e: rcgen::Error| PkiError::Invalid(format!("request {}: {e}", request.id));
+        let throwaway = KeyPair::generate().map_err(invalid)?;
+        let issuer =
+            Issuer::from_ca_cert_der(&signer.ca.cert_der.as_slice().into(), KeyPair::generate().map_err(invalid)?).map_err(invalid)?;
+        Ok(params.signed_by(&throwaway, &issuer).map_err(invalid)?.der().to_vec())
+    }
+
     /// An approver's decision from the approvals page: signs the request (or
     /// rejects it with `reason`) and writes who decided to the audit log.
     pub fn decide_as(&self, ca: &str, id: &str, verdict: Verdict<'_>, approver: &str) -> Result<Queued, PkiError> {

@@ -488,6 +488,53 @@ fn an_approver_approves_in_the_browser_a_rejected_person_sees_why_and_nobody_els
     assert_eq!(status, 405);
     assert_eq!(site.status_of(&id), "pending", "nothing above changed the request");
 
+    // someone asks for carol's own name: the page will not make them an approver
+    let key = site.pki.dir.0.join("impostor.key");
+    let csr = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/O=Example/CN=carol",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .args(["-outform", "DER"])
+        .output()
+        .unwrap();
+    assert!(csr.status.success());
+    let (status, body) = site.curl(
+        None,
+        "POST",
+        "/.well-known/est/simpleenroll",
+        Some(&b64(&csr.stdout)),
+        &["Content-Type: application/pkcs10"],
+    );
+    assert_eq!(status, 202, "{body}");
+    let impostor = body.split_whitespace().nth(1).unwrap().to_owned();
+    let (_, page) = site.curl(Some("carol"), "GET", "/approvals/", None, &[]);
+    let section = page
+        .split(&format!(r#"id="request-{impostor}""#))
+        .nth(1)
+        .unwrap()
+        .split("</section>")
+        .next()
+        .unwrap();
+    assert!(
+        section.contains("would make a new approver") && !section.contains("button type=\"submit\" class=\"approve\""),
+        "{section}"
+    );
+    let impostor_form = format!("csrf={csrf}&ca=client-ca&id={impostor}");
+    let (status, body) = site.curl(Some("carol"), "POST", "/approvals/approve", Some(&impostor_form), &[]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("does not make new approvers"), "{body}");
+    assert_eq!(site.status_of(&impostor), "pending");
+
     let rejected = approver.drive(json!({ "action": "approve", "url": site.url(), "shots": shots(), "prefix": "reject-", "id": id, "reject": "We do not know you: ask your team lead" }));
     assert_eq!(ok(&rejected)["status"], 200, "{rejected}");
     let answer = finish(running);

@@ -298,8 +298,8 @@ async fn approvals_page(
         (_, Some(id)) => Done::Rejected(id),
         _ => Done::Nothing,
     };
-    let authority = Arc::clone(authority);
-    let pending = tokio::task::spawn_blocking(move || authority.pending()).await;
+    let reader = Arc::clone(authority);
+    let pending = tokio::task::spawn_blocking(move || reader.pending()).await;
     let pending = match pending {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
@@ -326,15 +326,30 @@ async fn approvals_page(
                 .and_then(|der| certgate_pki::csr::check(&der))
                 .map_or_else(|e| format!("unreadable: {e}"), |c| c.key_type);
             let waiting = waiting_for(&request.received);
+            let makes_approver = makes_approver(authority, approvers, &request, &host(req));
             Pending {
                 request,
                 key_type,
                 waiting,
+                makes_approver,
             }
         })
         .collect();
     let csrf = approvers.csrf_token(&approver);
     html(StatusCode::OK, pages::approvals(&approver, &csrf, &shown, &done))
+}
+
+/// Whether the certificate a request would get passes the approvers'
+/// policy (so approving it would make an approver); when that cannot be
+/// told, it is taken as yes.
+fn makes_approver(authority: &Authority, approvers: &Approvers, request: &certgate_pki::enroll::queue::Queued, host: &str) -> bool {
+    match authority.as_issued(request) {
+        Ok(der) => approvers.check(Some(&der), "POST", host).is_ok(),
+        Err(e) => {
+            tracing::warn!(request = %request.id, error = %e, "cannot tell what the request would get");
+            true
+        }
+    }
 }
 
 /// The origin a browser says it posts from must be this page's own (the
@@ -369,6 +384,7 @@ async fn decide(web: &Web, authority: &Arc<Authority>, client: &Client, req: Req
         return forbidden(&why);
     }
     let approve = req.uri().path() == "/approvals/approve";
+    let host_of = host(&req);
     let form = match Limited::new(req.into_body(), MAX_FORM).collect().await {
         Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
         Err(_) => return html(StatusCode::PAYLOAD_TOO_LARGE, pages::message("Too large", "The form is too large.")),
@@ -387,6 +403,14 @@ async fn decide(web: &Web, authority: &Arc<Authority>, client: &Client, req: Req
             StatusCode::BAD_REQUEST,
             pages::message("Bad request", "Rejecting needs a reason: the person is shown it."),
         );
+    }
+    if approve {
+        if let Ok(Some(request)) = authority.queued_request(&ca, &id) {
+            if makes_approver(authority, approvers, &request, &host_of) {
+                tracing::warn!(approver = %approver.subject, request = %id, "refused to approve a request that would make an approver");
+                return forbidden("The approvers' policy admits the certificate this request asks for: this page does not make new approvers (`certgate pki requests approve` can, if that is meant). Nothing was changed.");
+            }
+        }
     }
     let authority = Arc::clone(authority);
     let by = format!("{} (web, rule {})", approver.subject, approver.rule);

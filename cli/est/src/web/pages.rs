@@ -57,6 +57,9 @@ pub struct Pending {
     pub key_type: String,
     /// `3 minutes`, ...
     pub waiting: String,
+    /// Whether the certificate it asks for would pass the approvers' policy:
+    /// the page does not approve it.
+    pub makes_approver: bool,
 }
 
 /// What the approvals page says after a decision.
@@ -113,6 +116,13 @@ pub fn approvals(approver: &Approver, csrf: &str, pending: &[Pending], done: &Do
             escape(csrf),
             escape(&q.ca)
         );
+        let approve = if p.makes_approver {
+            r#"<p class="problem makes-approver">The approvers' policy admits the certificate this asks for: approving it would make a new approver, so this page does not. Reject it, or, if that is meant, approve it with <code>certgate pki requests approve</code>.</p>"#.to_owned()
+        } else {
+            format!(
+                r#"<form method="post" action="/approvals/approve">{hidden}<button type="submit" class="approve">Approve</button></form>"#
+            )
+        };
         let _ = write!(
             main,
             r#"<section class="request" id="request-{id}" aria-labelledby="subject-{id}">
@@ -126,7 +136,7 @@ pub fn approvals(approver: &Approver, csrf: &str, pending: &[Pending], done: &Do
 <dt>Request</dt><dd><code>{id}</code></dd>
 </dl>
 <div class="actions">
-<form method="post" action="/approvals/approve">{hidden}<button type="submit" class="approve">Approve</button></form>
+{approve}
 <form method="post" action="/approvals/reject" class="reject">{hidden}<label for="reason-{id}">Reason, shown to the person</label>
 <input id="reason-{id}" name="reason" required maxlength="300" autocomplete="off"><button type="submit" class="danger">Reject</button></form>
 </div>
