@@ -71,7 +71,14 @@ sys.exit(os.waitstatus_to_exitcode(status))
 "#;
 
 /// The tutorial pages this file runs, each by its own test below.
-const PAGES: [&str; 5] = ["from-nothing.md", "gunicorn.md", "nginx.md", "browsers.md", "enrollment.md"];
+const PAGES: [&str; 6] = [
+    "from-nothing.md",
+    "gunicorn.md",
+    "nginx.md",
+    "browsers.md",
+    "enrollment.md",
+    "registration.md",
+];
 
 #[test]
 fn every_tutorial_page_is_run() {
@@ -112,6 +119,35 @@ fn browsers_with_a_pkcs12() {
 #[test]
 fn enrollment_over_est() {
     run_page("enrollment.md");
+}
+
+#[test]
+fn registering_in_a_browser() {
+    run_page("registration.md");
+}
+
+/// The registration page's screenshots: every one the page shows is in
+/// docs/src/images/registration (`./dev docs` copies them from the
+/// registration tests' run), a PNG; and every one there is shown.
+#[test]
+fn the_registration_page_shows_the_screenshots_the_tests_took() {
+    let page = std::fs::read_to_string(repo().join("docs/src/tutorials/registration.md")).unwrap();
+    let dir = repo().join("docs/src/images/registration");
+    let shown: std::collections::BTreeSet<String> = page
+        .split("](../images/registration/")
+        .skip(1)
+        .map(|rest| rest.split(')').next().unwrap().to_owned())
+        .collect();
+    assert!(shown.len() >= 10, "{shown:?}");
+    for name in &shown {
+        let png = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e} (run the registration tests, then ./dev docs)"));
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000, "{name} is a screenshot");
+    }
+    let there: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(there, shown, "docs/src/images/registration holds what the page shows");
 }
 
 /// The page's fixed `localhost:`/`127.0.0.1:` ports, each mapped to a free one.
@@ -220,6 +256,8 @@ fn run_page(name: &str) {
             .current_dir(&home.0)
             .env("HOME", &home.0)
             .env("PATH", path)
+            // where the pages' readers cloned certgate (the registration page's bundle is there)
+            .env("CERTGATE_SOURCE", repo())
             .env_remove("CERTGATE_PKI")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())

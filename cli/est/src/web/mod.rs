@@ -319,16 +319,12 @@ async fn approvals_page(
     let shown: Vec<Pending> = pending
         .into_iter()
         .map(|request| {
-            use base64::Engine;
-            let key_type = base64::engine::general_purpose::STANDARD
-                .decode(&request.csr)
-                .map_err(|e| e.to_string())
-                .and_then(|der| certgate_pki::csr::check(&der))
-                .map_or_else(|e| format!("unreadable: {e}"), |c| c.key_type);
+            let (subject, key_type) = csr_facts(&request.csr);
             let waiting = waiting_for(&request.received);
             let makes_approver = makes_approver(authority, approvers, &request, &host(req));
             Pending {
                 request,
+                subject: subject.unwrap_or_default(),
                 key_type,
                 waiting,
                 makes_approver,
@@ -337,6 +333,22 @@ async fn approvals_page(
         .collect();
     let csrf = approvers.csrf_token(&approver);
     html(StatusCode::OK, pages::approvals(&approver, &csrf, &shown, &done))
+}
+
+/// A stored CSR's subject, RFC 2253 as certgate writes DNs, and its key's
+/// type (or why it cannot be read).
+fn csr_facts(csr_base64: &str) -> (Option<String>, String) {
+    use base64::Engine;
+    use x509_parser::certification_request::X509CertificationRequest;
+    let der = match base64::engine::general_purpose::STANDARD.decode(csr_base64) {
+        Ok(der) => der,
+        Err(e) => return (None, format!("unreadable: {e}")),
+    };
+    let subject = X509CertificationRequest::from_der(&der)
+        .ok()
+        .map(|(_, c)| certgate_x509::dn::Dn::from_x509(&c.certification_request_info.subject).text);
+    let key_type = certgate_pki::csr::check(&der).map_or_else(|e| format!("unreadable: {e}"), |c| c.key_type);
+    (subject, key_type)
 }
 
 /// Whether the certificate a request would get passes the approvers'

@@ -53,6 +53,8 @@ pub fn layout(title: &str, main: &str) -> String {
 pub struct Pending {
     /// As queued.
     pub request: Queued,
+    /// Its subject, RFC 2253 (the queue keeps the CSR's own text); empty: the queue's.
+    pub subject: String,
     /// `ECDSA P-256`, ...; or why the stored CSR is unreadable.
     pub key_type: String,
     /// `3 minutes`, ...
@@ -142,7 +144,7 @@ pub fn approvals(approver: &Approver, csrf: &str, pending: &[Pending], done: &Do
 </div>
 </section>
 "#,
-            subject = escape(&q.subject),
+            subject = escape(if p.subject.is_empty() { &q.subject } else { &p.subject }),
             key = escape(&p.key_type),
             requester = escape(&q.requester),
             received = escape(&q.received),
