@@ -131,3 +131,84 @@ fn hex(s: &str) -> Option<Vec<u8>> {
         .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client certificate for `cn` (O=Example), issued by a CA named
+    /// `issuer_cn`, DER.
+    fn cert(cn: &str, issuer_cn: &str) -> Vec<u8> {
+        let mut ca = rcgen::CertificateParams::default();
+        ca.distinguished_name = rcgen::DistinguishedName::new();
+        ca.distinguished_name.push(rcgen::DnType::CommonName, issuer_cn);
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer = rcgen::Issuer::new(ca, rcgen::KeyPair::generate().unwrap());
+        let mut params = rcgen::CertificateParams::default();
+        // RFC 2253 writes the last RDN first: CN=...,O=Example
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Example");
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .signed_by(&rcgen::KeyPair::generate().unwrap(), &issuer)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    fn approvers(policy: &str) -> Result<Approvers, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("approvers.json");
+        std::fs::write(&file, policy).unwrap();
+        Approvers::load(&file)
+    }
+
+    const CAROL: &str = r#"{"rules":[{"name":"approvers","path_prefix":"/approvals/","issuer_cn":["Staff CA"],"subject":["CN=carol,O=Example"]}]}"#;
+
+    #[test]
+    fn the_policy_decides_who_approves_as_the_filter_would() {
+        let a = approvers(CAROL).unwrap();
+        let carol = a.check(Some(&cert("carol", "Staff CA")), "GET", "est.example").unwrap();
+        assert_eq!(carol.subject, "CN=carol,O=Example");
+        assert_eq!(carol.rule, "approvers");
+        let bob = a.check(Some(&cert("bob", "Staff CA")), "GET", "est.example").unwrap_err();
+        assert!(bob.0.contains("CN=bob,O=Example is not an approver") && bob.0.contains("subject_not_allowed"), "{bob}");
+        // carol's name from another CA is not carol
+        let other = a.check(Some(&cert("carol", "People CA")), "GET", "est.example").unwrap_err();
+        assert!(other.0.contains("issuer_not_allowed"), "{other}");
+        let none = a.check(None, "GET", "est.example").unwrap_err();
+        assert!(none.0.contains("none was sent"), "{none}");
+        let garbage = a.check(Some(b"not a certificate"), "GET", "est.example").unwrap_err();
+        assert!(garbage.0.contains("cannot be read"), "{garbage}");
+    }
+
+    #[test]
+    fn a_policy_that_admits_the_page_without_a_certificate_is_refused() {
+        for open in [
+            r#"{"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#,
+            r#"{"rules":[{"name":"other","path_prefix":"/elsewhere/","subject":["CN=carol"]}],"default":"allow"}"#,
+        ] {
+            let err = approvers(open).unwrap_err();
+            assert!(err.contains("admits /approvals/ without a client certificate"), "{err}");
+        }
+        let err = approvers("{").unwrap_err();
+        assert!(err.contains("approvers.json"), "the file is named: {err}");
+    }
+
+    #[test]
+    fn the_csrf_token_is_the_approvers_own_and_this_process_own() {
+        let a = approvers(CAROL).unwrap();
+        let carol = a.check(Some(&cert("carol", "Staff CA")), "GET", "h").unwrap();
+        let token = a.csrf_token(&carol);
+        assert!(a.csrf_ok(&carol, &token));
+        assert!(!a.csrf_ok(&carol, ""));
+        assert!(!a.csrf_ok(&carol, &token[..token.len() - 1]));
+        assert!(!a.csrf_ok(&carol, &"0".repeat(64)));
+        // another carol certificate (another key) has another token
+        let carol2 = a.check(Some(&cert("carol", "Staff CA")), "GET", "h").unwrap();
+        assert!(!a.csrf_ok(&carol2, &token));
+        // a restarted server has another key
+        let restarted = approvers(CAROL).unwrap();
+        assert!(!restarted.csrf_ok(&carol, &token));
+    }
+}
