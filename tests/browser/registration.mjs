@@ -24,7 +24,30 @@ import puppeteer from "puppeteer-core";
 const job = JSON.parse(process.argv[2]);
 const TIMEOUT = 120_000;
 
+// Firefox ESR (Debian's, over WebDriver BiDi): its certificates are in the
+// profile's own NSS store; it picks a client certificate by itself with
+// security.default_personal_cert, and saves downloads where its prefs say.
+async function launchFirefox() {
+  return puppeteer.launch({
+    browser: "firefox",
+    executablePath: "/usr/bin/firefox-esr",
+    headless: true,
+    userDataDir: job.profile,
+    protocolTimeout: TIMEOUT,
+    extraPrefsFirefox: {
+      "security.default_personal_cert": "Select Automatically",
+      "browser.download.folderList": 2,
+      "browser.download.dir": job.downloads || job.profile,
+      "browser.download.useDownloadDir": true,
+      "browser.download.always_ask_before_handling_new_types": false,
+      "browser.helperApps.neverAsk.saveToDisk": "application/x-pkcs12,application/x-pem-file",
+      "network.dns.localDomains": "register.test",
+    },
+  });
+}
+
 async function launch() {
+  if (job.browser === "firefox") return launchFirefox();
   return puppeteer.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
@@ -54,10 +77,26 @@ async function shot(page, name, options = {}) {
 const visible = (selector) => `${selector}:not([hidden])`;
 
 async function register(page) {
-  const posted = [];
-  page.on("request", (r) => {
-    if (r.method() !== "GET") posted.push({ url: r.url(), method: r.method(), body: r.postData() || "" });
-  });
+  let posted = [];
+  if (job.browser === "firefox") {
+    // WebDriver BiDi does not give request bodies: the page's own fetch is
+    // wrapped to keep a copy of each body it sends
+    await page.evaluateOnNewDocument(() => {
+      const original = window.fetch;
+      window.__posted = [];
+      window.fetch = (input, init = {}) => {
+        if ((init.method || "GET") !== "GET") {
+          window.__posted.push({ url: String(input), method: init.method, body: typeof init.body === "string" ? init.body : "" });
+        }
+        return original(input, init);
+      };
+    });
+  } else {
+    page.on("request", (r) => {
+      if (r.method() !== "GET") posted.push({ url: r.url(), method: r.method(), body: r.postData() || "" });
+    });
+  }
+  const sent = async () => (job.browser === "firefox" ? page.evaluate(() => window.__posted) : posted);
   const query = job.label ? `?label=${encodeURIComponent(job.label)}` : "";
   await page.goto(`${job.url}/register/${query}`, { waitUntil: "networkidle0" });
   await page.waitForSelector(visible("#request"));
@@ -82,16 +121,19 @@ async function register(page) {
   await page.waitForSelector(`${visible("#done")}, ${visible("#refused")}, ${visible("#form-error")}`, { timeout: TIMEOUT });
   if (await page.$(visible("#form-error"))) {
     await shot(page, "4-form-error");
-    return { outcome: "form-error", reason: await page.$eval("#form-error", (e) => e.textContent), posted };
+    return { outcome: "form-error", reason: await page.$eval("#form-error", (e) => e.textContent), posted: await sent() };
   }
   if (await page.$(visible("#refused"))) {
     await shot(page, "4-refused");
-    return { outcome: "refused", reason: await page.$eval("#refused-reason", (e) => e.textContent), posted };
+    return { outcome: "refused", reason: await page.$eval("#refused-reason", (e) => e.textContent), posted: await sent() };
   }
   await shot(page, "4-done");
   mkdirSync(job.downloads, { recursive: true });
-  const cdp = await page.createCDPSession();
-  await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: job.downloads });
+  posted = await sent();
+  if (job.browser !== "firefox") {
+    const cdp = await page.createCDPSession();
+    await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: job.downloads });
+  }
   await page.click("#download-p12");
   await page.click("#download-ca");
   const deadline = Date.now() + 30_000;

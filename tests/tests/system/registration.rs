@@ -380,6 +380,31 @@ async fn a_person_with_a_token_registers_in_chromium_and_the_p12_takes_them_thro
     );
 }
 
+#[test]
+fn firefox_esr_registers_with_a_token_makes_a_legacy_file_and_presents_it() {
+    let site = Site::start(&["token"], &[]);
+    let token = site.token(&["--cn", "Fiona Example"]);
+    let downloads = site.pki.dir.0.join("downloads-firefox");
+    let firefox = Browser::firefox(&site.root());
+    let answer = firefox.drive(json!({
+        "action": "register", "url": site.url(), "shots": null, "prefix": "",
+        "way": "token", "token": token, "password": PASSWORD, "legacy": true, "downloads": downloads,
+    }));
+    let p12 = downloaded(ok(&answer), &downloads);
+    assert_eq!(answer["issuedTo"], "CN=Fiona Example");
+    let info = openssl_info(&p12);
+    assert!(info.contains("pbeWithSHA1And3-KeyTripleDES-CBC"), "the legacy kind: {info}");
+    assert_no_private_key_left_the_browser(&answer, &p12, &site.pki.dir.0);
+    // imported into Firefox's own store, the file is what Firefox presents
+    firefox.import(&p12, &site.password_file());
+    let page = firefox.drive(json!({ "action": "open", "url": site.url(), "shots": null, "prefix": "", "path": "/whoami" }));
+    let text = ok(&page)["text"].as_str().unwrap();
+    assert!(
+        text.contains("CN=Fiona Example") && text.contains("CN=certgate Client CA,O=Example"),
+        "{text}"
+    );
+}
+
 /// Starts a person's registration through the queue; returns the running
 /// job and the request's id once the page says it waits.
 fn ask(site: &Site, browser: &Browser, name: &str, legacy: bool, prefix: &str, downloads: &Path) -> (std::process::Child, String) {

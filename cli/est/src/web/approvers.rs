@@ -163,7 +163,8 @@ mod tests {
         Approvers::load(&file)
     }
 
-    const CAROL: &str = r#"{"rules":[{"name":"approvers","path_prefix":"/approvals/","issuer_cn":["Staff CA"],"subject":["CN=carol,O=Example"]}]}"#;
+    const CAROL: &str =
+        r#"{"rules":[{"name":"approvers","path_prefix":"/approvals/","issuer_cn":["Staff CA"],"subject":["CN=carol,O=Example"]}]}"#;
 
     #[test]
     fn the_policy_decides_who_approves_as_the_filter_would() {
@@ -172,7 +173,10 @@ mod tests {
         assert_eq!(carol.subject, "CN=carol,O=Example");
         assert_eq!(carol.rule, "approvers");
         let bob = a.check(Some(&cert("bob", "Staff CA")), "GET", "est.example").unwrap_err();
-        assert!(bob.0.contains("CN=bob,O=Example is not an approver") && bob.0.contains("subject_not_allowed"), "{bob}");
+        assert!(
+            bob.0.contains("CN=bob,O=Example is not an approver") && bob.0.contains("subject_not_allowed"),
+            "{bob}"
+        );
         // carol's name from another CA is not carol
         let other = a.check(Some(&cert("carol", "People CA")), "GET", "est.example").unwrap_err();
         assert!(other.0.contains("issuer_not_allowed"), "{other}");

@@ -3,7 +3,7 @@
 //! a root, with or without a PKCS#12 bundle imported by `pk12util`, told to
 //! pick a client certificate by itself for the given origins (a person would
 //! click it in the prompt headless Chromium cannot show). `open` dumps a
-//! page's DOM; `drive` runs a job of `tests/browser/registration.mjs`
+//! page's DOM; `Browser::firefox` is Debian's Firefox ESR instead; `drive` runs a job of `tests/browser/registration.mjs`
 //! (puppeteer-core, installed by `./dev setup`) in the same profile.
 
 use std::net::SocketAddr;
@@ -16,6 +16,8 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 pub struct Browser {
     pub dir: TempDir,
+    /// Firefox ESR instead of Chromium (`drive` only).
+    firefox: bool,
 }
 
 /// Runs a command that must succeed (NSS's tools, ...).
@@ -44,7 +46,7 @@ impl Browser {
             .args(["-A", "-n", "certgate test root", "-t", "C,,", "-d", &db])
             .arg("-i")
             .arg(root));
-        let browser = Browser { dir };
+        let browser = Browser { dir, firefox: false };
         if let Some((p12, password)) = bundle {
             browser.import(p12, password);
         }
@@ -62,10 +64,32 @@ impl Browser {
         browser
     }
 
+    /// Debian's Firefox ESR with a profile whose NSS store (in the profile
+    /// itself, as Firefox keeps it) trusts `root`; it picks a client
+    /// certificate by itself (`security.default_personal_cert`).
+    pub fn firefox(root: &Path) -> Browser {
+        let dir = TempDir::new("firefox").unwrap();
+        let profile = dir.0.join("profile");
+        std::fs::create_dir_all(&profile).unwrap();
+        std::fs::create_dir_all(dir.0.join("home")).unwrap();
+        let db = format!("sql:{}", profile.display());
+        run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
+        run(Command::new("certutil")
+            .args(["-A", "-n", "certgate test root", "-t", "C,,", "-d", &db])
+            .arg("-i")
+            .arg(root));
+        Browser { dir, firefox: true }
+    }
+
+    fn nssdb(&self) -> String {
+        let dir = if self.firefox { "profile" } else { "home/.pki/nssdb" };
+        format!("sql:{}", self.dir.0.join(dir).display())
+    }
+
     /// Imports a PKCS#12 file into the profile's NSS store, as a person
     /// does after downloading it.
     pub fn import(&self, p12: &Path, password_file: &Path) {
-        let db = format!("sql:{}", self.dir.0.join("home/.pki/nssdb").display());
+        let db = self.nssdb();
         run(Command::new("pk12util")
             .arg("-i")
             .arg(p12)
@@ -95,6 +119,9 @@ impl Browser {
     pub fn start_job(&self, mut job: serde_json::Value) -> std::process::Child {
         job["home"] = self.dir.0.join("home").display().to_string().into();
         job["profile"] = self.dir.0.join("profile").display().to_string().into();
+        if self.firefox {
+            job["browser"] = "firefox".into();
+        }
         let driver = super::repo().join("tests/browser/registration.mjs");
         Command::new("timeout")
             .args(["--kill-after=10", "240", "node"])
