@@ -9,6 +9,8 @@
 // Actions:
 //   register: { way: "token"|"queue", token, name, email, password, legacy,
 //               downloads, label, waitingFile } -> { outcome, p12, ca, issuedTo, reason, posted }
+//               (stopWhenWaiting: return once the page waits for approval)
+//   resume:   { password, downloads } -> as register, with resumeText
 //   open:     { path, shot } -> { status, text }
 //   approve:  { id, reject (a reason, or null) } -> { status, text }
 //   forge:    { fields } -> { status, text }: the approver's browser opens a
@@ -77,7 +79,7 @@ async function shot(page, name, options = {}) {
 const visible = (selector) => `${selector}:not([hidden])`;
 
 async function register(page) {
-  let posted = [];
+  const posted = [];
   if (job.browser === "firefox") {
     // WebDriver BiDi does not give request bodies: the page's own fetch is
     // wrapped to keep a copy of each body it sends
@@ -117,7 +119,27 @@ async function register(page) {
     await page.waitForFunction(() => document.querySelector("#progress-title")?.textContent === "Waiting for approval", { timeout: TIMEOUT });
     await shot(page, "3-waiting");
     writeFileSync(job.waitingFile, await page.$eval("#progress-text", (e) => e.textContent));
+    // the person closes the page; `resume` comes back to it
+    if (job.stopWhenWaiting) return { outcome: "waiting", posted: await sent() };
   }
+  return outcome(page, sent);
+}
+
+// The person comes back to the page of a request that waits: it offers to
+// keep waiting; a new password, and the page gets the certificate.
+async function resumed(page) {
+  await page.goto(`${job.url}/register/`, { waitUntil: "networkidle0" });
+  await page.waitForSelector(visible("#resume"));
+  const resumeText = await page.$eval("#resume-text", (e) => e.textContent);
+  await page.type("#password", job.password);
+  await page.type("#password2", job.password);
+  await shot(page, "resume");
+  await page.click("#submit");
+  return { ...(await outcome(page, async () => [])), resumeText };
+}
+
+// What the page came to: a form error, a refusal, or the downloads.
+async function outcome(page, sent) {
   await page.waitForSelector(`${visible("#done")}, ${visible("#refused")}, ${visible("#form-error")}`, { timeout: TIMEOUT });
   if (await page.$(visible("#form-error"))) {
     await shot(page, "4-form-error");
@@ -129,7 +151,7 @@ async function register(page) {
   }
   await shot(page, "4-done");
   mkdirSync(job.downloads, { recursive: true });
-  posted = await sent();
+  const posted = await sent();
   if (job.browser !== "firefox") {
     const cdp = await page.createCDPSession();
     await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: job.downloads });
@@ -238,7 +260,7 @@ try {
   const page = await browser.newPage();
   await page.setViewport({ width: 900, height: 700, deviceScaleFactor: 1 });
   page.setDefaultTimeout(TIMEOUT);
-  const actions = { register, open, approve, forge, insecure };
+  const actions = { register, resume: resumed, open, approve, forge, insecure };
   result = await actions[job.action](page);
 } catch (e) {
   result = { error: String(e && e.stack ? e.stack : e) };

@@ -93,8 +93,9 @@ async function tokenNames(token) {
   return body;
 }
 
-// simpleenroll until the CA answers: the certificate, or a refusal.
-async function enroll(csrDer, token) {
+// simpleenroll until the CA answers: the certificate, or a refusal. While
+// it waits, `waiting(id)` keeps the request for a later visit.
+async function enroll(csrDer, token, waiting) {
   const headers = { "Content-Type": "application/pkcs10" };
   if (token) headers.Authorization = `Basic ${btoa(`:${token}`)}`;
   for (;;) {
@@ -108,6 +109,7 @@ async function enroll(csrDer, token) {
     }
     const wait = Math.min(POLL_MAX, Math.max(POLL_MIN, parseInt(reply.headers.get("Retry-After") || "60", 10) || 60));
     const id = (text.match(/request ([0-9a-f]+)/) || [])[1] || "";
+    await waiting(id);
     progress(
       "Waiting for approval",
       `Your request${id ? ` (${id})` : ""} waits for an approver. This page asks again every ${wait} s and gets your certificate as soon as it is approved.`,
@@ -119,6 +121,31 @@ async function enroll(csrDer, token) {
 
 class Refused extends Error {}
 
+// A request waiting for approval is kept in this browser (IndexedDB: the key
+// pair as CryptoKey objects, stored as they are and never sent, and the
+// CSR), so that closing the page loses nothing; the file's password is
+// asked again when the person comes back.
+const STORE = "waiting";
+const KEPT_AS = label || "";
+
+function database() {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open("certgate-registration", 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+}
+
+async function kept(operation, ...args) {
+  const db = await database();
+  return new Promise((resolve, reject) => {
+    const request = db.transaction(STORE, operation === "get" ? "readonly" : "readwrite").objectStore(STORE)[operation](...args);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
 function download(id, name, type, bytes) {
   const link = $(id);
   link.href = URL.createObjectURL(new Blob([bytes], { type }));
@@ -129,14 +156,18 @@ function fileName(text) {
   return (text || "certificate").replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 60) || "certificate";
 }
 
+// The request kept from an earlier visit, when the page resumes it.
+let resuming = null;
+
 async function submit(event) {
   event.preventDefault();
   formError("");
   const way = document.querySelector('input[name="way"]:checked')?.value;
   const password = $("password").value;
-  if (!way) return formError("Choose how you join.");
   if (password.length < MIN_PASSWORD) return formError(`The password needs at least ${MIN_PASSWORD} characters.`);
   if (password !== $("password2").value) return formError("The two passwords differ.");
+  if (resuming) return obtain(resuming, password);
+  if (!way) return formError("Choose how you join.");
   let names;
   const token = way === "token" ? $("token").value.trim() : null;
   if (way === "token") {
@@ -155,19 +186,51 @@ async function submit(event) {
   }
   $("submit").disabled = true;
   show("request", false);
+  progress("Making your key", "Your browser is making your private key. It stays on this page.");
+  let keys, csr;
   try {
-    progress("Making your key", "Your browser is making your private key. It stays on this page.");
-    const keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
-    const csr = await csrFor(names, keys);
+    keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
+    csr = await csrFor(names, keys);
+  } catch (e) {
+    return refuse(`Your browser could not make a key: ${e.message || e}`);
+  }
+  await obtain({ keys, csr: csr.rawData, names, token }, password);
+}
+
+// A request kept from an earlier visit: only the password is asked again.
+async function resume() {
+  const waiting = await kept("get", KEPT_AS).catch(() => undefined);
+  if (!waiting) return;
+  resuming = waiting;
+  for (const id of ["ways", "token-fields", "queue-fields"]) show(id, false);
+  const when = new Date(waiting.at).toLocaleString();
+  $("resume-text").textContent =
+    `Your request${waiting.id ? ` (${waiting.id})` : ""} for ${waiting.names.cn || "your names"}, sent ${when}, waits for an approver. ` +
+    "Choose the password for your file again: this page then waits for the answer.";
+  show("resume");
+  $("submit").textContent = "Keep waiting for my certificate";
+  $("start-over").addEventListener("click", async () => {
+    await kept("delete", KEPT_AS).catch(() => {});
+    location.reload();
+  });
+}
+
+// From the CSR to the downloads: ask (and wait), then make the file.
+async function obtain(request, password) {
+  $("submit").disabled = true;
+  show("request", false);
+  const keep = (id) => kept("put", { ...request, token: null, id, at: Date.now() }, KEPT_AS).catch(() => {});
+  try {
     progress("Asking for your certificate", "Your request (your names and public key, never the private key) goes to the CA.");
-    const issued = await enroll(csr.rawData, token);
+    const issued = await enroll(request.csr, request.token, keep);
     const certificate = issued[0];
+    const names = request.names;
     progress("Making your file", "Your certificate arrived; your browser is putting it and your key into a file.");
     const cacerts = new x509.X509Certificates((await (await fetch(est("cacerts"))).text()).trim());
     const chain = Array.from(cacerts, (c) => c.rawData);
     const friendlyName = names.cn || certificate.subject;
     const p12 = await pkcs12({
-      pkcs8: await crypto.subtle.exportKey("pkcs8", keys.privateKey),
+      pkcs8: await crypto.subtle.exportKey("pkcs8", request.keys.privateKey),
       certificate: certificate.rawData,
       chain,
       password,
@@ -180,10 +243,12 @@ async function submit(event) {
     download("download-ca", "ca.pem", "application/x-pem-file", pem("CERTIFICATE", root.rawData));
     $("issued-to").textContent = certificate.subject;
     $("valid-until").textContent = certificate.notAfter.toISOString().slice(0, 10);
+    await kept("delete", KEPT_AS).catch(() => {});
     show("progress", false);
     show("done");
   } catch (e) {
     if (e instanceof Refused) {
+      await kept("delete", KEPT_AS).catch(() => {});
       refuse(e.message);
     } else {
       refuse(`Something failed on this page: ${e.message || e}`);
@@ -222,6 +287,7 @@ async function start() {
   $(settings.token ? "way-token" : "way-queue").checked = true;
   for (const radio of document.querySelectorAll('input[name="way"]')) radio.addEventListener("change", chooseWay);
   chooseWay();
+  await resume();
   $("request").addEventListener("submit", submit);
   show("request");
 }

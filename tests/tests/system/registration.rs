@@ -575,6 +575,37 @@ fn an_approver_approves_in_the_browser_a_rejected_person_sees_why_and_nobody_els
 }
 
 #[test]
+fn a_person_who_closed_the_waiting_page_gets_the_certificate_on_coming_back() {
+    let site = Site::start(&["queue"], &[]);
+    let approver = site.browser(Some("carol"), &[site.addr]);
+    let gina = site.browser(None, &[]);
+    let waiting = site.pki.dir.0.join("waiting-gina");
+    let asked = gina.drive(json!({
+        "action": "register", "url": site.url(), "shots": null, "prefix": "",
+        "way": "queue", "name": "Gina Example", "email": "",
+        "password": PASSWORD, "legacy": false, "downloads": null, "waitingFile": waiting, "stopWhenWaiting": true,
+    }));
+    assert_eq!(ok(&asked)["outcome"], "waiting", "{asked}");
+    let id = said_it_waits(&waiting).unwrap();
+    let approved = approver.drive(json!({ "action": "approve", "url": site.url(), "shots": null, "prefix": "", "id": id, "reject": null }));
+    assert_eq!(ok(&approved)["status"], 200, "{approved}");
+    // the same browser, the page opened again: it still has the key and the request
+    let downloads = site.pki.dir.0.join("downloads-gina");
+    let back = gina.drive(json!({
+        "action": "resume", "url": site.url(), "shots": shots(), "prefix": "", "password": PASSWORD, "downloads": downloads,
+    }));
+    let p12 = downloaded(ok(&back), &downloads);
+    assert!(back["resumeText"].as_str().unwrap().contains(&id), "{back}");
+    assert_eq!(back["issuedTo"], "CN=Gina Example");
+    openssl_info(&p12);
+    assert_no_private_key_left_the_browser(&asked, &p12, &site.pki.dir.0);
+    // done: the page no longer offers to resume
+    let again = gina.drive(json!({ "action": "open", "url": site.url(), "shots": null, "prefix": "", "path": "/register/" }));
+    assert!(ok(&again)["text"].as_str().unwrap().contains("How do you join?"), "{again}");
+    assert!(!again["text"].as_str().unwrap().contains("Keep waiting"), "{again}");
+}
+
+#[test]
 fn behind_envoy_the_gate_admits_only_approvers_to_the_approvals_page_and_the_server_checks_them_again() {
     let site = Site::start(&["token", "queue"], &["--trusted-proxy", "127.0.0.2"]);
     let envoy = envoy_in_front(&site.pki, site.addr);
