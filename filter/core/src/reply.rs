@@ -103,6 +103,23 @@ fn html_body(reason: DenyReason, rule: Option<&str>, status: u16) -> String {
     )
 }
 
+/// `&`, `<`, `>`, `"` and `'` as entities: text from a certificate or a
+/// request, put into a page (the test backend's, the enrollment server's).
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +154,13 @@ mod tests {
             r#"{"error":"forbidden","reason":"revoked","rule":null}"#
         );
         assert!(!html_body(DenyReason::Revoked, Some("<x>"), 403).contains("<x>"));
+    }
+
+    #[test]
+    fn every_markup_character_is_escaped() {
+        assert_eq!(
+            super::escape_html(r#"<script>alert("x" & 'y')</script>"#),
+            "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"
+        );
     }
 }

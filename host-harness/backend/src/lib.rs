@@ -19,6 +19,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use certgate_core::reply::escape_html;
+
 /// A running backend; dropping it stops it.
 #[derive(Debug)]
 pub struct RunningBackend {
@@ -133,21 +135,6 @@ fn whoami_page(headers: &[(String, String)]) -> String {
          <h1>Who am I</h1>\n<p>{greeting}</p>\n<h2>Identity</h2>\n<table id=\"identity\">\n{identity}</table>\n\
          <h2>Every request header</h2>\n<table id=\"headers\">\n{all}</table>\n</body></html>\n"
     )
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Starts the backend on `addr` (port 0: any free port).

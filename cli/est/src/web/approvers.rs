@@ -206,7 +206,7 @@ mod tests {
         let token = a.csrf_token(&carol);
         assert!(a.csrf_ok(&carol, &token));
         assert!(!a.csrf_ok(&carol, ""));
-        assert!(!a.csrf_ok(&carol, &token[..token.len() - 1]));
+        assert!(!a.csrf_ok(&carol, &token.chars().skip(2).collect::<String>()));
         assert!(!a.csrf_ok(&carol, &"0".repeat(64)));
         // another carol certificate (another key) has another token
         let carol2 = a.check(Some(&cert("carol", "Staff CA")), "GET", "h").unwrap();

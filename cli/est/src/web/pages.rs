@@ -8,21 +8,7 @@ use certgate_pki::enroll::queue::Queued;
 
 use super::approvers::Approver;
 
-/// `&`, `<`, `>`, `"` and `'` as entities.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use certgate_core::reply::escape_html as escape;
 
 /// A whole page: the header with its three places, then `main`.
 pub fn layout(title: &str, main: &str) -> String {
@@ -232,17 +218,4 @@ pub fn message(title: &str, sentence: &str) -> String {
         title,
         &format!("<h1>{}</h1>\n<p id=\"message\">{}</p>\n", escape(title), escape(sentence)),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn every_markup_character_is_escaped() {
-        assert_eq!(
-            escape(r#"<script>alert("x" & 'y')</script>"#),
-            "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"
-        );
-    }
 }
