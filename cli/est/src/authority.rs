@@ -170,6 +170,10 @@ pub enum Outcome {
         id: String,
         /// When to ask again, seconds.
         retry_after: u32,
+        /// Whether it was queued by this request; else this is a poll of a
+        /// request that still waits, which is no new decision (it is not
+        /// written to the audit log again).
+        new: bool,
     },
     /// Refused; the sentence says why.
     Refused(Refusal, String),
@@ -446,11 +450,12 @@ impl Authority {
             Ok(q) => q,
             Err(e) => return internal(&e),
         };
+        let new = existing.is_none();
         let current = match existing {
             Some(q) => q,
             None => {
                 use base64::Engine;
-                let new = Queued {
+                let queued = Queued {
                     id: id.clone(),
                     ca: signer.ca.name.clone(),
                     requester,
@@ -460,7 +465,7 @@ impl Authority {
                     received: queue::now(),
                     status: Status::Pending,
                 };
-                match queue::submit(&signer.ca, new) {
+                match queue::submit(&signer.ca, queued) {
                     Ok(q) => self.hook(signer, q),
                     Err(e) => return internal(&e),
                 }
@@ -470,6 +475,7 @@ impl Authority {
             Status::Pending => Outcome::Pending {
                 id,
                 retry_after: self.settings.retry_after,
+                new,
             },
             Status::Rejected { reason, .. } => refused(Refusal::Forbidden, format!("request {id} was rejected: {reason}")),
             Status::Issued { serial, .. } => match certgate_pki::store::cert_file(&signer.ca.issued_copy(&serial)) {
@@ -785,6 +791,11 @@ impl Authority {
             Outcome::Pending { .. } => ("queued", None),
             Outcome::Refused(kind, why) => (kind.name(), Some(why.as_str())),
         };
+        if let Outcome::Pending { new: false, id, .. } = &outcome {
+            // a poll of a request that still waits: logged, but no new decision
+            tracing::debug!(operation, ca = %signer.ca.name, request = %id, requester = %requester, "still waiting for approval");
+            return outcome;
+        }
         tracing::info!(operation, ca = %signer.ca.name, mode, tls = who.tls, requester = %requester, subject = %subject, sans = ?sans, outcome = result, serial = ?issued_serial, reason = ?reason, "est decision");
         let logged = audit::record(
             &self.home,

@@ -433,7 +433,7 @@ fn client_cert(
 fn reply_for(outcome: Outcome, op: Operation) -> (Result<Reply, hyper::http::Error>, Option<Operation>, &'static str) {
     match outcome {
         Outcome::Issued { der, .. } => (pkcs7(&der), Some(op), "issued"),
-        Outcome::Pending { id, retry_after } => {
+        Outcome::Pending { id, retry_after, .. } => {
             let reply = Response::builder()
                 .status(StatusCode::ACCEPTED)
                 .header(RETRY_AFTER, retry_after.to_string())

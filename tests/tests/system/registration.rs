@@ -465,6 +465,12 @@ fn an_approver_approves_in_the_browser_a_rejected_person_sees_why_and_nobody_els
     // NSS takes the legacy kind too
     site.browser(None, &[]).import(&p12, &site.password_file());
     let audit = std::fs::read_to_string(site.pki.path("audit.log")).unwrap();
+    // the page polled every second while it waited: one decision, one line
+    let queued = audit
+        .lines()
+        .filter(|l| l.contains(r#""subject":"CN=Erin Example""#) && l.contains(r#""outcome":"queued""#))
+        .count();
+    assert_eq!(queued, 1, "{audit}");
     assert!(
         audit.lines().any(|l| l.contains(r#""mode":"web""#)
             && l.contains("CN=carol,O=Example (web, rule approvers)")
@@ -645,6 +651,54 @@ fn behind_envoy_the_gate_admits_only_approvers_to_the_approvals_page_and_the_ser
     let (status, body) = site.curl(None, "GET", "/approvals/", None, &[&forged]);
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("only from the trusted proxy"), "{body}");
+}
+
+#[test]
+fn the_page_offers_the_ways_in_of_its_ca_label() {
+    let site = Site::start(&["token"], &["--label", "people=client-ca:queue"]);
+    let settings = |query: &str| {
+        let (status, body) = site.curl(None, "GET", &format!("/register/settings{query}"), None, &[]);
+        (status, serde_json::from_str::<serde_json::Value>(&body).unwrap())
+    };
+    let (status, plain) = settings("");
+    assert_eq!(
+        (status, &plain["token"], &plain["queue"]),
+        (200, &json!(true), &json!(false)),
+        "{plain}"
+    );
+    let (status, people) = settings("?label=people");
+    assert_eq!(
+        (status, &people["token"], &people["queue"]),
+        (200, &json!(false), &json!(true)),
+        "{people}"
+    );
+    let (status, none) = settings("?label=nobody");
+    assert_eq!(status, 404);
+    assert!(none["error"].as_str().unwrap().contains("nobody"), "{none}");
+    // the page for the label offers approval only, and asks under the label
+    let browser = site.browser(None, &[]);
+    let page =
+        browser.drive(json!({ "action": "open", "url": site.url(), "shots": null, "prefix": "", "path": "/register/?label=people" }));
+    let text = ok(&page)["text"].as_str().unwrap();
+    assert!(
+        text.contains("I ask for approval") && !text.contains("I have an invitation code"),
+        "{text}"
+    );
+    let downloads = site.pki.dir.0.join("downloads");
+    let waiting = site.pki.dir.0.join("waiting-label");
+    let asked = browser.drive(json!({
+        "action": "register", "url": site.url(), "shots": null, "prefix": "", "label": "people",
+        "way": "queue", "name": "Hal Example", "email": "", "password": PASSWORD, "legacy": false,
+        "downloads": downloads, "waitingFile": waiting, "stopWhenWaiting": true,
+    }));
+    assert_eq!(ok(&asked)["outcome"], "waiting", "{asked}");
+    let posted = asked["posted"].as_array().unwrap();
+    assert!(
+        posted
+            .iter()
+            .any(|p| p["url"].as_str().unwrap().ends_with("/.well-known/est/people/simpleenroll")),
+        "{asked}"
+    );
 }
 
 #[test]
