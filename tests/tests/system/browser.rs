@@ -16,7 +16,8 @@ use common::browser::Browser;
 use common::envoy::Envoy;
 use common::pki::Pki;
 
-const POLICY: &str = r#"{
+/// Also the protected application of the registration tests.
+pub(crate) const POLICY: &str = r#"{
   "verification": "listener",
   "headers": { "preset": "nginx" },
   "rules": [

@@ -22,15 +22,19 @@ use common::{certgate, wait_for_port, KillOnDrop};
 
 /// An EST server over a fresh PKI home (root, client CA, a server
 /// certificate for localhost and 127.0.0.1).
-struct Est {
-    pki: Pki,
-    addr: SocketAddr,
+pub(crate) struct Est {
+    pub(crate) pki: Pki,
+    pub(crate) addr: SocketAddr,
     _server: KillOnDrop,
 }
 
 impl Est {
     fn start(allow: &[&str], extra: &[&str]) -> Est {
-        let pki = Pki::new(&[]);
+        Est::start_in(Pki::new(&[]), allow, extra)
+    }
+
+    /// The server over a PKI home made by the caller.
+    pub(crate) fn start_in(pki: Pki, allow: &[&str], extra: &[&str]) -> Est {
         let (addr, server) = serve(&pki, allow, extra);
         Est {
             pki,
@@ -39,23 +43,23 @@ impl Est {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("https://{}", self.addr)
     }
 
-    fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.pki.path("root-ca/ca.pem")
     }
 
     /// `certgate pki token ARGS`: the token (its first line).
-    fn token(&self, args: &[&str]) -> String {
+    pub(crate) fn token(&self, args: &[&str]) -> String {
         let (code, out, err) = self.pki_cmd(&[&["token"], args].concat());
         assert_eq!(code, 0, "{err}");
         out.lines().next().unwrap().to_owned()
     }
 
     /// `certgate pki ARGS` in the home: status, stdout, stderr.
-    fn pki_cmd(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn pki_cmd(&self, args: &[&str]) -> (i32, String, String) {
         let out = certgate().arg("pki").args(args).current_dir(&self.pki.dir.0).output().unwrap();
         (
             out.status.code().unwrap_or(-1),
@@ -74,7 +78,7 @@ impl Est {
     }
 }
 
-pub(crate) fn serve(pki: &Pki, allow: &[&str], extra: &[&str]) -> (SocketAddr, KillOnDrop) {
+fn serve(pki: &Pki, allow: &[&str], extra: &[&str]) -> (SocketAddr, KillOnDrop) {
     let addr = SocketAddr::from(([127, 0, 0, 1], common::envoy::free_port()));
     let mut cmd = certgate();
     cmd.args(["pki", "serve", "--listen", &addr.to_string()])
@@ -837,11 +841,11 @@ fn a_server_killed_in_a_burst_leaves_an_index_and_store_that_agree_after_restart
 
 const EST_POLICY: &str = r#"{"verification":"listener","headers":{"preset":"rfc9440"},"rules":[{"name":"est","path_prefix":"/.well-known/est/","anonymous":true}]}"#;
 
-/// `envoy/est.yaml` with `pki`'s files, in front of the EST server at `server`.
-fn envoy_in_front(pki: &Pki, server: SocketAddr) -> common::envoy::Envoy {
+/// `envoy/est.yaml` with `pki`'s files and `policy`, in front of the EST server at `server`.
+pub(crate) fn envoy_in_front(pki: &Pki, server: SocketAddr, policy: &str) -> common::envoy::Envoy {
     let fixtures = format!("{}/fixtures/pki/", common::repo().display());
     let yaml = pki
-        .envoy_yaml("est.yaml", server, EST_POLICY)
+        .envoy_yaml("est.yaml", server, policy)
         .replace(&format!("{fixtures}root-ca.pem"), &pki.path("root-ca/ca.pem").display().to_string());
     common::envoy::Envoy::start(&yaml).unwrap()
 }
@@ -859,7 +863,7 @@ fn through(est: &Est, envoy: &common::envoy::Envoy, args: &[&str]) -> std::proce
 #[test]
 fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_trusted_proxy() {
     let est = Est::start(&["token", "renewal"], &["--trusted-proxy", "127.0.0.2"]);
-    let envoy = envoy_in_front(&est.pki, est.addr);
+    let envoy = envoy_in_front(&est.pki, est.addr, EST_POLICY);
     let files = est.pki.path("issued/svc");
     let files = files.to_str().unwrap();
     let token = est.token(&["--cn", "svc"]);
@@ -890,7 +894,7 @@ fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_trus
 
     // a server that trusts no proxy refuses the header Envoy sets
     let (addr, _trusting_none) = serve(&est.pki, &["renewal"], &[]);
-    let envoy = envoy_in_front(&est.pki, addr);
+    let envoy = envoy_in_front(&est.pki, addr, EST_POLICY);
     let out = through(&est, &envoy, &["reenroll", "--files", files, "--force"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

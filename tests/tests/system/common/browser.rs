@@ -37,16 +37,11 @@ impl Browser {
     /// A profile trusting `root`, with `bundle` (a .p12 and its password
     /// file) imported, choosing a certificate issued by `issuer_cn` for `origins`.
     pub fn new(root: &Path, bundle: Option<(&Path, &Path)>, origins: &[SocketAddr], issuer_cn: &str) -> Browser {
-        let dir = TempDir::new("browser").unwrap();
-        let nssdb = dir.0.join("home/.pki/nssdb");
-        std::fs::create_dir_all(&nssdb).unwrap();
-        let db = format!("sql:{}", nssdb.display());
-        run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
-        run(Command::new("certutil")
-            .args(["-A", "-n", "certgate test root", "-t", "C,,", "-d", &db])
-            .arg("-i")
-            .arg(root));
-        let browser = Browser { dir, firefox: false };
+        let browser = Browser {
+            dir: TempDir::new("browser").unwrap(),
+            firefox: false,
+        };
+        browser.new_store(root);
         if let Some((p12, password)) = bundle {
             browser.import(p12, password);
         }
@@ -68,22 +63,32 @@ impl Browser {
     /// itself, as Firefox keeps it) trusts `root`; it picks a client
     /// certificate by itself (`security.default_personal_cert`).
     pub fn firefox(root: &Path) -> Browser {
-        let dir = TempDir::new("firefox").unwrap();
-        let profile = dir.0.join("profile");
-        std::fs::create_dir_all(&profile).unwrap();
-        std::fs::create_dir_all(dir.0.join("home")).unwrap();
-        let db = format!("sql:{}", profile.display());
+        let browser = Browser {
+            dir: TempDir::new("firefox").unwrap(),
+            firefox: true,
+        };
+        std::fs::create_dir_all(browser.dir.0.join("home")).unwrap();
+        browser.new_store(root);
+        browser
+    }
+
+    fn nssdb_dir(&self) -> std::path::PathBuf {
+        self.dir.0.join(if self.firefox { "profile" } else { "home/.pki/nssdb" })
+    }
+
+    fn nssdb(&self) -> String {
+        format!("sql:{}", self.nssdb_dir().display())
+    }
+
+    /// An empty NSS store that trusts `root`.
+    fn new_store(&self, root: &Path) {
+        std::fs::create_dir_all(self.nssdb_dir()).unwrap();
+        let db = self.nssdb();
         run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
         run(Command::new("certutil")
             .args(["-A", "-n", "certgate test root", "-t", "C,,", "-d", &db])
             .arg("-i")
             .arg(root));
-        Browser { dir, firefox: true }
-    }
-
-    fn nssdb(&self) -> String {
-        let dir = if self.firefox { "profile" } else { "home/.pki/nssdb" };
-        format!("sql:{}", self.dir.0.join(dir).display())
     }
 
     /// Imports a PKCS#12 file into the profile's NSS store, as a person
