@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// The address of the proxy (Envoy with certgate's rfc9440 headers) whose Client-Cert header is taken as the client's verified certificate; from anywhere else that header is refused. SECURITY.md says what this trusts.
     #[arg(long)]
     pub trusted_proxy: Option<std::net::IpAddr>,
+    /// Also listen on this loopback address in plain HTTP, for the trusted proxy alone, when it terminates TLS and speaks plain HTTP upstream (certgate serve --upstream http://ADDR): it hands the client's certificate on as Client-Cert. Needs --trusted-proxy; other addresses are closed unanswered.
+    #[arg(long, value_name = "ADDR", requires = "trusted_proxy")]
+    pub proxy_listen: Option<SocketAddr>,
     /// Also serve Prometheus metrics on this address (plain HTTP, /metrics).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
@@ -251,6 +254,18 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Some(addr) = a.proxy_listen {
+            if !addr.ip().is_loopback() {
+                return Err(format!(
+                    "--proxy-listen {addr}: plain HTTP is for a proxy on this machine; give a loopback address"
+                ));
+            }
+            let plain = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(address = %addr, "plain HTTP for the trusted proxy on http://{addr}/");
+            tokio::spawn(crate::server::serve_proxy(plain, Arc::clone(&authority), web.clone()));
+        }
         if let Some(addr) = a.metrics_listen {
             let metrics = tokio::net::TcpListener::bind(addr)
                 .await

@@ -182,17 +182,48 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, authority: Arc
                 Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
                 _ => "TLS",
             };
-            let service = hyper::service::service_fn(move |req| {
-                let authority = Arc::clone(&authority);
-                let web = web.clone();
-                let cert = cert.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&authority, web.as_deref(), peer, cert, tls, req).await) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
-                tracing::debug!(%peer, error = %e, "connection ended");
-            }
+            serve_connection(stream, peer, cert, tls, authority, web).await;
         });
+    }
+}
+
+/// Plain HTTP on loopback for the trusted proxy alone (`--proxy-listen`):
+/// a proxy that terminates TLS itself and speaks plain HTTP upstream
+/// (`certgate serve`) hands the client's certificate on as `Client-Cert`.
+/// A connection from any other address is closed unanswered.
+pub async fn serve_proxy(listener: TcpListener, authority: Arc<Authority>, web: Option<Arc<Web>>) {
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else { continue };
+        if authority.trusted_proxy() != Some(peer.ip()) {
+            tracing::warn!(%peer, "a connection to the proxy listener not from the trusted proxy: closed");
+            continue;
+        }
+        let authority = Arc::clone(&authority);
+        let web = web.clone();
+        tokio::spawn(serve_connection(tcp, peer, None, "plain HTTP from the proxy", authority, web));
+    }
+}
+
+/// HTTP/1.1 on one connection, TLS or not.
+async fn serve_connection<IO>(
+    io: IO,
+    peer: SocketAddr,
+    cert: Option<Vec<u8>>,
+    tls: &'static str,
+    authority: Arc<Authority>,
+    web: Option<Arc<Web>>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let authority = Arc::clone(&authority);
+        let web = web.clone();
+        let cert = cert.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(&authority, web.as_deref(), peer, cert, tls, req).await) }
+    });
+    let io = hyper_util::rt::TokioIo::new(io);
+    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+        tracing::debug!(%peer, error = %e, "connection ended");
     }
 }
 

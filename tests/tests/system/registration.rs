@@ -337,6 +337,49 @@ async fn a_person_with_a_token_registers_in_chromium_and_the_p12_takes_them_thro
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_certgate_serve_the_gate_admits_only_approvers_and_the_server_hears_the_proxy_alone() {
+    let plain = SocketAddr::from(([127, 0, 0, 1], common::envoy::free_port()));
+    let site = Site::start(
+        &["token", "queue"],
+        &["--trusted-proxy", "127.0.0.1", "--proxy-listen", &plain.to_string()],
+    );
+    common::wait_for_port(plain, "the proxy listener", Duration::from_secs(10));
+    let policy = site.est.pki.dir.0.join("gate.json");
+    std::fs::write(&policy, POLICY).unwrap();
+    let gate = edge::start(site.est.pki.edge_settings(&policy, plain, ClientCertMode::Optional))
+        .await
+        .unwrap();
+    let front = format!("https://{}", gate.addr);
+    let (approver, other) = (site.browser(Some("carol"), &[gate.addr]), site.browser(Some("bob"), &[gate.addr]));
+    tokio::task::block_in_place(|| {
+        let token = site.est.token(&["--cn", "Ivy Example"]);
+        let downloads = site.est.pki.dir.0.join("downloads");
+        let answer = site.browser(None, &[]).drive(json!({
+            "action": "register", "url": front, "shots": null, "prefix": "",
+            "way": "token", "token": token, "password": PASSWORD, "legacy": false, "downloads": downloads,
+        }));
+        made_file(&answer, &downloads, "CN=Ivy Example", false);
+        let page = approver.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
+        assert_eq!(ok(&page)["status"], 200, "{page}");
+        assert!(
+            page["text"].as_str().unwrap().contains("You approve as CN=carol,O=Example"),
+            "{page}"
+        );
+        let page = other.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
+        assert_eq!(ok(&page)["status"], 403, "{page}");
+    });
+    let log = std::fs::read_to_string(site.est.pki.dir.0.join("est.log")).unwrap();
+    assert!(!log.contains("CN=bob"), "the gate answered bob, not the server:\n{log}");
+    // the plain listener is the proxy's: a request there without the gate is anonymous
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{plain}/approvals/"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+}
+
 #[test]
 fn firefox_esr_registers_with_a_token_makes_a_legacy_file_and_presents_it() {
     let site = Site::start(&["token"], &[]);
@@ -435,6 +478,11 @@ fn an_approver_approves_in_the_browser_a_rejected_person_sees_why_and_nobody_els
     assert!(
         refused["text"].as_str().unwrap().contains("CN=bob,O=Example is not an approver"),
         "{refused}"
+    );
+    let log = std::fs::read_to_string(site.est.pki.dir.0.join("est.log")).unwrap();
+    assert!(
+        log.contains("CN=bob,O=Example is not an approver"),
+        "the server refused bob itself:\n{log}"
     );
     let (status, page) = site.curl(Some("carol"), "GET", "/approvals/", None, &[]);
     assert_eq!(status, 200);
@@ -584,8 +632,8 @@ fn behind_envoy_the_gate_admits_only_approvers_to_the_approvals_page_and_the_ser
     // bob is stopped by certgate in Envoy, before the server
     let page = other.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
     assert_eq!(ok(&page)["status"], 403, "{page}");
-    let before = std::fs::read_to_string(site.est.pki.dir.0.join("est.log")).unwrap();
-    assert!(!before.contains("bob"), "the gate answered, not the server");
+    let log = std::fs::read_to_string(site.est.pki.dir.0.join("est.log")).unwrap();
+    assert!(!log.contains("CN=bob"), "the gate answered bob, not the server:\n{log}");
     // who am I, through the proxy: the certificate Envoy verified
     let page = approver.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/whoami" }));
     assert!(ok(&page)["text"].as_str().unwrap().contains("CN=carol,O=Example"), "{page}");

@@ -235,7 +235,10 @@ fn approver_of<'w>(web: &'w Web, client: &Client, req: &Request<Incoming>) -> Re
     approvers
         .check(client.cert.as_deref(), req.method().as_str(), &host(req))
         .map(|a| (a, approvers))
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            tracing::info!(address = %client.addr, why = %e, "approvals page refused");
+            e.to_string()
+        })
 }
 
 fn forbidden(why: &str) -> Result<Reply, hyper::http::Error> {
