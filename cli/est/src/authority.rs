@@ -195,6 +195,17 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Its HTTP status code.
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::BadRequest => 400,
+            Refusal::Unauthorized => 401,
+            Refusal::Forbidden => 403,
+            Refusal::NotFound => 404,
+            Refusal::Internal => 500,
+        }
+    }
+
     /// `bad_request`, ... for the metrics.
     pub fn name(self) -> &'static str {
         match self {
@@ -571,33 +582,29 @@ impl Authority {
         Ok(out)
     }
 
-    /// One queued request.
-    pub fn queued_request(&self, ca: &str, id: &str) -> Result<Option<Queued>, PkiError> {
-        match self.signers.get(ca) {
-            Some(signer) => queue::load(&signer.ca, id),
-            None => Ok(None),
-        }
+    /// A CA this server issues for, by name.
+    fn served(&self, ca: &str) -> Result<&Signer, PkiError> {
+        self.signers
+            .get(ca)
+            .ok_or_else(|| PkiError::Invalid(format!("no CA {ca:?} is served here")))
     }
 
-    /// The certificate this CA would issue for a queued request, signed by a
+    /// One queued request.
+    pub fn queued_request(&self, ca: &str, id: &str) -> Result<Option<Queued>, PkiError> {
+        queue::load(&self.served(ca)?.ca, id)
+    }
+
+    /// The certificate CA `ca` would issue for a checked CSR, signed by a
     /// throwaway key under the CA's name (never the CA's key, and never
     /// kept): the approvals page asks the approvers' policy whether the
     /// person it makes would be an approver.
-    pub fn as_issued(&self, request: &Queued) -> Result<Vec<u8>, PkiError> {
-        use base64::Engine;
-        let signer = self
-            .signers
-            .get(&request.ca)
-            .ok_or_else(|| PkiError::Invalid(format!("no CA {:?} is served here", request.ca)))?;
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(&request.csr)
-            .map_err(|e| PkiError::Invalid(format!("request {}: its stored CSR is not base64: {e}", request.id)))?;
-        let csr = csr::check(&der).map_err(|m| PkiError::Invalid(format!("request {}: {m}", request.id)))?;
+    pub fn as_issued(&self, ca: &str, csr: &csr::Request) -> Result<Vec<u8>, PkiError> {
+        let signer = self.served(ca)?;
         let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = csr.subject;
+        params.distinguished_name = csr.subject.clone();
         params.subject_alt_names = csr.sans.to_rcgen(false)?;
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let invalid = |e: rcgen::Error| PkiError::Invalid(format!("request {}: {e}", request.id));
+        let invalid = |e: rcgen::Error| PkiError::Invalid(format!("a certificate like CA {ca}'s: {e}"));
         let throwaway = KeyPair::generate().map_err(invalid)?;
         let issuer =
             Issuer::from_ca_cert_der(&signer.ca.cert_der.as_slice().into(), KeyPair::generate().map_err(invalid)?).map_err(invalid)?;
@@ -607,10 +614,7 @@ impl Authority {
     /// An approver's decision from the approvals page: signs the request (or
     /// rejects it with `reason`) and writes who decided to the audit log.
     pub fn decide_as(&self, ca: &str, id: &str, verdict: Verdict<'_>, approver: &str) -> Result<Queued, PkiError> {
-        let signer = self
-            .signers
-            .get(ca)
-            .ok_or_else(|| PkiError::Invalid(format!("no CA {ca:?} is served here")))?;
+        let signer = self.served(ca)?;
         let (request, serial, reason) = match verdict {
             Verdict::Approve => {
                 let (request, issued) = queue::approve(&signer.ca, &signer.issuer, id, self.settings.days)?;
@@ -618,16 +622,20 @@ impl Authority {
             }
             Verdict::Reject(reason) => (queue::reject(&signer.ca, id, reason)?, None, Some(reason)),
         };
+        let (operation, outcome) = match verdict {
+            Verdict::Approve => ("approve", "issued"),
+            Verdict::Reject(_) => ("reject", "rejected"),
+        };
         let logged = audit::record(
             &self.home,
             &Decision {
-                operation: if serial.is_some() { "approve" } else { "reject" },
+                operation,
                 ca,
                 mode: "web",
                 requester: &format!("{approver} for {}", request.requester),
                 subject: &request.subject,
                 sans: &request.sans,
-                outcome: if serial.is_some() { "issued" } else { "rejected" },
+                outcome,
                 serial: serial.as_deref(),
                 reason,
             },
@@ -635,7 +643,7 @@ impl Authority {
         if let Err(e) = logged {
             tracing::error!(error = %e, "the audit log could not be written");
         }
-        tracing::info!(ca, request = %id, approver, outcome = if serial.is_some() { "issued" } else { "rejected" }, serial = ?serial, "approvals page decision");
+        tracing::info!(ca, request = %id, approver, outcome, serial = ?serial, "approvals page decision");
         Ok(request)
     }
 

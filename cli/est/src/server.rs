@@ -475,13 +475,7 @@ fn reply_for(outcome: Outcome, op: Operation) -> (Result<Reply, hyper::http::Err
             (reply, Some(op), "queued")
         }
         Outcome::Refused(kind, why) => {
-            let status = match kind {
-                Refusal::BadRequest => StatusCode::BAD_REQUEST,
-                Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
-                Refusal::Forbidden => StatusCode::FORBIDDEN,
-                Refusal::NotFound => StatusCode::NOT_FOUND,
-                Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            };
+            let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let reply = text(status, why).map(|mut r| {
                 if kind == Refusal::Unauthorized {
                     r.headers_mut()

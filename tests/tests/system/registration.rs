@@ -337,6 +337,29 @@ async fn a_person_with_a_token_registers_in_chromium_and_the_p12_takes_them_thro
     );
 }
 
+/// Through a gate at `front` (Envoy or `certgate serve`, with `POLICY`): a
+/// person registers with a token, carol reaches the approvals page, and the
+/// gate stops bob before the server hears of him.
+fn through_the_gate(site: &Site, front: &str, approver: &Browser, other: &Browser, cn: &str) {
+    let token = site.est.token(&["--cn", cn]);
+    let downloads = site.est.pki.dir.0.join("downloads");
+    let answer = site.browser(None, &[]).drive(json!({
+        "action": "register", "url": front, "shots": null, "prefix": "",
+        "way": "token", "token": token, "password": PASSWORD, "legacy": false, "downloads": downloads,
+    }));
+    made_file(&answer, &downloads, &format!("CN={cn}"), false);
+    let page = approver.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
+    assert_eq!(ok(&page)["status"], 200, "{page}");
+    assert!(
+        page["text"].as_str().unwrap().contains("You approve as CN=carol,O=Example"),
+        "{page}"
+    );
+    let page = other.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
+    assert_eq!(ok(&page)["status"], 403, "{page}");
+    let log = std::fs::read_to_string(site.est.pki.dir.0.join("est.log")).unwrap();
+    assert!(!log.contains("CN=bob"), "the gate answered bob, not the server:\n{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_certgate_serve_the_gate_admits_only_approvers_and_the_server_hears_the_proxy_alone() {
     let plain = SocketAddr::from(([127, 0, 0, 1], common::envoy::free_port()));
@@ -352,25 +375,7 @@ async fn behind_certgate_serve_the_gate_admits_only_approvers_and_the_server_hea
         .unwrap();
     let front = format!("https://{}", gate.addr);
     let (approver, other) = (site.browser(Some("carol"), &[gate.addr]), site.browser(Some("bob"), &[gate.addr]));
-    tokio::task::block_in_place(|| {
-        let token = site.est.token(&["--cn", "Ivy Example"]);
-        let downloads = site.est.pki.dir.0.join("downloads");
-        let answer = site.browser(None, &[]).drive(json!({
-            "action": "register", "url": front, "shots": null, "prefix": "",
-            "way": "token", "token": token, "password": PASSWORD, "legacy": false, "downloads": downloads,
-        }));
-        made_file(&answer, &downloads, "CN=Ivy Example", false);
-        let page = approver.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
-        assert_eq!(ok(&page)["status"], 200, "{page}");
-        assert!(
-            page["text"].as_str().unwrap().contains("You approve as CN=carol,O=Example"),
-            "{page}"
-        );
-        let page = other.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
-        assert_eq!(ok(&page)["status"], 403, "{page}");
-    });
-    let log = std::fs::read_to_string(site.est.pki.dir.0.join("est.log")).unwrap();
-    assert!(!log.contains("CN=bob"), "the gate answered bob, not the server:\n{log}");
+    tokio::task::block_in_place(|| through_the_gate(&site, &front, &approver, &other, "Ivy Example"));
     // the plain listener is the proxy's: a request there without the gate is anonymous
     let out = Command::new("curl")
         .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
@@ -615,25 +620,8 @@ fn behind_envoy_the_gate_admits_only_approvers_to_the_approvals_page_and_the_ser
     let other = site.browser(Some("bob"), &[envoy.listener]);
 
     // a person registers through Envoy with a token
-    let token = site.est.token(&["--cn", "Frank Example"]);
-    let downloads = site.est.pki.dir.0.join("downloads");
-    let answer = site.browser(None, &[]).drive(json!({
-        "action": "register", "url": front, "shots": null, "prefix": "",
-        "way": "token", "token": token, "password": PASSWORD, "legacy": false, "downloads": downloads,
-    }));
-    downloaded(ok(&answer), &downloads);
-
-    let page = approver.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
-    assert_eq!(ok(&page)["status"], 200, "{page}");
-    assert!(
-        page["text"].as_str().unwrap().contains("You approve as CN=carol,O=Example"),
-        "{page}"
-    );
     // bob is stopped by certgate in Envoy, before the server
-    let page = other.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/approvals/" }));
-    assert_eq!(ok(&page)["status"], 403, "{page}");
-    let log = std::fs::read_to_string(site.est.pki.dir.0.join("est.log")).unwrap();
-    assert!(!log.contains("CN=bob"), "the gate answered bob, not the server:\n{log}");
+    through_the_gate(&site, &front, &approver, &other, "Frank Example");
     // who am I, through the proxy: the certificate Envoy verified
     let page = approver.drive(json!({ "action": "open", "url": front, "shots": null, "prefix": "", "path": "/whoami" }));
     assert!(ok(&page)["text"].as_str().unwrap().contains("CN=carol,O=Example"), "{page}");

@@ -12,7 +12,6 @@ use certgate_core::identity::{IdentitySource, PeerIdentity};
 use certgate_core::policy::{decide, Outcome, Peer, Policy, RequestFacts};
 use certgate_core::token::Token;
 use ring::hmac;
-use sha2::{Digest, Sha256};
 
 /// The path every approvals request is decided for.
 pub const APPROVALS: &str = "/approvals/";
@@ -81,7 +80,7 @@ impl Approvers {
         let der = cert.ok_or_else(|| NotApprover("the approvals page needs an approver's client certificate, and none was sent".into()))?;
         let identity = PeerIdentity::from_der(der, IdentitySource::PeerCertificate)
             .map_err(|e| NotApprover(format!("the client certificate cannot be read: {e}")))?;
-        let subject = identity.subject.text.clone();
+        let (subject, sha256) = (identity.subject.text.clone(), identity.sha256.clone());
         let peer = Peer::Verified(Rc::new(identity));
         let facts = RequestFacts {
             path: APPROVALS,
@@ -95,7 +94,7 @@ impl Approvers {
             Outcome::Allow => Ok(Approver {
                 subject,
                 rule: decision.rule.unwrap_or("default").to_owned(),
-                sha256: Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect(),
+                sha256,
             }),
             Outcome::Deny(reason) => Err(NotApprover(format!(
                 "{subject} is not an approver: the approvers' policy says {} on {APPROVALS}{}",
@@ -108,11 +107,7 @@ impl Approvers {
     /// The CSRF token of an approver's forms: an HMAC of their certificate
     /// under a key made at start, so it is theirs alone and ends with the process.
     pub fn csrf_token(&self, approver: &Approver) -> String {
-        hmac::sign(&self.csrf, approver.sha256.as_bytes())
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        certgate_x509::text::hex(hmac::sign(&self.csrf, approver.sha256.as_bytes()).as_ref())
     }
 
     /// Whether a form's token is the approver's (compared in constant time).

@@ -25,6 +25,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::authority::{Authority, Outcome, Verdict};
 use approvers::{Approver, Approvers};
+use certgate_pki::enroll::queue::Queued;
 use pages::{Done, Pending, Seen};
 
 /// The page's own files, built in: they and the server speak the same protocol.
@@ -206,14 +207,10 @@ fn token(authority: &Authority, req: &Request<Incoming>) -> Result<Reply, hyper:
                 "ips": grant.ips, "expires": grant.expires,
             }),
         ),
-        Err(Outcome::Refused(kind, why)) => {
-            let status = match kind {
-                crate::authority::Refusal::NotFound => StatusCode::NOT_FOUND,
-                crate::authority::Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            json(status, &serde_json::json!({ "error": why }))
-        }
+        Err(Outcome::Refused(kind, why)) => json(
+            StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &serde_json::json!({ "error": why }),
+        ),
         Err(_) => json(StatusCode::INTERNAL_SERVER_ERROR, &serde_json::json!({ "error": "unexpected" })),
     }
 }
@@ -299,16 +296,17 @@ async fn approvals_page(
             )
         }
     };
+    let host = host(req);
     let shown: Vec<Pending> = pending
         .into_iter()
         .map(|request| {
-            let (subject, key_type) = csr_facts(&request.csr);
+            let csr = read_csr(&request);
             let waiting = waiting_for(&request.received);
-            let makes_approver = makes_approver(authority, approvers, &request, &host(req));
+            let makes_approver = makes_approver(authority, approvers, &request, &csr, &host);
             Pending {
+                subject: csr.subject,
+                key_type: csr.checked.map_or_else(|e| format!("unreadable: {e}"), |c| c.key_type),
                 request,
-                subject: subject.unwrap_or_default(),
-                key_type,
                 waiting,
                 makes_approver,
             }
@@ -318,27 +316,43 @@ async fn approvals_page(
     html(StatusCode::OK, pages::approvals(&approver, &csrf, &shown, &done))
 }
 
-/// A stored CSR's subject, RFC 2253 as certgate writes DNs, and its key's
-/// type (or why it cannot be read).
-fn csr_facts(csr_base64: &str) -> (Option<String>, String) {
-    use base64::Engine;
-    use x509_parser::certification_request::X509CertificationRequest;
-    let der = match base64::engine::general_purpose::STANDARD.decode(csr_base64) {
-        Ok(der) => der,
-        Err(e) => return (None, format!("unreadable: {e}")),
-    };
-    let subject = X509CertificationRequest::from_der(&der)
-        .ok()
-        .map(|(_, c)| certgate_x509::dn::Dn::from_x509(&c.certification_request_info.subject).text);
-    let key_type = certgate_pki::csr::check(&der).map_or_else(|e| format!("unreadable: {e}"), |c| c.key_type);
-    (subject, key_type)
+/// A queued request's CSR, read once: its subject as certgate writes DNs
+/// (RFC 2253; empty if unreadable), and the CA's check of it.
+struct StoredCsr {
+    subject: String,
+    checked: Result<certgate_pki::csr::Request, String>,
 }
 
-/// Whether the certificate a request would get passes the approvers'
-/// policy (so approving it would make an approver); when that cannot be
-/// told, it is taken as yes.
-fn makes_approver(authority: &Authority, approvers: &Approvers, request: &certgate_pki::enroll::queue::Queued, host: &str) -> bool {
-    match authority.as_issued(request) {
+fn read_csr(request: &Queued) -> StoredCsr {
+    use x509_parser::certification_request::X509CertificationRequest;
+    let der = match request.csr_der() {
+        Ok(der) => der,
+        Err(e) => {
+            return StoredCsr {
+                subject: String::new(),
+                checked: Err(e.to_string()),
+            }
+        }
+    };
+    let subject = X509CertificationRequest::from_der(&der)
+        .map(|(_, c)| certgate_x509::dn::Dn::from_x509(&c.certification_request_info.subject).text)
+        .unwrap_or_default();
+    StoredCsr {
+        subject,
+        checked: certgate_pki::csr::check(&der),
+    }
+}
+
+/// Whether the certificate its CA would issue for a request passes the
+/// approvers' policy (so approving it would make an approver); when that
+/// cannot be told, it is taken as yes.
+fn makes_approver(authority: &Authority, approvers: &Approvers, request: &Queued, csr: &StoredCsr, host: &str) -> bool {
+    let would_be = csr
+        .checked
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|c| authority.as_issued(&request.ca, c).map_err(|e| e.to_string()));
+    match would_be {
         Ok(der) => approvers.check(Some(&der), "POST", host).is_ok(),
         Err(e) => {
             tracing::warn!(request = %request.id, error = %e, "cannot tell what the request would get");
@@ -401,7 +415,7 @@ async fn decide(web: &Web, authority: &Arc<Authority>, client: &Client, req: Req
     }
     if approve {
         if let Ok(Some(request)) = authority.queued_request(&ca, &id) {
-            if makes_approver(authority, approvers, &request, &host_of) {
+            if makes_approver(authority, approvers, &request, &read_csr(&request), &host_of) {
                 tracing::warn!(approver = %approver.subject, request = %id, "refused to approve a request that would make an approver");
                 return forbidden("The approvers' policy admits the certificate this request asks for: this page does not make new approvers (`certgate pki requests approve` can, if that is meant). Nothing was changed.");
             }
@@ -433,18 +447,18 @@ fn whoami(web: &Web, client: &Client, req: &Request<Incoming>) -> Result<Reply, 
 }
 
 fn seen(der: &[u8]) -> Option<Seen> {
-    use sha2::Digest;
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     let sans = certgate_pki::csr::certificate_sans(&cert).texts();
     Some(Seen {
         // RFC 2253 order, as certgate's headers and rules write a DN
         subject: certgate_x509::dn::Dn::from_x509(cert.subject()).text,
         issuer: certgate_x509::dn::Dn::from_x509(cert.issuer()).text,
-        serial: cert.raw_serial_as_string().replace(':', "").to_uppercase(),
+        // as the index and `pki list` write it
+        serial: certgate_pki::profile::serial_hex(&rcgen::SerialNumber::from_slice(cert.raw_serial())),
         not_before: cert.validity().not_before.to_string(),
         not_after: cert.validity().not_after.to_string(),
         sans,
-        sha256: sha2::Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect(),
+        sha256: certgate_x509::sha256_hex(der),
     })
 }
 

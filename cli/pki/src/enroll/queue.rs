@@ -59,6 +59,16 @@ pub struct Queued {
     pub status: Status,
 }
 
+impl Queued {
+    /// Its CSR, DER, as it was received.
+    pub fn csr_der(&self) -> Result<Vec<u8>, PkiError> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.csr)
+            .map_err(|e| PkiError::Invalid(format!("request {}: its stored CSR is not base64: {e}", self.id)))
+    }
+}
+
 /// The id of a request: the same CSR from the same requester is the same request.
 pub fn id(csr_der: &[u8], requester_key: &str) -> String {
     let mut h = Sha256::new();
@@ -157,10 +167,7 @@ pub fn now() -> String {
 pub fn approve(ca: &Ca, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>, id: &str, days: u32) -> Result<(Queued, super::Issued), PkiError> {
     let mut issued = None;
     let request = decide(ca, id, |request| {
-        use base64::Engine;
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(&request.csr)
-            .map_err(|e| PkiError::Invalid(format!("request {id}: its stored CSR is not base64: {e}")))?;
+        let der = request.csr_der()?;
         let csr = crate::csr::check(&der).map_err(|message| PkiError::Invalid(format!("request {id}: {message}")))?;
         let grant = super::Grant {
             name: super::grant::index_name(csr.cn.as_deref(), &csr.sans),
