@@ -20,7 +20,8 @@ CHAR = 7.3  # the width of a 12px monospace character
 FOLDERS = [
     ("filter", "#dbeafe", "what runs inside the proxy"),
     ("host-harness", "#dcfce7", "what runs a filter locally"),
-    ("cli", "#fef3c7", "the certgate command and its tools"),
+    ("pki", "#ffedd5", "the issuer: the CA and the EST server"),
+    ("cli", "#fef3c7", "the certgate command and OCI packaging"),
     ("tests", "#f3e8ff", "tests and their support"),
     ("fixtures", "#fce7f3", "the fixtures generator"),
 ]

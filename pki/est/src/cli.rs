@@ -80,7 +80,7 @@ pub struct ServeArgs {
     /// File holding the CA key's passphrase, if it is encrypted.
     #[arg(long)]
     pub ca_password_file: Option<PathBuf>,
-    /// Serve the pages for people too: /register/ (the browser makes the key and the CSR and enrolls over EST, with a token or through the queue), /approvals/ (with --approvers) and /whoami. DIR holds the JavaScript libraries' bundle, vendor.js (cli/est/web/dist after ./dev setup).
+    /// Serve the pages for people too: /register/ (the browser makes the key and the CSR and enrolls over EST, with a token or through the queue), /approvals/ (with --approvers) and /whoami. DIR holds the JavaScript libraries' bundle, vendor.js (pki/est/web/dist after ./dev setup).
     #[arg(long, value_name = "DIR")]
     pub register: Option<PathBuf>,
     /// A certgate policy (JSON, as the filter's): a client certificate it admits to /approvals/ may approve and reject queued requests on that page. It must not admit /approvals/ without a certificate. SECURITY.md says what this trusts.

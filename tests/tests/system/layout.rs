@@ -1,7 +1,11 @@
 //! The tree is the one the design card names and ARCHITECTURE.md draws:
 //! the card's top-level entries exist, every folder of ARCHITECTURE.md's
 //! tree is there and holds the crate it names, every crate of the workspace
-//! is named there, and no tracked top-level folder is missing from it.
+//! is named there, and no tracked top-level folder is missing from it. The
+//! other places that speak of the tree agree with it: the book's Layout
+//! page includes that very block, the README's summary names every
+//! top-level folder, and the harness page's crate table puts every crate in
+//! the folder the tree does.
 
 use crate::common;
 
@@ -125,7 +129,7 @@ fn the_tree_is_the_one_the_card_names_and_architecture_draws() {
     }
     assert!(
         !repo.join("crates").exists(),
-        "crates/ is gone: the crates sit in filter/, host-harness/, cli/"
+        "crates/ is gone: the crates sit in filter/, host-harness/, pki/, cli/"
     );
     let entries = tree(&architecture());
     assert!(
@@ -159,6 +163,95 @@ fn a_tree_that_disagrees_with_the_repository_is_caught() {
         "the workspace's certgate-core is not named",
         "the workspace's certgate-oci is not named",
         "the tracked folder crates/ is not in",
+    ];
+    for e in expect {
+        assert!(found.iter().any(|f| f.starts_with(e)), "{e:?} not in {found:#?}");
+    }
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(common::repo().join(path)).unwrap()
+}
+
+/// The `| `crate` | `folder` | ... |` rows of a page's crate table.
+fn crate_table(page: &str) -> Vec<(String, String)> {
+    page.lines()
+        .filter_map(|l| {
+            let mut cells = l.split('|').map(str::trim).skip(1);
+            let krate = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+            let folder = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+            krate.starts_with("certgate-").then(|| (krate.to_owned(), folder.to_owned()))
+        })
+        .collect()
+}
+
+/// What a copy of the tree says that the drawn tree does not.
+fn copies_disagree(entries: &[Entry], readme: &str, layout_page: &str, harness_page: &str, tracked: &BTreeSet<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    if !layout_page.contains("{{#include ../../../ARCHITECTURE.md:tree}}") {
+        out.push("the book's Layout page does not include ARCHITECTURE.md's tree (anchor `tree`)".to_owned());
+    }
+    let summary = readme
+        .split("\n## Layout\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap_or_default();
+    for folder in tracked {
+        if !summary.contains(&format!("`{folder}/")) {
+            out.push(format!("README's Layout does not name {folder}/"));
+        }
+    }
+    let drawn: BTreeSet<(String, String)> = entries
+        .iter()
+        .filter_map(|e| Some((e.krate.clone()?, e.path.clone())))
+        .filter(|(k, _)| k != "certgate-fuzz")
+        .collect();
+    let table: BTreeSet<(String, String)> = crate_table(harness_page).into_iter().collect();
+    for (krate, folder) in table.difference(&drawn) {
+        out.push(format!("the harness page puts {krate} in {folder}, which the tree does not"));
+    }
+    for (krate, folder) in drawn.difference(&table) {
+        out.push(format!("the harness page's crate table lacks {krate} in {folder}"));
+    }
+    out
+}
+
+#[test]
+fn every_other_copy_of_the_tree_agrees_with_it() {
+    let entries = tree(&architecture());
+    let tracked = tracked_top_folders(&common::repo());
+    let drawn = architecture();
+    assert!(
+        drawn.contains("<!-- ANCHOR: tree -->\n```text\n") && drawn.contains("```\n<!-- ANCHOR_END: tree -->"),
+        "ARCHITECTURE.md marks its tree for the book"
+    );
+    let found = copies_disagree(
+        &entries,
+        &read("README.md"),
+        &read("docs/src/development/layout.md"),
+        &read("docs/src/harness.md"),
+        &tracked,
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+/// The check can fail: a README that forgets a folder, a page with its own
+/// tree, a crate table that puts a crate elsewhere or leaves one out.
+#[test]
+fn a_copy_that_disagrees_with_the_tree_is_caught() {
+    let entries = tree(&architecture());
+    let tracked = tracked_top_folders(&common::repo());
+    let readme = read("README.md").replace("`pki/", "`issuer/");
+    let harness = read("docs/src/harness.md")
+        .replace("| `certgate-est` | `pki/est` |", "| `certgate-est` | `cli/est` |")
+        .replace("| `certgate-oci` | `cli/oci` |", "| nothing |");
+    let found = copies_disagree(&entries, &readme, "# Layout\n```text\ncli/\n```\n", &harness, &tracked);
+    let expect = [
+        "the book's Layout page does not include",
+        "README's Layout does not name pki/",
+        "the harness page puts certgate-est in cli/est",
+        "the harness page's crate table lacks certgate-est in pki/est",
+        "the harness page's crate table lacks certgate-oci in cli/oci",
     ];
     for e in expect {
         assert!(found.iter().any(|f| f.starts_with(e)), "{e:?} not in {found:#?}");

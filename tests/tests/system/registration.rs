@@ -42,10 +42,10 @@ const PASSWORD: &str = "correct horse battery";
 
 /// The libraries' bundle `./dev setup` builds.
 fn web_dist() -> PathBuf {
-    let dir = common::repo().join("cli/est/web/dist");
+    let dir = common::repo().join("pki/est/web/dist");
     assert!(
         dir.join("vendor.js").is_file(),
-        "{}/vendor.js is missing: ./dev setup builds it (npm ci && npm run build in cli/est/web)",
+        "{}/vendor.js is missing: ./dev setup builds it (npm ci && npm run build in pki/est/web)",
         dir.display()
     );
     dir

@@ -7,7 +7,7 @@
 //! - `/whoami`: what this server sees of the client's certificate.
 //!
 //! The page's own files are built into the command; the JavaScript
-//! libraries come bundled in `DIR/vendor.js` (`cli/est/web`, npm).
+//! libraries come bundled in `DIR/vendor.js` (`pki/est/web`, npm).
 
 pub mod approvers;
 pub mod pages;
@@ -50,10 +50,10 @@ impl Web {
         let vendor = dir.join(VENDOR);
         let bytes = std::fs::read(&vendor).map_err(|e| {
             format!(
-                "--register {}: {} cannot be read ({e}); it is made by `npm ci && npm run build` in cli/est/web (./dev setup does it), and is then {}",
+                "--register {}: {} cannot be read ({e}); it is made by `npm ci && npm run build` in pki/est/web (./dev setup does it), and is then {}",
                 dir.display(),
                 vendor.display(),
-                Path::new("cli/est/web/dist").join(VENDOR).display()
+                Path::new("pki/est/web/dist").join(VENDOR).display()
             )
         })?;
         let approvers = approvers.map(Approvers::load).transpose()?;
