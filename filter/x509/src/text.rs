@@ -14,6 +14,23 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The bytes of hex text (either case, no separators); `None` for an odd
+/// length or a character that is no hex digit.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let digit = |d: u8| char::from(d).to_digit(16);
+            let (hi, lo) = (digit(*pair.first()?)?, digit(*pair.get(1)?)?);
+            u8::try_from(hi * 16 + lo).ok()
+        })
+        .collect()
+}
+
 /// A byte that may stand in a header value as it is: printable ASCII.
 pub fn is_printable(b: u8) -> bool {
     (0x20..0x7f).contains(&b)
@@ -44,6 +61,16 @@ pub fn encode_value(value: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_reads_back_what_it_wrote() {
+        assert_eq!(from_hex(&hex(&[0, 0x0f, 0xab, 0xff])), Some(vec![0, 0x0f, 0xab, 0xff]));
+        assert_eq!(from_hex("ABcd"), Some(vec![0xab, 0xcd]));
+        assert_eq!(from_hex(""), Some(vec![]));
+        assert_eq!(from_hex("abc"), None, "odd length");
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex("+1"), None, "no sign");
+    }
 
     #[test]
     fn hex_is_lowercase_and_padded() {

@@ -424,7 +424,7 @@ pub fn run(args: &PkiArgs) -> Result<Done, PkiError> {
     if let PkiCommand::List { ca, expiring, json } = &args.command {
         let listing = crate::list::list(&home, ca.as_deref(), *expiring)?;
         let lines = if *json {
-            vec![serde_json::to_string_pretty(&listing).map_err(|e| PkiError::Invalid(format!("cannot write JSON: {e}")))?]
+            vec![serde_json::to_string_pretty(&listing).map_err(|e| PkiError::Internal(format!("cannot write JSON: {e}")))?]
         } else {
             listing.to_lines()
         };
@@ -465,12 +465,14 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
             home,
             ca,
             &ca_pass(&common.ca_password_file),
-            csr,
-            name.as_deref(),
-            &names.sans(),
-            validity.validity(365)?,
-            common.serial.as_deref(),
-            common.force,
+            &ops::CsrSpec {
+                csr,
+                name: name.as_deref(),
+                extra: names.sans(),
+                validity: validity.validity(365)?,
+                serial: common.serial.as_deref(),
+                force: common.force,
+            },
         ),
         PkiCommand::P12 {
             name,
@@ -497,7 +499,7 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
                 (_, Some(s), _) => Target::Serial(s.clone()),
                 (_, _, Some(c)) => Target::Cert(c.clone()),
                 (Some(n), _, _) => Target::Name(n.clone()),
-                (None, None, None) => return Err(PkiError::Invalid("give a NAME, --serial or --cert".into())),
+                (None, None, None) => return Err(PkiError::Usage("give a NAME, --serial or --cert".into())),
             };
             ops::revoke(home, ca.as_deref(), &target, *reason)
         }
@@ -511,7 +513,7 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
             ops::renew(home, ca, validity.validity(days)?, serial.as_deref(), &ca_pass(ca_password_file))
         }
         PkiCommand::SetCrlUrl { ca, url } => ops::set_crl_url(home, ca, url),
-        PkiCommand::List { .. } => Err(PkiError::Invalid("pki list is run by `run`".into())),
+        PkiCommand::List { .. } => Err(PkiError::Internal("pki list is run by `run`".into())),
         PkiCommand::Token { ca, cn, names, hours } => crate::enroll::commands::token(home, ca, cn.clone(), &names.sans(), *hours),
         PkiCommand::Requests { action } => match action {
             RequestsAction::List { ca, all } => crate::enroll::commands::list(home, ca.as_deref(), *all),

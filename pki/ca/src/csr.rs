@@ -10,6 +10,67 @@ use x509_parser::public_key::PublicKey;
 
 use super::profile::Sans;
 
+/// Why a CSR is refused; each says what in it is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CsrError {
+    /// PEM that does not decode.
+    #[error("the PEM does not decode: {0}")]
+    Pem(String),
+    /// PEM of something else.
+    #[error("it is a PEM {0:?}, not a CERTIFICATE REQUEST")]
+    PemLabel(String),
+    /// DER that is no PKCS#10 request.
+    #[error("not a PKCS#10 request: {0}")]
+    NotPkcs10(String),
+    /// Bytes after the request.
+    #[error("{0} bytes follow the request")]
+    Trailing(usize),
+    /// A signature that does not verify.
+    #[error("its signature does not verify: it was altered, or not signed by the key it holds")]
+    Signature,
+    /// basicConstraints CA:TRUE.
+    #[error("it asks for a CA certificate (basicConstraints CA:TRUE); only client certificates are signed")]
+    AsksForCa,
+    /// keyCertSign or cRLSign.
+    #[error("it asks for keyCertSign or cRLSign key usage, which only a CA has")]
+    CaKeyUsage,
+    /// An extended key usage other than clientAuth.
+    #[error("it asks for an extended key usage other than clientAuth; only clientAuth is signed")]
+    OtherKeyUsage,
+    /// A SAN of a kind certgate does not sign.
+    #[error("it asks for a SAN certgate does not sign: {0}")]
+    SanKind(String),
+    /// An IP address SAN of neither 4 nor 16 octets.
+    #[error("it has a malformed IP address SAN")]
+    IpSan,
+    /// What is wrong with its subject.
+    #[error("{0}")]
+    Subject(#[from] SubjectError),
+    /// Neither a CN nor a SAN.
+    #[error("it names nobody: no CN and no subject alternative name")]
+    NamesNobody,
+    /// A key certgate does not sign, or cannot read.
+    #[error("{0}")]
+    Key(String),
+}
+
+/// Why a subject cannot be signed as it is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubjectError {
+    /// `A=x+B=y`.
+    #[error("its subject has a multi-valued RDN (A=x+B=y), which certgate does not sign")]
+    MultiValued,
+    /// An attribute type that is no OID.
+    #[error("its subject has an unreadable attribute type")]
+    AttributeType,
+    /// The same attribute twice.
+    #[error("its subject repeats {0}; certgate signs one value per attribute")]
+    Repeated(String),
+    /// A value that is not a text string.
+    #[error("its subject's {0} is not a text string")]
+    NotText(String),
+}
+
 /// What certgate takes from an acceptable CSR.
 #[derive(Debug)]
 pub struct Request {
@@ -28,37 +89,32 @@ pub struct Request {
 }
 
 /// Parses and checks a CSR (PEM or DER). The error says why it is refused.
-pub fn check(data: &[u8]) -> Result<Request, String> {
+pub fn check(data: &[u8]) -> Result<Request, CsrError> {
     // x509-parser's PEM reader takes any line length, as OpenSSL does.
     let der = if trim_ascii(data).starts_with(b"-----") {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(data).map_err(|e| format!("the PEM does not decode: {e}"))?;
+        let (_, pem) = x509_parser::pem::parse_x509_pem(data).map_err(|e| CsrError::Pem(e.to_string()))?;
         if pem.label != "CERTIFICATE REQUEST" && pem.label != "NEW CERTIFICATE REQUEST" {
-            return Err(format!("it is a PEM {:?}, not a CERTIFICATE REQUEST", pem.label));
+            return Err(CsrError::PemLabel(pem.label));
         }
         pem.contents
     } else {
         data.to_vec()
     };
-    let (rest, csr) = X509CertificationRequest::from_der(&der).map_err(|e| format!("not a PKCS#10 request: {e}"))?;
+    let (rest, csr) = X509CertificationRequest::from_der(&der).map_err(|e| CsrError::NotPkcs10(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(format!("{} bytes follow the request", rest.len()));
+        return Err(CsrError::Trailing(rest.len()));
     }
     let info = &csr.certification_request_info;
-    let key_type = check_key(&info.subject_pki)?;
-    csr.verify_signature()
-        .map_err(|_| "its signature does not verify: it was altered, or not signed by the key it holds".to_owned())?;
+    let key_type = check_key(&info.subject_pki).map_err(CsrError::Key)?;
+    csr.verify_signature().map_err(|_| CsrError::Signature)?;
 
     let mut sans = Sans::default();
     let mut ignored = Vec::new();
     for ext in csr.requested_extensions().into_iter().flatten() {
         match ext {
-            ParsedExtension::BasicConstraints(bc) if bc.ca => {
-                return Err("it asks for a CA certificate (basicConstraints CA:TRUE); only client certificates are signed".into())
-            }
+            ParsedExtension::BasicConstraints(bc) if bc.ca => return Err(CsrError::AsksForCa),
             ParsedExtension::BasicConstraints(_) => {}
-            ParsedExtension::KeyUsage(ku) if ku.key_cert_sign() || ku.crl_sign() => {
-                return Err("it asks for keyCertSign or cRLSign key usage, which only a CA has".into())
-            }
+            ParsedExtension::KeyUsage(ku) if ku.key_cert_sign() || ku.crl_sign() => return Err(CsrError::CaKeyUsage),
             ParsedExtension::KeyUsage(_) => {}
             ParsedExtension::ExtendedKeyUsage(eku) => {
                 let others = eku.any
@@ -69,7 +125,7 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
                     || eku.ocsp_signing
                     || !eku.other.is_empty();
                 if others {
-                    return Err("it asks for an extended key usage other than clientAuth; only clientAuth is signed".into());
+                    return Err(CsrError::OtherKeyUsage);
                 }
             }
             ParsedExtension::SubjectAlternativeName(san) => {
@@ -78,8 +134,8 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
                         GeneralName::DNSName(d) => sans.dns.push((*d).to_owned()),
                         GeneralName::RFC822Name(e) => sans.emails.push((*e).to_owned()),
                         GeneralName::URI(u) => sans.uris.push((*u).to_owned()),
-                        GeneralName::IPAddress(ip) => sans.ips.push(ip_from(ip)?),
-                        other => return Err(format!("it asks for a SAN certgate does not sign: {other}")),
+                        GeneralName::IPAddress(ip) => sans.ips.push(ip_from(ip).ok_or(CsrError::IpSan)?),
+                        other => return Err(CsrError::SanKind(other.to_string())),
                     }
                 }
             }
@@ -88,13 +144,13 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
     }
     let subject = subject_of(&info.subject)?;
     let cn = match info.subject.iter_common_name().next() {
-        Some(cn) => Some(cn.as_str().map_err(|_| "its CN is not a string".to_owned())?.to_owned()),
+        Some(cn) => Some(cn.as_str().map_err(|_| SubjectError::NotText("CN".into()))?.to_owned()),
         None => None,
     };
     if cn.is_none() && sans.is_empty() {
-        return Err("it names nobody: no CN and no subject alternative name".into());
+        return Err(CsrError::NamesNobody);
     }
-    let public_key = SubjectPublicKeyInfo::from_der(info.subject_pki.raw).map_err(|e| format!("its public key: {e}"))?;
+    let public_key = SubjectPublicKeyInfo::from_der(info.subject_pki.raw).map_err(|e| CsrError::Key(format!("its public key: {e}")))?;
     Ok(Request {
         subject,
         cn,
@@ -107,27 +163,18 @@ pub fn check(data: &[u8]) -> Result<Request, String> {
 
 /// The subject as rcgen holds it (one value per attribute type, in order),
 /// from a parsed one: a CSR's, or a certificate's for its renewal.
-pub fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<DistinguishedName, String> {
+pub fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<DistinguishedName, SubjectError> {
     let mut dn = DistinguishedName::new();
     for rdn in name.iter() {
         let [attr] = rdn.iter().collect::<Vec<_>>()[..] else {
-            return Err("its subject has a multi-valued RDN (A=x+B=y), which certgate does not sign".into());
+            return Err(SubjectError::MultiValued);
         };
-        let oid: Vec<u64> = attr
-            .attr_type()
-            .iter()
-            .ok_or("its subject has an unreadable attribute type")?
-            .collect();
+        let oid: Vec<u64> = attr.attr_type().iter().ok_or(SubjectError::AttributeType)?.collect();
         let ty = DnType::from_oid(&oid);
         if dn.get(&ty).is_some() {
-            return Err(format!(
-                "its subject repeats {}; certgate signs one value per attribute",
-                attr.attr_type()
-            ));
+            return Err(SubjectError::Repeated(attr.attr_type().to_string()));
         }
-        let value = attr
-            .as_str()
-            .map_err(|_| format!("its subject's {} is not a text string", attr.attr_type()))?;
+        let value = attr.as_str().map_err(|_| SubjectError::NotText(attr.attr_type().to_string()))?;
         dn.push(ty, value);
     }
     Ok(dn)
@@ -156,13 +203,11 @@ pub fn certificate_sans(cert: &x509_parser::certificate::X509Certificate<'_>) ->
     sans
 }
 
-fn ip_from(bytes: &[u8]) -> Result<std::net::IpAddr, String> {
+fn ip_from(bytes: &[u8]) -> Option<std::net::IpAddr> {
     if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
-        return Ok(v4.into());
+        return Some(v4.into());
     }
-    <[u8; 16]>::try_from(bytes)
-        .map(Into::into)
-        .map_err(|_| "it has a malformed IP address SAN".to_owned())
+    <[u8; 16]>::try_from(bytes).ok().map(Into::into)
 }
 
 /// Keys a CA signs: ECDSA P-256 or P-384, Ed25519, RSA of 2048 to 8192 bits;

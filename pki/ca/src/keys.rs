@@ -64,20 +64,20 @@ impl Passphrase {
             return Ok(line.to_owned());
         }
         if !std::io::stdin().is_terminal() {
-            return Err(PkiError::Invalid(format!(
+            return Err(PkiError::Usage(format!(
                 "{what} needs a passphrase: give {} FILE (not on a terminal, so no prompt)",
                 self.flag
             )));
         }
-        let prompt_err = |e: std::io::Error| PkiError::Invalid(format!("cannot read the passphrase for {what}: {e}"));
+        let prompt_err = |e: std::io::Error| PkiError::Usage(format!("cannot read the passphrase for {what}: {e}"));
         let first = rpassword::prompt_password(format!("Passphrase for {what}: ")).map_err(prompt_err)?;
         if first.is_empty() {
-            return Err(PkiError::Invalid(format!("an empty passphrase for {what} is not allowed")));
+            return Err(PkiError::Usage(format!("an empty passphrase for {what} is not allowed")));
         }
         if confirm {
             let again = rpassword::prompt_password("Again: ").map_err(prompt_err)?;
             if again != first {
-                return Err(PkiError::Invalid(format!(
+                return Err(PkiError::Usage(format!(
                     "the two passphrases for {what} differ; nothing was written"
                 )));
             }
@@ -154,7 +154,7 @@ pub fn key_pem(key: &KeyPair, passphrase: Option<&str>) -> Result<String, PkiErr
         return Ok(key.serialize_pem());
     };
     let der = key.serialize_der();
-    let fail = |e: &dyn std::fmt::Display| PkiError::Invalid(format!("cannot encrypt the key: {e}"));
+    let fail = |e: &dyn std::fmt::Display| PkiError::Internal(format!("cannot encrypt the key: {e}"));
     let info = PrivateKeyInfoRef::try_from(der.as_slice()).map_err(|e| fail(&e))?;
     let encrypted = info.encrypt(passphrase.as_bytes()).map_err(|e| fail(&e))?;
     let pem = encrypted.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF).map_err(|e| fail(&e))?;

@@ -59,10 +59,28 @@ pub enum PkiError {
     NoSuchCa { name: String, home: PathBuf, known: String },
     #[error("{path} is encrypted: {message}")]
     Password { path: PathBuf, message: String },
-    #[error("the CSR {path} is refused: {message}")]
-    CsrRefused { path: PathBuf, message: String },
+    #[error("the CSR {path} is refused: {cause}")]
+    CsrRefused { path: PathBuf, cause: csr::CsrError },
+    /// An argument or setting cannot be used as given (a date, a serial, a
+    /// count, a missing name): the person who typed it can fix it.
     #[error("{0}")]
-    Invalid(String),
+    Usage(String),
+    /// A name (a SAN, a CA's or a certificate's file name) is refused by the
+    /// standard it must meet: what a requester asked for, not the CA's fault.
+    #[error("{0}")]
+    Name(String),
+    /// What was named is not there: a request, a certificate, a serial, a
+    /// CA key moved offline.
+    #[error("{0}")]
+    NotFound(String),
+    /// The state forbids it: a request decided already, a serial revoked or
+    /// taken already, a CA that would outlive its root.
+    #[error("{0}")]
+    Conflict(String),
+    /// What should not fail did (no randomness, an encoder): nothing the
+    /// caller asked for was wrong.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl PkiError {

@@ -71,7 +71,7 @@ pub fn list(home: &Home, ca_name: Option<&str>, expiring: Option<u32>) -> Result
             listing.certificates.push(Listed {
                 ca: name.clone(),
                 name: name.clone(),
-                serial: profile::serial_hex(&rcgen::SerialNumber::from_slice(cert.raw_serial())),
+                serial: profile::cert_serial(&cert),
                 subject: cert.subject().to_string(),
                 not_after: timestamp(not_after),
                 days_left: days_left(not_after),

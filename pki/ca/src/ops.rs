@@ -94,13 +94,13 @@ fn init_ca(home: &Home, spec: &CaSpec, parent: Option<(&Ca, &Issuer<'_, KeyPair>
     check_name("CA name", &spec.name)?;
     let ca_dir = home.ca_dir(&spec.name);
     if ca_dir.join(CERT_FILE).exists() || ca_dir.join(KEY_FILE).exists() {
-        return Err(PkiError::Invalid(format!(
+        return Err(PkiError::Conflict(format!(
             "{} already holds a CA: init never replaces one, not even with --force (move the directory away to start over)",
             ca_dir.display()
         )));
     }
     if spec.subject.is_empty() {
-        return Err(PkiError::Invalid(format!("CA {}: give it a name with --cn", spec.name)));
+        return Err(PkiError::Usage(format!("CA {}: give it a name with --cn", spec.name)));
     }
     if let Some(url) = &spec.crl_url {
         profile::check_crl_url(url)?;
@@ -170,7 +170,7 @@ pub fn init_client_ca(home: &Home, spec: &CaSpec, root: &str, root_pass: &Passph
     let issuer = parent.issuer(root_pass)?;
     let facts = parent.facts()?;
     if spec.validity.not_after > facts.not_after {
-        return Err(PkiError::Invalid(format!(
+        return Err(PkiError::Conflict(format!(
             "CA {} would outlive its root {} (valid until {}): give fewer --days",
             spec.name,
             root,
@@ -249,7 +249,7 @@ pub fn server(home: &Home, ca_name: &str, pass: &Passphrase, spec: &LeafSpec) ->
     check_name("certificate name", &spec.name)?;
     let ca = home.open_ca(ca_name)?;
     if ca.facts()?.client_only {
-        return Err(PkiError::Invalid(format!(
+        return Err(PkiError::Conflict(format!(
             "CA {ca_name} signs client certificates only (its extended key usage is clientAuth): sign servers with the root, e.g. --ca root-ca"
         )));
     }
@@ -283,29 +283,44 @@ pub fn client(home: &Home, ca_name: &str, pass: &Passphrase, spec: &LeafSpec) ->
     )
 }
 
+/// What `pki sign-csr` is asked to sign, beside the CSR's own subject,
+/// names and key.
+#[derive(Debug, Clone)]
+pub struct CsrSpec<'a> {
+    /// The CSR file (PEM or DER).
+    pub csr: &'a Path,
+    /// Its file name under `issued/`; `None`: the CSR's CN.
+    pub name: Option<&'a str>,
+    /// Names added to the CSR's.
+    pub extra: Sans,
+    /// Its validity.
+    pub validity: Validity,
+    /// A fixed serial in hex; `None` for a random one.
+    pub serial: Option<&'a str>,
+    /// Replace existing files of the same name.
+    pub force: bool,
+}
+
 /// `pki sign-csr`: a client certificate for a key the user keeps. The CSR
 /// gives the subject, names and key; `extra` adds names; the CA sets the rest.
-#[allow(clippy::too_many_arguments)]
-pub fn sign_csr(
-    home: &Home,
-    ca_name: &str,
-    pass: &Passphrase,
-    csr_path: &Path,
-    name: Option<&str>,
-    extra: &Sans,
-    validity: Validity,
-    serial: Option<&str>,
-    force: bool,
-) -> Result<Report, PkiError> {
+pub fn sign_csr(home: &Home, ca_name: &str, pass: &Passphrase, spec: &CsrSpec<'_>) -> Result<Report, PkiError> {
+    let CsrSpec {
+        csr: csr_path,
+        name,
+        ref extra,
+        validity,
+        serial,
+        force,
+    } = *spec;
     let data = fs::read(csr_path).map_err(PkiError::read(csr_path))?;
-    let request = csr::check(&data).map_err(|message| PkiError::CsrRefused {
+    let request = csr::check(&data).map_err(|cause| PkiError::CsrRefused {
         path: csr_path.to_owned(),
-        message,
+        cause,
     })?;
     let name = match (name, &request.cn) {
         (Some(n), _) => n.to_owned(),
         (None, Some(cn)) if check_name("", cn).is_ok() => cn.clone(),
-        _ => return Err(PkiError::Invalid("the CSR's CN cannot be a file name: give --name".into())),
+        _ => return Err(PkiError::Usage("the CSR's CN cannot be a file name: give --name".into())),
     };
     check_name("certificate name", &name)?;
     let ca = home.open_ca(ca_name)?;
@@ -380,7 +395,7 @@ pub fn crl(home: &Home, ca_name: Option<&str>, days: u32, pass: &Passphrase) -> 
         None => home.ca_names(),
     };
     if names.is_empty() {
-        return Err(PkiError::Invalid(format!("no CA under {}: nothing to sign", home.dir.display())));
+        return Err(PkiError::NotFound(format!("no CA under {}: nothing to sign", home.dir.display())));
     }
     let mut report = Vec::new();
     for name in names {
@@ -442,22 +457,21 @@ pub fn renew(home: &Home, ca_name: &str, validity: Validity, serial: Option<&str
             .map_err(PkiError::cert(ca_name))?
     } else {
         // its issuer: the root in this home with that subject
-        let issuer_dn = old.issuer().to_string();
         let mut roots = Vec::new();
-        for name in home.ca_names() {
-            let candidate = home.open_ca(&name)?;
+        for candidate in home.cas_named(old.issuer())? {
             let facts = candidate.facts()?;
-            if facts.self_signed && facts.subject == issuer_dn {
+            if facts.self_signed {
                 roots.push((candidate, facts));
             }
         }
         let Some((root, root_facts)) = roots.pop() else {
-            return Err(PkiError::Invalid(format!(
-                "CA {ca_name} is signed by {issuer_dn}, and no root here has that name: renew it where its root is"
+            return Err(PkiError::NotFound(format!(
+                "CA {ca_name} is signed by {}, and no root here has that name: renew it where its root is",
+                old.issuer()
             )));
         };
         if validity.not_after > root_facts.not_after {
-            return Err(PkiError::Invalid(format!(
+            return Err(PkiError::Conflict(format!(
                 "CA {ca_name} would outlive its root {} (valid until {}): give fewer --days, or renew the root first",
                 root.name,
                 timestamp(root_facts.not_after)
@@ -478,7 +492,7 @@ pub fn renew(home: &Home, ca_name: &str, validity: Validity, serial: Option<&str
     // the same name, byte for byte, or nothing it signed would chain to it
     let new = parse_cert(&path, cert.der())?;
     if new.subject().as_raw() != old.subject().as_raw() || new.public_key().raw != old.public_key().raw {
-        return Err(PkiError::Invalid(format!(
+        return Err(PkiError::Conflict(format!(
             "the renewed {ca_name} would not carry the same subject and key: nothing was written"
         )));
     }
@@ -555,7 +569,7 @@ pub fn write_sds_validation(home: &Home, sds: &Path, trusted_ca: &Path, name: &s
             "validation_context": validation,
         }]
     });
-    let text = serde_json::to_string_pretty(&resource).map_err(|e| PkiError::Invalid(format!("cannot write {}: {e}", sds.display())))?;
+    let text = serde_json::to_string_pretty(&resource).map_err(|e| PkiError::Internal(format!("cannot write {}: {e}", sds.display())))?;
     write_atomically(sds, format!("{text}\n").as_bytes())?;
     Ok(format!(
         "wrote {} (SDS secret {name}: {} trusted CA certificate(s) from {}, the CRLs of {})",
@@ -573,23 +587,21 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
         Some(n) => vec![home.open_ca(n)?],
         None => home.ca_names().iter().map(|n| home.open_ca(n)).collect::<Result<_, _>>()?,
     };
-    let (serial, issuer_dn) = match target {
+    let (serial, issuers) = match target {
         Target::Serial(s) => (Some(profile::serial_hex(&profile::serial_from_hex(s)?)), None),
         Target::Name(_) => (None, None),
         Target::Cert(path) => {
             let der = cert_file(path)?.into_iter().next().unwrap_or_default();
             let cert = parse_cert(path, &der)?;
-            let serial = profile::serial_hex(&SerialNumber::from_slice(cert.raw_serial()));
-            (Some(serial), Some(cert.issuer().to_string()))
+            let issuers: Vec<String> = home.cas_named(cert.issuer())?.into_iter().map(|c| c.name).collect();
+            (Some(profile::cert_serial(&cert)), Some(issuers))
         }
     };
     // Each CA's index is read once: to search it, and to change the one that matches.
     let mut indexes = Vec::new();
     for ca in &cas {
-        if let Some(dn) = &issuer_dn {
-            if &ca.facts()?.subject != dn {
-                continue;
-            }
+        if issuers.as_ref().is_some_and(|names| !names.contains(&ca.name)) {
+            continue;
         }
         indexes.push((ca, ca.index()?));
     }
@@ -617,13 +629,13 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
                     .map(|e| e.serial.as_str())
                     .collect();
                 if !revoked.is_empty() {
-                    return Err(PkiError::Invalid(format!(
+                    return Err(PkiError::Conflict(format!(
                         "every certificate named {n} is revoked already (serials {}); nothing changed",
                         revoked.join(", ")
                     )));
                 }
             }
-            return Err(PkiError::Invalid(format!(
+            return Err(PkiError::NotFound(format!(
                 "{what} is not in the index of any CA searched ({searched})"
             )));
         }
@@ -631,25 +643,25 @@ pub fn revoke(home: &Home, ca_name: Option<&str>, target: &Target, reason: Reaso
             .iter()
             .map(|(i, s)| format!("{s} by {}", indexes.get(*i).map_or("?", |(c, _)| c.name.as_str())))
             .collect();
-        return Err(PkiError::Invalid(format!(
+        return Err(PkiError::Conflict(format!(
             "{what} matches {} certificates ({}): give --serial (and --ca)",
             matches.len(),
             list.join(", ")
         )));
     };
     let Some((ca, _)) = indexes.get(*found_in) else {
-        return Err(PkiError::Invalid(format!("serial {serial}: its CA was lost")));
+        return Err(PkiError::NotFound(format!("serial {serial}: its CA was lost")));
     };
     // changed in the index as it is now, under the CA's lock (an enrollment may have added a line)
     let line = ca.update_index(|index| {
         let Some(entry) = index.find_serial_mut(serial) else {
-            return Err(PkiError::Invalid(format!(
+            return Err(PkiError::NotFound(format!(
                 "serial {serial} vanished from {}",
                 ca.index_path().display()
             )));
         };
         if let Some((at, why)) = entry.revoked {
-            return Err(PkiError::Invalid(format!(
+            return Err(PkiError::Conflict(format!(
                 "serial {serial} ({}) was already revoked on {} ({}); nothing changed",
                 entry.name,
                 timestamp(at),
@@ -691,7 +703,7 @@ pub fn p12(
         return Err(PkiError::Exists { path: out });
     }
     if !chain_path.exists() {
-        return Err(PkiError::Invalid(format!(
+        return Err(PkiError::NotFound(format!(
             "no certificate named {name}: {} is missing (issue one with `certgate pki client {name}`)",
             chain_path.display()
         )));
@@ -713,7 +725,7 @@ pub fn p12(
         .map_or_else(|| name.to_owned(), str::to_owned);
     let password = password.get(&format!("the PKCS#12 bundle {}", out.display()), true)?;
     let data = p12::bundle(&alias, &key.serialize_der(), &chain, &password, protection)
-        .map_err(|m| PkiError::Invalid(format!("cannot build {}: {m}", out.display())))?;
+        .map_err(|m| PkiError::Internal(format!("cannot build {}: {m}", out.display())))?;
     write_new(&out, &data, force, true)?;
     Ok(vec![format!(
         "wrote {} ({} certificates and the key, {}; mode 0600)",

@@ -95,9 +95,9 @@ impl Sans {
     pub fn to_rcgen(&self, server: bool) -> Result<Vec<SanType>, PkiError> {
         let ia5 = |kind: &str, v: &str| -> Result<rcgen::string::Ia5String, PkiError> {
             v.try_into()
-                .map_err(|_| PkiError::Invalid(format!("{kind} SAN {v:?}: only ASCII is allowed here")))
+                .map_err(|_| PkiError::Name(format!("{kind} SAN {v:?}: only ASCII is allowed here")))
         };
-        let refuse = |kind: &str, v: &str, why: &dyn std::fmt::Display| PkiError::Invalid(format!("{kind} SAN {v:?}: {why}"));
+        let refuse = |kind: &str, v: &str, why: &dyn std::fmt::Display| PkiError::Name(format!("{kind} SAN {v:?}: {why}"));
         let mut out = Vec::new();
         for d in &self.dns {
             let name = if server { d.strip_prefix("*.").unwrap_or(d) } else { d };
@@ -120,7 +120,7 @@ impl Sans {
             out.push(SanType::Rfc822Name(ascii));
         }
         if self.uris.len() > 1 && self.uris.iter().any(|u| has_spiffe_scheme(u)) {
-            return Err(PkiError::Invalid(
+            return Err(PkiError::Name(
                 "a SPIFFE ID must be the certificate's only URI SAN (X509-SVID §2)".into(),
             ));
         }
@@ -138,7 +138,7 @@ pub fn check_crl_url(url: &str) -> Result<(), PkiError> {
     if ok {
         Ok(())
     } else {
-        Err(PkiError::Invalid(format!(
+        Err(PkiError::Usage(format!(
             "CRL URL {url:?}: give an http:// URL (ASCII, no spaces), e.g. http://pki.example.org/client-ca.crl"
         )))
     }
@@ -190,7 +190,7 @@ impl Validity {
             v.not_after = parse_date(s)?;
         }
         if v.not_after <= v.not_before {
-            return Err(PkiError::Invalid(format!(
+            return Err(PkiError::Usage(format!(
                 "the validity ends ({}) before it starts ({})",
                 v.not_after, v.not_before
             )));
@@ -204,7 +204,7 @@ pub fn parse_date(s: &str) -> Result<OffsetDateTime, PkiError> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Ok(t);
     }
-    let bad = || PkiError::Invalid(format!("date {s:?}: write YYYY-MM-DD or an RFC 3339 time"));
+    let bad = || PkiError::Usage(format!("date {s:?}: write YYYY-MM-DD or an RFC 3339 time"));
     let mut parts = s.splitn(3, '-').map(str::parse::<i32>);
     let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
@@ -219,7 +219,7 @@ pub fn parse_date(s: &str) -> Result<OffsetDateTime, PkiError> {
 /// forum asks for at least 64 random bits).
 pub fn random_serial() -> Result<SerialNumber, PkiError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| PkiError::Invalid(format!("no randomness for a serial: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| PkiError::Internal(format!("no randomness for a serial: {e}")))?;
     // Positive and always 16 octets long.
     if let Some(first) = bytes.first_mut() {
         *first = (*first & 0x7f).max(1);
@@ -230,19 +230,21 @@ pub fn random_serial() -> Result<SerialNumber, PkiError> {
 /// `--serial` given in hex (for reproducible fixtures), or a random one.
 pub fn serial_from_hex(hex: &str) -> Result<SerialNumber, PkiError> {
     let clean: String = hex.chars().filter(|c| *c != ':').collect();
-    let bad = || PkiError::Invalid(format!("serial {hex:?}: give 1 to 20 octets in hex"));
+    let bad = || PkiError::Usage(format!("serial {hex:?}: give 1 to 20 octets in hex"));
     if clean.is_empty() || clean.len() > 40 || !clean.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let padded = if clean.len() % 2 == 1 { format!("0{clean}") } else { clean };
-    let bytes = (0..padded.len())
-        .step_by(2)
-        .map(|i| padded.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()).ok_or_else(bad))
-        .collect::<Result<Vec<u8>, _>>()?;
+    let bytes = certgate_x509::text::from_hex(&padded).ok_or_else(bad)?;
     if bytes.iter().all(|b| *b == 0) {
-        return Err(PkiError::Invalid(format!("serial {hex:?}: must not be zero")));
+        return Err(PkiError::Usage(format!("serial {hex:?}: must not be zero")));
     }
     Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// A certificate's serial as the index writes it ([`serial_hex`]).
+pub fn cert_serial(cert: &x509_parser::certificate::X509Certificate<'_>) -> String {
+    serial_hex(&SerialNumber::from_slice(cert.raw_serial()))
 }
 
 /// Upper-case hex without separators or leading zero octets, as the index and
@@ -290,9 +292,7 @@ pub fn client_ca(subject: DistinguishedName, validity: Validity, serial: SerialN
 /// A TLS server: serverAuth, its names as SANs (browsers ignore the CN).
 pub fn server(subject: DistinguishedName, sans: &Sans, validity: Validity, serial: SerialNumber) -> Result<CertificateParams, PkiError> {
     if sans.dns.is_empty() && sans.ips.is_empty() {
-        return Err(PkiError::Invalid(
-            "a server certificate needs at least one --dns name or --ip".into(),
-        ));
+        return Err(PkiError::Usage("a server certificate needs at least one --dns name or --ip".into()));
     }
     let mut p = base(subject, validity, serial);
     p.subject_alt_names = sans.to_rcgen(true)?;
@@ -304,7 +304,7 @@ pub fn server(subject: DistinguishedName, sans: &Sans, validity: Validity, seria
 /// A TLS client: clientAuth only, named by its CN and/or SANs.
 pub fn client(subject: DistinguishedName, sans: &Sans, validity: Validity, serial: SerialNumber) -> Result<CertificateParams, PkiError> {
     if subject.get(&DnType::CommonName).is_none() && sans.is_empty() {
-        return Err(PkiError::Invalid("a client certificate needs a --cn or at least one SAN".into()));
+        return Err(PkiError::Usage("a client certificate needs a --cn or at least one SAN".into()));
     }
     let mut p = base(subject, validity, serial);
     p.subject_alt_names = sans.to_rcgen(false)?;

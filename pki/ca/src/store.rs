@@ -37,7 +37,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), PkiError> {
     if ok {
         Ok(())
     } else {
-        Err(PkiError::Invalid(format!(
+        Err(PkiError::Name(format!(
             "{what} {name:?}: use 1 to 64 letters, digits, '.', '_', '-' or '@', not starting with '.' or '-'"
         )))
     }
@@ -97,6 +97,20 @@ impl Home {
         Ca::open(name, dir)
     }
 
+    /// The CAs here whose subject is `name` (compared as DER, byte for
+    /// byte, as a verifier chains): the possible issuers of a certificate
+    /// whose issuer field that is.
+    pub fn cas_named(&self, name: &x509_parser::x509::X509Name<'_>) -> Result<Vec<Ca>, PkiError> {
+        let mut out = Vec::new();
+        for ca_name in self.ca_names() {
+            let ca = self.open_ca(&ca_name)?;
+            if parse_cert(&ca.cert_path(), &ca.cert_der)?.subject().as_raw() == name.as_raw() {
+                out.push(ca);
+            }
+        }
+        Ok(out)
+    }
+
     /// Rewrites `crls.pem` from every CA's latest CRL.
     pub fn rebuild_crl_bundle(&self) -> Result<PathBuf, PkiError> {
         let mut bundle = String::new();
@@ -140,8 +154,6 @@ pub struct CaFacts {
     pub client_only: bool,
     /// When it expires.
     pub not_after: OffsetDateTime,
-    /// Its subject DN.
-    pub subject: String,
 }
 
 /// The DER of every certificate in a PEM file, in order.
@@ -238,7 +250,6 @@ impl Ca {
             self_signed: cert.subject() == cert.issuer() && cert.verify_signature(None).is_ok(),
             client_only,
             not_after: cert.validity().not_after.to_datetime(),
-            subject: cert.subject().to_string(),
         })
     }
 
@@ -247,7 +258,7 @@ impl Ca {
     pub fn issuer(&self, passphrase: &Passphrase) -> Result<Issuer<'static, KeyPair>, PkiError> {
         let key_path = self.key_path();
         if !key_path.is_file() {
-            return Err(PkiError::Invalid(format!(
+            return Err(PkiError::NotFound(format!(
                 "{} is not there: CA {} cannot sign without its key (if it was moved offline, put it back for this step)",
                 key_path.display(),
                 self.name
@@ -341,7 +352,7 @@ impl Ca {
         self.update_index(|index| {
             // a serial a crash set aside is taken too; an existing copy makes write_new refuse
             if index.find_serial(&entry.serial).is_some() || self.unrecorded_copy(&entry.serial).exists() {
-                return Err(PkiError::Invalid(format!(
+                return Err(PkiError::Conflict(format!(
                     "CA {} already issued serial {}",
                     self.name, entry.serial
                 )));

@@ -181,15 +181,47 @@ impl ServerArgs {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+/// What `pki serve`, `enroll` or `reenroll` could not do; each names the
+/// file, flag, address or server at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EstError {
+    /// The PKI home.
+    #[error(transparent)]
+    Pki(#[from] certgate_pki::PkiError),
+    /// The server's TLS set-up.
+    #[error(transparent)]
+    Tls(#[from] crate::server::SetupError),
+    /// The pages.
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
+    /// The client.
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    /// An argument that cannot be used.
+    #[error("{0}")]
+    Usage(String),
+    /// An address that cannot be listened on.
+    #[error("cannot listen on {addr}: {cause}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        cause: std::io::Error,
+    },
+    /// The async runtime.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, EstError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .map_err(EstError::Runtime)
 }
 
 /// Runs one subcommand; `serve` runs until interrupted. Returns the lines to print.
-pub fn run(dir: &Path, command: &EstCommand) -> Result<Vec<String>, String> {
+pub fn run(dir: &Path, command: &EstCommand) -> Result<Vec<String>, EstError> {
     match command {
         EstCommand::Serve(a) => serve(dir, a),
         EstCommand::Enroll(a) => {
@@ -201,22 +233,21 @@ pub fn run(dir: &Path, command: &EstCommand) -> Result<Vec<String>, String> {
                 user: a.user.clone(),
                 wait: a.wait,
             };
-            runtime()?
-                .block_on(client::enroll(&a.server.server(), &what, &Files::at(&a.out)))
-                .map_err(|e| e.to_string())
+            Ok(runtime()?.block_on(client::enroll(&a.server.server(), &what, &Files::at(&a.out)))?)
         }
         EstCommand::Reenroll(a) => {
             if !(0.0..=1.0).contains(&a.at) {
-                return Err(format!("--at {}: give a share of the lifetime between 0 and 1", a.at));
+                return Err(EstError::Usage(format!(
+                    "--at {}: give a share of the lifetime between 0 and 1",
+                    a.at
+                )));
             }
-            runtime()?
-                .block_on(client::renew(&a.server.server(), &Files::at(&a.files), a.key_type, a.at, a.force))
-                .map_err(|e| e.to_string())
+            Ok(runtime()?.block_on(client::renew(&a.server.server(), &Files::at(&a.files), a.key_type, a.at, a.force))?)
         }
     }
 }
 
-fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
+fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, EstError> {
     let settings = Settings {
         ways: Ways {
             tokens: a.allow.contains(&Allow::Token),
@@ -232,16 +263,18 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
         approve_command: a.approve_command.as_ref().map(|c| vec!["sh".into(), "-c".into(), c.clone()]),
     };
     let pass = Passphrase::from_file(a.ca_password_file.clone(), "--ca-password-file");
-    let (authority, report) = Authority::open(Home::new(dir), settings, &pass).map_err(|e| e.to_string())?;
+    let (authority, report) = Authority::open(Home::new(dir), settings, &pass)?;
     for line in report {
         eprintln!("{line}");
     }
     let renews = a.allow.contains(&Allow::Renewal) || a.label.iter().any(|(_, l)| l.ways.is_some_and(|w| w.renewal));
     if a.renewal_grace > 0 && !renews {
-        return Err("--renewal-grace is for renewal, which no --allow or --label allows".into());
+        return Err(EstError::Usage(
+            "--renewal-grace is for renewal, which no --allow or --label allows".into(),
+        ));
     }
     let grace = std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400);
-    let tls = crate::server::tls_config(&a.cert, &a.key, &authority, grace).map_err(|e| e.to_string())?;
+    let tls = crate::server::tls_config(&a.cert, &a.key, &authority, grace)?;
     let web = a
         .register
         .as_deref()
@@ -250,26 +283,25 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
         .map(Arc::new);
     let authority = Arc::new(authority);
     runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|cause| EstError::Listen { addr, cause })
+        };
+        let listener = bind(a.listen).await?;
+        let local = listener.local_addr().map_err(|cause| EstError::Listen { addr: a.listen, cause })?;
         if let Some(addr) = a.proxy_listen {
             if !addr.ip().is_loopback() {
-                return Err(format!(
+                return Err(EstError::Usage(format!(
                     "--proxy-listen {addr}: plain HTTP is for a proxy on this machine; give a loopback address"
-                ));
+                )));
             }
-            let plain = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let plain = bind(addr).await?;
             tracing::info!(address = %addr, "plain HTTP for the trusted proxy on http://{addr}/");
             tokio::spawn(crate::server::serve_proxy(plain, Arc::clone(&authority), web.clone()));
         }
         if let Some(addr) = a.metrics_listen {
-            let metrics = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let metrics = bind(addr).await?;
             tracing::info!(address = %addr, "metrics on http://{addr}/metrics");
             tokio::spawn(crate::server::serve_metrics(metrics, Arc::clone(&authority)));
         }
@@ -282,7 +314,7 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, String> {
             () = crate::server::serve(listener, tls, authority, web) => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        Ok::<_, String>(())
+        Ok::<_, EstError>(())
     })?;
     Ok(Vec::new())
 }

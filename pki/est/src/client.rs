@@ -156,16 +156,36 @@ struct Answer {
     body: Bytes,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn exchange(
-    server: &Server,
-    config: Arc<ClientConfig>,
-    client_auth: bool,
+/// One EST request: the operation, its method and what it carries.
+struct Call<'a> {
     method: Method,
-    operation: &str,
+    operation: &'a str,
+    /// A CSR, base64 of its DER.
     body: Option<String>,
-    basic: Option<(&str, &str)>,
-) -> Result<Answer, ClientError> {
+    /// HTTP Basic user and password (a token is the password).
+    basic: Option<(&'a str, &'a str)>,
+}
+
+impl Call<'_> {
+    fn get(operation: &str) -> Call<'_> {
+        Call {
+            method: Method::GET,
+            operation,
+            body: None,
+            basic: None,
+        }
+    }
+}
+
+/// Sends one call over a new connection; `client_auth`: the configuration
+/// presents a client certificate (a refusal then may be of it).
+async fn exchange(server: &Server, config: Arc<ClientConfig>, client_auth: bool, call: Call<'_>) -> Result<Answer, ClientError> {
+    let Call {
+        method,
+        operation,
+        body,
+        basic,
+    } = call;
     let t = target(&server.url)?;
     let connect = |what: String| ClientError::Connect {
         server: server.url.clone(),
@@ -252,7 +272,7 @@ fn pem(der: &[u8]) -> String {
 
 /// The server's CA certificates (`cacerts`), DER.
 pub async fn cacerts(server: &Server) -> Result<Vec<Vec<u8>>, ClientError> {
-    let answer = exchange(server, tls(server, None)?, false, Method::GET, "cacerts", None, None).await?;
+    let answer = exchange(server, tls(server, None)?, false, Call::get("cacerts")).await?;
     if answer.status != StatusCode::OK {
         return Err(refused(&answer));
     }
@@ -315,7 +335,7 @@ fn csr_for(subject: DistinguishedName, sans: &Sans, key: &KeyPair) -> Result<Vec
     params.subject_alt_names = sans.to_rcgen(false)?;
     let csr = params
         .serialize_request(key)
-        .map_err(|e| ClientError::Pki(certgate_pki::PkiError::Invalid(format!("cannot build the CSR: {e}"))))?;
+        .map_err(|e| ClientError::Pki(certgate_pki::PkiError::Internal(format!("cannot build the CSR: {e}"))))?;
     Ok(csr.der().to_vec())
 }
 
@@ -365,16 +385,13 @@ pub async fn enroll(server: &Server, what: &Enrollment, files: &Files) -> Result
         (None, None) => None,
     };
     let certs = loop {
-        let answer = exchange(
-            server,
-            Arc::clone(&config),
-            false,
-            Method::POST,
-            "simpleenroll",
-            Some(body.clone()),
+        let call = Call {
+            method: Method::POST,
+            operation: "simpleenroll",
+            body: Some(body.clone()),
             basic,
-        )
-        .await?;
+        };
+        let answer = exchange(server, Arc::clone(&config), false, call).await?;
         match answer.status {
             StatusCode::OK => break certificates(&answer)?,
             StatusCode::ACCEPTED => {
@@ -410,7 +427,7 @@ fn describe(path: &Path, der: &[u8]) -> String {
             "wrote {} ({}, serial {}, valid until {})",
             path.display(),
             c.subject(),
-            certgate_pki::profile::serial_hex(&rcgen::SerialNumber::from_slice(c.raw_serial())),
+            certgate_pki::profile::cert_serial(&c),
             certgate_pki::index::timestamp(c.validity().not_after.to_datetime())
         ),
         Err(_) => format!("wrote {}", path.display()),
@@ -447,16 +464,13 @@ pub async fn renew(server: &Server, files: &Files, key_kind: KeyKind, share: f64
     let csr = csr_for(subject, &sans, &key)?;
     let chain_file = if files.chain.is_file() { &files.chain } else { &files.cert };
     let auth = ClientAuth::from_files(chain_file, &files.key)?;
-    let answer = exchange(
-        server,
-        tls(server, Some(&auth))?,
-        true,
-        Method::POST,
-        "simplereenroll",
-        Some(wire::encode_base64(&csr)),
-        None,
-    )
-    .await?;
+    let call = Call {
+        method: Method::POST,
+        operation: "simplereenroll",
+        body: Some(wire::encode_base64(&csr)),
+        basic: None,
+    };
+    let answer = exchange(server, tls(server, Some(&auth))?, true, call).await?;
     if answer.status != StatusCode::OK {
         return Err(refused(&answer));
     }

@@ -22,7 +22,9 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCer
 use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::net::TcpListener;
 
-use crate::authority::{Authority, Operation, Outcome, Refusal, Requester};
+use certgate_pki::enroll::audit::{Operation, Outcome};
+
+use crate::authority::{Answer, Authority, Refusal, Requester, FAILED};
 use crate::web::Web;
 use crate::{pem_files, wire};
 
@@ -281,6 +283,26 @@ pub fn route(path: &str) -> Option<(Option<&str>, &str)> {
     }
 }
 
+/// A reply, and what the metrics count it as (nothing for a page).
+struct Answered {
+    reply: Result<Reply, hyper::http::Error>,
+    counted: Option<(Operation, Outcome)>,
+}
+
+impl Answered {
+    fn counted(reply: Result<Reply, hyper::http::Error>, operation: Operation, outcome: Outcome) -> Answered {
+        Answered {
+            reply,
+            counted: Some((operation, outcome)),
+        }
+    }
+
+    /// A refusal, with its status and outcome from one mapping.
+    fn refused(operation: Operation, kind: Refusal, why: String) -> Answered {
+        Answered::counted(refusal(kind, why), operation, kind.outcome())
+    }
+}
+
 async fn handle(
     authority: &Arc<Authority>,
     web: Option<&Web>,
@@ -289,20 +311,20 @@ async fn handle(
     tls: &'static str,
     req: Request<Incoming>,
 ) -> Reply {
-    let (reply, operation, outcome) = match web {
+    let answered = match web {
         Some(web) if crate::web::serves(req.uri().path()) => {
             let reply = match client_cert(authority, peer, cert, &req) {
                 Ok(cert) => crate::web::answer(web, authority, crate::web::Client { addr: peer, cert }, req).await,
                 Err((status, why)) => text(status, why),
             };
-            (reply, None, "")
+            Answered { reply, counted: None }
         }
         _ => answer(authority, peer, cert, tls, req).await,
     };
-    if let Some(op) = operation {
-        authority.count(op, outcome);
+    if let Some((operation, outcome)) = answered.counted {
+        authority.count(operation, outcome);
     }
-    reply.unwrap_or_else(|_| {
+    answered.reply.unwrap_or_else(|_| {
         let mut r = Response::new(Full::new(Bytes::from_static(b"the reply could not be built\n")));
         *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         r
@@ -315,115 +337,103 @@ async fn answer(
     cert: Option<Vec<u8>>,
     tls: &'static str,
     req: Request<Incoming>,
-) -> (Result<Reply, hyper::http::Error>, Option<Operation>, &'static str) {
+) -> Answered {
     let path = req.uri().path().to_owned();
     let Some((label, op_name)) = route(&path) else {
-        return (
-            text(StatusCode::NOT_FOUND, format!("{path}: EST lives under /.well-known/est/")),
-            None,
-            "",
-        );
+        return Answered {
+            reply: text(StatusCode::NOT_FOUND, format!("{path}: EST lives under /.well-known/est/")),
+            counted: None,
+        };
     };
-    let Some(op) = Operation::from_name(op_name) else {
+    let Some(op) = Operation::from_est_name(op_name) else {
         let why = if matches!(op_name, "serverkeygen" | "fullcmc") {
             format!("{op_name} is not offered: certgate signs keys it never sees, and only simple PKI messages")
         } else {
             format!("{op_name}: no such EST operation (cacerts, simpleenroll, simplereenroll, csrattrs)")
         };
-        return (text(StatusCode::NOT_FOUND, why), None, "");
+        return Answered {
+            reply: text(StatusCode::NOT_FOUND, why),
+            counted: None,
+        };
     };
     let label = label.map(str::to_owned);
     let wants_post = matches!(op, Operation::SimpleEnroll | Operation::SimpleReenroll);
-    let method_ok = if wants_post {
-        req.method() == Method::POST
-    } else {
-        req.method() == Method::GET
-    };
-    if !method_ok {
-        let allow = if wants_post { "POST" } else { "GET" };
-        let reply = text(StatusCode::METHOD_NOT_ALLOWED, format!("{} takes {allow} only", op.name())).map(|mut r| {
+    let (method, allow) = if wants_post { (Method::POST, "POST") } else { (Method::GET, "GET") };
+    if req.method() != method {
+        let mut answered = Answered::refused(op, Refusal::MethodNotAllowed, format!("{op} takes {allow} only"));
+        if let Ok(r) = &mut answered.reply {
             r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
-            r
-        });
-        return (reply, Some(op), "method_not_allowed");
+        }
+        return answered;
     }
     match op {
-        Operation::CaCerts => {
-            let outcome = authority.cacerts(label.as_deref());
-            reply_for(outcome, op)
-        }
         Operation::CsrAttrs => {
             if !authority.has_label(label.as_deref()) {
-                return (
-                    text(StatusCode::NOT_FOUND, format!("no CA label {:?} here", label.unwrap_or_default())),
-                    Some(op),
-                    "not_found",
-                );
+                let why = format!("no CA label {:?} here", label.unwrap_or_default());
+                return Answered::refused(op, Refusal::NotFound, why);
             }
             // nothing is asked of the CSR beyond what the CA checks anyway
             let reply = Response::builder().status(StatusCode::NO_CONTENT).body(Full::new(Bytes::new()));
-            (reply, Some(op), "none")
+            Answered::counted(reply, op, Outcome::NoAttributes)
         }
-        Operation::SimpleEnroll | Operation::SimpleReenroll => {
-            let content_type = req
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-            if content_type.as_deref() != Some("application/pkcs10") {
-                return (
-                    text(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        format!("{} takes a CSR as application/pkcs10 (base64 of its DER)", op.name()),
-                    ),
-                    Some(op),
-                    "unsupported_media_type",
-                );
-            }
-            let cert = match client_cert(authority, peer, cert, &req) {
-                Ok(c) => c,
-                Err((status, why)) => return (text(status, why), Some(op), "forbidden"),
-            };
-            let who = Requester {
-                addr: peer.ip(),
-                basic: wire::basic(req.headers().get(AUTHORIZATION)),
-                cert,
-                tls,
-            };
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    return (
-                        text(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            format!("the body is over {} KiB: a CSR is far smaller", MAX_BODY / 1024),
-                        ),
-                        Some(op),
-                        "too_large",
-                    )
-                }
-            };
-            let csr = match wire::decode_base64(&body) {
-                Ok(der) => der,
-                Err(e) => {
-                    return (
-                        text(StatusCode::BAD_REQUEST, format!("{e} (send the base64 of the CSR's DER)")),
-                        Some(op),
-                        "bad_request",
-                    )
-                }
-            };
-            let authority = Arc::clone(authority);
-            // signing and the PKI home's files: off the async workers
-            let outcome = tokio::task::spawn_blocking(move || match op {
-                Operation::SimpleEnroll => authority.enroll(label.as_deref(), &csr, &who),
-                _ => authority.reenroll(label.as_deref(), &csr, &who),
-            })
-            .await
-            .unwrap_or_else(|_| Outcome::Refused(Refusal::Internal, "the request failed; nothing was issued".into()));
-            reply_for(outcome, op)
-        }
+        Operation::SimpleEnroll | Operation::SimpleReenroll => enroll(authority, op, label, peer, cert, tls, req).await,
+        _ => reply_for(authority.cacerts(label.as_deref()), op),
     }
+}
+
+/// `simpleenroll` and `simplereenroll`: the body read within its limit,
+/// then the authority's decision, off the async workers.
+async fn enroll(
+    authority: &Arc<Authority>,
+    op: Operation,
+    label: Option<String>,
+    peer: SocketAddr,
+    cert: Option<Vec<u8>>,
+    tls: &'static str,
+    req: Request<Incoming>,
+) -> Answered {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if content_type.as_deref() != Some("application/pkcs10") {
+        let why = format!("{op} takes a CSR as application/pkcs10 (base64 of its DER)");
+        return Answered::refused(op, Refusal::UnsupportedMediaType, why);
+    }
+    let cert = match client_cert(authority, peer, cert, &req) {
+        Ok(c) => c,
+        Err((status, why)) => return Answered::counted(text(status, why), op, Outcome::Forbidden),
+    };
+    let who = Requester {
+        addr: peer.ip(),
+        basic: wire::basic(req.headers().get(AUTHORIZATION)),
+        cert,
+        tls,
+    };
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            let why = format!("the body is over {} KiB: a CSR is far smaller", MAX_BODY / 1024);
+            return Answered::refused(op, Refusal::TooLarge, why);
+        }
+    };
+    let csr = match wire::decode_base64(&body) {
+        Ok(der) => der,
+        Err(e) => return Answered::refused(op, Refusal::BadRequest, format!("{e} (send the base64 of the CSR's DER)")),
+    };
+    let authority = Arc::clone(authority);
+    // signing and the PKI home's files: off the async workers
+    let answer = tokio::task::spawn_blocking(move || match op {
+        Operation::SimpleEnroll => authority.enroll(label.as_deref(), &csr, &who),
+        _ => authority.reenroll(label.as_deref(), &csr, &who),
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(operation = %op, %peer, error = %e, "the enrollment task failed; nothing was issued");
+        Answer::Failed(e.to_string())
+    });
+    reply_for(answer, op)
 }
 
 /// The client's certificate: the one its TLS handshake verified, or, from the
@@ -461,31 +471,34 @@ fn client_cert(
     }
 }
 
-fn reply_for(outcome: Outcome, op: Operation) -> (Result<Reply, hyper::http::Error>, Option<Operation>, &'static str) {
-    match outcome {
-        Outcome::Issued { der, .. } => (pkcs7(&der), Some(op), "issued"),
-        Outcome::Pending { id, retry_after, .. } => {
-            let reply = Response::builder()
-                .status(StatusCode::ACCEPTED)
-                .header(RETRY_AFTER, retry_after.to_string())
-                .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-                .body(Full::new(Bytes::from(format!(
-                    "request {id} waits for approval (`certgate pki requests approve {id}`); send the same CSR again later\n"
-                ))));
-            (reply, Some(op), "queued")
+/// A refusal's reply: its status (one mapping), its sentence, and for a 401
+/// the Basic challenge.
+fn refusal(kind: Refusal, why: String) -> Result<Reply, hyper::http::Error> {
+    let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    text(status, why).map(|mut r| {
+        if kind == Refusal::Unauthorized {
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"certgate EST\""));
         }
-        Outcome::Refused(kind, why) => {
-            let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let reply = text(status, why).map(|mut r| {
-                if kind == Refusal::Unauthorized {
-                    r.headers_mut()
-                        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"certgate EST\""));
-                }
-                r
-            });
-            (reply, Some(op), kind.name())
-        }
-    }
+        r
+    })
+}
+
+fn reply_for(answer: Answer, op: Operation) -> Answered {
+    let outcome = answer.outcome();
+    let reply = match answer {
+        Answer::Certificates { der, .. } => pkcs7(&der),
+        Answer::Pending { id, retry_after, .. } => Response::builder()
+            .status(StatusCode::ACCEPTED)
+            .header(RETRY_AFTER, retry_after.to_string())
+            .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from(format!(
+                "request {id} waits for approval (`certgate pki requests approve {id}`); send the same CSR again later\n"
+            )))),
+        Answer::Refused(kind, why) => refusal(kind, why),
+        Answer::Failed(_) => text(StatusCode::INTERNAL_SERVER_ERROR, FAILED.to_owned()),
+    };
+    Answered::counted(reply, op, outcome)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `pki token` and `pki requests`: the operator's side of enrollment, each
 //! decision also a line in the audit log.
 
-use super::audit::{self, Decision};
+use super::audit::{self, Decision, Mode, Operation, Outcome};
 use super::queue::{self, Status};
 use super::tokens::{self, TokenGrant};
 use crate::keys::Passphrase;
@@ -23,13 +23,14 @@ pub fn token(home: &Home, ca_name: &str, cn: Option<String>, sans: &Sans, hours:
     audit::record(
         home,
         &Decision {
-            operation: "token",
+            operation: Operation::Token,
             ca: ca_name,
-            mode: "cli",
+            mode: Mode::Cli,
             requester: &operator(),
             subject: grant.cn.as_deref().unwrap_or(""),
             sans: &names,
-            outcome: "created",
+            outcome: Outcome::Created,
+            request: None,
             serial: None,
             reason: None,
         },
@@ -89,8 +90,10 @@ pub fn list(home: &Home, ca_name: Option<&str>, all: bool) -> Result<Report, Pki
 /// `pki requests show`.
 pub fn show(home: &Home, ca_name: &str, id: &str) -> Result<Report, PkiError> {
     let ca = home.open_ca(ca_name)?;
-    let q = queue::load(&ca, id)?.ok_or_else(|| PkiError::Invalid(format!("no request {id} at CA {ca_name}")))?;
-    Ok(vec![serde_json::to_string_pretty(&q).map_err(|e| PkiError::Invalid(e.to_string()))?])
+    let q = queue::load(&ca, id)?.ok_or_else(|| PkiError::NotFound(format!("no request {id} at CA {ca_name}")))?;
+    Ok(vec![
+        serde_json::to_string_pretty(&q).map_err(|e| PkiError::Internal(e.to_string()))?
+    ])
 }
 
 /// `pki requests approve`: signs it now.
@@ -101,13 +104,14 @@ pub fn approve(home: &Home, ca_name: &str, id: &str, days: u32, pass: &Passphras
     audit::record(
         home,
         &Decision {
-            operation: "approve",
+            operation: Operation::Approve,
             ca: ca_name,
-            mode: "cli",
+            mode: Mode::Cli,
             requester: &format!("{} for {}", operator(), q.requester),
             subject: &q.subject,
             sans: &q.sans,
-            outcome: "issued",
+            outcome: Outcome::Issued,
+            request: Some(id),
             serial: Some(&issued.serial),
             reason: None,
         },
@@ -127,13 +131,14 @@ pub fn reject(home: &Home, ca_name: &str, id: &str, reason: &str) -> Result<Repo
     audit::record(
         home,
         &Decision {
-            operation: "reject",
+            operation: Operation::Reject,
             ca: ca_name,
-            mode: "cli",
+            mode: Mode::Cli,
             requester: &format!("{} for {}", operator(), q.requester),
             subject: &q.subject,
             sans: &q.sans,
-            outcome: "rejected",
+            outcome: Outcome::Rejected,
+            request: Some(id),
             serial: None,
             reason: Some(reason),
         },

@@ -65,7 +65,7 @@ impl Queued {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD
             .decode(&self.csr)
-            .map_err(|e| PkiError::Invalid(format!("request {}: its stored CSR is not base64: {e}", self.id)))
+            .map_err(|e| PkiError::Internal(format!("request {}: its stored CSR is not base64: {e}", self.id)))
     }
 }
 
@@ -86,7 +86,7 @@ fn check_id(id: &str) -> Result<(), PkiError> {
     if id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
-        Err(PkiError::Invalid(format!(
+        Err(PkiError::Usage(format!(
             "request id {id:?}: 24 hex digits, as `pki requests list` shows"
         )))
     }
@@ -107,10 +107,12 @@ pub fn load(ca: &Ca, id: &str) -> Result<Option<Queued>, PkiError> {
 
 /// Queues a new request; an existing one with the same id stays as it is and is returned.
 pub fn submit(ca: &Ca, request: Queued) -> Result<Queued, PkiError> {
-    let json = serde_json::to_string_pretty(&request).map_err(|e| PkiError::Invalid(format!("cannot write the request: {e}")))?;
+    let json = serde_json::to_string_pretty(&request).map_err(|e| PkiError::Internal(format!("cannot write the request: {e}")))?;
     match write_new(&path(ca, &request.id), json.as_bytes(), false, false) {
         Ok(()) => Ok(request),
-        Err(PkiError::Exists { .. }) => load(ca, &request.id)?.ok_or_else(|| PkiError::Invalid(format!("request {} vanished", request.id))),
+        Err(PkiError::Exists { .. }) => {
+            load(ca, &request.id)?.ok_or_else(|| PkiError::Conflict(format!("request {} vanished", request.id)))
+        }
         Err(e) => Err(e),
     }
 }
@@ -119,15 +121,15 @@ pub fn submit(ca: &Ca, request: Queued) -> Result<Queued, PkiError> {
 /// approvers cannot both act on it); a decided one is an error naming how.
 pub fn decide(ca: &Ca, id: &str, decision: impl FnOnce(&Queued) -> Result<Status, PkiError>) -> Result<Queued, PkiError> {
     let _lock = ca.lock_queue()?;
-    let mut request = load(ca, id)?.ok_or_else(|| PkiError::Invalid(format!("no request {id} at CA {}", ca.name)))?;
+    let mut request = load(ca, id)?.ok_or_else(|| PkiError::NotFound(format!("no request {id} at CA {}", ca.name)))?;
     if request.status != Status::Pending {
-        return Err(PkiError::Invalid(format!(
+        return Err(PkiError::Conflict(format!(
             "request {id} was decided already ({}); nothing changed",
             describe(&request.status)
         )));
     }
     request.status = decision(&request)?;
-    let json = serde_json::to_string_pretty(&request).map_err(|e| PkiError::Invalid(format!("cannot write the request: {e}")))?;
+    let json = serde_json::to_string_pretty(&request).map_err(|e| PkiError::Internal(format!("cannot write the request: {e}")))?;
     write_atomically(&path(ca, id), json.as_bytes())?;
     Ok(request)
 }
@@ -156,11 +158,6 @@ pub fn list(ca: &Ca) -> Result<Vec<Queued>, PkiError> {
     Ok(out)
 }
 
-/// Now, as a queued request records it.
-pub fn now() -> String {
-    timestamp(crate::profile::now())
-}
-
 /// Signs a pending request as its CSR asks (subject and SANs, checked as
 /// `sign-csr` checks them; the CA sets everything else) for `days`, and
 /// marks it issued. `pki requests approve` and the server's approval hook.
@@ -168,7 +165,7 @@ pub fn approve(ca: &Ca, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>, id: &str, da
     let mut issued = None;
     let request = decide(ca, id, |request| {
         let der = request.csr_der()?;
-        let csr = crate::csr::check(&der).map_err(|message| PkiError::Invalid(format!("request {id}: {message}")))?;
+        let csr = crate::csr::check(&der).map_err(|e| PkiError::bad_file(&path(ca, id), format!("its CSR: {e}")))?;
         let grant = super::Grant {
             name: super::grant::index_name(csr.cn.as_deref(), &csr.sans),
             subject: csr.subject.clone(),
@@ -179,12 +176,12 @@ pub fn approve(ca: &Ca, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>, id: &str, da
         let done = super::issue(ca, issuer, &csr.public_key, &grant)?;
         let status = Status::Issued {
             serial: done.serial.clone(),
-            at: now(),
+            at: timestamp(crate::profile::now()),
         };
         issued = Some(done);
         Ok(status)
     })?;
-    let issued = issued.ok_or_else(|| PkiError::Invalid(format!("request {id}: nothing was issued")))?;
+    let issued = issued.ok_or_else(|| PkiError::Internal(format!("request {id}: nothing was issued")))?;
     Ok((request, issued))
 }
 
@@ -193,7 +190,7 @@ pub fn reject(ca: &Ca, id: &str, reason: &str) -> Result<Queued, PkiError> {
     decide(ca, id, |_| {
         Ok(Status::Rejected {
             reason: reason.to_owned(),
-            at: now(),
+            at: timestamp(crate::profile::now()),
         })
     })
 }

@@ -48,12 +48,12 @@ impl TokenGrant {
     /// A grant for these names, valid `hours` from now.
     pub fn new(cn: Option<String>, sans: &Sans, hours: u32) -> Result<Self, PkiError> {
         if cn.is_none() && sans.is_empty() {
-            return Err(PkiError::Invalid(
+            return Err(PkiError::Usage(
                 "a token must name what it allows: give --cn and/or a SAN (--dns, --spiffe, --uri, --email, --ip)".into(),
             ));
         }
         if hours == 0 {
-            return Err(PkiError::Invalid("--hours must be at least 1".into()));
+            return Err(PkiError::Usage("--hours must be at least 1".into()));
         }
         // the names pass the same checks as an issued certificate's
         sans.to_rcgen(false)?;
@@ -118,11 +118,11 @@ fn dir(ca: &Ca) -> PathBuf {
 /// Makes a token for `grant` at `ca`; returns it (shown once) and where its hash is kept.
 pub fn create(ca: &Ca, grant: &TokenGrant) -> Result<(String, PathBuf), PkiError> {
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| PkiError::Invalid(format!("no randomness for a token: {e}")))?;
+    getrandom::fill(&mut secret).map_err(|e| PkiError::Internal(format!("no randomness for a token: {e}")))?;
     // URL-safe, no padding: it travels as an HTTP Basic password and a shell argument
     let token = format!("{PREFIX}{}", base64url(&secret));
     let path = dir(ca).join(format!("{}.json", hash(&token)));
-    let json = serde_json::to_string_pretty(grant).map_err(|e| PkiError::Invalid(format!("cannot write the token: {e}")))?;
+    let json = serde_json::to_string_pretty(grant).map_err(|e| PkiError::Internal(format!("cannot write the token: {e}")))?;
     write_new(&path, json.as_bytes(), false, true)?;
     Ok((token, path))
 }

@@ -4,7 +4,7 @@
 //! (`certgate_core::policy::decide`), as the gate in front of the page. A
 //! requester chooses the names in a CSR, never this file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use certgate_core::config::parse_policy;
@@ -34,24 +34,59 @@ pub struct Approver {
     pub sha256: String,
 }
 
+/// Why the approvers' policy cannot be used; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ApproversError {
+    /// It cannot be read.
+    #[error("--approvers {}: {cause}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        cause: std::io::Error,
+    },
+    /// It is no certgate policy.
+    #[error("--approvers {}: {cause}", path.display())]
+    Policy {
+        /// The file.
+        path: PathBuf,
+        /// What the policy parser says.
+        cause: certgate_core::config_error::ConfigError,
+    },
+    /// It admits someone without a certificate.
+    #[error("--approvers {}: the policy admits {APPROVALS} without a client certificate{}; approvers must be named by a rule that needs one", path.display(), rule.as_ref().map(|r| format!(" (rule {r})")).unwrap_or_default())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The rule that lets them in, if one does.
+        rule: Option<String>,
+    },
+    /// No randomness for the CSRF key.
+    #[error("no random bytes for the CSRF key")]
+    Random,
+}
+
 /// Why a client is not an approver (403, the sentence says why).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct NotApprover(pub String);
 
 fn now() -> i64 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    i64::try_from(secs).unwrap_or(i64::MAX)
+    certgate_pki::profile::now().unix_timestamp()
 }
 
 impl Approvers {
     /// Reads the policy file; refuses one that lets a client without a
     /// certificate reach `/approvals/`.
-    pub fn load(path: &Path) -> Result<Approvers, String> {
-        let json = std::fs::read(path).map_err(|e| format!("--approvers {}: {e}", path.display()))?;
-        let policy = parse_policy(&json).map_err(|e| format!("--approvers {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Approvers, ApproversError> {
+        let json = std::fs::read(path).map_err(|cause| ApproversError::Read {
+            path: path.to_owned(),
+            cause,
+        })?;
+        let policy = parse_policy(&json).map_err(|cause| ApproversError::Policy {
+            path: path.to_owned(),
+            cause,
+        })?;
         let nobody = RequestFacts {
             path: APPROVALS,
             method: "GET",
@@ -59,15 +94,15 @@ impl Approvers {
             peer: &Peer::None,
             token: &Token::NotRead,
         };
-        if decide(&policy, &nobody, now()).outcome == Outcome::Allow {
-            return Err(format!(
-                "--approvers {}: the policy admits {APPROVALS} without a client certificate; approvers must be named by a rule that needs one",
-                path.display()
-            ));
+        let decision = decide(&policy, &nobody, now());
+        if decision.outcome == Outcome::Allow {
+            return Err(ApproversError::Open {
+                path: path.to_owned(),
+                rule: decision.rule.map(str::to_owned),
+            });
         }
         let mut secret = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
-            .map_err(|_| "no random bytes for the CSRF key".to_owned())?;
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret).map_err(|_| ApproversError::Random)?;
         Ok(Approvers {
             policy,
             csrf: hmac::Key::new(hmac::HMAC_SHA256, &secret),
@@ -112,19 +147,11 @@ impl Approvers {
 
     /// Whether a form's token is the approver's (compared in constant time).
     pub fn csrf_ok(&self, approver: &Approver, token: &str) -> bool {
-        let Some(bytes) = hex(token) else { return false };
+        let Some(bytes) = certgate_x509::text::from_hex(token) else {
+            return false;
+        };
         hmac::verify(&self.csrf, approver.sha256.as_bytes(), &bytes).is_ok()
     }
-}
-
-fn hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
-        .collect()
 }
 
 #[cfg(test)]
@@ -151,7 +178,7 @@ mod tests {
             .to_vec()
     }
 
-    fn approvers(policy: &str) -> Result<Approvers, String> {
+    fn approvers(policy: &str) -> Result<Approvers, ApproversError> {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("approvers.json");
         std::fs::write(&file, policy).unwrap();
@@ -188,10 +215,12 @@ mod tests {
             r#"{"rules":[{"name":"other","path_prefix":"/elsewhere/","subject":["CN=carol"]}],"default":"allow"}"#,
         ] {
             let err = approvers(open).unwrap_err();
-            assert!(err.contains("admits /approvals/ without a client certificate"), "{err}");
+            assert!(matches!(err, ApproversError::Open { .. }), "{err}");
+            assert!(err.to_string().contains("admits /approvals/ without a client certificate"), "{err}");
         }
         let err = approvers("{").unwrap_err();
-        assert!(err.contains("approvers.json"), "the file is named: {err}");
+        assert!(matches!(err, ApproversError::Policy { .. }), "{err}");
+        assert!(err.to_string().contains("approvers.json"), "the file is named: {err}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION};
 use hyper::{Method, Request, Response, StatusCode};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::authority::{Authority, Outcome, Verdict};
+use crate::authority::{Answer, Authority, Verdict, FAILED};
 use approvers::{Approver, Approvers};
 use certgate_pki::enroll::queue::Queued;
 use pages::{Done, Pending, Seen};
@@ -44,17 +44,28 @@ pub struct Web {
     approvers: Option<Approvers>,
 }
 
+/// Why the pages cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The libraries' bundle is not there.
+    #[error("--register {}: {} cannot be read ({cause}); it is made by `npm ci && npm run build` in pki/est/web (./dev setup does it), and is then pki/est/web/dist/{VENDOR}", dir.display(), dir.join(VENDOR).display())]
+    Vendor {
+        /// The directory given.
+        dir: std::path::PathBuf,
+        /// Why it cannot be read.
+        cause: std::io::Error,
+    },
+    /// The approvers' policy.
+    #[error(transparent)]
+    Approvers(#[from] approvers::ApproversError),
+}
+
 impl Web {
     /// Reads the libraries' bundle from `dir` and the approvers' policy, if any.
-    pub fn load(dir: &Path, approvers: Option<&Path>) -> Result<Web, String> {
-        let vendor = dir.join(VENDOR);
-        let bytes = std::fs::read(&vendor).map_err(|e| {
-            format!(
-                "--register {}: {} cannot be read ({e}); it is made by `npm ci && npm run build` in pki/est/web (./dev setup does it), and is then {}",
-                dir.display(),
-                vendor.display(),
-                Path::new("pki/est/web/dist").join(VENDOR).display()
-            )
+    pub fn load(dir: &Path, approvers: Option<&Path>) -> Result<Web, WebError> {
+        let bytes = std::fs::read(dir.join(VENDOR)).map_err(|cause| WebError::Vendor {
+            dir: dir.to_owned(),
+            cause,
         })?;
         let approvers = approvers.map(Approvers::load).transpose()?;
         Ok(Web {
@@ -207,11 +218,11 @@ fn token(authority: &Authority, req: &Request<Incoming>) -> Result<Reply, hyper:
                 "ips": grant.ips, "expires": grant.expires,
             }),
         ),
-        Err(Outcome::Refused(kind, why)) => json(
+        Err(Answer::Refused(kind, why)) => json(
             StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             &serde_json::json!({ "error": why }),
         ),
-        Err(_) => json(StatusCode::INTERNAL_SERVER_ERROR, &serde_json::json!({ "error": "unexpected" })),
+        Err(_) => json(StatusCode::INTERNAL_SERVER_ERROR, &serde_json::json!({ "error": FAILED })),
     }
 }
 
@@ -339,7 +350,7 @@ fn read_csr(request: &Queued) -> StoredCsr {
         .unwrap_or_default();
     StoredCsr {
         subject,
-        checked: certgate_pki::csr::check(&der),
+        checked: certgate_pki::csr::check(&der).map_err(|e| e.to_string()),
     }
 }
 
@@ -454,7 +465,7 @@ fn seen(der: &[u8]) -> Option<Seen> {
         subject: certgate_x509::dn::Dn::from_x509(cert.subject()).text,
         issuer: certgate_x509::dn::Dn::from_x509(cert.issuer()).text,
         // as the index and `pki list` write it
-        serial: certgate_pki::profile::serial_hex(&rcgen::SerialNumber::from_slice(cert.raw_serial())),
+        serial: certgate_pki::profile::cert_serial(&cert),
         not_before: cert.validity().not_before.to_string(),
         not_after: cert.validity().not_after.to_string(),
         sans,

@@ -1,0 +1,106 @@
+//! Who may enroll, and what they get: the server's settings, checked once
+//! at start.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use certgate_pki::enroll::audit::Operation;
+use certgate_pki::PkiError;
+
+/// The ways in to enrollment, each off unless set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ways {
+    /// One-time tokens (`pki token`) as the HTTP Basic password.
+    pub tokens: bool,
+    /// Requests without a token wait in the approval queue.
+    pub queue: bool,
+    /// `simplereenroll` with the client's current certificate at TLS.
+    pub renewal: bool,
+}
+
+impl Ways {
+    /// Whether any way in is open.
+    pub fn any(self) -> bool {
+        self.tokens || self.queue || self.renewal
+    }
+}
+
+/// A CA label: the CA it names and, if it says so, its own ways in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// The CA.
+    pub ca: String,
+    /// Its ways in; `None`: the server's.
+    pub ways: Option<Ways>,
+}
+
+/// Who may enroll, and what they get.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The ways in without a label, and for a label that names none of its own.
+    pub ways: Ways,
+    /// How long after its expiry a certificate may still renew (zero: not at all).
+    pub renewal_grace: Duration,
+    /// The proxy (Envoy with certgate) whose RFC 9440 `Client-Cert` header is
+    /// taken as the client's verified certificate; from any other address
+    /// that header is refused.
+    pub trusted_proxy: Option<IpAddr>,
+    /// The lifetime of what is issued, days.
+    pub days: u32,
+    /// What `Retry-After` says while a request waits, seconds.
+    pub retry_after: u32,
+    /// The CA without a label (`/.well-known/est/simpleenroll`).
+    pub default_ca: String,
+    /// Labels (`/.well-known/est/<label>/...`): the CA each names, and its ways in.
+    pub labels: BTreeMap<String, Label>,
+    /// A command that decides queued requests at once: it reads the request
+    /// (JSON) on standard input; exit status 0 approves, anything else leaves
+    /// it queued for a person.
+    pub approve_command: Option<Vec<String>>,
+}
+
+impl Settings {
+    /// Refuses settings that open no way in, issue nothing, or name a label
+    /// that cannot stand in a URL.
+    pub fn check(&self) -> Result<(), PkiError> {
+        if !self.ways.any() {
+            return Err(PkiError::Usage(
+                "no way to enroll is allowed: give --allow token, --allow queue and/or --allow renewal".into(),
+            ));
+        }
+        if let Some((label, _)) = self.labels.iter().find(|(_, l)| l.ways.is_some_and(|w| !w.any())) {
+            return Err(PkiError::Usage(format!("label {label}: it allows no way to enroll")));
+        }
+        if self.days == 0 {
+            return Err(PkiError::Usage("--days must be at least 1".into()));
+        }
+        for label in self.labels.keys() {
+            let ok = !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && Operation::from_est_name(label).is_none();
+            if !ok {
+                return Err(PkiError::Usage(format!(
+                    "label {label:?}: use letters, digits, '-', '_' or '.', and not an operation's name"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The CA a label names (none: the default one), and the ways in there.
+    pub fn route(&self, label: Option<&str>) -> Option<(&str, Ways)> {
+        match label {
+            None => Some((&self.default_ca, self.ways)),
+            Some(l) => {
+                let label = self.labels.get(l)?;
+                Some((&label.ca, label.ways.unwrap_or(self.ways)))
+            }
+        }
+    }
+
+    /// Every CA the settings name, the default one first.
+    pub fn cas(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.default_ca.as_str()).chain(self.labels.values().map(|l| l.ca.as_str()))
+    }
+}
