@@ -20,6 +20,7 @@ pub fn pages(cli: &clap::Command) -> Vec<(&'static str, String)> {
         ("policy.md", policy()),
         ("deny-reasons.md", deny_reasons()),
         ("metrics.md", metrics_page()),
+        ("issuer.md", issuer_page()),
         ("cli.md", command_line(cli)),
     ]
 }
@@ -170,19 +171,7 @@ pub fn policy() -> String {
 
 /// The deny reasons, their statuses and meanings (doc comments of the enum).
 pub fn deny_reasons() -> String {
-    let schema = serde_json::to_value(schemars::schema_for!(DenyReason)).unwrap_or_default();
-    let meanings: Vec<(String, String)> = schema
-        .get("oneOf")
-        .and_then(Value::as_array)
-        .map(|vs| {
-            vs.iter()
-                .map(|v| {
-                    let name = v.get("const").and_then(Value::as_str).unwrap_or("").to_owned();
-                    (name, v.get("description").and_then(Value::as_str).unwrap_or("").to_owned())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let meanings = meanings(&schemars::schema_for!(DenyReason));
     let mut out = String::from("# Deny reasons\n\n");
     out.push_str(GENERATED);
     out.push_str(
@@ -199,6 +188,54 @@ pub fn deny_reasons() -> String {
         let meaning = meanings.iter().find(|(n, _)| n == reason.as_str()).map_or("", |(_, m)| m.as_str());
         let _ = writeln!(out, "| `{}` | {status} | {} |", reason.as_str(), cell(meaning));
     }
+    out
+}
+
+/// Each value of an enum whose JSON Schema lists them as `oneOf` consts,
+/// with its doc comment.
+fn meanings(schema: &schemars::Schema) -> Vec<(String, String)> {
+    let schema = serde_json::to_value(schema).unwrap_or_default();
+    schema
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .map(|v| {
+                    let name = v.get("const").and_then(Value::as_str).unwrap_or("").to_owned();
+                    (name, v.get("description").and_then(Value::as_str).unwrap_or("").to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The issuer's audit log and metrics: their fields' values, from the
+/// enums both take their names from.
+pub fn issuer_page() -> String {
+    use certgate_pki::enroll::audit::{Mode, Operation, Outcome};
+    let mut out = String::from(
+        "# The issuer's records
+
+",
+    );
+    out.push_str(GENERATED);
+    out.push_str(
+        "
+`certgate pki` and its EST server write one JSON line per decision to `audit.log` in the PKI \
+         home (`time`, `operation`, `ca`, `mode`, `requester`, `subject`, `sans`, `outcome`, and when they \
+         apply `request`, `serial`, `reason`). The server's log lines carry the same `operation`, `mode` and \
+         `outcome`, and its metric `certgate_est_requests_total{operation,outcome}` (on `--metrics-listen`) \
+         counts every EST request by the same names. These are all the values each field takes.\n",
+    );
+    let table = |out: &mut String, title: &str, rows: Vec<(String, String)>| {
+        let _ = write!(out, "\n## {title}\n\n| value | meaning |\n|---|---|\n");
+        for (name, meaning) in rows {
+            let _ = writeln!(out, "| `{name}` | {} |", cell(&meaning));
+        }
+    };
+    table(&mut out, "operation", meanings(&schemars::schema_for!(Operation)));
+    table(&mut out, "mode", meanings(&schemars::schema_for!(Mode)));
+    table(&mut out, "outcome", meanings(&schemars::schema_for!(Outcome)));
     out
 }
 
@@ -314,5 +351,37 @@ fn command_section(cmd: &clap::Command, path: &str, out: &mut String) {
     }
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
         command_section(sub, &format!("{path} {}", sub.get_name()), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::issuer_page;
+    use certgate_pki::enroll::audit::{Mode, Operation, Outcome};
+
+    /// Every name the audit log, the log lines and the metrics can write
+    /// has its row, with a meaning, under its field's heading.
+    #[test]
+    fn the_issuer_page_lists_every_value_with_its_meaning() {
+        let page = issuer_page();
+        let section = |field: &str| -> String {
+            let (_, rest) = page
+                .split_once(&format!("\n## {field}\n"))
+                .unwrap_or_else(|| panic!("no section {field}"));
+            rest.split("\n## ").next().unwrap().to_owned()
+        };
+        let check = |field: &str, names: Vec<&str>| {
+            let text = section(field);
+            for name in names {
+                let row = text
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| `{name}` | ")))
+                    .unwrap_or_else(|| panic!("{field} {name} is not listed"));
+                assert!(row.len() > format!("| `{name}` |  |").len(), "{field} {name} has no meaning: {row}");
+            }
+        };
+        check("operation", Operation::ALL.iter().map(|o| o.name()).collect());
+        check("mode", Mode::ALL.iter().map(|m| m.name()).collect());
+        check("outcome", Outcome::ALL.iter().map(|o| o.name()).collect());
     }
 }

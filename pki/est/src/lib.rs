@@ -3,9 +3,10 @@
 //! and the client `certgate pki enroll` / `pki reenroll`.
 //!
 //! The modules: `wire` (base64, certs-only PKCS#7 and HTTP Basic, pure), `authority`
-//! (who may enroll and what gets signed, over `certgate_pki::enroll`),
-//! `server` (TLS, HTTP and the routes), `web` (the pages for people:
-//! registration, approvals, who am I), `client` and `cli` (the arguments).
+//! (who may enroll and what gets signed, over `certgate_pki::enroll`; one
+//! job a file), `server` (TLS, the listeners and the routes), `web` (the
+//! pages for people: registration, approvals, who am I), `client` (`pki
+//! enroll`, `pki reenroll`) and `cli` (the arguments).
 //! Left out of RFC 7030: `serverkeygen` (certgate never holds a client's
 //! key), `fullcmc`, and §3.5's tls-unique binding, which TLS 1.3 lacks.
 #![warn(missing_docs)]

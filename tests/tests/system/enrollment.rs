@@ -335,7 +335,7 @@ fn every_status_code_of_the_wire_from_a_request_that_earns_it() {
     let text = String::from_utf8_lossy(&scraped.stdout).into_owned();
     for (operation, outcome, n) in [
         ("cacerts", "issued", 2),
-        ("csrattrs", "none", 1),
+        ("csrattrs", "no_attributes", 1),
         ("simpleenroll", "issued", 1),
         ("simpleenroll", "queued", 1),
         ("simpleenroll", "forbidden", 3),
@@ -355,6 +355,7 @@ fn every_status_code_of_the_wire_from_a_request_that_earns_it() {
         "promtool check metrics: {}",
         String::from_utf8_lossy(&checked.stderr)
     );
+    assert!(common::pki::assert_metrics_documented(&text) >= 11, "{text}");
 
     // pki list says how each certificate was issued
     let (code, listed, err) = est.pki_cmd(&["list", "--ca", "client-ca", "--json"]);
@@ -381,6 +382,8 @@ fn every_status_code_of_the_wire_from_a_request_that_earns_it() {
     ] {
         assert!(audit.contains(outcome), "{outcome} in {audit}");
     }
+    // and each name it wrote is the book's
+    assert!(common::pki::assert_audit_documented(&audit) >= 7, "{audit}");
 }
 
 /// strongSwan's `pki` with its TLS stack at `version_max` (1.2 is its default).

@@ -473,6 +473,7 @@ fn an_approver_approves_in_the_browser_a_rejected_person_sees_why_and_nobody_els
             && l.contains(r#""outcome":"issued""#)),
         "{audit}"
     );
+    common::pki::assert_audit_documented(&audit);
 
     // Mallory asks; nobody but carol, on carol's own page, can decide
     let downloads = site.est.pki.dir.0.join("downloads-mallory");

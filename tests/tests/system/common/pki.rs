@@ -115,3 +115,56 @@ impl Pki {
             .replace(&format!("{fixtures}crls.pem"), &self.path("crls.pem").display().to_string())
     }
 }
+
+/// The book's page of the issuer's names (generated from the enums).
+fn issuer_reference() -> String {
+    std::fs::read_to_string(crate::common::repo().join("docs/src/reference/issuer.md")).unwrap()
+}
+
+/// Every `operation`, `mode` and `outcome` an audit log wrote is a row of
+/// the book's reference page, under its field; returns how many lines were read.
+pub fn assert_audit_documented(audit: &str) -> usize {
+    let page = issuer_reference();
+    let mut lines = 0;
+    for line in audit.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for field in ["operation", "mode", "outcome"] {
+            let value = v[field].as_str().unwrap_or_else(|| panic!("no {field} in {line}"));
+            assert!(
+                documented(&page, field, value),
+                "{field} {value:?} of {line} is not in docs/src/reference/issuer.md"
+            );
+        }
+        lines += 1;
+    }
+    lines
+}
+
+/// Every label of `certgate_est_requests_total` in a scrape is a row of the
+/// book's reference page; returns how many series were read.
+pub fn assert_metrics_documented(scrape: &str) -> usize {
+    let page = issuer_reference();
+    let mut series = 0;
+    for line in scrape.lines().filter(|l| l.starts_with("certgate_est_requests_total{")) {
+        for field in ["operation", "outcome"] {
+            let value = line
+                .split(&format!("{field}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("no {field} in {line}"));
+            assert!(
+                documented(&page, field, value),
+                "{field} {value:?} of {line} is not in docs/src/reference/issuer.md"
+            );
+        }
+        series += 1;
+    }
+    series
+}
+
+fn documented(page: &str, field: &str, value: &str) -> bool {
+    page.split(&format!("\n## {field}\n"))
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .is_some_and(|section| section.contains(&format!("\n| `{value}` | ")))
+}

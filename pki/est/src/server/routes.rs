@@ -1,264 +1,28 @@
-//! The EST server: TLS 1.2 and 1.3 (rustls), HTTP/1.1 (strongSwan's client
-//! speaks nothing else), the routes of RFC 7030 under `/.well-known/est/`,
-//! with an optional CA label segment. A client certificate is optional at
-//! the handshake and, when sent, verified against the CAs served and their
-//! CRLs. Replies carry `Content-Length` (no chunking) and base64 on one line;
-//! errors are `text/plain` sentences.
+//! The routes of RFC 7030 under `/.well-known/est/[LABEL/]`, the pages'
+//! routes handed to `web`, and the replies: `Content-Length` always (no
+//! chunking), base64 on one line, errors as `text/plain` sentences.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::ring;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
-use rustls_pki_types::{CertificateDer, UnixTime};
-use tokio::net::TcpListener;
 
 use certgate_pki::enroll::audit::{Operation, Outcome};
 
 use crate::authority::{Answer, Authority, Refusal, Requester, FAILED};
 use crate::web::Web;
-use crate::{pem_files, wire};
+use crate::wire;
 
 /// The largest request body taken (a CSR is a few hundred bytes to a few KB).
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// A TLS set-up that cannot be built, naming the file at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SetupError(pub String);
-
-/// The server's TLS: its certificate chain and key from files; the client
-/// CAs and CRLs from the PKI home. `grace`: how long after its expiry a
-/// client certificate still passes the handshake (for renewal only; zero
-/// unless `--renewal-grace` says otherwise).
-pub fn tls_config(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-    authority: &Authority,
-    grace: Duration,
-) -> Result<Arc<ServerConfig>, SetupError> {
-    let provider = Arc::new(ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    for der in authority.client_cas() {
-        roots
-            .add(CertificateDer::from(der))
-            .map_err(|e| SetupError(format!("a CA certificate of the PKI home is not usable: {e}")))?;
-    }
-    let mut crls = Vec::new();
-    for path in authority.crl_files() {
-        crls.extend(pem_files::crls(&path).map_err(|e| SetupError(e.to_string()))?);
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-        .with_crls(crls)
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| SetupError(format!("client verifier: {e}")))?;
-    let verifier: Arc<dyn ClientCertVerifier> = if grace.is_zero() {
-        verifier
-    } else {
-        Arc::new(GraceVerifier { inner: verifier, grace })
-    };
-    let chain = pem_files::certificates(cert).map_err(|e| SetupError(e.to_string()))?;
-    let key = pem_files::private_key(key).map_err(|e| SetupError(e.to_string()))?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| SetupError(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| SetupError(format!("the server key does not match its certificate: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Lets a client certificate that expired less than `grace` ago pass the
-/// handshake, verified (chain, signature, CRL) as of its last valid second;
-/// the authority then lets it renew and nothing else.
-#[derive(Debug)]
-struct GraceVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
-    grace: Duration,
-}
-
-impl ClientCertVerifier for GraceVerifier {
-    fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let first = self.inner.verify_client_cert(end_entity, intermediates, now);
-        let expired = matches!(
-            &first,
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::Expired | CertificateError::ExpiredContext { .. }
-            ))
-        );
-        if !expired {
-            return first;
-        }
-        let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
-            return first;
-        };
-        let not_after = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
-        let now_secs = now.as_secs();
-        if now_secs.saturating_sub(not_after) > self.grace.as_secs() {
-            return first;
-        }
-        self.inner.verify_client_cert(
-            end_entity,
-            intermediates,
-            UnixTime::since_unix_epoch(Duration::from_secs(not_after)),
-        )
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Accepts connections until the task is dropped; with `web`, the pages for people too.
-pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, authority: Arc<Authority>, web: Option<Arc<Web>>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let authority = Arc::clone(&authority);
-        let web = web.clone();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::info!(%peer, error = %e, "TLS handshake refused");
-                    return;
-                }
-            };
-            let session = stream.get_ref().1;
-            let cert = session.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
-            let tls = match session.protocol_version() {
-                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-                _ => "TLS",
-            };
-            serve_connection(stream, peer, cert, tls, authority, web).await;
-        });
-    }
-}
-
-/// Plain HTTP on loopback for the trusted proxy alone (`--proxy-listen`):
-/// a proxy that terminates TLS itself and speaks plain HTTP upstream
-/// (`certgate serve`) hands the client's certificate on as `Client-Cert`.
-/// A connection from any other address is closed unanswered.
-pub async fn serve_proxy(listener: TcpListener, authority: Arc<Authority>, web: Option<Arc<Web>>) {
-    loop {
-        let Ok((tcp, peer)) = listener.accept().await else { continue };
-        if authority.trusted_proxy() != Some(peer.ip()) {
-            tracing::warn!(%peer, "a connection to the proxy listener not from the trusted proxy: closed");
-            continue;
-        }
-        let authority = Arc::clone(&authority);
-        let web = web.clone();
-        tokio::spawn(serve_connection(tcp, peer, None, "plain HTTP from the proxy", authority, web));
-    }
-}
-
-/// HTTP/1.1 on one connection, TLS or not.
-async fn serve_connection<IO>(
-    io: IO,
-    peer: SocketAddr,
-    cert: Option<Vec<u8>>,
-    tls: &'static str,
-    authority: Arc<Authority>,
-    web: Option<Arc<Web>>,
-) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |req| {
-        let authority = Arc::clone(&authority);
-        let web = web.clone();
-        let cert = cert.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(&authority, web.as_deref(), peer, cert, tls, req).await) }
-    });
-    let io = hyper_util::rt::TokioIo::new(io);
-    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
-        tracing::debug!(%peer, error = %e, "connection ended");
-    }
-}
-
-/// Serves the metrics (Prometheus text) on plain HTTP, for a scraper on loopback.
-pub async fn serve_metrics(listener: TcpListener, authority: Arc<Authority>) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
-        let authority = Arc::clone(&authority);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let authority = Arc::clone(&authority);
-                async move {
-                    let reply = if req.uri().path() == "/metrics" {
-                        text(StatusCode::OK, authority.metrics()).map(|mut r| {
-                            r.headers_mut()
-                                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
-                            r
-                        })
-                    } else {
-                        text(StatusCode::NOT_FOUND, "only /metrics is here".into())
-                    };
-                    Ok::<_, std::convert::Infallible>(reply.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(tcp);
-            let _ended = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-        });
-    }
-}
-
 type Reply = Response<Full<Bytes>>;
 
-fn text(status: StatusCode, sentence: String) -> Result<Reply, hyper::http::Error> {
+pub(super) fn text(status: StatusCode, sentence: String) -> Result<Reply, hyper::http::Error> {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -303,7 +67,7 @@ impl Answered {
     }
 }
 
-async fn handle(
+pub(super) async fn handle(
     authority: &Arc<Authority>,
     web: Option<&Web>,
     peer: SocketAddr,
