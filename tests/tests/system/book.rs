@@ -99,7 +99,7 @@ fn the_reference_pages_are_what_the_code_generates() {
         );
         pages += 1;
     }
-    assert_eq!(pages, 4, "policy, deny reasons, metrics, command line");
+    assert_eq!(pages, 5, "policy, deny reasons, metrics, the issuer's records, command line");
 }
 
 #[test]
