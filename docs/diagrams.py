@@ -22,6 +22,7 @@ FOLDERS = [
     ("host-harness", "#dcfce7", "what runs a filter locally"),
     ("pki", "#ffedd5", "the issuer: the CA and the EST server"),
     ("cli", "#fef3c7", "the certgate command and OCI packaging"),
+    ("net", "#e0f2fe", "what every server certgate runs shares"),
     ("tests", "#f3e8ff", "tests and their support"),
     ("fixtures", "#fce7f3", "the fixtures generator"),
 ]

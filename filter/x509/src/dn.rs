@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
-use crate::text::{hex, is_printable};
+use crate::text::{hex, is_deceptive, is_printable};
 
 /// One attribute of a name: its type (`CN`, `O`, or a dotted OID) and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +115,29 @@ impl Dn {
         Ok(Dn::from_rdns(rdns))
     }
 
+    /// The name as people read it: RFC 4514 escaping only where the text
+    /// would be ambiguous (`,` `+` `"` `\` `<` `>` `;`, a leading `#` or
+    /// space, a trailing space), letters of any script as they are (`CN=Zoë`,
+    /// not `CN=Zo\C3\AB`); control characters and bidi overrides, which
+    /// would hide or reorder what follows, as `\XX` bytes.
+    pub fn readable(&self) -> String {
+        let mut text = String::new();
+        for (i, rdn) in self.rdns.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            for (j, attr) in rdn.iter().enumerate() {
+                if j > 0 {
+                    text.push('+');
+                }
+                text.push_str(&attr.kind);
+                text.push('=');
+                escape_readable(&attr.value, &mut text);
+            }
+        }
+        text
+    }
+
     /// The most specific common name, if the name has one.
     pub fn cn(&self) -> Option<&str> {
         self.rdns
@@ -181,6 +204,26 @@ fn escape_value(value: &str, out: &mut String) {
             let _ = write!(out, "\\{b:02X}");
         } else {
             out.push(char::from(b));
+        }
+    }
+}
+
+/// [`Dn::readable`]'s escaping of one value.
+fn escape_readable(value: &str, out: &mut String) {
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';');
+        let edge = (i == 0 && (c == '#' || c == ' ')) || (i == last && c == ' ');
+        if special || edge {
+            out.push('\\');
+            out.push(c);
+        } else if is_deceptive(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "\\{b:02X}");
+            }
+        } else {
+            out.push(c);
         }
     }
 }
@@ -313,6 +356,20 @@ pub fn split_rdns(text: &str) -> Result<Vec<Vec<(String, String)>>, DnError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_readable_name_keeps_letters_and_escapes_what_would_mislead() {
+        let dn = Dn::from_rdns(vec![
+            vec![attr("CN", "Zoë Example")],
+            vec![attr("OU", "José Müller, O=Admins")],
+            vec![attr("O", " #lead")],
+        ]);
+        assert_eq!(dn.readable(), "CN=Zoë Example,OU=José Müller\\, O=Admins,O=\\ #lead");
+        assert_eq!(dn.text, "CN=Zo\\C3\\AB Example,OU=Jos\\C3\\A9 M\\C3\\BCller\\, O=Admins,O=\\ #lead");
+        let hidden = Dn::from_rdns(vec![vec![attr("CN", "alice\u{202E}nimda\nx\u{1b}[31m")]]);
+        assert_eq!(hidden.readable(), "CN=alice\\E2\\80\\AEnimda\\0Ax\\1B[31m");
+        assert!(is_deceptive('\u{2067}') && is_deceptive('\u{0}') && !is_deceptive('ë') && !is_deceptive('日'));
+    }
 
     #[test]
     fn known_oids_are_spelled_alike_as_text_and_der() {

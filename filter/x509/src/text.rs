@@ -31,6 +31,30 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Whether a character would hide or reorder text around it when shown: a
+/// control character (C0, DEL, C1: newlines, terminal escapes) or a
+/// bidirectional formatting character.
+pub fn is_deceptive(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text safe to print on a terminal or a log line: each [`is_deceptive`]
+/// character as `\u{XXXX}`, everything else (letters of any script) as it is.
+pub fn escape_deceptive(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_deceptive) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_deceptive(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// A byte that may stand in a header value as it is: printable ASCII.
 pub fn is_printable(b: u8) -> bool {
     (0x20..0x7f).contains(&b)
@@ -61,6 +85,12 @@ pub fn encode_value(value: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_would_hide_or_reorder_text_is_escaped_and_letters_are_not() {
+        assert_eq!(escape_deceptive("Zoë 日本"), "Zoë 日本");
+        assert_eq!(escape_deceptive("a\nb\u{1b}[31mc\u{202e}d"), "a\\u{a}b\\u{1b}[31mc\\u{202e}d");
+    }
 
     #[test]
     fn hex_reads_back_what_it_wrote() {

@@ -188,9 +188,21 @@ pub enum RequestsAction {
         /// Only this CA's queue.
         #[arg(long)]
         ca: Option<String>,
-        /// Also the decided ones.
+        /// Also the decided and expired ones.
         #[arg(long)]
         all: bool,
+        /// Days a request may wait before it shows as expired (the server's --pending-days).
+        #[arg(long, default_value_t = crate::enroll::PENDING_DAYS)]
+        days: u32,
+    },
+    /// Remove rejected requests and those that waited past --days; each removal goes to the audit log.
+    Purge {
+        /// Only this CA's queue.
+        #[arg(long)]
+        ca: Option<String>,
+        /// Days a request may wait before it expires (the server's --pending-days).
+        #[arg(long, default_value_t = crate::enroll::PENDING_DAYS)]
+        days: u32,
     },
     /// One request in full (JSON).
     Show {
@@ -516,7 +528,8 @@ fn run_report(home: &Home, command: &PkiCommand) -> Result<Report, PkiError> {
         PkiCommand::List { .. } => Err(PkiError::Internal("pki list is run by `run`".into())),
         PkiCommand::Token { ca, cn, names, hours } => crate::enroll::commands::token(home, ca, cn.clone(), &names.sans(), *hours),
         PkiCommand::Requests { action } => match action {
-            RequestsAction::List { ca, all } => crate::enroll::commands::list(home, ca.as_deref(), *all),
+            RequestsAction::List { ca, all, days } => crate::enroll::commands::list(home, ca.as_deref(), *all, *days),
+            RequestsAction::Purge { ca, days } => crate::enroll::commands::purge(home, ca.as_deref(), *days),
             RequestsAction::Show { id, ca } => crate::enroll::commands::show(home, ca, id),
             RequestsAction::Approve {
                 id,

@@ -69,6 +69,9 @@ pub enum SubjectError {
     /// A value that is not a text string.
     #[error("its subject's {0} is not a text string")]
     NotText(String),
+    /// A value with a character that hides or reorders what is shown.
+    #[error("its subject's {0} holds a control character or a bidirectional override (U+{1:04X}), which would hide or reorder the name people see")]
+    Deceptive(String, u32),
 }
 
 /// What certgate takes from an acceptable CSR.
@@ -175,6 +178,9 @@ pub fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<Distinguishe
             return Err(SubjectError::Repeated(attr.attr_type().to_string()));
         }
         let value = attr.as_str().map_err(|_| SubjectError::NotText(attr.attr_type().to_string()))?;
+        if let Some(c) = value.chars().find(|c| certgate_x509::text::is_deceptive(*c)) {
+            return Err(SubjectError::Deceptive(attr.attr_type().to_string(), u32::from(c)));
+        }
         dn.push(ty, value);
     }
     Ok(dn)

@@ -11,8 +11,12 @@ use certgate_pki::cli::SanArgs;
 use certgate_pki::keys::{KeyKind, Passphrase};
 use certgate_pki::store::Home;
 
-use crate::authority::{Authority, Label, Settings, Ways};
+use certgate_net::{Acceptor, Limits, Stopping};
+
+use crate::authority::approvers::Approvers;
+use crate::authority::{Authority, Label, QueueLimits, Settings, Ways};
 use crate::client::{self, Enrollment, Files, Server};
+use crate::server::{ClientVerifier, PlainProxy, ProxyName, ProxyTrust, Shared};
 
 /// A way in to enrollment, each off unless given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,12 +72,18 @@ pub struct ServeArgs {
     /// A shell command that decides each new queued request at once: it reads the request (JSON) on stdin; exit 0 approves, else (or after 10 s) a person decides.
     #[arg(long)]
     pub approve_command: Option<String>,
-    /// The address of the proxy (Envoy with certgate's rfc9440 headers) whose Client-Cert header is taken as the client's verified certificate; from anywhere else that header is refused. SECURITY.md says what this trusts.
-    #[arg(long)]
-    pub trusted_proxy: Option<std::net::IpAddr>,
-    /// Also listen on this loopback address in plain HTTP, for the trusted proxy alone, when it terminates TLS and speaks plain HTTP upstream (certgate serve --upstream http://ADDR): it hands the client's certificate on as Client-Cert. Needs --trusted-proxy; other addresses are closed unanswered.
-    #[arg(long, value_name = "ADDR", requires = "trusted_proxy")]
+    /// The proxy (Envoy with certgate's rfc9440 headers) that connects over TLS with its own client certificate, named here: sha256:HEX (that very certificate), DNS:NAME, URI:URI or email:ADDRESS (a SAN it holds). Its requests' Client-Cert header is the client's certificate, verified here again. Repeatable. SECURITY.md says what this trusts.
+    #[arg(long, value_name = "NAME")]
+    pub trusted_proxy_cert: Vec<ProxyName>,
+    /// Also listen on this loopback address in plain HTTP, for a proxy on this machine that speaks plain HTTP upstream (certgate serve --upstream http://ADDR) and hands the client's certificate on as Client-Cert (verified here). Needs --proxy-user and --proxy-host.
+    #[arg(long, value_name = "ADDR", requires_all = ["proxy_user", "proxy_host"])]
     pub proxy_listen: Option<SocketAddr>,
+    /// The user (name or uid) whose processes may connect to --proxy-listen: the proxy's. Connections from other users' processes are closed unanswered.
+    #[arg(long, value_name = "USER", requires = "proxy_listen")]
+    pub proxy_user: Option<String>,
+    /// A Host (name[:port]) the proxy in front of --proxy-listen serves; a request naming another is refused (421). Repeatable.
+    #[arg(long, value_name = "HOST", requires = "proxy_listen")]
+    pub proxy_host: Vec<String>,
     /// Also serve Prometheus metrics on this address (plain HTTP, /metrics).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
@@ -86,6 +96,77 @@ pub struct ServeArgs {
     /// A certgate policy (JSON, as the filter's): a client certificate it admits to /approvals/ may approve and reject queued requests on that page. It must not admit /approvals/ without a certificate. SECURITY.md says what this trusts.
     #[arg(long, value_name = "POLICY", requires = "register")]
     pub approvers: Option<PathBuf>,
+    /// Requests one address may have waiting in the queue; past it, 429 and nothing is written.
+    #[arg(long, default_value_t = QueueLimits::default().per_address)]
+    pub max_pending_per_address: usize,
+    /// Requests waiting in the queue in all; past it, 503 and nothing is written.
+    #[arg(long, default_value_t = QueueLimits::default().total)]
+    pub max_pending: usize,
+    /// Days a request may wait for a decision; then it expires (`pki requests purge` removes it).
+    #[arg(long, default_value_t = QueueLimits::default().days)]
+    pub pending_days: u32,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Each listener's limits (`certgate-net`).
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Seconds a client has to finish the TLS handshake.
+    #[arg(long, default_value_t = 10)]
+    pub handshake_timeout: u64,
+    /// Seconds a client has to send a request's headers, from its first byte (or the connection's start).
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Seconds a request's body gets, plus one per --body-min-rate bytes; a slower body is answered 408.
+    #[arg(long, default_value_t = 10)]
+    pub body_timeout: u64,
+    /// Bytes per second a body must come at, past --body-timeout.
+    #[arg(long, default_value_t = 1024)]
+    pub body_min_rate: u64,
+    /// Connections open at once on each listener, handshakes included. At the cap, the one idle longest is closed to make room; if all are busy, the new one is closed.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// Seconds what a client still sends after its last reply is read and dropped, so it reads the reply (a 413, say) instead of a reset.
+    #[arg(long, default_value_t = 5)]
+    pub linger: u64,
+    /// Seconds requests in flight may take to finish when the server stops.
+    #[arg(long, default_value_t = 10)]
+    pub drain_timeout: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        let secs = std::time::Duration::from_secs;
+        Limits {
+            handshake: secs(self.handshake_timeout.max(1)),
+            header: secs(self.header_timeout.max(1)),
+            idle: secs(self.idle_timeout.max(1)),
+            body: secs(self.body_timeout.max(1)),
+            body_min_rate: self.body_min_rate.max(1),
+            max_connections: self.max_connections.max(1),
+            linger: secs(self.linger),
+            drain: secs(self.drain_timeout),
+        }
+    }
+}
+
+/// A user named by name (looked up in /etc/passwd) or number.
+fn user_id(user: &str) -> Result<u32, EstError> {
+    if let Ok(uid) = user.parse() {
+        return Ok(uid);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut fields = l.split(':');
+            (fields.next() == Some(user)).then(|| fields.nth(1)?.parse().ok())?
+        })
+        .ok_or_else(|| EstError::Usage(format!("--proxy-user {user}: no such user in /etc/passwd (give a uid)")))
 }
 
 fn parse_label(s: &str) -> Result<(String, Label), String> {
@@ -194,6 +275,9 @@ pub enum EstError {
     /// The pages.
     #[error(transparent)]
     Web(#[from] crate::web::WebError),
+    /// The approvers' policy.
+    #[error(transparent)]
+    Approvers(#[from] crate::authority::approvers::ApproversError),
     /// The client.
     #[error(transparent)]
     Client(#[from] client::ClientError),
@@ -255,15 +339,21 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, EstError> {
             renewal: a.allow.contains(&Allow::Renewal),
         },
         renewal_grace: std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400),
-        trusted_proxy: a.trusted_proxy,
         days: a.days,
         retry_after: a.retry_after.max(1),
         default_ca: a.ca.clone(),
         labels: a.label.iter().cloned().collect::<BTreeMap<_, _>>(),
         approve_command: a.approve_command.as_ref().map(|c| vec!["sh".into(), "-c".into(), c.clone()]),
+        queue: QueueLimits {
+            per_address: a.max_pending_per_address,
+            total: a.max_pending,
+            days: a.pending_days,
+        },
     };
     let pass = Passphrase::from_file(a.ca_password_file.clone(), "--ca-password-file");
+    let approvers = a.approvers.as_deref().map(Approvers::load).transpose()?;
     let (authority, report) = Authority::open(Home::new(dir), settings, &pass)?;
+    let authority = authority.with_approvers(approvers);
     for line in report {
         eprintln!("{line}");
     }
@@ -273,50 +363,97 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, EstError> {
             "--renewal-grace is for renewal, which no --allow or --label allows".into(),
         ));
     }
-    let grace = std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400);
-    let tls = crate::server::tls_config(&a.cert, &a.key, &authority, grace)?;
-    let web = a
-        .register
-        .as_deref()
-        .map(|dir| crate::web::Web::load(dir, a.approvers.as_deref()))
-        .transpose()?
-        .map(Arc::new);
-    let authority = Arc::new(authority);
-    runtime()?.block_on(async {
-        let bind = |addr: SocketAddr| async move {
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|cause| EstError::Listen { addr, cause })
-        };
-        let listener = bind(a.listen).await?;
-        let local = listener.local_addr().map_err(|cause| EstError::Listen { addr: a.listen, cause })?;
-        if let Some(addr) = a.proxy_listen {
-            if !addr.ip().is_loopback() {
+    let plain = match (a.proxy_listen, &a.proxy_user) {
+        (Some(listen), Some(user)) => {
+            if !listen.ip().is_loopback() {
                 return Err(EstError::Usage(format!(
-                    "--proxy-listen {addr}: plain HTTP is for a proxy on this machine; give a loopback address"
+                    "--proxy-listen {listen}: plain HTTP is for a proxy on this machine; give a loopback address"
                 )));
             }
-            let plain = bind(addr).await?;
-            tracing::info!(address = %addr, "plain HTTP for the trusted proxy on http://{addr}/");
-            tokio::spawn(crate::server::serve_proxy(plain, Arc::clone(&authority), web.clone()));
+            Some(PlainProxy {
+                listen,
+                uid: user_id(user)?,
+                hosts: a.proxy_host.clone(),
+            })
+        }
+        _ => None,
+    };
+    let grace = std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400);
+    let verifier = ClientVerifier::new(&authority, grace)?;
+    let tls = crate::server::tls_config(&a.cert, &a.key, Arc::clone(&verifier))?;
+    let web = a.register.as_deref().map(crate::web::Web::load).transpose()?.map(Arc::new);
+    let limits = a.limits.limits();
+    let shared = Arc::new(Shared {
+        authority: Arc::new(authority),
+        web,
+        verifier: Arc::clone(&verifier),
+        proxies: ProxyTrust {
+            names: a.trusted_proxy_cert.clone(),
+        },
+        limits,
+    });
+    runtime()?.block_on(async {
+        let bind = |addr: SocketAddr, name: &'static str| async move {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|cause| EstError::Listen { addr, cause })?;
+            Ok::<_, EstError>(Acceptor::new(listener, limits.max_connections, name))
+        };
+        let (stop, stopping) = Stopping::channel();
+        let mut running = tokio::task::JoinSet::new();
+        let est = bind(a.listen, "EST").await?;
+        let local = est.local_addr().map_err(|cause| EstError::Listen { addr: a.listen, cause })?;
+        if let Some(plain) = plain {
+            let acceptor = bind(plain.listen, "plain proxy").await?;
+            tracing::info!(address = %plain.listen, uid = plain.uid, hosts = ?plain.hosts, "plain HTTP for the proxy on this machine");
+            running.spawn(crate::server::serve_plain_proxy(
+                acceptor,
+                plain,
+                Arc::clone(&shared),
+                stopping.clone(),
+            ));
         }
         if let Some(addr) = a.metrics_listen {
-            let metrics = bind(addr).await?;
+            let acceptor = bind(addr, "metrics").await?;
             tracing::info!(address = %addr, "metrics on http://{addr}/metrics");
-            tokio::spawn(crate::server::serve_metrics(metrics, Arc::clone(&authority)));
+            running.spawn(crate::server::serve_metrics(
+                acceptor,
+                Arc::clone(&shared.authority),
+                limits,
+                stopping.clone(),
+            ));
         }
+        let watching = tokio::spawn(Arc::clone(&verifier).watch());
         // the line a script waits for
         println!("certgate EST server on https://{local}/.well-known/est/");
-        if web.is_some() {
+        if shared.web.is_some() {
             println!("registration page on https://{local}/register/");
         }
-        tokio::select! {
-            () = crate::server::serve(listener, tls, authority, web) => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        running.spawn(crate::server::serve(est, tls, Arc::clone(&shared), stopping));
+        stopped().await;
+        tracing::info!(drain = ?limits.drain, "stopping: no new connections; requests in flight may finish");
+        let _ = stop.send(true);
+        while running.join_next().await.is_some() {}
+        watching.abort();
         Ok::<_, EstError>(())
     })?;
     Ok(Vec::new())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what systemd and Kubernetes send).
+async fn stopped() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use certgate_est::authority::{Answer, Authority, Label, Requester, Settings, Verdict, Ways};
+use certgate_est::authority::{Answer, Authority, Label, QueueLimits, Requester, Settings, Verdict, Ways};
 use certgate_pki::enroll::audit::Outcome;
 use certgate_pki::enroll::commands;
 use certgate_pki::keys::{KeyKind, Passphrase};
@@ -94,12 +94,12 @@ fn settings(ways: Ways) -> Settings {
     Settings {
         ways,
         renewal_grace: Duration::ZERO,
-        trusted_proxy: None,
         days: 30,
         retry_after: 7,
         default_ca: "client-ca".into(),
         labels: BTreeMap::new(),
         approve_command: None,
+        queue: QueueLimits::default(),
     }
 }
 
@@ -326,9 +326,12 @@ fn a_queued_request_waits_once_and_its_poll_gets_the_decision() {
     authority
         .decide_as("client-ca", &id, Verdict::Reject("not known here"), "carol")
         .unwrap();
-    let (outcome, why) = seen(&authority.enroll(None, &other, &bob));
-    assert_eq!(outcome, Outcome::Forbidden);
-    assert!(why.contains("rejected: not known here"), "{why}");
+    let rejected = authority.enroll(None, &other, &bob);
+    assert_eq!(rejected.outcome(), Outcome::Forbidden);
+    assert!(
+        matches!(&rejected, Answer::Rejected { id: r, reason } if *r == id && reason == "not known here"),
+        "{rejected:?}"
+    );
     let missing = authority
         .decide_as("client-ca", "0123456789abcdef01234567", Verdict::Approve, "carol")
         .unwrap_err();
@@ -468,4 +471,159 @@ fn settings_that_open_no_way_in_or_name_a_bad_label_are_refused() {
     s.default_ca = "no-such-ca".into();
     let err = Authority::open(h.home.clone(), s, &pass()).unwrap_err();
     assert!(matches!(err, certgate_pki::PkiError::NoSuchCa { .. }), "{err}");
+}
+
+/// The queue files of a CA.
+fn queued_files(home: &Home) -> usize {
+    std::fs::read_dir(home.ca_dir("client-ca").join("requests"))
+        .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
+        .unwrap_or(0)
+}
+
+fn from(addr: [u8; 4], user: Option<&str>) -> Requester {
+    Requester {
+        addr: IpAddr::V4(Ipv4Addr::from(addr)),
+        basic: user.map(|u| (u.to_owned(), String::new())),
+        cert: None,
+        tls: "TLSv1.3",
+    }
+}
+
+#[test]
+fn the_queue_is_bounded_per_address_and_in_all_and_nothing_is_written_past_a_bound() {
+    let h = a_home();
+    let home = &h.home;
+    let mut s = settings(TOKEN_QUEUE);
+    s.queue = QueueLimits {
+        per_address: 3,
+        total: 5,
+        days: 14,
+    };
+    let authority = open(home, s);
+    let first = csr("flood-0", &[]);
+    for i in 0..3 {
+        let request = if i == 0 { first.clone() } else { csr(&format!("flood-{i}"), &[]) };
+        let answer = authority.enroll(None, &request, &from([192, 0, 2, 1], None));
+        assert!(matches!(answer, Answer::Pending { new: true, .. }), "{answer:?}");
+    }
+    let (outcome, why) = seen(&authority.enroll(None, &csr("flood-3", &[]), &from([192, 0, 2, 1], None)));
+    assert_eq!(outcome, Outcome::TooManyRequests, "{why}");
+    assert!(why.contains("192.0.2.1 has 3 requests waiting"), "{why}");
+    assert_eq!(queued_files(home), 3, "nothing written past the address's bound");
+    // the same CSR again is a poll, not a new request, at the bound too
+    let again = authority.enroll(None, &first, &from([192, 0, 2, 1], None));
+    assert!(matches!(again, Answer::Pending { new: false, .. }), "{again:?}");
+    // other addresses fill the rest, then the whole queue is full
+    for (i, last) in [(4u8, 2), (5, 3), (6, 4)] {
+        let answer = authority.enroll(None, &csr(&format!("other-{i}"), &[]), &from([192, 0, 2, last], None));
+        let expect = if i < 6 { Outcome::Queued } else { Outcome::Unavailable };
+        assert_eq!(answer.outcome(), expect, "{answer:?}");
+    }
+    assert_eq!(queued_files(home), 5);
+    assert_eq!(last_audited(home)["outcome"], "unavailable");
+}
+
+#[test]
+fn the_basic_user_name_is_what_they_say_not_part_of_the_request() {
+    let h = a_home();
+    let home = &h.home;
+    let authority = open(home, settings(TOKEN_QUEUE));
+    let request = csr("dave", &[]);
+    let Answer::Pending { id, .. } = authority.enroll(None, &request, &from([192, 0, 2, 9], Some("dave"))) else {
+        panic!("queued")
+    };
+    // another user name on the same CSR from the same address: the same request
+    let Answer::Pending { id: same, new, .. } = authority.enroll(None, &request, &from([192, 0, 2, 9], Some("admin"))) else {
+        panic!("queued")
+    };
+    assert_eq!((same.as_str(), new), (id.as_str(), false));
+    assert_eq!(queued_files(home), 1);
+    let queued = authority.queued_request("client-ca", &id).unwrap().unwrap();
+    assert_eq!((queued.requester.as_str(), queued.says.as_deref()), ("192.0.2.9", Some("dave")));
+}
+
+#[test]
+fn a_request_that_waited_past_its_days_expires_and_is_purged() {
+    let h = a_home();
+    let home = &h.home;
+    let authority = open(home, settings(TOKEN_QUEUE));
+    let Answer::Pending { id, .. } = authority.enroll(None, &csr("old", &[]), &from([192, 0, 2, 3], None)) else {
+        panic!("queued")
+    };
+    // received 20 days ago
+    let file = home.ca_dir("client-ca").join("requests").join(format!("{id}.json"));
+    let mut q: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let long_ago = certgate_pki::profile::now() - time::Duration::days(20);
+    q["received"] = certgate_pki::index::timestamp(long_ago).into();
+    std::fs::write(&file, q.to_string()).unwrap();
+    assert!(authority.pending().unwrap().is_empty(), "an expired request waits for nobody");
+    let listed = commands::list(home, None, true, 14).unwrap().join("\n");
+    assert!(listed.contains("expired"), "{listed}");
+    let purged = commands::purge(home, None, 14).unwrap().join("\n");
+    assert!(purged.contains(&format!("removed request {id}")), "{purged}");
+    assert_eq!(queued_files(home), 0);
+    assert_eq!(last_audited(home)["operation"], "purge");
+    assert_eq!(last_audited(home)["request"], id.as_str());
+}
+
+#[test]
+fn an_unreadable_request_file_is_set_aside_and_the_rest_still_list() {
+    let h = a_home();
+    let home = &h.home;
+    let authority = open(home, settings(TOKEN_QUEUE));
+    let Answer::Pending { id, .. } = authority.enroll(None, &csr("kept", &[]), &from([192, 0, 2, 4], None)) else {
+        panic!("queued")
+    };
+    let broken = home.ca_dir("client-ca").join("requests").join("0123456789abcdef01234567.json");
+    std::fs::write(&broken, "{\"id\": \"0123").unwrap();
+    let pending = authority.pending().unwrap();
+    assert_eq!(pending.iter().map(|q| q.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    assert!(!broken.exists(), "set aside");
+    assert!(home
+        .ca_dir("client-ca")
+        .join("requests/unreadable/0123456789abcdef01234567.json")
+        .exists());
+    std::fs::write(&broken, "truncated").unwrap();
+    let listed = commands::list(home, None, false, 14).unwrap().join("\n");
+    assert!(
+        listed.contains(&id) && listed.contains("set aside") && listed.contains("0123456789abcdef01234567.json"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_subject_that_hides_or_reorders_what_people_see_is_refused() {
+    let h = a_home();
+    let authority = open(&h.home, settings(TOKEN_QUEUE));
+    for cn in ["alice\u{0}admin", "alice\nadmin", "alice\u{202e}nimda", "x\u{1b}[31m"] {
+        let (outcome, why) = seen(&authority.enroll(None, &csr(cn, &[]), &from([192, 0, 2, 5], None)));
+        assert_eq!(outcome, Outcome::BadRequest, "{cn:?}: {why}");
+        assert!(why.contains("control character or a bidirectional override"), "{why}");
+    }
+    assert_eq!(queued_files(&h.home), 0);
+    // letters of any script are names, not tricks
+    let answer = authority.enroll(None, &csr("Zoë Ünïcødé 日本", &[]), &from([192, 0, 2, 5], None));
+    assert_eq!(answer.outcome(), Outcome::Queued, "{answer:?}");
+    let queued = authority.pending().unwrap().remove(0);
+    assert_eq!(queued.subject, "CN=Zoë Ünïcødé 日本", "the queue keeps the name as people read it");
+}
+
+#[test]
+fn the_approval_command_never_approves_a_request_that_would_make_an_approver() {
+    let h = a_home();
+    let home = &h.home;
+    let policy = h._dir.path().join("approvers.json");
+    std::fs::write(
+        &policy,
+        r#"{"rules":[{"name":"approvers","path_prefix":"/approvals/","issuer_cn":["Test Client CA"],"subject_cn":["carol"]}]}"#,
+    )
+    .unwrap();
+    let mut s = settings(TOKEN_QUEUE);
+    s.approve_command = Some(vec!["true".into()]);
+    let approvers = certgate_est::authority::approvers::Approvers::load(&policy).unwrap();
+    let authority = open(home, s).with_approvers(Some(approvers));
+    let (outcome, _) = seen(&authority.enroll(None, &csr("robot", &[]), &from([192, 0, 2, 6], None)));
+    assert_eq!(outcome, Outcome::Issued, "the command approves a request that makes no approver");
+    let (outcome, _) = seen(&authority.enroll(None, &csr("carol", &[]), &from([192, 0, 2, 6], None)));
+    assert_eq!(outcome, Outcome::Queued, "carol would be an approver: left for an operator");
 }

@@ -155,6 +155,21 @@ const RULES: &[(&str, bool, &[&str])] = &[
             "proxy-wasm",
         ],
     ),
+    // what every server shares: sockets and HTTP only, never a filter, a CA or TLS
+    (
+        "certgate-net",
+        true,
+        &[
+            "certgate-core",
+            "certgate-host",
+            "certgate-edge",
+            "certgate-pki",
+            "certgate-x509",
+            "wasmtime",
+            "rustls",
+            "proxy-wasm",
+        ],
+    ),
     (
         "certgate-fixtures",
         true,

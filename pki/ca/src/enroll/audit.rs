@@ -137,6 +137,8 @@ pub enum Outcome {
     NotFound,
     /// `405`: the wrong method for the operation.
     MethodNotAllowed,
+    /// `408`: a body that came too slowly.
+    TooSlow,
     /// `413`: a body over the limit.
     TooLarge,
     /// `415`: a body that is not `application/pkcs10`.
@@ -162,6 +164,7 @@ named!(Outcome {
     Forbidden => "forbidden",
     NotFound => "not_found",
     MethodNotAllowed => "method_not_allowed",
+    TooSlow => "too_slow",
     TooLarge => "too_large",
     UnsupportedMediaType => "unsupported_media_type",
     TooManyRequests => "too_many_requests",

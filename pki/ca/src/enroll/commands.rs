@@ -55,35 +55,55 @@ fn names_of(q: &queue::Queued) -> String {
     }
 }
 
-/// `pki requests list`.
-pub fn list(home: &Home, ca_name: Option<&str>, all: bool) -> Result<Report, PkiError> {
+/// What a requester wrote, safe to print: control characters, terminal
+/// escapes, newlines and bidi overrides escaped, letters as they are.
+fn shown(text: &str) -> String {
+    certgate_x509::text::escape_deceptive(text).into_owned()
+}
+
+/// `pki requests list`: pending requests (every one with `all`); a pending
+/// one that waited past `days` shows as expired. A request file that
+/// cannot be read is set aside and named; the rest still list.
+pub fn list(home: &Home, ca_name: Option<&str>, all: bool, days: u32) -> Result<Report, PkiError> {
     let names = match ca_name {
         Some(n) => vec![n.to_owned()],
         None => home.ca_names(),
     };
     let row =
         |id: &str, ca: &str, status: &str, received: &str, rest: &str| format!("{id:<24}  {ca:<10}  {status:<8}  {received:<20}  {rest}");
-    let mut out = vec![row("ID", "CA", "STATUS", "RECEIVED", "REQUESTER / SUBJECT / NAMES")];
+    let mut out = vec![row("ID", "CA", "STATUS", "RECEIVED", "REQUESTER (SAYS) / SUBJECT / NAMES")];
+    let mut notes = Vec::new();
+    let now = crate::profile::now();
     for name in names {
         let ca = home.open_ca(&name)?;
-        for q in queue::list(&ca)? {
-            if !all && q.status != Status::Pending {
+        let (requests, set_aside) = queue::list(&ca)?;
+        notes.extend(
+            set_aside
+                .iter()
+                .map(|f| format!("set aside {}: it cannot be read as a queued request", f.display())),
+        );
+        for q in requests {
+            let expired = queue::expired(&q, days, now);
+            if !all && (q.status != Status::Pending || expired) {
                 continue;
             }
             let status = match &q.status {
+                Status::Pending if expired => "expired",
                 Status::Pending => "pending",
                 Status::Issued { .. } => "issued",
                 Status::Rejected { .. } => "rejected",
             };
+            let says = q.says.as_deref().map(|s| format!(" (says {s:?})")).unwrap_or_default();
             out.push(row(
                 &q.id,
                 &q.ca,
                 status,
                 &q.received,
-                &format!("{} / {} / {}", q.requester, q.subject, names_of(&q)),
+                &shown(&format!("{}{says} / {} / {}", q.requester, q.subject, names_of(&q))),
             ));
         }
     }
+    out.extend(notes);
     Ok(out)
 }
 
@@ -91,9 +111,49 @@ pub fn list(home: &Home, ca_name: Option<&str>, all: bool) -> Result<Report, Pki
 pub fn show(home: &Home, ca_name: &str, id: &str) -> Result<Report, PkiError> {
     let ca = home.open_ca(ca_name)?;
     let q = queue::load(&ca, id)?.ok_or_else(|| PkiError::NotFound(format!("no request {id} at CA {ca_name}")))?;
-    Ok(vec![
-        serde_json::to_string_pretty(&q).map_err(|e| PkiError::Internal(e.to_string()))?
-    ])
+    let json = serde_json::to_string_pretty(&q).map_err(|e| PkiError::Internal(e.to_string()))?;
+    Ok(vec![shown(&json)])
+}
+
+/// `pki requests purge`: removes rejected requests and those that waited
+/// past `days`; each removal is a line of the audit log.
+pub fn purge(home: &Home, ca_name: Option<&str>, days: u32) -> Result<Report, PkiError> {
+    let names = match ca_name {
+        Some(n) => vec![n.to_owned()],
+        None => home.ca_names(),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let ca = home.open_ca(&name)?;
+        for q in queue::purge(&ca, days)? {
+            let why = match &q.status {
+                Status::Rejected { reason, .. } => format!("rejected: {reason}"),
+                _ => format!("waited more than {days} days"),
+            };
+            audit::record(
+                home,
+                &Decision {
+                    operation: Operation::Purge,
+                    ca: &name,
+                    mode: Mode::Cli,
+                    requester: &format!("{} for {}", operator(), q.requester),
+                    subject: &q.subject,
+                    sans: &q.sans,
+                    outcome: Outcome::Purged,
+                    request: Some(&q.id),
+                    serial: None,
+                    reason: Some(&why),
+                },
+            )?;
+            out.push(shown(&format!("removed request {} ({}) from CA {name}: {why}", q.id, q.subject)));
+        }
+    }
+    if out.is_empty() {
+        out.push(format!(
+            "nothing to remove: no rejected request, none waiting more than {days} days"
+        ));
+    }
+    Ok(out)
 }
 
 /// `pki requests approve`: signs it now.
@@ -116,12 +176,12 @@ pub fn approve(home: &Home, ca_name: &str, id: &str, days: u32, pass: &Passphras
             reason: None,
         },
     )?;
-    Ok(vec![format!(
+    Ok(vec![shown(&format!(
         "approved request {id} ({}, {}): issued serial {}; the requester's next poll gets it",
         q.subject,
         names_of(&q),
         issued.serial
-    )])
+    ))])
 }
 
 /// `pki requests reject`.
@@ -143,5 +203,5 @@ pub fn reject(home: &Home, ca_name: &str, id: &str, reason: &str) -> Result<Repo
             reason: Some(reason),
         },
     )?;
-    Ok(vec![format!("rejected request {id} ({}): {reason}", q.subject)])
+    Ok(vec![shown(&format!("rejected request {id} ({}): {reason}", q.subject))])
 }

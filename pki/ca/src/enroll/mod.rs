@@ -22,3 +22,6 @@ pub use grant::{issue, Grant, Issued};
 
 /// Lifetime of an enrolled certificate when the server or approver names none (days).
 pub const DEFAULT_DAYS: u32 = 90;
+
+/// Days a queued request waits for a decision before it expires, unless the server says otherwise.
+pub const PENDING_DAYS: u32 = 14;

@@ -40,12 +40,15 @@ pub enum Status {
 /// unknown fields beside a flattened one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Queued {
-    /// Its id: from the CSR and the requester.
+    /// Its id: from the CSR and the requester's address.
     pub id: String,
     /// The CA it asks.
     pub ca: String,
-    /// Who asked: the HTTP Basic user if one was given, and the address.
+    /// Who asked: their address (the client's, as the trusted proxy says).
     pub requester: String,
+    /// Who they say they are (the HTTP Basic user name, never checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub says: Option<String>,
     /// The requested subject, as the CSR has it.
     pub subject: String,
     /// The requested SANs, `DNS:…`, `URI:…`, `email:…`, `IP:…`.
@@ -69,7 +72,7 @@ impl Queued {
     }
 }
 
-/// The id of a request: the same CSR from the same requester is the same request.
+/// The id of a request: the same CSR from the same address is the same request.
 pub fn id(csr_der: &[u8], requester_key: &str) -> String {
     let mut h = Sha256::new();
     h.update(csr_der);
@@ -143,19 +146,63 @@ pub fn describe(status: &Status) -> String {
     }
 }
 
-/// Every request at `ca`, oldest first.
-pub fn list(ca: &Ca) -> Result<Vec<Queued>, PkiError> {
+/// Every request at `ca` that can be read, oldest first. A file that
+/// cannot be read is moved to `requests/unreadable/` and named in the second
+/// list; it does not stop the rest from listing.
+pub fn list(ca: &Ca) -> Result<(Vec<Queued>, Vec<PathBuf>), PkiError> {
     let mut out = Vec::new();
+    let mut set_aside = Vec::new();
     for entry in fs::read_dir(ca.dir.join("requests")).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(id) = name.strip_suffix(".json") {
-            if check_id(id).is_ok() {
-                out.extend(load(ca, id)?);
-            }
+        let Some(id) = name.strip_suffix(".json") else { continue };
+        if check_id(id).is_err() {
+            continue;
+        }
+        match load(ca, id) {
+            Ok(Some(q)) => out.push(q),
+            Ok(None) => {}
+            Err(PkiError::BadFile { path, .. }) => set_aside.push(set_aside_file(ca, &path)?),
+            Err(e) => return Err(e),
         }
     }
     out.sort_by(|a, b| a.received.cmp(&b.received).then(a.id.cmp(&b.id)));
-    Ok(out)
+    Ok((out, set_aside))
+}
+
+/// Moves a request file that cannot be read to `requests/unreadable/`.
+fn set_aside_file(ca: &Ca, path: &std::path::Path) -> Result<PathBuf, PkiError> {
+    let dir = ca.dir.join("requests").join("unreadable");
+    fs::create_dir_all(&dir).map_err(PkiError::write(&dir))?;
+    let to = dir.join(path.file_name().unwrap_or_default());
+    fs::rename(path, &to).map_err(PkiError::write(&to))?;
+    Ok(to)
+}
+
+/// When a request was received, if its time reads.
+pub fn received_at(q: &Queued) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(&q.received, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Whether a pending request has waited longer than `days` (it is no
+/// longer decided, nor counted in the queue's bounds).
+pub fn expired(q: &Queued, days: u32, now: time::OffsetDateTime) -> bool {
+    q.status == Status::Pending && received_at(q).is_none_or(|at| now - at > time::Duration::days(i64::from(days)))
+}
+
+/// Removes rejected requests and those that waited past `days`; returns
+/// what it removed (issued ones stay: their certificate's record).
+pub fn purge(ca: &Ca, days: u32) -> Result<Vec<Queued>, PkiError> {
+    let _lock = ca.lock_queue()?;
+    let now = crate::profile::now();
+    let mut removed = Vec::new();
+    for q in list(ca)?.0 {
+        if matches!(q.status, Status::Rejected { .. }) || expired(&q, days, now) {
+            let file = path(ca, &q.id);
+            fs::remove_file(&file).map_err(PkiError::write(&file))?;
+            removed.push(q);
+        }
+    }
+    Ok(removed)
 }
 
 /// Signs a pending request as its CSR asks (subject and SANs, checked as

@@ -27,6 +27,13 @@ pub enum Answer {
     },
     /// Refused; the sentence says why, to the client.
     Refused(Refusal, String),
+    /// 403: an approver rejected the queued request; the reason is theirs.
+    Rejected {
+        /// The request.
+        id: String,
+        /// What the approver said.
+        reason: String,
+    },
     /// 500: the server failed and nothing was issued. The cause is for the
     /// log (with the operation, the CA and the requester), never the client.
     Failed(String),
@@ -45,6 +52,8 @@ pub enum Refusal {
     NotFound,
     /// 405: the wrong method for the operation.
     MethodNotAllowed,
+    /// 408: a body that came too slowly.
+    TooSlow,
     /// 413: a body over the limit.
     TooLarge,
     /// 415: not `application/pkcs10`.
@@ -64,6 +73,7 @@ impl Refusal {
             Refusal::Forbidden => 403,
             Refusal::NotFound => 404,
             Refusal::MethodNotAllowed => 405,
+            Refusal::TooSlow => 408,
             Refusal::TooLarge => 413,
             Refusal::UnsupportedMediaType => 415,
             Refusal::TooManyRequests => 429,
@@ -79,6 +89,7 @@ impl Refusal {
             Refusal::Forbidden => Outcome::Forbidden,
             Refusal::NotFound => Outcome::NotFound,
             Refusal::MethodNotAllowed => Outcome::MethodNotAllowed,
+            Refusal::TooSlow => Outcome::TooSlow,
             Refusal::TooLarge => Outcome::TooLarge,
             Refusal::UnsupportedMediaType => Outcome::UnsupportedMediaType,
             Refusal::TooManyRequests => Outcome::TooManyRequests,
@@ -97,6 +108,7 @@ impl Answer {
             Answer::Certificates { .. } => Outcome::Issued,
             Answer::Pending { .. } => Outcome::Queued,
             Answer::Refused(kind, _) => kind.outcome(),
+            Answer::Rejected { .. } => Outcome::Forbidden,
             Answer::Failed(_) => Outcome::Error,
         }
     }

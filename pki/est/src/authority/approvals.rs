@@ -1,6 +1,6 @@
 //! The approval queue as the server uses it: a request without a token is
-//! queued (and its requester told to ask again), listed for approvers, and
-//! decided on the approvals page.
+//! queued within the queue's bounds (and its requester told to ask again),
+//! listed for approvers, and decided on the approvals page.
 
 use certgate_pki::csr;
 use certgate_pki::enroll::audit::{Decision, Mode};
@@ -9,10 +9,19 @@ use certgate_pki::index::timestamp;
 use certgate_pki::profile;
 use certgate_pki::PkiError;
 use rcgen::{Issuer, KeyPair};
+use x509_parser::prelude::FromDer;
 
 use super::answer::{failed, refused, Answer, Refusal};
-use super::record::{subject_text, verdict_outcome};
+use super::record::verdict_outcome;
 use super::{Authority, Requester, Signer};
+
+/// A CSR's subject as people read it (RFC 4514, letters as they are), as
+/// the queue keeps it; empty if unreadable.
+pub(super) fn readable_subject(csr_der: &[u8]) -> String {
+    x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
+        .map(|(_, c)| certgate_x509::dn::Dn::from_x509(&c.certification_request_info.subject).readable())
+        .unwrap_or_default()
+}
 
 /// An approver's decision on a queued request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,33 +33,53 @@ pub enum Verdict<'a> {
 }
 
 impl Authority {
-    /// Queues a request (once: the same CSR from the same requester is the
-    /// same request), runs the approval command on a new one, and answers
-    /// where it stands.
+    /// Queues a request (once: the same CSR from the same address is the
+    /// same request), within the queue's bounds, runs the approval command
+    /// on a new one, and answers where it stands. Past a bound the answer is
+    /// 429 (this address) or 503 (the whole queue), and nothing is written.
     pub(super) fn enqueue(&self, signer: &Signer, csr_der: &[u8], request: &csr::Request, who: &Requester) -> Answer {
-        // the same CSR from the same user (or, without one, the same address) is the same request
-        let key = who
-            .basic
-            .as_ref()
-            .map_or_else(|| who.addr.to_string(), |(user, _)| format!("user:{user}"));
-        let id = queue::id(csr_der, &key);
+        let address = who.addr.to_string();
+        let id = queue::id(csr_der, &address);
+        // the bounds are counted and kept by one enqueue at a time
+        let Ok(_one_at_a_time) = self.enqueue_lock.lock() else {
+            return Answer::Failed("the queue's lock is poisoned".into());
+        };
+        let now = profile::now();
+        let limits = self.settings.queue;
         let existing = match queue::load(&signer.ca, &id) {
-            Ok(q) => q,
+            Ok(q) => q.filter(|q| !queue::expired(q, limits.days, now)),
             Err(e) => return failed(&e),
         };
         let new = existing.is_none();
         let current = match existing {
             Some(q) => q,
             None => {
+                let (total, mine) = match self.pending_counts(&address) {
+                    Ok(counts) => counts,
+                    Err(e) => return failed(&e),
+                };
+                if mine >= limits.per_address {
+                    return refused(
+                        Refusal::TooManyRequests,
+                        format!("{address} has {mine} requests waiting for approval already, the most one address may have; ask again once they are decided"),
+                    );
+                }
+                if total >= limits.total {
+                    return refused(
+                        Refusal::Unavailable,
+                        format!("the approval queue is full ({total} requests wait); ask again later"),
+                    );
+                }
                 use base64::Engine;
                 let queued = Queued {
                     id: id.clone(),
                     ca: signer.ca.name.clone(),
-                    requester: who.name(),
-                    subject: subject_text(csr_der),
+                    requester: address,
+                    says: who.basic.as_ref().map(|(user, _)| user.clone()).filter(|u| !u.is_empty()),
+                    subject: readable_subject(csr_der),
                     sans: request.sans.texts(),
                     csr: base64::engine::general_purpose::STANDARD.encode(csr_der),
-                    received: timestamp(profile::now()),
+                    received: timestamp(now),
                     status: Status::Pending,
                 };
                 match queue::submit(&signer.ca, queued) {
@@ -65,7 +94,7 @@ impl Authority {
                 retry_after: self.settings.retry_after,
                 new,
             },
-            Status::Rejected { reason, .. } => refused(Refusal::Forbidden, format!("request {id} was rejected: {reason}")),
+            Status::Rejected { reason, .. } => Answer::Rejected { id, reason },
             Status::Issued { serial, .. } => match certgate_pki::store::cert_file(&signer.ca.issued_copy(&serial)) {
                 Ok(certs) => Answer::certificates(&certs, Some(serial)),
                 Err(e) => failed(&e),
@@ -73,14 +102,52 @@ impl Authority {
         }
     }
 
-    /// The requests waiting for a person, at every CA served, oldest first.
+    /// Pending requests that have not expired: in all, and from `address`.
+    fn pending_counts(&self, address: &str) -> Result<(usize, usize), PkiError> {
+        let waiting = self.pending()?;
+        let mine = waiting.iter().filter(|q| q.requester == address).count();
+        Ok((waiting.len(), mine))
+    }
+
+    /// The requests waiting for a person (not expired), at every CA served,
+    /// oldest first. A request file that cannot be read is set aside (and
+    /// logged); the rest still list.
     pub fn pending(&self) -> Result<Vec<Queued>, PkiError> {
+        let now = profile::now();
         let mut out = Vec::new();
         for signer in self.signers.values() {
-            out.extend(queue::list(&signer.ca)?.into_iter().filter(|q| q.status == Status::Pending));
+            let (requests, set_aside) = queue::list(&signer.ca)?;
+            for file in set_aside {
+                tracing::error!(ca = %signer.ca.name, file = %file.display(), "a queued request cannot be read: set aside");
+            }
+            out.extend(
+                requests
+                    .into_iter()
+                    .filter(|q| q.status == Status::Pending && !queue::expired(q, self.settings.queue.days, now)),
+            );
         }
         out.sort_by(|a, b| a.received.cmp(&b.received));
         Ok(out)
+    }
+
+    /// Whether the certificate a request would get passes the approvers'
+    /// policy, so approving it would make a new approver; when that cannot
+    /// be told, it is taken as yes. Without approvers, no.
+    pub fn makes_approver(&self, request: &Queued, host: &str) -> bool {
+        let Some(approvers) = &self.approvers else {
+            return false;
+        };
+        let would_be = request
+            .csr_der()
+            .and_then(|der| csr::check(&der).map_err(|e| PkiError::Internal(e.to_string())))
+            .and_then(|checked| self.as_issued(&request.ca, &checked));
+        match would_be {
+            Ok(der) => approvers.check(Some(&der), "POST", host).is_ok(),
+            Err(e) => {
+                tracing::warn!(request = %request.id, error = %e, "cannot tell what the request would get");
+                true
+            }
+        }
     }
 
     /// One queued request.

@@ -22,6 +22,10 @@ impl Authority {
         let Some((program, args)) = self.settings.approve_command.as_ref().and_then(|c| c.split_first()) else {
             return request;
         };
+        if self.makes_approver(&request, "") {
+            tracing::warn!(ca = %signer.ca.name, request = %request.id, "the approval command is not asked: the request would make a new approver, which only an operator may approve (`pki requests approve`)");
+            return request;
+        }
         let json = serde_json::to_string(&request).unwrap_or_default();
         let run = Command::new(program)
             .args(args)

@@ -12,11 +12,13 @@
 mod answer;
 mod approvals;
 mod approve_command;
+pub mod approvers;
 mod enroll;
 mod metrics;
 mod record;
 mod renew;
 mod settings;
+mod standing;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -30,7 +32,8 @@ use rcgen::{Issuer, KeyPair};
 
 pub use answer::{Answer, Refusal, FAILED};
 pub use approvals::Verdict;
-pub use settings::{Label, Settings, Ways};
+pub use settings::{Label, QueueLimits, Settings, Ways};
+pub use standing::{NotStanding, Standing};
 
 use answer::{failed, no_label, refused};
 
@@ -62,10 +65,11 @@ pub struct Requester {
 }
 
 impl Requester {
-    /// `user from address`, or the address alone without an HTTP Basic user.
+    /// `address, says USER` with an HTTP Basic user (never checked), or the
+    /// address alone.
     fn name(&self) -> String {
         match &self.basic {
-            Some((user, _)) if !user.is_empty() => format!("{user} from {}", self.addr),
+            Some((user, _)) if !user.is_empty() => format!("{} (says {user:?})", self.addr),
             _ => self.addr.to_string(),
         }
     }
@@ -86,6 +90,11 @@ pub struct Authority {
     settings: Settings,
     signers: BTreeMap<String, Signer>,
     counters: metrics::Counters,
+    /// Who may approve on the approvals page; no request that would make
+    /// one of them is approved but by an operator on the command line.
+    approvers: Option<approvers::Approvers>,
+    /// One enqueue at a time, so the queue's bounds hold.
+    enqueue_lock: std::sync::Mutex<()>,
 }
 
 /// The CA certificate's chain up to its root, from the CAs of the home
@@ -139,8 +148,21 @@ impl Authority {
             settings,
             signers,
             counters: metrics::Counters::default(),
+            approvers: None,
+            enqueue_lock: std::sync::Mutex::default(),
         };
         Ok((authority, report))
+    }
+
+    /// Approvers, decided by their policy (`--approvers`).
+    pub fn with_approvers(mut self, approvers: Option<approvers::Approvers>) -> Authority {
+        self.approvers = approvers;
+        self
+    }
+
+    /// The approvers' policy, if there is one.
+    pub fn approvers(&self) -> Option<&approvers::Approvers> {
+        self.approvers.as_ref()
     }
 
     /// Every CA certificate the TLS handshake trusts for client certificates (DER).
@@ -151,9 +173,9 @@ impl Authority {
         out
     }
 
-    /// The CRL files of the CAs it issues for (those that exist).
+    /// The CRL files of the CAs it issues for (whether they exist yet or not).
     pub fn crl_files(&self) -> Vec<std::path::PathBuf> {
-        self.signers.values().map(|s| s.ca.crl_path()).filter(|p| p.is_file()).collect()
+        self.signers.values().map(|s| s.ca.crl_path()).collect()
     }
 
     /// Whether a label (none: the default CA) names a CA here.
@@ -174,9 +196,9 @@ impl Authority {
             .ok_or_else(|| PkiError::NotFound(format!("no CA {ca:?} is served here")))
     }
 
-    /// The proxy whose `Client-Cert` header is believed, if one is set.
-    pub fn trusted_proxy(&self) -> Option<IpAddr> {
-        self.settings.trusted_proxy
+    /// What `Retry-After` says, seconds.
+    pub fn retry_after(&self) -> u32 {
+        self.settings.retry_after
     }
 
     /// Counts an answer, for the metrics.

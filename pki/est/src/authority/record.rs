@@ -22,10 +22,11 @@ pub(super) struct Asked<'a> {
     pub request: Option<&'a csr::Request>,
 }
 
-/// The subject a CSR asks for, as written in it (empty if unreadable).
+/// The subject a CSR asks for, in certgate's machine form (RFC 2253, as its
+/// headers and rules write a DN; empty if unreadable).
 pub(super) fn subject_text(csr_der: &[u8]) -> String {
     x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
-        .map(|(_, c)| c.certification_request_info.subject.to_string())
+        .map(|(_, c)| certgate_x509::dn::Dn::from_x509(&c.certification_request_info.subject).text)
         .unwrap_or_default()
 }
 
@@ -59,6 +60,7 @@ impl Authority {
             Answer::Certificates { serial, .. } => (serial.as_deref(), None, None),
             Answer::Pending { id, .. } => (None, Some(id.as_str()), None),
             Answer::Refused(_, why) => (None, None, Some(why.as_str())),
+            Answer::Rejected { id, reason } => (None, Some(id.as_str()), Some(reason.as_str())),
             Answer::Failed(cause) => {
                 tracing::error!(%operation, ca, %mode, requester = %requester, subject = %subject, error = %cause, "enrollment failed; nothing was issued");
                 (None, None, Some(super::answer::FAILED))

@@ -12,7 +12,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::answer::{failed, refused, Answer, Refusal};
 use super::enroll::Checked;
 use super::record::{subject_text, Asked};
-use super::{Authority, Requester, Signer};
+use super::{Authority, NotStanding, Requester, Signer};
 
 impl Authority {
     /// `simplereenroll`: the client's current certificate (verified at TLS)
@@ -50,35 +50,20 @@ impl Authority {
         let Ok((_, cert)) = X509Certificate::from_der(der) else {
             return refused(Refusal::BadRequest, "the client certificate cannot be read");
         };
-        let serial = profile::cert_serial(&cert);
-        let index = match signer.ca.index() {
-            Ok(i) => i,
-            Err(e) => return failed(&e),
-        };
         let not_ours = || {
             refused(
                 Refusal::Forbidden,
                 format!("CA {} did not issue the client certificate", signer.ca.name),
             )
         };
-        let Some(entry) = index.find_serial(&serial) else {
-            return not_ours();
+        let entry = match self.standing(der) {
+            Ok(standing) if standing.ca == signer.ca.name => standing.entry,
+            Ok(_) | Err(NotStanding::NotRecorded { .. }) => return not_ours(),
+            Err(revoked @ NotStanding::Revoked { .. }) => return refused(Refusal::Forbidden, format!("{revoked}: it cannot renew")),
+            Err(NotStanding::Unreadable) => return refused(Refusal::BadRequest, "the client certificate cannot be read"),
+            Err(NotStanding::Failed(e)) => return failed(&e),
         };
-        // the very certificate this CA recorded, not one with the same serial from elsewhere
-        let recorded = certgate_pki::store::cert_file(&signer.ca.issued_copy(&serial));
-        if !matches!(&recorded, Ok(certs) if certs.first() == Some(der)) {
-            return not_ours();
-        }
-        if let Some((at, why)) = entry.revoked {
-            return refused(
-                Refusal::Forbidden,
-                format!(
-                    "the client certificate (serial {serial}) was revoked on {} ({}): it cannot renew",
-                    timestamp(at),
-                    why.name()
-                ),
-            );
-        }
+        let serial = entry.serial.clone();
         let grace = time::Duration::try_from(self.settings.renewal_grace).unwrap_or(time::Duration::ZERO);
         if entry.not_after + grace <= profile::now() {
             let why = if grace.is_zero() {
@@ -101,7 +86,7 @@ impl Authority {
                 format!(
                     "the CSR asks for subject {:?}; renewal keeps the certificate's, {:?}",
                     subject_text(csr_der),
-                    cert.subject().to_string()
+                    certgate_x509::dn::Dn::from_x509(cert.subject()).text
                 ),
             );
         }

@@ -2,7 +2,6 @@
 //! at start.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use certgate_pki::enroll::audit::Operation;
@@ -42,10 +41,6 @@ pub struct Settings {
     pub ways: Ways,
     /// How long after its expiry a certificate may still renew (zero: not at all).
     pub renewal_grace: Duration,
-    /// The proxy (Envoy with certgate) whose RFC 9440 `Client-Cert` header is
-    /// taken as the client's verified certificate; from any other address
-    /// that header is refused.
-    pub trusted_proxy: Option<IpAddr>,
     /// The lifetime of what is issued, days.
     pub days: u32,
     /// What `Retry-After` says while a request waits, seconds.
@@ -58,6 +53,29 @@ pub struct Settings {
     /// (JSON) on standard input; exit status 0 approves, anything else leaves
     /// it queued for a person.
     pub approve_command: Option<Vec<String>>,
+    /// How much may wait in the queue, and for how long.
+    pub queue: QueueLimits,
+}
+
+/// The approval queue's bounds: no one address, and no flood, fills it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Pending requests from one address (429 past it).
+    pub per_address: usize,
+    /// Pending requests in all (503 past it).
+    pub total: usize,
+    /// Days a request waits before it expires.
+    pub days: u32,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            per_address: 10,
+            total: 1000,
+            days: certgate_pki::enroll::PENDING_DAYS,
+        }
+    }
 }
 
 impl Settings {

@@ -2,19 +2,19 @@
 //! routes handed to `web`, and the replies: `Content-Length` always (no
 //! chunking), base64 on one line, errors as `text/plain` sentences.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use certgate_net::{read_body, BodyError};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use certgate_pki::enroll::audit::{Operation, Outcome};
 
-use crate::authority::{Answer, Authority, Refusal, Requester, FAILED};
-use crate::web::Web;
+use super::{Peer, Shared};
+use crate::authority::{Answer, NotStanding, Refusal, Requester, FAILED};
 use crate::wire;
 
 /// The largest request body taken (a CSR is a few hundred bytes to a few KB).
@@ -65,28 +65,39 @@ impl Answered {
     fn refused(operation: Operation, kind: Refusal, why: String) -> Answered {
         Answered::counted(refusal(kind, why), operation, kind.outcome())
     }
+
+    /// A 429 or 503 says when to ask again.
+    fn with_retry_after(mut self, seconds: u32) -> Answered {
+        if let Ok(r) = &mut self.reply {
+            if matches!(r.status(), StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
+                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+            }
+        }
+        self
+    }
 }
 
-pub(super) async fn handle(
-    authority: &Arc<Authority>,
-    web: Option<&Web>,
-    peer: SocketAddr,
-    cert: Option<Vec<u8>>,
-    tls: &'static str,
-    req: Request<Incoming>,
-) -> Reply {
-    let answered = match web {
-        Some(web) if crate::web::serves(req.uri().path()) => {
-            let reply = match client_cert(authority, peer, cert, &req) {
-                Ok(cert) => crate::web::answer(web, authority, crate::web::Client { addr: peer, cert }, req).await,
-                Err((status, why)) => text(status, why),
-            };
-            Answered { reply, counted: None }
+pub(super) async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>) -> Reply {
+    let answered = if let Some(why) = wrong_host(peer, &req) {
+        tracing::warn!(peer = %peer.addr, why, "refused on the plain proxy listener");
+        Answered {
+            reply: text(StatusCode::MISDIRECTED_REQUEST, why),
+            counted: None,
         }
-        _ => answer(authority, peer, cert, tls, req).await,
+    } else {
+        match &shared.web {
+            Some(web) if crate::web::serves(req.uri().path()) => {
+                let reply = match client_cert(shared, peer, &req).await {
+                    Ok(cert) => crate::web::answer(web, &shared.authority, crate::web::Client { addr: peer.addr, cert }, req).await,
+                    Err((status, why)) => text(status, why),
+                };
+                Answered { reply, counted: None }
+            }
+            _ => answer(shared, peer, req).await,
+        }
     };
     if let Some((operation, outcome)) = answered.counted {
-        authority.count(operation, outcome);
+        shared.authority.count(operation, outcome);
     }
     answered.reply.unwrap_or_else(|_| {
         let mut r = Response::new(Full::new(Bytes::from_static(b"the reply could not be built\n")));
@@ -95,13 +106,21 @@ pub(super) async fn handle(
     })
 }
 
-async fn answer(
-    authority: &Arc<Authority>,
-    peer: SocketAddr,
-    cert: Option<Vec<u8>>,
-    tls: &'static str,
-    req: Request<Incoming>,
-) -> Answered {
+/// On the plain proxy listener, a request must name a host the proxy serves
+/// (a page of another site that resolves to loopback cannot reach it).
+fn wrong_host(peer: &Peer, req: &Request<Incoming>) -> Option<String> {
+    let plain = peer.hosts.as_ref()?;
+    let host = req.headers().get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    (!plain.host_ok(host)).then(|| {
+        format!(
+            "Host {host:?} is not one the proxy serves here ({}); nothing was done",
+            plain.hosts.join(", ")
+        )
+    })
+}
+
+async fn answer(shared: &Shared, peer: &Peer, req: Request<Incoming>) -> Answered {
+    let authority = &shared.authority;
     let path = req.uri().path().to_owned();
     let Some((label, op_name)) = route(&path) else {
         return Answered {
@@ -140,22 +159,15 @@ async fn answer(
             let reply = Response::builder().status(StatusCode::NO_CONTENT).body(Full::new(Bytes::new()));
             Answered::counted(reply, op, Outcome::NoAttributes)
         }
-        Operation::SimpleEnroll | Operation::SimpleReenroll => enroll(authority, op, label, peer, cert, tls, req).await,
+        Operation::SimpleEnroll | Operation::SimpleReenroll => enroll(shared, op, label, peer, req).await,
         _ => reply_for(authority.cacerts(label.as_deref()), op),
     }
 }
 
-/// `simpleenroll` and `simplereenroll`: the body read within its limit,
-/// then the authority's decision, off the async workers.
-async fn enroll(
-    authority: &Arc<Authority>,
-    op: Operation,
-    label: Option<String>,
-    peer: SocketAddr,
-    cert: Option<Vec<u8>>,
-    tls: &'static str,
-    req: Request<Incoming>,
-) -> Answered {
+/// `simpleenroll` and `simplereenroll`: the client's certificate checked,
+/// the body read within its limits, then the authority's decision, off the
+/// async workers.
+async fn enroll(shared: &Shared, op: Operation, label: Option<String>, peer: &Peer, req: Request<Incoming>) -> Answered {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -165,28 +177,30 @@ async fn enroll(
         let why = format!("{op} takes a CSR as application/pkcs10 (base64 of its DER)");
         return Answered::refused(op, Refusal::UnsupportedMediaType, why);
     }
-    let cert = match client_cert(authority, peer, cert, &req) {
+    let cert = match client_cert(shared, peer, &req).await {
         Ok(c) => c,
         Err((status, why)) => return Answered::counted(text(status, why), op, Outcome::Forbidden),
     };
     let who = Requester {
-        addr: peer.ip(),
+        addr: peer.addr.ip(),
         basic: wire::basic(req.headers().get(AUTHORIZATION)),
         cert,
-        tls,
+        tls: peer.tls,
     };
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    let body = match read_body(req.into_body(), MAX_BODY, &shared.limits).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge { .. }) => {
             let why = format!("the body is over {} KiB: a CSR is far smaller", MAX_BODY / 1024);
             return Answered::refused(op, Refusal::TooLarge, why);
         }
+        Err(e @ BodyError::TooSlow { .. }) => return Answered::refused(op, Refusal::TooSlow, e.to_string()),
+        Err(e @ BodyError::Broken(_)) => return Answered::refused(op, Refusal::BadRequest, e.to_string()),
     };
     let csr = match wire::decode_base64(&body) {
         Ok(der) => der,
         Err(e) => return Answered::refused(op, Refusal::BadRequest, format!("{e} (send the base64 of the CSR's DER)")),
     };
-    let authority = Arc::clone(authority);
+    let authority = Arc::clone(&shared.authority);
     // signing and the PKI home's files: off the async workers
     let answer = tokio::task::spawn_blocking(move || match op {
         Operation::SimpleEnroll => authority.enroll(label.as_deref(), &csr, &who),
@@ -194,24 +208,19 @@ async fn enroll(
     })
     .await
     .unwrap_or_else(|e| {
-        tracing::error!(operation = %op, %peer, error = %e, "the enrollment task failed; nothing was issued");
+        tracing::error!(operation = %op, peer = %peer.addr, error = %e, "the enrollment task failed; nothing was issued");
         Answer::Failed(e.to_string())
     });
-    reply_for(answer, op)
+    reply_for(answer, op).with_retry_after(shared.authority.retry_after())
 }
 
-/// The client's certificate: the one its TLS handshake verified, or, from the
-/// trusted proxy only, the RFC 9440 `Client-Cert` header certgate set there
-/// (the proxy's own connection carries no client's certificate).
-fn client_cert(
-    authority: &Authority,
-    peer: SocketAddr,
-    from_tls: Option<Vec<u8>>,
-    req: &Request<Incoming>,
-) -> Result<Option<Vec<u8>>, (StatusCode, String)> {
-    let header = req.headers().get("client-cert");
-    match (authority.trusted_proxy(), header) {
-        (Some(proxy), Some(value)) if proxy == peer.ip() => {
+/// The client's certificate, checked: the one its TLS handshake verified,
+/// or, from the trusted proxy only, the RFC 9440 `Client-Cert` header it set
+/// (verified here again: chain to a CA served, CRL, validity). Either must
+/// stand in its CA's index (recorded, not revoked), read at this request.
+async fn client_cert(shared: &Shared, peer: &Peer, req: &Request<Incoming>) -> Result<Option<Vec<u8>>, (StatusCode, String)> {
+    let cert = match req.headers().get("client-cert") {
+        Some(value) if peer.proxy => {
             let der = value
                 .to_str()
                 .ok()
@@ -221,17 +230,41 @@ fn client_cert(
                     StatusCode::BAD_REQUEST,
                     "the proxy's Client-Cert is not an RFC 9440 byte sequence (:base64:)".to_owned(),
                 ))?;
-            Ok(Some(der))
+            if let Err(e) = shared.verifier.check(&der) {
+                tracing::warn!(peer = %peer.addr, error = %e, "the proxy handed on a Client-Cert that does not verify");
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!("the Client-Cert the proxy handed on does not verify here: {e}"),
+                ));
+            }
+            Some(der)
         }
-        (Some(proxy), None) if proxy == peer.ip() => Ok(None),
-        (_, Some(_)) => Err((
-            StatusCode::FORBIDDEN,
-            format!(
-                "a Client-Cert header is taken only from the trusted proxy, and {} is not it",
-                peer.ip()
-            ),
-        )),
-        (_, None) => Ok(from_tls),
+        Some(_) => {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "a Client-Cert header is taken only from the trusted proxy (named by its certificate: --trusted-proxy-cert), and this connection is not it".to_owned(),
+            ))
+        }
+        None if peer.proxy => None,
+        None => peer.cert.clone(),
+    };
+    let Some(der) = cert else { return Ok(None) };
+    let authority = Arc::clone(&shared.authority);
+    let checked = der.clone();
+    match tokio::task::spawn_blocking(move || authority.standing(&checked)).await {
+        Ok(Ok(_)) => Ok(Some(der)),
+        Ok(Err(NotStanding::Failed(e))) => {
+            tracing::error!(peer = %peer.addr, error = %e, "a client certificate could not be looked up");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, FAILED.to_owned()))
+        }
+        Ok(Err(why)) => {
+            tracing::info!(peer = %peer.addr, why = %why, "client certificate refused by its CA's index");
+            Err((StatusCode::FORBIDDEN, why.to_string()))
+        }
+        Err(e) => {
+            tracing::error!(peer = %peer.addr, error = %e, "a client certificate could not be looked up");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, FAILED.to_owned()))
+        }
     }
 }
 
@@ -248,6 +281,13 @@ fn refusal(kind: Refusal, why: String) -> Result<Reply, hyper::http::Error> {
     })
 }
 
+/// The header that names a queued request (202, and 403 once rejected):
+/// what a page or script reads, not the sentence.
+pub const REQUEST_HEADER: &str = "certgate-request";
+/// The header that carries an approver's reason for a rejection,
+/// percent-encoded UTF-8.
+pub const REJECTION_HEADER: &str = "certgate-rejection";
+
 fn reply_for(answer: Answer, op: Operation) -> Answered {
     let outcome = answer.outcome();
     let reply = match answer {
@@ -255,14 +295,37 @@ fn reply_for(answer: Answer, op: Operation) -> Answered {
         Answer::Pending { id, retry_after, .. } => Response::builder()
             .status(StatusCode::ACCEPTED)
             .header(RETRY_AFTER, retry_after.to_string())
+            .header(REQUEST_HEADER, &id)
             .header(CONTENT_TYPE, "text/plain; charset=utf-8")
             .body(Full::new(Bytes::from(format!(
                 "request {id} waits for approval (`certgate pki requests approve {id}`); send the same CSR again later\n"
             )))),
+        Answer::Rejected { id, reason } => text(StatusCode::FORBIDDEN, format!("request {id} was rejected: {reason}")).map(|mut r| {
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                r.headers_mut().insert(REQUEST_HEADER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&percent_encode(&reason)) {
+                r.headers_mut().insert(REJECTION_HEADER, v);
+            }
+            r
+        }),
         Answer::Refused(kind, why) => refusal(kind, why),
         Answer::Failed(_) => text(StatusCode::INTERNAL_SERVER_ERROR, FAILED.to_owned()),
     };
     Answered::counted(reply, op, outcome)
+}
+
+/// Every byte but unreserved ASCII as `%XX` (RFC 3986), so any reason fits a header.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

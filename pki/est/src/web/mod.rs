@@ -9,7 +9,6 @@
 //! The page's own files are built into the command; the JavaScript
 //! libraries come bundled in `DIR/vendor.js` (`pki/est/web`, npm).
 
-pub mod approvers;
 pub mod pages;
 
 use std::net::SocketAddr;
@@ -23,8 +22,8 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION};
 use hyper::{Method, Request, Response, StatusCode};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::authority::approvers::{Approver, Approvers};
 use crate::authority::{Answer, Authority, Verdict, FAILED};
-use approvers::{Approver, Approvers};
 use certgate_pki::enroll::queue::Queued;
 use pages::{Done, Pending, Seen};
 
@@ -41,7 +40,6 @@ pub const VENDOR: &str = "vendor.js";
 #[derive(Debug)]
 pub struct Web {
     vendor: Bytes,
-    approvers: Option<Approvers>,
 }
 
 /// Why the pages cannot be served.
@@ -55,22 +53,17 @@ pub enum WebError {
         /// Why it cannot be read.
         cause: std::io::Error,
     },
-    /// The approvers' policy.
-    #[error(transparent)]
-    Approvers(#[from] approvers::ApproversError),
 }
 
 impl Web {
-    /// Reads the libraries' bundle from `dir` and the approvers' policy, if any.
-    pub fn load(dir: &Path, approvers: Option<&Path>) -> Result<Web, WebError> {
+    /// Reads the libraries' bundle from `dir`.
+    pub fn load(dir: &Path) -> Result<Web, WebError> {
         let bytes = std::fs::read(dir.join(VENDOR)).map_err(|cause| WebError::Vendor {
             dir: dir.to_owned(),
             cause,
         })?;
-        let approvers = approvers.map(Approvers::load).transpose()?;
         Ok(Web {
             vendor: Bytes::from(bytes),
-            approvers,
         })
     }
 }
@@ -168,9 +161,9 @@ pub async fn answer(web: &Web, authority: &Arc<Authority>, client: Client, req: 
         }
         (Method::GET, "/register/settings") => settings(authority, query_value(&req, "label").as_deref()),
         (Method::POST, "/register/token") => token(authority, &req),
-        (Method::GET, "/whoami") => whoami(web, &client, &req),
-        (Method::GET, "/approvals/") => approvals_page(web, authority, &client, &req).await,
-        (Method::POST, "/approvals/approve" | "/approvals/reject") => decide(web, authority, &client, req).await,
+        (Method::GET, "/whoami") => whoami(authority, &client, &req),
+        (Method::GET, "/approvals/") => approvals_page(authority, &client, &req).await,
+        (Method::POST, "/approvals/approve" | "/approvals/reject") => decide(authority, &client, req).await,
         (_, "/register/token" | "/approvals/approve" | "/approvals/reject") => html(
             StatusCode::METHOD_NOT_ALLOWED,
             pages::message("Method not allowed", "This address takes POST only."),
@@ -236,8 +229,8 @@ fn host(req: &Request<Incoming>) -> String {
 }
 
 /// The approver a request comes from, or the 403 page that says why not.
-fn approver_of<'w>(web: &'w Web, client: &Client, req: &Request<Incoming>) -> Result<(Approver, &'w Approvers), String> {
-    let Some(approvers) = &web.approvers else {
+fn approver_of<'a>(authority: &'a Authority, client: &Client, req: &Request<Incoming>) -> Result<(Approver, &'a Approvers), String> {
+    let Some(approvers) = authority.approvers() else {
         return Err("This server has no approvers (`certgate pki serve --approvers POLICY`): requests are approved with `certgate pki requests approve`.".into());
     };
     approvers
@@ -274,13 +267,11 @@ fn plural(n: i64, unit: &str) -> String {
     }
 }
 
-async fn approvals_page(
-    web: &Web,
-    authority: &Arc<Authority>,
-    client: &Client,
-    req: &Request<Incoming>,
-) -> Result<Reply, hyper::http::Error> {
-    let (approver, approvers) = match approver_of(web, client, req) {
+/// Requests the approvals page shows at once; `?page=N` shows the next ones.
+pub const PAGE_SIZE: usize = 20;
+
+async fn approvals_page(authority: &Arc<Authority>, client: &Client, req: &Request<Incoming>) -> Result<Reply, hyper::http::Error> {
+    let (approver, approvers) = match approver_of(authority, client, req) {
         Ok(a) => a,
         Err(why) => return forbidden(&why),
     };
@@ -289,10 +280,34 @@ async fn approvals_page(
         (_, Some(id)) => Done::Rejected(id),
         _ => Done::Nothing,
     };
+    let page = query_value(req, "page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let host = host(req);
     let reader = Arc::clone(authority);
-    let pending = tokio::task::spawn_blocking(move || reader.pending()).await;
-    let pending = match pending {
-        Ok(Ok(p)) => p,
+    // the queue's files, each CSR's check and a throwaway signature per
+    // request shown: off the async workers, for one page only
+    let listed = tokio::task::spawn_blocking(move || {
+        let pending = reader.pending()?;
+        let total = pending.len();
+        let shown: Vec<Pending> = pending
+            .into_iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .map(|request| {
+                let csr = read_csr(&request);
+                Pending {
+                    subject: csr.subject,
+                    key_type: csr.checked.map_or_else(|e| format!("unreadable: {e}"), |c| c.key_type),
+                    waiting: waiting_for(&request.received),
+                    makes_approver: reader.makes_approver(&request, &host),
+                    request,
+                }
+            })
+            .collect();
+        Ok::<_, certgate_pki::PkiError>((shown, total))
+    })
+    .await;
+    let (shown, total) = match listed {
+        Ok(Ok(listed)) => listed,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "the queue cannot be read");
             return html(
@@ -307,28 +322,17 @@ async fn approvals_page(
             )
         }
     };
-    let host = host(req);
-    let shown: Vec<Pending> = pending
-        .into_iter()
-        .map(|request| {
-            let csr = read_csr(&request);
-            let waiting = waiting_for(&request.received);
-            let makes_approver = makes_approver(authority, approvers, &request, &csr, &host);
-            Pending {
-                subject: csr.subject,
-                key_type: csr.checked.map_or_else(|e| format!("unreadable: {e}"), |c| c.key_type),
-                request,
-                waiting,
-                makes_approver,
-            }
-        })
-        .collect();
     let csrf = approvers.csrf_token(&approver);
-    html(StatusCode::OK, pages::approvals(&approver, &csrf, &shown, &done))
+    let paging = pages::Paging {
+        page,
+        pages: total.div_ceil(PAGE_SIZE).max(1),
+        total,
+    };
+    html(StatusCode::OK, pages::approvals(&approver, &csrf, &shown, &done, &paging))
 }
 
-/// A queued request's CSR, read once: its subject as certgate writes DNs
-/// (RFC 2253; empty if unreadable), and the CA's check of it.
+/// A queued request's CSR, read once: its subject as people read it
+/// (RFC 4514, letters as they are; empty if unreadable), and the CA's check of it.
 struct StoredCsr {
     subject: String,
     checked: Result<certgate_pki::csr::Request, String>,
@@ -346,29 +350,11 @@ fn read_csr(request: &Queued) -> StoredCsr {
         }
     };
     let subject = X509CertificationRequest::from_der(&der)
-        .map(|(_, c)| certgate_x509::dn::Dn::from_x509(&c.certification_request_info.subject).text)
+        .map(|(_, c)| certgate_x509::dn::Dn::from_x509(&c.certification_request_info.subject).readable())
         .unwrap_or_default();
     StoredCsr {
         subject,
         checked: certgate_pki::csr::check(&der).map_err(|e| e.to_string()),
-    }
-}
-
-/// Whether the certificate its CA would issue for a request passes the
-/// approvers' policy (so approving it would make an approver); when that
-/// cannot be told, it is taken as yes.
-fn makes_approver(authority: &Authority, approvers: &Approvers, request: &Queued, csr: &StoredCsr, host: &str) -> bool {
-    let would_be = csr
-        .checked
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|c| authority.as_issued(&request.ca, c).map_err(|e| e.to_string()));
-    match would_be {
-        Ok(der) => approvers.check(Some(&der), "POST", host).is_ok(),
-        Err(e) => {
-            tracing::warn!(request = %request.id, error = %e, "cannot tell what the request would get");
-            true
-        }
     }
 }
 
@@ -394,8 +380,8 @@ fn same_origin(req: &Request<Incoming>) -> Result<(), String> {
 /// Largest approvals form taken.
 const MAX_FORM: usize = 4096;
 
-async fn decide(web: &Web, authority: &Arc<Authority>, client: &Client, req: Request<Incoming>) -> Result<Reply, hyper::http::Error> {
-    let (approver, approvers) = match approver_of(web, client, &req) {
+async fn decide(authority: &Arc<Authority>, client: &Client, req: Request<Incoming>) -> Result<Reply, hyper::http::Error> {
+    let (approver, approvers) = match approver_of(authority, client, &req) {
         Ok(a) => a,
         Err(why) => return forbidden(&why),
     };
@@ -425,11 +411,17 @@ async fn decide(web: &Web, authority: &Arc<Authority>, client: &Client, req: Req
         );
     }
     if approve {
-        if let Ok(Some(request)) = authority.queued_request(&ca, &id) {
-            if makes_approver(authority, approvers, &request, &read_csr(&request), &host_of) {
-                tracing::warn!(approver = %approver.subject, request = %id, "refused to approve a request that would make an approver");
-                return forbidden("The approvers' policy admits the certificate this request asks for: this page does not make new approvers (`certgate pki requests approve` can, if that is meant). Nothing was changed.");
-            }
+        let checker = Arc::clone(authority);
+        let (ca2, id2, host2) = (ca.clone(), id.clone(), host_of.clone());
+        let makes_approver = tokio::task::spawn_blocking(move || match checker.queued_request(&ca2, &id2) {
+            Ok(Some(request)) => checker.makes_approver(&request, &host2),
+            _ => false,
+        })
+        .await
+        .unwrap_or(true);
+        if makes_approver {
+            tracing::warn!(approver = %approver.subject, request = %id, "refused to approve a request that would make an approver");
+            return forbidden("The approvers' policy admits the certificate this request asks for: this page does not make new approvers (`certgate pki requests approve` can, if that is meant). Nothing was changed.");
         }
     }
     let authority = Arc::clone(authority);
@@ -450,9 +442,9 @@ async fn decide(web: &Web, authority: &Arc<Authority>, client: &Client, req: Req
     }
 }
 
-fn whoami(web: &Web, client: &Client, req: &Request<Incoming>) -> Result<Reply, hyper::http::Error> {
+fn whoami(authority: &Authority, client: &Client, req: &Request<Incoming>) -> Result<Reply, hyper::http::Error> {
     let seen = client.cert.as_deref().and_then(seen);
-    let approver = web.approvers.as_ref().map(|a| a.check(client.cert.as_deref(), "GET", &host(req)));
+    let approver = authority.approvers().map(|a| a.check(client.cert.as_deref(), "GET", &host(req)));
     let approver = approver.as_ref().map(|r| r.as_ref().map_err(|e| e.0.as_str()));
     html(StatusCode::OK, pages::whoami(seen.as_ref(), approver))
 }
@@ -461,9 +453,9 @@ fn seen(der: &[u8]) -> Option<Seen> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     let sans = certgate_pki::csr::certificate_sans(&cert).texts();
     Some(Seen {
-        // RFC 2253 order, as certgate's headers and rules write a DN
-        subject: certgate_x509::dn::Dn::from_x509(cert.subject()).text,
-        issuer: certgate_x509::dn::Dn::from_x509(cert.issuer()).text,
+        // RFC 2253 order, as certgate's rules write a DN, with letters as people read them
+        subject: certgate_x509::dn::Dn::from_x509(cert.subject()).readable(),
+        issuer: certgate_x509::dn::Dn::from_x509(cert.issuer()).readable(),
         // as the index and `pki list` write it
         serial: certgate_pki::profile::cert_serial(&cert),
         not_before: cert.validity().not_before.to_string(),

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use certgate_pki::enroll::queue::Queued;
 
-use super::approvers::Approver;
+use crate::authority::approvers::Approver;
 
 pub use certgate_core::reply::escape_html as escape;
 
@@ -50,6 +50,17 @@ pub struct Pending {
     pub makes_approver: bool,
 }
 
+/// Which part of the queue a page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// This page, from 1.
+    pub page: usize,
+    /// How many pages there are.
+    pub pages: usize,
+    /// How many requests wait in all.
+    pub total: usize,
+}
+
 /// What the approvals page says after a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Done {
@@ -63,7 +74,7 @@ pub enum Done {
 
 /// The approvals page: each pending request with approve and reject forms
 /// carrying the approver's CSRF token.
-pub fn approvals(approver: &Approver, csrf: &str, pending: &[Pending], done: &Done) -> String {
+pub fn approvals(approver: &Approver, csrf: &str, pending: &[Pending], done: &Done, paging: &Paging) -> String {
     let mut main = String::from("<h1>Requests waiting for approval</h1>\n");
     let _ = writeln!(
         main,
@@ -88,8 +99,14 @@ pub fn approvals(approver: &Approver, csrf: &str, pending: &[Pending], done: &Do
             );
         }
     }
-    if pending.is_empty() {
+    if pending.is_empty() && paging.total == 0 {
         main.push_str("<p id=\"empty\">No request is waiting.</p>\n");
+    } else {
+        let _ = writeln!(
+            main,
+            r#"<p id="count">{} waiting; page {} of {}.</p>"#,
+            paging.total, paging.page, paging.pages
+        );
     }
     for p in pending {
         let q = &p.request;
@@ -118,7 +135,8 @@ pub fn approvals(approver: &Approver, csrf: &str, pending: &[Pending], done: &Do
 <dl>
 <dt>Names</dt><dd>{names}</dd>
 <dt>Key</dt><dd>{key}</dd>
-<dt>Asked by</dt><dd>{requester}</dd>
+<dt>Asked from</dt><dd>{requester}</dd>
+<dt>Says they are</dt><dd class="says">{says}</dd>
 <dt>Waiting</dt><dd><time datetime="{received}">{waiting}</time></dd>
 <dt>CA</dt><dd>{ca}</dd>
 <dt>Request</dt><dd><code>{id}</code></dd>
@@ -133,10 +151,21 @@ pub fn approvals(approver: &Approver, csrf: &str, pending: &[Pending], done: &Do
             subject = escape(if p.subject.is_empty() { &q.subject } else { &p.subject }),
             key = escape(&p.key_type),
             requester = escape(&q.requester),
+            says = q.says.as_deref().map_or_else(|| "(nothing said)".to_owned(), escape),
             received = escape(&q.received),
             waiting = escape(&p.waiting),
             ca = escape(&q.ca),
         );
+    }
+    if paging.pages > 1 {
+        main.push_str("<nav class=\"pages\" aria-label=\"Pages of requests\">");
+        if paging.page > 1 {
+            let _ = write!(main, r#"<a rel="prev" href="/approvals/?page={}">Newer</a> "#, paging.page - 1);
+        }
+        if paging.page < paging.pages {
+            let _ = write!(main, r#"<a rel="next" href="/approvals/?page={}">Older</a>"#, paging.page + 1);
+        }
+        main.push_str("</nav>\n");
     }
     layout("Approvals", &main)
 }
