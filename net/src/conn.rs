@@ -7,7 +7,7 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -34,6 +34,8 @@ pub enum Stage {
 #[derive(Debug)]
 pub struct Phase {
     stage: AtomicU8,
+    /// Requests being answered (HTTP/2 has several at once).
+    in_flight: AtomicUsize,
     since: Mutex<Instant>,
 }
 
@@ -41,6 +43,7 @@ impl Default for Phase {
     fn default() -> Self {
         Phase {
             stage: AtomicU8::new(0),
+            in_flight: AtomicUsize::new(0),
             since: Mutex::new(Instant::now()),
         }
     }
@@ -67,12 +70,18 @@ impl Phase {
 
     /// A request's headers are in: the service has it.
     pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.set(Stage::Busy);
     }
 
-    /// Its reply is handed back: the connection waits for the next one.
+    /// Its reply is handed back: once none is in flight, the connection
+    /// waits for the next one.
     pub fn request_done(&self) {
-        self.set(Stage::Idle);
+        let before = self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if before <= 1 {
+            self.in_flight.store(0, Ordering::SeqCst);
+            self.set(Stage::Idle);
+        }
     }
 
     /// Bytes came in: an idle connection is now reading a request's headers.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certgate_host::Connection;
+use certgate_net::{Guarded, Slot};
 use hyper::service::service_fn;
 use hyper::Uri;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -30,6 +31,10 @@ pub(crate) struct ConnectionSettings {
     pub(crate) header_timeout: Duration,
 }
 
+/// How long what a client still sends after its last reply is read and
+/// dropped, so it reads the reply instead of a reset.
+const LINGER: Duration = Duration::from_secs(5);
+
 /// Envoy's default limits on a request's headers (`max_request_headers_kb`,
 /// `max_headers_count`): a request over either is answered 431.
 const MAX_HEADER_BYTES: usize = 60 * 1024;
@@ -37,6 +42,7 @@ const MAX_HEADERS: usize = 100;
 
 /// One connection on its worker: the TLS handshake, Envoy's connection
 /// properties, then HTTP/1.1 or HTTP/2 until it closes.
+#[allow(clippy::too_many_arguments)] // what a worker hands each connection; one call site
 pub(crate) async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -45,15 +51,23 @@ pub(crate) async fn serve_connection(
     worker: Rc<RefCell<Worker>>,
     upstreams: Rc<Upstreams>,
     watcher: Watcher,
+    slot: &Slot,
 ) {
-    let stream = match tokio::time::timeout(state.handshake_timeout, state.tls.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::info!(%peer, "TLS handshake refused: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(%peer, "TLS handshake timed out");
+    let handshake = tokio::time::timeout(state.handshake_timeout, state.tls.accept(tcp));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, "TLS handshake refused: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        () = slot.evicted() => {
+            tracing::info!(%peer, "connection closed in its handshake: the listener was full");
             return;
         }
     };
@@ -79,14 +93,24 @@ pub(crate) async fn serve_connection(
     let conn = Rc::new(conn);
     let header_timeout = state.header_timeout;
     let upstream = Rc::new(state.upstream.clone());
+    let phase = slot.phase();
+    let seen = Arc::clone(&phase);
     let service = service_fn(move |req| {
-        handle(
+        // a connection with a request in flight is never closed to make room
+        seen.request_started();
+        let reply = handle(
             req,
             Rc::clone(&upstream),
             Rc::clone(&conn),
             Rc::clone(&worker),
             Rc::clone(&upstreams),
-        )
+        );
+        let seen = Arc::clone(&seen);
+        async move {
+            let reply = reply.await;
+            seen.request_done();
+            reply
+        }
     });
     let mut builder = auto::Builder::new(LocalExec);
     builder
@@ -99,10 +123,17 @@ pub(crate) async fn serve_connection(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32);
+    // a refused client still sending (a body over a limit) reads its reply
+    let stream = Guarded::new(stream, phase, LINGER);
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     // a client over a limit (431, header timeout) or gone mid-request: say why
-    if let Err(e) = watcher.watch(serving.into_owned()).await {
-        tracing::info!(%peer, "connection closed: {e}");
+    tokio::select! {
+        served = watcher.watch(serving.into_owned()) => {
+            if let Err(e) = served {
+                tracing::info!(%peer, "connection closed: {e}");
+            }
+        }
+        () = slot.evicted() => tracing::info!(%peer, "connection closed: it waited longest without a request while the listener was full"),
     }
 }
 

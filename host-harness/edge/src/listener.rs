@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use certgate_host::{HarnessError, PluginSettings, WasmModule};
+use certgate_net::Acceptor;
 use hyper::Uri;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::connection::{serve_connection, ConnectionSettings};
@@ -39,8 +40,10 @@ pub struct EdgeSettings {
     /// connection is up or after the previous response: a slower client's
     /// connection is closed, and the log says why.
     pub header_timeout: Duration,
-    /// Connections open at once, handshakes included; more are closed at
-    /// once (as Envoy's listener `max_connections`), and counted in the log.
+    /// Connections open at once, handshakes included. At the cap the
+    /// connection idle longest is closed to make room; if all are busy the
+    /// new one is closed at once (as Envoy's listener `max_connections`),
+    /// and counted in the log.
     pub max_connections: usize,
     /// How often the policy file is looked at.
     pub reload_every: Duration,
@@ -153,8 +156,8 @@ pub async fn start(settings: EdgeSettings) -> Result<RunningEdge, EdgeError> {
         handshake_timeout: settings.handshake_timeout,
         header_timeout: settings.header_timeout,
     });
-    let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
-    let done = tokio::spawn(accept_loop(listener, state, workers, slots, stopped));
+    let acceptor = Acceptor::new(listener, settings.max_connections, "certgate serve");
+    let done = tokio::spawn(accept_loop(acceptor, state, workers, stopped));
     tracing::info!(%addr, upstream = %settings.upstream, workers = settings.workers, "certgate edge listening");
     Ok(RunningEdge {
         addr,
@@ -164,33 +167,21 @@ pub async fn start(settings: EdgeSettings) -> Result<RunningEdge, EdgeError> {
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    mut acceptor: Acceptor,
     state: Arc<ConnectionSettings>,
     workers: Vec<WorkerHandle>,
-    slots: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut next = 0usize;
-    let mut refused = RefusedConnections::default();
+    let local = acceptor.local_addr().ok();
     loop {
-        let (tcp, peer) = tokio::select! {
+        // over --max-connections the connection idle longest is closed to make
+        // room (or the new one, if all are busy); EMFILE backs off
+        let (tcp, peer, slot) = tokio::select! {
             _ = stopped.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    continue;
-                }
-            },
+            accepted = acceptor.next() => accepted,
         };
-        // over --max-connections: closed at once, before any TLS work
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            refused.count(peer);
-            drop(tcp);
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let local = listener.local_addr().unwrap_or(peer);
+        let local = local.unwrap_or(peer);
         // the connection moves to its worker's event loop, and stays there
         let Ok(tcp) = tcp.into_std() else { continue };
         let Some(worker) = workers.get(next % workers.len().max(1)) else {
@@ -201,12 +192,12 @@ async fn accept_loop(
         worker.serve(Box::new(move |worker, upstreams, watcher| {
             Box::pin(async move {
                 let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else { return };
-                serve_connection(tcp, peer, local, state, worker, upstreams, watcher).await;
+                serve_connection(tcp, peer, local, state, worker, upstreams, watcher, &slot).await;
                 drop(slot);
             })
         }));
     }
-    drop(listener);
+    drop(acceptor);
     // each worker finishes its requests in flight, then ends
     let _ = tokio::task::spawn_blocking(move || {
         for worker in workers {
@@ -214,23 +205,4 @@ async fn accept_loop(
         }
     })
     .await;
-}
-
-/// Connections refused over `--max-connections`, logged at most once a second
-/// with how many, so a flood cannot flood the log too.
-#[derive(Debug, Default)]
-struct RefusedConnections {
-    since_log: u64,
-    last_log: Option<Instant>,
-}
-
-impl RefusedConnections {
-    fn count(&mut self, peer: SocketAddr) {
-        self.since_log += 1;
-        if self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            tracing::warn!(%peer, refused = self.since_log, "connection refused: --max-connections reached");
-            self.since_log = 0;
-            self.last_log = Some(Instant::now());
-        }
-    }
 }

@@ -351,6 +351,7 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, EstError> {
         },
     };
     let pass = Passphrase::from_file(a.ca_password_file.clone(), "--ca-password-file");
+    let web = a.register.as_deref().map(crate::web::Web::load).transpose()?.map(Arc::new);
     let approvers = a.approvers.as_deref().map(Approvers::load).transpose()?;
     let (authority, report) = Authority::open(Home::new(dir), settings, &pass)?;
     let authority = authority.with_approvers(approvers);
@@ -381,7 +382,6 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, EstError> {
     let grace = std::time::Duration::from_secs(u64::from(a.renewal_grace) * 86_400);
     let verifier = ClientVerifier::new(&authority, grace)?;
     let tls = crate::server::tls_config(&a.cert, &a.key, Arc::clone(&verifier))?;
-    let web = a.register.as_deref().map(crate::web::Web::load).transpose()?.map(Arc::new);
     let limits = a.limits.limits();
     let shared = Arc::new(Shared {
         authority: Arc::new(authority),

@@ -146,6 +146,11 @@ impl Answer {
 
 /// curl (a real HTTP client): `method` to the EST path, the body from a file.
 fn curl(est: &Est, method: &str, path: &str, body: Option<&[u8]>, headers: &[&str]) -> Answer {
+    curl_as(est, None, method, path, body, headers)
+}
+
+/// [`curl`] presenting `who`'s certificate (`issued/WHO-chain.pem`) at the handshake.
+fn curl_as(est: &Est, who: Option<&str>, method: &str, path: &str, body: Option<&[u8]>, headers: &[&str]) -> Answer {
     let dir = est
         .pki
         .dir
@@ -155,6 +160,12 @@ fn curl(est: &Est, method: &str, path: &str, body: Option<&[u8]>, headers: &[&st
     let body_file = dir.join("body");
     let head_file = dir.join("headers");
     let mut cmd = Command::new("curl");
+    if let Some(who) = who {
+        cmd.arg("--cert")
+            .arg(est.pki.path(&format!("issued/{who}-chain.pem")))
+            .arg("--key")
+            .arg(est.pki.path(&format!("issued/{who}.key")));
+    }
     cmd.args(["-sS", "-X", method, "--cacert"])
         .arg(est.root())
         .arg("-D")
@@ -844,12 +855,29 @@ fn a_server_killed_in_a_burst_leaves_an_index_and_store_that_agree_after_restart
 
 const EST_POLICY: &str = r#"{"verification":"listener","headers":{"preset":"rfc9440"},"rules":[{"name":"est","path_prefix":"/.well-known/est/","anonymous":true}]}"#;
 
-/// `envoy/est.yaml` with `pki`'s files and `policy`, in front of the EST server at `server`.
+/// The name `envoy/est.yaml`'s proxy certificate carries, as `--trusted-proxy-cert` gives it.
+pub(crate) const PROXY_NAME: &str = "DNS:est-proxy.example.org";
+
+/// `envoy/est.yaml` with `pki`'s files and `policy`, in front of the EST
+/// server at `server`; Envoy's own client certificate is `pki`'s
+/// `est-proxy` (issued here the first time).
 pub(crate) fn envoy_in_front(pki: &Pki, server: SocketAddr, policy: &str) -> common::envoy::Envoy {
+    if !pki.path("issued/est-proxy.pem").exists() {
+        pki.run(&["client", "est-proxy", "--org", "Example", "--dns", "est-proxy.example.org"]);
+    }
     let fixtures = format!("{}/fixtures/pki/", common::repo().display());
     let yaml = pki
         .envoy_yaml("est.yaml", server, policy)
-        .replace(&format!("{fixtures}root-ca.pem"), &pki.path("root-ca/ca.pem").display().to_string());
+        .replace(&format!("{fixtures}root-ca.pem"), &pki.path("root-ca/ca.pem").display().to_string())
+        .replace(
+            &format!("{fixtures}est-proxy-chain.pem"),
+            &pki.path("issued/est-proxy-chain.pem").display().to_string(),
+        )
+        .replace(
+            &format!("{fixtures}est-proxy.key"),
+            &pki.path("issued/est-proxy.key").display().to_string(),
+        )
+        .replace("port_value: 8443", &format!("port_value: {}", server.port()));
     common::envoy::Envoy::start(&yaml).unwrap()
 }
 
@@ -864,8 +892,8 @@ fn through(est: &Est, envoy: &common::envoy::Envoy, args: &[&str]) -> std::proce
 }
 
 #[test]
-fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_trusted_proxy() {
-    let est = Est::start(&["token", "renewal"], &["--trusted-proxy", "127.0.0.2"]);
+fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_proxy_its_certificate_names() {
+    let est = Est::start(&["token", "renewal"], &["--trusted-proxy-cert", PROXY_NAME]);
     let envoy = envoy_in_front(&est.pki, est.addr, EST_POLICY);
     let files = est.pki.path("issued/svc");
     let files = files.to_str().unwrap();
@@ -884,16 +912,60 @@ fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_trus
     );
     assert!(est.index_lines().last().unwrap().ends_with("\test-renewal"));
 
-    // straight to the server from 127.0.0.1 with a Client-Cert of one's own: refused
-    let cert_b64 = {
-        let pem = std::fs::read_to_string(est.pki.path("issued/svc.pem")).unwrap();
+    let cert_b64 = |name: &str| {
+        let pem = std::fs::read_to_string(est.pki.path(&format!("issued/{name}.pem"))).unwrap();
         b64(&pem_rfc7468::decode_vec(pem.as_bytes()).unwrap().1)
     };
     let (der, _) = csr(Some("svc"), &[]);
-    let forged = format!("Client-Cert: :{cert_b64}:");
-    let r = curl(&est, "POST", "simplereenroll", Some(b64(&der).as_bytes()), &[PKCS10, &forged]);
+    let svc = format!("Client-Cert: :{}:", cert_b64("svc"));
+    // a local process, straight to the server, with a Client-Cert of its own: refused
+    let r = curl(&est, "POST", "simplereenroll", Some(b64(&der).as_bytes()), &[PKCS10, &svc]);
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.body.contains("only from the trusted proxy"), "{r:?}");
+    // with a real client certificate that is not the proxy's: refused the same
+    est.pki.run(&["client", "bystander", "--org", "Example"]);
+    let r = curl_as(
+        &est,
+        Some("bystander"),
+        "POST",
+        "simplereenroll",
+        Some(b64(&der).as_bytes()),
+        &[PKCS10, &svc],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("only from the trusted proxy"), "{r:?}");
+
+    // from the proxy's own certificate, a forged Client-Cert (self-signed,
+    // svc's names) does not verify: no certificate with an attacker's key
+    let forged = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "svc");
+        params.self_signed(&key).unwrap().der().to_vec()
+    };
+    let forged = format!("Client-Cert: :{}:", b64(&forged));
+    let r = curl_as(
+        &est,
+        Some("est-proxy"),
+        "POST",
+        "simplereenroll",
+        Some(b64(&der).as_bytes()),
+        &[PKCS10, &forged],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("does not verify here"), "{r:?}");
+    // and a revoked one stands no more, CRL or not: the index says so at once
+    est.pki.run(&["revoke", "--serial", &serial_of(&est, "svc")]);
+    let r = curl_as(
+        &est,
+        Some("est-proxy"),
+        "POST",
+        "simplereenroll",
+        Some(b64(&der).as_bytes()),
+        &[PKCS10, &svc],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("was revoked on"), "{r:?}");
 
     // a server that trusts no proxy refuses the header Envoy sets
     let (addr, _trusting_none) = serve(&est.pki, &["renewal"], &[]);
@@ -902,6 +974,16 @@ fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_trus
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("403") && err.contains("trusted proxy"), "{err}");
+}
+
+/// The serial of `issued/NAME.pem`, as the index writes it.
+fn serial_of(est: &Est, name: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(est.pki.path(&format!("issued/{name}.pem")))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_owned()
 }
 
 #[test]

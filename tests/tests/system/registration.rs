@@ -363,9 +363,19 @@ fn through_the_gate(site: &Site, front: &str, approver: &Browser, other: &Browse
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_certgate_serve_the_gate_admits_only_approvers_and_the_server_hears_the_proxy_alone() {
     let plain = SocketAddr::from(([127, 0, 0, 1], common::envoy::free_port()));
+    let me = my_uid().to_string();
     let site = Site::start(
         &["token", "queue"],
-        &["--trusted-proxy", "127.0.0.1", "--proxy-listen", &plain.to_string()],
+        &[
+            "--proxy-listen",
+            &plain.to_string(),
+            "--proxy-user",
+            &me,
+            "--proxy-host",
+            "127.0.0.1",
+            "--proxy-host",
+            "localhost",
+        ],
     );
     common::wait_for_port(plain, "the proxy listener", Duration::from_secs(10));
     let policy = site.est.pki.dir.0.join("gate.json");
@@ -377,12 +387,57 @@ async fn behind_certgate_serve_the_gate_admits_only_approvers_and_the_server_hea
     let (approver, other) = (site.browser(Some("carol"), &[gate.addr]), site.browser(Some("bob"), &[gate.addr]));
     tokio::task::block_in_place(|| through_the_gate(&site, &front, &approver, &other, "Ivy Example"));
     // the plain listener is the proxy's: a request there without the gate is anonymous
-    let out = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(format!("http://{plain}/approvals/"))
+    let plain_curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(args)
+            .arg(format!("http://{plain}/approvals/"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(plain_curl(&[]), "403");
+    // a page of another site that resolves to loopback (DNS rebinding) names its own host
+    assert_eq!(plain_curl(&["-H", "Host: evil.example:8080"]), "421");
+    // a forged Client-Cert from a local process of the proxy's user: it does not verify
+    let forged = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Example");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "carol");
+        params.self_signed(&key).unwrap().der().to_vec()
+    };
+    assert_eq!(plain_curl(&["-H", &format!("Client-Cert: :{}:", b64(&forged))]), "403");
+    // a process of another user is closed unanswered
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("http://{plain}/register/"))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "000",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(site.est.pki.dir.0.join("est.log")).unwrap();
+    assert!(log.contains("from another user's process: closed"), "{log}");
+}
+
+/// This process's user id (the owner of /proc/self).
+fn my_uid() -> u32 {
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap())
 }
 
 #[test]
@@ -614,7 +669,7 @@ fn a_person_who_closed_the_waiting_page_gets_the_certificate_on_coming_back() {
 
 #[test]
 fn behind_envoy_the_gate_admits_only_approvers_to_the_approvals_page_and_the_server_checks_them_again() {
-    let site = Site::start(&["token", "queue"], &["--trusted-proxy", "127.0.0.2"]);
+    let site = Site::start(&["token", "queue"], &["--trusted-proxy-cert", crate::enrollment::PROXY_NAME]);
     let envoy = envoy_in_front(&site.est.pki, site.est.addr, POLICY);
     let front = format!("https://{}", envoy.listener);
     let approver = site.browser(Some("carol"), &[envoy.listener]);

@@ -111,8 +111,10 @@ pub fn list(home: &Home, ca_name: Option<&str>, all: bool, days: u32) -> Result<
 pub fn show(home: &Home, ca_name: &str, id: &str) -> Result<Report, PkiError> {
     let ca = home.open_ca(ca_name)?;
     let q = queue::load(&ca, id)?.ok_or_else(|| PkiError::NotFound(format!("no request {id} at CA {ca_name}")))?;
+    // JSON escapes control characters inside its strings; what it leaves
+    // (bidi overrides) is escaped line by line, keeping the layout's newlines
     let json = serde_json::to_string_pretty(&q).map_err(|e| PkiError::Internal(e.to_string()))?;
-    Ok(vec![shown(&json)])
+    Ok(json.lines().map(shown).collect())
 }
 
 /// `pki requests purge`: removes rejected requests and those that waited

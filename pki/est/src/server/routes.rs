@@ -182,7 +182,7 @@ async fn enroll(shared: &Shared, op: Operation, label: Option<String>, peer: &Pe
         Err((status, why)) => return Answered::counted(text(status, why), op, Outcome::Forbidden),
     };
     let who = Requester {
-        addr: peer.addr.ip(),
+        addr: client_address(peer, &req),
         basic: wire::basic(req.headers().get(AUTHORIZATION)),
         cert,
         tls: peer.tls,
@@ -212,6 +212,21 @@ async fn enroll(shared: &Shared, op: Operation, label: Option<String>, peer: &Pe
         Answer::Failed(e.to_string())
     });
     reply_for(answer, op).with_retry_after(shared.authority.retry_after())
+}
+
+/// The client's address: the connection's, or, from the trusted proxy, the
+/// last `X-Forwarded-For` entry (the one the proxy appended: Envoy's
+/// `use_remote_address`); without one, the proxy's own.
+fn client_address(peer: &Peer, req: &Request<Incoming>) -> std::net::IpAddr {
+    let forwarded = || {
+        let last = req.headers().get_all("x-forwarded-for").iter().last()?.to_str().ok()?;
+        last.rsplit(',').next()?.trim().parse().ok()
+    };
+    if peer.proxy {
+        forwarded().unwrap_or(peer.addr.ip())
+    } else {
+        peer.addr.ip()
+    }
 }
 
 /// The client's certificate, checked: the one its TLS handshake verified,
