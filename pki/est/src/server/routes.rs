@@ -219,7 +219,7 @@ async fn enroll(shared: &Shared, op: Operation, label: Option<String>, peer: &Pe
 /// `use_remote_address`); without one, the proxy's own.
 fn client_address(peer: &Peer, req: &Request<Incoming>) -> std::net::IpAddr {
     let forwarded = || {
-        let last = req.headers().get_all("x-forwarded-for").iter().last()?.to_str().ok()?;
+        let last = req.headers().get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?;
         last.rsplit(',').next()?.trim().parse().ok()
     };
     if peer.proxy {
