@@ -65,6 +65,29 @@ where
     }
 }
 
+/// Reads and drops what is left of a body whose request was answered early
+/// (a denial, a 413), at most `max` bytes within `time`, so the client
+/// reads the answer: an HTTP/1.1 connection goes on to its next request,
+/// and an HTTP/2 stream ends instead of being reset. Past either limit the
+/// body is dropped.
+pub async fn discard_body<B>(mut body: B, max: u64, time: std::time::Duration)
+where
+    B: Body + Unpin,
+{
+    let mut dropped = 0u64;
+    let draining = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                dropped += bytes::Buf::remaining(data) as u64;
+                if dropped > max {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(time, draining).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +133,33 @@ mod tests {
         }
         drop(tx);
         assert_eq!(read_body(Channel(rx), 100, &limits()).await, Err(BodyError::TooLarge { max: 100 }));
+    }
+
+    #[tokio::test]
+    async fn an_answered_body_is_read_to_its_end_within_its_limits() {
+        let (tx, rx) = mpsc::channel(8);
+        let sender = tokio::spawn(async move {
+            for _ in 0..8 {
+                if tx.send(Bytes::from(vec![0u8; 1000])).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        });
+        discard_body(Channel(rx), 1_000_000, Duration::from_secs(5)).await;
+        assert!(sender.await.unwrap(), "every chunk was taken");
+        // past its size, it stops taking
+        let (tx, rx) = mpsc::channel(1);
+        let sender = tokio::spawn(async move {
+            for _ in 0..100 {
+                if tx.send(Bytes::from(vec![0u8; 1000])).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        });
+        discard_body(Channel(rx), 10_000, Duration::from_secs(5)).await;
+        assert!(!sender.await.unwrap(), "dropped after 10 kB");
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,7 +13,7 @@ pub mod limits;
 pub mod serve;
 
 pub use accept::{Acceptor, Slot};
-pub use body::{read_body, BodyError};
+pub use body::{discard_body, read_body, BodyError};
 pub use conn::{Guarded, Phase};
 pub use limits::Limits;
 pub use serve::{serve_http1, Stopping};

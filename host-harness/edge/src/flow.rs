@@ -195,7 +195,10 @@ impl Flow {
     ) -> Result<Ending, FlowError> {
         let end = body.is_end_stream();
         let held = match first.verdict {
-            Verdict::Reply(local) => return self.local_reply(local).await,
+            Verdict::Reply(local) => {
+                discard(body);
+                return self.local_reply(local).await;
+            }
             Verdict::Go => false,
             Verdict::Held | Verdict::Wait => true,
         };
@@ -205,7 +208,10 @@ impl Flow {
         let mut data = first.body;
         match self.body(Half::Request, &mut body, held).await? {
             BodyOutcome::Passed(more) => data.extend(more),
-            BodyOutcome::Replied(local) => return self.local_reply(local).await,
+            BodyOutcome::Replied(local) => {
+                discard(body);
+                return self.local_reply(local).await;
+            }
         }
         // the request as the filter left it
         let (headers, trailers) = self.worker.borrow_mut().snapshot(self.id, Half::Request).ok_or_else(gone)?;
@@ -359,4 +365,13 @@ async fn forward(
         tracing::warn!(%upstream, "upstream failed: {e}");
         FlowError::Upstream
     })
+}
+
+/// What is left of a request body answered early is read and dropped in the
+/// background (up to 4 MiB, 5 s), so the client reads the answer: an
+/// HTTP/2 stream ends instead of being reset.
+fn discard(body: Incoming) {
+    if !body.is_end_stream() {
+        tokio::task::spawn_local(certgate_net::discard_body(body, 4 * 1024 * 1024, std::time::Duration::from_secs(5)));
+    }
 }

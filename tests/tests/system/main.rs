@@ -20,6 +20,7 @@ mod edge_abuse;
 mod enrollment;
 mod envoy;
 mod envoy_versions;
+mod est_abuse;
 mod harness_scenarios;
 mod layout;
 mod manifests;
