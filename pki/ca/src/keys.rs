@@ -118,13 +118,23 @@ pub fn write_new(path: &Path, contents: &[u8], force: bool, private: bool) -> Re
         file.set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(PkiError::write(path))?;
     }
-    file.write_all(contents).map_err(PkiError::write(path))
+    file.write_all(contents).map_err(PkiError::write(path))?;
+    file.sync_all().map_err(PkiError::write(path))?;
+    sync_dir(path)
+}
+
+/// Flushes the directory holding `path`, so a file just created or renamed
+/// there survives a crash as the directory's entry too.
+fn sync_dir(path: &Path) -> Result<(), PkiError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(PkiError::write(dir))
 }
 
 /// Replaces `path` with `contents` at once: written to a temporary file in the
-/// same directory, synced, then renamed over it. A reader (Envoy watching an
-/// SDS file, `certgate serve` reloading) sees the old file or the new one,
-/// never half of one; Envoy's file watch reacts to the rename.
+/// same directory, synced, renamed over it, and the directory synced. A
+/// reader (Envoy watching an SDS file, `certgate serve` reloading) sees the
+/// old file or the new one, never half of one, also after a crash; Envoy's
+/// file watch reacts to the rename.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(PkiError::write(dir))?;
@@ -145,7 +155,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
         path: path.to_owned(),
         cause: e.error,
     })?;
-    Ok(())
+    sync_dir(path)
 }
 
 /// The key as PEM: plain PKCS#8, or encrypted PKCS#8 under `passphrase`.

@@ -263,6 +263,8 @@ fn base(subject: DistinguishedName, validity: Validity, serial: SerialNumber) ->
     p.serial_number = Some(serial);
     p.key_identifier_method = KeyIdMethod::Sha256;
     p.use_authority_key_identifier_extension = true;
+    // an end entity says so: basicConstraints CA:FALSE (the CA profiles override it)
+    p.is_ca = IsCa::ExplicitNoCa;
     p
 }
 
@@ -316,6 +318,29 @@ pub fn client(subject: DistinguishedName, sans: &Sans, validity: Validity, seria
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_end_entity_says_ca_false_and_a_ca_says_ca_true() {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = client(
+            Subject::cn("alice").to_dn(),
+            &Sans::default(),
+            Validity::days(1),
+            random_serial().unwrap(),
+        )
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+        let (_, cert) = X509Certificate::from_der(leaf.der()).unwrap();
+        let bc = cert.basic_constraints().unwrap().expect("basicConstraints is there");
+        assert!(!bc.value.ca, "CA:FALSE");
+        let ca = root_ca(Subject::cn("root").to_dn(), Validity::days(1), random_serial().unwrap())
+            .self_signed(&key)
+            .unwrap();
+        let (_, cert) = X509Certificate::from_der(ca.der()).unwrap();
+        assert!(cert.basic_constraints().unwrap().unwrap().value.ca);
+    }
 
     #[test]
     fn serials() {

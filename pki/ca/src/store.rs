@@ -300,13 +300,11 @@ impl Ca {
         }
     }
 
-    /// Writes its index to `index.txt`.
+    /// Writes its index to `index.txt`: whole, synced, then renamed over
+    /// the old one (and the directory synced), so a crash leaves the old
+    /// index or the new one, never half of one.
     pub fn save_index(&self, index: &Index) -> Result<(), PkiError> {
-        // Written whole, then renamed: a crash leaves the old index, never half of one.
-        let path = self.index_path();
-        let tmp = self.dir.join("index.txt.new");
-        write_new(&tmp, index.to_text().as_bytes(), true, false)?;
-        fs::rename(&tmp, &path).map_err(PkiError::write(&path))
+        write_atomically(&self.index_path(), index.to_text().as_bytes())
     }
 
     /// Holds the lock of its index (`.lock`, an advisory `flock`) until the
@@ -411,7 +409,7 @@ impl Ca {
             Err(e) => return Err(PkiError::Read { path, cause: e }),
         };
         let next = last.saturating_add(1);
-        write_new(&path, format!("{next}\n").as_bytes(), true, false)?;
+        write_atomically(&path, format!("{next}\n").as_bytes())?;
         Ok(next)
     }
 }

@@ -627,3 +627,35 @@ fn the_approval_command_never_approves_a_request_that_would_make_an_approver() {
     let (outcome, _) = seen(&authority.enroll(None, &csr("carol", &[]), &from([192, 0, 2, 6], None)));
     assert_eq!(outcome, Outcome::Queued, "carol would be an approver: left for an operator");
 }
+
+#[test]
+fn nothing_is_issued_while_the_audit_log_cannot_be_written() {
+    let h = a_home();
+    let home = &h.home;
+    let authority = open(home, settings(TOKEN_QUEUE));
+    let lines_before = std::fs::read_to_string(home.ca_dir("client-ca").join("index.txt")).unwrap();
+    // the audit log is replaced by something no line can be appended to
+    let audit = home.dir.join("audit.log");
+    std::fs::remove_file(&audit).unwrap();
+    std::fs::create_dir(&audit).unwrap();
+    let token = {
+        // made while the log could be written; what it buys must wait now
+        std::fs::remove_dir(&audit).unwrap();
+        let t = token(home, "svc");
+        std::fs::remove_file(&audit).unwrap();
+        std::fs::create_dir(&audit).unwrap();
+        t
+    };
+    let (outcome, why) = seen(&authority.enroll(None, &csr("svc", &[]), &requester(Some(("svc", token.as_str())), None)));
+    assert_eq!(outcome, Outcome::Unavailable, "{why}");
+    assert!(why.contains("audit log cannot be written"), "{why}");
+    let lines_after = std::fs::read_to_string(home.ca_dir("client-ca").join("index.txt")).unwrap();
+    assert_eq!(lines_before, lines_after, "nothing issued");
+    // the command line refuses as well, naming the file
+    let err = commands::token(home, "client-ca", Some("other".into()), &Sans::default(), 1).unwrap_err();
+    assert!(err.to_string().contains("audit.log"), "{err}");
+    // once it can be written again, the same token works
+    std::fs::remove_dir(&audit).unwrap();
+    let answer = authority.enroll(None, &csr("svc", &[]), &requester(Some(("svc", token.as_str())), None));
+    assert!(matches!(answer, Answer::Certificates { .. }), "{answer:?}");
+}

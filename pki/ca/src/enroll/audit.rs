@@ -209,6 +209,18 @@ struct Line<'a> {
     decision: &'a Decision<'a>,
 }
 
+/// Whether `audit.log` can be written now; nothing is issued, approved or
+/// made unless it can, so no decision goes unrecorded.
+pub fn writable(home: &Home) -> Result<(), PkiError> {
+    let path = home.dir.join("audit.log");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map(drop)
+        .map_err(|cause| PkiError::Write { path, cause })
+}
+
 /// Appends the decision to `audit.log` (one `write` of one line, so lines
 /// from concurrent writers never interleave).
 pub fn record(home: &Home, decision: &Decision<'_>) -> Result<(), PkiError> {

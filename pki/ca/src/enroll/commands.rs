@@ -17,6 +17,7 @@ fn operator() -> String {
 /// `pki token`: a one-time token for these names; printed once.
 pub fn token(home: &Home, ca_name: &str, cn: Option<String>, sans: &Sans, hours: u32) -> Result<Report, PkiError> {
     let ca = home.open_ca(ca_name)?;
+    audit::writable(home)?;
     let grant = TokenGrant::new(cn, sans, hours)?;
     let (token, path) = tokens::create(&ca, &grant)?;
     let names: Vec<String> = grant.cn.iter().map(|c| format!("CN={c}")).chain(sans.texts()).collect();
@@ -161,6 +162,7 @@ pub fn purge(home: &Home, ca_name: Option<&str>, days: u32) -> Result<Report, Pk
 /// `pki requests approve`: signs it now.
 pub fn approve(home: &Home, ca_name: &str, id: &str, days: u32, pass: &Passphrase) -> Result<Report, PkiError> {
     let ca = home.open_ca(ca_name)?;
+    audit::writable(home)?;
     let issuer = ca.issuer(pass)?;
     let (q, issued) = queue::approve(&ca, &issuer, id, days)?;
     audit::record(
@@ -189,6 +191,7 @@ pub fn approve(home: &Home, ca_name: &str, id: &str, days: u32, pass: &Passphras
 /// `pki requests reject`.
 pub fn reject(home: &Home, ca_name: &str, id: &str, reason: &str) -> Result<Report, PkiError> {
     let ca = home.open_ca(ca_name)?;
+    audit::writable(home)?;
     let q = queue::reject(&ca, id, reason)?;
     audit::record(
         home,

@@ -176,6 +176,7 @@ impl Authority {
     /// rejects it with `reason`) and writes who decided to the audit log.
     pub fn decide_as(&self, ca: &str, id: &str, verdict: Verdict<'_>, approver: &str) -> Result<Queued, PkiError> {
         let signer = self.signer_named(ca)?;
+        certgate_pki::enroll::audit::writable(&self.home)?;
         let (request, serial, reason) = match verdict {
             Verdict::Approve => {
                 let (request, issued) = queue::approve(&signer.ca, &signer.issuer, id, self.settings.days)?;

@@ -34,8 +34,12 @@ impl Authority {
             .spawn()
             .and_then(|mut child| {
                 if let Some(mut stdin) = child.stdin.take() {
-                    // a command that does not read its input still decides
-                    let _ignored = stdin.write_all(json.as_bytes());
+                    // written beside the wait, so the time limit covers a
+                    // command that never reads (a request over the pipe's
+                    // buffer would block); it ends with the command
+                    std::thread::spawn(move || {
+                        let _ignored = stdin.write_all(json.as_bytes());
+                    });
                 }
                 wait_at_most(&mut child, TIMEOUT)
             });

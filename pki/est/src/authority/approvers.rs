@@ -9,7 +9,8 @@ use std::rc::Rc;
 
 use certgate_core::config::parse_policy;
 use certgate_core::identity::{IdentitySource, PeerIdentity};
-use certgate_core::policy::{decide, Outcome, Peer, Policy, RequestFacts};
+use certgate_core::path::Reading;
+use certgate_core::policy::{decide, Access, DefaultAction, Outcome, Peer, Policy, RequestFacts, Requirements};
 use certgate_core::token::Token;
 use ring::hmac;
 
@@ -53,13 +54,13 @@ pub enum ApproversError {
         /// What the policy parser says.
         cause: certgate_core::config_error::ConfigError,
     },
-    /// It admits someone without a certificate.
-    #[error("--approvers {}: the policy admits {APPROVALS} without a client certificate{}; approvers must be named by a rule that needs one", path.display(), rule.as_ref().map(|r| format!(" (rule {r})")).unwrap_or_default())]
+    /// It admits someone without a certificate, or any certificate.
+    #[error("--approvers {}: the policy admits {APPROVALS} {why}; approvers must be named by a rule that needs a certificate and names whose", path.display())]
     Open {
         /// The file.
         path: PathBuf,
-        /// The rule that lets them in, if one does.
-        rule: Option<String>,
+        /// Which rule, and how.
+        why: String,
     },
     /// No randomness for the CSRF key.
     #[error("no random bytes for the CSRF key")]
@@ -75,6 +76,43 @@ fn now() -> i64 {
     certgate_pki::profile::now().unix_timestamp()
 }
 
+/// How a policy would let someone who is not named into the approvals
+/// page, whatever the host or method: a rule for the page that is anonymous
+/// (even limited to a host), one with no allow-list (any certificate of a
+/// CA served would do), or a default that allows.
+fn open_to_anyone(policy: &Policy) -> Option<String> {
+    let page = Reading {
+        path: APPROVALS.to_owned(),
+        fold_case: true,
+    };
+    for rule in policy.rules.iter().filter(|r| r.path.matches(&page)) {
+        match &rule.access {
+            Access::Anonymous => return Some(format!("without a client certificate (rule {}, anonymous)", rule.name)),
+            Access::Certificate(req) if !names_anyone(req) => {
+                return Some(format!(
+                    "to any client certificate (rule {} has no allow-list: no issuer, subject or SAN it must match)",
+                    rule.name
+                ))
+            }
+            Access::Certificate(_) => {}
+        }
+    }
+    (policy.default == DefaultAction::Allow).then(|| "without a client certificate (its default allows)".to_owned())
+}
+
+/// Whether a rule's requirements name whom they admit (an allow-list of
+/// issuer, subject or a SAN); the token binding alone names no one.
+fn names_anyone(req: &Requirements) -> bool {
+    req.issuer.is_some()
+        || req.issuer_cn.is_some()
+        || req.subject.is_some()
+        || req.subject_cn.is_some()
+        || req.san_uri.is_some()
+        || req.san_dns.is_some()
+        || req.san_email.is_some()
+        || req.spiffe.is_some()
+}
+
 impl Approvers {
     /// Reads the policy file; refuses one that lets a client without a
     /// certificate reach `/approvals/`.
@@ -87,18 +125,10 @@ impl Approvers {
             path: path.to_owned(),
             cause,
         })?;
-        let nobody = RequestFacts {
-            path: APPROVALS,
-            method: "GET",
-            host: "",
-            peer: &Peer::None,
-            token: &Token::NotRead,
-        };
-        let decision = decide(&policy, &nobody, now());
-        if decision.outcome == Outcome::Allow {
+        if let Some(why) = open_to_anyone(&policy) {
             return Err(ApproversError::Open {
                 path: path.to_owned(),
-                rule: decision.rule.map(str::to_owned),
+                why,
             });
         }
         let mut secret = [0u8; 32];
@@ -210,13 +240,29 @@ mod tests {
 
     #[test]
     fn a_policy_that_admits_the_page_without_a_certificate_is_refused() {
-        for open in [
-            r#"{"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#,
-            r#"{"rules":[{"name":"other","path_prefix":"/elsewhere/","subject":["CN=carol"]}],"default":"allow"}"#,
+        for (open, says) in [
+            (
+                r#"{"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#,
+                "without a client certificate (rule all, anonymous)",
+            ),
+            (
+                r#"{"rules":[{"name":"other","path_prefix":"/elsewhere/","subject":["CN=carol"]}],"default":"allow"}"#,
+                "its default allows",
+            ),
+            // anonymous for one host only: still anonymous there
+            (
+                r#"{"rules":[{"name":"intranet","path_prefix":"/approvals/","hosts":["intranet.example"],"anonymous":true},{"name":"approvers","path_prefix":"/approvals/","subject_cn":["carol"]}]}"#,
+                "rule intranet, anonymous",
+            ),
+            // a certificate, but anyone's
+            (
+                r#"{"rules":[{"name":"anyone","path":"/approvals/"}]}"#,
+                "rule anyone has no allow-list",
+            ),
         ] {
             let err = approvers(open).unwrap_err();
             assert!(matches!(err, ApproversError::Open { .. }), "{err}");
-            assert!(err.to_string().contains("admits /approvals/ without a client certificate"), "{err}");
+            assert!(err.to_string().contains(says), "{says:?} not in {err}");
         }
         let err = approvers("{").unwrap_err();
         assert!(matches!(err, ApproversError::Policy { .. }), "{err}");

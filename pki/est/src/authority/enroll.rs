@@ -60,6 +60,14 @@ impl Authority {
         who: &Requester,
     ) -> Result<Checked<'_>, Answer> {
         let (signer, ways) = self.signer_for(label).ok_or_else(|| no_label(label))?;
+        // nothing is decided that the audit log could not record
+        if let Err(e) = certgate_pki::enroll::audit::writable(&self.home) {
+            tracing::error!(%operation, ca = %signer.ca.name, error = %e, "the audit log cannot be written: nothing is issued until it can");
+            return Err(refused(
+                Refusal::Unavailable,
+                "the CA cannot record decisions now (its audit log cannot be written); nothing was issued",
+            ));
+        }
         match csr::check(csr_der) {
             Ok(request) => Ok(Checked { signer, ways, request }),
             Err(why) => {

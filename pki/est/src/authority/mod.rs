@@ -121,6 +121,8 @@ impl Authority {
     /// Returns what the operator should read (warnings, what was set aside).
     pub fn open(home: Home, settings: Settings, pass: &Passphrase) -> Result<(Authority, Vec<String>), PkiError> {
         settings.check()?;
+        // a server that cannot record its decisions makes none
+        certgate_pki::enroll::audit::writable(&home)?;
         let mut report = Vec::new();
         let mut signers = BTreeMap::new();
         for name in settings.cas() {
