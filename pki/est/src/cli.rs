@@ -349,6 +349,7 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, EstError> {
             total: a.max_pending,
             days: a.pending_days,
         },
+        reserved: a.trusted_proxy_cert.iter().filter_map(ProxyName::san_text).collect(),
     };
     let pass = Passphrase::from_file(a.ca_password_file.clone(), "--ca-password-file");
     let web = a.register.as_deref().map(crate::web::Web::load).transpose()?.map(Arc::new);

@@ -100,6 +100,7 @@ fn settings(ways: Ways) -> Settings {
         labels: BTreeMap::new(),
         approve_command: None,
         queue: QueueLimits::default(),
+        reserved: vec!["DNS:est-proxy.example.org".into()],
     }
 }
 
@@ -254,6 +255,14 @@ fn enrollment_goes_by_the_ways_in_each_label_allows() {
             basic: Some(("x", token(home, "robot-2"))),
             outcome: Outcome::Unauthorized,
             says: "does not take enrollment tokens",
+        },
+        Case {
+            what: "a token for the trusted proxy's name",
+            label: None,
+            csr: csr("svc5", &["est-proxy.example.org"]),
+            basic: Some(("x", token(home, "svc5"))),
+            outcome: Outcome::Forbidden,
+            says: "the trusted proxy's name",
         },
         Case {
             what: "a label that names no CA",

@@ -103,12 +103,13 @@ async function enroll(csrDer, token, waiting) {
     const text = await reply.text();
     if (reply.status === 200) return new x509.X509Certificates(text.trim());
     if (reply.status !== 202) {
-      const why = text.trim();
-      const rejected = why.match(/^request [0-9a-f]+ was rejected: (.*)$/s);
-      throw new Refused(rejected ? `An approver rejected it: ${rejected[1]}` : why || `The server answered ${reply.status}.`);
+      // an approver's reason comes in its own header (percent-encoded UTF-8), not in a sentence
+      const rejection = reply.headers.get("certgate-rejection");
+      if (rejection !== null) throw new Refused(`An approver rejected it: ${decodeURIComponent(rejection)}`);
+      throw new Refused(text.trim() || `The server answered ${reply.status}.`);
     }
     const wait = Math.min(POLL_MAX, Math.max(POLL_MIN, parseInt(reply.headers.get("Retry-After") || "60", 10) || 60));
-    const id = (text.match(/request ([0-9a-f]+)/) || [])[1] || "";
+    const id = reply.headers.get("certgate-request") || "";
     await waiting(id);
     progress(
       "Waiting for approval",
@@ -152,8 +153,11 @@ function download(id, name, type, bytes) {
   link.download = name;
 }
 
+// The person's name as a file name: letters of any script kept (Zoë-Example),
+// whatever a file system or a shell would stumble on made a dash.
 function fileName(text) {
-  return (text || "certificate").replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 60) || "certificate";
+  const kept = (text || "").normalize("NFC").replace(/[^\p{L}\p{M}\p{N}._-]+/gu, "-").replace(/^[-.]+|-+$/g, "");
+  return Array.from(kept).slice(0, 60).join("") || "certificate";
 }
 
 // The request kept from an earlier visit, when the page resumes it.

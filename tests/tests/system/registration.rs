@@ -770,3 +770,63 @@ fn the_server_refuses_an_approvers_policy_that_lets_anyone_in_and_a_missing_bund
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("vendor.js cannot be read") && err.contains("npm run build"), "{err}");
 }
+
+#[test]
+fn names_with_accents_read_as_people_write_them_on_both_pages_and_in_the_file_name() {
+    let site = Site::start(&["queue"], &[]);
+    let approver = site.browser(Some("carol"), &[site.est.addr]);
+    let mut asked = Vec::new();
+    for (name, email, prefix) in [
+        ("Zoë Example", "zoe@example.org", "zoe-"),
+        ("José Müller", "jose@example.org", "jose-"),
+    ] {
+        let downloads = site.est.pki.dir.0.join(format!("downloads-{prefix}"));
+        let waiting = site.est.pki.dir.0.join(format!("waiting-{prefix}"));
+        let person = site.browser(None, &[]);
+        let child = person.start_job(json!({
+            "action": "register", "url": site.est.url(), "shots": null, "prefix": prefix,
+            "way": "queue", "name": name, "email": email,
+            "password": PASSWORD, "legacy": false, "downloads": downloads, "waitingFile": waiting,
+        }));
+        let id = said_it_waits(&waiting).expect("the page says it waits");
+        asked.push((name, id, child, downloads));
+    }
+    // the approvals page: the names as written, not as RFC 2253 bytes
+    let page = approver.drive(json!({ "action": "open", "url": site.est.url(), "shots": shots(), "prefix": "", "path": "/approvals/", "shot": "approvals-accents" }));
+    let text = ok(&page)["text"].as_str().unwrap();
+    assert!(text.contains("CN=Zoë Example") && text.contains("CN=José Müller"), "{text}");
+    assert!(!text.contains("\\C3"), "no escaped bytes for letters: {text}");
+    let mut asked = asked.into_iter();
+    let (_, zoe, running, downloads) = asked.next().unwrap();
+    let approved =
+        approver.drive(json!({ "action": "approve", "url": site.est.url(), "shots": null, "prefix": "", "id": zoe, "reject": null }));
+    assert_eq!(ok(&approved)["status"], 200, "{approved}");
+    let answer = finish(running);
+    let p12 = made_file(&answer, &downloads, "CN=Zoë Example", false);
+    assert_eq!(
+        answer["p12"], "Zoë-Example.p12",
+        "the file is named after her, letters kept: {answer}"
+    );
+    // the reason for a rejection reaches the person whole, in any script
+    let (_, jose, running, _) = asked.next().unwrap();
+    let reason = "Nicht bekannt — bitte über Ihre Teamleitung";
+    let rejected =
+        approver.drive(json!({ "action": "approve", "url": site.est.url(), "shots": null, "prefix": "", "id": jose, "reject": reason }));
+    assert_eq!(ok(&rejected)["status"], 200, "{rejected}");
+    let answer = finish(running);
+    assert_eq!(ok(&answer)["outcome"], "refused", "{answer}");
+    assert_eq!(answer["reason"], format!("An approver rejected it: {reason}"), "{answer}");
+    // who am I, with Zoë's file: her name as she writes it
+    let zoe_browser = Browser::new(&site.est.root(), Some((&p12, &site.password_file())), &[site.est.addr], ISSUER);
+    let page = zoe_browser.drive(json!({ "action": "open", "url": site.est.url(), "shots": null, "prefix": "", "path": "/whoami" }));
+    let text = ok(&page)["text"].as_str().unwrap();
+    assert!(text.contains("CN=Zoë Example") && !text.contains("\\C3"), "{text}");
+    // pki requests list and the audit log keep their forms: readable and escaped, machine
+    let (_, listed, _) = site.est.pki_cmd(&["requests", "list", "--all"]);
+    assert!(listed.contains("CN=José Müller"), "{listed}");
+    let audit = std::fs::read_to_string(site.est.pki.path("audit.log")).unwrap();
+    assert!(
+        audit.contains(r#""subject":"CN=Zo\\C3\\AB Example""#),
+        "the audit log keeps RFC 2253 bytes: {audit}"
+    );
+}

@@ -27,8 +27,10 @@ pub struct Approvers {
 /// An approver, as their certificate shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approver {
-    /// The certificate's subject, as the audit log writes it.
+    /// The certificate's subject, as the audit log writes it (RFC 2253).
     pub subject: String,
+    /// The same, as people read it (letters as they are).
+    pub shown: String,
     /// The rule that admitted them.
     pub rule: String,
     /// The certificate's SHA-256, lower-case hex: what the CSRF token is bound to.
@@ -67,19 +69,36 @@ pub enum ApproversError {
     Random,
 }
 
-/// Why a client is not an approver (403, the sentence says why).
+/// Why a client is not an approver (403, the sentence says why): for the
+/// log with the subject in RFC 2253's machine form, for a page as people
+/// read it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NotApprover(pub String);
+#[error("{log}")]
+pub struct NotApprover {
+    /// The sentence for the log.
+    pub log: String,
+    /// The sentence for a page.
+    pub page: String,
+}
+
+impl NotApprover {
+    fn same(why: String) -> NotApprover {
+        NotApprover {
+            log: why.clone(),
+            page: why,
+        }
+    }
+}
 
 fn now() -> i64 {
     certgate_pki::profile::now().unix_timestamp()
 }
 
 /// How a policy would let someone who is not named into the approvals
-/// page, whatever the host or method: a rule for the page that is anonymous
-/// (even limited to a host), one with no allow-list (any certificate of a
-/// CA served would do), or a default that allows.
+/// page, whatever the host or method: a rule for the page, reached before
+/// one that takes every request for it, that is anonymous (even limited to
+/// a host) or names no one (no allow-list: any certificate of a CA served
+/// would do), or a default that allows.
 fn open_to_anyone(policy: &Policy) -> Option<String> {
     let page = Reading {
         path: APPROVALS.to_owned(),
@@ -94,6 +113,8 @@ fn open_to_anyone(policy: &Policy) -> Option<String> {
                     rule.name
                 ))
             }
+            // it takes every request for the page: no later rule is reached
+            Access::Certificate(_) if rule.hosts.is_none() && rule.methods.is_none() => return None,
             Access::Certificate(_) => {}
         }
     }
@@ -142,10 +163,11 @@ impl Approvers {
     /// The approver a certificate (DER, already verified) proves, for a
     /// request with this method and host.
     pub fn check(&self, cert: Option<&[u8]>, method: &str, host: &str) -> Result<Approver, NotApprover> {
-        let der = cert.ok_or_else(|| NotApprover("the approvals page needs an approver's client certificate, and none was sent".into()))?;
+        let der =
+            cert.ok_or_else(|| NotApprover::same("the approvals page needs an approver's client certificate, and none was sent".into()))?;
         let identity = PeerIdentity::from_der(der, IdentitySource::PeerCertificate)
-            .map_err(|e| NotApprover(format!("the client certificate cannot be read: {e}")))?;
-        let (subject, sha256) = (identity.subject.text.clone(), identity.sha256.clone());
+            .map_err(|e| NotApprover::same(format!("the client certificate cannot be read: {e}")))?;
+        let (subject, shown, sha256) = (identity.subject.text.clone(), identity.subject.readable(), identity.sha256.clone());
         let peer = Peer::Verified(Rc::new(identity));
         let facts = RequestFacts {
             path: APPROVALS,
@@ -158,14 +180,23 @@ impl Approvers {
         match decision.outcome {
             Outcome::Allow => Ok(Approver {
                 subject,
+                shown,
                 rule: decision.rule.unwrap_or("default").to_owned(),
                 sha256,
             }),
-            Outcome::Deny(reason) => Err(NotApprover(format!(
-                "{subject} is not an approver: the approvers' policy says {} on {APPROVALS}{}",
-                reason.as_str(),
-                decision.rule.map(|r| format!(" (rule {r})")).unwrap_or_default()
-            ))),
+            Outcome::Deny(reason) => {
+                let why = |who: &str| {
+                    format!(
+                        "{who} is not an approver: the approvers' policy says {} on {APPROVALS}{}",
+                        reason.as_str(),
+                        decision.rule.map(|r| format!(" (rule {r})")).unwrap_or_default()
+                    )
+                };
+                Err(NotApprover {
+                    log: why(&subject),
+                    page: why(&shown),
+                })
+            }
         }
     }
 
@@ -226,16 +257,16 @@ mod tests {
         assert_eq!(carol.rule, "approvers");
         let bob = a.check(Some(&cert("bob", "Staff CA")), "GET", "est.example").unwrap_err();
         assert!(
-            bob.0.contains("CN=bob,O=Example is not an approver") && bob.0.contains("subject_not_allowed"),
+            bob.log.contains("CN=bob,O=Example is not an approver") && bob.page.contains("subject_not_allowed"),
             "{bob}"
         );
         // carol's name from another CA is not carol
         let other = a.check(Some(&cert("carol", "People CA")), "GET", "est.example").unwrap_err();
-        assert!(other.0.contains("issuer_not_allowed"), "{other}");
+        assert!(other.log.contains("issuer_not_allowed"), "{other}");
         let none = a.check(None, "GET", "est.example").unwrap_err();
-        assert!(none.0.contains("none was sent"), "{none}");
+        assert!(none.page.contains("none was sent"), "{none}");
         let garbage = a.check(Some(b"not a certificate"), "GET", "est.example").unwrap_err();
-        assert!(garbage.0.contains("cannot be read"), "{garbage}");
+        assert!(garbage.page.contains("cannot be read"), "{garbage}");
     }
 
     #[test]
@@ -259,11 +290,19 @@ mod tests {
                 r#"{"rules":[{"name":"anyone","path":"/approvals/"}]}"#,
                 "rule anyone has no allow-list",
             ),
+            // approvers for GET only: a later anonymous rule takes the rest
+            (
+                r#"{"rules":[{"name":"approvers","path_prefix":"/approvals/","methods":["GET"],"subject_cn":["carol"]},{"name":"pages","path_prefix":"/","anonymous":true}]}"#,
+                "rule pages, anonymous",
+            ),
         ] {
             let err = approvers(open).unwrap_err();
             assert!(matches!(err, ApproversError::Open { .. }), "{err}");
             assert!(err.to_string().contains(says), "{says:?} not in {err}");
         }
+        // an anonymous rule after the approvers' rule is never reached for the page
+        approvers(r#"{"rules":[{"name":"approvers","path_prefix":"/approvals/","subject_cn":["carol"]},{"name":"pages","path_prefix":"/","anonymous":true}]}"#)
+            .unwrap();
         let err = approvers("{").unwrap_err();
         assert!(matches!(err, ApproversError::Policy { .. }), "{err}");
         assert!(err.to_string().contains("approvers.json"), "the file is named: {err}");

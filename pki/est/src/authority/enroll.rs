@@ -68,22 +68,37 @@ impl Authority {
                 "the CA cannot record decisions now (its audit log cannot be written); nothing was issued",
             ));
         }
-        match csr::check(csr_der) {
-            Ok(request) => Ok(Checked { signer, ways, request }),
-            Err(why) => {
-                let asked = Asked {
-                    ca: &signer.ca.name,
-                    operation,
-                    mode,
-                    who,
-                    csr_der,
-                    request: None,
-                };
-                Err(self.record_decision(&asked, refused(Refusal::BadRequest, format!("the CSR is refused: {why}"))))
-            }
-        }
+        let checked = csr::check(csr_der).map_err(|why| format!("the CSR is refused: {why}"));
+        let reserved = |request: &csr::Request| {
+            request
+                .sans
+                .texts()
+                .into_iter()
+                .find(|name| self.settings.reserved.iter().any(|r| r.eq_ignore_ascii_case(name)))
+        };
+        let refusal = match checked {
+            Ok(request) => match reserved(&request) {
+                None => return Ok(Checked { signer, ways, request }),
+                Some(name) => (
+                    Refusal::Forbidden,
+                    format!("{name} is the trusted proxy's name (--trusted-proxy-cert): no one enrolls for it"),
+                ),
+            },
+            Err(why) => (Refusal::BadRequest, why),
+        };
+        let asked = Asked {
+            ca: &signer.ca.name,
+            operation,
+            mode,
+            who,
+            csr_der,
+            request: None,
+        };
+        Err(self.record_decision(&asked, refused(refusal.0, refusal.1)))
     }
+}
 
+impl Authority {
     /// Signs under what the token allows, and uses it up: exactly once,
     /// and only once the names are known to be signable.
     fn issue_with_token(&self, signer: &Signer, request: &csr::Request, token: &str) -> Answer {

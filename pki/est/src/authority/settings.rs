@@ -55,6 +55,10 @@ pub struct Settings {
     pub approve_command: Option<Vec<String>>,
     /// How much may wait in the queue, and for how long.
     pub queue: QueueLimits,
+    /// Names no one may enroll for (`DNS:…`, `URI:…`, `email:…`, as
+    /// `Sans::texts` writes them): the trusted proxy's, so no requester
+    /// becomes the proxy.
+    pub reserved: Vec<String>,
 }
 
 /// The approval queue's bounds: no one address, and no flood, fills it.

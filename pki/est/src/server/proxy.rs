@@ -48,6 +48,18 @@ impl std::str::FromStr for ProxyName {
     }
 }
 
+impl ProxyName {
+    /// The SAN it names, as `Sans::texts` writes one (none for a SHA-256).
+    pub fn san_text(&self) -> Option<String> {
+        match self {
+            ProxyName::Sha256(_) => None,
+            ProxyName::Dns(d) => Some(format!("DNS:{d}")),
+            ProxyName::Uri(u) => Some(format!("URI:{u}")),
+            ProxyName::Email(e) => Some(format!("email:{e}")),
+        }
+    }
+}
+
 /// The proxies trusted over TLS.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyTrust {

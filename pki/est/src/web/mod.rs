@@ -238,7 +238,7 @@ fn approver_of<'a>(authority: &'a Authority, client: &Client, req: &Request<Inco
         .map(|a| (a, approvers))
         .map_err(|e| {
             tracing::info!(address = %client.addr, why = %e, "approvals page refused");
-            e.to_string()
+            e.page
         })
 }
 
@@ -445,7 +445,7 @@ async fn decide(authority: &Arc<Authority>, client: &Client, req: Request<Incomi
 fn whoami(authority: &Authority, client: &Client, req: &Request<Incoming>) -> Result<Reply, hyper::http::Error> {
     let seen = client.cert.as_deref().and_then(seen);
     let approver = authority.approvers().map(|a| a.check(client.cert.as_deref(), "GET", &host(req)));
-    let approver = approver.as_ref().map(|r| r.as_ref().map_err(|e| e.0.as_str()));
+    let approver = approver.as_ref().map(|r| r.as_ref().map_err(|e| e.page.as_str()));
     html(StatusCode::OK, pages::whoami(seen.as_ref(), approver))
 }
 

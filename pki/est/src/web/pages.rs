@@ -79,7 +79,7 @@ pub fn approvals(approver: &Approver, csrf: &str, pending: &[Pending], done: &Do
     let _ = writeln!(
         main,
         r#"<p class="who">You approve as <strong id="approver">{}</strong> (admitted by the rule <code>{}</code>).</p>"#,
-        escape(&approver.subject),
+        escape(&approver.shown),
         escape(&approver.rule)
     );
     match done {
