@@ -484,3 +484,41 @@ async fn a_revoked_approver_is_refused_on_the_next_request_without_a_restart() {
     assert_eq!(bob.send("GET", "/whoami", &[]).await.unwrap().status, 200);
     assert!(server.log().contains("CRLs read again"), "{}", server.log());
 }
+
+#[test]
+fn a_request_in_flight_when_the_server_is_told_to_stop_is_answered_before_it_stops() {
+    // the approval command takes 2 s: the request is in flight that long
+    let mut server = Server::start(&["--approve-command", "sleep 2; exit 1", "--drain-timeout", "10"], None);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "late");
+    let csr = params.serialize_request(&key).unwrap().der().to_vec();
+    let asking = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(server.pki.path("root-ca/ca.pem"))
+        .args(["-H", "Content-Type: application/pkcs10", "--data-binary", &b64(&csr)])
+        .arg(format!("https://localhost:{}/.well-known/est/simpleenroll", server.addr.port()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let answer = asking.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&answer.stdout), "202", "answered while stopping");
+    let status = server.child.0.wait().unwrap();
+    let took = stopped.elapsed();
+    println!(
+        "SIGTERM with a request in flight: answered, and the server stopped {} ms later",
+        took.as_millis()
+    );
+    assert!(status.success(), "a clean stop: {status}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // no new connection is taken once it stops
+    assert!(served(&server).is_err());
+}

@@ -830,3 +830,37 @@ fn names_with_accents_read_as_people_write_them_on_both_pages_and_in_the_file_na
         "the audit log keeps RFC 2253 bytes: {audit}"
     );
 }
+
+#[test]
+fn the_approvals_page_shows_twenty_requests_a_page() {
+    let site = Site::start(&["queue"], &["--max-pending-per-address", "30"]);
+    for i in 0..25 {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, format!("person-{i:02}"));
+        let csr = params.serialize_request(&key).unwrap().der().to_vec();
+        let (status, body) = site.curl(
+            None,
+            "POST",
+            "/.well-known/est/simpleenroll",
+            Some(&b64(&csr)),
+            &["Content-Type: application/pkcs10"],
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    let count = |page: &str| page.matches(r#"<section class="request""#).count();
+    let (status, first) = site.curl(Some("carol"), "GET", "/approvals/", None, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(count(&first), 20, "{first}");
+    assert!(
+        first.contains("25 waiting; page 1 of 2.") && first.contains(r#"href="/approvals/?page=2""#),
+        "{first}"
+    );
+    let (_, second) = site.curl(Some("carol"), "GET", "/approvals/?page=2", None, &[]);
+    assert_eq!(count(&second), 5, "{second}");
+    assert!(
+        second.contains("person-24") && !second.contains("person-00"),
+        "oldest first: {second}"
+    );
+}
