@@ -68,6 +68,7 @@ where
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(MAX_HEADER_BYTES)
+        .max_header_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);

@@ -88,20 +88,7 @@ impl Dn {
 
     /// A name from its RDNs, most specific first; writes its text.
     pub fn from_rdns(rdns: Vec<Vec<Attribute>>) -> Dn {
-        let mut text = String::new();
-        for (i, rdn) in rdns.iter().enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            for (j, attr) in rdn.iter().enumerate() {
-                if j > 0 {
-                    text.push('+');
-                }
-                text.push_str(&attr.kind);
-                text.push('=');
-                escape_value(&attr.value, &mut text);
-            }
-        }
+        let text = write_rdns(&rdns, escape_value);
         Dn { rdns, text }
     }
 
@@ -121,21 +108,7 @@ impl Dn {
     /// not `CN=Zo\C3\AB`); control characters and bidi overrides, which
     /// would hide or reorder what follows, as `\XX` bytes.
     pub fn readable(&self) -> String {
-        let mut text = String::new();
-        for (i, rdn) in self.rdns.iter().enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            for (j, attr) in rdn.iter().enumerate() {
-                if j > 0 {
-                    text.push('+');
-                }
-                text.push_str(&attr.kind);
-                text.push('=');
-                escape_readable(&attr.value, &mut text);
-            }
-        }
-        text
+        write_rdns(&self.rdns, escape_readable)
     }
 
     /// The most specific common name, if the name has one.
@@ -206,6 +179,26 @@ fn escape_value(value: &str, out: &mut String) {
             out.push(char::from(b));
         }
     }
+}
+
+/// RDNs as text, most specific first (`,` between RDNs, `+` within one),
+/// each value escaped by `escape`.
+fn write_rdns(rdns: &[Vec<Attribute>], escape: fn(&str, &mut String)) -> String {
+    let mut text = String::new();
+    for (i, rdn) in rdns.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        for (j, attr) in rdn.iter().enumerate() {
+            if j > 0 {
+                text.push('+');
+            }
+            text.push_str(&attr.kind);
+            text.push('=');
+            escape(&attr.value, &mut text);
+        }
+    }
+    text
 }
 
 /// [`Dn::readable`]'s escaping of one value.

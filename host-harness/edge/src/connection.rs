@@ -40,19 +40,26 @@ const LINGER: Duration = Duration::from_secs(5);
 const MAX_HEADER_BYTES: usize = 60 * 1024;
 const MAX_HEADERS: usize = 100;
 
+/// A connection as the listener accepted it: its socket, both ends, and its
+/// place under the connection cap.
+pub(crate) struct Accepted {
+    pub(crate) tcp: tokio::net::TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) slot: Slot,
+}
+
 /// One connection on its worker: the TLS handshake, Envoy's connection
 /// properties, then HTTP/1.1 or HTTP/2 until it closes.
-#[allow(clippy::too_many_arguments)] // what a worker hands each connection; one call site
 pub(crate) async fn serve_connection(
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
+    accepted: Accepted,
     state: Arc<ConnectionSettings>,
     worker: Rc<RefCell<Worker>>,
     upstreams: Rc<Upstreams>,
     watcher: Watcher,
-    slot: &Slot,
 ) {
+    let Accepted { tcp, peer, local, slot } = accepted;
+    let slot = &slot;
     let handshake = tokio::time::timeout(state.handshake_timeout, state.tls.accept(tcp));
     let stream = tokio::select! {
         done = handshake => match done {

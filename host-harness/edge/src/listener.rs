@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::connection::{serve_connection, ConnectionSettings};
+use crate::connection::{serve_connection, Accepted, ConnectionSettings};
 use crate::policy_file::{read_policy, watch as watch_policy, PolicyError, PolicyStore};
 use crate::tls::{server_config, TlsFiles};
 use crate::worker::{WorkerHandle, WorkerShared};
@@ -192,8 +192,9 @@ async fn accept_loop(
         worker.serve(Box::new(move |worker, upstreams, watcher| {
             Box::pin(async move {
                 let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else { return };
-                serve_connection(tcp, peer, local, state, worker, upstreams, watcher, &slot).await;
-                drop(slot);
+                let accepted = Accepted { tcp, peer, local, slot };
+                // the slot is freed when the connection ends
+                serve_connection(accepted, state, worker, upstreams, watcher).await;
             })
         }));
     }

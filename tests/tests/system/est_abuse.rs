@@ -522,3 +522,23 @@ fn a_request_in_flight_when_the_server_is_told_to_stop_is_answered_before_it_sto
     // no new connection is taken once it stops
     assert!(served(&server).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_header_blocks_and_header_counts_are_answered_431() {
+    let server = Server::start(&[], None);
+    let big = format!(
+        "GET /.well-known/est/cacerts HTTP/1.1\r\nhost: localhost\r\nx-big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let many = format!(
+        "GET /.well-known/est/cacerts HTTP/1.1\r\nhost: localhost\r\n{}\r\n",
+        (0..150).map(|i| format!("x-h{i}: {i}\r\n")).collect::<String>()
+    );
+    for (what, request) in [("a 70 KiB header", big), ("150 headers", many)] {
+        let mut s = server.tls().await;
+        s.write_all(request.as_bytes()).await.unwrap();
+        let reply = closed_within(&mut s, Duration::from_secs(10)).await.unwrap_or_default();
+        assert!(reply.starts_with("HTTP/1.1 431"), "{what}: {reply:?}");
+        assert!(served(&server).is_ok(), "after {what}");
+    }
+}

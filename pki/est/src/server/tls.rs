@@ -106,8 +106,12 @@ impl ClientVerifier {
         Ok(true)
     }
 
-    fn current(&self) -> Option<Arc<dyn ClientCertVerifier>> {
-        self.current.read().ok().map(|c| Arc::clone(&c))
+    /// The verifier over the CRLs as last read.
+    fn current(&self) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
+        self.current
+            .read()
+            .map(|c| Arc::clone(&c))
+            .map_err(|_| rustls::Error::General("the client verifier is unavailable".into()))
     }
 
     /// Checks a client certificate (and the intermediates sent with it) as
@@ -169,10 +173,7 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let current = self
-            .current()
-            .ok_or_else(|| rustls::Error::General("the client verifier is unavailable".into()))?;
-        current.verify_client_cert(end_entity, intermediates, now)
+        self.current()?.verify_client_cert(end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(
@@ -181,10 +182,7 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let current = self
-            .current()
-            .ok_or_else(|| rustls::Error::General("the client verifier is unavailable".into()))?;
-        current.verify_tls12_signature(message, cert, dss)
+        self.current()?.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -193,10 +191,7 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let current = self
-            .current()
-            .ok_or_else(|| rustls::Error::General("the client verifier is unavailable".into()))?;
-        current.verify_tls13_signature(message, cert, dss)
+        self.current()?.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
