@@ -859,8 +859,13 @@ fn the_approvals_page_shows_twenty_requests_a_page() {
     );
     let (_, second) = site.curl(Some("carol"), "GET", "/approvals/?page=2", None, &[]);
     assert_eq!(count(&second), 5, "{second}");
-    assert!(
-        second.contains("person-24") && !second.contains("person-00"),
-        "oldest first: {second}"
-    );
+    // every request on one page or the other, none on both (oldest first,
+    // to the second: requests of the same second may come in any order)
+    let shown = (0..25)
+        .filter(|i| {
+            let name = format!(">CN=person-{i:02}</h2>");
+            first.contains(&name) != second.contains(&name)
+        })
+        .count();
+    assert_eq!(shown, 25, "{first}\n{second}");
 }
