@@ -90,9 +90,12 @@ pub struct ServeArgs {
     /// File holding the CA key's passphrase, if it is encrypted.
     #[arg(long)]
     pub ca_password_file: Option<PathBuf>,
-    /// Serve the pages for people too: /register/ (the browser makes the key and the CSR and enrolls over EST, with a token or through the queue), /approvals/ (with --approvers) and /whoami. DIR holds the JavaScript libraries' bundle, vendor.js (pki/est/web/dist after ./dev setup).
-    #[arg(long, value_name = "DIR")]
-    pub register: Option<PathBuf>,
+    /// Serve the pages for people too: /register/ (the browser makes the key and the CSR and enrolls over EST, with a token or through the queue), /approvals/ (with --approvers) and /whoami. Their files are built into the command.
+    #[arg(long)]
+    pub register: bool,
+    /// Serve the pages' files from this directory (a source tree's pki/est/web, after `npm ci && npm run build` there) instead of those built in, read again at each request: for work on the page.
+    #[arg(long, value_name = "DIR", requires = "register", hide = true)]
+    pub web_dir: Option<PathBuf>,
     /// A certgate policy (JSON, as the filter's): a client certificate it admits to /approvals/ may approve and reject queued requests on that page. It must not admit /approvals/ without a certificate. SECURITY.md says what this trusts.
     #[arg(long, value_name = "POLICY", requires = "register")]
     pub approvers: Option<PathBuf>,
@@ -352,7 +355,12 @@ fn serve(dir: &Path, a: &ServeArgs) -> Result<Vec<String>, EstError> {
         reserved: a.trusted_proxy_cert.iter().filter_map(ProxyName::san_text).collect(),
     };
     let pass = Passphrase::from_file(a.ca_password_file.clone(), "--ca-password-file");
-    let web = a.register.as_deref().map(crate::web::Web::load).transpose()?.map(Arc::new);
+    let web = match (&a.web_dir, a.register) {
+        (Some(dir), _) => Some(crate::web::Web::from_dir(dir)?),
+        (None, true) => Some(crate::web::Web::builtin()),
+        (None, false) => None,
+    }
+    .map(Arc::new);
     let approvers = a.approvers.as_deref().map(Approvers::load).transpose()?;
     let (authority, report) = Authority::open(Home::new(dir), settings, &pass)?;
     let authority = authority.with_approvers(approvers);

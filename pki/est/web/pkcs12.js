@@ -33,11 +33,12 @@ function certBag(der, attrs) {
   return new pkijs.SafeBag({ bagId: OID.certBag, bagValue: new pkijs.CertBag({ parsedValue: cert }), bagAttributes: attrs });
 }
 
+// forge's salt comes from WebCrypto's generator, as every other random byte here
+forge.random.getBytesSync = (n) => String.fromCharCode(...crypto.getRandomValues(new Uint8Array(n)));
+
 // pbeWithSHAAnd3-KeyTripleDES-CBC over the PKCS#8 key, by forge (PKCS#12's
 // own key derivation, appendix B); read back as pkijs's bag.
 function legacyKeyBag(pkcs8, password) {
-  // forge's salt comes from WebCrypto's generator, as every other random byte here
-  forge.random.getBytesSync = (n) => String.fromCharCode(...crypto.getRandomValues(new Uint8Array(n)));
   const info = forge.asn1.fromDer(forge.util.createBuffer(new Uint8Array(pkcs8)));
   const encrypted = forge.pki.encryptPrivateKeyInfo(info, password, { algorithm: "3des", count: LEGACY_ITERATIONS });
   const der = forge.asn1.toDer(encrypted).getBytes();

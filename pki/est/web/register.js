@@ -4,7 +4,7 @@
 // simpleenroll with a one-time token as the HTTP Basic password, or without
 // one into the approval queue (202 + Retry-After: ask again with the same
 // CSR). Nothing but the CSR leaves the page.
-import { x509, pkijs, asn1js } from "./vendor.js";
+import { csrFor, certificatesOf, useWebCrypto } from "./certs.js";
 import { pkcs12 } from "./pkcs12.js";
 
 const $ = (id) => document.getElementById(id);
@@ -56,32 +56,6 @@ function refuse(text) {
 
 const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
 
-// The subject as DER, built from its value (no DN string parsing: a name may
-// hold commas, quotes or a leading #).
-function subject(cn) {
-  const rdn = new pkijs.RelativeDistinguishedNames({
-    typesAndValues: [new pkijs.AttributeTypeAndValue({ type: "2.5.4.3", value: new asn1js.Utf8String({ value: cn }) })],
-  });
-  return new x509.Name(rdn.toSchema().toBER(false));
-}
-
-async function csrFor(names, keys) {
-  const extensions = [];
-  const general = [
-    ...names.dns.map((value) => ({ type: "dns", value })),
-    ...names.emails.map((value) => ({ type: "email", value })),
-    ...names.uris.map((value) => ({ type: "url", value })),
-    ...names.ips.map((value) => ({ type: "ip", value })),
-  ];
-  if (general.length) extensions.push(new x509.SubjectAlternativeNameExtension(general));
-  return x509.Pkcs10CertificateRequestGenerator.create({
-    name: names.cn ? subject(names.cn) : new x509.Name([]),
-    keys,
-    signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
-    extensions,
-  });
-}
-
 // The names the invitation allows, asked without using it up.
 async function tokenNames(token) {
   const reply = await fetch(`/register/token${labelQuery}`, {
@@ -101,7 +75,7 @@ async function enroll(csrDer, token, waiting) {
   for (;;) {
     const reply = await fetch(est("simpleenroll"), { method: "POST", headers, body: base64(csrDer) });
     const text = await reply.text();
-    if (reply.status === 200) return new x509.X509Certificates(text.trim());
+    if (reply.status === 200) return certificatesOf(text);
     if (reply.status !== 202) {
       // an approver's reason comes in its own header (percent-encoded UTF-8), not in a sentence
       const rejection = reply.headers.get("certgate-rejection");
@@ -198,7 +172,7 @@ async function submit(event) {
   } catch (e) {
     return refuse(`Your browser could not make a key: ${e.message || e}`);
   }
-  await obtain({ keys, csr: csr.rawData, names, token }, password);
+  await obtain({ keys, csr, names, token }, password);
 }
 
 // A request kept from an earlier visit: only the password is asked again.
@@ -230,21 +204,21 @@ async function obtain(request, password) {
     const certificate = issued[0];
     const names = request.names;
     progress("Making your file", "Your certificate arrived; your browser is putting it and your key into a file.");
-    const cacerts = new x509.X509Certificates((await (await fetch(est("cacerts"))).text()).trim());
-    const chain = Array.from(cacerts, (c) => c.rawData);
+    const cacerts = certificatesOf(await (await fetch(est("cacerts"))).text());
+    const chain = cacerts.map((c) => c.der);
     const friendlyName = names.cn || certificate.subject;
     const p12 = await pkcs12({
       pkcs8: await crypto.subtle.exportKey("pkcs8", request.keys.privateKey),
-      certificate: certificate.rawData,
+      certificate: certificate.der,
       chain,
       password,
       friendlyName,
       legacy: $("legacy").checked,
     });
     download("download-p12", `${fileName(names.cn)}.p12`, "application/x-pkcs12", p12);
-    // the chain's root (a certs-only PKCS#7 is a SET: its order says nothing)
-    const root = Array.from(cacerts).find((c) => c.subject === c.issuer) || cacerts[cacerts.length - 1];
-    download("download-ca", "ca.pem", "application/x-pem-file", pem("CERTIFICATE", root.rawData));
+    // the chain's root, by its names
+    const root = cacerts.find((c) => c.selfIssued) || cacerts[cacerts.length - 1];
+    download("download-ca", "ca.pem", "application/x-pem-file", pem("CERTIFICATE", root.der));
     $("issued-to").textContent = certificate.subject;
     $("valid-until").textContent = certificate.notAfter.toISOString().slice(0, 10);
     await kept("delete", KEPT_AS).catch(() => {});
@@ -274,7 +248,7 @@ async function start() {
         "Open this page with https:// at the address your administrator gave you. Nothing was sent.",
     );
   }
-  x509.cryptoProvider.set(crypto);
+  useWebCrypto();
   let settings;
   try {
     const reply = await fetch(`/register/settings${labelQuery}`);

@@ -446,12 +446,7 @@ async fn a_revoked_approver_is_refused_on_the_next_request_without_a_restart() {
         r#"{"rules":[{"name":"approvers","path_prefix":"/approvals/","issuer_cn":["certgate Client CA"],"subject":["CN=carol,O=Example"]}]}"#,
     )
     .unwrap();
-    let dist = common::repo().join("pki/est/web/dist");
-    let server = Server::start_in(
-        pki,
-        &["--register", dist.to_str().unwrap(), "--approvers", approvers.to_str().unwrap()],
-        None,
-    );
+    let server = Server::start_in(pki, &["--register", "--approvers", approvers.to_str().unwrap()], None);
     // carol's connection stays open across her revocation
     let mut carol = server.pki.connect(server.addr, "carol").await.unwrap();
     let page = carol.send("GET", "/approvals/", &[]).await.unwrap();

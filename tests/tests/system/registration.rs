@@ -40,17 +40,6 @@ const POLICY: &str = r#"{
 const ISSUER: &str = "certgate Client CA";
 const PASSWORD: &str = "correct horse battery";
 
-/// The libraries' bundle `./dev setup` builds.
-fn web_dist() -> PathBuf {
-    let dir = common::repo().join("pki/est/web/dist");
-    assert!(
-        dir.join("vendor.js").is_file(),
-        "{}/vendor.js is missing: ./dev setup builds it (npm ci && npm run build in pki/est/web)",
-        dir.display()
-    );
-    dir
-}
-
 fn shots() -> PathBuf {
     common::repo().join("target/screenshots/registration")
 }
@@ -65,8 +54,7 @@ impl Site {
         let pki = Pki::new(&["carol", "bob"]);
         let approvers = pki.dir.0.join("approvers.json");
         std::fs::write(&approvers, POLICY).unwrap();
-        let dist = web_dist();
-        let mut args = vec!["--register", dist.to_str().unwrap(), "--approvers", approvers.to_str().unwrap()];
+        let mut args = vec!["--register", "--approvers", approvers.to_str().unwrap()];
         args.extend_from_slice(extra);
         Site {
             est: Est::start_in(pki, allow, &args),
@@ -741,34 +729,81 @@ fn the_page_offers_the_ways_in_of_its_ca_label() {
 }
 
 #[test]
-fn the_server_refuses_an_approvers_policy_that_lets_anyone_in_and_a_missing_bundle() {
+fn the_server_refuses_an_approvers_policy_that_lets_anyone_in_and_a_web_dir_without_its_files() {
     let pki = Pki::new(&[]);
     let open = pki.dir.0.join("open.json");
     std::fs::write(&open, r#"{"rules":[{"name":"all","path_prefix":"/","anonymous":true}]}"#).unwrap();
-    let dist = web_dist();
-    let run = |register: &Path, approvers: &Path| {
+    let run = |extra: &[&std::ffi::OsStr]| {
         common::certgate()
-            .args(["pki", "serve", "--listen", "127.0.0.1:0", "--allow", "queue"])
+            .args(["pki", "serve", "--listen", "127.0.0.1:0", "--allow", "queue", "--register"])
             .arg("--cert")
             .arg(pki.path("issued/localhost-chain.pem"))
             .arg("--key")
             .arg(pki.path("issued/localhost.key"))
-            .arg("--register")
-            .arg(register)
-            .arg("--approvers")
-            .arg(approvers)
+            .args(extra)
             .current_dir(&pki.dir.0)
             .output()
             .unwrap()
     };
-    let out = run(&dist, &open);
+    let out = run(&["--approvers".as_ref(), open.as_os_str()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("admits /approvals/ without a client certificate"), "{err}");
-    let out = run(&pki.dir.0, &open);
+    let out = run(&["--web-dir".as_ref(), pki.dir.0.as_os_str()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("vendor.js cannot be read") && err.contains("npm run build"), "{err}");
+    assert!(
+        err.contains("register.html cannot be read") && err.contains("npm run build"),
+        "{err}"
+    );
+}
+
+/// The page served by a `certgate` run from a directory with nothing of the
+/// source tree: every file the page loads is built into the command.
+#[test]
+fn the_pages_come_from_the_command_alone() {
+    let pki = Pki::new(&[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], common::envoy::free_port()));
+    let bin = common::certgate().get_program().to_owned();
+    let copy = pki.dir.0.join("bin/certgate");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(&bin, &copy).unwrap();
+    let _server = common::KillOnDrop(
+        Command::new(&copy)
+            .args(["pki", "serve", "--listen", &addr.to_string(), "--allow", "queue", "--register"])
+            .arg("--cert")
+            .arg(pki.path("issued/localhost-chain.pem"))
+            .arg("--key")
+            .arg(pki.path("issued/localhost.key"))
+            .current_dir(&pki.dir.0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_for_port(addr, "certgate pki serve", Duration::from_secs(20));
+    let committed = std::fs::read(common::repo().join("pki/est/web/dist/vendor.js")).unwrap();
+    for (path, size) in [
+        ("/register/", None),
+        ("/register/register.js", None),
+        ("/register/certs.js", None),
+        ("/register/pkcs12.js", None),
+        ("/register/style.css", None),
+        ("/register/vendor.js", Some(committed.len())),
+    ] {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--cacert"])
+            .arg(pki.path("root-ca/ca.pem"))
+            .arg(format!("https://localhost:{}{path}", addr.port()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (status, got) = text.split_once(' ').unwrap();
+        assert_eq!(status, "200", "{path}: {text}");
+        if let Some(size) = size {
+            assert_eq!(got.parse::<usize>().unwrap(), size, "{path}: the committed bundle");
+        }
+    }
 }
 
 #[test]

@@ -256,8 +256,6 @@ fn run_page(name: &str) {
             .current_dir(&home.0)
             .env("HOME", &home.0)
             .env("PATH", path)
-            // where the pages' readers cloned certgate (the registration page's bundle is there)
-            .env("CERTGATE_SOURCE", repo())
             .env_remove("CERTGATE_PKI")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())

@@ -6,13 +6,15 @@
 //!   CSRF token, for clients the approvers' policy admits (`approvers`);
 //! - `/whoami`: what this server sees of the client's certificate.
 //!
-//! The page's own files are built into the command; the JavaScript
-//! libraries come bundled in `DIR/vendor.js` (`pki/est/web`, npm).
+//! The page's files, its JavaScript libraries' bundle among them
+//! (`pki/est/web/dist/vendor.js`, committed), are built into the command:
+//! an installed `certgate` serves the page with nothing beside it. While
+//! working on the page, `--web-dir` serves them from a directory instead.
 
 pub mod pages;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,44 +29,85 @@ use crate::authority::{Answer, Authority, Verdict, FAILED};
 use certgate_pki::enroll::queue::Queued;
 use pages::{Done, Pending, Seen};
 
-/// The page's own files, built in: they and the server speak the same protocol.
-const REGISTER_HTML: &str = include_str!("../../web/register.html");
-const REGISTER_JS: &str = include_str!("../../web/register.js");
-const PKCS12_JS: &str = include_str!("../../web/pkcs12.js");
-const STYLE_CSS: &str = include_str!("../../web/style.css");
+/// The page's files, built in: they and the server speak the same protocol.
+/// (name under `/register/`, its type, its bytes)
+const FILES: &[(&str, &str, &[u8])] = &[
+    ("", "text/html; charset=utf-8", include_bytes!("../../web/register.html")),
+    (
+        "register.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/register.js"),
+    ),
+    ("certs.js", "text/javascript; charset=utf-8", include_bytes!("../../web/certs.js")),
+    ("pkcs12.js", "text/javascript; charset=utf-8", include_bytes!("../../web/pkcs12.js")),
+    (
+        "vendor.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/dist/vendor.js"),
+    ),
+    ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
+];
 
-/// The file of `--register DIR` that holds the libraries.
-pub const VENDOR: &str = "vendor.js";
-
-/// What the pages need beyond the authority.
-#[derive(Debug)]
+/// What the pages need beyond the authority: where their files come from.
+#[derive(Debug, Default)]
 pub struct Web {
-    vendor: Bytes,
+    /// `--web-dir`: the files read from there at each request (the page's
+    /// sources, `vendor.js` from its `dist/`), for work on the page.
+    dir: Option<PathBuf>,
 }
 
 /// Why the pages cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
-    /// The libraries' bundle is not there.
-    #[error("--register {}: {} cannot be read ({cause}); it is made by `npm ci && npm run build` in pki/est/web (./dev setup does it), and is then pki/est/web/dist/{VENDOR}", dir.display(), dir.join(VENDOR).display())]
-    Vendor {
+    /// A file of `--web-dir` cannot be read.
+    #[error("--web-dir {}: {} cannot be read ({cause}); give pki/est/web of a source tree after `npm ci && npm run build` there", dir.display(), file.display())]
+    File {
         /// The directory given.
-        dir: std::path::PathBuf,
+        dir: PathBuf,
+        /// The file.
+        file: PathBuf,
         /// Why it cannot be read.
         cause: std::io::Error,
     },
 }
 
+/// Where a page file lies under `--web-dir`.
+fn source(dir: &Path, name: &str) -> PathBuf {
+    match name {
+        "" => dir.join("register.html"),
+        "vendor.js" => dir.join("dist").join(name),
+        _ => dir.join(name),
+    }
+}
+
 impl Web {
-    /// Reads the libraries' bundle from `dir`.
-    pub fn load(dir: &Path) -> Result<Web, WebError> {
-        let bytes = std::fs::read(dir.join(VENDOR)).map_err(|cause| WebError::Vendor {
-            dir: dir.to_owned(),
-            cause,
-        })?;
-        Ok(Web {
-            vendor: Bytes::from(bytes),
-        })
+    /// The pages from the files built in.
+    pub fn builtin() -> Web {
+        Web::default()
+    }
+
+    /// The pages from `dir` (a source tree's `pki/est/web`), each file
+    /// read at each request; every one must be there now.
+    pub fn from_dir(dir: &Path) -> Result<Web, WebError> {
+        for (name, _, _) in FILES {
+            let file = source(dir, name);
+            std::fs::metadata(&file).map_err(|cause| WebError::File {
+                dir: dir.to_owned(),
+                file: file.clone(),
+                cause,
+            })?;
+        }
+        Ok(Web { dir: Some(dir.to_owned()) })
+    }
+
+    /// A page file by its name under `/register/`: its type and bytes.
+    fn file(&self, name: &str) -> Option<(&'static str, Bytes)> {
+        let (_, kind, built_in) = FILES.iter().find(|(n, _, _)| *n == name)?;
+        let bytes = match &self.dir {
+            Some(dir) => Bytes::from(std::fs::read(source(dir, name)).ok()?),
+            None => Bytes::from_static(built_in),
+        };
+        Some((kind, bytes))
     }
 }
 
@@ -137,28 +180,16 @@ fn form_value(form: &str, name: &str) -> Option<String> {
 pub async fn answer(web: &Web, authority: &Arc<Authority>, client: Client, req: Request<Incoming>) -> Result<Reply, hyper::http::Error> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    let file = path
+        .strip_prefix("/register/")
+        .filter(|_| method == Method::GET)
+        .and_then(|name| web.file(name));
+    if let Some((kind, bytes)) = file {
+        return with_headers(StatusCode::OK, kind, bytes);
+    }
     match (method, path.as_str()) {
         (Method::GET, "/" | "/register") => see_other("/register/"),
         (Method::GET, "/approvals") => see_other("/approvals/"),
-        (Method::GET, "/register/") => with_headers(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            Bytes::from_static(REGISTER_HTML.as_bytes()),
-        ),
-        (Method::GET, "/register/register.js") => with_headers(
-            StatusCode::OK,
-            "text/javascript; charset=utf-8",
-            Bytes::from_static(REGISTER_JS.as_bytes()),
-        ),
-        (Method::GET, "/register/pkcs12.js") => with_headers(
-            StatusCode::OK,
-            "text/javascript; charset=utf-8",
-            Bytes::from_static(PKCS12_JS.as_bytes()),
-        ),
-        (Method::GET, "/register/vendor.js") => with_headers(StatusCode::OK, "text/javascript; charset=utf-8", web.vendor.clone()),
-        (Method::GET, "/register/style.css") => {
-            with_headers(StatusCode::OK, "text/css; charset=utf-8", Bytes::from_static(STYLE_CSS.as_bytes()))
-        }
         (Method::GET, "/register/settings") => settings(authority, query_value(&req, "label").as_deref()),
         (Method::POST, "/register/token") => token(authority, &req),
         (Method::GET, "/whoami") => whoami(authority, &client, &req),
