@@ -918,23 +918,17 @@ fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_prox
     };
     let (der, _) = csr(Some("svc"), &[]);
     let svc = format!("Client-Cert: :{}:", cert_b64("svc"));
-    // a local process, straight to the server, with a Client-Cert of its own: refused
-    let r = curl(&est, "POST", "simplereenroll", Some(b64(&der).as_bytes()), &[PKCS10, &svc]);
-    assert_eq!(r.status, 403, "{r:?}");
-    assert!(r.body.contains("only from the trusted proxy"), "{r:?}");
-    // with a real client certificate that is not the proxy's: refused the same
+    // a renewal of svc's names, presenting `who` at TLS and `header`: refused, saying `why`
+    let refused = |who: Option<&str>, header: &str, why: &str| {
+        let r = curl_as(&est, who, "POST", "simplereenroll", Some(b64(&der).as_bytes()), &[PKCS10, header]);
+        assert_eq!(r.status, 403, "{who:?}: {r:?}");
+        assert!(r.body.contains(why), "{who:?}: {why:?} not in {r:?}");
+    };
+    // a local process, straight to the server, with a Client-Cert of its own
+    refused(None, &svc, "only from the trusted proxy");
+    // with a real client certificate that is not the proxy's: the same
     est.pki.run(&["client", "bystander", "--org", "Example"]);
-    let r = curl_as(
-        &est,
-        Some("bystander"),
-        "POST",
-        "simplereenroll",
-        Some(b64(&der).as_bytes()),
-        &[PKCS10, &svc],
-    );
-    assert_eq!(r.status, 403, "{r:?}");
-    assert!(r.body.contains("only from the trusted proxy"), "{r:?}");
-
+    refused(Some("bystander"), &svc, "only from the trusted proxy");
     // from the proxy's own certificate, a forged Client-Cert (self-signed,
     // svc's names) does not verify: no certificate with an attacker's key
     let forged = {
@@ -943,29 +937,14 @@ fn behind_envoy_the_client_certificate_comes_from_client_cert_only_from_the_prox
         params.distinguished_name.push(rcgen::DnType::CommonName, "svc");
         params.self_signed(&key).unwrap().der().to_vec()
     };
-    let forged = format!("Client-Cert: :{}:", b64(&forged));
-    let r = curl_as(
-        &est,
+    refused(
         Some("est-proxy"),
-        "POST",
-        "simplereenroll",
-        Some(b64(&der).as_bytes()),
-        &[PKCS10, &forged],
+        &format!("Client-Cert: :{}:", b64(&forged)),
+        "does not verify here",
     );
-    assert_eq!(r.status, 403, "{r:?}");
-    assert!(r.body.contains("does not verify here"), "{r:?}");
     // and a revoked one stands no more, CRL or not: the index says so at once
     est.pki.run(&["revoke", "--serial", &serial_of(&est, "svc")]);
-    let r = curl_as(
-        &est,
-        Some("est-proxy"),
-        "POST",
-        "simplereenroll",
-        Some(b64(&der).as_bytes()),
-        &[PKCS10, &svc],
-    );
-    assert_eq!(r.status, 403, "{r:?}");
-    assert!(r.body.contains("was revoked on"), "{r:?}");
+    refused(Some("est-proxy"), &svc, "was revoked on");
 
     // a server that trusts no proxy refuses the header Envoy sets
     let (addr, _trusting_none) = serve(&est.pki, &["renewal"], &[]);
